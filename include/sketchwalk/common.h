@@ -1,0 +1,33 @@
+// Small shared definitions for host and device code: qualifiers, integer helpers and
+// named constants. Torch-free (see STYLE.md): this header is included by CPU kernels,
+// CUDA kernels and the nvbench harness alike.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define SW_HOST_DEVICE __host__ __device__ __forceinline__
+#define SW_DEVICE __device__ __forceinline__
+#else
+#define SW_HOST_DEVICE inline
+#define SW_DEVICE inline
+#endif
+
+namespace sketchwalk {
+
+constexpr float kLog2e = 1.4426950408889634f;  // log2(e): exp(x) == exp2(x * kLog2e)
+constexpr int kMaxSketchHeadDim = 256;         // largest head_dim the sketch accepts (n <= 256)
+
+template <typename T>
+SW_HOST_DEVICE constexpr T ceil_div(T a, T b) {
+  return (a + b - 1) / b;
+}
+
+// Smallest power of two >= x, for x >= 1.
+SW_HOST_DEVICE constexpr int next_pow2(int x) {
+  int n = 1;
+  while (n < x) n <<= 1;
+  return n;
+}
+
+}  // namespace sketchwalk

@@ -1,0 +1,78 @@
+// Every kernel-family params struct, shared by the CPU and CUDA kernels and the
+// benchmarks. Torch-free. Strides are in elements, never bytes; sizes are int, strides
+// and offsets int64_t (1M tokens x 32 heads x 128 dims passes 2^31).
+//
+// Glossary (one name per dimension, used everywhere):
+//   batch, num_q_heads, num_kv_heads (num_q_heads % num_kv_heads == 0), num_queries (Tq),
+//   num_keys (Tk), head_dim (D), block_size (b), num_q_blocks = ceil(Tq/b),
+//   num_kv_blocks = ceil(Tk/b), sketch_dim (m), sketch_pow2 (n = next_pow2(D)),
+//   index_heads (1 or num_kv_heads), max_selected (width of the block index).
+#pragma once
+
+#include <cstdint>
+
+namespace sketchwalk {
+
+// hadamard_sketch: x [batch, heads, tokens, head_dim] -> out [batch, heads, num_blocks, sketch_dim]
+struct HadamardSketchParams {
+  const void* __restrict__ x;           // fp16 / bf16 / fp32, last dim contiguous
+  const float* __restrict__ signs;      // [sketch_pow2], +-1
+  const int64_t* __restrict__ coords;   // [sketch_dim], distinct, in [0, sketch_pow2)
+  float* __restrict__ out;              // [batch, heads, num_blocks, sketch_dim], contiguous
+  int64_t x_batch_stride, x_head_stride, x_token_stride;  // elements
+  int batch, heads, tokens, head_dim;
+  int block_size, num_blocks;           // num_blocks = ceil(tokens / block_size)
+  int sketch_pow2, sketch_dim;          // n, m
+  float scale;                          // 1 / sqrt(m)
+};
+
+// score_blocks: q_sketch [batch, num_q_heads, rows, m], k_sketch [batch, num_kv_heads, cols, m]
+// -> out [batch, rows, cols], row-stochastic.
+struct ScoreBlocksParams {
+  const float* __restrict__ q_sketch;
+  const float* __restrict__ k_sketch;
+  float* __restrict__ out;              // [batch, rows, cols], contiguous
+  int64_t q_batch_stride, q_head_stride, q_row_stride;  // elements
+  int64_t k_batch_stride, k_head_stride, k_row_stride;  // elements
+  int batch, num_q_heads, num_kv_heads, rows, cols, sketch_dim;
+  float logit_scale;                    // m^1.5 / (100 n) for Sketch&Walk
+};
+
+// select_blocks: scores [batch, num_q_blocks, num_kv_blocks] -> block index (block_index.h)
+struct SelectBlocksParams {
+  const float* __restrict__ scores;     // [batch, num_q_blocks, num_kv_blocks]
+  int64_t scores_batch_stride, scores_row_stride;  // elements
+  int* __restrict__ block_index;        // [batch, 1, num_q_blocks, num_kv_blocks], contiguous
+  int* __restrict__ num_selected;       // [batch, 1, num_q_blocks], contiguous
+  int batch, num_queries, num_keys, block_size, num_q_blocks, num_kv_blocks;
+  float keep_frac;                      // fraction of candidates kept by the quantile rule
+  int window_tokens;                    // w >= 1
+  int exclude_sink_tokens;              // sink tokens removed from the candidate set
+  int attend_sink_tokens;               // leading tokens every query attends
+  int dense_last_q_blocks;              // trailing query blocks that keep every causal block
+};
+
+// sparse_prefill / sparse_decode: q [batch, num_q_heads, num_queries, head_dim],
+// k, v [batch, num_kv_heads, num_keys, head_dim] -> out like q, lse [batch, num_q_heads, num_queries]
+struct SparseAttentionParams {
+  const void* __restrict__ q;
+  const void* __restrict__ k;
+  const void* __restrict__ v;
+  void* __restrict__ out;
+  float* __restrict__ lse;              // natural log; -inf for a query with no visible key
+  int64_t q_batch_stride, q_head_stride, q_token_stride;      // elements
+  int64_t k_batch_stride, k_head_stride, k_token_stride;      // elements
+  int64_t v_batch_stride, v_head_stride, v_token_stride;      // elements
+  int64_t out_batch_stride, out_head_stride, out_token_stride;  // elements
+  int64_t lse_batch_stride, lse_head_stride;                  // elements; token stride is 1
+  const int* __restrict__ block_index;  // see block_index.h
+  const int* __restrict__ num_selected;
+  int64_t index_batch_stride, index_head_stride, index_row_stride;  // elements; last dim contiguous
+  int64_t count_batch_stride, count_head_stride;                    // elements; last dim contiguous
+  int index_heads;                      // 1 or num_kv_heads
+  int batch, num_q_heads, num_kv_heads, num_queries, num_keys, head_dim;
+  int block_size, num_q_blocks, max_selected;
+  float softmax_scale;
+};
+
+}  // namespace sketchwalk
