@@ -13,6 +13,9 @@
 
 namespace sketchwalk {
 
+// Element type of a kernel's half-precision or float inputs (the host maps at::ScalarType to it).
+enum class DType { kFloat16, kBFloat16, kFloat32 };
+
 // hadamard_sketch: x [batch, heads, tokens, head_dim] -> out [batch, heads, num_blocks, sketch_dim]
 struct HadamardSketchParams {
   const void* __restrict__ x;           // fp16 / bf16 / fp32, last dim contiguous

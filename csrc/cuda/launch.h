@@ -1,0 +1,40 @@
+// Host entry points of the CUDA kernels: raw pointers + params structs + stream, no torch
+// (csrc/*.cpp fill the params from tensors and call these). Each returns the launch's
+// cudaError_t; the caller turns a failure into a TORCH_CHECK naming the op.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "sketchwalk/params.h"
+
+namespace sketchwalk {
+
+// hadamard_sketch.cu: fused block mean-pool + sign flip + FWHT + subsample + scale.
+cudaError_t run_hadamard_sketch(const HadamardSketchParams& params, DType dtype,
+                                cudaStream_t stream);
+
+// score_blocks.cu: fused sketched logits -> per-head softmax over key blocks -> head sum -> row normalize.
+cudaError_t run_score_blocks(const ScoreBlocksParams& params, cudaStream_t stream);
+
+// select_blocks.cu: warp-level quantile top-k + sink/window/dense-row rules -> block index.
+cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t stream);
+
+// update_block_matrix.cu: decode-time row/column blend of the block transition matrix, in place.
+// transition [batch, n, n] with strides (batch_stride, row_stride, 1); r [batch, n] contiguous.
+cudaError_t run_update_block_matrix(float* transition, int64_t batch_stride, int64_t row_stride,
+                                    const float* r, int batch, int n, float alpha,
+                                    cudaStream_t stream);
+
+// sparse_prefill.cu: FlashAttention-style block-sparse attention (fp16/bf16, head_dim 64/128).
+cudaError_t run_sparse_prefill(const SparseAttentionParams& params, DType dtype,
+                               cudaStream_t stream);
+
+// sparse_decode.cu: split-KV block-sparse decode (num_queries == 1) + combine.
+// The caller allocates `workspace` with sparse_decode_workspace_floats(params) floats.
+size_t sparse_decode_workspace_floats(const SparseAttentionParams& params);
+cudaError_t run_sparse_decode(const SparseAttentionParams& params, DType dtype, float* workspace,
+                              cudaStream_t stream);
+
+}  // namespace sketchwalk
