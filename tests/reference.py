@@ -1,0 +1,458 @@
+"""Float64 pure-PyTorch reference for every torch.ops.sketchwalk op (the test oracle).
+
+Written from /work/shared/SPEC.md and docs/ops.md only; it never imports sketchwalk.
+Every function takes tensors on any device, computes in float64 and returns float64
+(or int32/bool for discrete outputs). Loops over blocks are used where they are clearer
+than vectorized code. Shapes use the glossary of docs/ops.md:
+
+    q [batch, num_q_heads, num_queries, head_dim], k/v [batch, num_kv_heads, num_keys, head_dim]
+    block_index int32 [batch, index_heads, num_q_blocks, max_selected] (-1 padded)
+    num_selected int32 [batch, index_heads, num_q_blocks]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+F64 = torch.float64
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def next_pow2(x: int) -> int:
+    n = 1
+    while n < x:
+        n *= 2
+    return n
+
+
+def logit_scale(sketch_dim: int, head_dim: int) -> float:
+    """c = m^1.5 / (100 n), n = next_pow2(head_dim) (SPEC.md section 2)."""
+    return sketch_dim**1.5 / (100.0 * next_pow2(head_dim))
+
+
+def causal_limit(i: int, num_queries: int, num_keys: int, block_size: int) -> int:
+    """Key block holding the last query of query block i."""
+    last_q = min((i + 1) * block_size, num_queries) - 1
+    return (num_keys - num_queries + last_q) // block_size
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Sketch
+# ---------------------------------------------------------------------------------------
+
+
+def hadamard_matrix(n: int, device=None) -> torch.Tensor:
+    """Unnormalized Sylvester Hadamard matrix, H[i, j] = (-1)^popcount(i & j), float64 [n, n]."""
+    idx = torch.arange(n, device=device)
+    anded = idx[:, None] & idx[None, :]
+    bits = torch.zeros_like(anded)
+    for shift in range(max(1, n.bit_length())):
+        bits += (anded >> shift) & 1
+    return torch.where(bits % 2 == 0, 1.0, -1.0).to(F64)
+
+
+def block_mean(x: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Mean over blocks of `block_size` tokens on dim -2; a partial last block averages its
+    valid tokens. x [..., tokens, d] -> [..., ceil(tokens / block_size), d] float64."""
+    x = x.to(F64)
+    tokens = x.shape[-2]
+    nb = ceil_div(tokens, block_size)
+    out = []
+    for j in range(nb):
+        out.append(x[..., j * block_size : min((j + 1) * block_size, tokens), :].mean(dim=-2))
+    if not out:
+        return x.new_zeros(*x.shape[:-2], 0, x.shape[-1])
+    return torch.stack(out, dim=-2)
+
+
+def hadamard_sketch(x, signs, coords, block_size: int) -> torch.Tensor:
+    """x [batch, heads, tokens, head_dim]; signs [n] (+-1), n = next_pow2(head_dim);
+    coords [m] int64. Returns [batch, heads, ceil(tokens/block_size), m] float64:
+    P H diag(signs) pad(blockmean(x)) / sqrt(m), coordinates in the order of `coords`."""
+    d = x.shape[-1]
+    n = next_pow2(d)
+    assert signs.numel() == n
+    m = coords.numel()
+    xb = block_mean(x, block_size)
+    padded = torch.nn.functional.pad(xb, (0, n - d))
+    signed = padded * signs.to(device=x.device, dtype=F64)
+    h = hadamard_matrix(n, device=x.device)
+    transformed = signed @ h.T  # H symmetric, .T for clarity
+    return transformed[..., coords.to(x.device).long()] / math.sqrt(m)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Block scores
+# ---------------------------------------------------------------------------------------
+
+
+def score_blocks(q_sketch, k_sketch, logit_scale_value: float) -> torch.Tensor:
+    """q_sketch [batch, Hq, rows, m], k_sketch [batch, Hkv, cols, m] -> A [batch, rows, cols]
+    float64: softmax over all cols of <q, k> * scale per head (query head h reads kv head
+    h // (Hq/Hkv)), summed over heads, each row divided by its sum."""
+    qs = q_sketch.to(F64)
+    ks = k_sketch.to(F64)
+    hq, hkv = qs.shape[1], ks.shape[1]
+    group = hq // hkv
+    total = None
+    for h in range(hq):
+        logits = qs[:, h] @ ks[:, h // group].transpose(-1, -2) * logit_scale_value
+        p = torch.softmax(logits, dim=-1)
+        total = p if total is None else total + p
+    return total / total.sum(dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Walk
+# ---------------------------------------------------------------------------------------
+
+
+def walk_blocks(base, transition, init, degree: int, damping: float) -> torch.Tensor:
+    """base [batch, rows, n], transition [batch, n, n], init like base or None (= base).
+    state = init; repeat degree times: state = (1-damping)*base + damping*state@transition."""
+    base = base.to(F64)
+    t = transition.to(F64)
+    state = base.clone() if init is None else init.to(F64).clone()
+    for _ in range(degree):
+        state = (1.0 - damping) * base + damping * (state @ t)
+    return state
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Selection
+# ---------------------------------------------------------------------------------------
+
+
+def select_blocks(
+    scores,
+    num_queries: int,
+    num_keys: int,
+    block_size: int,
+    keep_frac: float,
+    window_tokens: int,
+    exclude_sink_tokens: int,
+    attend_sink_tokens: int,
+    dense_last_q_blocks: int,
+):
+    """scores [batch, num_q_blocks, num_kv_blocks] (float32 in the op) -> (keep bool
+    [batch, Nq, Nk], block_index int32 [batch, 1, Nq, Nk], num_selected int32 [batch, 1, Nq]).
+
+    Row i, lim = causal_limit(i), q_lo = Tk - Tq + i*b:
+      wb = max(1, ceil(w/b)); sb = min(Nk, max(1, ceil(exclude_sink/b)))
+      C = {j <= lim} - {j < sb} - {lim-wb+1 <= j <= lim}
+      th = torch.quantile(float64(W[i, C]), 1 - keep_frac) (linear); NaN if C empty
+      keep causal j with W[i, j] > th (strict: ties at th dropped)
+      + j < ceil(attend_sink/b) (causal) + window blocks floor(max(0, q_lo-w+1)/b) .. lim
+      + every causal block when i >= Nq - dense_last_q_blocks.
+    Padding of block_index is -1; kept ids strictly increasing."""
+    b = block_size
+    w = window_tokens
+    s64 = scores.to(F64)
+    batch, nq, nk = s64.shape
+    keep = torch.zeros(batch, nq, nk, dtype=torch.bool, device=scores.device)
+    wb = max(1, ceil_div(w, b))
+    sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
+    ab = ceil_div(attend_sink_tokens, b)
+    for bi in range(batch):
+        for i in range(nq):
+            lim = causal_limit(i, num_queries, num_keys, b)
+            q_lo = num_keys - num_queries + i * b
+            row = s64[bi, i]
+            cand = [j for j in range(lim + 1) if j >= sb and not (lim - wb + 1 <= j <= lim)]
+            if cand:
+                th = torch.quantile(row[cand], 1.0 - keep_frac, interpolation="linear").item()
+                for j in range(lim + 1):
+                    if row[j].item() > th:
+                        keep[bi, i, j] = True
+            for j in range(min(ab, lim + 1)):
+                keep[bi, i, j] = True
+            for j in range(max(0, q_lo - w + 1) // b, lim + 1):
+                keep[bi, i, j] = True
+            if i >= nq - dense_last_q_blocks:
+                keep[bi, i, : lim + 1] = True
+    index, counts = mask_to_block_index(keep)
+    return keep, index, counts
+
+
+def mask_to_block_index(keep: torch.Tensor, max_selected: int | None = None):
+    """keep bool [batch, Nq, Nk] or [batch, G, Nq, Nk] -> (block_index int32
+    [batch, G, Nq, S] sorted and -1 padded, num_selected int32 [batch, G, Nq])."""
+    if keep.dim() == 3:
+        keep = keep[:, None]
+    nk = keep.shape[-1]
+    s = nk if max_selected is None else max_selected
+    counts = keep.sum(dim=-1).to(torch.int32)
+    index = torch.full((*keep.shape[:-1], s), -1, dtype=torch.int32, device=keep.device)
+    flat_keep = keep.reshape(-1, nk)
+    flat_index = index.view(-1, s)
+    for r in range(flat_keep.shape[0]):
+        ids = torch.nonzero(flat_keep[r]).flatten()
+        flat_index[r, : ids.numel()] = ids.to(torch.int32)
+    return index, counts
+
+
+def block_index_to_mask(block_index, num_selected, num_kv_blocks: int) -> torch.Tensor:
+    """(block_index [batch, G, Nq, S], num_selected [batch, G, Nq]) -> bool [batch, G, Nq, Nk]."""
+    batch, g, nq, s = block_index.shape
+    # One spare column receives the padding slots, then is dropped.
+    mask = torch.zeros(batch, g, nq, num_kv_blocks + 1, dtype=torch.bool,
+                       device=block_index.device)
+    slot = torch.arange(s, device=block_index.device)
+    valid = slot < num_selected.long()[..., None]
+    ids = torch.where(valid, block_index.long(), num_kv_blocks)
+    mask.scatter_(-1, ids, True)
+    return mask[..., :num_kv_blocks]
+
+
+def token_mask_reference(
+    scores,
+    num_queries: int,
+    num_keys: int,
+    block_size: int,
+    keep_frac: float,
+    window_tokens: int,
+    exclude_sink_tokens: int,
+    attend_sink_tokens: int,
+    dense_last_q_blocks: int,
+) -> torch.Tensor:
+    """SPEC.md section 4 at token granularity -> bool [batch, Tq, Tk]: query t (position
+    p = Tk - Tq + t) keeps key s <= p when s's block passes the quantile rule of its query
+    block, or p - w < s (its last w keys), or s < attend_sink_tokens (the first keys), or its
+    query block is among the last dense_last_q_blocks. A block-granular selection must keep
+    a superset of this."""
+    b = block_size
+    w = window_tokens
+    s64 = scores.to(F64)
+    batch, nq, nk = s64.shape
+    dev = scores.device
+    wb = max(1, ceil_div(w, b))
+    sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
+    pos = torch.arange(num_queries, device=dev) + (num_keys - num_queries)
+    key = torch.arange(num_keys, device=dev)
+    causal = key[None, :] <= pos[:, None]
+    out = torch.zeros(batch, num_queries, num_keys, dtype=torch.bool, device=dev)
+    for bi in range(batch):
+        block_keep = torch.zeros(nq, nk, dtype=torch.bool, device=dev)
+        for i in range(nq):
+            lim = causal_limit(i, num_queries, num_keys, b)
+            cand = [j for j in range(lim + 1) if j >= sb and j < lim - wb + 1]
+            if cand:
+                th = torch.quantile(s64[bi, i, cand], 1.0 - keep_frac)
+                block_keep[i, : lim + 1] = s64[bi, i, : lim + 1] > th
+            if i >= nq - dense_last_q_blocks:
+                block_keep[i, : lim + 1] = True
+        tok = block_keep.repeat_interleave(b, 0)[:num_queries].repeat_interleave(b, 1)[:, :num_keys]
+        window = key[None, :] > pos[:, None] - w
+        sink = key[None, :] < attend_sink_tokens
+        out[bi] = (tok | window | sink) & causal
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Sparse attention (dense masked softmax)
+# ---------------------------------------------------------------------------------------
+
+
+def token_mask_from_block_index(block_index, num_selected, num_queries: int, num_keys: int,
+                                block_size: int, q_start: int = 0, q_end: int | None = None):
+    """bool [batch, G, q_end - q_start, Tk]: the block mask expanded to tokens AND the causal
+    mask (query t at key position Tk - Tq + t)."""
+    q_end = num_queries if q_end is None else q_end
+    nk = ceil_div(num_keys, block_size)
+    bm = block_index_to_mask(block_index, num_selected, nk)  # [B, G, Nq, Nk]
+    dev = block_index.device
+    t = torch.arange(q_start, q_end, device=dev)
+    s = torch.arange(num_keys, device=dev)
+    rows = bm[:, :, t // block_size]  # [B, G, tq, Nk]
+    tok = rows[..., s // block_size]  # [B, G, tq, Tk]
+    causal = s[None, :] <= (t + num_keys - num_queries)[:, None]
+    return tok & causal
+
+
+def masked_attention(q, k, v, mask, softmax_scale: float | None = None):
+    """Dense float64 attention under a boolean mask [batch, G, Tq, Tk] where G is 1,
+    num_kv_heads or num_q_heads. q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D].
+    Returns (out float64 [B, Hq, Tq, D], lse float64 [B, Hq, Tq]); a query with no visible
+    key gets out 0 and lse -inf."""
+    bsz, hq, tq, d = q.shape
+    hkv = k.shape[1]
+    group = hq // hkv
+    scale = 1.0 / math.sqrt(d) if softmax_scale is None else softmax_scale
+    qf = q.to(F64).view(bsz, hkv, group, tq, d)
+    kf = k.to(F64)
+    vf = v.to(F64)
+    logits = torch.einsum("bhgtd,bhsd->bhgts", qf, kf) * scale
+    g = mask.shape[1]
+    if g == 1:
+        m = mask[:, :, None]  # [B, 1, 1, Tq, Tk]
+    elif g == hkv:
+        m = mask[:, :, None]
+    else:
+        assert g == hq
+        m = mask.view(bsz, hkv, group, tq, -1)
+    logits = logits.masked_fill(~m, float("-inf"))
+    lse = torch.logsumexp(logits, dim=-1)
+    p = torch.exp(logits - torch.where(torch.isinf(lse), 0.0, lse)[..., None])
+    out = torch.einsum("bhgts,bhsd->bhgtd", p, vf)
+    return out.reshape(bsz, hq, tq, d), lse.reshape(bsz, hq, tq)
+
+
+def sparse_attention(q, k, v, block_index, num_selected, softmax_scale=None,
+                     block_size: int = 64, q_chunk_blocks: int | None = None):
+    """Reference of sparse_prefill and sparse_decode: exact softmax attention of each query
+    over the keys of its row's selected blocks, causal inside them. index_heads G = 1 (shared)
+    or num_kv_heads (kv head g's query group reads row g). Computed chunk by chunk over query
+    blocks (q_chunk_blocks blocks at a time) to bound memory. Returns float64 (out, lse)."""
+    bsz, hq, tq, d = q.shape
+    tk = k.shape[2]
+    nq = ceil_div(tq, block_size)
+    chunk = nq if q_chunk_blocks is None else q_chunk_blocks
+    outs, lses = [], []
+    for c0 in range(0, nq, chunk):
+        t0 = c0 * block_size
+        t1 = min(tq, (c0 + chunk) * block_size)
+        mask = token_mask_from_block_index(block_index, num_selected, tq, tk, block_size, t0, t1)
+        # Shift queries: masked_attention's causal is in the mask already.
+        o, l = masked_attention(q[:, :, t0:t1], k, v, mask, softmax_scale)
+        outs.append(o)
+        lses.append(l)
+    return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
+
+
+def dense_causal_attention(q, k, v, softmax_scale=None):
+    """float64 dense causal attention (queries at the end of keys) via torch SDPA with a
+    bottom-right causal mask; k/v GQA-expanded. Returns out float64 [B, Hq, Tq, D]."""
+    hq, hkv = q.shape[1], k.shape[1]
+    tq, tk = q.shape[2], k.shape[2]
+    kf = k.to(F64).repeat_interleave(hq // hkv, dim=1)
+    vf = v.to(F64).repeat_interleave(hq // hkv, dim=1)
+    pos = torch.arange(tq, device=q.device) + (tk - tq)
+    mask = torch.arange(tk, device=q.device)[None, :] <= pos[:, None]
+    return torch.nn.functional.scaled_dot_product_attention(
+        q.to(F64), kf, vf, attn_mask=mask, scale=softmax_scale)
+
+
+# ---------------------------------------------------------------------------------------
+# 6/7. Decode-state updates (functional: return the updated tensor)
+# ---------------------------------------------------------------------------------------
+
+
+def update_block_sketch(block_sketch, token_sketch, num_tokens_before: int, block_size: int):
+    """block_sketch [B, H, cap, m], token_sketch [B, H, 1, m]; j = n // b, c = n % b:
+    out[:, :, j] = (block[:, :, j] * c + token) / (c + 1); c == 0 overwrites (garbage ignored)."""
+    out = block_sketch.to(F64).clone()
+    j = num_tokens_before // block_size
+    c = num_tokens_before % block_size
+    tok = token_sketch.to(F64)[:, :, 0]
+    if c == 0:
+        out[:, :, j] = tok
+    else:
+        out[:, :, j] = (out[:, :, j] * c + tok) / (c + 1)
+    return out
+
+
+def push_query_window(window, q_sketch, position: int):
+    """window [B, H, W, m] ring buffer; writes q_sketch[:, :, 0] to slot position % W."""
+    out = window.to(F64).clone()
+    out[:, :, position % window.shape[2]] = q_sketch.to(F64)[:, :, 0]
+    return out
+
+
+def update_block_matrix(transition, r, num_keys: int, block_size: int):
+    """transition [B, N, N], r [B, N], N = ceil(num_keys/b), c = N-1, s = (num_keys-1) % b,
+    alpha = 1/(s+1). Authors' order: (1) row c blended with r then normalized; (2) column c
+    blended with r (A[i, c] with r[i]); (3) every row divided by max(sum, 1e-12).
+    When s == 0 (alpha == 1) row and column c become r whatever the buffer held."""
+    a = transition.to(F64).clone()
+    rr = r.to(F64)
+    n = ceil_div(num_keys, block_size)
+    assert a.shape[-1] == n
+    c = n - 1
+    s = (num_keys - 1) % block_size
+    alpha = 1.0 / (s + 1)
+    if s == 0:
+        a[:, c, :] = rr
+    else:
+        a[:, c, :] = (1 - alpha) * a[:, c, :] + alpha * rr
+    a[:, c, :] = a[:, c, :] / a[:, c, :].sum(dim=-1, keepdim=True)
+    if s == 0:
+        a[:, :, c] = rr
+    else:
+        a[:, :, c] = (1 - alpha) * a[:, :, c] + alpha * rr
+    a = a / a.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    return a
+
+
+# ---------------------------------------------------------------------------------------
+# Whole pipeline for one sparse layer (prefill and one decode step)
+# ---------------------------------------------------------------------------------------
+
+
+def _cfg(config, name, default):
+    return getattr(config, name, default)
+
+
+def window_tokens(config, num_keys: int) -> int:
+    return max(1, math.floor(_cfg(config, "window_frac", 0.05) * num_keys))
+
+
+def sink_tokens(config, num_keys: int) -> int:
+    return max(1, math.floor(_cfg(config, "sink_frac", 0.025) * num_keys))
+
+
+def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
+    """One sparse layer's prefill (Tq == Tk) per SPEC.md sections 1-5.
+    Returns dict: out [B,Hq,T,D] float64, A, W (walk), keep, block_index, num_selected, and
+    the decode state: window [B,Hq,Wq,m] (token sketches of the last query_window queries,
+    oldest first), key_blocks [B,Hkv,Nb,m], transition (= A)."""
+    b = _cfg(config, "block_size", 64)
+    tq, tk = q.shape[2], k.shape[2]
+    assert tq == tk
+    c = logit_scale(coords.numel(), q.shape[-1])
+    qs = hadamard_sketch(q, signs, coords, b)
+    ks = hadamard_sketch(k, signs, coords, b)
+    a = score_blocks(qs, ks, c)
+    init = walk_prev if walk_prev is not None and walk_prev.shape == a.shape else None
+    w_mat = walk_blocks(a, a, init, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25))
+    w = window_tokens(config, tk)
+    keep, idx, cnt = select_blocks(
+        w_mat.float(), tq, tk, b, _cfg(config, "kblocks_frac", 0.125), w,
+        sink_tokens(config, tk), w, _cfg(config, "dense_last_q_blocks", 4))
+    out, lse = sparse_attention(q, k, v, idx, cnt, block_size=b)
+    wq = _cfg(config, "query_window", 32)
+    window = hadamard_sketch(q[:, :, -wq:], signs, coords, 1)
+    return dict(out=out, lse=lse, A=a, W=w_mat, keep=keep, block_index=idx, num_selected=cnt,
+                window=window, key_blocks=ks, transition=a)
+
+
+def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs, coords):
+    """One decode step of one sparse layer per SPEC.md section 6 and docs/ops.md.
+    q_new [B,Hq,1,D]; k_cache/v_cache [B,Hkv,Tk,D] already hold the new token (Tk = keys
+    after the append); window [B,Hq,Wq,m] already holds the new query's sketch (slot order
+    does not matter); transition [B,N_prev,N_prev] the block matrix before this step.
+    Key block means are recomputed from k_cache (the sketch is linear, so this equals the
+    incrementally maintained block sketch). Returns dict with out, lse, r, transition (updated,
+    [B,N,N]), walk [B,1,N], keep, block_index, num_selected."""
+    b = _cfg(config, "block_size", 64)
+    tk = k_cache.shape[2]
+    n = ceil_div(tk, b)
+    c = logit_scale(coords.numel(), q_new.shape[-1])
+    kb = hadamard_sketch(k_cache, signs, coords, b)
+    r = score_blocks(window, kb, c).mean(dim=1)  # [B, N]
+    bsz, n_prev = transition.shape[0], transition.shape[-1]
+    grown = torch.zeros(bsz, n, n, dtype=F64, device=transition.device)
+    grown[:, :n_prev, :n_prev] = transition.to(F64)
+    a = update_block_matrix(grown, r, tk, b)
+    walk = walk_blocks(r[:, None], a, None, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25))
+    w = window_tokens(config, tk)
+    st = sink_tokens(config, tk)
+    keep, idx, cnt = select_blocks(walk.float(), 1, tk, b, _cfg(config, "kblocks_frac", 0.125),
+                                   w, st, max(w, st), 0)
+    out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, block_size=b)
+    return dict(out=out, lse=lse, r=r, transition=a, walk=walk, keep=keep, block_index=idx,
+                num_selected=cnt)
