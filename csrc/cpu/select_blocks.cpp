@@ -1,0 +1,83 @@
+// CPU select_blocks: for each (batch, query-block row) the quantile threshold over the
+// candidate blocks (float64, linear interpolation as torch.quantile), the strict `> th`
+// keep rule over causal blocks, then the attend-sink, window and dense-row rules
+// (docs/ops.md op 4). Writes ascending block ids padded with -1.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "ops.h"
+#include "sketchwalk/block_index.h"
+
+namespace sketchwalk {
+
+namespace {
+
+// torch.quantile(values, q, interpolation='linear') on a non-empty vector (sorted here).
+double linear_quantile(std::vector<double>& values, double q) {
+  std::sort(values.begin(), values.end());
+  const double pos = q * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  const double weight = pos - static_cast<double>(lo);
+  // torch.lerp's two-sided form, so thresholds match the reference bit for bit.
+  const double a = values[lo], b = values[hi];
+  return weight < 0.5 ? a + weight * (b - a) : b - (b - a) * (1.0 - weight);
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
+    const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
+    double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
+    int64_t attend_sink_tokens, int64_t dense_last_q_blocks) {
+  check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
+                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks);
+  const int64_t batch = scores.size(0), nq = scores.size(1), nk = scores.size(2);
+  auto block_index = at::full({batch, 1, nq, nk}, kBlockIndexPad, scores.options().dtype(at::kInt));
+  auto num_selected = at::zeros({batch, 1, nq}, scores.options().dtype(at::kInt));
+  if (batch * nq == 0) return {block_index, num_selected};
+  const float* sp = scores.data_ptr<float>();
+  const int64_t s_b = scores.stride(0), s_r = scores.stride(1);
+  int* bi = block_index.data_ptr<int>();
+  int* ns = num_selected.data_ptr<int>();
+  const int64_t b = block_size, w = window_tokens;
+  const int64_t wb = std::max<int64_t>(1, (w + b - 1) / b);
+  const int64_t sb = std::min<int64_t>(nk, std::max<int64_t>(1, (exclude_sink_tokens + b - 1) / b));
+  const int64_t attend_sink_blocks = (attend_sink_tokens + b - 1) / b;
+  const double q = 1.0 - keep_frac;
+  at::parallel_for(0, batch * nq, 16, [&](int64_t begin, int64_t end) {
+    std::vector<double> cand;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t bb = task / nq, i = task % nq;
+      const float* row = sp + bb * s_b + i * s_r;
+      const int64_t lim = causal_limit_block(static_cast<int>(i), static_cast<int>(num_queries),
+                                             static_cast<int>(num_keys), static_cast<int>(b));
+      const int64_t q_lo = num_keys - num_queries + i * b;
+      const int64_t window_lo = std::max<int64_t>(0, (q_lo - w + 1) >= 0 ? (q_lo - w + 1) / b : 0);
+      cand.clear();
+      for (int64_t j = 0; j <= lim; ++j) {
+        if (j < sb || j >= lim - wb + 1) continue;
+        cand.push_back(static_cast<double>(row[j]));
+      }
+      const double th = cand.empty() ? std::numeric_limits<double>::quiet_NaN()
+                                     : linear_quantile(cand, q);
+      const bool dense_row = i >= nq - dense_last_q_blocks;
+      int* dst = bi + task * nk;
+      int count = 0;
+      for (int64_t j = 0; j <= lim; ++j) {
+        const bool keep = dense_row || j < attend_sink_blocks || j >= window_lo ||
+                          static_cast<double>(row[j]) > th;  // false when th is NaN
+        if (keep) dst[count++] = static_cast<int>(j);
+      }
+      ns[task] = count;
+    }
+  });
+  return {block_index, num_selected};
+}
+
+}  // namespace sketchwalk

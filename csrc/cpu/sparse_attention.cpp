@@ -1,0 +1,99 @@
+// CPU sparse_prefill / sparse_decode: for each (batch, query head, query block) gather the
+// row's selected key blocks, then one masked softmax(Q K^T) V in fp32 through ATen's
+// matmul (BLAS). Exact attention over the selected blocks, causal inside them; a query
+// with no visible key gets output 0 and lse -inf (docs/ops.md ops 5-6).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+
+#include "checks.h"
+#include "ops.h"
+
+namespace sketchwalk {
+
+namespace {
+
+constexpr int64_t kBlockSize = 64;  // the block size of the index both paths read
+
+std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
+    const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& block_index, const at::Tensor& num_selected,
+    std::optional<double> softmax_scale, bool validate) {
+  const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
+  if (validate) validate_block_index(op, block_index, num_selected, s);
+  const double scale = softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+  auto out = at::empty(q.sizes(), q.options());
+  auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
+  const auto bi = block_index.contiguous();
+  const auto ns = num_selected.contiguous();
+  const int* bi_p = bi.data_ptr<int>();
+  const int* ns_p = ns.data_ptr<int>();
+  const int64_t group = s.num_q_heads / s.num_kv_heads;
+  const int64_t offset = s.num_keys - s.num_queries;  // key position of query 0
+  const int64_t tasks = s.batch * s.num_q_heads * s.num_q_blocks;
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t i = task % s.num_q_blocks;
+      const int64_t h = (task / s.num_q_blocks) % s.num_q_heads;
+      const int64_t b = task / (s.num_q_blocks * s.num_q_heads);
+      const int64_t kvh = h / group;
+      const int64_t g = s.index_heads == 1 ? 0 : kvh;
+      const int64_t row = (b * s.index_heads + g) * s.num_q_blocks + i;
+      const int64_t count = ns_p[row];
+      const int* blocks = bi_p + row * s.max_selected;
+      const int64_t t0 = i * kBlockSize, t1 = std::min(t0 + kBlockSize, s.num_queries);
+      auto q_blk = q[b][h].slice(0, t0, t1).to(at::kFloat);  // [rows, D]
+      // Key positions of the selected blocks, in order.
+      auto pos = at::empty({count * kBlockSize}, at::kLong);
+      int64_t* pp = pos.data_ptr<int64_t>();
+      int64_t n = 0;
+      for (int64_t c = 0; c < count; ++c) {
+        const int64_t k0 = static_cast<int64_t>(blocks[c]) * kBlockSize;
+        for (int64_t key = k0; key < std::min(k0 + kBlockSize, s.num_keys); ++key) pp[n++] = key;
+      }
+      pos = pos.slice(0, 0, n);
+      auto out_blk = out[b][h].slice(0, t0, t1);
+      auto lse_blk = lse[b][h].slice(0, t0, t1);
+      if (n == 0) {
+        out_blk.zero_();
+        lse_blk.fill_(-std::numeric_limits<float>::infinity());
+        continue;
+      }
+      auto k_sel = k[b][kvh].index_select(0, pos).to(at::kFloat);  // [n, D]
+      auto v_sel = v[b][kvh].index_select(0, pos).to(at::kFloat);
+      auto logits = at::matmul(q_blk, k_sel.t()).mul_(scale);  // [rows, n]
+      auto q_pos = at::arange(t0 + offset, t1 + offset, at::kLong).unsqueeze(1);
+      logits.masked_fill_(pos.unsqueeze(0) > q_pos, -std::numeric_limits<float>::infinity());
+      auto row_lse = at::logsumexp(logits, 1);  // -inf where a query sees no key
+      auto visible = at::isfinite(row_lse);
+      auto probs = at::exp(logits - at::where(visible, row_lse, at::zeros_like(row_lse)).unsqueeze(1));
+      auto o = at::matmul(probs, v_sel);  // rows with no key: exp(-inf) = 0 -> output 0
+      out_blk.copy_(o);
+      lse_blk.copy_(row_lse);
+    }
+  });
+  return {out, lse};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
+  return sparse_attention_cpu("sparse_prefill", q, k, v, block_index, num_selected, softmax_scale,
+                              validate);
+}
+
+std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
+    const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+    const at::Tensor& block_index, const at::Tensor& num_selected,
+    std::optional<double> softmax_scale, bool validate) {
+  TORCH_CHECK(q.dim() != 4 || q.size(2) == 1, "sketchwalk.sparse_decode: argument 'q' must hold ",
+              "one query per sequence [batch, num_q_heads, 1, head_dim], got shape ", q.sizes());
+  return sparse_attention_cpu("sparse_decode", q, k_cache, v_cache, block_index, num_selected,
+                              softmax_scale, validate);
+}
+
+}  // namespace sketchwalk

@@ -1,0 +1,113 @@
+// Argument checks of the selection-side ops, shared by their CPU and CUDA versions.
+// Messages name the op, the argument and what was expected (checks.h).
+#include <ATen/ATen.h>
+
+#include "checks.h"
+#include "ops.h"
+#include "sketchwalk/common.h"
+
+namespace sketchwalk {
+
+SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
+                                       const at::Tensor& coords, int64_t block_size) {
+  constexpr const char* op = "hadamard_sketch";
+  check_rank(x, op, "x", 4, "[batch, heads, tokens, head_dim]");
+  check_dtype(x, op, "x", {at::kHalf, at::kBFloat16, at::kFloat});
+  check_last_dim_contiguous(x, op, "x");
+  check_rank(signs, op, "signs", 1, "[n], n = next_pow2(head_dim)");
+  check_dtype(signs, op, "signs", {at::kFloat});
+  check_rank(coords, op, "coords", 1, "[sketch_dim]");
+  check_dtype(coords, op, "coords", {at::kLong});
+  check_same_device(signs, x, op, "signs", "x");
+  check_same_device(coords, x, op, "coords", "x");
+  check_last_dim_contiguous(signs, op, "signs");
+  check_last_dim_contiguous(coords, op, "coords");
+  SketchShape s{};
+  s.batch = x.size(0);
+  s.heads = x.size(1);
+  s.tokens = x.size(2);
+  s.head_dim = x.size(3);
+  SW_CHECK_ARG(s.head_dim >= 1 && s.head_dim <= kMaxSketchHeadDim, op, "x", "has head_dim ",
+               s.head_dim, "; supported: 1 <= head_dim <= ", kMaxSketchHeadDim);
+  SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
+  s.block_size = block_size;
+  s.num_blocks = (s.tokens + block_size - 1) / block_size;
+  s.sketch_pow2 = next_pow2(static_cast<int>(s.head_dim));
+  SW_CHECK_ARG(signs.size(0) == s.sketch_pow2, op, "signs", "must have n = next_pow2(head_dim) = ",
+               s.sketch_pow2, " entries, got ", signs.size(0));
+  s.sketch_dim = coords.size(0);
+  SW_CHECK_ARG(s.sketch_dim >= 1 && s.sketch_dim <= s.sketch_pow2, op, "coords",
+               "must have 1 <= sketch_dim <= n = ", s.sketch_pow2, " entries, got ", s.sketch_dim);
+  // Value checks read memory (one sync on CUDA); skipped while a CUDA graph is captured.
+  if (!current_stream_is_capturing(x)) {
+    auto [lo, hi] = at::aminmax(coords);
+    SW_CHECK_ARG(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < s.sketch_pow2, op, "coords",
+                 "must hold coordinates in [0, n = ", s.sketch_pow2, "), got values in [",
+                 lo.item<int64_t>(), ", ", hi.item<int64_t>(), "]");
+  }
+  return s;
+}
+
+void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch) {
+  constexpr const char* op = "score_blocks";
+  check_rank(q_sketch, op, "q_sketch", 4, "[batch, num_q_heads, rows, sketch_dim]");
+  check_rank(k_sketch, op, "k_sketch", 4, "[batch, num_kv_heads, cols, sketch_dim]");
+  check_dtype(q_sketch, op, "q_sketch", {at::kFloat});
+  check_dtype(k_sketch, op, "k_sketch", {at::kFloat});
+  check_same_device(k_sketch, q_sketch, op, "k_sketch", "q_sketch");
+  check_last_dim_contiguous(q_sketch, op, "q_sketch");
+  check_last_dim_contiguous(k_sketch, op, "k_sketch");
+  check_size(k_sketch, op, "k_sketch", 0, q_sketch.size(0), "batch of 'q_sketch'");
+  check_size(k_sketch, op, "k_sketch", 3, q_sketch.size(3), "sketch_dim of 'q_sketch'");
+  SW_CHECK_ARG(k_sketch.size(1) >= 1 && q_sketch.size(1) % k_sketch.size(1) == 0, op, "k_sketch",
+               "has ", k_sketch.size(1), " heads, which must divide the ", q_sketch.size(1),
+               " heads of 'q_sketch' (GQA)");
+}
+
+void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
+                              int64_t block_size, double keep_frac, int64_t window_tokens,
+                              int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
+                              int64_t dense_last_q_blocks) {
+  constexpr const char* op = "select_blocks";
+  check_rank(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]");
+  check_dtype(scores, op, "scores", {at::kFloat});
+  check_last_dim_contiguous(scores, op, "scores");
+  SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
+  SW_CHECK_ARG(num_keys >= 1, op, "num_keys", "must be >= 1, got ", num_keys);
+  SW_CHECK_ARG(num_queries >= 1 && num_queries <= num_keys, op, "num_queries",
+               "must lie in [1, num_keys=", num_keys, "], got ", num_queries);
+  check_size(scores, op, "scores", 1, (num_queries + block_size - 1) / block_size,
+             "num_q_blocks = ceil(num_queries / block_size)");
+  check_size(scores, op, "scores", 2, (num_keys + block_size - 1) / block_size,
+             "num_kv_blocks = ceil(num_keys / block_size)");
+  SW_CHECK_ARG(keep_frac >= 0.0 && keep_frac <= 1.0, op, "keep_frac", "must lie in [0, 1], got ",
+               keep_frac);
+  SW_CHECK_ARG(window_tokens >= 1, op, "window_tokens", "must be >= 1, got ", window_tokens);
+  SW_CHECK_ARG(exclude_sink_tokens >= 0, op, "exclude_sink_tokens", "must be >= 0, got ",
+               exclude_sink_tokens);
+  SW_CHECK_ARG(attend_sink_tokens >= 0, op, "attend_sink_tokens", "must be >= 0, got ",
+               attend_sink_tokens);
+  SW_CHECK_ARG(dense_last_q_blocks >= 0, op, "dense_last_q_blocks", "must be >= 0, got ",
+               dense_last_q_blocks);
+}
+
+void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
+                                    int64_t num_keys, int64_t block_size) {
+  constexpr const char* op = "update_block_matrix_";
+  check_rank(transition, op, "transition", 3, "[batch, n, n]");
+  check_dtype(transition, op, "transition", {at::kFloat});
+  check_last_dim_contiguous(transition, op, "transition");
+  check_rank(r, op, "r", 2, "[batch, n]");
+  check_dtype(r, op, "r", {at::kFloat});
+  check_same_device(r, transition, op, "r", "transition");
+  SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
+  SW_CHECK_ARG(num_keys >= 1, op, "num_keys", "must be >= 1, got ", num_keys);
+  const int64_t n = (num_keys + block_size - 1) / block_size;
+  SW_CHECK_ARG(transition.size(1) == n && transition.size(2) == n, op, "transition",
+               "must be [batch, n, n] with n = ceil(num_keys / block_size) = ", n, ", got ",
+               transition.sizes());
+  SW_CHECK_ARG(r.size(0) == transition.size(0) && r.size(1) == n, op, "r", "must be [batch=",
+               transition.size(0), ", n=", n, "], got ", r.sizes());
+}
+
+}  // namespace sketchwalk

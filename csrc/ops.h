@@ -1,0 +1,78 @@
+// Tensor-level host entry points of every op (docs/ops.md is the contract). The CPU
+// versions live in csrc/cpu/, the CUDA versions in csrc/cuda_ops.cpp, the device-generic
+// compositions (built from ATen ops, any device) in csrc/composite_ops.cpp.
+// csrc/registration.cpp binds them to torch.ops.sketchwalk.*.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+namespace sketchwalk {
+
+// ---- CPU ----------------------------------------------------------------------------
+at::Tensor hadamard_sketch_cpu(const at::Tensor& x, const at::Tensor& signs,
+                               const at::Tensor& coords, int64_t block_size);
+at::Tensor score_blocks_cpu(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
+                            double logit_scale);
+std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
+    const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
+    double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
+    int64_t attend_sink_tokens, int64_t dense_last_q_blocks);
+std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
+std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
+    const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+    const at::Tensor& block_index, const at::Tensor& num_selected,
+    std::optional<double> softmax_scale, bool validate);
+void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
+                             int64_t block_size);
+
+// ---- CUDA (csrc/cuda_ops.cpp; compiled only with SKETCHWALK_WITH_CUDA) ----------------
+at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
+                                const at::Tensor& coords, int64_t block_size);
+at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
+                             double logit_scale);
+std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
+    const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
+    double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
+    int64_t attend_sink_tokens, int64_t dense_last_q_blocks);
+std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
+std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
+    const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+    const at::Tensor& block_index, const at::Tensor& num_selected,
+    std::optional<double> softmax_scale, bool validate);
+void update_block_matrix_cuda(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
+                              int64_t block_size);
+
+// ---- any device (ATen compositions) -----------------------------------------------------
+at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
+                       const std::optional<at::Tensor>& init, int64_t degree, double damping);
+void update_block_sketch_(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
+                          int64_t num_tokens_before, int64_t block_size);
+void push_query_window_(const at::Tensor& window, const at::Tensor& q_sketch, int64_t position);
+
+// True while the current CUDA stream of `t`'s device is capturing a graph (false for CPU
+// tensors): value checks that would sync are skipped then.
+bool current_stream_is_capturing(const at::Tensor& t);
+
+// ---- argument checks shared by the CPU and CUDA versions (csrc/op_checks.cpp) --------------
+// Each validates everything it can without reading device memory and returns derived sizes.
+struct SketchShape {
+  int64_t batch, heads, tokens, head_dim, block_size, num_blocks, sketch_pow2, sketch_dim;
+};
+SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
+                                       const at::Tensor& coords, int64_t block_size);
+void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch);
+void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
+                              int64_t block_size, double keep_frac, int64_t window_tokens,
+                              int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
+                              int64_t dense_last_q_blocks);
+void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
+                                    int64_t num_keys, int64_t block_size);
+
+}  // namespace sketchwalk

@@ -1,0 +1,58 @@
+// The op table: every torch.ops.sketchwalk.* schema (one line each, docs/ops.md has the
+// semantics), then the CPU, CUDA and device-generic implementations. Nothing else.
+#include <torch/library.h>
+
+#include "ops.h"
+
+TORCH_LIBRARY(sketchwalk, m) {
+  // Block mean-pool + subsampled randomized Hadamard transform: [B,H,T,D] -> [B,H,ceil(T/b),m] fp32.
+  m.def("hadamard_sketch(Tensor x, Tensor signs, Tensor coords, int block_size) -> Tensor");
+  // Row-stochastic block transition matrix from sketches, summed over heads: -> [B,rows,cols] fp32.
+  m.def("score_blocks(Tensor q_sketch, Tensor k_sketch, float logit_scale) -> Tensor");
+  // Damped walk: state = (1-damping)*base + damping*state@transition, `degree` times.
+  m.def("walk_blocks(Tensor base, Tensor transition, Tensor? init, int degree, float damping) -> Tensor");
+  // Quantile top-k + sink/window/dense-row rules -> (block_index [B,1,Nq,Nk] int32, num_selected [B,1,Nq] int32).
+  m.def("select_blocks(Tensor scores, int num_queries, int num_keys, int block_size, float keep_frac, "
+        "int window_tokens, int exclude_sink_tokens, int attend_sink_tokens, int dense_last_q_blocks) "
+        "-> (Tensor block_index, Tensor num_selected)");
+  // Block-sparse causal attention over the block index -> (out like q, lse [B,Hq,Tq] fp32).
+  m.def("sparse_prefill(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
+        "float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)");
+  // Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
+  m.def("sparse_decode(Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_index, "
+        "Tensor num_selected, float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)");
+  // Running mean of one new token's sketch into its key block's sketch, in place.
+  m.def("update_block_sketch_(Tensor(a!) block_sketch, Tensor token_sketch, int num_tokens_before, "
+        "int block_size) -> ()");
+  // Ring-buffer write of one query sketch into the recent-query window, slot position % W.
+  m.def("push_query_window_(Tensor(a!) window, Tensor q_sketch, int position) -> ()");
+  // Decode-time row/column blend of the block transition matrix with scores r, in place.
+  m.def("update_block_matrix_(Tensor(a!) transition, Tensor r, int num_keys, int block_size) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
+  m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cpu);
+  m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
+  m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
+  m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
+  m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
+  m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
+}
+
+#ifdef SKETCHWALK_WITH_CUDA
+TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
+  m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cuda);
+  m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
+  m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
+  m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
+  m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);
+  m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
+}
+#endif
+
+// Built from ATen ops, so one implementation serves every device.
+TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
+  m.impl("walk_blocks", &sketchwalk::walk_blocks);
+  m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);
+  m.impl("push_query_window_", &sketchwalk::push_query_window_);
+}
