@@ -1,0 +1,81 @@
+"""sparse_decode against the float64 masked-softmax reference on the same block index."""
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params, strided_copy
+from tolerances import assert_lse_close, assert_within_torch_error
+from utils import ATTN_DTYPES, GQA, SEQ_LENS, ops, random_qkv, torch_masked_baseline
+
+B = 64
+
+
+def decode_index(batch, g, tk, device, p=0.4):
+    nk = R.ceil_div(tk, B)
+    keep = torch.rand(batch, g, 1, nk, device=device) < p
+    keep[..., nk - 1] = True  # the new token's own block
+    return R.mask_to_block_index(keep)
+
+
+def check_decode(q, k, v, idx, cnt, softmax_scale=None, msg=""):
+    out, lse = ops().sparse_decode(q, k, v, idx, cnt, softmax_scale)
+    assert out.shape == q.shape and out.dtype == q.dtype
+    assert lse.shape == q.shape[:3] and lse.dtype == torch.float32
+    ref_out, ref_lse = R.sparse_attention(q, k, v, idx, cnt, softmax_scale, block_size=B)
+    base = torch_masked_baseline(q, k, v, idx, cnt, B, softmax_scale)
+    assert_within_torch_error(out, ref_out, base, q.dtype, msg=msg)
+    assert_lse_close(lse, ref_lse, q.dtype, msg=msg)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", SEQ_LENS + [5000])
+@pytest.mark.parametrize("hq,hkv", GQA)
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("dtype", ATTN_DTYPES)
+def test_sparse_decode_random_index(device, tokens, hq, hkv, head_dim, dtype):
+    q, k, v = random_qkv(2, hq, hkv, 1, tokens, head_dim, dtype, device)
+    for g in sorted({1, hkv}):
+        idx, cnt = decode_index(2, g, tokens, device)
+        check_decode(q, k, v, idx, cnt, msg=f"index_heads={g}")
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", SEQ_LENS + [5000])
+@pytest.mark.parametrize("dtype", ATTN_DTYPES)
+def test_sparse_decode_all_blocks_equals_dense(device, tokens, dtype):
+    q, k, v = random_qkv(1, 8, 2, 1, tokens, 128, dtype, device)
+    nk = R.ceil_div(tokens, B)
+    idx, cnt = R.mask_to_block_index(torch.ones(1, 1, nk, dtype=torch.bool, device=device))
+    out, _ = ops().sparse_decode(q, k, v, idx, cnt)
+    dense = R.dense_causal_attention(q, k, v)
+    base = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1))
+    assert_within_torch_error(out, dense, base, dtype, msg="all blocks vs dense")
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_sparse_decode_strided_cache_and_empty(device):
+    # A cache view with spare capacity (strided), an empty row for one batch element.
+    cap, tokens = 400, 333
+    kc = torch.randn(2, 2, cap, 64, device=device)
+    vc = torch.randn(2, 2, cap, 64, device=device)
+    k, v = kc[:, :, :tokens], vc[:, :, :tokens]
+    q = strided_copy(torch.randn(2, 4, 1, 64, device=device))
+    idx, cnt = decode_index(2, 2, tokens, device)
+    idx[1] = -1
+    cnt[1] = 0
+    check_decode(q, k, v, idx, cnt, softmax_scale=0.2, msg="strided cache")
+    out, lse = ops().sparse_decode(q, k, v, idx, cnt, 0.2)
+    assert (out[1] == 0).all() and torch.isneginf(lse[1]).all()
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_sparse_decode_single_block_selected(device):
+    # Only block 0 selected at a long context: must not read any other block.
+    tokens = 2000
+    q, k, v = random_qkv(1, 4, 4, 1, tokens, 64, torch.float32, device)
+    idx = torch.full((1, 4, 1, 32), -1, dtype=torch.int32, device=device)
+    idx[..., 0] = torch.tensor([0, 5, 17, 31], dtype=torch.int32, device=device)[None, :, None]
+    cnt = torch.ones(1, 4, 1, dtype=torch.int32, device=device)
+    check_decode(q, k, v, idx, cnt, msg="single block per kv head")
