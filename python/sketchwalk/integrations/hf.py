@@ -1,0 +1,326 @@
+"""Sketch&Walk as a Hugging Face transformers attention implementation.
+
+After `import sketchwalk` (which calls `register()` when transformers is installed),
+`AutoModelForCausalLM.from_pretrained(..., attn_implementation="sketchwalk")` or
+`model.set_attn_implementation("sketchwalk")` routes every attention layer through
+`sketchwalk_attention`. `configure(model, config)` sets the knobs per model (stored as a
+plain dict on `model.config.sketchwalk_config`, so it round-trips through save/load) and
+binds the per-sequence state to the model's KV cache. This is the only module of the
+package that imports transformers.
+
+How the state follows a sequence. transformers calls the attention function once per
+layer with q (batch, Hq, Tq, D) and the un-repeated k/v (batch, Hkv, Tk, D) that already
+include the cache, but it does not pass the cache itself. One `SketchWalkState` per
+sequence therefore lives in a small runtime object keyed on the model's config:
+
+- a forward whose first layer sees Tq == Tk is a prefill of a new sequence: fresh state;
+- a forward with Tq == 1 and Tk one past the previous call is a decode step: same state;
+- anything else (chunked prefill, several new tokens on top of a cache, a different cache
+  than the one the state was built with) raises NotImplementedError instead of silently
+  attending with a stale walk. `configure()` also installs a forward pre-hook that records
+  the `past_key_values` object, so a decode step on another cache is detected as well.
+
+Left-padded batches: the boolean mask gives each row's pad length; rows with padding are
+run one at a time with their pad sliced away (each with its own state), so padding never
+enters the sketches, the walk or the density. Right padding and packed sequences raise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+ATTN_IMPLEMENTATION = "sketchwalk"
+CONFIG_ATTR = "sketchwalk_config"  # on model.config: a dict of SketchWalkConfig fields
+
+__all__ = [
+    "ATTN_IMPLEMENTATION",
+    "configure",
+    "get_config",
+    "last_density",
+    "register",
+    "reset",
+    "sketchwalk_attention_forward",
+]
+
+
+def _package():
+    import sketchwalk
+
+    return sketchwalk
+
+
+# --------------------------------------------------------------------------------------
+# Per-model runtime: the states of the sequence being generated.
+
+
+@dataclass
+class _Runtime:
+    """The sequence currently running through one model (one config object)."""
+
+    config_dict: dict | None = None  # the dict the cached `config` was built from
+    config: Any = None  # SketchWalkConfig
+    states: list = field(default_factory=list)  # one state (batched), or one per row
+    pads: list[int] | None = None  # left-pad length per row when running row by row
+    num_keys: int = 0  # keys (padding included) seen by the last completed call
+    cache_ref: Any = None  # weakref to the past_key_values the states belong to
+    hooked_cache: Any = None  # weakref set by the forward pre-hook of configure()
+    hook_installed: bool = False
+    prefill_density: dict[int, float] = field(default_factory=dict)
+    decode_density_sum: dict[int, float] = field(default_factory=dict)
+    decode_steps: int = 0
+
+    def reset(self) -> None:
+        self.states = []
+        self.pads = None
+        self.num_keys = 0
+        self.cache_ref = None
+
+
+_RUNTIMES: dict[int, _Runtime] = {}
+
+
+def _runtime_for_config(cfg) -> _Runtime:
+    key = id(cfg)
+    rt = _RUNTIMES.get(key)
+    if rt is None:
+        rt = _Runtime()
+        _RUNTIMES[key] = rt
+        weakref.finalize(cfg, _RUNTIMES.pop, key, None)
+    return rt
+
+
+def _attention_configs(model) -> list:
+    """Distinct config objects held by the model's attention modules, then model.config."""
+    seen: dict[int, Any] = {}
+    for module in model.modules():
+        cfg = getattr(module, "config", None)
+        if cfg is not None and hasattr(module, "layer_idx"):
+            seen.setdefault(id(cfg), cfg)
+    seen.setdefault(id(model.config), model.config)
+    return list(seen.values())
+
+
+def _sketchwalk_config(module_config, rt: _Runtime):
+    pkg = _package()
+    raw = getattr(module_config, CONFIG_ATTR, None)
+    if rt.config is None or raw != rt.config_dict:
+        rt.config = pkg.SketchWalkConfig(**raw) if raw else pkg.SketchWalkConfig()
+        rt.config_dict = dict(raw) if raw else None
+    return rt.config
+
+
+# --------------------------------------------------------------------------------------
+# Padding
+
+
+def _left_pads(attention_mask: torch.Tensor | None, batch: int, num_keys: int) -> list[int] | None:
+    """Pad length per row from a 4D mask (bool: True = attend, or additive float), or None
+    when no row is padded. Only left padding is supported."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 4:
+        raise NotImplementedError(
+            f"sketchwalk: expected a 4D attention mask, got shape {tuple(attention_mask.shape)}")
+    last = attention_mask[:, 0, -1, :]  # the last query sees every non-pad key
+    visible = last if last.dtype == torch.bool else last > torch.finfo(last.dtype).min / 2
+    visible = visible.expand(batch, num_keys)
+    counts = visible.sum(dim=-1)
+    pads = (num_keys - counts).tolist()
+    for row, pad in enumerate(pads):
+        if pad and (bool(visible[row, :pad].any()) or not bool(visible[row, pad:].all())):
+            raise NotImplementedError(
+                "sketchwalk: only left padding is supported (row "
+                f"{row} has masked keys that are not a prefix); run such rows separately")
+    return pads if any(pads) else None
+
+
+# --------------------------------------------------------------------------------------
+# The attention function
+
+
+def sketchwalk_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """transformers attention interface: q (B, Hq, Tq, D), k/v (B, Hkv, Tk, D) un-repeated,
+    cache included. Returns (out (B, Tq, Hq, D), None), like `sdpa_attention_forward`."""
+    pkg = _package()
+    if dropout and module.training:
+        raise NotImplementedError("sketchwalk: attention dropout (training) is not supported")
+    if kwargs.get("softcap") is not None:
+        raise NotImplementedError("sketchwalk: logit softcapping is not supported")
+    head_dim = query.shape[-1]
+    if scaling is not None and not math.isclose(scaling, head_dim**-0.5, rel_tol=1e-6):
+        raise NotImplementedError(
+            f"sketchwalk: softmax scale {scaling} differs from 1/sqrt(head_dim) = {head_dim**-0.5}")
+    batch, _, num_queries, _ = query.shape
+    num_keys = key.shape[2]
+    window = kwargs.get("sliding_window")
+    if window is not None and num_keys > window:
+        raise NotImplementedError(
+            f"sketchwalk: sliding-window attention ({window} < {num_keys} keys) is not supported")
+
+    layer_idx = int(module.layer_idx)
+    rt = _runtime_for_config(module.config)
+    cfg = _sketchwalk_config(module.config, rt)
+
+    if layer_idx == 0:
+        _begin_forward(rt, cfg, attention_mask, batch, num_queries, num_keys)
+    elif not rt.states:
+        raise RuntimeError("sketchwalk: layer 0 must run before the other layers")
+
+    if rt.pads is None:
+        out = pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0])
+    else:
+        out = query.new_zeros(query.shape)
+        for row, pad in enumerate(rt.pads):
+            keys_row = num_keys - pad
+            if keys_row <= 0:
+                continue
+            q_row = query[row : row + 1]
+            if num_queries == num_keys:  # prefill: drop the pad queries too
+                q_row = q_row[:, :, pad:]
+            out_row = pkg.sketchwalk_attention(
+                q_row, key[row : row + 1, :, pad:], value[row : row + 1, :, pad:], layer_idx,
+                rt.states[row])
+            out[row : row + 1, :, num_queries - out_row.shape[2] :] = out_row
+
+    _record_density(rt, layer_idx, num_queries == num_keys)
+    rt.num_keys = num_keys
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: int,
+                   num_keys: int) -> None:
+    """Layer 0 of a forward: start a new sequence (prefill) or continue one (decode)."""
+    pkg = _package()
+    hooked = rt.hooked_cache() if rt.hooked_cache is not None else None
+    if num_queries == num_keys:
+        rt.reset()
+        rt.pads = _left_pads(attention_mask, batch, num_keys)
+        count = 1 if rt.pads is None else batch
+        rt.states = [pkg.SketchWalkState(cfg) for _ in range(count)]
+        rt.cache_ref = weakref.ref(hooked) if hooked is not None else None
+        rt.prefill_density = {}
+        rt.decode_density_sum = {}
+        rt.decode_steps = 0
+        return
+    bound = rt.cache_ref() if rt.cache_ref is not None else None
+    if num_queries != 1 or not rt.states or num_keys != rt.num_keys + 1 or (
+            hooked is not None and bound is not hooked):
+        raise NotImplementedError(
+            "sketchwalk: a forward must be a prefill (no cached keys) or one decode token on "
+            f"top of the previous call; got {num_queries} queries over {num_keys} keys after "
+            f"{rt.num_keys} keys (chunked prefill and reusing a cache across prompts are not "
+            "supported)")
+    pads = _left_pads(attention_mask, batch, num_keys)
+    if pads != rt.pads:
+        raise NotImplementedError(
+            f"sketchwalk: padding changed between prefill ({rt.pads}) and decode ({pads})")
+    rt.decode_steps += 1
+
+
+def _record_density(rt: _Runtime, layer_idx: int, is_prefill: bool) -> None:
+    values = [s.last_density.get(layer_idx) for s in rt.states]
+    values = [v for v in values if v is not None]
+    if not values:
+        return
+    density = float(sum(values) / len(values))
+    if is_prefill:
+        rt.prefill_density[layer_idx] = density
+    else:
+        rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + density
+
+
+# --------------------------------------------------------------------------------------
+# Public helpers
+
+
+_REGISTERED = False
+
+
+def register() -> bool:
+    """Register "sketchwalk" with transformers' attention and mask interfaces (idempotent).
+    The mask is SDPA's boolean mask: None when nothing is padded, else (B, 1, Tq, Tk)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return True
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTN_IMPLEMENTATION, sketchwalk_attention_forward)
+    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
+    _REGISTERED = True
+    return True
+
+
+def _capture_cache(rt: _Runtime):
+    def hook(module, args, kwargs):
+        cache = kwargs.get("past_key_values")
+        rt.hooked_cache = weakref.ref(cache) if cache is not None else None
+        return None
+
+    return hook
+
+
+def configure(model, config=None, *, enable: bool = True, **overrides):
+    """Store Sketch&Walk knobs on `model.config` (as `sketchwalk_config`, a dict) and, when
+    `enable`, switch the model to attn_implementation="sketchwalk". Keyword overrides are
+    applied with dataclasses.replace. Returns the SketchWalkConfig in use.
+
+        configure(model, kblocks_frac=0.06, window_frac=0.02, sink_frac=0.01)
+    """
+    pkg = _package()
+    register()
+    cfg = config if config is not None else pkg.SketchWalkConfig()
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    configs = _attention_configs(model)
+    for c in configs:
+        setattr(c, CONFIG_ATTR, dataclasses.asdict(cfg))
+        rt = _runtime_for_config(c)
+        rt.reset()
+        if not rt.hook_installed:
+            model.register_forward_pre_hook(_capture_cache(rt), with_kwargs=True)
+            rt.hook_installed = True
+    if enable and model.config._attn_implementation != ATTN_IMPLEMENTATION:
+        model.set_attn_implementation(ATTN_IMPLEMENTATION)
+    return cfg
+
+
+def get_config(model):
+    """The SketchWalkConfig the model will use (defaults when none was configured)."""
+    pkg = _package()
+    raw = getattr(model.config, CONFIG_ATTR, None)
+    return pkg.SketchWalkConfig(**raw) if raw else pkg.SketchWalkConfig()
+
+
+def reset(model) -> None:
+    """Forget the current sequence (the next forward must be a prefill)."""
+    for c in _attention_configs(model):
+        _runtime_for_config(c).reset()
+
+
+def last_density(model, phase: str = "prefill") -> dict[int, float]:
+    """Kept fraction of the causal area per layer for the latest sequence: `phase="prefill"`
+    for its prefill, `"decode"` for the mean over its decode steps so far. Layers the
+    package ran dense report 1.0 when the package records them, else are absent."""
+    rt = _runtime_for_config(_attention_configs(model)[0])
+    if phase == "prefill":
+        return dict(rt.prefill_density)
+    if phase == "decode":
+        steps = max(rt.decode_steps, 1)
+        return {k: v / steps for k, v in rt.decode_density_sum.items()}
+    raise ValueError(f"phase must be 'prefill' or 'decode', got {phase!r}")

@@ -1,0 +1,212 @@
+"""attn_implementation="sketchwalk" in Hugging Face transformers (integrations/hf.py).
+
+Tiny random-weight Llama / Qwen2 / Mistral models built from configs (no downloads):
+logits equal SDPA's at full density (every causal block kept), greedy and sampled
+generate() run through prefill and decode, left-padded rows equal the same rows run
+alone, a new prompt starts a new walk, and unsupported cache use raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+sketchwalk = pytest.importorskip("sketchwalk")
+hf = pytest.importorskip("sketchwalk.integrations.hf")
+
+ARCHS = ["llama", "qwen2", "mistral"]
+VOCAB = 256
+BLOCK = 16  # small blocks so that ~200-token prompts have enough blocks to be sparse
+PROMPT_LEN = 200
+NEW_TOKENS = 6
+
+
+def tiny_config(arch: str):
+    common = dict(
+        vocab_size=VOCAB,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,  # head_dim 64
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        pad_token_id=0,
+        eos_token_id=None,
+        bos_token_id=1,
+    )
+    if arch == "llama":
+        return transformers.LlamaConfig(**common)
+    if arch == "qwen2":
+        return transformers.Qwen2Config(**common, use_sliding_window=False)
+    if arch == "mistral":
+        return transformers.MistralConfig(**common, sliding_window=None)
+    raise ValueError(arch)
+
+
+def make_pair(arch: str, device: str = "cpu", dtype=torch.float32):
+    """(sdpa model, sketchwalk model) with identical random weights."""
+    cfg = tiny_config(arch)
+    dense = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    dense = dense.to(device=device, dtype=dtype).eval()
+    sparse = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    sparse.load_state_dict(dense.state_dict())
+    sparse = sparse.to(device=device, dtype=dtype).eval()
+    return dense, sparse
+
+
+def sparse_config(**overrides):
+    base = sketchwalk.SketchWalkConfig(block_size=BLOCK, dense_layers=1, dense_last_q_blocks=2)
+    return dataclasses.replace(base, **overrides)
+
+
+def full_density_config():
+    # A window as long as the sequence keeps every causal block (and token) in prefill
+    # and in decode, whatever the walk scores are.
+    return sparse_config(kblocks_frac=1.0, window_frac=1.0, sink_frac=1.0)
+
+
+def prompts(batch: int, length: int, device: str = "cpu") -> torch.Tensor:
+    return torch.randint(2, VOCAB, (batch, length), device=device)
+
+
+def left_pad(ids: torch.Tensor, pads: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = ids.clone()
+    mask = torch.ones_like(ids)
+    for row, pad in enumerate(pads):
+        ids[row, :pad] = 0
+        mask[row, :pad] = 0
+    return ids, mask
+
+
+def test_registered():
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    assert hf.ATTN_IMPLEMENTATION in AttentionInterface._global_mapping
+    assert hf.ATTN_IMPLEMENTATION in AttentionMaskInterface._global_mapping
+
+
+def test_configure_stores_config_on_model():
+    _, model = make_pair("llama")
+    cfg = hf.configure(model, sparse_config(), kblocks_frac=0.3)
+    assert model.config._attn_implementation == "sketchwalk"
+    assert model.config.sketchwalk_config["kblocks_frac"] == 0.3
+    assert hf.get_config(model) == cfg
+    assert isinstance(model.config.to_dict()["sketchwalk_config"], dict)  # JSON-serializable
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_density_logits_match_sdpa(arch):
+    dense, sparse = make_pair(arch)
+    hf.configure(sparse, full_density_config())
+    ids = prompts(2, PROMPT_LEN)
+    with torch.no_grad():
+        expected = dense(ids).logits
+        actual = sparse(ids).logits
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+    density = hf.last_density(sparse)
+    assert density, "the package recorded no density"
+    for layer, value in density.items():
+        assert value == pytest.approx(1.0), f"layer {layer} kept {value}"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_density_generate_matches_sdpa_left_padded(arch):
+    dense, sparse = make_pair(arch)
+    hf.configure(sparse, full_density_config())
+    ids, mask = left_pad(prompts(2, PROMPT_LEN), [0, 37])
+    kw = dict(attention_mask=mask, max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        expected = dense.generate(ids, **kw)
+        actual = sparse.generate(ids, **kw)
+        # Logits of the real (non-pad) positions also match.
+        lg_dense = dense(ids, attention_mask=mask).logits
+        lg_sparse = sparse(ids, attention_mask=mask).logits
+    assert torch.equal(actual, expected), f"\n{actual[:, PROMPT_LEN:]}\n{expected[:, PROMPT_LEN:]}"
+    real = mask.bool()
+    torch.testing.assert_close(lg_sparse[real], lg_dense[real], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sparse_generate_greedy_and_sampling(arch):
+    _, model = make_pair(arch)
+    hf.configure(model, sparse_config())
+    ids = prompts(1, PROMPT_LEN)
+    with torch.no_grad():
+        greedy = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
+        density = hf.last_density(model)
+        decode_density = hf.last_density(model, "decode")
+        torch.manual_seed(0)
+        sampled = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=True, top_k=20)
+    assert greedy.shape == (1, PROMPT_LEN + NEW_TOKENS)
+    assert sampled.shape == (1, PROMPT_LEN + NEW_TOKENS)
+    sparse_layers = [d for layer, d in density.items() if layer >= 1]
+    assert sparse_layers and all(0.0 < d < 1.0 for d in sparse_layers), density
+    assert decode_density, "decode steps recorded no density"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_left_padded_rows_equal_rows_alone(arch):
+    """Padding is sliced away: each row of a left-padded batch generates exactly what it
+    generates alone (same walk, same selection)."""
+    _, model = make_pair(arch)
+    hf.configure(model, sparse_config())
+    base = prompts(2, PROMPT_LEN)
+    pads = [0, 45]
+    ids, mask = left_pad(base, pads)
+    kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        batched = model.generate(ids, attention_mask=mask, **kw)
+        alone = [model.generate(base[row : row + 1, pad:], **kw) for row, pad in enumerate(pads)]
+    for row in range(2):
+        assert torch.equal(batched[row, PROMPT_LEN:], alone[row][0, -NEW_TOKENS:]), row
+
+
+def test_new_prompt_starts_a_new_walk():
+    _, model = make_pair("llama")
+    hf.configure(model, sparse_config())
+    first, second = prompts(1, PROMPT_LEN), prompts(1, PROMPT_LEN + 17)
+    kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False)
+    with torch.no_grad():
+        model.generate(first, **kw)
+        after_first = model.generate(second, **kw)
+        hf.reset(model)
+        fresh = model.generate(second, **kw)
+    assert torch.equal(after_first, fresh)
+
+
+def test_chunked_prefill_raises():
+    _, model = make_pair("llama")
+    hf.configure(model, sparse_config())
+    ids = prompts(1, PROMPT_LEN)
+    with torch.no_grad():
+        out = model(ids[:, :150], use_cache=True)
+        with pytest.raises(NotImplementedError, match="prefill"):
+            model(ids[:, 150:], past_key_values=out.past_key_values, use_cache=True)
+
+
+def test_right_padding_raises():
+    _, model = make_pair("llama")
+    hf.configure(model, sparse_config())
+    ids = prompts(2, PROMPT_LEN)
+    mask = torch.ones_like(ids)
+    mask[1, -10:] = 0
+    with torch.no_grad(), pytest.raises(NotImplementedError, match="left padding"):
+        model(ids, attention_mask=mask)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", ARCHS)
+def test_full_density_logits_match_sdpa_cuda_bf16(arch):
+    dense, sparse = make_pair(arch, device="cuda", dtype=torch.bfloat16)
+    hf.configure(sparse, full_density_config())
+    ids = prompts(2, PROMPT_LEN, device="cuda")
+    with torch.no_grad():
+        expected = dense(ids).logits.float()
+        actual = sparse(ids).logits.float()
+    # bf16: both paths round differently; compare against the logit scale.
+    err = (actual - expected).abs().max().item()
+    assert err <= 0.05 * expected.abs().max().item(), err
