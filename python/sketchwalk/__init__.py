@@ -1,0 +1,53 @@
+"""Sketch&Walk block-sparse attention for long-context LLM inference.
+
+Importing this package loads the compiled extension, which registers the ops as
+``torch.ops.sketchwalk.*`` (see docs/ops.md), and registers the Hugging Face
+``attn_implementation="sketchwalk"`` when transformers is installed.
+"""
+
+from __future__ import annotations
+
+import torch  # noqa: F401  (must be imported before the extension: it resolves libtorch)
+
+from . import _C  # noqa: F401  (loads the library; registers torch.ops.sketchwalk.*)
+from . import ops
+from ._build_info import VERSION as __version__
+from .attention import sketchwalk_attention
+from .config import SketchWalkConfig
+from .state import SketchWalkState
+
+__all__ = [
+    "SketchWalkConfig",
+    "SketchWalkState",
+    "ops",
+    "sketchwalk_attention",
+    "build_info",
+    "__version__",
+]
+
+
+def build_info() -> dict:
+    """What this build holds: versions it was built with and the GPU archs compiled in."""
+    from . import _build_info as b
+
+    return {
+        "sketchwalk": b.VERSION,
+        "built_with_torch": b.TORCH_VERSION,
+        "built_with_torch_cuda": b.TORCH_CUDA_VERSION,
+        "cuda_kernels": b.WITH_CUDA,
+        "cuda_archs": list(b.CUDA_ARCHS),
+        "nvcc": b.CUDA_COMPILER_VERSION or None,
+        "running_torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+    }
+
+
+def _register_integrations() -> None:
+    try:
+        from .integrations import hf
+    except ImportError:  # the integrations package itself is optional
+        return
+    hf.register()
+
+
+_register_integrations()

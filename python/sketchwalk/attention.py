@@ -1,0 +1,162 @@
+"""One layer of Sketch&Walk attention: sketch -> scores -> walk -> select -> sparse attention,
+for a prefill or one decode step (SPEC.md sections 1-6). No kernel logic lives here."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+from . import ops
+from .state import LayerDecodeState, SketchWalkState
+
+
+def sketchwalk_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, state: SketchWalkState
+) -> torch.Tensor:
+    """Causal attention of one layer, sparse per Sketch&Walk.
+
+    q: [batch, num_q_heads, num_queries, head_dim]; k, v: [batch, num_kv_heads, num_keys, head_dim]
+    holding every key of the sequence (cache included; queries end at the last key).
+    Returns [batch, num_q_heads, num_queries, head_dim] in q's dtype.
+
+    - ``layer_idx < config.dense_layers``: dense causal attention (SDPA);
+    - ``num_queries == num_keys``: prefill; (re)starts this layer's decode state;
+    - ``num_queries == 1`` after this layer saw ``num_keys - 1`` keys: one decode step.
+    """
+    cfg = state.config
+    num_queries, num_keys = q.shape[2], k.shape[2]
+    if layer_idx < cfg.dense_layers:
+        return dense_causal_attention(q, k, v)
+    if num_queries == num_keys:
+        return _prefill(q, k, v, layer_idx, state)
+    layer = state.layers.get(layer_idx)
+    if num_queries == 1 and layer is not None and layer.num_keys == num_keys - 1:
+        return _decode(q, k, v, layer_idx, state, layer)
+    raise ValueError(
+        f"sketchwalk_attention: layer {layer_idx} got {num_queries} queries against {num_keys} keys; "
+        "supported are a prefill (num_queries == num_keys) and one decode step (num_queries == 1 "
+        "after the layer saw num_keys - 1 keys)"
+        + ("" if layer is None else f"; the layer's state holds {layer.num_keys} keys")
+    )
+
+
+def dense_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """SDPA with the causal mask aligned so that the queries end at the last key."""
+    num_queries, num_keys = q.shape[2], k.shape[2]
+    gqa = q.shape[1] != k.shape[1]
+    if num_queries == num_keys:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+    if num_queries == 1:
+        return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
+    qpos = torch.arange(num_keys - num_queries, num_keys, device=q.device)[:, None]
+    mask = torch.arange(num_keys, device=q.device)[None, :] <= qpos
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+
+
+def _sketch_setup(state: SketchWalkState, head_dim: int, device: torch.device):
+    cfg = state.config
+    signs, coords = ops.sketch_transform(head_dim, cfg.sketch_dim, cfg.seed, device)
+    return signs, coords, ops.logit_scale(cfg.sketch_dim, head_dim)
+
+
+def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+    cfg = state.config
+    b = cfg.block_size
+    batch, _, num_tokens, head_dim = q.shape
+    signs, coords, c = _sketch_setup(state, head_dim, q.device)
+    q_blocks = ops.hadamard_sketch(q, signs, coords, b)  # [B, Hq, N, m]
+    k_blocks = ops.hadamard_sketch(k, signs, coords, b)  # [B, Hkv, N, m]
+    transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
+    n = transition.shape[-1]
+    walk = ops.walk_blocks(transition, transition, state.carried_walk(layer_idx, n), cfg.degree,
+                           cfg.damping)
+    state.carry_walk(layer_idx, walk)
+    w = cfg.window_tokens(num_tokens)
+    block_index, num_selected = ops.select_blocks(
+        walk, num_tokens, num_tokens, b, cfg.kblocks_frac, w, cfg.sink_tokens(num_tokens), w,
+        cfg.dense_last_q_blocks)
+    out, _ = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
+    state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
+
+    # Decode state: A, key-block sketches, and the sketches of the last W queries.
+    window = min(cfg.query_window, num_tokens)
+    q_window = q.new_zeros((batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32)
+    q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1)
+    capacity = n + 16
+    t_buf = transition.new_zeros((batch, capacity, capacity))
+    t_buf[:, :n, :n] = transition
+    kb_buf = k_blocks.new_zeros((*k_blocks.shape[:2], capacity, k_blocks.shape[-1]))
+    kb_buf[:, :, :n] = k_blocks
+    state.layers[layer_idx] = LayerDecodeState(
+        transition=t_buf, key_blocks=kb_buf, query_window=q_window, window_fill=window,
+        pushes=window, num_keys=num_tokens)
+    return out
+
+
+def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeState) -> torch.Tensor:
+    cfg = state.config
+    b = cfg.block_size
+    num_keys, head_dim = k.shape[2], q.shape[3]
+    n = -(-num_keys // b)
+    signs, coords, c = _sketch_setup(state, head_dim, q.device)
+    layer.ensure_capacity(n)
+    q_token = ops.hadamard_sketch(q, signs, coords, 1)  # [B, Hq, 1, m]
+    k_token = ops.hadamard_sketch(k[:, :, num_keys - 1:], signs, coords, 1)  # [B, Hkv, 1, m]
+    ops.update_block_sketch_(layer.key_blocks, k_token, num_keys - 1, b)
+    ops.push_query_window_(layer.query_window, q_token, layer.pushes)
+    layer.pushes += 1
+    layer.window_fill = min(layer.window_fill + 1, cfg.query_window)
+    layer.num_keys = num_keys
+    # r: softmax over key blocks per window query and head, summed, normalized (SPEC.md 6.1).
+    r = ops.score_blocks(layer.query_window[:, :, :layer.window_fill], layer.key_blocks[:, :, :n], c)
+    r = r.mean(dim=1)  # every row sums to 1, so the mean is the normalized sum
+    transition = layer.transition[:, :n, :n]
+    ops.update_block_matrix_(transition, r, num_keys, b)
+    walk = ops.walk_blocks(r.unsqueeze(1), transition, None, cfg.degree, cfg.damping)  # [B, 1, n]
+    w = cfg.window_tokens(num_keys)
+    block_index, num_selected = ops.select_blocks(
+        walk, 1, num_keys, b, cfg.kblocks_frac, w, cfg.sink_tokens(num_keys),
+        max(w, cfg.sink_tokens(num_keys)), 0)
+    out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
+    # The query's own block is always kept (window), so kept keys = full blocks + the partial last.
+    kept = (num_selected.float() - 1) * b + (num_keys - (n - 1) * b)
+    state.record_density(layer_idx, (kept / num_keys).mean())
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _visible_area(num_queries: int, num_keys: int, block_size: int, device_str: str) -> torch.Tensor:
+    """[Nq, Nk] float64: causal (query, key) pairs inside each block pair (closed form)."""
+    device = torch.device(device_str)
+    nq, nk = -(-num_queries // block_size), -(-num_keys // block_size)
+    i = torch.arange(nq, device=device, dtype=torch.float64)[:, None]
+    j = torch.arange(nk, device=device, dtype=torch.float64)[None, :]
+    offset = num_keys - num_queries
+    p0 = i * block_size + offset
+    p1 = torch.clamp((i + 1) * block_size, max=num_queries) - 1 + offset
+    k0 = j * block_size
+    length = torch.clamp((j + 1) * block_size, max=num_keys) - k0
+
+    def partial_sum(x):  # sum_{y=1..x} clamp(y, 0, length), 0 for x <= 0
+        x = torch.clamp(x, min=0)
+        inside = torch.minimum(x, length)
+        return inside * (inside + 1) / 2 + (x - inside) * length
+
+    return partial_sum(p1 - k0 + 1) - partial_sum(p0 - k0)
+
+
+def prefill_density(block_index: torch.Tensor, num_selected: torch.Tensor, num_queries: int,
+                    block_size: int, num_keys: int | None = None) -> torch.Tensor:
+    """Kept fraction of the causal area (0-dim float64 tensor), averaged over index heads and batch."""
+    num_keys = num_queries if num_keys is None else num_keys
+    area = _visible_area(num_queries, num_keys, block_size, str(block_index.device))
+    nk = area.shape[1]
+    slots = torch.arange(block_index.shape[-1], device=block_index.device)
+    used = slots < num_selected.unsqueeze(-1)
+    mask = torch.zeros((*block_index.shape[:3], nk + 1), dtype=torch.float64, device=block_index.device)
+    idx = torch.where(used, block_index.long(), nk)  # padding goes to a spare column
+    mask.scatter_(-1, idx, 1.0)
+    kept = (mask[..., :nk] * area).sum(dim=(-1, -2))
+    return (kept / area.sum()).mean()

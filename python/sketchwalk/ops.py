@@ -1,0 +1,268 @@
+"""Typed wrappers over ``torch.ops.sketchwalk.*`` with their fake (meta) implementations.
+
+Each docstring gives shapes with named dims and an executable equivalence with the float64
+reference in ``tests/reference.py`` (the specification the kernels are tested against).
+docs/ops.md is the full contract, including the block-index format.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+_ops = torch.ops.sketchwalk
+
+__all__ = [
+    "hadamard_sketch",
+    "score_blocks",
+    "walk_blocks",
+    "select_blocks",
+    "sparse_prefill",
+    "sparse_decode",
+    "update_block_sketch_",
+    "push_query_window_",
+    "update_block_matrix_",
+    "sketch_transform",
+    "logit_scale",
+]
+
+# ---------------------------------------------------------------------------------------
+# Helpers that fix the random draw and the logit scale (SPEC.md sections 1-2)
+
+
+@functools.lru_cache(maxsize=64)
+def _sketch_transform_cpu(n: int, m: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (n,), generator=gen).to(torch.float32) * 2 - 1
+    coords = torch.randperm(n, generator=gen)[:m].to(torch.int64)
+    return signs, coords
+
+
+def sketch_transform(
+    head_dim: int, sketch_dim: int, seed: int = 0, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed random draw of the sketch: ``(signs [n] float32 of +-1, coords [m] int64)``.
+
+    ``n = next_pow2(head_dim)``, ``m = min(sketch_dim, n)``; drawn once per (seed, n, m) from a
+    CPU ``torch.Generator`` (signs first, then a permutation whose first m entries are the
+    coordinates), so every device and process gets the same draw.
+    """
+    n = 1 << (head_dim - 1).bit_length()
+    m = min(sketch_dim, n)
+    signs, coords = _sketch_transform_cpu(n, m, seed)
+    return signs.to(device), coords.to(device)
+
+
+def logit_scale(sketch_dim: int, head_dim: int) -> float:
+    """c = m**1.5 / (100 n), the authors' scale of the sketched block logits (~0.113 at m=n=128)."""
+    n = 1 << (head_dim - 1).bit_length()
+    m = min(sketch_dim, n)
+    return m**1.5 / (100.0 * n)
+
+
+# ---------------------------------------------------------------------------------------
+# 1. sketch
+
+
+def hadamard_sketch(
+    x: torch.Tensor, signs: torch.Tensor, coords: torch.Tensor, block_size: int
+) -> torch.Tensor:
+    """Block mean-pool + subsampled randomized Hadamard transform.
+
+    x: [batch, heads, tokens, head_dim] fp16/bf16/fp32; signs: [n]; coords: [m].
+    Returns [batch, heads, ceil(tokens / block_size), m] float32.
+    Equivalent to ``reference.hadamard_sketch(x, signs, coords, block_size)``.
+    """
+    return _ops.hadamard_sketch(x, signs, coords, block_size)
+
+
+@torch.library.register_fake("sketchwalk::hadamard_sketch")
+def _(x, signs, coords, block_size):
+    torch._check(x.dim() == 4, lambda: "hadamard_sketch: argument 'x' must have 4 dims")
+    num_blocks = (x.shape[2] + block_size - 1) // block_size
+    return x.new_empty((x.shape[0], x.shape[1], num_blocks, coords.shape[0]), dtype=torch.float32)
+
+
+# 2. scores
+
+
+def score_blocks(q_sketch: torch.Tensor, k_sketch: torch.Tensor, logit_scale: float) -> torch.Tensor:
+    """Row-stochastic block transition matrix shared by all heads.
+
+    q_sketch: [batch, num_q_heads, rows, m]; k_sketch: [batch, num_kv_heads, cols, m] (float32).
+    Returns A [batch, rows, cols] float32: per-head softmax over all key blocks of the
+    sketched logits, summed over heads, rows normalized.
+    Equivalent to ``reference.score_blocks(q_sketch, k_sketch, logit_scale)``.
+    """
+    return _ops.score_blocks(q_sketch, k_sketch, logit_scale)
+
+
+@torch.library.register_fake("sketchwalk::score_blocks")
+def _(q_sketch, k_sketch, logit_scale):
+    return q_sketch.new_empty((q_sketch.shape[0], q_sketch.shape[2], k_sketch.shape[2]))
+
+
+# 3. walk
+
+
+def walk_blocks(
+    base: torch.Tensor,
+    transition: torch.Tensor,
+    init: torch.Tensor | None,
+    degree: int,
+    damping: float,
+) -> torch.Tensor:
+    """Damped walk: ``state = init (or base); degree x: state = (1-damping)*base + damping*state@transition``.
+
+    base: [batch, rows, n]; transition: [batch, n, n]; init like base or None. float32.
+    Equivalent to ``reference.walk_blocks(base, transition, init, degree, damping)``.
+    """
+    return _ops.walk_blocks(base, transition, init, degree, damping)
+
+
+@torch.library.register_fake("sketchwalk::walk_blocks")
+def _(base, transition, init, degree, damping):
+    return base.new_empty(base.shape)
+
+
+# 4. selection
+
+
+def select_blocks(
+    scores: torch.Tensor,
+    num_queries: int,
+    num_keys: int,
+    block_size: int,
+    keep_frac: float,
+    window_tokens: int,
+    exclude_sink_tokens: int,
+    attend_sink_tokens: int,
+    dense_last_q_blocks: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantile top-k + sink/window/dense-row rules -> the block index (docs/ops.md).
+
+    scores: [batch, num_q_blocks, num_kv_blocks] float32.
+    Returns (block_index [batch, 1, num_q_blocks, num_kv_blocks] int32, ascending, -1 padded;
+    num_selected [batch, 1, num_q_blocks] int32).
+    Equivalent to ``reference.select_blocks(...)`` (same arguments).
+    """
+    return _ops.select_blocks(
+        scores,
+        num_queries,
+        num_keys,
+        block_size,
+        keep_frac,
+        window_tokens,
+        exclude_sink_tokens,
+        attend_sink_tokens,
+        dense_last_q_blocks,
+    )
+
+
+@torch.library.register_fake("sketchwalk::select_blocks")
+def _(scores, num_queries, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
+      attend_sink_tokens, dense_last_q_blocks):
+    b, nq, nk = scores.shape
+    return (
+        scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
+        scores.new_empty((b, 1, nq), dtype=torch.int32),
+    )
+
+
+# 5-6. attention
+
+
+def sparse_prefill(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_index: torch.Tensor,
+    num_selected: torch.Tensor,
+    softmax_scale: float | None = None,
+    validate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block-sparse causal attention over a block index of 64x64 blocks.
+
+    q: [batch, num_q_heads, num_queries, head_dim]; k, v: [batch, num_kv_heads, num_keys, head_dim]
+    (queries end at the last key); block_index: [batch, index_heads, ceil(num_queries/64), max_selected];
+    num_selected: [batch, index_heads, ceil(num_queries/64)]. head_dim 64 or 128.
+    Returns (out like q, lse [batch, num_q_heads, num_queries] float32, natural log).
+    Equivalent to ``reference.sparse_attention(q, k, v, block_index, num_selected, softmax_scale)``.
+    ``validate=False`` skips the index check (one device sync on CUDA).
+    """
+    return _ops.sparse_prefill(q, k, v, block_index, num_selected, softmax_scale, validate)
+
+
+def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, validate=True):
+    return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+torch.library.register_fake("sketchwalk::sparse_prefill")(_attention_fake)
+
+
+def sparse_decode(
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    block_index: torch.Tensor,
+    num_selected: torch.Tensor,
+    softmax_scale: float | None = None,
+    validate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
+
+    q: [batch, num_q_heads, 1, head_dim]; k_cache, v_cache: [batch, num_kv_heads, num_keys, head_dim];
+    block_index: [batch, index_heads, 1, max_selected]; num_selected: [batch, index_heads, 1].
+    Returns (out like q, lse [batch, num_q_heads, 1]).
+    Equivalent to ``reference.sparse_attention(q, k_cache, v_cache, block_index, num_selected, softmax_scale)``.
+    """
+    return _ops.sparse_decode(q, k_cache, v_cache, block_index, num_selected, softmax_scale, validate)
+
+
+torch.library.register_fake("sketchwalk::sparse_decode")(_attention_fake)
+
+
+# 7. decode-state updates (in place)
+
+
+def update_block_sketch_(
+    block_sketch: torch.Tensor, token_sketch: torch.Tensor, num_tokens_before: int, block_size: int
+) -> None:
+    """Running mean of one token's sketch into its block: block j = num_tokens_before // block_size.
+
+    block_sketch: [batch, heads, capacity, m] (mutated); token_sketch: [batch, heads, 1, m].
+    Equivalent to ``reference.update_block_sketch(...)``.
+    """
+    _ops.update_block_sketch_(block_sketch, token_sketch, num_tokens_before, block_size)
+
+
+@torch.library.register_fake("sketchwalk::update_block_sketch_")
+def _(block_sketch, token_sketch, num_tokens_before, block_size):
+    return None
+
+
+def push_query_window_(window: torch.Tensor, q_sketch: torch.Tensor, position: int) -> None:
+    """Write q_sketch [batch, heads, 1, m] into slot ``position % W`` of window [batch, heads, W, m]."""
+    _ops.push_query_window_(window, q_sketch, position)
+
+
+@torch.library.register_fake("sketchwalk::push_query_window_")
+def _(window, q_sketch, position):
+    return None
+
+
+def update_block_matrix_(
+    transition: torch.Tensor, r: torch.Tensor, num_keys: int, block_size: int
+) -> None:
+    """Decode-time row/column blend of transition [batch, n, n] with scores r [batch, n], in place.
+
+    n = ceil(num_keys / block_size); alpha = 1 / ((num_keys - 1) % block_size + 1).
+    Equivalent to ``reference.update_block_matrix(...)``.
+    """
+    _ops.update_block_matrix_(transition, r, num_keys, block_size)
+
+
+@torch.library.register_fake("sketchwalk::update_block_matrix_")
+def _(transition, r, num_keys, block_size):
+    return None

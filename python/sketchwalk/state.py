@@ -1,0 +1,93 @@
+"""Per-sequence Sketch&Walk state: the walk carried from layer to layer within a forward
+pass, and each sparse layer's decode state (SPEC.md section 6) carried across steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .config import SketchWalkConfig
+
+
+@dataclasses.dataclass
+class LayerDecodeState:
+    """What one sparse layer keeps between decode steps (float32, on the layer's device).
+
+    Buffers are allocated with spare capacity and grown by doubling; only the leading
+    ``num_blocks`` rows/columns are live.
+    """
+
+    transition: torch.Tensor
+    """[batch, capacity, capacity]: the block transition matrix A, live part [:n, :n]."""
+    key_blocks: torch.Tensor
+    """[batch, num_kv_heads, capacity, m]: sketches of the key block means."""
+    query_window: torch.Tensor
+    """[batch, num_q_heads, W, m]: ring buffer of the sketches of the recent queries."""
+    window_fill: int
+    """Number of valid slots of query_window (<= W)."""
+    pushes: int
+    """Queries written so far; the next one goes to slot pushes % W (the oldest)."""
+    num_keys: int
+    """Keys summarized so far."""
+
+    @property
+    def capacity(self) -> int:
+        return self.transition.shape[-1]
+
+    def ensure_capacity(self, num_blocks: int) -> None:
+        """Grow the buffers (zero-filled: the decode blend relies on finite entries)."""
+        if num_blocks <= self.capacity:
+            return
+        new_cap = max(num_blocks, 2 * self.capacity)
+        old = self.capacity
+        t = self.transition.new_zeros((self.transition.shape[0], new_cap, new_cap))
+        t[:, :old, :old] = self.transition
+        kb = self.key_blocks.new_zeros((*self.key_blocks.shape[:2], new_cap, self.key_blocks.shape[-1]))
+        kb[:, :, :old] = self.key_blocks
+        self.transition, self.key_blocks = t, kb
+
+
+class SketchWalkState:
+    """Per-sequence (per batch of sequences) state of Sketch&Walk.
+
+    Make one per ``generate()`` call or prefill and pass it to every layer's
+    ``sketchwalk_attention``; a prefill of a layer (num_queries == num_keys) resets that
+    layer's decode state.
+    """
+
+    def __init__(self, config: SketchWalkConfig | None = None) -> None:
+        self.config = config if config is not None else SketchWalkConfig()
+        self.layers: dict[int, LayerDecodeState] = {}
+        self._carried_layer: int | None = None
+        self._carried_walk: torch.Tensor | None = None
+        self._density: dict[int, torch.Tensor] = {}
+
+    def reset(self) -> None:
+        """Forget everything (a new sequence starts)."""
+        self.layers.clear()
+        self._carried_layer = None
+        self._carried_walk = None
+        self._density.clear()
+
+    # -- the walk carried between consecutive sparse layers of one forward pass --------
+    def carried_walk(self, layer_idx: int, num_blocks: int) -> torch.Tensor | None:
+        """W of layer ``layer_idx - 1`` when it produced one of size num_blocks (SPEC.md section 3)."""
+        w = self._carried_walk
+        if self._carried_layer == layer_idx - 1 and w is not None and w.shape[-1] == num_blocks \
+                and w.shape[-2] == num_blocks:
+            return w
+        return None
+
+    def carry_walk(self, layer_idx: int, walk: torch.Tensor) -> None:
+        self._carried_layer, self._carried_walk = layer_idx, walk
+
+    # -- density actually achieved ------------------------------------------------------
+    def record_density(self, layer_idx: int, density: torch.Tensor) -> None:
+        self._density[layer_idx] = density
+
+    @property
+    def last_density(self) -> dict[int, float]:
+        """Kept fraction of the causal attention area, per sparse layer, of the last call
+        (block-granular: what the kernels compute). Reading it syncs with the device."""
+        return {layer: float(d) for layer, d in sorted(self._density.items())}
