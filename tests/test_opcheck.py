@@ -1,0 +1,57 @@
+"""torch.library.opcheck on every op (schema, fake tensor, autograd registration, AOT)."""
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params
+from utils import ops
+
+
+def op_cases(device):
+    o = ops()  # loads the extension
+    ns = torch.ops.sketchwalk
+    x = torch.randn(1, 2, 70, 64, device=device)
+    signs, coords = o.sketch_transform(64, 32, seed=0, device=device)
+    qs = torch.randn(1, 4, 3, 32, device=device)
+    ks = torch.randn(1, 2, 5, 32, device=device)
+    base = torch.rand(1, 3, 5, device=device)
+    trans = torch.rand(1, 5, 5, device=device)
+    scores = torch.rand(1, 5, 5, device=device)
+    tq = 300
+    q = torch.randn(1, 4, tq, 64, device=device)
+    k = torch.randn(1, 2, tq, 64, device=device)
+    v = torch.randn(1, 2, tq, 64, device=device)
+    keep = torch.ones(1, 5, 5, dtype=torch.bool, device=device).tril()
+    idx, cnt = R.mask_to_block_index(keep)
+    qd = torch.randn(1, 4, 1, 64, device=device)
+    didx, dcnt = R.mask_to_block_index(torch.ones(1, 1, 5, dtype=torch.bool, device=device))
+    a = torch.rand(1, 5, 5, device=device)
+    r = torch.rand(1, 5, device=device)
+    return [
+        ("hadamard_sketch", ns.hadamard_sketch.default, (x, signs, coords, 64)),
+        ("score_blocks", ns.score_blocks.default, (qs, ks, 0.1)),
+        ("walk_blocks", ns.walk_blocks.default, (base, trans, None, 3, 0.25)),
+        ("walk_blocks_init", ns.walk_blocks.default, (base, trans, base.clone(), 2, 0.25)),
+        ("select_blocks", ns.select_blocks.default, (scores, tq, tq, 64, 0.125, 15, 7, 15, 4)),
+        ("sparse_prefill", ns.sparse_prefill.default, (q, k, v, idx, cnt, None, True)),
+        ("sparse_decode", ns.sparse_decode.default, (qd, k, v, didx, dcnt, 0.125, True)),
+        ("update_block_sketch_", ns.update_block_sketch_.default,
+         (torch.randn(1, 2, 6, 32, device=device), torch.randn(1, 2, 1, 32, device=device), 70, 64)),
+        ("push_query_window_", ns.push_query_window_.default,
+         (torch.randn(1, 4, 8, 32, device=device), torch.randn(1, 4, 1, 32, device=device), 11)),
+        ("update_block_matrix_", ns.update_block_matrix_.default, (a, r, 300, 64)),
+    ]
+
+
+NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "select_blocks",
+         "sparse_prefill", "sparse_decode", "update_block_sketch_", "push_query_window_",
+         "update_block_matrix_"]
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("name", NAMES)
+def test_opcheck(device, name):
+    cases = {n: (op, args) for n, op, args in op_cases(device)}
+    op, args = cases[name]
+    torch.library.opcheck(op, args)

@@ -1,0 +1,115 @@
+"""sketchwalk_attention (one model's layers: dense, prefill with carried walk, decode steps)
+against the whole-pipeline float64 reference of tests/reference.py."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params
+from tolerances import assert_within_torch_error
+from utils import torch_masked_baseline
+
+B = 64
+
+
+def _margin(scores, tq, tk, keep_frac, w, sink):
+    """Smallest |score - threshold| over causal blocks (large => selection is robust to
+    float32 rounding in the kernels)."""
+    th = R._row_thresholds(scores.double(), tq, tk, B, keep_frac, w, sink)
+    causal, _ = R._causal_block_mask(scores.shape[1], scores.shape[2], tq, tk, B, scores.device)
+    d = (scores.double() - th[..., None]).abs()
+    d = d[causal[None].expand_as(d) & ~torch.isnan(th)[..., None].expand_as(d)]
+    return d.min().item() if d.numel() else float("inf")
+
+
+def make_layers(sw, num_layers, batch, hq, hkv, tokens, d, dtype, device, extra_tokens):
+    cfg = sw.SketchWalkConfig()
+    layers = []
+    for _ in range(num_layers):
+        q = torch.randn(batch, hq, tokens + extra_tokens, d, device=device) * 3
+        k = torch.randn(batch, hkv, tokens + extra_tokens, d, device=device) * 3
+        v = torch.randn(batch, hkv, tokens + extra_tokens, d, device=device)
+        layers.append((q.to(dtype), k.to(dtype), v.to(dtype)))
+    return cfg, layers
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens,hq,hkv,d,dtype", [
+    (1023, 4, 1, 64, torch.float32),
+    (1000, 6, 2, 128, torch.float32),
+    (700, 4, 4, 64, torch.bfloat16),
+    (63, 2, 1, 64, torch.float32),
+])
+def test_pipeline_prefill_and_decode(device, tokens, hq, hkv, d, dtype):
+    sw = pytest.importorskip("sketchwalk")
+    steps = 2
+    cfg, layers = make_layers(sw, 4, 1, hq, hkv, tokens, d, dtype, device, steps)
+    signs, coords = sw.ops.sketch_transform(d, cfg.sketch_dim, seed=cfg.seed, device=device)
+    state = sw.SketchWalkState(cfg)
+
+    # Prefill: layers 0, 1 dense; 2 and 3 sparse, 3 starting its walk from 2's.
+    walk_prev = None
+    ref_layers = {}
+    for li, (q, k, v) in enumerate(layers):
+        q, k, v = q[:, :, :tokens], k[:, :, :tokens], v[:, :, :tokens]
+        out = sw.sketchwalk_attention(q, k, v, li, state)
+        assert out.shape == q.shape and out.dtype == dtype
+        if li < cfg.dense_layers:
+            ref = R.dense_causal_attention(q, k, v)
+            base = torch.nn.functional.scaled_dot_product_attention(
+                q, k.repeat_interleave(hq // hkv, 1), v.repeat_interleave(hq // hkv, 1),
+                is_causal=True)
+            assert_within_torch_error(out, ref, base, dtype, msg=f"dense layer {li}")
+            continue
+        r = R.layer_prefill(q, k, v, cfg, signs, coords, walk_prev)
+        walk_prev = r["W"]
+        ref_layers[li] = r
+        m = _margin(r["W"].float(), tokens, tokens, cfg.kblocks_frac, cfg.window_tokens(tokens),
+                    cfg.sink_tokens(tokens))
+        assert m > 1e-7, f"test inputs too close to a selection tie (margin {m})"
+        base = torch_masked_baseline(q, k, v, r["block_index"], r["num_selected"], B)
+        assert_within_torch_error(out, r["out"], base, dtype, msg=f"prefill layer {li}")
+        dens = state.last_density[li]
+        assert 0.0 < dens <= 1.0
+
+    # Decode steps (the second one may open a new key block).
+    windows = {li: r["window"] for li, r in ref_layers.items()}
+    trans = {li: r["transition"] for li, r in ref_layers.items()}
+    for step in range(steps):
+        tk = tokens + step + 1
+        for li, (q, k, v) in enumerate(layers):
+            qn = q[:, :, tk - 1 : tk]
+            kc, vc = k[:, :, :tk], v[:, :, :tk]
+            out = sw.sketchwalk_attention(qn, kc, vc, li, state)
+            assert out.shape == qn.shape
+            if li < cfg.dense_layers:
+                ref = R.dense_causal_attention(qn, kc, vc)
+                assert_within_torch_error(out, ref, ref.to(dtype), dtype, msg=f"dense decode {li}")
+                continue
+            new_q = R.hadamard_sketch(qn, signs, coords, 1)
+            win = torch.cat([windows[li], new_q], dim=2)[:, :, -cfg.query_window:]
+            r = R.layer_decode_step(qn, kc, vc, win, trans[li], cfg, signs, coords)
+            windows[li], trans[li] = win, r["transition"]
+            m = _margin(r["walk"].float(), 1, tk, cfg.kblocks_frac, cfg.window_tokens(tk),
+                        cfg.sink_tokens(tk))
+            assert m > 1e-7, f"test inputs too close to a selection tie (margin {m})"
+            base = torch_masked_baseline(qn, kc, vc, r["block_index"], r["num_selected"], B)
+            assert_within_torch_error(out, r["out"], base, dtype,
+                                      msg=f"decode step {step} layer {li} (tk={tk})")
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_pipeline_all_dense_config_equals_dense(device):
+    # kblocks_frac = 1 and windows = everything: the sparse path keeps every causal block.
+    sw = pytest.importorskip("sketchwalk")
+    cfg = dataclasses.replace(sw.SketchWalkConfig(), window_frac=1.0, dense_layers=0)
+    state = sw.SketchWalkState(cfg)
+    q = torch.randn(1, 4, 300, 64, device=device)
+    k = torch.randn(1, 2, 300, 64, device=device)
+    v = torch.randn(1, 2, 300, 64, device=device)
+    out = sw.sketchwalk_attention(q, k, v, 0, state)
+    ref = R.dense_causal_attention(q, k, v)
+    torch.testing.assert_close(out.double(), ref, atol=2e-5, rtol=1e-5)
+    assert state.last_density[0] == pytest.approx(1.0)
