@@ -1,0 +1,296 @@
+// Block-sparse FlashAttention-2-style prefill (op 5, sparse_prefill) for sm_80 and sm_90:
+// mma.sync m16n8k16 + ldmatrix + cp.async K/V pipeline over the key blocks listed in the
+// row's block index (block_index.h), online softmax in the log2 domain, token-level causal
+// mask only in blocks that can hold a key after some query of the row. fp16/bf16,
+// head_dim 64/128, block_size 64. Parts: tile loads, the sm80 mainloop (QK^T, softmax,
+// PV), the epilogue (normalize, stage through smem, 16-byte stores, lse); a Hopper (wgmma)
+// mainloop can sit beside mainloop_sm80 with the same params, traits and epilogue.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "sketchwalk/block_index.h"
+#include "sketchwalk/common.h"
+#include "sketchwalk/kernel_traits.h"
+#include "sketchwalk/mma_sm80.cuh"
+#include "sketchwalk/online_softmax.cuh"
+#include "sketchwalk/params.h"
+
+namespace sketchwalk {
+namespace detail {
+
+/// \brief Element offset of 16-byte chunk `chunk` of tile row `row` in a [rows][kHeadDim]
+/// shared-memory tile, XOR-swizzled on the low 3 chunk bits so the 8 rows an ldmatrix
+/// phase reads (same logical chunk) land in 8 different 16-byte bank groups.
+template <int kHeadDim, int kElemsPerChunk>
+SW_DEVICE int swizzle(int row, int chunk) {
+  return row * kHeadDim + ((chunk ^ (row & 7)) * kElemsPerChunk);
+}
+
+/// \brief Async copy of rows [0, kRows) of a [*, kHeadDim] global tile (row stride
+/// `row_stride` elements) into a swizzled smem tile; rows >= `valid_rows` are zero-filled.
+template <typename Traits, int kRows>
+SW_DEVICE void load_tile_async(typename Traits::Element* smem,
+                               const typename Traits::Element* gmem, int64_t row_stride,
+                               int valid_rows, int tid) {
+  constexpr int kChunks = Traits::kChunksPerRow;
+  constexpr int kE = Traits::kElemsPerChunk;
+#pragma unroll
+  for (int idx = tid; idx < kRows * kChunks; idx += Traits::kNumThreads) {
+    const int row = idx / kChunks;
+    const int chunk = idx % kChunks;
+    const bool valid = row < valid_rows;
+    const auto* src = gmem + (valid ? row : 0) * row_stride + chunk * kE;
+    sm80::cp_async_16(sm80::smem_u32(smem + swizzle<Traits::kHeadDim, kE>(row, chunk)), src,
+                      valid);
+  }
+}
+
+}  // namespace detail
+
+/// \brief One CTA: query block blockIdx.x (reversed: heavy causal rows start first),
+/// query heads [blockIdx.y * kHeadsPerCta, +kHeadsPerCta) (one kv head), batch blockIdx.z.
+template <typename Traits>
+__global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
+    sparse_prefill_kernel(const SparseAttentionParams params) {
+  using Element = typename Traits::Element;
+  constexpr int kHeadDim = Traits::kHeadDim;
+  constexpr int kBlockN = Traits::kBlockN;
+  constexpr int kStages = Traits::kStages;
+  constexpr int kE = Traits::kElemsPerChunk;
+  constexpr int kNTiles = kBlockN / 8;   // n8 tiles of S per warp
+  constexpr int kDTiles = kHeadDim / 8;  // n8 tiles of O per warp
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  Element* q_smem = reinterpret_cast<Element*>(smem_raw);
+  Element* k_smem = q_smem + Traits::kQTileElems;            // [kStages][kBlockN][kHeadDim]
+  Element* v_smem = k_smem + kStages * Traits::kKVTileElems;  // [kStages][kBlockN][kHeadDim]
+
+  const int tid = threadIdx.x;
+  const int lane = tid % 32;
+  const int warp = tid / 32;
+  const int q_block = gridDim.x - 1 - blockIdx.x;
+  const int q_head0 = blockIdx.y * Traits::kHeadsPerCta;
+  const int batch_idx = blockIdx.z;
+  const int group = params.num_q_heads / params.num_kv_heads;
+  const int kv_head = q_head0 / group;
+  const int index_head = params.index_heads == 1 ? 0 : kv_head;
+
+  const int* row_index = params.block_index + batch_idx * params.index_batch_stride +
+                         index_head * params.index_head_stride + q_block * params.index_row_stride;
+  const int num_sel = params.num_selected[batch_idx * params.count_batch_stride +
+                                          index_head * params.count_head_stride + q_block];
+
+  const int q_start = q_block * Traits::kBlockQ;
+  const int q_valid = min(Traits::kBlockQ, params.num_queries - q_start);
+  const int first_query_pos = query_position(q_start, params.num_queries, params.num_keys);
+
+  const Element* q_base = static_cast<const Element*>(params.q) +
+                          batch_idx * params.q_batch_stride + q_start * params.q_token_stride;
+  const Element* k_base = static_cast<const Element*>(params.k) +
+                          batch_idx * params.k_batch_stride + kv_head * params.k_head_stride;
+  const Element* v_base = static_cast<const Element*>(params.v) +
+                          batch_idx * params.v_batch_stride + kv_head * params.v_head_stride;
+
+  // Q tile: rows [64h, 64h + 64) hold head q_head0 + h; rows past Tq are zero.
+#pragma unroll
+  for (int h = 0; h < Traits::kHeadsPerCta; ++h) {
+    detail::load_tile_async<Traits, Traits::kBlockQ>(
+        q_smem + h * Traits::kBlockQ * kHeadDim, q_base + (q_head0 + h) * params.q_head_stride,
+        params.q_token_stride, q_valid, tid);
+  }
+  auto load_kv = [&](int stage, int key_block) {
+    const int64_t key0 = static_cast<int64_t>(key_block) * kBlockN;
+    const int valid = min(kBlockN, static_cast<int>(params.num_keys - key0));
+    detail::load_tile_async<Traits, kBlockN>(k_smem + stage * Traits::kKVTileElems,
+                                             k_base + key0 * params.k_token_stride,
+                                             params.k_token_stride, valid, tid);
+    detail::load_tile_async<Traits, kBlockN>(v_smem + stage * Traits::kKVTileElems,
+                                             v_base + key0 * params.v_token_stride,
+                                             params.v_token_stride, valid, tid);
+  };
+  // Prologue: tiles 0 .. kStages-2 in flight (group 0 also carries Q).
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < num_sel) load_kv(s, row_index[s]);
+    sm80::cp_async_commit();
+  }
+
+  // Per-thread state: rows g and g + 8 of this warp's 16 rows.
+  const int g = lane / 4;
+  const int c = lane % 4;
+  const float scale_log2 = params.softmax_scale * kLog2e;
+  float o_acc[kDTiles][4];
+#pragma unroll
+  for (int i = 0; i < kDTiles; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY};  // raw (unscaled) scores
+  float row_sum[2] = {0.f, 0.f};              // this thread's partial; quad-reduced at the end
+  const int warp_row0 = warp * 16;            // first CTA row of this warp
+  const int row_in_block0 = warp_row0 % Traits::kBlockQ;
+
+  const uint32_t q_smem_u32 = sm80::smem_u32(q_smem);
+  for (int it = 0; it < num_sel; ++it) {
+    const int key_block = row_index[it];
+    {
+      const int next = it + kStages - 1;
+      if (next < num_sel) load_kv(next % kStages, row_index[next]);
+      sm80::cp_async_commit();  // empty groups keep the wait count uniform
+    }
+    sm80::cp_async_wait<kStages - 1>();
+    __syncthreads();
+    const int stage = it % kStages;
+    const uint32_t k_stage_u32 = sm80::smem_u32(k_smem + stage * Traits::kKVTileElems);
+    const uint32_t v_stage_u32 = sm80::smem_u32(v_smem + stage * Traits::kKVTileElems);
+
+    // S = Q K^T: warp rows [warp_row0, +16) x 64 keys.
+    float s_acc[kNTiles][4];
+#pragma unroll
+    for (int i = 0; i < kNTiles; ++i) s_acc[i][0] = s_acc[i][1] = s_acc[i][2] = s_acc[i][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      uint32_t a[4];
+      sm80::ldmatrix_x4(a, q_smem_u32 + 2 * detail::swizzle<kHeadDim, kE>(warp_row0 + lane % 16,
+                                                                            kk * 2 + lane / 16));
+#pragma unroll
+      for (int np = 0; np < kNTiles / 2; ++np) {
+        uint32_t b[4];
+        sm80::ldmatrix_x4(b, k_stage_u32 + 2 * detail::swizzle<kHeadDim, kE>(
+                                               np * 16 + (lane / 16) * 8 + lane % 8,
+                                               kk * 2 + (lane / 8) % 2));
+        sm80::mma_m16n8k16<Element>(s_acc[2 * np], a, b[0], b[1]);
+        sm80::mma_m16n8k16<Element>(s_acc[2 * np + 1], a, b[2], b[3]);
+      }
+    }
+
+    // Causal mask, only where some key of the block can follow the row's first query
+    // (the diagonal block(s) and a partial last key block).
+    if (static_cast<int64_t>(key_block) * kBlockN + kBlockN - 1 > first_query_pos) {
+#pragma unroll
+      for (int nt = 0; nt < kNTiles; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int query_pos = first_query_pos + row_in_block0 + g + (e >= 2 ? 8 : 0);
+          const int key = key_block * kBlockN + nt * 8 + 2 * c + (e & 1);
+          if (key > query_pos) s_acc[nt][e] = -INFINITY;
+        }
+      }
+    }
+
+    // Online softmax (two rows per thread; the 4 lanes of a quad share a row).
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = row_max[r];
+#pragma unroll
+      for (int nt = 0; nt < kNTiles; ++nt) mx = fmaxf(mx, fmaxf(s_acc[nt][2 * r], s_acc[nt][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_scaled = max_or_zero(mx) * scale_log2;
+      const float correction = sm80::exp2_approx(row_max[r] * scale_log2 - m_scaled);
+      row_max[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < kNTiles; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float p = sm80::exp2_approx(fmaf(s_acc[nt][2 * r + e], scale_log2, -m_scaled));
+          s_acc[nt][2 * r + e] = p;
+          sum += p;
+        }
+      }
+      row_sum[r] = row_sum[r] * correction + sum;
+#pragma unroll
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        o_acc[dt][2 * r] *= correction;
+        o_acc[dt][2 * r + 1] *= correction;
+      }
+    }
+
+    // O += P V: P (16 x 64) from registers as the A operand, V^T fragments by ldmatrix.trans.
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      uint32_t a[4];
+      a[0] = sm80::pack2<Element>(s_acc[2 * kk][0], s_acc[2 * kk][1]);
+      a[1] = sm80::pack2<Element>(s_acc[2 * kk][2], s_acc[2 * kk][3]);
+      a[2] = sm80::pack2<Element>(s_acc[2 * kk + 1][0], s_acc[2 * kk + 1][1]);
+      a[3] = sm80::pack2<Element>(s_acc[2 * kk + 1][2], s_acc[2 * kk + 1][3]);
+#pragma unroll
+      for (int dp = 0; dp < kDTiles / 2; ++dp) {
+        uint32_t b[4];
+        sm80::ldmatrix_x4_trans(b, v_stage_u32 + 2 * detail::swizzle<kHeadDim, kE>(
+                                                     kk * 16 + ((lane / 8) % 2) * 8 + lane % 8,
+                                                     dp * 2 + lane / 16));
+        sm80::mma_m16n8k16<Element>(o_acc[2 * dp], a, b[0], b[1]);
+        sm80::mma_m16n8k16<Element>(o_acc[2 * dp + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with this stage before it is refilled
+  }
+
+  // Epilogue. Drain the copies (with no selected block the Q copies may still be in flight).
+  sm80::cp_async_wait<0>();
+  __syncthreads();
+  const int q_head = q_head0 + warp_row0 / Traits::kBlockQ;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float total = row_sum[r];
+    total += __shfl_xor_sync(0xffffffffu, total, 1);
+    total += __shfl_xor_sync(0xffffffffu, total, 2);
+    // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
+    const float inv = total > 0.f ? 1.f / total : 0.f;
+    const int row = warp_row0 + g + 8 * r;
+#pragma unroll
+    for (int dt = 0; dt < kDTiles; ++dt) {
+      const uint32_t packed = sm80::pack2<Element>(o_acc[dt][2 * r] * inv, o_acc[dt][2 * r + 1] * inv);
+      *reinterpret_cast<uint32_t*>(q_smem + detail::swizzle<kHeadDim, kE>(row, dt) + 2 * c) = packed;
+    }
+    const int t = q_start + row_in_block0 + g + 8 * r;
+    if (c == 0 && t < params.num_queries) {
+      const float lse = total > 0.f ? row_max[r] * params.softmax_scale + logf(total) : -INFINITY;
+      params.lse[batch_idx * params.lse_batch_stride + q_head * params.lse_head_stride + t] = lse;
+    }
+  }
+  __syncwarp();
+  Element* out_base = static_cast<Element*>(params.out) + batch_idx * params.out_batch_stride +
+                      q_head * params.out_head_stride;
+  constexpr int kChunks = Traits::kChunksPerRow;
+#pragma unroll
+  for (int idx = lane; idx < 16 * kChunks; idx += 32) {
+    const int r = idx / kChunks;
+    const int chunk = idx % kChunks;
+    const int t = q_start + row_in_block0 + r;
+    if (t < params.num_queries) {
+      const uint4 v = *reinterpret_cast<const uint4*>(
+          q_smem + detail::swizzle<kHeadDim, kE>(warp_row0 + r, chunk));
+      *reinterpret_cast<uint4*>(out_base + t * params.out_token_stride + chunk * kE) = v;
+    }
+  }
+}
+
+/// \brief Launch one (dtype, head_dim, heads-per-CTA) instantiation on `stream`.
+template <typename Element, int kHeadDim, int kHeadsPerCta>
+cudaError_t launch_sparse_prefill(const SparseAttentionParams& params, cudaStream_t stream) {
+  using Traits = SparsePrefillTraits<kHeadDim, kHeadsPerCta, Element>;
+  auto kernel = sparse_prefill_kernel<Traits>;
+  const size_t smem = Traits::kSmemBytes;
+  if (smem > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(
+        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  const dim3 grid(params.num_q_blocks, params.num_q_heads / kHeadsPerCta, params.batch);
+  kernel<<<grid, Traits::kNumThreads, smem, stream>>>(params);
+  return cudaGetLastError();
+}
+
+/// \brief Pack 2 heads per CTA when the GQA group size is even (they share K/V tiles).
+template <typename Element, int kHeadDim>
+cudaError_t launch_sparse_prefill_hdim(const SparseAttentionParams& params, cudaStream_t stream) {
+  const int group = params.num_q_heads / params.num_kv_heads;
+  if (group % 2 == 0) return launch_sparse_prefill<Element, kHeadDim, 2>(params, stream);
+  return launch_sparse_prefill<Element, kHeadDim, 1>(params, stream);
+}
+
+}  // namespace sketchwalk
