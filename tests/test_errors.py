@@ -141,7 +141,9 @@ def test_attention_errors(device, op_name):
         bad[0, 0, 0, 0] = 1
         assert_raises_naming(lambda: call(idx=bad), "block_index")
         # More queries than keys.
-        assert_raises_naming(lambda: call(k=k[:, :, :100], v=v[:, :, :100]),
+        # More queries than keys (index shaped for Tq = 200 query blocks x Tk = 100 key blocks).
+        idx2, cnt2 = R.mask_to_block_index(torch.ones(1, 4, 2, dtype=torch.bool, device=device))
+        assert_raises_naming(lambda: call(k=k[:, :, :100], v=v[:, :, :100], idx=idx2, cnt=cnt2),
                              "q", *kname, "num_queries", "num_keys")
     else:
         assert_raises_naming(lambda: call(q=torch.randn(1, 4, 2, 64, device=device)), "q")
