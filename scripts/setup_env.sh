@@ -1,0 +1,27 @@
+# Sourced by scripts/test.sh and scripts/demo.sh: a virtual environment (.venv, reused when
+# present) with torch and the build tools, and sketchwalk built against that torch.
+# Environment: SKETCHWALK_VENV (.venv), PYTHON (python3), SKETCHWALK_TORCH (torch==2.14.1),
+# SKETCHWALK_CUDA / SKETCHWALK_CUDA_ARCHS (see README).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV=${SKETCHWALK_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${SKETCHWALK_TORCH:-torch==2.14.1}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+if ! python -c "import torch" 2>/dev/null; then
+  echo "== installing $TORCH_SPEC"
+  python -m pip install -q "$TORCH_SPEC"
+fi
+echo "== installing build tools"
+python -m pip install -q "scikit-build-core>=0.10" "cmake>=3.26" ninja numpy
+echo "== building sketchwalk (SKETCHWALK_CUDA=${SKETCHWALK_CUDA:-AUTO}, archs ${SKETCHWALK_CUDA_ARCHS:-8.0;9.0a})"
+start=$(date +%s)
+python -m pip install -q --no-build-isolation --no-deps .
+echo "== built in $(( $(date +%s) - start )) s"
+python -m sketchwalk info

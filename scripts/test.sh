@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs the test suite (scripts/setup_env.sh: venv, torch, build),
+# then pytest. Extra arguments go to pytest. CUDA tests run where a GPU is present.
+#
+#   bash scripts/test.sh
+#   SKETCHWALK_CUDA=OFF bash scripts/test.sh -k sparse
+set -euo pipefail
+source "$(dirname "$0")/setup_env.sh"
+python -m pip install -q pytest expecttest hypothesis "transformers>=4.56"
+echo "== pytest"
+python -m pytest tests -q -ra "$@"
