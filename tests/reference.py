@@ -128,6 +128,31 @@ def walk_blocks(base, transition, init, degree: int, damping: float) -> torch.Te
 # ---------------------------------------------------------------------------------------
 
 
+def _row_thresholds(s64, num_queries, num_keys, block_size, keep_frac, window_tokens,
+                    exclude_sink_tokens):
+    """th [batch, Nq] float64: the (1 - keep_frac) linear quantile of each row's candidates
+    C = [sb, lim - wb] (a contiguous range once the sink and window blocks are removed);
+    NaN when C is empty."""
+    batch, nq, nk = s64.shape
+    b = block_size
+    wb = max(1, ceil_div(window_tokens, b))
+    sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
+    th = torch.full((batch, nq), float("nan"), dtype=F64, device=s64.device)
+    for i in range(nq):
+        lim = causal_limit(i, num_queries, num_keys, b)
+        lo, hi = sb, lim - wb  # inclusive
+        if hi >= lo:
+            th[:, i] = torch.quantile(s64[:, i, lo : hi + 1], 1.0 - keep_frac, dim=-1,
+                                      interpolation="linear")
+    return th
+
+
+def _causal_block_mask(num_q_blocks, num_kv_blocks, num_queries, num_keys, block_size, device):
+    lims = torch.tensor([causal_limit(i, num_queries, num_keys, block_size)
+                         for i in range(num_q_blocks)], device=device)
+    return torch.arange(num_kv_blocks, device=device)[None, :] <= lims[:, None], lims
+
+
 def select_blocks(
     scores,
     num_queries: int,
@@ -146,7 +171,7 @@ def select_blocks(
       wb = max(1, ceil(w/b)); sb = min(Nk, max(1, ceil(exclude_sink/b)))
       C = {j <= lim} - {j < sb} - {lim-wb+1 <= j <= lim}
       th = torch.quantile(float64(W[i, C]), 1 - keep_frac) (linear); NaN if C empty
-      keep causal j with W[i, j] > th (strict: ties at th dropped)
+      keep causal j with W[i, j] > th (strict: ties at th dropped; NaN keeps nothing)
       + j < ceil(attend_sink/b) (causal) + window blocks floor(max(0, q_lo-w+1)/b) .. lim
       + every causal block when i >= Nq - dense_last_q_blocks.
     Padding of block_index is -1; kept ids strictly increasing."""
@@ -154,27 +179,17 @@ def select_blocks(
     w = window_tokens
     s64 = scores.to(F64)
     batch, nq, nk = s64.shape
-    keep = torch.zeros(batch, nq, nk, dtype=torch.bool, device=scores.device)
-    wb = max(1, ceil_div(w, b))
-    sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
-    ab = ceil_div(attend_sink_tokens, b)
-    for bi in range(batch):
-        for i in range(nq):
-            lim = causal_limit(i, num_queries, num_keys, b)
-            q_lo = num_keys - num_queries + i * b
-            row = s64[bi, i]
-            cand = [j for j in range(lim + 1) if j >= sb and not (lim - wb + 1 <= j <= lim)]
-            if cand:
-                th = torch.quantile(row[cand], 1.0 - keep_frac, interpolation="linear").item()
-                for j in range(lim + 1):
-                    if row[j].item() > th:
-                        keep[bi, i, j] = True
-            for j in range(min(ab, lim + 1)):
-                keep[bi, i, j] = True
-            for j in range(max(0, q_lo - w + 1) // b, lim + 1):
-                keep[bi, i, j] = True
-            if i >= nq - dense_last_q_blocks:
-                keep[bi, i, : lim + 1] = True
+    dev = scores.device
+    causal, lims = _causal_block_mask(nq, nk, num_queries, num_keys, b, dev)
+    th = _row_thresholds(s64, num_queries, num_keys, b, keep_frac, w, exclude_sink_tokens)
+    keep = (s64 > th[..., None]) & causal  # NaN threshold compares False
+    j = torch.arange(nk, device=dev)
+    sink = j[None, :] < ceil_div(attend_sink_tokens, b)
+    q_lo = torch.arange(nq, device=dev) * b + (num_keys - num_queries)
+    win_lo = torch.clamp(q_lo - w + 1, min=0) // b
+    window = j[None, :] >= win_lo[:, None]
+    dense = (torch.arange(nq, device=dev) >= nq - dense_last_q_blocks)[:, None]
+    keep = keep | ((sink | window | dense) & causal)[None]
     index, counts = mask_to_block_index(keep)
     return keep, index, counts
 
@@ -187,12 +202,15 @@ def mask_to_block_index(keep: torch.Tensor, max_selected: int | None = None):
     nk = keep.shape[-1]
     s = nk if max_selected is None else max_selected
     counts = keep.sum(dim=-1).to(torch.int32)
-    index = torch.full((*keep.shape[:-1], s), -1, dtype=torch.int32, device=keep.device)
-    flat_keep = keep.reshape(-1, nk)
-    flat_index = index.view(-1, s)
-    for r in range(flat_keep.shape[0]):
-        ids = torch.nonzero(flat_keep[r]).flatten()
-        flat_index[r, : ids.numel()] = ids.to(torch.int32)
+    j = torch.arange(nk, device=keep.device)
+    key = torch.where(keep, j, nk + j).sort(dim=-1).values
+    index = torch.where(key < nk, key, -1).to(torch.int32)
+    if s <= nk:
+        assert int(counts.max()) <= s if counts.numel() else True
+        index = index[..., :s].contiguous()
+    else:
+        pad = torch.full((*index.shape[:-1], s - nk), -1, dtype=torch.int32, device=keep.device)
+        index = torch.cat([index, pad], dim=-1)
     return index, counts
 
 
@@ -230,27 +248,18 @@ def token_mask_reference(
     s64 = scores.to(F64)
     batch, nq, nk = s64.shape
     dev = scores.device
-    wb = max(1, ceil_div(w, b))
-    sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
-    pos = torch.arange(num_queries, device=dev) + (num_keys - num_queries)
+    th = _row_thresholds(s64, num_queries, num_keys, b, keep_frac, w, exclude_sink_tokens)
+    causal_b, _ = _causal_block_mask(nq, nk, num_queries, num_keys, b, dev)
+    block_keep = (s64 > th[..., None]) & causal_b
+    block_keep[:, max(0, nq - dense_last_q_blocks):] |= causal_b[max(0, nq - dense_last_q_blocks):]
+    t = torch.arange(num_queries, device=dev)
     key = torch.arange(num_keys, device=dev)
+    pos = t + (num_keys - num_queries)
+    tok = block_keep[:, t // b][:, :, key // b]  # [batch, Tq, Tk]
     causal = key[None, :] <= pos[:, None]
-    out = torch.zeros(batch, num_queries, num_keys, dtype=torch.bool, device=dev)
-    for bi in range(batch):
-        block_keep = torch.zeros(nq, nk, dtype=torch.bool, device=dev)
-        for i in range(nq):
-            lim = causal_limit(i, num_queries, num_keys, b)
-            cand = [j for j in range(lim + 1) if j >= sb and j < lim - wb + 1]
-            if cand:
-                th = torch.quantile(s64[bi, i, cand], 1.0 - keep_frac)
-                block_keep[i, : lim + 1] = s64[bi, i, : lim + 1] > th
-            if i >= nq - dense_last_q_blocks:
-                block_keep[i, : lim + 1] = True
-        tok = block_keep.repeat_interleave(b, 0)[:num_queries].repeat_interleave(b, 1)[:, :num_keys]
-        window = key[None, :] > pos[:, None] - w
-        sink = key[None, :] < attend_sink_tokens
-        out[bi] = (tok | window | sink) & causal
-    return out
+    window = key[None, :] > pos[:, None] - w
+    sink = key[None, :] < attend_sink_tokens
+    return (tok | (window | sink)[None]) & causal[None]
 
 
 # ---------------------------------------------------------------------------------------
