@@ -1,0 +1,152 @@
+// select_blocks op, CUDA: one warp per (batch, query-block row). The row's candidates
+// (a contiguous range of key blocks: [sb, lim - wb]) are staged as ordered uint32 keys in
+// shared memory, the (1 - keep_frac) quantile is found by warp::quantile_linear (float64,
+// torch.quantile's interpolation; tie rule in topk.cuh), then the keep rules are applied 32
+// blocks at a time and the kept ids are compacted by ballot in ascending order, padded with
+// -1. Fixed-size output, no host synchronization: CUDA-graph capturable. Kernel-only.
+#include <cuda_runtime.h>
+
+#include <charconv>
+
+#include "launch.h"
+#include "sketchwalk/block_index.h"
+#include "sketchwalk/common.h"
+#include "sketchwalk/params.h"
+#include "sketchwalk/topk.cuh"
+
+namespace sketchwalk {
+namespace {
+
+constexpr int kSelectWarps = 4;  // rows per CTA
+
+// params.keep_frac is float32, the contract's quantile level is the Python (float64) value
+// 1 - keep_frac: with keep_frac = 0.1, 1 - double(0.1f) = 0.89999999851 moves pos = q (n - 1)
+// off an integer and the threshold off the order statistic, flipping strict-> comparisons
+// (seen in tests). The shortest decimal that rounds to the float ("0.1") is what the caller
+// wrote in every realistic config, so widen through it. Exact for any keep_frac given with
+// <= 7 significant digits; TODO(select owner): make SelectBlocksParams::keep_frac a double.
+double widen_shortest_decimal(float value) {
+  char text[64];
+  const auto written = std::to_chars(text, text + sizeof(text), value);
+  double widened = static_cast<double>(value);
+  if (written.ec == std::errc()) std::from_chars(text, written.ptr, widened);
+  return widened;
+}
+// Staged keys: kSelectWarps * num_kv_blocks * 4 B; 96 KiB covers num_kv_blocks <= 6144
+// (393K tokens at b = 64). Longer rows read the scores from global memory in every pass.
+constexpr size_t kMaxStagedSmemBytes = 96 * 1024;
+
+struct StagedKeys {
+  const uint32_t* keys;
+  SW_DEVICE uint32_t operator()(int j) const { return keys[j]; }
+};
+
+struct GlobalKeys {
+  const float* scores;  // first candidate
+  SW_DEVICE uint32_t operator()(int j) const {
+    return thread::float_to_ordered_key(__ldg(scores + j));
+  }
+};
+
+template <bool kStaged>
+__global__ void __launch_bounds__(kSelectWarps * 32)
+    select_blocks_kernel(const SelectBlocksParams p, double quantile_q) {
+  extern __shared__ uint32_t key_smem[];
+  const int lane = threadIdx.x & 31;
+  const int warp_idx = threadIdx.x >> 5;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kSelectWarps + warp_idx;
+  if (row >= static_cast<int64_t>(p.batch) * p.num_q_blocks) return;  // warp-uniform
+  const int i = static_cast<int>(row % p.num_q_blocks);
+  const int batch_idx = static_cast<int>(row / p.num_q_blocks);
+  const int b = p.block_size;
+  const int nk = p.num_kv_blocks;
+
+  const int lim = causal_limit_block(i, p.num_queries, p.num_keys, b);
+  const int q_lo = query_position(i * b, p.num_queries, p.num_keys);
+  const int w = p.window_tokens;
+  const int wb = max(1, ceil_div(w, b));
+  const int sb = min(nk, max(1, ceil_div(p.exclude_sink_tokens, b)));
+  const int attend_sink_blocks = p.attend_sink_tokens > 0 ? ceil_div(p.attend_sink_tokens, b) : 0;
+  const int window_lo = max(0, q_lo - w + 1) / b;
+  const bool dense_row = i >= p.num_q_blocks - p.dense_last_q_blocks;
+
+  // Candidates: {j <= lim} - {j < sb} - {lim - wb + 1 <= j <= lim} = [sb, lim - wb].
+  const int cand_lo = sb;
+  const int num_cand = max(0, lim - wb - sb + 1);
+  const float* scores = p.scores + batch_idx * p.scores_batch_stride + i * p.scores_row_stride;
+
+  double threshold = __longlong_as_double(0x7ff8000000000000LL);  // NaN: rule keeps nothing
+  if (num_cand > 0 && !dense_row) {
+    bool has_nan = false;
+    if constexpr (kStaged) {
+      uint32_t* keys = key_smem + static_cast<size_t>(warp_idx) * nk;
+      for (int j = lane; j < num_cand; j += 32) {
+        const float v = __ldg(scores + cand_lo + j);
+        has_nan |= v != v;
+        keys[j] = thread::float_to_ordered_key(v);
+      }
+      __syncwarp();
+    } else {
+      for (int j = lane; j < num_cand; j += 32) {
+        const float v = __ldg(scores + cand_lo + j);
+        has_nan |= v != v;
+      }
+    }
+    if (!__any_sync(0xffffffffu, has_nan)) {
+      if constexpr (kStaged) {
+        threshold = warp::quantile_linear(
+            StagedKeys{key_smem + static_cast<size_t>(warp_idx) * nk}, num_cand, quantile_q, lane);
+      } else {
+        threshold = warp::quantile_linear(GlobalKeys{scores + cand_lo}, num_cand, quantile_q, lane);
+      }
+    }
+  }
+
+  int* index_row = p.block_index + row * nk;
+  int count = 0;
+  const unsigned lanes_below = (1u << lane) - 1u;
+  for (int j0 = 0; j0 <= lim; j0 += 32) {
+    const int j = j0 + lane;
+    bool keep = false;
+    if (j <= lim) {
+      keep = dense_row || j < attend_sink_blocks || j >= window_lo ||
+             static_cast<double>(__ldg(scores + j)) > threshold;  // strict: ties dropped
+    }
+    const unsigned mask = __ballot_sync(0xffffffffu, keep);
+    if (keep) index_row[count + __popc(mask & lanes_below)] = j;
+    count += __popc(mask);
+  }
+  for (int j = count + lane; j < nk; j += 32) index_row[j] = kBlockIndexPad;
+  if (lane == 0) p.num_selected[row] = count;
+}
+
+}  // namespace
+
+cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t stream) {
+  const SelectBlocksParams& p = params;
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_q_blocks;
+  if (rows == 0 || p.num_kv_blocks == 0) return cudaSuccess;
+  if (p.block_size < 1 || p.window_tokens < 1 || p.num_queries > p.num_keys)
+    return cudaErrorInvalidValue;
+  const int64_t grid = ceil_div<int64_t>(rows, kSelectWarps);
+  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  // q = 1 - keep_frac in float64, as the reference's Python float arithmetic.
+  const double quantile_q = 1.0 - widen_shortest_decimal(p.keep_frac);
+  const size_t smem = sizeof(uint32_t) * kSelectWarps * static_cast<size_t>(p.num_kv_blocks);
+  if (smem <= kMaxStagedSmemBytes) {
+    if (smem > 48 * 1024) {
+      const cudaError_t err = cudaFuncSetAttribute(
+          select_blocks_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+          static_cast<int>(kMaxStagedSmemBytes));
+      if (err != cudaSuccess) return err;
+    }
+    select_blocks_kernel<true>
+        <<<static_cast<unsigned>(grid), kSelectWarps * 32, smem, stream>>>(p, quantile_q);
+  } else {
+    select_blocks_kernel<false>
+        <<<static_cast<unsigned>(grid), kSelectWarps * 32, 0, stream>>>(p, quantile_q);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace sketchwalk

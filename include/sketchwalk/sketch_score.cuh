@@ -1,0 +1,84 @@
+// Tile pieces of the score_blocks op (sketched block logits -> per-head softmax -> head sum):
+// a 64 x 64 fp32 SIMT tile product of q sketches against k sketches, 256 threads, 4 x 4
+// outputs per thread, the sketch dimension staged through shared memory 32 at a time, and
+// the online (max, sum) merge the row-statistics pass uses. Torch-free. Logits here are in
+// the log2 domain (scaled by kLog2e) so every exponential is one exp2f.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "sketchwalk/common.h"
+
+namespace sketchwalk {
+
+struct ScoreTileTraits {
+  static constexpr int kThreads = 256;
+  static constexpr int kTileRows = 64;  // query blocks per tile
+  static constexpr int kTileCols = 64;  // key blocks per tile
+  static constexpr int kTileK = 32;     // sketch coordinates per smem stage
+  static constexpr int kMicro = 4;      // 4 x 4 outputs per thread: 16 FFMA per 2 LDS.128
+  // +4 floats per smem row keeps float4 alignment; 2 x 32 x 68 x 4 B = 17 KiB per CTA.
+  static constexpr int kSmemStride = kTileRows + 4;
+  static_assert(kTileRows == kTileCols, "one loader serves both operands");
+  static_assert((kTileRows / kMicro) * (kTileCols / kMicro) == kThreads, "thread grid");
+};
+
+namespace block {
+
+/// \brief Stages src[r, k0 + kk] (r < 64, kk < 32) transposed into dst[kk][r], zero outside
+/// rows_valid x (m - k0). A warp reads 4 rows x 8 consecutive floats (four full 32-byte
+/// sectors) and writes 32 distinct banks (address kk * 68 + r, kk*4 + r mod 32 all distinct).
+SW_DEVICE void load_sketch_tile_transposed(const float* __restrict__ src, int64_t row_stride,
+                                           int rows_valid, int k0, int m,
+                                           float (*dst)[ScoreTileTraits::kSmemStride],
+                                           int tid) {
+  const int lane = tid & 31;
+  const int warp_idx = tid >> 5;
+  const int kk = (warp_idx & 3) * 8 + (lane & 7);
+  const int row_base = (warp_idx >> 2) * 32 + (lane >> 3);
+  const bool k_ok = k0 + kk < m;
+#pragma unroll
+  for (int it = 0; it < 8; ++it) {
+    const int r = row_base + it * 4;
+    float v = 0.f;
+    if (k_ok && r < rows_valid) v = __ldg(src + r * row_stride + k0 + kk);
+    dst[kk][r] = v;
+  }
+}
+
+/// \brief acc[a][b] += sum_kk q_s[kk][ty*4 + a] * k_s[kk][tx*4 + b] over one staged chunk.
+SW_DEVICE void tile_product_accumulate(const float (*q_s)[ScoreTileTraits::kSmemStride],
+                                       const float (*k_s)[ScoreTileTraits::kSmemStride],
+                                       int ty, int tx, float (&acc)[4][4]) {
+#pragma unroll 8
+  for (int kk = 0; kk < ScoreTileTraits::kTileK; ++kk) {
+    const float4 a = *reinterpret_cast<const float4*>(&q_s[kk][ty * 4]);
+    const float4 b = *reinterpret_cast<const float4*>(&k_s[kk][tx * 4]);
+    const float av[4] = {a.x, a.y, a.z, a.w};
+    const float bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+  }
+}
+
+}  // namespace block
+
+namespace thread {
+
+/// \brief Online softmax statistics in the log2 domain: merges (max_b, sum_b) into
+/// (max_a, sum_a), where sum is sum exp2(l - max). -inf maxima (nothing seen) merge as no-ops,
+/// which avoids the (-inf) - (-inf) NaN.
+SW_DEVICE void merge_softmax_stats(float& max_a, float& sum_a, float max_b, float sum_b) {
+  const float new_max = fmaxf(max_a, max_b);
+  if (new_max == -INFINITY) return;
+  sum_a = sum_a * exp2f(max_a - new_max) + sum_b * exp2f(max_b - new_max);
+  max_a = new_max;
+}
+
+}  // namespace thread
+}  // namespace sketchwalk

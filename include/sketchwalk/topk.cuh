@@ -1,0 +1,108 @@
+// Warp-level order statistics for the select_blocks op: the k-th smallest of a warp's
+// candidate scores by a bitwise binary search over the order-preserving uint32 image of the
+// floats (32 ballot-free count passes, each a per-lane count plus one warp reduction), and
+// the quantile with linear interpolation exactly as torch.quantile computes it. Torch-free.
+//
+// TIE RULE: selection is by threshold, never by count. A block is kept by the quantile rule
+// only when its score is STRICTLY greater than the threshold th (compared in float64), so
+// every block whose score equals th is dropped, whatever its index, and equal scores are
+// always kept or dropped together: no index-based tie-break exists or is needed. The order
+// statistics themselves are values, so ties among candidates do not affect th.
+// A NaN among the candidates makes th NaN (as torch.quantile), and so does an empty
+// candidate set; a NaN th keeps nothing by this rule.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "sketchwalk/common.h"
+
+namespace sketchwalk {
+namespace thread {
+
+/// \brief Order-preserving map float -> uint32: a < b (as floats, no NaN) iff key(a) < key(b).
+/// -0.0 maps below +0.0; the two compare equal as floats but both sit on the same side of any
+/// threshold other than zero itself, and the threshold is a value built from the keys.
+SW_DEVICE uint32_t float_to_ordered_key(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+SW_DEVICE float ordered_key_to_float(uint32_t key) {
+  const uint32_t u = (key & 0x80000000u) ? (key & 0x7fffffffu) : ~key;
+  return __uint_as_float(u);
+}
+
+/// \brief torch.lerp's float64 formula (the one torch.quantile applies to its two order
+/// statistics): w < 0.5 ? a + w (b - a) : b - (b - a)(1 - w).
+SW_DEVICE double lerp_like_torch(double a, double b, double w) {
+  // Explicit roundings: no fma contraction, so the threshold matches the plain formula.
+  const double diff = __dsub_rn(b, a);
+  return w < 0.5 ? __dadd_rn(a, __dmul_rn(w, diff))
+                 : __dsub_rn(b, __dmul_rn(diff, __dsub_rn(1.0, w)));
+}
+
+}  // namespace thread
+
+namespace warp {
+
+/// \brief Number of keys < bound among keys[0, n), summed over the warp (all lanes get it).
+/// `KeyAt` maps an index to its key: a shared-memory read or a global load and conversion.
+template <typename KeyAt>
+SW_DEVICE int count_less(const KeyAt& key_at, int n, uint32_t bound, int lane) {
+  int count = 0;
+  for (int j = lane; j < n; j += 32) count += key_at(j) < bound ? 1 : 0;
+  return __reduce_add_sync(0xffffffffu, count);
+}
+
+/// \brief The k-th smallest key (0-based, 0 <= k < n) among keys[0, n): the largest value v
+/// with #(key < v) <= k, built bit by bit from the top. 32 passes over the keys.
+template <typename KeyAt>
+SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, int lane) {
+  uint32_t answer = 0;
+#pragma unroll 1
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t trial = answer | (1u << bit);
+    if (count_less(key_at, n, trial, lane) <= k) answer = trial;
+  }
+  return answer;
+}
+
+/// \brief The (k+1)-th smallest key given kth = the k-th smallest (k + 1 < n): kth itself when
+/// more than k + 1 keys are <= kth, else the smallest key above kth. One or two passes.
+template <typename KeyAt>
+SW_DEVICE uint32_t select_next_key(const KeyAt& key_at, int n, int k, uint32_t kth, int lane) {
+  int at_most = 0;
+  uint32_t above = 0xffffffffu;
+  for (int j = lane; j < n; j += 32) {
+    const uint32_t key = key_at(j);
+    at_most += key <= kth ? 1 : 0;
+    if (key > kth) above = min(above, key);
+  }
+  at_most = __reduce_add_sync(0xffffffffu, at_most);
+  above = __reduce_min_sync(0xffffffffu, above);
+  return at_most > k + 1 ? kth : above;
+}
+
+/// \brief torch.quantile(values, q, interpolation="linear") in float64 over n >= 1 float32
+/// values given as ordered keys (no NaN): pos = q (n - 1), lerp between the order statistics
+/// at floor(pos) and ceil(pos) with weight pos - floor(pos).
+template <typename KeyAt>
+SW_DEVICE double quantile_linear(const KeyAt& key_at, int n, double q, int lane) {
+  const double pos = q * static_cast<double>(n - 1);
+  int below = static_cast<int>(pos);  // pos >= 0: truncation is floor, as torch's toType(kLong)
+  below = below < 0 ? 0 : (below > n - 1 ? n - 1 : below);
+  int above = static_cast<int>(ceil(pos));
+  above = above < below ? below : (above > n - 1 ? n - 1 : above);
+  const double weight = pos - static_cast<double>(below);
+  const uint32_t key_below = select_kth_key(key_at, n, below, lane);
+  const uint32_t key_above =
+      above == below ? key_below : select_next_key(key_at, n, below, key_below, lane);
+  return thread::lerp_like_torch(static_cast<double>(thread::ordered_key_to_float(key_below)),
+                                 static_cast<double>(thread::ordered_key_to_float(key_above)),
+                                 weight);
+}
+
+}  // namespace warp
+}  // namespace sketchwalk
