@@ -1,6 +1,7 @@
 """attn_implementation="sketchwalk" in Hugging Face transformers (integrations/hf.py).
 
-Tiny random-weight Llama / Qwen2 / Mistral models built from configs (no downloads):
+Tiny random-weight Llama / Qwen2 / Mistral models built from configs (no downloads),
+640-token prompts (10 blocks of 64):
 logits equal SDPA's at full density (every causal block kept), greedy and sampled
 generate() run through prefill and decode, left-padded rows equal the same rows run
 alone, a new prompt starts a new walk, and unsupported cache use raises.
@@ -19,8 +20,8 @@ hf = pytest.importorskip("sketchwalk.integrations.hf")
 
 ARCHS = ["llama", "qwen2", "mistral"]
 VOCAB = 256
-BLOCK = 16  # small blocks so that ~200-token prompts have enough blocks to be sparse
-PROMPT_LEN = 200
+BLOCK = 64  # the kernels are built for 64
+PROMPT_LEN = 640  # 10 blocks: enough candidates for the selection to drop some
 NEW_TOKENS = 6
 
 
@@ -117,7 +118,7 @@ def test_full_density_logits_match_sdpa(arch):
 def test_full_density_generate_matches_sdpa_left_padded(arch):
     dense, sparse = make_pair(arch)
     hf.configure(sparse, full_density_config())
-    ids, mask = left_pad(prompts(2, PROMPT_LEN), [0, 37])
+    ids, mask = left_pad(prompts(2, PROMPT_LEN), [0, 150])
     kw = dict(attention_mask=mask, max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
     with torch.no_grad():
         expected = dense.generate(ids, **kw)
@@ -155,7 +156,7 @@ def test_left_padded_rows_equal_rows_alone(arch):
     _, model = make_pair(arch)
     hf.configure(model, sparse_config())
     base = prompts(2, PROMPT_LEN)
-    pads = [0, 45]
+    pads = [0, 130]
     ids, mask = left_pad(base, pads)
     kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
     with torch.no_grad():
@@ -183,9 +184,9 @@ def test_chunked_prefill_raises():
     hf.configure(model, sparse_config())
     ids = prompts(1, PROMPT_LEN)
     with torch.no_grad():
-        out = model(ids[:, :150], use_cache=True)
+        out = model(ids[:, :400], use_cache=True)
         with pytest.raises(NotImplementedError, match="prefill"):
-            model(ids[:, 150:], past_key_values=out.past_key_values, use_cache=True)
+            model(ids[:, 400:], past_key_values=out.past_key_values, use_cache=True)
 
 
 def test_right_padding_raises():

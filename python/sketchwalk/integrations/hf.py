@@ -252,13 +252,17 @@ _REGISTERED = False
 
 
 def register() -> bool:
-    """Register "sketchwalk" with transformers' attention and mask interfaces (idempotent).
-    The mask is SDPA's boolean mask: None when nothing is padded, else (B, 1, Tq, Tk)."""
+    """Register "sketchwalk" with transformers' attention and mask interfaces (idempotent;
+    returns False when transformers is not installed). The mask is SDPA's boolean mask:
+    None when nothing is padded, else (B, 1, Tq, Tk)."""
     global _REGISTERED
     if _REGISTERED:
         return True
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError:  # transformers is optional: nothing to register
+        return False
 
     AttentionInterface.register(ATTN_IMPLEMENTATION, sketchwalk_attention_forward)
     AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
