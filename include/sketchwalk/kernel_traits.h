@@ -14,8 +14,10 @@ namespace sketchwalk {
 /// \tparam Element_      __half or __nv_bfloat16.
 ///
 /// One CTA = one 64-query block (one row of the block index) x kHeadsPerCta heads, so
-/// kBlockM = 64 * kHeadsPerCta rows, one warp per 16 rows (mma m16 atom), every warp
-/// spans all 64 keys of the tile (S fragment 16x64 = 32 floats/thread, O 16xD = D/2 floats).
+/// kBlockM = 64 * kHeadsPerCta rows, always 4 warps: a warp owns kHeadsPerCta m16 tiles
+/// (16 or 32 rows) and spans all 64 keys of the tile. Two m-tiles per warp let every K/V
+/// ldmatrix feed 4 mma instead of 2: at 16 rows/warp the smem reads (512 B per 2 mma)
+/// outrun the mma.sync rate on H100. Registers at D = 128, 2 m-tiles: S 64 + O 128 floats.
 /// Shared memory at D = 128, 2 heads, 2 stages: Q 128x128x2 B = 32 KiB + (K + V) 2 x 2 x
 /// 64x128x2 B = 64 KiB -> 96 KiB, so two CTAs (16 warps) fit in the 227 KiB of an H100 SM.
 template <int kHeadDim_, int kHeadsPerCta_, typename Element_>
@@ -26,14 +28,16 @@ struct SparsePrefillTraits {
   static constexpr int kBlockQ = 64;  // queries per CTA: the index's block size
   static constexpr int kBlockN = 64;  // keys per K/V tile: one selected key block
   static constexpr int kBlockM = kBlockQ * kHeadsPerCta;
-  static constexpr int kNumWarps = kBlockM / 16;
+  static constexpr int kMTilesPerWarp = kHeadsPerCta;
+  static constexpr int kRowsPerWarp = 16 * kMTilesPerWarp;
+  static constexpr int kNumWarps = kBlockM / kRowsPerWarp;  // 4
   static constexpr int kNumThreads = kNumWarps * 32;
   static constexpr int kStages = 2;  // K/V tiles in shared memory (1 computing + 1 loading)
 #ifdef SW_PREFILL_MIN_BLOCKS_PER_SM  // dev knob for register-cap experiments
   static constexpr int kMinBlocksPerSm = SW_PREFILL_MIN_BLOCKS_PER_SM;
 #else
-  // 2 CTAs of 8 warps per SM: caps registers at 128 (D = 128 spills ~96 B, cheaper than
-  // running 8 warps per SM; see scratch measurements in the report).
+  // 2 CTAs of 4 warps per SM: 255 registers a thread (2 x 128 x 255 fits 64K registers),
+  // shared memory 2 x 96 KiB at D = 128.
   static constexpr int kMinBlocksPerSm = 2;
 #endif
   static constexpr int kElemsPerChunk = 16 / static_cast<int>(sizeof(Element));  // 16-byte chunk

@@ -40,7 +40,11 @@ SW_HOST_DEVICE constexpr int decode_heads_per_cta(int group) {
 inline int decode_num_splits(int batch, int num_kv_heads, int head_chunks, int max_selected,
                              int num_sms) {
   const int base = batch * num_kv_heads * head_chunks;
+#ifdef SW_DECODE_CTAS_PER_SM  // dev knob for occupancy experiments
+  const int target = SW_DECODE_CTAS_PER_SM * num_sms;
+#else
   const int target = 2 * num_sms;
+#endif
   int splits = (target + base - 1) / base;
   const int by_width = (max_selected + 3) / 4;
   if (splits > by_width) splits = by_width;

@@ -63,6 +63,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   constexpr int kE = Traits::kElemsPerChunk;
   constexpr int kNTiles = kBlockN / 8;   // n8 tiles of S per warp
   constexpr int kDTiles = kHeadDim / 8;  // n8 tiles of O per warp
+  constexpr int kMTiles = Traits::kMTilesPerWarp;
 
   extern __shared__ __align__(128) unsigned char smem_raw[];
   Element* q_smem = reinterpret_cast<Element*>(smem_raw);
@@ -119,111 +120,141 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
     sm80::cp_async_commit();
   }
 
-  // Per-thread state: rows g and g + 8 of this warp's 16 rows.
+  // Per-thread state: rows g and g + 8 of each of this warp's kMTiles 16-row m-tiles.
   const int g = lane / 4;
   const int c = lane % 4;
   const float scale_log2 = params.softmax_scale * kLog2e;
-  float o_acc[kDTiles][4];
+  float o_acc[kMTiles][kDTiles][4];
+  float row_max[kMTiles][2];  // raw (unscaled) scores
+  float row_sum[kMTiles][2];  // this thread's partial; quad-reduced at the end
 #pragma unroll
-  for (int i = 0; i < kDTiles; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};  // raw (unscaled) scores
-  float row_sum[2] = {0.f, 0.f};              // this thread's partial; quad-reduced at the end
-  const int warp_row0 = warp * 16;            // first CTA row of this warp
-  const int row_in_block0 = warp_row0 % Traits::kBlockQ;
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int i = 0; i < kDTiles; ++i) o_acc[mt][i][0] = o_acc[mt][i][1] = o_acc[mt][i][2] = o_acc[mt][i][3] = 0.f;
+    row_max[mt][0] = row_max[mt][1] = -INFINITY;
+    row_sum[mt][0] = row_sum[mt][1] = 0.f;
+  }
+  const int warp_row0 = warp * Traits::kRowsPerWarp;  // first CTA row of this warp
+  const int row_in_block0 = warp_row0 % Traits::kBlockQ;  // a warp never straddles two heads
 
   const uint32_t q_smem_u32 = sm80::smem_u32(q_smem);
+  // Block ids are read one iteration before their tile load is issued, so the index
+  // load's latency never sits in front of a cp.async.
+  int key_block_next = kStages - 1 < num_sel ? row_index[kStages - 1] : 0;
+  int key_block = num_sel > 0 ? row_index[0] : 0;
   for (int it = 0; it < num_sel; ++it) {
-    const int key_block = row_index[it];
     {
       const int next = it + kStages - 1;
-      if (next < num_sel) load_kv(next % kStages, row_index[next]);
+      if (next < num_sel) load_kv(next % kStages, key_block_next);
       sm80::cp_async_commit();  // empty groups keep the wait count uniform
+      if (next + 1 < num_sel) key_block_next = row_index[next + 1];
     }
+    const int key_block_now = key_block;
+    if (it + 1 < num_sel) key_block = row_index[it + 1];
     sm80::cp_async_wait<kStages - 1>();
     __syncthreads();
     const int stage = it % kStages;
     const uint32_t k_stage_u32 = sm80::smem_u32(k_smem + stage * Traits::kKVTileElems);
     const uint32_t v_stage_u32 = sm80::smem_u32(v_smem + stage * Traits::kKVTileElems);
 
-    // S = Q K^T: warp rows [warp_row0, +16) x 64 keys.
-    float s_acc[kNTiles][4];
+    // S = Q K^T: warp rows [warp_row0, +kRowsPerWarp) x 64 keys; each K fragment feeds
+    // kMTiles m-tiles (the reuse that keeps ldmatrix traffic under the mma rate).
+    float s_acc[kMTiles][kNTiles][4];
 #pragma unroll
-    for (int i = 0; i < kNTiles; ++i) s_acc[i][0] = s_acc[i][1] = s_acc[i][2] = s_acc[i][3] = 0.f;
+    for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+      for (int i = 0; i < kNTiles; ++i) s_acc[mt][i][0] = s_acc[mt][i][1] = s_acc[mt][i][2] = s_acc[mt][i][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      uint32_t a[4];
-      sm80::ldmatrix_x4(a, q_smem_u32 + 2 * detail::swizzle<kHeadDim, kE>(warp_row0 + lane % 16,
-                                                                            kk * 2 + lane / 16));
+      uint32_t a[kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt)
+        sm80::ldmatrix_x4(a[mt], q_smem_u32 + 2 * detail::swizzle<kHeadDim, kE>(
+                                                  warp_row0 + mt * 16 + lane % 16, kk * 2 + lane / 16));
 #pragma unroll
       for (int np = 0; np < kNTiles / 2; ++np) {
         uint32_t b[4];
         sm80::ldmatrix_x4(b, k_stage_u32 + 2 * detail::swizzle<kHeadDim, kE>(
                                                np * 16 + (lane / 16) * 8 + lane % 8,
                                                kk * 2 + (lane / 8) % 2));
-        sm80::mma_m16n8k16<Element>(s_acc[2 * np], a, b[0], b[1]);
-        sm80::mma_m16n8k16<Element>(s_acc[2 * np + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          sm80::mma_m16n8k16<Element>(s_acc[mt][2 * np], a[mt], b[0], b[1]);
+          sm80::mma_m16n8k16<Element>(s_acc[mt][2 * np + 1], a[mt], b[2], b[3]);
+        }
       }
     }
 
     // Causal mask, only where some key of the block can follow the row's first query
     // (the diagonal block(s) and a partial last key block).
-    if (static_cast<int64_t>(key_block) * kBlockN + kBlockN - 1 > first_query_pos) {
+    if (static_cast<int64_t>(key_block_now) * kBlockN + kBlockN - 1 > first_query_pos) {
 #pragma unroll
-      for (int nt = 0; nt < kNTiles; ++nt) {
+      for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int query_pos = first_query_pos + row_in_block0 + g + (e >= 2 ? 8 : 0);
-          const int key = key_block * kBlockN + nt * 8 + 2 * c + (e & 1);
-          if (key > query_pos) s_acc[nt][e] = -INFINITY;
+        for (int nt = 0; nt < kNTiles; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int query_pos = first_query_pos + row_in_block0 + mt * 16 + g + (e >= 2 ? 8 : 0);
+            const int key = key_block_now * kBlockN + nt * 8 + 2 * c + (e & 1);
+            if (key > query_pos) s_acc[mt][nt][e] = -INFINITY;
+          }
+    }
+
+    // Online softmax (two rows per thread and m-tile; the 4 lanes of a quad share a row).
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = row_max[mt][r];
+#pragma unroll
+        for (int nt = 0; nt < kNTiles; ++nt)
+          mx = fmaxf(mx, fmaxf(s_acc[mt][nt][2 * r], s_acc[mt][nt][2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_scaled = max_or_zero(mx) * scale_log2;
+        const float correction = sm80::exp2_approx(row_max[mt][r] * scale_log2 - m_scaled);
+        row_max[mt][r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < kNTiles; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float p = sm80::exp2_approx(fmaf(s_acc[mt][nt][2 * r + e], scale_log2, -m_scaled));
+            s_acc[mt][nt][2 * r + e] = p;
+            sum += p;
+          }
+        }
+        row_sum[mt][r] = row_sum[mt][r] * correction + sum;
+#pragma unroll
+        for (int dt = 0; dt < kDTiles; ++dt) {
+          o_acc[mt][dt][2 * r] *= correction;
+          o_acc[mt][dt][2 * r + 1] *= correction;
         }
       }
     }
 
-    // Online softmax (two rows per thread; the 4 lanes of a quad share a row).
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = row_max[r];
-#pragma unroll
-      for (int nt = 0; nt < kNTiles; ++nt) mx = fmaxf(mx, fmaxf(s_acc[nt][2 * r], s_acc[nt][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_scaled = max_or_zero(mx) * scale_log2;
-      const float correction = sm80::exp2_approx(row_max[r] * scale_log2 - m_scaled);
-      row_max[r] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kNTiles; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float p = sm80::exp2_approx(fmaf(s_acc[nt][2 * r + e], scale_log2, -m_scaled));
-          s_acc[nt][2 * r + e] = p;
-          sum += p;
-        }
-      }
-      row_sum[r] = row_sum[r] * correction + sum;
-#pragma unroll
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        o_acc[dt][2 * r] *= correction;
-        o_acc[dt][2 * r + 1] *= correction;
-      }
-    }
-
-    // O += P V: P (16 x 64) from registers as the A operand, V^T fragments by ldmatrix.trans.
+    // O += P V: P from registers as the A operand, V^T fragments by ldmatrix.trans.
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      uint32_t a[4];
-      a[0] = sm80::pack2<Element>(s_acc[2 * kk][0], s_acc[2 * kk][1]);
-      a[1] = sm80::pack2<Element>(s_acc[2 * kk][2], s_acc[2 * kk][3]);
-      a[2] = sm80::pack2<Element>(s_acc[2 * kk + 1][0], s_acc[2 * kk + 1][1]);
-      a[3] = sm80::pack2<Element>(s_acc[2 * kk + 1][2], s_acc[2 * kk + 1][3]);
+      uint32_t a[kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        a[mt][0] = sm80::pack2<Element>(s_acc[mt][2 * kk][0], s_acc[mt][2 * kk][1]);
+        a[mt][1] = sm80::pack2<Element>(s_acc[mt][2 * kk][2], s_acc[mt][2 * kk][3]);
+        a[mt][2] = sm80::pack2<Element>(s_acc[mt][2 * kk + 1][0], s_acc[mt][2 * kk + 1][1]);
+        a[mt][3] = sm80::pack2<Element>(s_acc[mt][2 * kk + 1][2], s_acc[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < kDTiles / 2; ++dp) {
         uint32_t b[4];
         sm80::ldmatrix_x4_trans(b, v_stage_u32 + 2 * detail::swizzle<kHeadDim, kE>(
                                                      kk * 16 + ((lane / 8) % 2) * 8 + lane % 8,
                                                      dp * 2 + lane / 16));
-        sm80::mma_m16n8k16<Element>(o_acc[2 * dp], a, b[0], b[1]);
-        sm80::mma_m16n8k16<Element>(o_acc[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          sm80::mma_m16n8k16<Element>(o_acc[mt][2 * dp], a[mt], b[0], b[1]);
+          sm80::mma_m16n8k16<Element>(o_acc[mt][2 * dp + 1], a[mt], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with this stage before it is refilled
@@ -234,22 +265,26 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   __syncthreads();
   const int q_head = q_head0 + warp_row0 / Traits::kBlockQ;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float total = row_sum[r];
-    total += __shfl_xor_sync(0xffffffffu, total, 1);
-    total += __shfl_xor_sync(0xffffffffu, total, 2);
-    // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
-    const float inv = total > 0.f ? 1.f / total : 0.f;
-    const int row = warp_row0 + g + 8 * r;
+  for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
-    for (int dt = 0; dt < kDTiles; ++dt) {
-      const uint32_t packed = sm80::pack2<Element>(o_acc[dt][2 * r] * inv, o_acc[dt][2 * r + 1] * inv);
-      *reinterpret_cast<uint32_t*>(q_smem + detail::swizzle<kHeadDim, kE>(row, dt) + 2 * c) = packed;
-    }
-    const int t = q_start + row_in_block0 + g + 8 * r;
-    if (c == 0 && t < params.num_queries) {
-      const float lse = total > 0.f ? row_max[r] * params.softmax_scale + logf(total) : -INFINITY;
-      params.lse[batch_idx * params.lse_batch_stride + q_head * params.lse_head_stride + t] = lse;
+    for (int r = 0; r < 2; ++r) {
+      float total = row_sum[mt][r];
+      total += __shfl_xor_sync(0xffffffffu, total, 1);
+      total += __shfl_xor_sync(0xffffffffu, total, 2);
+      // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
+      const float inv = total > 0.f ? 1.f / total : 0.f;
+      const int row = warp_row0 + mt * 16 + g + 8 * r;
+#pragma unroll
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        const uint32_t packed =
+            sm80::pack2<Element>(o_acc[mt][dt][2 * r] * inv, o_acc[mt][dt][2 * r + 1] * inv);
+        *reinterpret_cast<uint32_t*>(q_smem + detail::swizzle<kHeadDim, kE>(row, dt) + 2 * c) = packed;
+      }
+      const int t = q_start + row_in_block0 + mt * 16 + g + 8 * r;
+      if (c == 0 && t < params.num_queries) {
+        const float lse = total > 0.f ? row_max[mt][r] * params.softmax_scale + logf(total) : -INFINITY;
+        params.lse[batch_idx * params.lse_batch_stride + q_head * params.lse_head_stride + t] = lse;
+      }
     }
   }
   __syncwarp();
@@ -257,7 +292,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
                       q_head * params.out_head_stride;
   constexpr int kChunks = Traits::kChunksPerRow;
 #pragma unroll
-  for (int idx = lane; idx < 16 * kChunks; idx += 32) {
+  for (int idx = lane; idx < Traits::kRowsPerWarp * kChunks; idx += 32) {
     const int r = idx / kChunks;
     const int chunk = idx % kChunks;
     const int t = q_start + row_in_block0 + r;
