@@ -3,8 +3,12 @@
 //   1. row statistics: CTA (row tile, head, batch) sweeps all key-block tiles and keeps an
 //      online (max, sum) per row; writes offset = max + log2(sum) (log2 domain), one float
 //      per (batch, head, row) into a stream-ordered workspace (B * Hq * rows floats);
-//   2. scores: CTA (col tile, row tile, batch) loops over the heads, recomputes the logits
-//      and accumulates exp2(logit - offset) in registers; one store per output.
+//   2. scores: CTA (col tile, row tile, batch x head split) loops over its heads, recomputes
+//      the logits and accumulates exp2(logit - offset) in registers. Small problems split
+//      the heads over CTAs (partial sums in the workspace, then a fixed-order sum kernel: the
+//      result is deterministic); large ones (128K tokens: 1024 tiles) write A directly.
+// Both kernels run one flat loop over (tile or head, 32-wide sketch chunk) steps with the
+// next step's global loads in registers while the current chunk is multiplied.
 // Row normalization: each head's softmax row sums to 1, so the head sum of a row is Hq up to
 // rounding (~1e-7 relative); dividing by Hq is the contract's "divide by its sum" without a
 // third pass. Kernel-only: no ATen.
@@ -35,6 +39,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const float* k = p.k_sketch + batch_idx * p.k_batch_stride + kv_head * p.k_head_stride;
   const int rows_valid = min(Traits::kTileRows, p.rows - row0);
   const float scale2 = p.logit_scale * kLog2e;
+  const int chunks = ceil_div(p.sketch_dim, Traits::kTileK);
+  const int steps = ceil_div(p.cols, Traits::kTileCols) * chunks;
 
   float run_max[4], run_sum[4];
 #pragma unroll
@@ -43,18 +49,27 @@ __global__ void __launch_bounds__(Traits::kThreads)
     run_sum[a] = 0.f;
   }
 
-  for (int col0 = 0; col0 < p.cols; col0 += Traits::kTileCols) {
-    const int cols_valid = min(Traits::kTileCols, p.cols - col0);
-    float acc[4][4] = {};
-    for (int k0 = 0; k0 < p.sketch_dim; k0 += Traits::kTileK) {
-      __syncthreads();
-      block::load_sketch_tile_transposed(q, p.q_row_stride, rows_valid, k0, p.sketch_dim, q_s,
-                                         tid);
-      block::load_sketch_tile_transposed(k + col0 * p.k_row_stride, p.k_row_stride, cols_valid,
-                                         k0, p.sketch_dim, k_s, tid);
-      __syncthreads();
-      block::tile_product_accumulate(q_s, k_s, ty, tx, acc);
-    }
+  float q_frag[8], k_frag[8];
+  const auto fetch = [&](int step) {
+    const int col0 = (step / chunks) * Traits::kTileCols;
+    const int k0 = (step % chunks) * Traits::kTileK;
+    block::fetch_sketch_tile(q, p.q_row_stride, rows_valid, k0, p.sketch_dim, tid, q_frag);
+    block::fetch_sketch_tile(k + col0 * p.k_row_stride, p.k_row_stride,
+                             min(Traits::kTileCols, p.cols - col0), k0, p.sketch_dim, tid,
+                             k_frag);
+  };
+  fetch(0);
+  float acc[4][4] = {};
+  for (int step = 0; step < steps; ++step) {
+    __syncthreads();  // the previous chunk's readers are done
+    block::store_sketch_tile_transposed(q_frag, q_s, tid);
+    block::store_sketch_tile_transposed(k_frag, k_s, tid);
+    __syncthreads();
+    if (step + 1 < steps) fetch(step + 1);
+    block::tile_product_accumulate(q_s, k_s, ty, tx, acc);
+    if (step % chunks != chunks - 1) continue;
+
+    const int cols_valid = min(Traits::kTileCols, p.cols - (step / chunks) * Traits::kTileCols);
 #pragma unroll
     for (int a = 0; a < 4; ++a) {
       float l[4];
@@ -63,6 +78,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
       for (int c = 0; c < 4; ++c) {
         l[c] = (tx * 4 + c < cols_valid) ? acc[a][c] * scale2 : -INFINITY;  // ragged last tile
         tile_max = fmaxf(tile_max, l[c]);
+        acc[a][c] = 0.f;
       }
       if (tile_max == -INFINITY) continue;
       float tile_sum = 0.f;
@@ -90,55 +106,79 @@ __global__ void __launch_bounds__(Traits::kThreads)
   }
 }
 
+// partial == nullptr: one split, write A scaled by 1/Hq; else write this split's raw head sum
+// to partial[split][batch][row][col].
 __global__ void __launch_bounds__(Traits::kThreads)
-    score_blocks_kernel(const ScoreBlocksParams p, const float* __restrict__ row_offset) {
+    score_blocks_kernel(const ScoreBlocksParams p, const float* __restrict__ row_offset,
+                        int head_splits, float* __restrict__ partial) {
   __shared__ __align__(16) float q_s[Traits::kTileK][Traits::kSmemStride];
   __shared__ __align__(16) float k_s[Traits::kTileK][Traits::kSmemStride];
   const int tid = threadIdx.x;
   const int ty = tid / 16, tx = tid % 16;
   const int col0 = blockIdx.x * Traits::kTileCols;
   const int row0 = blockIdx.y * Traits::kTileRows;
-  const int batch_idx = blockIdx.z;
+  const int batch_idx = blockIdx.z / head_splits;
+  const int split = blockIdx.z % head_splits;
+  const int head_begin = split * p.num_q_heads / head_splits;
+  const int head_end = (split + 1) * p.num_q_heads / head_splits;
   const int group = p.num_q_heads / p.num_kv_heads;
   const int rows_valid = min(Traits::kTileRows, p.rows - row0);
   const int cols_valid = min(Traits::kTileCols, p.cols - col0);
   const float scale2 = p.logit_scale * kLog2e;
+  const int chunks = ceil_div(p.sketch_dim, Traits::kTileK);
+  const int steps = (head_end - head_begin) * chunks;
+  const float* q_batch = p.q_sketch + batch_idx * p.q_batch_stride + row0 * p.q_row_stride;
+  const float* k_batch = p.k_sketch + batch_idx * p.k_batch_stride + col0 * p.k_row_stride;
+  const float* offset_batch =
+      row_offset + static_cast<int64_t>(batch_idx) * p.num_q_heads * p.rows + row0;
+
+  float q_frag[8], k_frag[8];
+  float next_offset[4], offset[4];
+  const auto fetch = [&](int step) {
+    const int head = head_begin + step / chunks;
+    const int k0 = (step % chunks) * Traits::kTileK;
+    block::fetch_sketch_tile(q_batch + head * p.q_head_stride, p.q_row_stride, rows_valid, k0,
+                             p.sketch_dim, tid, q_frag);
+    block::fetch_sketch_tile(k_batch + (head / group) * p.k_head_stride, p.k_row_stride,
+                             cols_valid, k0, p.sketch_dim, tid, k_frag);
+    if (k0 == 0) {
+#pragma unroll
+      for (int a = 0; a < 4; ++a) {
+        const int r = ty * 4 + a;
+        next_offset[a] = r < rows_valid ? offset_batch[head * p.rows + r] : 0.f;
+      }
+    }
+  };
 
   float prob[4][4] = {};
-  for (int head = 0; head < p.num_q_heads; ++head) {
-    const float* q = p.q_sketch + batch_idx * p.q_batch_stride + head * p.q_head_stride +
-                     row0 * p.q_row_stride;
-    const float* k = p.k_sketch + batch_idx * p.k_batch_stride +
-                     (head / group) * p.k_head_stride + col0 * p.k_row_stride;
-    float offset[4];
+  float acc[4][4] = {};
+  if (steps > 0) fetch(0);
+  for (int step = 0; step < steps; ++step) {
+    __syncthreads();
+    block::store_sketch_tile_transposed(q_frag, q_s, tid);
+    block::store_sketch_tile_transposed(k_frag, k_s, tid);
+    if (step % chunks == 0) {
 #pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const int r = ty * 4 + a;
-      offset[a] = r < rows_valid
-                      ? row_offset[(static_cast<int64_t>(batch_idx) * p.num_q_heads + head) *
-                                       p.rows +
-                                   row0 + r]
-                      : 0.f;
+      for (int a = 0; a < 4; ++a) offset[a] = next_offset[a];
     }
-    float acc[4][4] = {};
-    for (int k0 = 0; k0 < p.sketch_dim; k0 += Traits::kTileK) {
-      __syncthreads();
-      block::load_sketch_tile_transposed(q, p.q_row_stride, rows_valid, k0, p.sketch_dim, q_s,
-                                         tid);
-      block::load_sketch_tile_transposed(k, p.k_row_stride, cols_valid, k0, p.sketch_dim, k_s,
-                                         tid);
-      __syncthreads();
-      block::tile_product_accumulate(q_s, k_s, ty, tx, acc);
-    }
+    __syncthreads();
+    if (step + 1 < steps) fetch(step + 1);
+    block::tile_product_accumulate(q_s, k_s, ty, tx, acc);
+    if (step % chunks != chunks - 1) continue;
 #pragma unroll
     for (int a = 0; a < 4; ++a) {
 #pragma unroll
-      for (int c = 0; c < 4; ++c) prob[a][c] += exp2f(fmaf(acc[a][c], scale2, -offset[a]));
+      for (int c = 0; c < 4; ++c) {
+        prob[a][c] += exp2f(fmaf(acc[a][c], scale2, -offset[a]));
+        acc[a][c] = 0.f;
+      }
     }
   }
 
-  const float inv_heads = 1.f / static_cast<float>(p.num_q_heads);
-  float* out = p.out + static_cast<int64_t>(batch_idx) * p.rows * p.cols;
+  const float out_scale = partial == nullptr ? 1.f / static_cast<float>(p.num_q_heads) : 1.f;
+  float* out = partial == nullptr
+                   ? p.out + static_cast<int64_t>(batch_idx) * p.rows * p.cols
+                   : partial + (static_cast<int64_t>(split) * p.batch + batch_idx) * p.rows * p.cols;
 #pragma unroll
   for (int a = 0; a < 4; ++a) {
     const int r = ty * 4 + a;
@@ -147,9 +187,30 @@ __global__ void __launch_bounds__(Traits::kThreads)
     for (int c = 0; c < 4; ++c) {
       const int col = tx * 4 + c;
       if (col < cols_valid)
-        out[static_cast<int64_t>(row0 + r) * p.cols + col0 + col] = prob[a][c] * inv_heads;
+        out[static_cast<int64_t>(row0 + r) * p.cols + col0 + col] = prob[a][c] * out_scale;
     }
   }
+}
+
+// out[e] = (1/Hq) * sum_s partial[s][e], s in order: deterministic.
+__global__ void sum_head_splits_kernel(const float* __restrict__ partial, int head_splits,
+                                       int64_t elems, float inv_heads, float* __restrict__ out) {
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < elems;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = 0.f;
+    for (int split = 0; split < head_splits; ++split) s += partial[split * elems + e];
+    out[e] = s * inv_heads;
+  }
+}
+
+// Head splits for the score kernel: enough CTAs for ~2 per SM. Llama-3.1-8B (Hq 32), H100
+// (132 SMs): 8K tokens = 2x2 tiles -> 32 splits; 32K = 8x8 -> 5; 128K = 32x32 -> 1.
+int score_head_splits(int tiles, int num_q_heads) {
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) == cudaSuccess)
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int want = ceil_div(2 * sms, tiles > 0 ? tiles : 1);
+  return want < 1 ? 1 : (want > num_q_heads ? num_q_heads : want);
 }
 
 }  // namespace
@@ -160,22 +221,40 @@ cudaError_t run_score_blocks(const ScoreBlocksParams& params, cudaStream_t strea
   if (p.num_q_heads < 1 || p.num_kv_heads < 1 || p.num_q_heads % p.num_kv_heads != 0 ||
       p.sketch_dim < 1 || p.batch > 65535 || p.num_q_heads > 65535)
     return cudaErrorInvalidValue;
-  // Workspace: one float per (batch, head, row); stream-ordered, so graph-capturable.
+  const int col_tiles = ceil_div(p.cols, Traits::kTileCols);
+  const int row_tiles = ceil_div(p.rows, Traits::kTileRows);
+  int splits = score_head_splits(col_tiles * row_tiles * p.batch, p.num_q_heads);
+  if (static_cast<int64_t>(splits) * p.batch > 65535) splits = 65535 / p.batch;
+
+  // Workspace (stream-ordered, so graph-capturable): row offsets, then split partial sums.
   // TODO(score_blocks owner): take a caller-provided workspace once launch.h has one.
-  float* row_offset = nullptr;
-  const size_t bytes = sizeof(float) * static_cast<size_t>(p.batch) * p.num_q_heads * p.rows;
-  cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(&row_offset), bytes, stream);
+  const size_t offset_floats = static_cast<size_t>(p.batch) * p.num_q_heads * p.rows;
+  const int64_t elems = static_cast<int64_t>(p.batch) * p.rows * p.cols;
+  const size_t partial_floats = splits > 1 ? static_cast<size_t>(splits) * elems : 0;
+  const size_t offset_bytes = (offset_floats * sizeof(float) + 255) / 256 * 256;
+  char* workspace = nullptr;
+  cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(&workspace),
+                                    offset_bytes + partial_floats * sizeof(float), stream);
   if (err != cudaSuccess) return err;
-  const dim3 stats_grid(ceil_div(p.rows, Traits::kTileRows), p.num_q_heads, p.batch);
+  float* row_offset = reinterpret_cast<float*>(workspace);
+  float* partial = splits > 1 ? reinterpret_cast<float*>(workspace + offset_bytes) : nullptr;
+
+  const dim3 stats_grid(row_tiles, p.num_q_heads, p.batch);
   score_row_stats_kernel<<<stats_grid, Traits::kThreads, 0, stream>>>(p, row_offset);
   err = cudaGetLastError();
   if (err == cudaSuccess) {
-    const dim3 grid(ceil_div(p.cols, Traits::kTileCols), ceil_div(p.rows, Traits::kTileRows),
-                    p.batch);
-    score_blocks_kernel<<<grid, Traits::kThreads, 0, stream>>>(p, row_offset);
+    const dim3 grid(col_tiles, row_tiles, p.batch * splits);
+    score_blocks_kernel<<<grid, Traits::kThreads, 0, stream>>>(p, row_offset, splits, partial);
     err = cudaGetLastError();
   }
-  const cudaError_t free_err = cudaFreeAsync(row_offset, stream);
+  if (err == cudaSuccess && splits > 1) {
+    const int64_t blocks = ceil_div<int64_t>(elems, 256);
+    sum_head_splits_kernel<<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0,
+                             stream>>>(partial, splits, elems,
+                                       1.f / static_cast<float>(p.num_q_heads), p.out);
+    err = cudaGetLastError();
+  }
+  const cudaError_t free_err = cudaFreeAsync(workspace, stream);
   return err != cudaSuccess ? err : free_err;
 }
 

@@ -27,13 +27,12 @@ struct ScoreTileTraits {
 
 namespace block {
 
-/// \brief Stages src[r, k0 + kk] (r < 64, kk < 32) transposed into dst[kk][r], zero outside
-/// rows_valid x (m - k0). A warp reads 4 rows x 8 consecutive floats (four full 32-byte
-/// sectors) and writes 32 distinct banks (address kk * 68 + r, kk*4 + r mod 32 all distinct).
-SW_DEVICE void load_sketch_tile_transposed(const float* __restrict__ src, int64_t row_stride,
-                                           int rows_valid, int k0, int m,
-                                           float (*dst)[ScoreTileTraits::kSmemStride],
-                                           int tid) {
+/// \brief Global half of staging src[r, k0 + kk] (r < 64, kk < 32) into shared memory: each
+/// thread fetches its 8 values into registers (zero outside rows_valid x (m - k0)), so the
+/// next chunk's loads are in flight while the current chunk is multiplied. A warp reads
+/// 4 rows x 8 consecutive floats: four full 32-byte sectors per load instruction.
+SW_DEVICE void fetch_sketch_tile(const float* __restrict__ src, int64_t row_stride,
+                                 int rows_valid, int k0, int m, int tid, float (&frag)[8]) {
   const int lane = tid & 31;
   const int warp_idx = tid >> 5;
   const int kk = (warp_idx & 3) * 8 + (lane & 7);
@@ -42,10 +41,20 @@ SW_DEVICE void load_sketch_tile_transposed(const float* __restrict__ src, int64_
 #pragma unroll
   for (int it = 0; it < 8; ++it) {
     const int r = row_base + it * 4;
-    float v = 0.f;
-    if (k_ok && r < rows_valid) v = __ldg(src + r * row_stride + k0 + kk);
-    dst[kk][r] = v;
+    frag[it] = (k_ok && r < rows_valid) ? __ldg(src + r * row_stride + k0 + kk) : 0.f;
   }
+}
+
+/// \brief Shared half: frag (from fetch_sketch_tile with the same tid) -> dst[kk][r],
+/// transposed. Address kk * 68 + r: a warp's 4 rows x 8 kk hit 32 distinct banks.
+SW_DEVICE void store_sketch_tile_transposed(const float (&frag)[8],
+                                            float (*dst)[ScoreTileTraits::kSmemStride], int tid) {
+  const int lane = tid & 31;
+  const int warp_idx = tid >> 5;
+  const int kk = (warp_idx & 3) * 8 + (lane & 7);
+  const int row_base = (warp_idx >> 2) * 32 + (lane >> 3);
+#pragma unroll
+  for (int it = 0; it < 8; ++it) dst[kk][row_base + it * 4] = frag[it];
 }
 
 /// \brief acc[a][b] += sum_kk q_s[kk][ty*4 + a] * k_s[kk][tx*4 + b] over one staged chunk.
