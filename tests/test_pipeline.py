@@ -15,13 +15,27 @@ B = 64
 
 
 def _margin(scores, tq, tk, keep_frac, w, sink):
-    """Smallest |score - threshold| over causal blocks (large => selection is robust to
-    float32 rounding in the kernels)."""
-    th = R._row_thresholds(scores.double(), tq, tk, B, keep_frac, w, sink)
-    causal, _ = R._causal_block_mask(scores.shape[1], scores.shape[2], tq, tk, B, scores.device)
-    d = (scores.double() - th[..., None]).abs()
-    d = d[causal[None].expand_as(d) & ~torch.isnan(th)[..., None].expand_as(d)]
-    return d.min().item() if d.numel() else float("inf")
+    """How robust the reference selection is to float32 rounding in the kernels: the smallest
+    gap between distinct sorted candidate scores of a row (the quantile's rank order), and
+    between the threshold and any causal score that does not equal it exactly."""
+    s64 = scores.double()
+    th = R._row_thresholds(s64, tq, tk, B, keep_frac, w, sink)
+    wb = max(1, R.ceil_div(w, B))
+    sb = min(s64.shape[2], max(1, R.ceil_div(sink, B)))
+    best = float("inf")
+    for i in range(s64.shape[1]):
+        lim = R.causal_limit(i, tq, tk, B)
+        cand = s64[:, i, sb : lim - wb + 1]
+        if cand.shape[-1] == 0:
+            continue
+        srt = cand.sort(-1).values
+        if srt.shape[-1] > 1:
+            best = min(best, (srt[:, 1:] - srt[:, :-1]).min().item())
+        d = (s64[:, i, : lim + 1] - th[:, i : i + 1]).abs()
+        d = d[d > 0]
+        if d.numel():
+            best = min(best, d.min().item())
+    return best
 
 
 def make_layers(sw, num_layers, batch, hq, hkv, tokens, d, dtype, device, extra_tokens):
