@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
   __shared__ __align__(16) float q_s[Traits::kTileK][Traits::kSmemStride];
   __shared__ __align__(16) float k_s[Traits::kTileK][Traits::kSmemStride];
   const int tid = threadIdx.x;
-  const int ty = tid / 16, tx = tid % 16;
+  const int ty = tid / Traits::kThreadCols, tx = tid % Traits::kThreadCols;
   const int row0 = blockIdx.x * Traits::kTileRows;
   const int head = blockIdx.y;
   const int batch_idx = blockIdx.z;
@@ -42,14 +42,14 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const int chunks = ceil_div(p.sketch_dim, Traits::kTileK);
   const int steps = ceil_div(p.cols, Traits::kTileCols) * chunks;
 
-  float run_max[4], run_sum[4];
+  float run_max[Traits::kMicroRows], run_sum[Traits::kMicroRows];
 #pragma unroll
-  for (int a = 0; a < 4; ++a) {
+  for (int a = 0; a < Traits::kMicroRows; ++a) {
     run_max[a] = -INFINITY;
     run_sum[a] = 0.f;
   }
 
-  float q_frag[8], k_frag[8];
+  float q_frag[Traits::kFragSize], k_frag[Traits::kFragSize];
   const auto fetch = [&](int step) {
     const int col0 = (step / chunks) * Traits::kTileCols;
     const int k0 = (step % chunks) * Traits::kTileK;
@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
                              k_frag);
   };
   fetch(0);
-  float acc[4][4] = {};
+  float acc[Traits::kMicroRows][Traits::kMicroCols] = {};
   for (int step = 0; step < steps; ++step) {
     __syncthreads();  // the previous chunk's readers are done
     block::store_sketch_tile_transposed(q_frag, q_s, tid);
@@ -71,33 +71,33 @@ __global__ void __launch_bounds__(Traits::kThreads)
 
     const int cols_valid = min(Traits::kTileCols, p.cols - (step / chunks) * Traits::kTileCols);
 #pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      float l[4];
+    for (int a = 0; a < Traits::kMicroRows; ++a) {
+      float l[Traits::kMicroCols];
       float tile_max = -INFINITY;
 #pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        l[c] = (tx * 4 + c < cols_valid) ? acc[a][c] * scale2 : -INFINITY;  // ragged last tile
+      for (int c = 0; c < Traits::kMicroCols; ++c) {
+        l[c] = (tx * Traits::kMicroCols + c < cols_valid) ? acc[a][c] * scale2 : -INFINITY;  // ragged last tile
         tile_max = fmaxf(tile_max, l[c]);
         acc[a][c] = 0.f;
       }
       if (tile_max == -INFINITY) continue;
       float tile_sum = 0.f;
 #pragma unroll
-      for (int c = 0; c < 4; ++c) tile_sum += exp2f(l[c] - tile_max);
+      for (int c = 0; c < Traits::kMicroCols; ++c) tile_sum += exp2f(l[c] - tile_max);
       thread::merge_softmax_stats(run_max[a], run_sum[a], tile_max, tile_sum);
     }
   }
 
   // Merge across the 16 threads (tx) sharing each row: lanes differ in bits 0..3.
 #pragma unroll
-  for (int a = 0; a < 4; ++a) {
+  for (int a = 0; a < Traits::kMicroRows; ++a) {
 #pragma unroll
-    for (int off = 1; off < 16; off <<= 1) {
+    for (int off = 1; off < Traits::kThreadCols; off <<= 1) {
       const float other_max = __shfl_xor_sync(0xffffffffu, run_max[a], off);
       const float other_sum = __shfl_xor_sync(0xffffffffu, run_sum[a], off);
       thread::merge_softmax_stats(run_max[a], run_sum[a], other_max, other_sum);
     }
-    const int r = ty * 4 + a;
+    const int r = ty * Traits::kMicroRows + a;
     if (tx == 0 && r < rows_valid) {
       const int64_t at = (static_cast<int64_t>(batch_idx) * p.num_q_heads + head) * p.rows +
                          row0 + r;
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
   __shared__ __align__(16) float q_s[Traits::kTileK][Traits::kSmemStride];
   __shared__ __align__(16) float k_s[Traits::kTileK][Traits::kSmemStride];
   const int tid = threadIdx.x;
-  const int ty = tid / 16, tx = tid % 16;
+  const int ty = tid / Traits::kThreadCols, tx = tid % Traits::kThreadCols;
   const int col0 = blockIdx.x * Traits::kTileCols;
   const int row0 = blockIdx.y * Traits::kTileRows;
   const int batch_idx = blockIdx.z / head_splits;
@@ -132,8 +132,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const float* offset_batch =
       row_offset + static_cast<int64_t>(batch_idx) * p.num_q_heads * p.rows + row0;
 
-  float q_frag[8], k_frag[8];
-  float next_offset[4], offset[4];
+  float q_frag[Traits::kFragSize], k_frag[Traits::kFragSize];
+  float next_offset[Traits::kMicroRows], offset[Traits::kMicroRows];
   const auto fetch = [&](int step) {
     const int head = head_begin + step / chunks;
     const int k0 = (step % chunks) * Traits::kTileK;
@@ -143,15 +143,15 @@ __global__ void __launch_bounds__(Traits::kThreads)
                              cols_valid, k0, p.sketch_dim, tid, k_frag);
     if (k0 == 0) {
 #pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int r = ty * 4 + a;
+      for (int a = 0; a < Traits::kMicroRows; ++a) {
+        const int r = ty * Traits::kMicroRows + a;
         next_offset[a] = r < rows_valid ? offset_batch[head * p.rows + r] : 0.f;
       }
     }
   };
 
-  float prob[4][4] = {};
-  float acc[4][4] = {};
+  float prob[Traits::kMicroRows][Traits::kMicroCols] = {};
+  float acc[Traits::kMicroRows][Traits::kMicroCols] = {};
   if (steps > 0) fetch(0);
   for (int step = 0; step < steps; ++step) {
     __syncthreads();
@@ -159,16 +159,16 @@ __global__ void __launch_bounds__(Traits::kThreads)
     block::store_sketch_tile_transposed(k_frag, k_s, tid);
     if (step % chunks == 0) {
 #pragma unroll
-      for (int a = 0; a < 4; ++a) offset[a] = next_offset[a];
+      for (int a = 0; a < Traits::kMicroRows; ++a) offset[a] = next_offset[a];
     }
     __syncthreads();
     if (step + 1 < steps) fetch(step + 1);
     block::tile_product_accumulate(q_s, k_s, ty, tx, acc);
     if (step % chunks != chunks - 1) continue;
 #pragma unroll
-    for (int a = 0; a < 4; ++a) {
+    for (int a = 0; a < Traits::kMicroRows; ++a) {
 #pragma unroll
-      for (int c = 0; c < 4; ++c) {
+      for (int c = 0; c < Traits::kMicroCols; ++c) {
         prob[a][c] += exp2f(fmaf(acc[a][c], scale2, -offset[a]));
         acc[a][c] = 0.f;
       }
@@ -180,12 +180,12 @@ __global__ void __launch_bounds__(Traits::kThreads)
                    ? p.out + static_cast<int64_t>(batch_idx) * p.rows * p.cols
                    : partial + (static_cast<int64_t>(split) * p.batch + batch_idx) * p.rows * p.cols;
 #pragma unroll
-  for (int a = 0; a < 4; ++a) {
-    const int r = ty * 4 + a;
+  for (int a = 0; a < Traits::kMicroRows; ++a) {
+    const int r = ty * Traits::kMicroRows + a;
     if (r >= rows_valid) continue;
 #pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int col = tx * 4 + c;
+    for (int c = 0; c < Traits::kMicroCols; ++c) {
+      const int col = tx * Traits::kMicroCols + c;
       if (col < cols_valid)
         out[static_cast<int64_t>(row0 + r) * p.cols + col0 + col] = prob[a][c] * out_scale;
     }

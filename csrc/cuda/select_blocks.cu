@@ -36,22 +36,12 @@ double widen_shortest_decimal(float value) {
 // (393K tokens at b = 64). Longer rows read the scores from global memory in every pass.
 constexpr size_t kMaxStagedSmemBytes = 96 * 1024;
 
-struct StagedKeys {
-  const uint32_t* keys;
-  SW_DEVICE uint32_t operator()(int j) const { return keys[j]; }
-};
-
-struct GlobalKeys {
-  const float* scores;  // first candidate
-  SW_DEVICE uint32_t operator()(int j) const {
-    return thread::float_to_ordered_key(__ldg(scores + j));
-  }
-};
+SW_HOST_DEVICE int round_up_to_4(int x) { return (x + 3) & ~3; }
 
 template <bool kStaged>
 __global__ void __launch_bounds__(kSelectWarps * 32)
     select_blocks_kernel(const SelectBlocksParams p, double quantile_q) {
-  extern __shared__ uint32_t key_smem[];
+  extern __shared__ __align__(16) uint32_t key_smem[];
   const int lane = threadIdx.x & 31;
   const int warp_idx = threadIdx.x >> 5;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kSelectWarps + warp_idx;
@@ -60,6 +50,7 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
   const int batch_idx = static_cast<int>(row / p.num_q_blocks);
   const int b = p.block_size;
   const int nk = p.num_kv_blocks;
+  const int key_stride = round_up_to_4(nk);  // keeps each warp's keys 16-byte aligned
 
   const int lim = causal_limit_block(i, p.num_queries, p.num_keys, b);
   const int q_lo = query_position(i * b, p.num_queries, p.num_keys);
@@ -79,7 +70,7 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
   if (num_cand > 0 && !dense_row) {
     bool has_nan = false;
     if constexpr (kStaged) {
-      uint32_t* keys = key_smem + static_cast<size_t>(warp_idx) * nk;
+      uint32_t* keys = key_smem + static_cast<size_t>(warp_idx) * key_stride;
       for (int j = lane; j < num_cand; j += 32) {
         const float v = __ldg(scores + cand_lo + j);
         has_nan |= v != v;
@@ -95,9 +86,9 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
     if (!__any_sync(0xffffffffu, has_nan)) {
       if constexpr (kStaged) {
         threshold = warp::quantile_linear(
-            StagedKeys{key_smem + static_cast<size_t>(warp_idx) * nk}, num_cand, quantile_q, lane);
+            warp::SharedKeys{key_smem + static_cast<size_t>(warp_idx) * key_stride}, num_cand, quantile_q, lane);
       } else {
-        threshold = warp::quantile_linear(GlobalKeys{scores + cand_lo}, num_cand, quantile_q, lane);
+        threshold = warp::quantile_linear(warp::GlobalKeys{scores + cand_lo}, num_cand, quantile_q, lane);
       }
     }
   }
@@ -132,7 +123,8 @@ cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t str
   if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
   // q = 1 - keep_frac in float64, as the reference's Python float arithmetic.
   const double quantile_q = 1.0 - widen_shortest_decimal(p.keep_frac);
-  const size_t smem = sizeof(uint32_t) * kSelectWarps * static_cast<size_t>(p.num_kv_blocks);
+  const size_t smem =
+      sizeof(uint32_t) * kSelectWarps * static_cast<size_t>(round_up_to_4(p.num_kv_blocks));
   if (smem <= kMaxStagedSmemBytes) {
     if (smem > 48 * 1024) {
       const cudaError_t err = cudaFuncSetAttribute(

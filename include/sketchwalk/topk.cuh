@@ -1,6 +1,6 @@
 // Warp-level order statistics for the select_blocks op: the k-th smallest of a warp's
 // candidate scores by a bitwise binary search over the order-preserving uint32 image of the
-// floats (32 ballot-free count passes, each a per-lane count plus one warp reduction), and
+// floats (<= 32 count passes, each a per-lane count plus one warp reduction), and
 // the quantile with linear interpolation exactly as torch.quantile computes it. Torch-free.
 //
 // TIE RULE: selection is by threshold, never by count. A block is kept by the quantile rule
@@ -47,24 +47,65 @@ SW_DEVICE double lerp_like_torch(double a, double b, double w) {
 
 namespace warp {
 
-/// \brief Number of keys < bound among keys[0, n), summed over the warp (all lanes get it).
-/// `KeyAt` maps an index to its key: a shared-memory read or a global load and conversion.
-template <typename KeyAt>
-SW_DEVICE int count_less(const KeyAt& key_at, int n, uint32_t bound, int lane) {
-  int count = 0;
-  for (int j = lane; j < n; j += 32) count += key_at(j) < bound ? 1 : 0;
-  return __reduce_add_sync(0xffffffffu, count);
-}
+/// \brief Candidate keys staged in shared memory (16-byte aligned): counts read 4 keys per
+/// lds.128, 4 loads in flight per lane. One warp alone (a decode row) is latency-bound, so
+/// the loads must be independent: a scalar loop spent ~30 cycles per key per pass.
+struct SharedKeys {
+  const uint32_t* keys;
+  SW_DEVICE uint32_t operator()(int j) const { return keys[j]; }
+  SW_DEVICE int count_less(int n, uint32_t bound, int lane) const {
+    const int n4 = n >> 2;
+    const uint4* keys4 = reinterpret_cast<const uint4*>(keys);
+    int count = 0;
+#pragma unroll 4
+    for (int j = lane; j < n4; j += 32) {
+      const uint4 v = keys4[j];
+      count += (v.x < bound) + (v.y < bound) + (v.z < bound) + (v.w < bound);
+    }
+    for (int j = (n4 << 2) + lane; j < n; j += 32) count += keys[j] < bound ? 1 : 0;
+    return __reduce_add_sync(0xffffffffu, count);
+  }
+};
+
+/// \brief Candidate keys read from global float scores in every pass (rows too long to stage).
+struct GlobalKeys {
+  const float* scores;
+  SW_DEVICE uint32_t operator()(int j) const {
+    return thread::float_to_ordered_key(__ldg(scores + j));
+  }
+  SW_DEVICE int count_less(int n, uint32_t bound, int lane) const {
+    int count = 0;
+#pragma unroll 8
+    for (int j = lane; j < n; j += 32) count += (*this)(j) < bound ? 1 : 0;
+    return __reduce_add_sync(0xffffffffu, count);
+  }
+};
 
 /// \brief The k-th smallest key (0-based, 0 <= k < n) among keys[0, n): the largest value v
-/// with #(key < v) <= k, built bit by bit from the top. 32 passes over the keys.
+/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes). `KeyAt` is
+/// SharedKeys or GlobalKeys: operator()(j) gives key j, count_less(n, bound, lane) the warp
+/// total of keys < bound.
 template <typename KeyAt>
 SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, int lane) {
-  uint32_t answer = 0;
+  // One min/max pass first: the answer lies in [lo, hi], so it shares their common bit prefix
+  // and the search starts below it (scores of one row usually share sign and top exponent
+  // bits: a few passes fewer).
+  uint32_t lo = 0xffffffffu, hi = 0u;
+#pragma unroll 8
+  for (int j = lane; j < n; j += 32) {
+    const uint32_t key = key_at(j);
+    lo = min(lo, key);
+    hi = max(hi, key);
+  }
+  lo = __reduce_min_sync(0xffffffffu, lo);
+  hi = __reduce_max_sync(0xffffffffu, hi);
+  if (lo == hi) return lo;
+  const int top_bit = 31 - __clz(lo ^ hi);
+  uint32_t answer = top_bit == 31 ? 0u : lo & ~((2u << top_bit) - 1u);  // common prefix
 #pragma unroll 1
-  for (int bit = 31; bit >= 0; --bit) {
+  for (int bit = top_bit; bit >= 0; --bit) {
     const uint32_t trial = answer | (1u << bit);
-    if (count_less(key_at, n, trial, lane) <= k) answer = trial;
+    if (key_at.count_less(n, trial, lane) <= k) answer = trial;
   }
   return answer;
 }
@@ -75,6 +116,7 @@ template <typename KeyAt>
 SW_DEVICE uint32_t select_next_key(const KeyAt& key_at, int n, int k, uint32_t kth, int lane) {
   int at_most = 0;
   uint32_t above = 0xffffffffu;
+#pragma unroll 8
   for (int j = lane; j < n; j += 32) {
     const uint32_t key = key_at(j);
     at_most += key <= kth ? 1 : 0;
