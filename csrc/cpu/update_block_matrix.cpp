@@ -32,7 +32,9 @@ void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, 
     float* row_c = A + c * a_r;
     double sum = 0.0;
     for (int64_t j = 0; j < n; ++j) {
-      row_c[j] = static_cast<float>((1.0 - alpha) * row_c[j] + alpha * rb[j]);
+      // alpha == 1 (a new block) assigns: the buffer may hold garbage there, and 0 * NaN is NaN.
+      row_c[j] = step_in_block == 0 ? rb[j]
+                                    : static_cast<float>((1.0 - alpha) * row_c[j] + alpha * rb[j]);
       sum += row_c[j];
     }
     const double inv = 1.0 / std::max(sum, kMinRowSum);
@@ -41,7 +43,8 @@ void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, 
     at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         float* row = A + i * a_r;
-        row[c] = static_cast<float>((1.0 - alpha) * row[c] + alpha * rb[i]);
+        row[c] = step_in_block == 0 ? rb[i]
+                                    : static_cast<float>((1.0 - alpha) * row[c] + alpha * rb[i]);
         double s = 0.0;
         for (int64_t j = 0; j < n; ++j) s += row[j];
         const double inv_s = 1.0 / std::max(s, kMinRowSum);

@@ -57,7 +57,7 @@ def dense_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) ->
 
 def _sketch_setup(state: SketchWalkState, head_dim: int, device: torch.device):
     cfg = state.config
-    signs, coords = ops.sketch_transform(head_dim, cfg.sketch_dim, cfg.seed, device)
+    signs, coords = state.sketch_transform(head_dim, device)
     return signs, coords, ops.logit_scale(cfg.sketch_dim, head_dim)
 
 

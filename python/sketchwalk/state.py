@@ -62,6 +62,24 @@ class SketchWalkState:
         self._carried_layer: int | None = None
         self._carried_walk: torch.Tensor | None = None
         self._density: dict[int, torch.Tensor] = {}
+        # The sketch's random draw for every n = 1, 2, ..., 256, made eagerly here: a
+        # torch.Generator cannot be created inside a torch.compile region.
+        from .ops import _sketch_transform_cpu
+
+        self._transforms_cpu = {
+            1 << e: _sketch_transform_cpu(1 << e, 1 << e, self.config.seed) for e in range(9)
+        }
+        self._transforms: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def sketch_transform(self, head_dim: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(signs, coords) on `device`, equal to ``ops.sketch_transform(head_dim, sketch_dim, seed)``."""
+        n = 1 << (head_dim - 1).bit_length()
+        m = self.config.effective_sketch_dim(head_dim)
+        key = (n, m, str(device))
+        if key not in self._transforms:
+            signs, perm = self._transforms_cpu[n]
+            self._transforms[key] = (signs.to(device), perm[:m].to(device))
+        return self._transforms[key]
 
     def reset(self) -> None:
         """Forget everything (a new sequence starts)."""
