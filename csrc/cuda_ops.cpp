@@ -45,9 +45,9 @@ bool current_stream_is_capturing(const at::Tensor& t) {
 }
 
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
-                                const at::Tensor& coords, int64_t block_size) {
+                                const at::Tensor& coords, int64_t block_size, bool validate) {
   check_cuda(x, "hadamard_sketch", "x");
-  const SketchShape s = check_hadamard_sketch_args(x, signs, coords, block_size);
+  const SketchShape s = check_hadamard_sketch_args(x, signs, coords, block_size, validate);
   const c10::cuda::CUDAGuard guard(x.device());
   auto out = at::empty({s.batch, s.heads, s.num_blocks, s.sketch_dim}, x.options().dtype(at::kFloat));
   if (out.numel() == 0) return out;

@@ -13,7 +13,7 @@ namespace sketchwalk {
 
 // ---- CPU ----------------------------------------------------------------------------
 at::Tensor hadamard_sketch_cpu(const at::Tensor& x, const at::Tensor& signs,
-                               const at::Tensor& coords, int64_t block_size);
+                               const at::Tensor& coords, int64_t block_size, bool validate);
 at::Tensor score_blocks_cpu(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
                             double logit_scale);
 std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
@@ -32,7 +32,7 @@ void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, 
 
 // ---- CUDA (csrc/cuda_ops.cpp; compiled only with SKETCHWALK_WITH_CUDA) ----------------
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
-                                const at::Tensor& coords, int64_t block_size);
+                                const at::Tensor& coords, int64_t block_size, bool validate);
 at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
                              double logit_scale);
 std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
@@ -66,7 +66,7 @@ struct SketchShape {
   int64_t batch, heads, tokens, head_dim, block_size, num_blocks, sketch_pow2, sketch_dim;
 };
 SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
-                                       const at::Tensor& coords, int64_t block_size);
+                                       const at::Tensor& coords, int64_t block_size, bool validate);
 void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch);
 void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
                               int64_t block_size, double keep_frac, int64_t window_tokens,

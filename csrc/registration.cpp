@@ -6,7 +6,7 @@
 
 TORCH_LIBRARY(sketchwalk, m) {
   // Block mean-pool + subsampled randomized Hadamard transform: [B,H,T,D] -> [B,H,ceil(T/b),m] fp32.
-  m.def("hadamard_sketch(Tensor x, Tensor signs, Tensor coords, int block_size) -> Tensor");
+  m.def("hadamard_sketch(Tensor x, Tensor signs, Tensor coords, int block_size, bool validate=True) -> Tensor");
   // Row-stochastic block transition matrix from sketches, summed over heads: -> [B,rows,cols] fp32.
   m.def("score_blocks(Tensor q_sketch, Tensor k_sketch, float logit_scale) -> Tensor");
   // Damped walk: state = (1-damping)*base + damping*state@transition, `degree` times.

@@ -1,6 +1,6 @@
-// select_blocks op, CUDA: one warp per (batch, query-block row). The row's candidates
-// (a contiguous range of key blocks: [sb, lim - wb]) are staged as ordered uint32 keys in
-// shared memory, the (1 - keep_frac) quantile is found by warp::quantile_linear (float64,
+// select_blocks op, CUDA: one warp per (batch, query-block row). The causal row [0, lim] is
+// staged as ordered uint32 keys in shared memory (its candidates are the contiguous range
+// [sb, lim - wb]), the (1 - keep_frac) quantile is found by warp::quantile_linear (float64,
 // torch.quantile's interpolation; tie rule in topk.cuh), then the keep rules are applied 32
 // blocks at a time and the kept ids are compacted by ballot in ascending order, padded with
 // -1. Fixed-size output, no host synchronization: CUDA-graph capturable. Kernel-only.
@@ -38,6 +38,29 @@ constexpr size_t kMaxStagedSmemBytes = 96 * 1024;
 
 SW_HOST_DEVICE int round_up_to_4(int x) { return (x + 3) & ~3; }
 
+// keys[j] = ordered key of scores[j], j < n, by one warp. A lone warp (a decode row) waits one
+// memory round trip per batch of loads in flight, so: 16-byte loads, 8 per lane in flight,
+// when the row start is 16-byte aligned (keys is), else scalar loads 16 per lane in flight.
+SW_DEVICE void stage_row_keys(const float* __restrict__ scores, int n, uint32_t* keys, int lane) {
+  if ((reinterpret_cast<uintptr_t>(scores) & 15) == 0) {
+    const float4* scores4 = reinterpret_cast<const float4*>(scores);
+    uint4* keys4 = reinterpret_cast<uint4*>(keys);
+    const int n4 = n >> 2;
+#pragma unroll 8
+    for (int j = lane; j < n4; j += 32) {
+      const float4 v = __ldg(scores4 + j);
+      keys4[j] = make_uint4(thread::float_to_ordered_key(v.x), thread::float_to_ordered_key(v.y),
+                            thread::float_to_ordered_key(v.z), thread::float_to_ordered_key(v.w));
+    }
+    for (int j = (n4 << 2) + lane; j < n; j += 32)
+      keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
+  } else {
+#pragma unroll 16
+    for (int j = lane; j < n; j += 32) keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
+  }
+  __syncwarp();
+}
+
 template <bool kStaged>
 __global__ void __launch_bounds__(kSelectWarps * 32)
     select_blocks_kernel(const SelectBlocksParams p, double quantile_q) {
@@ -66,18 +89,21 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
   const int num_cand = max(0, lim - wb - sb + 1);
   const float* scores = p.scores + batch_idx * p.scores_batch_stride + i * p.scores_row_stride;
 
+  // Stage the whole causal row [0, lim] as ordered keys (candidates are a sub-range of it), so
+  // the keep loop below reads shared memory: its per-32-block ballot would otherwise wait on
+  // one global load per step (35 -> ~10 us for a 2048-block decode row was the aim).
+  uint32_t* row_keys = key_smem + static_cast<size_t>(warp_idx) * key_stride;
   double threshold = __longlong_as_double(0x7ff8000000000000LL);  // NaN: rule keeps nothing
   if (num_cand > 0 && !dense_row) {
     bool has_nan = false;
     if constexpr (kStaged) {
-      uint32_t* keys = key_smem + static_cast<size_t>(warp_idx) * key_stride;
+      stage_row_keys(scores, lim + 1, row_keys, lane);
       for (int j = lane; j < num_cand; j += 32) {
-        const float v = __ldg(scores + cand_lo + j);
+        const float v = thread::ordered_key_to_float(row_keys[cand_lo + j]);
         has_nan |= v != v;
-        keys[j] = thread::float_to_ordered_key(v);
       }
-      __syncwarp();
     } else {
+#pragma unroll 4
       for (int j = lane; j < num_cand; j += 32) {
         const float v = __ldg(scores + cand_lo + j);
         has_nan |= v != v;
@@ -85,13 +111,15 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
     }
     if (!__any_sync(0xffffffffu, has_nan)) {
       if constexpr (kStaged) {
-        threshold = warp::quantile_linear(
-            warp::SharedKeys{key_smem + static_cast<size_t>(warp_idx) * key_stride}, num_cand, quantile_q, lane);
+        threshold = warp::quantile_linear(warp::SharedKeys{row_keys + cand_lo}, num_cand,
+                                          quantile_q, lane);
       } else {
-        threshold = warp::quantile_linear(warp::GlobalKeys{scores + cand_lo}, num_cand, quantile_q, lane);
+        threshold =
+            warp::quantile_linear(warp::GlobalKeys{scores + cand_lo}, num_cand, quantile_q, lane);
       }
     }
   }
+  const bool use_threshold = !isnan(threshold);  // warp-uniform
 
   int* index_row = p.block_index + row * nk;
   int count = 0;
@@ -100,8 +128,11 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
     const int j = j0 + lane;
     bool keep = false;
     if (j <= lim) {
-      keep = dense_row || j < attend_sink_blocks || j >= window_lo ||
-             static_cast<double>(__ldg(scores + j)) > threshold;  // strict: ties dropped
+      keep = dense_row || j < attend_sink_blocks || j >= window_lo;
+      if (!keep && use_threshold) {
+        const float v = kStaged ? thread::ordered_key_to_float(row_keys[j]) : __ldg(scores + j);
+        keep = static_cast<double>(v) > threshold;  // strict: ties at the threshold dropped
+      }
     }
     const unsigned mask = __ballot_sync(0xffffffffu, keep);
     if (keep) index_row[count + __popc(mask & lanes_below)] = j;

@@ -61,13 +61,20 @@ def _sketch_setup(state: SketchWalkState, head_dim: int, device: torch.device):
     return signs, coords, ops.logit_scale(cfg.sketch_dim, head_dim)
 
 
-def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+def select_prefill_blocks(
+    q: torch.Tensor, k: torch.Tensor, layer_idx: int, state: SketchWalkState
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The selection half of a prefill: sketch -> scores -> walk (carried) -> select.
+
+    Returns (block_index, num_selected, transition A, key-block sketches). Exposed so that
+    benchmarks and other attention backends (e.g. FlexAttention) can reuse the selection.
+    """
     cfg = state.config
     b = cfg.block_size
-    batch, _, num_tokens, head_dim = q.shape
+    num_tokens, head_dim = q.shape[2], q.shape[3]
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
-    q_blocks = ops.hadamard_sketch(q, signs, coords, b)  # [B, Hq, N, m]
-    k_blocks = ops.hadamard_sketch(k, signs, coords, b)  # [B, Hkv, N, m]
+    q_blocks = ops.hadamard_sketch(q, signs, coords, b, validate=False)  # [B, Hq, N, m]
+    k_blocks = ops.hadamard_sketch(k, signs, coords, b, validate=False)  # [B, Hkv, N, m]
     transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
     n = transition.shape[-1]
     walk = ops.walk_blocks(transition, transition, state.carried_walk(layer_idx, n), cfg.degree,
@@ -77,13 +84,24 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     block_index, num_selected = ops.select_blocks(
         walk, num_tokens, num_tokens, b, cfg.kblocks_frac, w, cfg.sink_tokens(num_tokens), w,
         cfg.dense_last_q_blocks)
+    return block_index, num_selected, transition, k_blocks
+
+
+def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+    cfg = state.config
+    b = cfg.block_size
+    batch, _, num_tokens, head_dim = q.shape
+    block_index, num_selected, transition, k_blocks = select_prefill_blocks(q, k, layer_idx, state)
+    n = transition.shape[-1]
+    signs, coords, _ = _sketch_setup(state, head_dim, q.device)
     out, _ = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
     state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
 
     # Decode state: A, key-block sketches, and the sketches of the last W queries.
     window = min(cfg.query_window, num_tokens)
     q_window = q.new_zeros((batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32)
-    q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1)
+    q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1,
+                                                  validate=False)
     capacity = n + 16
     t_buf = transition.new_zeros((batch, capacity, capacity))
     t_buf[:, :n, :n] = transition
@@ -102,8 +120,9 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     n = -(-num_keys // b)
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     layer.ensure_capacity(n)
-    q_token = ops.hadamard_sketch(q, signs, coords, 1)  # [B, Hq, 1, m]
-    k_token = ops.hadamard_sketch(k[:, :, num_keys - 1:], signs, coords, 1)  # [B, Hkv, 1, m]
+    q_token = ops.hadamard_sketch(q, signs, coords, 1, validate=False)  # [B, Hq, 1, m]
+    k_token = ops.hadamard_sketch(k[:, :, num_keys - 1:], signs, coords, 1,
+                                  validate=False)  # [B, Hkv, 1, m]
     ops.update_block_sketch_(layer.key_blocks, k_token, num_keys - 1, b)
     ops.push_query_window_(layer.query_window, q_token, layer.pushes)
     layer.pushes += 1

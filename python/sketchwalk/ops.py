@@ -66,19 +66,24 @@ def logit_scale(sketch_dim: int, head_dim: int) -> float:
 
 
 def hadamard_sketch(
-    x: torch.Tensor, signs: torch.Tensor, coords: torch.Tensor, block_size: int
+    x: torch.Tensor,
+    signs: torch.Tensor,
+    coords: torch.Tensor,
+    block_size: int,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Block mean-pool + subsampled randomized Hadamard transform.
 
     x: [batch, heads, tokens, head_dim] fp16/bf16/fp32; signs: [n]; coords: [m].
     Returns [batch, heads, ceil(tokens / block_size), m] float32.
     Equivalent to ``reference.hadamard_sketch(x, signs, coords, block_size)``.
+    ``validate=False`` skips the range check of coords (one device sync on CUDA).
     """
-    return _ops.hadamard_sketch(x, signs, coords, block_size)
+    return _ops.hadamard_sketch(x, signs, coords, block_size, validate)
 
 
 @torch.library.register_fake("sketchwalk::hadamard_sketch")
-def _(x, signs, coords, block_size):
+def _(x, signs, coords, block_size, validate=True):
     torch._check(x.dim() == 4, lambda: "hadamard_sketch: argument 'x' must have 4 dims")
     num_blocks = (x.shape[2] + block_size - 1) // block_size
     return x.new_empty((x.shape[0], x.shape[1], num_blocks, coords.shape[0]), dtype=torch.float32)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build against its torch, run the GPU tests, compute-sanitizer
+# on a small subset, and the performance table. Logs and results go under $OUT.
+#
+#   STAGES="build test sanitize bench" SKETCHWALK_COMMIT=<sha> bash bench/gpu_run.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/sketchwalk-out}
+mkdir -p "$OUT"
+STAGES=${STAGES:-build test sanitize bench}
+export PYTHONUNBUFFERED=1
+status=0
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+
+if has build; then
+  start=$(date +%s)
+  SKETCHWALK_CUDA=ON SKETCHWALK_CUDA_ARCHS=${SKETCHWALK_CUDA_ARCHS:-9.0a} CMAKE_BUILD_PARALLEL_LEVEL=16 \
+    python3 -m pip install --no-build-isolation --no-deps -v . > "$OUT/build.log" 2>&1
+  rc=$?
+  echo "== build rc=$rc in $(( $(date +%s) - start )) s"
+  if [ $rc -ne 0 ]; then grep -E "error|Error" "$OUT/build.log" | head -40; tail -30 "$OUT/build.log"; exit 1; fi
+  (cd /tmp && python3 -m sketchwalk info)
+fi
+
+if has test; then
+  start=$(date +%s)
+  python3 -m pytest tests -m gpu -q -ra -x -p no:cacheprovider ${PYTEST_ARGS:-} > "$OUT/pytest-gpu.log" 2>&1
+  rc=$?; status=$(( status | rc ))
+  echo "== GPU tests rc=$rc in $(( $(date +%s) - start )) s"
+  grep -E "passed|failed|FAILED|ERROR" "$OUT/pytest-gpu.log" | tail -25
+fi
+
+if has sanitize; then
+  for tool in memcheck racecheck; do
+    timeout ${SANITIZE_TIMEOUT:-180} compute-sanitizer --tool $tool --error-exitcode 99 python3 -m pytest tests/test_sparse_prefill.py tests/test_sparse_decode.py \
+      tests/test_hadamard_sketch.py tests/test_select_blocks.py tests/test_decode_state.py -m gpu -q -x -p no:cacheprovider -k "cuda and not slow" \
+      > "$OUT/sanitize-$tool.log" 2>&1
+    rc=$?; status=$(( status | rc ))
+    echo "== compute-sanitizer $tool rc=$rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool.log" | tail -1)"
+  done
+fi
+
+if has bench; then
+  python3 bench/python/bench_attention.py --out "$OUT/RESULTS.md" --json "$OUT/results.json" ${BENCH_ARGS:-} \
+    > "$OUT/bench.log" 2>&1
+  rc=$?; status=$(( status | rc ))
+  echo "== bench rc=$rc"; tail -45 "$OUT/bench.log"
+fi
+exit $status
