@@ -47,22 +47,25 @@ SW_DEVICE double lerp_like_torch(double a, double b, double w) {
 
 namespace warp {
 
-/// \brief Candidate keys staged in shared memory (16-byte aligned): counts read 4 keys per
-/// lds.128, 4 loads in flight per lane. One warp alone (a decode row) is latency-bound, so
-/// the loads must be independent: a scalar loop spent ~30 cycles per key per pass.
+/// \brief Candidate keys staged in shared memory (4-byte aligned; the first up to 3 keys are
+/// read singly, then 4 keys per lds.128 with 4 loads in flight per lane). One warp alone (a
+/// decode row) is latency-bound, so the loads must be independent: a scalar loop spent ~30
+/// cycles per key per pass.
 struct SharedKeys {
   const uint32_t* keys;
   SW_DEVICE uint32_t operator()(int j) const { return keys[j]; }
   SW_DEVICE int count_less(int n, uint32_t bound, int lane) const {
-    const int n4 = n >> 2;
-    const uint4* keys4 = reinterpret_cast<const uint4*>(keys);
-    int count = 0;
+    const int misaligned = static_cast<int>((reinterpret_cast<uintptr_t>(keys) >> 2) & 3);
+    const int head = min(n, (4 - misaligned) & 3);
+    int count = (lane < head && keys[lane] < bound) ? 1 : 0;
+    const uint4* keys4 = reinterpret_cast<const uint4*>(keys + head);
+    const int n4 = (n - head) >> 2;
 #pragma unroll 4
     for (int j = lane; j < n4; j += 32) {
       const uint4 v = keys4[j];
       count += (v.x < bound) + (v.y < bound) + (v.z < bound) + (v.w < bound);
     }
-    for (int j = (n4 << 2) + lane; j < n; j += 32) count += keys[j] < bound ? 1 : 0;
+    for (int j = head + (n4 << 2) + lane; j < n; j += 32) count += keys[j] < bound ? 1 : 0;
     return __reduce_add_sync(0xffffffffu, count);
   }
 };
