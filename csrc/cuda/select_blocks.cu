@@ -1,9 +1,11 @@
-// select_blocks op, CUDA: one warp per (batch, query-block row). The causal row [0, lim] is
-// staged as ordered uint32 keys in shared memory (its candidates are the contiguous range
-// [sb, lim - wb]), the (1 - keep_frac) quantile is found by warp::quantile_linear (float64,
-// torch.quantile's interpolation; tie rule in topk.cuh), then the keep rules are applied 32
-// blocks at a time and the kept ids are compacted by ballot in ascending order, padded with
-// -1. Fixed-size output, no host synchronization: CUDA-graph capturable. Kernel-only.
+// select_blocks op, CUDA: one warp per (batch, query-block row) when there are many rows, one
+// 256-thread CTA per row when there are few (decode: a lone warp is latency-bound). The causal
+// row [0, lim] is staged as ordered uint32 keys in shared memory (its candidates are the
+// contiguous range [sb, lim - wb]), the (1 - keep_frac) quantile is found by
+// group::quantile_linear (float64, torch.quantile's interpolation; tie rule in topk.cuh),
+// then the keep rules are applied one group-width of blocks at a time and the kept ids are
+// compacted by ballot (plus a cross-warp prefix) in ascending order, padded with -1.
+// Fixed-size output, no host synchronization: CUDA-graph capturable. Kernel-only.
 #include <cuda_runtime.h>
 
 #include <charconv>
@@ -16,8 +18,6 @@
 
 namespace sketchwalk {
 namespace {
-
-constexpr int kSelectWarps = 4;  // rows per CTA
 
 // params.keep_frac is float32, the contract's quantile level is the Python (float64) value
 // 1 - keep_frac: with keep_frac = 0.1, 1 - double(0.1f) = 0.89999999851 moves pos = q (n - 1)
@@ -32,48 +32,61 @@ double widen_shortest_decimal(float value) {
   if (written.ec == std::errc()) std::from_chars(text, written.ptr, widened);
   return widened;
 }
-// Staged keys: kSelectWarps * num_kv_blocks * 4 B; 96 KiB covers num_kv_blocks <= 6144
-// (393K tokens at b = 64). Longer rows read the scores from global memory in every pass.
+// Warp-per-row launches: 4 rows per CTA. CTA-per-row launches: 8 warps per row, used while
+// rows < 2 x SMs (decode: batch rows; prefill up to 16K tokens on H100's 132 SMs).
+constexpr int kRowsPerWarpCta = 4;
+constexpr int kCtaRowWarps = 8;
+// Staged keys: rows per CTA x round_up(num_kv_blocks, 4) x 4 B; 96 KiB covers num_kv_blocks
+// <= 6144 (393K tokens at b = 64) for warp-per-row. Longer rows read the scores from global
+// memory in every pass.
 constexpr size_t kMaxStagedSmemBytes = 96 * 1024;
 
 SW_HOST_DEVICE int round_up_to_4(int x) { return (x + 3) & ~3; }
 
-// keys[j] = ordered key of scores[j], j < n, by one warp. A lone warp (a decode row) waits one
-// memory round trip per batch of loads in flight, so: 16-byte loads, 8 per lane in flight,
-// when the row start is 16-byte aligned (keys is), else scalar loads 16 per lane in flight.
-SW_DEVICE void stage_row_keys(const float* __restrict__ scores, int n, uint32_t* keys, int lane) {
+// keys[j] = ordered key of scores[j], j < n, by one group. A lone warp waits one memory round
+// trip per batch of loads in flight, so: 16-byte loads, 8 per thread in flight, when the row
+// start is 16-byte aligned (keys is), else scalar loads 16 per thread in flight.
+template <typename Group>
+SW_DEVICE void stage_row_keys(const float* __restrict__ scores, int n, uint32_t* keys,
+                              const Group& g) {
   if ((reinterpret_cast<uintptr_t>(scores) & 15) == 0) {
     const float4* scores4 = reinterpret_cast<const float4*>(scores);
     uint4* keys4 = reinterpret_cast<uint4*>(keys);
     const int n4 = n >> 2;
 #pragma unroll 8
-    for (int j = lane; j < n4; j += 32) {
+    for (int j = g.tid; j < n4; j += Group::kThreads) {
       const float4 v = __ldg(scores4 + j);
       keys4[j] = make_uint4(thread::float_to_ordered_key(v.x), thread::float_to_ordered_key(v.y),
                             thread::float_to_ordered_key(v.z), thread::float_to_ordered_key(v.w));
     }
-    for (int j = (n4 << 2) + lane; j < n; j += 32)
+    for (int j = (n4 << 2) + g.tid; j < n; j += Group::kThreads)
       keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
   } else {
 #pragma unroll 16
-    for (int j = lane; j < n; j += 32) keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
+    for (int j = g.tid; j < n; j += Group::kThreads)
+      keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
   }
-  __syncwarp();
+  g.sync();
 }
 
-template <bool kStaged>
-__global__ void __launch_bounds__(kSelectWarps * 32)
+// kRowWarps == 1: CTA = kRowsPerWarpCta warps, one row each. kRowWarps > 1: CTA = one row.
+template <bool kStaged, int kRowWarps>
+__global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWarps * 32)
     select_blocks_kernel(const SelectBlocksParams p, double quantile_q) {
   extern __shared__ __align__(16) uint32_t key_smem[];
+  __shared__ uint32_t reduce_scratch[kRowWarps];
+  using Group = group::RowGroup<kRowWarps>;
+  constexpr int kRowsPerCta = kRowWarps == 1 ? kRowsPerWarpCta : 1;
   const int lane = threadIdx.x & 31;
-  const int warp_idx = threadIdx.x >> 5;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kSelectWarps + warp_idx;
-  if (row >= static_cast<int64_t>(p.batch) * p.num_q_blocks) return;  // warp-uniform
+  const int slot = kRowWarps == 1 ? static_cast<int>(threadIdx.x >> 5) : 0;  // row within CTA
+  const Group g{kRowWarps == 1 ? lane : static_cast<int>(threadIdx.x), reduce_scratch};
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerCta + slot;
+  if (row >= static_cast<int64_t>(p.batch) * p.num_q_blocks) return;  // group-uniform
   const int i = static_cast<int>(row % p.num_q_blocks);
   const int batch_idx = static_cast<int>(row / p.num_q_blocks);
   const int b = p.block_size;
   const int nk = p.num_kv_blocks;
-  const int key_stride = round_up_to_4(nk);  // keeps each warp's keys 16-byte aligned
+  const int key_stride = round_up_to_4(nk);  // keeps each row's keys 16-byte aligned
 
   const int lim = causal_limit_block(i, p.num_queries, p.num_keys, b);
   const int q_lo = query_position(i * b, p.num_queries, p.num_keys);
@@ -90,42 +103,41 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
   const float* scores = p.scores + batch_idx * p.scores_batch_stride + i * p.scores_row_stride;
 
   // Stage the whole causal row [0, lim] as ordered keys (candidates are a sub-range of it), so
-  // the keep loop below reads shared memory: its per-32-block ballot would otherwise wait on
-  // one global load per step (35 -> ~10 us for a 2048-block decode row was the aim).
-  uint32_t* row_keys = key_smem + static_cast<size_t>(warp_idx) * key_stride;
+  // the keep loop below reads shared memory too.
+  uint32_t* row_keys = key_smem + static_cast<size_t>(slot) * key_stride;
   double threshold = __longlong_as_double(0x7ff8000000000000LL);  // NaN: rule keeps nothing
   if (num_cand > 0 && !dense_row) {
-    bool has_nan = false;
+    int has_nan = 0;
     if constexpr (kStaged) {
-      stage_row_keys(scores, lim + 1, row_keys, lane);
-      for (int j = lane; j < num_cand; j += 32) {
+      stage_row_keys(scores, lim + 1, row_keys, g);
+      for (int j = g.tid; j < num_cand; j += Group::kThreads) {
         const float v = thread::ordered_key_to_float(row_keys[cand_lo + j]);
         has_nan |= v != v;
       }
     } else {
 #pragma unroll 4
-      for (int j = lane; j < num_cand; j += 32) {
+      for (int j = g.tid; j < num_cand; j += Group::kThreads) {
         const float v = __ldg(scores + cand_lo + j);
         has_nan |= v != v;
       }
     }
-    if (!__any_sync(0xffffffffu, has_nan)) {
+    if (g.sum(has_nan) == 0) {
       if constexpr (kStaged) {
-        threshold = warp::quantile_linear(warp::SharedKeys{row_keys + cand_lo}, num_cand,
-                                          quantile_q, lane);
+        threshold = group::quantile_linear(group::SharedKeys{row_keys + cand_lo}, num_cand,
+                                           quantile_q, g);
       } else {
-        threshold =
-            warp::quantile_linear(warp::GlobalKeys{scores + cand_lo}, num_cand, quantile_q, lane);
+        threshold = group::quantile_linear(group::GlobalKeys{scores + cand_lo}, num_cand,
+                                           quantile_q, g);
       }
     }
   }
-  const bool use_threshold = !isnan(threshold);  // warp-uniform
+  const bool use_threshold = !isnan(threshold);  // group-uniform
 
   int* index_row = p.block_index + row * nk;
   int count = 0;
   const unsigned lanes_below = (1u << lane) - 1u;
-  for (int j0 = 0; j0 <= lim; j0 += 32) {
-    const int j = j0 + lane;
+  for (int j0 = 0; j0 <= lim; j0 += Group::kThreads) {
+    const int j = j0 + g.tid;
     bool keep = false;
     if (j <= lim) {
       keep = dense_row || j < attend_sink_blocks || j >= window_lo;
@@ -135,11 +147,50 @@ __global__ void __launch_bounds__(kSelectWarps * 32)
       }
     }
     const unsigned mask = __ballot_sync(0xffffffffu, keep);
-    if (keep) index_row[count + __popc(mask & lanes_below)] = j;
-    count += __popc(mask);
+    int warp_offset = 0, total = __popc(mask);
+    if constexpr (kRowWarps > 1) {  // ascending order across warps: prefix of warp counts
+      __shared__ int warp_counts[kRowWarps];
+      if (lane == 0) warp_counts[g.warp_idx()] = total;
+      __syncthreads();
+      total = 0;
+#pragma unroll
+      for (int wi = 0; wi < kRowWarps; ++wi) {
+        const int c = warp_counts[wi];
+        warp_offset += wi < g.warp_idx() ? c : 0;
+        total += c;
+      }
+      __syncthreads();
+    }
+    if (keep) index_row[count + warp_offset + __popc(mask & lanes_below)] = j;
+    count += total;
   }
-  for (int j = count + lane; j < nk; j += 32) index_row[j] = kBlockIndexPad;
-  if (lane == 0) p.num_selected[row] = count;
+  for (int j = count + g.tid; j < nk; j += Group::kThreads) index_row[j] = kBlockIndexPad;
+  if (g.tid == 0) p.num_selected[row] = count;
+}
+
+template <int kRowWarps>
+cudaError_t launch_select(const SelectBlocksParams& p, double quantile_q, cudaStream_t stream) {
+  constexpr int kRowsPerCta = kRowWarps == 1 ? kRowsPerWarpCta : 1;
+  constexpr int kThreads = kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWarps * 32;
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_q_blocks;
+  const int64_t grid = ceil_div<int64_t>(rows, kRowsPerCta);
+  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  const size_t smem =
+      sizeof(uint32_t) * kRowsPerCta * static_cast<size_t>(round_up_to_4(p.num_kv_blocks));
+  if (smem <= kMaxStagedSmemBytes) {
+    if (smem > 48 * 1024) {
+      const cudaError_t err = cudaFuncSetAttribute(
+          select_blocks_kernel<true, kRowWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+          static_cast<int>(kMaxStagedSmemBytes));
+      if (err != cudaSuccess) return err;
+    }
+    select_blocks_kernel<true, kRowWarps>
+        <<<static_cast<unsigned>(grid), kThreads, smem, stream>>>(p, quantile_q);
+  } else {
+    select_blocks_kernel<false, kRowWarps>
+        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(p, quantile_q);
+  }
+  return cudaGetLastError();
 }
 
 }  // namespace
@@ -150,26 +201,13 @@ cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t str
   if (rows == 0 || p.num_kv_blocks == 0) return cudaSuccess;
   if (p.block_size < 1 || p.window_tokens < 1 || p.num_queries > p.num_keys)
     return cudaErrorInvalidValue;
-  const int64_t grid = ceil_div<int64_t>(rows, kSelectWarps);
-  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
   // q = 1 - keep_frac in float64, as the reference's Python float arithmetic.
   const double quantile_q = 1.0 - widen_shortest_decimal(p.keep_frac);
-  const size_t smem =
-      sizeof(uint32_t) * kSelectWarps * static_cast<size_t>(round_up_to_4(p.num_kv_blocks));
-  if (smem <= kMaxStagedSmemBytes) {
-    if (smem > 48 * 1024) {
-      const cudaError_t err = cudaFuncSetAttribute(
-          select_blocks_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-          static_cast<int>(kMaxStagedSmemBytes));
-      if (err != cudaSuccess) return err;
-    }
-    select_blocks_kernel<true>
-        <<<static_cast<unsigned>(grid), kSelectWarps * 32, smem, stream>>>(p, quantile_q);
-  } else {
-    select_blocks_kernel<false>
-        <<<static_cast<unsigned>(grid), kSelectWarps * 32, 0, stream>>>(p, quantile_q);
-  }
-  return cudaGetLastError();
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) == cudaSuccess)
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  return rows < 2 * static_cast<int64_t>(sms) ? launch_select<kCtaRowWarps>(p, quantile_q, stream)
+                                              : launch_select<1>(p, quantile_q, stream);
 }
 
 }  // namespace sketchwalk

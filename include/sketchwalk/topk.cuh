@@ -1,6 +1,6 @@
-// Warp-level order statistics for the select_blocks op: the k-th smallest of a warp's
-// candidate scores by a bitwise binary search over the order-preserving uint32 image of the
-// floats (<= 32 count passes, each a per-lane count plus one warp reduction), and
+// Order statistics for the select_blocks op, computed by one warp or one CTA per row: the
+// k-th smallest candidate score by a bitwise binary search over the order-preserving uint32
+// image of the floats (<= 32 count passes, each a per-thread count plus a group reduction), and
 // the quantile with linear interpolation exactly as torch.quantile computes it. Torch-free.
 //
 // TIE RULE: selection is by threshold, never by count. A block is kept by the quantile rule
@@ -45,28 +45,74 @@ SW_DEVICE double lerp_like_torch(double a, double b, double w) {
 
 }  // namespace thread
 
-namespace warp {
+namespace group {
+
+/// \brief The threads that select one row: one warp (kWarps == 1; several rows per CTA) or
+/// the whole CTA (kWarps > 1; one row per CTA, for launches with few rows such as decode,
+/// where a lone warp is latency-bound). Reductions give every thread the group's total.
+template <int kWarps>
+struct RowGroup {
+  static constexpr int kThreads = 32 * kWarps;
+  int tid;                 // thread index within the group
+  uint32_t* scratch;       // kWarps words of shared memory (unused when kWarps == 1)
+
+  SW_DEVICE int warp_idx() const { return tid >> 5; }
+  SW_DEVICE void sync() const {
+    if constexpr (kWarps == 1) {
+      __syncwarp();
+    } else {
+      __syncthreads();
+    }
+  }
+  template <typename Op>
+  SW_DEVICE uint32_t across_warps(uint32_t warp_value, Op op) const {
+    if constexpr (kWarps == 1) {
+      return warp_value;
+    } else {
+      if ((tid & 31) == 0) scratch[warp_idx()] = warp_value;
+      __syncthreads();
+      uint32_t v = scratch[0];
+#pragma unroll
+      for (int w = 1; w < kWarps; ++w) v = op(v, scratch[w]);
+      __syncthreads();  // scratch is reused by the next reduction
+      return v;
+    }
+  }
+  SW_DEVICE int sum(int v) const {
+    const uint32_t w = __reduce_add_sync(0xffffffffu, static_cast<uint32_t>(v));
+    return static_cast<int>(across_warps(w, [](uint32_t a, uint32_t b) { return a + b; }));
+  }
+  SW_DEVICE uint32_t min(uint32_t v) const {
+    return across_warps(__reduce_min_sync(0xffffffffu, v),
+                        [](uint32_t a, uint32_t b) { return a < b ? a : b; });
+  }
+  SW_DEVICE uint32_t max(uint32_t v) const {
+    return across_warps(__reduce_max_sync(0xffffffffu, v),
+                        [](uint32_t a, uint32_t b) { return a > b ? a : b; });
+  }
+};
 
 /// \brief Candidate keys staged in shared memory (4-byte aligned; the first up to 3 keys are
-/// read singly, then 4 keys per lds.128 with 4 loads in flight per lane). One warp alone (a
-/// decode row) is latency-bound, so the loads must be independent: a scalar loop spent ~30
-/// cycles per key per pass.
+/// read singly, then 4 keys per lds.128 with 4 loads in flight per thread). The counts must
+/// have independent loads: a scalar one-warp loop spent ~30 cycles per key per pass.
 struct SharedKeys {
   const uint32_t* keys;
   SW_DEVICE uint32_t operator()(int j) const { return keys[j]; }
-  SW_DEVICE int count_less(int n, uint32_t bound, int lane) const {
+  template <typename Group>
+  SW_DEVICE int count_less(int n, uint32_t bound, const Group& g) const {
     const int misaligned = static_cast<int>((reinterpret_cast<uintptr_t>(keys) >> 2) & 3);
     const int head = min(n, (4 - misaligned) & 3);
-    int count = (lane < head && keys[lane] < bound) ? 1 : 0;
+    int count = (g.tid < head && keys[g.tid] < bound) ? 1 : 0;
     const uint4* keys4 = reinterpret_cast<const uint4*>(keys + head);
     const int n4 = (n - head) >> 2;
 #pragma unroll 4
-    for (int j = lane; j < n4; j += 32) {
+    for (int j = g.tid; j < n4; j += Group::kThreads) {
       const uint4 v = keys4[j];
       count += (v.x < bound) + (v.y < bound) + (v.z < bound) + (v.w < bound);
     }
-    for (int j = head + (n4 << 2) + lane; j < n; j += 32) count += keys[j] < bound ? 1 : 0;
-    return __reduce_add_sync(0xffffffffu, count);
+    for (int j = head + (n4 << 2) + g.tid; j < n; j += Group::kThreads)
+      count += keys[j] < bound ? 1 : 0;
+    return g.sum(count);
   }
 };
 
@@ -76,78 +122,80 @@ struct GlobalKeys {
   SW_DEVICE uint32_t operator()(int j) const {
     return thread::float_to_ordered_key(__ldg(scores + j));
   }
-  SW_DEVICE int count_less(int n, uint32_t bound, int lane) const {
+  template <typename Group>
+  SW_DEVICE int count_less(int n, uint32_t bound, const Group& g) const {
     int count = 0;
 #pragma unroll 8
-    for (int j = lane; j < n; j += 32) count += (*this)(j) < bound ? 1 : 0;
-    return __reduce_add_sync(0xffffffffu, count);
+    for (int j = g.tid; j < n; j += Group::kThreads) count += (*this)(j) < bound ? 1 : 0;
+    return g.sum(count);
   }
 };
 
 /// \brief The k-th smallest key (0-based, 0 <= k < n) among keys[0, n): the largest value v
-/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes). `KeyAt` is
-/// SharedKeys or GlobalKeys: operator()(j) gives key j, count_less(n, bound, lane) the warp
-/// total of keys < bound.
-template <typename KeyAt>
-SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, int lane) {
+/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes).
+/// `KeyAt` is SharedKeys or GlobalKeys: operator()(j) gives key j, count_less(n, bound, g)
+/// the group total of keys < bound.
+template <typename KeyAt, typename Group>
+SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, const Group& g) {
   // One min/max pass first: the answer lies in [lo, hi], so it shares their common bit prefix
   // and the search starts below it (scores of one row usually share sign and top exponent
   // bits: a few passes fewer).
   uint32_t lo = 0xffffffffu, hi = 0u;
 #pragma unroll 8
-  for (int j = lane; j < n; j += 32) {
+  for (int j = g.tid; j < n; j += Group::kThreads) {
     const uint32_t key = key_at(j);
-    lo = min(lo, key);
-    hi = max(hi, key);
+    lo = lo < key ? lo : key;
+    hi = hi > key ? hi : key;
   }
-  lo = __reduce_min_sync(0xffffffffu, lo);
-  hi = __reduce_max_sync(0xffffffffu, hi);
+  lo = g.min(lo);
+  hi = g.max(hi);
   if (lo == hi) return lo;
   const int top_bit = 31 - __clz(lo ^ hi);
-  uint32_t answer = top_bit == 31 ? 0u : lo & ~((2u << top_bit) - 1u);  // common prefix
+  uint32_t answer = lo & ~((2u << top_bit) - 1u);  // common prefix (2u << 31 wraps to 0)
 #pragma unroll 1
   for (int bit = top_bit; bit >= 0; --bit) {
     const uint32_t trial = answer | (1u << bit);
-    if (key_at.count_less(n, trial, lane) <= k) answer = trial;
+    if (key_at.count_less(n, trial, g) <= k) answer = trial;
   }
   return answer;
 }
 
 /// \brief The (k+1)-th smallest key given kth = the k-th smallest (k + 1 < n): kth itself when
-/// more than k + 1 keys are <= kth, else the smallest key above kth. One or two passes.
-template <typename KeyAt>
-SW_DEVICE uint32_t select_next_key(const KeyAt& key_at, int n, int k, uint32_t kth, int lane) {
+/// more than k + 1 keys are <= kth, else the smallest key above kth. One pass.
+template <typename KeyAt, typename Group>
+SW_DEVICE uint32_t select_next_key(const KeyAt& key_at, int n, int k, uint32_t kth,
+                                   const Group& g) {
   int at_most = 0;
   uint32_t above = 0xffffffffu;
 #pragma unroll 8
-  for (int j = lane; j < n; j += 32) {
+  for (int j = g.tid; j < n; j += Group::kThreads) {
     const uint32_t key = key_at(j);
     at_most += key <= kth ? 1 : 0;
-    if (key > kth) above = min(above, key);
+    if (key > kth) above = above < key ? above : key;
   }
-  at_most = __reduce_add_sync(0xffffffffu, at_most);
-  above = __reduce_min_sync(0xffffffffu, above);
+  at_most = g.sum(at_most);
+  above = g.min(above);
   return at_most > k + 1 ? kth : above;
 }
 
 /// \brief torch.quantile(values, q, interpolation="linear") in float64 over n >= 1 float32
 /// values given as ordered keys (no NaN): pos = q (n - 1), lerp between the order statistics
 /// at floor(pos) and ceil(pos) with weight pos - floor(pos).
-template <typename KeyAt>
-SW_DEVICE double quantile_linear(const KeyAt& key_at, int n, double q, int lane) {
+template <typename KeyAt, typename Group>
+SW_DEVICE double quantile_linear(const KeyAt& key_at, int n, double q, const Group& g) {
   const double pos = q * static_cast<double>(n - 1);
   int below = static_cast<int>(pos);  // pos >= 0: truncation is floor, as torch's toType(kLong)
   below = below < 0 ? 0 : (below > n - 1 ? n - 1 : below);
   int above = static_cast<int>(ceil(pos));
   above = above < below ? below : (above > n - 1 ? n - 1 : above);
   const double weight = pos - static_cast<double>(below);
-  const uint32_t key_below = select_kth_key(key_at, n, below, lane);
+  const uint32_t key_below = select_kth_key(key_at, n, below, g);
   const uint32_t key_above =
-      above == below ? key_below : select_next_key(key_at, n, below, key_below, lane);
+      above == below ? key_below : select_next_key(key_at, n, below, key_below, g);
   return thread::lerp_like_torch(static_cast<double>(thread::ordered_key_to_float(key_below)),
                                  static_cast<double>(thread::ordered_key_to_float(key_above)),
                                  weight);
 }
 
-}  // namespace warp
+}  // namespace group
 }  // namespace sketchwalk
