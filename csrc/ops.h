@@ -55,6 +55,12 @@ at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
 void update_block_sketch_(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
                           int64_t num_tokens_before, int64_t block_size);
 void push_query_window_(const at::Tensor& window, const at::Tensor& q_sketch, int64_t position);
+std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
+    const at::Tensor& query_window, const at::Tensor& transition, const at::Tensor& signs,
+    const at::Tensor& coords, int64_t window_fill, int64_t pushes, int64_t block_size,
+    int64_t degree, double damping, double logit_scale, double keep_frac, int64_t window_tokens,
+    int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 
 // True while the current CUDA stream of `t`'s device is capturing a graph (false for CPU
 // tensors): value checks that would sync are skipped then.

@@ -28,6 +28,11 @@ TORCH_LIBRARY(sketchwalk, m) {
   m.def("push_query_window_(Tensor(a!) window, Tensor q_sketch, int position) -> ()");
   // Decode-time row/column blend of the block transition matrix with scores r, in place.
   m.def("update_block_matrix_(Tensor(a!) transition, Tensor r, int num_keys, int block_size) -> ()");
+  // One decode step's selection (sketch new q/k, state updates, scores, walk, select) in one call.
+  m.def("select_decode_blocks_(Tensor q, Tensor k, Tensor(a!) key_blocks, Tensor(b!) query_window, "
+        "Tensor(c!) transition, Tensor signs, Tensor coords, int window_fill, int pushes, int block_size, "
+        "int degree, float damping, float logit_scale, float keep_frac, int window_tokens, "
+        "int exclude_sink_tokens, int attend_sink_tokens) -> (Tensor block_index, Tensor num_selected)");
 }
 
 TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
@@ -55,4 +60,5 @@ TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);
   m.impl("push_query_window_", &sketchwalk::push_query_window_);
+  m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_);
 }

@@ -117,31 +117,19 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     cfg = state.config
     b = cfg.block_size
     num_keys, head_dim = k.shape[2], q.shape[3]
-    n = -(-num_keys // b)
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
-    layer.ensure_capacity(n)
-    q_token = ops.hadamard_sketch(q, signs, coords, 1, validate=False)  # [B, Hq, 1, m]
-    k_token = ops.hadamard_sketch(k[:, :, num_keys - 1:], signs, coords, 1,
-                                  validate=False)  # [B, Hkv, 1, m]
-    ops.update_block_sketch_(layer.key_blocks, k_token, num_keys - 1, b)
-    ops.push_query_window_(layer.query_window, q_token, layer.pushes)
+    layer.ensure_capacity(-(-num_keys // b))
+    window_fill = min(layer.window_fill + 1, cfg.query_window)
+    w, sink = cfg.window_tokens(num_keys), cfg.sink_tokens(num_keys)
+    # Steps 1-4 of SPEC.md section 6 in one op (the state buffers are updated in place).
+    block_index, num_selected = ops.select_decode_blocks_(
+        q, k, layer.key_blocks, layer.query_window, layer.transition, signs, coords, window_fill,
+        layer.pushes, b, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink, max(w, sink))
     layer.pushes += 1
-    layer.window_fill = min(layer.window_fill + 1, cfg.query_window)
+    layer.window_fill = window_fill
     layer.num_keys = num_keys
-    # r: softmax over key blocks per window query and head, summed, normalized (SPEC.md 6.1).
-    r = ops.score_blocks(layer.query_window[:, :, :layer.window_fill], layer.key_blocks[:, :, :n], c)
-    r = r.mean(dim=1)  # every row sums to 1, so the mean is the normalized sum
-    transition = layer.transition[:, :n, :n]
-    ops.update_block_matrix_(transition, r, num_keys, b)
-    walk = ops.walk_blocks(r.unsqueeze(1), transition, None, cfg.degree, cfg.damping)  # [B, 1, n]
-    w = cfg.window_tokens(num_keys)
-    block_index, num_selected = ops.select_blocks(
-        walk, 1, num_keys, b, cfg.kblocks_frac, w, cfg.sink_tokens(num_keys),
-        max(w, cfg.sink_tokens(num_keys)), 0)
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
-    # The query's own block is always kept (window), so kept keys = full blocks + the partial last.
-    kept = (num_selected.float() - 1) * b + (num_keys - (n - 1) * b)
-    state.record_density(layer_idx, (kept / num_keys).mean())
+    state.record_decode_selection(layer_idx, num_selected, num_keys, b)
     return out
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "update_block_sketch_",
     "push_query_window_",
     "update_block_matrix_",
+    "select_decode_blocks_",
     "sketch_transform",
     "logit_scale",
 ]
@@ -271,3 +272,55 @@ def update_block_matrix_(
 @torch.library.register_fake("sketchwalk::update_block_matrix_")
 def _(transition, r, num_keys, block_size):
     return None
+
+
+# One decode step's selection in one call
+
+
+def select_decode_blocks_(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    key_blocks: torch.Tensor,
+    query_window: torch.Tensor,
+    transition: torch.Tensor,
+    signs: torch.Tensor,
+    coords: torch.Tensor,
+    window_fill: int,
+    pushes: int,
+    block_size: int,
+    degree: int,
+    damping: float,
+    logit_scale: float,
+    keep_frac: float,
+    window_tokens: int,
+    exclude_sink_tokens: int,
+    attend_sink_tokens: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SPEC.md section 6 steps 1-4 for one new token, mutating the decode state in place.
+
+    q: [batch, num_q_heads, 1, head_dim] (the new query); k: [batch, num_kv_heads, num_keys, head_dim]
+    (all keys, the new one last); key_blocks: [batch, num_kv_heads, capacity, m];
+    query_window: [batch, num_q_heads, W, m]; transition: [batch, capacity, capacity].
+    Equivalent to: sketch q and k[:, :, -1:] (block_size 1); ``update_block_sketch_``;
+    ``push_query_window_(query_window, q_sketch, pushes)``;
+    ``r = score_blocks(query_window[:, :, :window_fill], key_blocks[:, :, :n], logit_scale).mean(1)``;
+    ``update_block_matrix_(transition[:, :n, :n], r, num_keys, block_size)``;
+    ``walk_blocks(r[:, None], transition[:, :n, :n], None, degree, damping)``; then
+    ``select_blocks(walk, 1, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
+    attend_sink_tokens, 0)``, whose (block_index [batch, 1, 1, n], num_selected [batch, 1, 1]) it returns.
+    """
+    return _ops.select_decode_blocks_(
+        q, k, key_blocks, query_window, transition, signs, coords, window_fill, pushes, block_size,
+        degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
+        attend_sink_tokens)
+
+
+@torch.library.register_fake("sketchwalk::select_decode_blocks_")
+def _(q, k, key_blocks, query_window, transition, signs, coords, window_fill, pushes, block_size,
+      degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
+      attend_sink_tokens):
+    n = (k.shape[2] + block_size - 1) // block_size
+    return (
+        q.new_empty((q.shape[0], 1, 1, n), dtype=torch.int32),
+        q.new_empty((q.shape[0], 1, 1), dtype=torch.int32),
+    )

@@ -61,7 +61,7 @@ class SketchWalkState:
         self.layers: dict[int, LayerDecodeState] = {}
         self._carried_layer: int | None = None
         self._carried_walk: torch.Tensor | None = None
-        self._density: dict[int, torch.Tensor] = {}
+        self._density: dict[int, torch.Tensor | tuple] = {}
         # The sketch's random draw for every n = 1, 2, ..., 256, made eagerly here: a
         # torch.Generator cannot be created inside a torch.compile region.
         from .ops import _sketch_transform_cpu
@@ -104,8 +104,22 @@ class SketchWalkState:
     def record_density(self, layer_idx: int, density: torch.Tensor) -> None:
         self._density[layer_idx] = density
 
+    def record_decode_selection(self, layer_idx: int, num_selected: torch.Tensor, num_keys: int,
+                                block_size: int) -> None:
+        """Kept keys of a decode step, turned into a density only when read (no work per step).
+
+        The query's own block is always kept (window), so kept keys = full blocks + the last one."""
+        self._density[layer_idx] = (num_selected, num_keys, block_size)
+
     @property
     def last_density(self) -> dict[int, float]:
         """Kept fraction of the causal attention area, per sparse layer, of the last call
         (block-granular: what the kernels compute). Reading it syncs with the device."""
-        return {layer: float(d) for layer, d in sorted(self._density.items())}
+        out = {}
+        for layer, d in sorted(self._density.items()):
+            if isinstance(d, tuple):
+                num_selected, num_keys, b = d
+                last = num_keys - (-(-num_keys // b) - 1) * b
+                d = ((num_selected.double() - 1) * b + last).mean() / num_keys
+            out[layer] = float(d)
+        return out
