@@ -22,13 +22,14 @@ def test_compile_fullgraph_matches_eager(device):
     torch._dynamo.reset()
     cfg = sw.SketchWalkConfig()
     tokens = 400
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
     layers = []
     for _ in range(3):
-        layers.append((torch.randn(1, 4, tokens + 1, 64, device=device),
-                       torch.randn(1, 2, tokens + 1, 64, device=device),
-                       torch.randn(1, 2, tokens + 1, 64, device=device)))
+        layers.append(tuple(torch.randn(1, h, tokens + 1, 64, device=device).to(dtype)
+                            for h in (4, 2, 2)))
     eager = run_model(sw, sw.sketchwalk_attention, layers, tokens, cfg)
     compiled_fn = torch.compile(sw.sketchwalk_attention, fullgraph=True)
     compiled = run_model(sw, compiled_fn, layers, tokens, cfg)
     for i, (e, c) in enumerate(zip(eager, compiled)):
-        torch.testing.assert_close(c, e, atol=1e-5, rtol=1e-5, msg=lambda m: f"call {i}: {m}")
+        tol = 1e-5 if dtype == torch.float32 else 1e-2
+        torch.testing.assert_close(c, e, atol=tol, rtol=tol, msg=lambda m: f"call {i}: {m}")

@@ -14,7 +14,9 @@ def _sketch_inputs(device, d=64, m=32, dtype=torch.float32):
     return x, signs, coords
 
 
-def _attn_inputs(device, tokens=200, hq=4, hkv=2, d=64, dtype=torch.float32):
+def _attn_inputs(device, tokens=200, hq=4, hkv=2, d=64, dtype=None):
+    if dtype is None:  # a dtype every device supports, so each check below is the only fault
+        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
     q = torch.randn(1, hq, tokens, d, device=device, dtype=dtype)
     k = torch.randn(1, hkv, tokens, d, device=device, dtype=dtype)
     v = torch.randn(1, hkv, tokens, d, device=device, dtype=dtype)
@@ -104,8 +106,8 @@ def test_attention_errors(device, op_name):
                            kw.get("idx", idx), kw.get("cnt", cnt), None, kw.get("validate", True))
     kname = ["k", "k_cache"]
     vname = ["v", "v_cache"]
-    assert_raises_naming(lambda: call(k=k.bfloat16()), *kname, "q")
-    assert_raises_naming(lambda: call(v=v.half()), *vname, "q")
+    assert_raises_naming(lambda: call(k=k.half()), *kname, "q")
+    assert_raises_naming(lambda: call(v=v.float() if v.dtype != torch.float32 else v.half()), *vname, "q")
     assert_raises_naming(lambda: call(q=q.double(), k=k.double(), v=v.double()), "q")
     assert_raises_naming(lambda: call(q=q[0]), "q")
     assert_raises_naming(lambda: call(k=k[:, :, :, :32]), *kname, "head_dim")
@@ -117,10 +119,10 @@ def test_attention_errors(device, op_name):
     assert_raises_naming(lambda: call(idx=idx.expand(1, 3, -1, -1).contiguous(),
                                       cnt=cnt.expand(1, 3, -1).contiguous()),
                          "block_index", "index_heads")
-    q3 = torch.randn(1, 3, q.shape[2], 64, device=device)
+    q3 = torch.randn(1, 3, q.shape[2], 64, device=device, dtype=q.dtype)
     assert_raises_naming(lambda: call(q=q3), "q", *kname, "num_q_heads", "num_kv_heads")
     # head_dim 96 is not built for attention.
-    q96, k96, v96 = (torch.randn(*t.shape[:3], 96, device=device) for t in (q, k, v))
+    q96, k96, v96 = (torch.randn(*t.shape[:3], 96, device=device, dtype=q.dtype) for t in (q, k, v))
     assert_raises_naming(lambda: call(q=q96, k=k96, v=v96), "head_dim")
     # Index contents, validate=True.
     bad = idx.clone()
@@ -151,7 +153,7 @@ def test_attention_errors(device, op_name):
         assert_raises_naming(lambda: call(k=k[:, :, :100], v=v[:, :, :100], idx=idx2, cnt=cnt2),
                              "q", *kname, "num_queries", "num_keys")
     else:
-        assert_raises_naming(lambda: call(q=torch.randn(1, 4, 2, 64, device=device)), "q")
+        assert_raises_naming(lambda: call(q=torch.randn(1, 4, 2, 64, device=device, dtype=q.dtype)), "q")
 
 
 @pytest.mark.gpu

@@ -19,12 +19,13 @@ def op_cases(device):
     trans = torch.rand(1, 5, 5, device=device)
     scores = torch.rand(1, 5, 5, device=device)
     tq = 300
-    q = torch.randn(1, 4, tq, 64, device=device)
-    k = torch.randn(1, 2, tq, 64, device=device)
-    v = torch.randn(1, 2, tq, 64, device=device)
+    adt = torch.bfloat16 if device == "cuda" else torch.float32  # CUDA attention: half types
+    q = torch.randn(1, 4, tq, 64, device=device, dtype=adt)
+    k = torch.randn(1, 2, tq, 64, device=device, dtype=adt)
+    v = torch.randn(1, 2, tq, 64, device=device, dtype=adt)
     keep = torch.ones(1, 5, 5, dtype=torch.bool, device=device).tril()
     idx, cnt = R.mask_to_block_index(keep)
-    qd = torch.randn(1, 4, 1, 64, device=device)
+    qd = torch.randn(1, 4, 1, 64, device=device, dtype=adt)
     didx, dcnt = R.mask_to_block_index(torch.ones(1, 1, 5, dtype=torch.bool, device=device))
     a = torch.rand(1, 5, 5, device=device)
     r = torch.rand(1, 5, device=device)
