@@ -374,8 +374,9 @@ def _git_commit() -> str:
 
 
 def write_outputs(result: dict, args) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"quality_{args.model}_{args.length // 1024}k"
+    out_dir = Path(args.out) if args.out else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / f"quality_{args.model}_{args.length // 1024}k"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown_table(result) + "\n")
     try:
@@ -460,6 +461,7 @@ def main() -> None:
     parser.add_argument("--ppl-windows", type=int, default=2)
     parser.add_argument("--methods", default="", help="substrings of method names to run")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", default="", help="output folder (default bench/results)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
