@@ -1,8 +1,10 @@
 // score_blocks op, CUDA. A[b, i, :] = (1/Hq) sum_h softmax_j(<q[h, i], k[h/g, j]> * scale).
 // Two tile kernels, no per-head logits in global memory:
-//   1. row statistics: CTA (row tile, head, batch) sweeps all key-block tiles and keeps an
-//      online (max, sum) per row; writes offset = max + log2(sum) (log2 domain), one float
-//      per (batch, head, row) into a stream-ordered workspace (B * Hq * rows floats);
+//   1. row statistics: CTA (row tile, head, batch x key-tile split) sweeps its key-block tiles
+//      and keeps an online (max, sum) per row; writes offset = max + log2(sum) (log2 domain),
+//      one float per (batch, head, row), into a stream-ordered workspace (B * Hq * rows
+//      floats); with several key-tile splits (decode: 32 window rows) the (max, sum) pairs
+//      go to the workspace and a small kernel merges them in split order;
 //   2. scores: CTA (col tile, row tile, batch x head split) loops over its heads, recomputes
 //      the logits and accumulates exp2(logit - offset) in registers. Small problems split
 //      the heads over CTAs (partial sums in the workspace, then a fixed-order sum kernel: the
@@ -25,14 +27,16 @@ namespace {
 using Traits = ScoreTileTraits;
 
 __global__ void __launch_bounds__(Traits::kThreads)
-    score_row_stats_kernel(const ScoreBlocksParams p, float* __restrict__ row_offset) {
+    score_row_stats_kernel(const ScoreBlocksParams p, int col_splits, float* __restrict__ row_offset,
+                           float2* __restrict__ split_stats) {
   __shared__ __align__(16) float q_s[Traits::kTileK][Traits::kSmemStride];
   __shared__ __align__(16) float k_s[Traits::kTileK][Traits::kSmemStride];
   const int tid = threadIdx.x;
   const int ty = tid / Traits::kThreadCols, tx = tid % Traits::kThreadCols;
   const int row0 = blockIdx.x * Traits::kTileRows;
   const int head = blockIdx.y;
-  const int batch_idx = blockIdx.z;
+  const int batch_idx = blockIdx.z / col_splits;
+  const int col_split = blockIdx.z % col_splits;
   const int kv_head = head / (p.num_q_heads / p.num_kv_heads);
   const float* q = p.q_sketch + batch_idx * p.q_batch_stride + head * p.q_head_stride +
                    row0 * p.q_row_stride;
@@ -40,7 +44,10 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const int rows_valid = min(Traits::kTileRows, p.rows - row0);
   const float scale2 = p.logit_scale * kLog2e;
   const int chunks = ceil_div(p.sketch_dim, Traits::kTileK);
-  const int steps = ceil_div(p.cols, Traits::kTileCols) * chunks;
+  const int col_tiles = ceil_div(p.cols, Traits::kTileCols);
+  const int tile_begin = col_split * col_tiles / col_splits;
+  const int tile_end = (col_split + 1) * col_tiles / col_splits;
+  const int steps = (tile_end - tile_begin) * chunks;
 
   float run_max[Traits::kMicroRows], run_sum[Traits::kMicroRows];
 #pragma unroll
@@ -51,14 +58,14 @@ __global__ void __launch_bounds__(Traits::kThreads)
 
   float q_frag[Traits::kFragSize], k_frag[Traits::kFragSize];
   const auto fetch = [&](int step) {
-    const int col0 = (step / chunks) * Traits::kTileCols;
+    const int col0 = (tile_begin + step / chunks) * Traits::kTileCols;
     const int k0 = (step % chunks) * Traits::kTileK;
     block::fetch_sketch_tile(q, p.q_row_stride, rows_valid, k0, p.sketch_dim, tid, q_frag);
     block::fetch_sketch_tile(k + col0 * p.k_row_stride, p.k_row_stride,
                              min(Traits::kTileCols, p.cols - col0), k0, p.sketch_dim, tid,
                              k_frag);
   };
-  fetch(0);
+  if (steps > 0) fetch(0);
   float acc[Traits::kMicroRows][Traits::kMicroCols] = {};
   for (int step = 0; step < steps; ++step) {
     __syncthreads();  // the previous chunk's readers are done
@@ -69,7 +76,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
     block::tile_product_accumulate(q_s, k_s, ty, tx, acc);
     if (step % chunks != chunks - 1) continue;
 
-    const int cols_valid = min(Traits::kTileCols, p.cols - (step / chunks) * Traits::kTileCols);
+    const int cols_valid =
+        min(Traits::kTileCols, p.cols - (tile_begin + step / chunks) * Traits::kTileCols);
 #pragma unroll
     for (int a = 0; a < Traits::kMicroRows; ++a) {
       float l[Traits::kMicroCols];
@@ -101,9 +109,27 @@ __global__ void __launch_bounds__(Traits::kThreads)
     if (tx == 0 && r < rows_valid) {
       const int64_t at = (static_cast<int64_t>(batch_idx) * p.num_q_heads + head) * p.rows +
                          row0 + r;
-      row_offset[at] = run_max[a] + log2f(run_sum[a]);
+      if (col_splits == 1) {
+        row_offset[at] = run_max[a] + log2f(run_sum[a]);
+      } else {  // merged by merge_row_stats_kernel
+        split_stats[static_cast<int64_t>(col_split) * p.batch * p.num_q_heads * p.rows + at] =
+            make_float2(run_max[a], run_sum[a]);
+      }
     }
   }
+}
+
+// Column-split statistics -> offsets, one thread per (batch, head, row), splits in order.
+__global__ void merge_row_stats_kernel(const float2* __restrict__ split_stats, int col_splits,
+                                       int64_t count, float* __restrict__ row_offset) {
+  const int64_t at = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (at >= count) return;
+  float run_max = -INFINITY, run_sum = 0.f;
+  for (int split = 0; split < col_splits; ++split) {
+    const float2 st = split_stats[split * count + at];
+    thread::merge_softmax_stats(run_max, run_sum, st.x, st.y);
+  }
+  row_offset[at] = run_max + log2f(run_sum);
 }
 
 // partial == nullptr: one split, write A scaled by 1/Hq; else write this split's raw head sum
@@ -203,14 +229,18 @@ __global__ void sum_head_splits_kernel(const float* __restrict__ partial, int he
   }
 }
 
-// Head splits for the score kernel: enough CTAs for ~2 per SM. Llama-3.1-8B (Hq 32), H100
-// (132 SMs): 8K tokens = 2x2 tiles -> 32 splits; 32K = 8x8 -> 5; 128K = 32x32 -> 1.
-int score_head_splits(int tiles, int num_q_heads) {
+// Splits for small grids: enough CTAs for ~2 per SM, capped by the work that can be split.
+// H100 (132 SMs), Llama-3.1-8B (Hq 32):
+//   score kernel over heads: 8K tokens = 2x2 tiles -> 32 splits; 32K = 8x8 -> 5; 128K -> 1;
+//   statistics kernel over key tiles: prefill 8K has 2 row tiles x 32 heads = 64 CTAs -> 5,
+//   capped at its 2 key tiles; 128K -> 1; decode (32 window rows x 2048 key blocks at 128K)
+//   has 32 CTAs that would each sweep 32 key tiles in sequence -> 9 splits.
+int splits_for_occupancy(int ctas, int max_splits) {
   int device = 0, sms = 132;
   if (cudaGetDevice(&device) == cudaSuccess)
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  const int want = ceil_div(2 * sms, tiles > 0 ? tiles : 1);
-  return want < 1 ? 1 : (want > num_q_heads ? num_q_heads : want);
+  const int want = ceil_div(2 * sms, ctas > 0 ? ctas : 1);
+  return want < 1 ? 1 : (want > max_splits ? max_splits : want);
 }
 
 }  // namespace
@@ -223,25 +253,41 @@ cudaError_t run_score_blocks(const ScoreBlocksParams& params, cudaStream_t strea
     return cudaErrorInvalidValue;
   const int col_tiles = ceil_div(p.cols, Traits::kTileCols);
   const int row_tiles = ceil_div(p.rows, Traits::kTileRows);
-  int splits = score_head_splits(col_tiles * row_tiles * p.batch, p.num_q_heads);
+  int splits = splits_for_occupancy(col_tiles * row_tiles * p.batch, p.num_q_heads);
   if (static_cast<int64_t>(splits) * p.batch > 65535) splits = 65535 / p.batch;
+  int col_splits = splits_for_occupancy(row_tiles * p.num_q_heads * p.batch, col_tiles);
+  if (static_cast<int64_t>(col_splits) * p.batch > 65535) col_splits = 65535 / p.batch;
 
   // Workspace (stream-ordered, so graph-capturable): row offsets, then split partial sums.
   // TODO(score_blocks owner): take a caller-provided workspace once launch.h has one.
   const size_t offset_floats = static_cast<size_t>(p.batch) * p.num_q_heads * p.rows;
   const int64_t elems = static_cast<int64_t>(p.batch) * p.rows * p.cols;
   const size_t partial_floats = splits > 1 ? static_cast<size_t>(splits) * elems : 0;
-  const size_t offset_bytes = (offset_floats * sizeof(float) + 255) / 256 * 256;
+  const size_t stats_pairs = col_splits > 1 ? static_cast<size_t>(col_splits) * offset_floats : 0;
+  const auto round256 = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const size_t offset_bytes = round256(offset_floats * sizeof(float));
+  const size_t partial_bytes = round256(partial_floats * sizeof(float));
   char* workspace = nullptr;
   cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(&workspace),
-                                    offset_bytes + partial_floats * sizeof(float), stream);
+                                    offset_bytes + partial_bytes + stats_pairs * sizeof(float2),
+                                    stream);
   if (err != cudaSuccess) return err;
   float* row_offset = reinterpret_cast<float*>(workspace);
   float* partial = splits > 1 ? reinterpret_cast<float*>(workspace + offset_bytes) : nullptr;
+  float2* split_stats =
+      col_splits > 1 ? reinterpret_cast<float2*>(workspace + offset_bytes + partial_bytes)
+                     : nullptr;
 
-  const dim3 stats_grid(row_tiles, p.num_q_heads, p.batch);
-  score_row_stats_kernel<<<stats_grid, Traits::kThreads, 0, stream>>>(p, row_offset);
+  const dim3 stats_grid(row_tiles, p.num_q_heads, p.batch * col_splits);
+  score_row_stats_kernel<<<stats_grid, Traits::kThreads, 0, stream>>>(p, col_splits, row_offset,
+                                                                       split_stats);
   err = cudaGetLastError();
+  if (err == cudaSuccess && col_splits > 1) {
+    const int64_t count = static_cast<int64_t>(offset_floats);
+    merge_row_stats_kernel<<<static_cast<unsigned>(ceil_div<int64_t>(count, 256)), 256, 0,
+                             stream>>>(split_stats, col_splits, count, row_offset);
+    err = cudaGetLastError();
+  }
   if (err == cudaSuccess) {
     const dim3 grid(col_tiles, row_tiles, p.batch * splits);
     score_blocks_kernel<<<grid, Traits::kThreads, 0, stream>>>(p, row_offset, splits, partial);
