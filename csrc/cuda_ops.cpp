@@ -138,6 +138,10 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
 
 namespace {
 
+double default_scale(const AttentionShape& s, std::optional<double> softmax_scale) {
+  return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+}
+
 SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
                                             const at::Tensor& v, const at::Tensor& block_index,
                                             const at::Tensor& num_selected, const at::Tensor& out,
@@ -180,8 +184,7 @@ SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tenso
   p.block_size = static_cast<int>(s.block_size);
   p.num_q_blocks = static_cast<int>(s.num_q_blocks);
   p.max_selected = static_cast<int>(s.max_selected);
-  p.softmax_scale = static_cast<float>(
-      softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim))));
+  p.softmax_scale = static_cast<float>(default_scale(s, softmax_scale));
   return p;
 }
 
@@ -190,8 +193,6 @@ AttentionShape check_cuda_attention(const char* op, const at::Tensor& q, const a
                                     const at::Tensor& num_selected, bool validate) {
   check_cuda(q, op, "q");
   const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
-  SW_CHECK_ARG(q.scalar_type() != at::kFloat, op, "q",
-               "is float32; the CUDA kernels support {Half, BFloat16} (float32 runs on the CPU)");
   if (validate && !current_stream_is_capturing(q)) {
     validate_block_index(op, block_index, num_selected, s);
   }
@@ -206,6 +207,9 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
   constexpr const char* op = "sparse_prefill";
   const c10::cuda::CUDAGuard guard(q.device());
   const AttentionShape s = check_cuda_attention(op, q, k, v, block_index, num_selected, validate);
+  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
+    return masked_attention_aten(q, k, v, block_index, num_selected, s, default_scale(s, softmax_scale));
+  }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0) return {out, lse};
@@ -224,6 +228,10 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
               "one query per sequence [batch, num_q_heads, 1, head_dim], got shape ", q.sizes());
   const AttentionShape s =
       check_cuda_attention(op, q, k_cache, v_cache, block_index, num_selected, validate);
+  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
+    return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
+                                 default_scale(s, softmax_scale));
+  }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0) return {out, lse};

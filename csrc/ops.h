@@ -66,6 +66,14 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
 // tensors): value checks that would sync are skipped then.
 bool current_stream_is_capturing(const at::Tensor& t);
 
+// Block-sparse attention from ATen ops on any device (the CUDA path for float32 inputs).
+struct AttentionShape;
+std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, const at::Tensor& k,
+                                                         const at::Tensor& v,
+                                                         const at::Tensor& block_index,
+                                                         const at::Tensor& num_selected,
+                                                         const AttentionShape& shape, double scale);
+
 // ---- argument checks shared by the CPU and CUDA versions (csrc/op_checks.cpp) --------------
 // Each validates everything it can without reading device memory and returns derived sizes.
 struct SketchShape {
