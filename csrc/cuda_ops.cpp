@@ -127,7 +127,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
   p.block_size = static_cast<int>(block_size);
   p.num_q_blocks = static_cast<int>(nq);
   p.num_kv_blocks = static_cast<int>(nk);
-  p.keep_frac = static_cast<float>(keep_frac);
+  p.keep_frac = keep_frac;
   p.window_tokens = static_cast<int>(window_tokens);
   p.exclude_sink_tokens = static_cast<int>(exclude_sink_tokens);
   p.attend_sink_tokens = static_cast<int>(attend_sink_tokens);

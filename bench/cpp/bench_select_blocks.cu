@@ -32,7 +32,7 @@ void select_blocks(nvbench::state& state) {
   p.block_size = kBlockSize;
   p.num_q_blocks = n;
   p.num_kv_blocks = n;
-  p.keep_frac = 0.125f;
+  p.keep_frac = 0.125;
   p.window_tokens = window;
   p.exclude_sink_tokens = std::max(1, static_cast<int>(0.025 * tokens));
   p.attend_sink_tokens = window;  // as python/sketchwalk/attention.py passes it

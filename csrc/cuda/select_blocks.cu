@@ -8,7 +8,6 @@
 // Fixed-size output, no host synchronization: CUDA-graph capturable. Kernel-only.
 #include <cuda_runtime.h>
 
-#include <charconv>
 
 #include "launch.h"
 #include "sketchwalk/block_index.h"
@@ -19,19 +18,6 @@
 namespace sketchwalk {
 namespace {
 
-// params.keep_frac is float32, the contract's quantile level is the Python (float64) value
-// 1 - keep_frac: with keep_frac = 0.1, 1 - double(0.1f) = 0.89999999851 moves pos = q (n - 1)
-// off an integer and the threshold off the order statistic, flipping strict-> comparisons
-// (seen in tests). The shortest decimal that rounds to the float ("0.1") is what the caller
-// wrote in every realistic config, so widen through it. Exact for any keep_frac given with
-// <= 7 significant digits; TODO(select owner): make SelectBlocksParams::keep_frac a double.
-double widen_shortest_decimal(float value) {
-  char text[64];
-  const auto written = std::to_chars(text, text + sizeof(text), value);
-  double widened = static_cast<double>(value);
-  if (written.ec == std::errc()) std::from_chars(text, written.ptr, widened);
-  return widened;
-}
 // Warp-per-row launches: 4 rows per CTA. CTA-per-row launches: 8 warps per row, used while
 // rows < 2 x SMs (decode: batch rows; prefill up to 16K tokens on H100's 132 SMs).
 constexpr int kRowsPerWarpCta = 4;
@@ -202,7 +188,7 @@ cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t str
   if (p.block_size < 1 || p.window_tokens < 1 || p.num_queries > p.num_keys)
     return cudaErrorInvalidValue;
   // q = 1 - keep_frac in float64, as the reference's Python float arithmetic.
-  const double quantile_q = 1.0 - widen_shortest_decimal(p.keep_frac);
+  const double quantile_q = 1.0 - p.keep_frac;
   int device = 0, sms = 132;
   if (cudaGetDevice(&device) == cudaSuccess)
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);

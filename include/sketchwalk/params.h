@@ -48,7 +48,9 @@ struct SelectBlocksParams {
   int* __restrict__ block_index;        // [batch, 1, num_q_blocks, num_kv_blocks], contiguous
   int* __restrict__ num_selected;       // [batch, 1, num_q_blocks], contiguous
   int batch, num_queries, num_keys, block_size, num_q_blocks, num_kv_blocks;
-  float keep_frac;                      // fraction of candidates kept by the quantile rule
+  double keep_frac;                     // fraction of candidates kept by the quantile rule; float64
+                                        // because the quantile level 1 - keep_frac must match the
+                                        // reference's Python float arithmetic exactly
   int window_tokens;                    // w >= 1
   int exclude_sink_tokens;              // sink tokens removed from the candidate set
   int attend_sink_tokens;               // leading tokens every query attends
