@@ -286,6 +286,16 @@ def mean(xs):
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def new_tokens(task: str, args) -> int:
+    """Generation cap: --max-new-tokens, else enough for the answer (RULER's 128 for niah
+    costs minutes per sample on CPU; a 7-digit number fits in 16 tokens, a UUID in 48)."""
+    if args.max_new_tokens:
+        return args.max_new_tokens
+    values = RULER_TASKS[task][1]
+    per_value = 48 if values.get("type_needle_v") == "uuids" else 16
+    return per_value * values.get("num_needle_v", 1) * values.get("num_needle_q", 1)
+
+
 def run(args) -> dict:
     from tqdm.auto import tqdm
 
@@ -305,7 +315,7 @@ def run(args) -> dict:
         transformers=__import__("transformers").__version__, host=platform.node(),
         cpu_threads=torch.get_num_threads(), commit=_git_commit(), length=args.length,
         ppl_length=args.ppl_length, tasks=tasks, samples_per_task=args.samples,
-        max_new_tokens=args.max_new_tokens, methods=[],
+        max_new_tokens={t: new_tokens(t, args) for t in tasks}, methods=[],
     )
     bar = tqdm(total=total, desc="eval", unit="item", dynamic_ncols=True)
     for method in meths:
@@ -325,7 +335,7 @@ def run(args) -> dict:
                           add_special_tokens=False).input_ids.to(device)
                 with torch.no_grad():
                     out = model.generate(ids, attention_mask=torch.ones_like(ids),
-                                         max_new_tokens=args.max_new_tokens, do_sample=False,
+                                         max_new_tokens=new_tokens(task, args), do_sample=False,
                                          pad_token_id=tok.eos_token_id)
                 pred = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
                 scores.append(string_match_all(pred, item["outputs"]))
@@ -391,8 +401,8 @@ def markdown_table(result: dict) -> str:
     tasks = result["tasks"]
     lines = [
         f"# Sketch&Walk quality vs dense: {result['model']}, RULER at {result['length']} tokens "
-        f"({result['samples_per_task']} samples/task, greedy, <= {result['max_new_tokens']} new "
-        f"tokens), perplexity of the second half of {result['ppl_length']}-token windows",
+        f"({result['samples_per_task']} samples/task, greedy, new tokens <= "
+        f"{result['max_new_tokens']}), perplexity of the second half of {result['ppl_length']}-token windows",
         "",
         f"commit {result['commit']}, torch {result['torch']}, transformers "
         f"{result['transformers']}, {result['device']} ({result['cpu_threads']} threads). "
@@ -455,10 +465,10 @@ def main() -> None:
     parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
                         help=f"comma-separated, from {sorted(RULER_TASKS)}")
     parser.add_argument("--samples", type=int, default=2, help="samples per RULER task")
-    parser.add_argument("--max-new-tokens", type=int, default=32,
-                        help="generation cap (RULER uses 128 for niah; answers fit in 32)")
+    parser.add_argument("--max-new-tokens", type=int, default=0,
+                        help="generation cap; 0: 16 tokens per number, 48 per UUID answer")
     parser.add_argument("--ppl-length", type=int, default=4096)
-    parser.add_argument("--ppl-windows", type=int, default=2)
+    parser.add_argument("--ppl-windows", type=int, default=1)
     parser.add_argument("--methods", default="", help="substrings of method names to run")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="", help="output folder (default bench/results)")
