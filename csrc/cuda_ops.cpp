@@ -224,8 +224,9 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     std::optional<double> softmax_scale, bool validate) {
   constexpr const char* op = "sparse_decode";
   const c10::cuda::CUDAGuard guard(q.device());
-  TORCH_CHECK(q.dim() != 4 || q.size(2) == 1, "sketchwalk.sparse_decode: argument 'q' must hold ",
-              "one query per sequence [batch, num_q_heads, 1, head_dim], got shape ", q.sizes());
+  SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
+               "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
+               q.sizes());
   const AttentionShape s =
       check_cuda_attention(op, q, k_cache, v_cache, block_index, num_selected, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16

@@ -90,8 +90,9 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate) {
-  TORCH_CHECK(q.dim() != 4 || q.size(2) == 1, "sketchwalk.sparse_decode: argument 'q' must hold ",
-              "one query per sequence [batch, num_q_heads, 1, head_dim], got shape ", q.sizes());
+  SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
+               "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
+               q.sizes());
   return sparse_attention_cpu("sparse_decode", q, k_cache, v_cache, block_index, num_selected,
                               softmax_scale, validate);
 }
