@@ -166,6 +166,22 @@ def test_left_padded_rows_equal_rows_alone(arch):
         assert torch.equal(batched[row, PROMPT_LEN:], alone[row][0, -NEW_TOKENS:]), row
 
 
+def test_dense_decode_after_sparse_prefill():
+    """sparse_decode=False: decode steps attend densely (density 1.0), padding still sliced."""
+    _, model = make_pair("llama")
+    hf.configure(model, sparse_config(), sparse_decode=False)
+    base = prompts(2, PROMPT_LEN)
+    pads = [0, 130]
+    ids, mask = left_pad(base, pads)
+    kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        batched = model.generate(ids, attention_mask=mask, **kw)
+        decode_density = hf.last_density(model, "decode")
+        alone = model.generate(base[1:, pads[1]:], **kw)
+    assert decode_density and all(d == 1.0 for d in decode_density.values()), decode_density
+    assert torch.equal(batched[1, PROMPT_LEN:], alone[0, -NEW_TOKENS:])
+
+
 def test_new_prompt_starts_a_new_walk():
     _, model = make_pair("llama")
     hf.configure(model, sparse_config())

@@ -80,6 +80,7 @@ class Method:
     kind: str  # "dense" | "sketchwalk" | "oracle"
     knobs: dict
     group: str  # "sweep" (quality vs density) or "ablation"
+    sparse_decode: bool = True  # False: sparse prefill, dense decode steps
 
 
 def methods(args) -> list[Method]:
@@ -90,6 +91,9 @@ def methods(args) -> list[Method]:
         Method("dense", "dense", {}, "sweep"),
         Method("sketchwalk (paper defaults)", "sketchwalk", {}, "sweep"),
         Method("sketchwalk ~20%", "sketchwalk", d20, "sweep"),
+        Method("sketchwalk (paper defaults), dense decode", "sketchwalk", {}, "decode",
+               sparse_decode=False),
+        Method("sketchwalk ~20%, dense decode", "sketchwalk", d20, "decode", sparse_decode=False),
         Method("sketchwalk ~10% (walk, degree 3)", "sketchwalk", d10, "ablation"),
         Method("no walk (degree 0) ~10%", "sketchwalk", {**d10, "degree": 0}, "ablation"),
         Method("oracle block ranking ~10%", "oracle", d10, "ablation"),
@@ -180,7 +184,8 @@ def use_method(model, method: Method) -> None:
     if method.kind == "dense":
         model.set_attn_implementation("sdpa")
     elif method.kind == "sketchwalk":
-        hf.configure(model, sketchwalk.SketchWalkConfig(**method.knobs))
+        hf.configure(model, sketchwalk.SketchWalkConfig(**method.knobs),
+                     sparse_decode=method.sparse_decode)
     else:
         _OracleRuntime.config = sketchwalk.SketchWalkConfig(**method.knobs)
         model.set_attn_implementation("sketchwalk_oracle")
@@ -317,10 +322,17 @@ def run(args) -> dict:
         ppl_length=args.ppl_length, tasks=tasks, samples_per_task=args.samples,
         max_new_tokens={t: new_tokens(t, args) for t in tasks}, methods=[],
     )
+    if args.append:  # keep the methods of an earlier run that this run does not redo
+        previous = output_stem(args).with_suffix(".json")
+        if previous.exists():
+            names = {m.name for m in meths}
+            old = json.loads(previous.read_text())["methods"]
+            result["methods"] = [m for m in old if m["name"] not in names]
     bar = tqdm(total=total, desc="eval", unit="item", dynamic_ncols=True)
     for method in meths:
         use_method(model, method)
         rec = dict(name=method.name, kind=method.kind, group=method.group, knobs=method.knobs,
+                   sparse_decode=method.sparse_decode,
                    config=(dataclasses.asdict(sketchwalk.SketchWalkConfig(**method.knobs))
                            if method.kind != "dense" else None),
                    ruler={}, answers={}, prefill_density_per_layer=[],
@@ -383,10 +395,14 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def write_outputs(result: dict, args) -> None:
+def output_stem(args) -> Path:
     out_dir = Path(args.out) if args.out else RESULTS
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"quality_{args.model}_{args.length // 1024}k"
+    return out_dir / f"quality_{args.model}_{args.length // 1024}k"
+
+
+def write_outputs(result: dict, args) -> None:
+    stem = output_stem(args)
+    stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown_table(result) + "\n")
     try:
@@ -439,6 +455,8 @@ def plot(result: dict, path: Path) -> None:
         marker = {"dense": "s", "sketchwalk": "o", "oracle": "*"}[m["kind"]]
         if "degree 0" in m["name"]:
             marker = "x"
+        if not m.get("sparse_decode", True):
+            marker = "^"
         x = 100 * m["density_all_layers"]
         ax1.scatter(x, m["ruler_mean"], marker=marker, s=60, label=m["name"])
         if dense:
@@ -472,6 +490,8 @@ def main() -> None:
     parser.add_argument("--methods", default="", help="substrings of method names to run")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="", help="output folder (default bench/results)")
+    parser.add_argument("--append", action="store_true",
+                        help="merge into the existing result file (methods re-run are replaced)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -37,6 +37,7 @@ import torch
 
 ATTN_IMPLEMENTATION = "sketchwalk"
 CONFIG_ATTR = "sketchwalk_config"  # on model.config: a dict of SketchWalkConfig fields
+SPARSE_DECODE_ATTR = "sketchwalk_sparse_decode"  # on model.config: False = dense decode steps
 
 __all__ = [
     "ATTN_IMPLEMENTATION",
@@ -181,6 +182,12 @@ def sketchwalk_attention_forward(
     elif not rt.states:
         raise RuntimeError("sketchwalk: layer 0 must run before the other layers")
 
+    if num_queries == 1 and num_keys > 1 and not getattr(module.config, SPARSE_DECODE_ATTR, True):
+        # Sparse prefill only (the paper's "prefill" setting): decode steps attend densely.
+        out = _dense_decode(query, key, value, rt.pads)
+        rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + 1.0
+        rt.num_keys = num_keys
+        return out.transpose(1, 2).contiguous(), None
     if rt.pads is None:
         out = pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0])
     else:
@@ -200,6 +207,19 @@ def sketchwalk_attention_forward(
     _record_density(rt, layer_idx, num_queries == num_keys)
     rt.num_keys = num_keys
     return out.transpose(1, 2).contiguous(), None
+
+
+def _dense_decode(query, key, value, pads: list[int] | None) -> torch.Tensor:
+    """One query per row over all its (non-pad) keys."""
+    group = query.shape[1] // key.shape[1]
+    key = key.repeat_interleave(group, dim=1)
+    value = value.repeat_interleave(group, dim=1)
+    mask = None
+    if pads is not None:
+        positions = torch.arange(key.shape[2], device=key.device)
+        mask = (positions[None, :] >= torch.tensor(pads, device=key.device)[:, None])
+        mask = mask[:, None, None, :]
+    return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
 
 
 def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: int,
@@ -279,10 +299,12 @@ def _capture_cache(rt: _Runtime):
     return hook
 
 
-def configure(model, config=None, *, enable: bool = True, **overrides):
+def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = True,
+              **overrides):
     """Store Sketch&Walk knobs on `model.config` (as `sketchwalk_config`, a dict) and, when
     `enable`, switch the model to attn_implementation="sketchwalk". Keyword overrides are
-    applied with dataclasses.replace. Returns the SketchWalkConfig in use.
+    applied with dataclasses.replace. `sparse_decode=False` keeps decode steps dense
+    (sparse prefill only). Returns the SketchWalkConfig in use.
 
         configure(model, kblocks_frac=0.06, window_frac=0.02, sink_frac=0.01)
     """
@@ -294,6 +316,7 @@ def configure(model, config=None, *, enable: bool = True, **overrides):
     configs = _attention_configs(model)
     for c in configs:
         setattr(c, CONFIG_ATTR, dataclasses.asdict(cfg))
+        setattr(c, SPARSE_DECODE_ATTR, bool(sparse_decode))
         rt = _runtime_for_config(c)
         rt.reset()
         if not rt.hook_installed:
