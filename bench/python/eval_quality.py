@@ -98,9 +98,11 @@ def methods(args) -> list[Method]:
         Method("no walk (degree 0) ~10%", "sketchwalk", {**d10, "degree": 0}, "ablation"),
         Method("oracle block ranking ~10%", "oracle", d10, "ablation"),
     ]
-    if args.methods:
-        wanted = [m.strip() for m in args.methods.split(",")]
-        out = [m for m in out if any(w in m.name for w in wanted)]
+    if args.methods:  # ';'-separated: an exact method name, else a substring of names
+        names = {m.name for m in out}
+        wanted = [w.strip() for w in args.methods.split(";") if w.strip()]
+        out = [m for m in out
+               if any(w == m.name if w in names else w in m.name for w in wanted)]
     return out
 
 
@@ -487,7 +489,8 @@ def main() -> None:
                         help="generation cap; 0: 16 tokens per number, 48 per UUID answer")
     parser.add_argument("--ppl-length", type=int, default=4096)
     parser.add_argument("--ppl-windows", type=int, default=1)
-    parser.add_argument("--methods", default="", help="substrings of method names to run")
+    parser.add_argument("--methods", default="",
+                        help="';'-separated method names (exact) or substrings of names")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="", help="output folder (default bench/results)")
     parser.add_argument("--append", action="store_true",
