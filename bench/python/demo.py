@@ -25,10 +25,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assets  # noqa: E402
-
-import sketchwalk  # noqa: E402
-from sketchwalk.integrations import hf  # noqa: E402
+import assets
+import sketchwalk
+from sketchwalk.integrations import hf
 
 NEEDLE = "One of the special magic numbers for {key} is: {value}."
 QUESTION = ("What is the special magic number for {key} mentioned in the provided text? "

@@ -36,15 +36,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assets  # noqa: E402
-
-import sketchwalk  # noqa: E402
-from sketchwalk.integrations import hf  # noqa: E402
+import assets
+import sketchwalk
+from sketchwalk.integrations import hf
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -111,10 +111,12 @@ def methods(args) -> list[Method]:
 
 
 class _OracleRuntime:
-    config: sketchwalk.SketchWalkConfig = sketchwalk.SketchWalkConfig()
-    prefill_density: dict[int, float] = {}
-    decode_density_sum: dict[int, float] = {}
-    decode_steps: int = 0
+    """Knobs and densities of the oracle (one sequence at a time, module-global)."""
+
+    config: ClassVar[sketchwalk.SketchWalkConfig] = sketchwalk.SketchWalkConfig()
+    prefill_density: ClassVar[dict[int, float]] = {}
+    decode_density_sum: ClassVar[dict[int, float]] = {}
+    decode_steps: ClassVar[int] = 0
 
 
 def exact_block_mass(q, k, block_size: int, chunk: int = 256) -> torch.Tensor:

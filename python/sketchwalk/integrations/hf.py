@@ -294,7 +294,6 @@ def _capture_cache(rt: _Runtime):
     def hook(module, args, kwargs):
         cache = kwargs.get("past_key_values")
         rt.hooked_cache = weakref.ref(cache) if cache is not None else None
-        return None
 
     return hook
 
