@@ -281,7 +281,10 @@ def second_half_nll(model, window: torch.Tensor) -> tuple[float, int]:
     ids = window[None].to(model.device)
     half = ids.shape[1] // 2
     with torch.no_grad():
-        logits = model(ids, use_cache=False).logits[0, half - 1 : -1].float()
+        # Only the logits that predict the second half (positions half-1 .. L-2): the full
+        # [L, vocab] logits of Qwen (152K vocab) would take 2.5 GB at 4K tokens.
+        keep = ids.shape[1] - half + 1
+        logits = model(ids, use_cache=False, logits_to_keep=keep).logits[0, :-1].float()
     nll = F.cross_entropy(logits, ids[0, half:], reduction="sum")
     return float(nll), int(ids.shape[1] - half)
 
