@@ -330,7 +330,7 @@ def run(args) -> dict:
         max_new_tokens={t: new_tokens(t, args) for t in tasks}, methods=[],
     )
     if args.append:  # keep the methods of an earlier run that this run does not redo
-        previous = output_stem(args).with_suffix(".json")
+        previous = with_ext(output_stem(args), ".json")
         if previous.exists():
             names = {m.name for m in meths}
             old = json.loads(previous.read_text())["methods"]
@@ -407,13 +407,18 @@ def output_stem(args) -> Path:
     return out_dir / f"quality_{args.model}_{args.length // 1024}k"
 
 
+def with_ext(stem: Path, ext: str) -> Path:
+    """stem + ext (not Path.with_suffix: model names such as qwen2.5-... contain dots)."""
+    return stem.parent / (stem.name + ext)
+
+
 def write_outputs(result: dict, args) -> None:
     stem = output_stem(args)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown_table(result) + "\n")
+    with_ext(stem, ".json").write_text(json.dumps(result, indent=1) + "\n")
+    with_ext(stem, ".md").write_text(markdown_table(result) + "\n")
     try:
-        plot(result, stem.with_suffix(".png"))
+        plot(result, with_ext(stem, ".png"))
     except ImportError:
         pass
 
