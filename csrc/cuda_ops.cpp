@@ -10,12 +10,13 @@
 #include "checks.h"
 #include "cuda/launch.h"
 #include "ops.h"
+#include "sketchwalk/block_index.h"
 
 namespace sketchwalk {
 
 namespace {
 
-constexpr int64_t kBlockSize = 64;  // the block size the CUDA attention kernels are built for
+constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
 
 DType to_dtype(at::ScalarType t) {
   switch (t) {

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 import sketchwalk
 from sketchwalk import ops
-from sketchwalk.attention import prefill_density, select_prefill_blocks
+from sketchwalk.attention import decode_density, prefill_density, select_prefill_blocks
 
 BATCH, HQ, HKV, HEAD_DIM = 1, 32, 8, 128
 DTYPE = torch.bfloat16
@@ -239,7 +239,7 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40)
         walk_in = torch.rand(batch, 1, -(-n // 64), device="cuda")
         bi, ns = ops.select_blocks(walk_in, 1, n, 64, cfg.kblocks_frac, cfg.window_tokens(n),
                                    cfg.sink_tokens(n), max(cfg.window_tokens(n), cfg.sink_tokens(n)), 0)
-        kernel_density = float(((ns.float() - 1) * 64 + (n - (bi.shape[-1] - 1) * 64)).mean() / n)
+        kernel_density = float(decode_density(ns, n, 64))
         t_kernel = bench_ms(lambda: ops.sparse_decode(q1, k[:, :, :n], v[:, :, :n], bi, ns,
                                                        validate=False))
         best_dense = min(t_dense.values()) if t_dense else None

@@ -10,12 +10,13 @@
 
 #include "checks.h"
 #include "ops.h"
+#include "sketchwalk/block_index.h"
 
 namespace sketchwalk {
 
 namespace {
 
-constexpr int64_t kBlockSize = 64;  // the block size of the index both paths read
+constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
 
 std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
     const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -21,6 +21,8 @@
 namespace sketchwalk {
 
 constexpr int kBlockIndexPad = -1;  // value of unused slots
+// Tokens per block on both axes of the index the attention ops read (CPU and CUDA alike).
+constexpr int kIndexBlockSize = 64;
 
 // Key block holding the last query of query block `q_block_idx`.
 SW_HOST_DEVICE int causal_limit_block(int q_block_idx, int num_queries, int num_keys,

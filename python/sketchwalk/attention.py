@@ -133,6 +133,15 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     return out
 
 
+def decode_density(num_selected: torch.Tensor, num_keys: int, block_size: int) -> torch.Tensor:
+    """Kept fraction of the keys of a decode step (0-dim float64), averaged over batch and heads.
+
+    The query's own (last, possibly partial) block is always kept (window), so the kept keys
+    are (num_selected - 1) full blocks plus the last block's keys."""
+    last = num_keys - (-(-num_keys // block_size) - 1) * block_size
+    return ((num_selected.double() - 1) * block_size + last).mean() / num_keys
+
+
 @functools.lru_cache(maxsize=32)
 def _visible_area(num_queries: int, num_keys: int, block_size: int, device_str: str) -> torch.Tensor:
     """[Nq, Nk] float64: causal (query, key) pairs inside each block pair (closed form)."""

@@ -118,8 +118,8 @@ class SketchWalkState:
         out = {}
         for layer, d in sorted(self._density.items()):
             if isinstance(d, tuple):
-                num_selected, num_keys, b = d
-                last = num_keys - (-(-num_keys // b) - 1) * b
-                d = ((num_selected.double() - 1) * b + last).mean() / num_keys
+                from .attention import decode_density
+
+                d = decode_density(*d)
             out[layer] = float(d)
         return out
