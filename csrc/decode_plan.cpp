@@ -1,5 +1,5 @@
 // select_decode_blocks_: the whole selection half of one decode step (SPEC.md section 6,
-// steps 1-4) in one op, so a decode step costs two op calls from Python instead of ~10.
+// steps 1-4; step 1 incrementally, from cached window logits) in one op, so a decode step costs two op calls from Python instead of ~10.
 // It chains the project's own ops through the dispatcher (each runs its CPU or CUDA
 // kernel), so it is device-generic and adds no numerics of its own.
 #include <ATen/ATen.h>
@@ -21,8 +21,8 @@ c10::TypedOperatorHandle<Signature> find_op(const char* name) {
 
 std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
-    const at::Tensor& query_window, const at::Tensor& transition, const at::Tensor& signs,
-    const at::Tensor& coords, int64_t window_fill, int64_t pushes, int64_t block_size,
+    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
+    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes, int64_t block_size,
     int64_t degree, double damping, double logit_scale, double keep_frac, int64_t window_tokens,
     int64_t exclude_sink_tokens, int64_t attend_sink_tokens) {
   constexpr const char* op = "select_decode_blocks_";
@@ -34,8 +34,11 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
           "sketchwalk::update_block_sketch_");
   static const auto push_window =
       find_op<void(const at::Tensor&, const at::Tensor&, int64_t)>("sketchwalk::push_query_window_");
-  static const auto score =
-      find_op<at::Tensor(const at::Tensor&, const at::Tensor&, double)>("sketchwalk::score_blocks");
+  static const auto update_logits =
+      find_op<void(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                   double)>("sketchwalk::update_window_logits_");
+  static const auto window_scores = find_op<at::Tensor(const at::Tensor&, int64_t, int64_t)>(
+      "sketchwalk::window_block_scores");
   static const auto update_matrix =
       find_op<void(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
           "sketchwalk::update_block_matrix_");
@@ -52,14 +55,21 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
   SW_CHECK_ARG(q.size(2) == 1, op, "q", "must hold one query per sequence, got shape ", q.sizes());
   SW_CHECK_ARG(k.size(2) >= 1, op, "k", "must hold at least the new key, got shape ", k.sizes());
   check_rank(query_window, op, "query_window", 4, "[batch, num_q_heads, W, sketch_dim]");
+  check_rank(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]");
   check_rank(transition, op, "transition", 3, "[batch, capacity, capacity]");
   check_rank(key_blocks, op, "key_blocks", 4, "[batch, num_kv_heads, capacity, sketch_dim]");
   const int64_t num_keys = k.size(2);
   SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
   const int64_t n = (num_keys + block_size - 1) / block_size;
-  SW_CHECK_ARG(transition.size(1) >= n && transition.size(2) >= n && key_blocks.size(2) >= n, op,
-               "transition", "and 'key_blocks' need capacity for ", n, " blocks, got ",
-               transition.sizes(), " and ", key_blocks.sizes());
+  SW_CHECK_ARG(transition.size(1) >= n && transition.size(2) >= n && key_blocks.size(2) >= n &&
+                   window_logits.size(3) >= n,
+               op, "transition", "and 'key_blocks', 'window_logits' need capacity for ", n,
+               " blocks, got ", transition.sizes(), ", ", key_blocks.sizes(), " and ",
+               window_logits.sizes());
+  SW_CHECK_ARG(window_logits.size(2) == query_window.size(2), op, "window_logits",
+               "must have W=", query_window.size(2), " slots like 'query_window', got ",
+               window_logits.sizes());
+  SW_CHECK_ARG(pushes >= 0, op, "pushes", "must be >= 0, got ", pushes);
   SW_CHECK_ARG(window_fill >= 1 && window_fill <= query_window.size(2), op, "window_fill",
                "must lie in [1, W=", query_window.size(2), "], got ", window_fill);
 
@@ -67,11 +77,13 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
   const auto k_token = sketch.call(k.narrow(2, num_keys - 1, 1), signs, coords, 1, false);
   update_sketch.call(key_blocks, k_token, num_keys - 1, block_size);
   push_window.call(query_window, q_token, pushes);
-  // r: softmax over key blocks for each window query and head, summed and normalized. Every
-  // row of score_blocks sums to 1, so the mean over rows is that normalized sum.
-  const auto r = score.call(query_window.narrow(2, 0, window_fill), key_blocks.narrow(2, 0, n),
-                            logit_scale)
-                     .mean(1);
+  // r: softmax over key blocks for each window query and head, summed and normalized, from
+  // the cached logits. Only two parts of them change per step: the new query's row (its slot)
+  // and the column of the block the new key fell in (its mean moved, or it just opened);
+  // every other block is complete, so its column is final.
+  update_logits.call(window_logits, query_window, key_blocks, n, pushes % query_window.size(2),
+                     logit_scale);
+  const auto r = window_scores.call(window_logits, window_fill, n);
   const auto a = transition.narrow(1, 0, n).narrow(2, 0, n);
   update_matrix.call(a, r, num_keys, block_size);
   const auto walked = walk.call(r.unsqueeze(1), a, std::nullopt, degree, damping);

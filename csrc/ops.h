@@ -29,6 +29,11 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     std::optional<double> softmax_scale, bool validate);
 void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
                              int64_t block_size);
+void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor& query_window,
+                              const at::Tensor& key_blocks, int64_t num_blocks, int64_t slot,
+                              double logit_scale);
+at::Tensor window_block_scores_cpu(const at::Tensor& window_logits, int64_t window_fill,
+                                   int64_t num_blocks);
 
 // ---- CUDA (csrc/cuda_ops.cpp; compiled only with SKETCHWALK_WITH_CUDA) ----------------
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
@@ -48,6 +53,11 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     std::optional<double> softmax_scale, bool validate);
 void update_block_matrix_cuda(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
                               int64_t block_size);
+void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor& query_window,
+                               const at::Tensor& key_blocks, int64_t num_blocks, int64_t slot,
+                               double logit_scale);
+at::Tensor window_block_scores_cuda(const at::Tensor& window_logits, int64_t window_fill,
+                                    int64_t num_blocks);
 
 // ---- any device (ATen compositions) -----------------------------------------------------
 at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
@@ -57,8 +67,8 @@ void update_block_sketch_(const at::Tensor& block_sketch, const at::Tensor& toke
 void push_query_window_(const at::Tensor& window, const at::Tensor& q_sketch, int64_t position);
 std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
-    const at::Tensor& query_window, const at::Tensor& transition, const at::Tensor& signs,
-    const at::Tensor& coords, int64_t window_fill, int64_t pushes, int64_t block_size,
+    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
+    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes, int64_t block_size,
     int64_t degree, double damping, double logit_scale, double keep_frac, int64_t window_tokens,
     int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 
@@ -88,5 +98,10 @@ void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int
                               int64_t dense_last_q_blocks);
 void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
                                     int64_t num_keys, int64_t block_size);
+void check_update_window_logits_args(const at::Tensor& window_logits,
+                                     const at::Tensor& query_window, const at::Tensor& key_blocks,
+                                     int64_t num_blocks, int64_t slot);
+void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
+                                    int64_t num_blocks);
 
 }  // namespace sketchwalk

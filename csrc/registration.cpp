@@ -28,9 +28,16 @@ TORCH_LIBRARY(sketchwalk, m) {
   m.def("push_query_window_(Tensor(a!) window, Tensor q_sketch, int position) -> ()");
   // Decode-time row/column blend of the block transition matrix with scores r, in place.
   m.def("update_block_matrix_(Tensor(a!) transition, Tensor r, int num_keys, int block_size) -> ()");
+  // Cached sketched logits of the recent queries: row `slot` (every row when slot == -1) over
+  // every live block, plus the last live block's column for every slot, in place.
+  m.def("update_window_logits_(Tensor(a!) window_logits, Tensor query_window, Tensor key_blocks, "
+        "int num_blocks, int slot, float logit_scale) -> ()");
+  // Decode block scores from the cached logits: mean over heads and live slots of the softmax rows.
+  m.def("window_block_scores(Tensor window_logits, int window_fill, int num_blocks) -> Tensor");
   // One decode step's selection (sketch new q/k, state updates, scores, walk, select) in one call.
   m.def("select_decode_blocks_(Tensor q, Tensor k, Tensor(a!) key_blocks, Tensor(b!) query_window, "
-        "Tensor(c!) transition, Tensor signs, Tensor coords, int window_fill, int pushes, int block_size, "
+        "Tensor(c!) window_logits, Tensor(d!) transition, Tensor signs, Tensor coords, int window_fill, "
+        "int pushes, int block_size, "
         "int degree, float damping, float logit_scale, float keep_frac, int window_tokens, "
         "int exclude_sink_tokens, int attend_sink_tokens) -> (Tensor block_index, Tensor num_selected)");
 }
@@ -42,6 +49,8 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
+  m.impl("update_window_logits_", &sketchwalk::update_window_logits_cpu);
+  m.impl("window_block_scores", &sketchwalk::window_block_scores_cpu);
 }
 
 #ifdef SKETCHWALK_WITH_CUDA
@@ -52,6 +61,8 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
+  m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
+  m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
 }
 #endif
 

@@ -397,6 +397,36 @@ def update_block_matrix(transition, r, num_keys: int, block_size: int):
     return a
 
 
+def window_logits(window, key_blocks, logit_scale_value: float):
+    """Sketched logits of every window slot against every key block, float64:
+    out[b, h, s, j] = c * <window[b, h, s], key_blocks[b, h // g, j]>, [B, Hq, W, N]."""
+    g = window.shape[1] // key_blocks.shape[1]
+    kb = key_blocks.to(F64).repeat_interleave(g, dim=1)
+    return logit_scale_value * (window.to(F64) @ kb.transpose(-1, -2))
+
+
+def update_window_logits(logits, window, key_blocks, num_blocks: int, slot: int,
+                         logit_scale_value: float):
+    """logits [B, Hq, W, cap]; slot in [0, W): row `slot` over blocks < num_blocks and column
+    num_blocks - 1 over every slot are recomputed; slot == -1: every row over every block
+    < num_blocks. Everything else is kept."""
+    out = logits.to(F64).clone()
+    full = window_logits(window, key_blocks[:, :, :num_blocks], logit_scale_value)
+    if slot < 0:
+        out[:, :, :, :num_blocks] = full
+    else:
+        out[:, :, slot, :num_blocks] = full[:, :, slot]
+        out[:, :, :, num_blocks - 1] = full[:, :, :, num_blocks - 1]
+    return out
+
+
+def window_block_scores(logits, window_fill: int, num_blocks: int):
+    """SPEC.md section 6 step 1 from the logits: softmax over the blocks of every (head,
+    slot < window_fill) row, summed and normalized (= averaged), [B, num_blocks] float64."""
+    live = logits.to(F64)[:, :, :window_fill, :num_blocks]
+    return torch.softmax(live, dim=-1).mean(dim=(1, 2))
+
+
 # ---------------------------------------------------------------------------------------
 # Whole pipeline for one sparse layer (prefill and one decode step)
 # ---------------------------------------------------------------------------------------

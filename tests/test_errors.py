@@ -169,6 +169,12 @@ def test_device_mismatch_errors():
     assert_raises_naming(lambda: o.score_blocks(qs, qs.cpu(), 0.1), "k_sketch")
     a = torch.rand(1, 5, 5, device="cuda")
     assert_raises_naming(lambda: o.update_block_matrix_(a, torch.rand(1, 5), 300, 64), "r")
+    lg = torch.zeros(1, 4, 8, 6, device="cuda")
+    qw = torch.zeros(1, 4, 8, 32, device="cuda")
+    kb = torch.zeros(1, 2, 6, 32, device="cuda")
+    assert_raises_naming(lambda: o.update_window_logits_(lg, qw.cpu(), kb, 5, 0, 0.1), "query_window")
+    assert_raises_naming(lambda: o.update_window_logits_(lg, qw, kb.cpu(), 5, 0, 0.1), "key_blocks")
+    assert_raises_naming(lambda: o.window_block_scores(lg.cpu().double(), 8, 5), "window_logits")
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -191,3 +197,35 @@ def test_decode_state_errors(device):
     assert_raises_naming(lambda: o.update_block_matrix_(a, r[:, :4], 300, 64), "r")
     assert_raises_naming(lambda: o.update_block_matrix_(a.double(), r, 300, 64), "transition")
     assert_raises_naming(lambda: o.update_block_matrix_(a[:, :, :4], r, 300, 64), "transition")
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_window_logits_errors(device):
+    o = ops()
+    lg = torch.zeros(1, 4, 8, 6, device=device)
+    qw = torch.zeros(1, 4, 8, 32, device=device)
+    kb = torch.zeros(1, 2, 6, 32, device=device)
+    upd = o.update_window_logits_
+    assert_raises_naming(lambda: upd(lg.double(), qw, kb, 5, 0, 0.1), "window_logits")
+    assert_raises_naming(lambda: upd(lg[..., ::2], qw, kb, 3, 0, 0.1), "window_logits")
+    assert_raises_naming(lambda: upd(lg[0], qw, kb, 5, 0, 0.1), "window_logits")
+    assert_raises_naming(lambda: upd(lg, qw[:, :, :4], kb, 5, 0, 0.1), "query_window")
+    assert_raises_naming(lambda: upd(lg, qw.half(), kb, 5, 0, 0.1), "query_window")
+    assert_raises_naming(lambda: upd(lg, torch.zeros(1, 4, 8, 300, device=device),
+                                     torch.zeros(1, 2, 6, 300, device=device), 5, 0, 0.1),
+                         "query_window")
+    assert_raises_naming(lambda: upd(lg, qw, kb[..., :16], 5, 0, 0.1), "key_blocks")
+    assert_raises_naming(lambda: upd(lg, qw, torch.zeros(1, 3, 6, 32, device=device), 5, 0, 0.1),
+                         "key_blocks")
+    assert_raises_naming(lambda: upd(lg, qw, kb, 7, 0, 0.1), "num_blocks")
+    assert_raises_naming(lambda: upd(lg, qw, kb, 0, 0, 0.1), "num_blocks")
+    assert_raises_naming(lambda: upd(lg, qw, kb[:, :, :3], 5, 0, 0.1), "num_blocks")
+    assert_raises_naming(lambda: upd(lg, qw, kb, 5, 8, 0.1), "slot")
+    assert_raises_naming(lambda: upd(lg, qw, kb, 5, -2, 0.1), "slot")
+    scores = o.window_block_scores
+    assert_raises_naming(lambda: scores(lg, 0, 5), "window_fill")
+    assert_raises_naming(lambda: scores(lg, 9, 5), "window_fill")
+    assert_raises_naming(lambda: scores(lg, 8, 7), "num_blocks")
+    assert_raises_naming(lambda: scores(lg, 8, 0), "num_blocks")
+    assert_raises_naming(lambda: scores(lg.half(), 8, 5), "window_logits")
+    assert_raises_naming(lambda: scores(lg[..., ::2], 8, 3), "window_logits")

@@ -42,12 +42,17 @@ def op_cases(device):
         ("push_query_window_", ns.push_query_window_.default,
          (torch.randn(1, 4, 8, 32, device=device), torch.randn(1, 4, 1, 32, device=device), 11)),
         ("update_block_matrix_", ns.update_block_matrix_.default, (a, r, 300, 64)),
+        ("update_window_logits_", ns.update_window_logits_.default,
+         (torch.randn(1, 4, 8, 7, device=device), torch.randn(1, 4, 8, 32, device=device),
+          torch.randn(1, 2, 6, 32, device=device), 5, 3, 0.1)),
+        ("window_block_scores", ns.window_block_scores.default,
+         (torch.randn(1, 4, 8, 7, device=device), 6, 5)),
     ]
 
 
 NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "select_blocks",
          "sparse_prefill", "sparse_decode", "update_block_sketch_", "push_query_window_",
-         "update_block_matrix_"]
+         "update_block_matrix_", "update_window_logits_", "window_block_scores"]
 
 
 @pytest.mark.parametrize("device", device_params())

@@ -41,6 +41,31 @@ struct ScoreBlocksParams {
   float logit_scale;                    // m^1.5 / (100 n) for Sketch&Walk
 };
 
+// Decode window logits (window_logits.cu): the cached sketched logits of the recent queries,
+//   logits[b, h, s, j] = logit_scale * <query_window[b, h, s], key_blocks[b, h / g, j]>,
+// refreshed per step for the new query's row and the open key block's column only.
+struct WindowLogitsParams {
+  float* __restrict__ logits;           // [batch, num_q_heads, W, capacity], last dim contiguous
+  const float* __restrict__ query_window;  // [batch, num_q_heads, W, m], last dim contiguous
+  const float* __restrict__ key_blocks;    // [batch, num_kv_heads, >= num_blocks, m], idem
+  int64_t l_batch_stride, l_head_stride, l_row_stride;  // elements
+  int64_t q_batch_stride, q_head_stride, q_row_stride;  // elements
+  int64_t k_batch_stride, k_head_stride, k_row_stride;  // elements
+  int batch, num_q_heads, num_kv_heads, window, num_blocks, sketch_dim;
+  int row_begin, row_end;               // rows recomputed over every block; [0, W) seeds all
+  bool refresh_last_column;             // also recompute column num_blocks - 1 for every row
+  float logit_scale;
+};
+
+// window_block_scores: r[b, j] = mean over (h, s < window_fill) of softmax_j(logits[b, h, s, :n]).
+struct WindowScoresParams {
+  const float* __restrict__ logits;     // as WindowLogitsParams::logits
+  float* __restrict__ row_offset;       // workspace [batch, num_q_heads, window_fill]
+  float* __restrict__ r;                // [batch, num_blocks], contiguous
+  int64_t l_batch_stride, l_head_stride, l_row_stride;
+  int batch, num_q_heads, window_fill, num_blocks;
+};
+
 // select_blocks: scores [batch, num_q_blocks, num_kv_blocks] -> block index (block_index.h)
 struct SelectBlocksParams {
   const float* __restrict__ scores;     // [batch, num_q_blocks, num_kv_blocks]

@@ -93,11 +93,11 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     batch, _, num_tokens, head_dim = q.shape
     block_index, num_selected, transition, k_blocks = select_prefill_blocks(q, k, layer_idx, state)
     n = transition.shape[-1]
-    signs, coords, _ = _sketch_setup(state, head_dim, q.device)
+    signs, coords, c = _sketch_setup(state, head_dim, q.device)
     out, _ = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
     state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
 
-    # Decode state: A, key-block sketches, and the sketches of the last W queries.
+    # Decode state: A, key-block sketches, the sketches of the last W queries and their logits.
     window = min(cfg.query_window, num_tokens)
     q_window = q.new_zeros((batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32)
     q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1,
@@ -107,9 +107,11 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     t_buf[:, :n, :n] = transition
     kb_buf = k_blocks.new_zeros((*k_blocks.shape[:2], capacity, k_blocks.shape[-1]))
     kb_buf[:, :, :n] = k_blocks
+    logits = q_window.new_zeros((*q_window.shape[:3], capacity))
+    ops.update_window_logits_(logits, q_window, kb_buf, n, -1, c)
     state.layers[layer_idx] = LayerDecodeState(
-        transition=t_buf, key_blocks=kb_buf, query_window=q_window, window_fill=window,
-        pushes=window, num_keys=num_tokens)
+        transition=t_buf, key_blocks=kb_buf, query_window=q_window, window_logits=logits,
+        window_fill=window, pushes=window, num_keys=num_tokens)
     return out
 
 
@@ -123,8 +125,9 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     w, sink = cfg.window_tokens(num_keys), cfg.sink_tokens(num_keys)
     # Steps 1-4 of SPEC.md section 6 in one op (the state buffers are updated in place).
     block_index, num_selected = ops.select_decode_blocks_(
-        q, k, layer.key_blocks, layer.query_window, layer.transition, signs, coords, window_fill,
-        layer.pushes, b, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink, max(w, sink))
+        q, k, layer.key_blocks, layer.query_window, layer.window_logits, layer.transition, signs,
+        coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink,
+        max(w, sink))
     layer.pushes += 1
     layer.window_fill = window_fill
     layer.num_keys = num_keys

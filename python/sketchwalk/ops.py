@@ -23,6 +23,8 @@ __all__ = [
     "update_block_sketch_",
     "push_query_window_",
     "update_block_matrix_",
+    "update_window_logits_",
+    "window_block_scores",
     "select_decode_blocks_",
     "sketch_transform",
     "logit_scale",
@@ -274,6 +276,43 @@ def _(transition, r, num_keys, block_size):
     return None
 
 
+def update_window_logits_(
+    window_logits: torch.Tensor,
+    query_window: torch.Tensor,
+    key_blocks: torch.Tensor,
+    num_blocks: int,
+    slot: int,
+    logit_scale: float,
+) -> None:
+    """Refresh the cached decode logits ``logit_scale * <query_window[b, h, s], key_blocks[b, h/g, j]>``.
+
+    window_logits: [batch, num_q_heads, W, capacity] (mutated); query_window: [batch, num_q_heads,
+    W, m]; key_blocks: [batch, num_kv_heads, >= num_blocks, m]. ``slot`` in [0, W): row ``slot``
+    over blocks [0, num_blocks) and column ``num_blocks - 1`` over every slot (one decode step);
+    ``slot == -1``: every row over every block (seeding after a prefill). Other entries are kept.
+    Equivalent to ``reference.update_window_logits(...)``.
+    """
+    _ops.update_window_logits_(window_logits, query_window, key_blocks, num_blocks, slot, logit_scale)
+
+
+@torch.library.register_fake("sketchwalk::update_window_logits_")
+def _(window_logits, query_window, key_blocks, num_blocks, slot, logit_scale):
+    return None
+
+
+def window_block_scores(window_logits: torch.Tensor, window_fill: int, num_blocks: int) -> torch.Tensor:
+    """Decode block scores r [batch, num_blocks] (float32) from the cached window logits: the
+    softmax over blocks [0, num_blocks) of every (head, slot < window_fill) row, averaged.
+    Equivalent to ``reference.window_block_scores(...)``.
+    """
+    return _ops.window_block_scores(window_logits, window_fill, num_blocks)
+
+
+@torch.library.register_fake("sketchwalk::window_block_scores")
+def _(window_logits, window_fill, num_blocks):
+    return window_logits.new_empty((window_logits.shape[0], num_blocks))
+
+
 # One decode step's selection in one call
 
 
@@ -282,6 +321,7 @@ def select_decode_blocks_(
     k: torch.Tensor,
     key_blocks: torch.Tensor,
     query_window: torch.Tensor,
+    window_logits: torch.Tensor,
     transition: torch.Tensor,
     signs: torch.Tensor,
     coords: torch.Tensor,
@@ -300,24 +340,29 @@ def select_decode_blocks_(
 
     q: [batch, num_q_heads, 1, head_dim] (the new query); k: [batch, num_kv_heads, num_keys, head_dim]
     (all keys, the new one last); key_blocks: [batch, num_kv_heads, capacity, m];
-    query_window: [batch, num_q_heads, W, m]; transition: [batch, capacity, capacity].
+    query_window: [batch, num_q_heads, W, m]; window_logits: [batch, num_q_heads, W, capacity]
+    (the cached logits of query_window against key_blocks, kept current by this op; seed it
+    after a prefill with ``update_window_logits_(..., slot=-1, ...)``); transition:
+    [batch, capacity, capacity].
     Equivalent to: sketch q and k[:, :, -1:] (block_size 1); ``update_block_sketch_``;
     ``push_query_window_(query_window, q_sketch, pushes)``;
-    ``r = score_blocks(query_window[:, :, :window_fill], key_blocks[:, :, :n], logit_scale).mean(1)``;
+    ``update_window_logits_(window_logits, query_window, key_blocks, n, pushes % W, logit_scale)``;
+    ``r = window_block_scores(window_logits, window_fill, n)`` (which equals
+    ``score_blocks(query_window[:, :, :window_fill], key_blocks[:, :, :n], logit_scale).mean(1)``);
     ``update_block_matrix_(transition[:, :n, :n], r, num_keys, block_size)``;
     ``walk_blocks(r[:, None], transition[:, :n, :n], None, degree, damping)``; then
     ``select_blocks(walk, 1, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
     attend_sink_tokens, 0)``, whose (block_index [batch, 1, 1, n], num_selected [batch, 1, 1]) it returns.
     """
     return _ops.select_decode_blocks_(
-        q, k, key_blocks, query_window, transition, signs, coords, window_fill, pushes, block_size,
-        degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
+        q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill, pushes,
+        block_size, degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
         attend_sink_tokens)
 
 
 @torch.library.register_fake("sketchwalk::select_decode_blocks_")
-def _(q, k, key_blocks, query_window, transition, signs, coords, window_fill, pushes, block_size,
-      degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
+def _(q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill, pushes,
+      block_size, degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
       attend_sink_tokens):
     n = (k.shape[2] + block_size - 1) // block_size
     return (

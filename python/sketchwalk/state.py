@@ -24,6 +24,9 @@ class LayerDecodeState:
     """[batch, num_kv_heads, capacity, m]: sketches of the key block means."""
     query_window: torch.Tensor
     """[batch, num_q_heads, W, m]: ring buffer of the sketches of the recent queries."""
+    window_logits: torch.Tensor
+    """[batch, num_q_heads, W, capacity]: sketched logits of query_window against key_blocks
+    (the decode scores' only per-step work is the new query's row and the open block's column)."""
     window_fill: int
     """Number of valid slots of query_window (<= W)."""
     pushes: int
@@ -45,7 +48,9 @@ class LayerDecodeState:
         t[:, :old, :old] = self.transition
         kb = self.key_blocks.new_zeros((*self.key_blocks.shape[:2], new_cap, self.key_blocks.shape[-1]))
         kb[:, :, :old] = self.key_blocks
-        self.transition, self.key_blocks = t, kb
+        lg = self.window_logits.new_zeros((*self.window_logits.shape[:3], new_cap))
+        lg[..., :old] = self.window_logits
+        self.transition, self.key_blocks, self.window_logits = t, kb, lg
 
 
 class SketchWalkState:

@@ -1,0 +1,212 @@
+// Decode window logits, CUDA: the incremental form of a decode step's block scores r
+// (SPEC.md section 6 step 1). Per step only the new query's row and the open key block's
+// column of logits[b, h, s, j] = c * <query_window[b, h, s], key_blocks[b, h/g, j]> change,
+// so a step costs O(Hq * (Nb + W) * m) flops instead of the O(Hq * W * Nb * m) of
+// recomputing every logit, plus one read of the cached logits for the softmax.
+//
+//   update_window_logits_kernel: one warp computes 32 dot products of one fixed vector x
+//     (lanes hold x's coordinates lane, lane + 32, ...) with 32 rows of y (coalesced row
+//     reads), then a butterfly reduce-scatter (31 shuffles) leaves dot t on lane t. Row tasks:
+//     x = a query sketch, y = 32 key blocks; column tasks: x = the open key block, y = 32
+//     window slots.
+//   window_row_offset_kernel: one warp per (batch, head, slot): offset = logsumexp_j logits.
+//   window_column_sum_kernel: CTA per (32 blocks, batch); each lane owns one block j and
+//     its warps stride the (head, slot) rows, summing exp(logit - offset) in a fixed order:
+//     r is deterministic, no atomics.
+// Kernel-only: no ATen.
+#include <cuda_runtime.h>
+
+#include "launch.h"
+#include "sketchwalk/common.h"
+#include "sketchwalk/params.h"
+
+namespace sketchwalk {
+namespace {
+
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kLogitWarps = 4;       // warps (tasks) per CTA of the update kernel
+constexpr int kOffsetWarps = 4;      // rows per CTA of the offset kernel
+constexpr int kColumnWarps = 8;      // row strides per CTA of the column-sum kernel
+
+// Dot products of x[0, m) with rows y[t * y_stride + (0, m)], t < y_count <= 32; returns the
+// one for t == lane (0 for t >= y_count). kChunks = ceil(m / 32) coordinates per lane.
+template <int kChunks>
+__device__ __forceinline__ float warp_dot32(const float* __restrict__ x,
+                                            const float* __restrict__ y, int64_t y_stride,
+                                            int y_count, int m, int lane) {
+  float xs[kChunks];
+#pragma unroll
+  for (int i = 0; i < kChunks; ++i) {
+    const int k = lane + 32 * i;
+    xs[i] = k < m ? x[k] : 0.f;
+  }
+  float v[32];
+#pragma unroll
+  for (int t = 0; t < 32; ++t) {
+    float acc = 0.f;
+    if (t < y_count) {
+      const float* row = y + t * y_stride;
+#pragma unroll
+      for (int i = 0; i < kChunks; ++i) {
+        const int k = lane + 32 * i;
+        if (k < m) acc = fmaf(xs[i], row[k], acc);
+      }
+    }
+    v[t] = acc;
+  }
+  // Reduce-scatter: at width w a lane keeps the half of its values whose index has bit w
+  // equal to its own lane bit and adds its partner's copy of that half. After w = 16..1,
+  // v[0] holds index (lane bits) = lane, summed over all 32 lanes.
+#pragma unroll
+  for (int width = 16; width >= 1; width >>= 1) {
+    const bool upper = (lane & width) != 0;
+#pragma unroll
+    for (int i = 0; i < width; ++i) {
+      const float send = upper ? v[i] : v[i + width];
+      const float keep = upper ? v[i + width] : v[i];
+      v[i] = keep + __shfl_xor_sync(kFullMask, send, width);
+    }
+  }
+  return v[0];
+}
+
+template <int kChunks>
+__global__ void __launch_bounds__(kLogitWarps * 32)
+    update_window_logits_kernel(const WindowLogitsParams p, int64_t row_tasks,
+                                int64_t total_tasks) {
+  const int lane = threadIdx.x & 31;
+  const int64_t task = static_cast<int64_t>(blockIdx.x) * kLogitWarps + (threadIdx.x >> 5);
+  if (task >= total_tasks) return;  // warp-uniform
+  const int group = p.num_q_heads / p.num_kv_heads;
+  if (task < row_tasks) {
+    // (batch, head, row, 32-block chunk), chunk fastest.
+    const int chunks = ceil_div(p.num_blocks, 32);
+    const int rows = p.row_end - p.row_begin;
+    const int chunk = static_cast<int>(task % chunks);
+    int64_t rest = task / chunks;
+    const int s = p.row_begin + static_cast<int>(rest % rows);
+    rest /= rows;
+    const int h = static_cast<int>(rest % p.num_q_heads);
+    const int b = static_cast<int>(rest / p.num_q_heads);
+    const int j0 = chunk * 32;
+    const float dot = warp_dot32<kChunks>(
+        p.query_window + b * p.q_batch_stride + h * p.q_head_stride + s * p.q_row_stride,
+        p.key_blocks + b * p.k_batch_stride + (h / group) * p.k_head_stride + j0 * p.k_row_stride,
+        p.k_row_stride, min(32, p.num_blocks - j0), p.sketch_dim, lane);
+    if (j0 + lane < p.num_blocks)
+      p.logits[b * p.l_batch_stride + h * p.l_head_stride + s * p.l_row_stride + j0 + lane] =
+          dot * p.logit_scale;
+    return;
+  }
+  // (batch, head, 32-slot chunk) of column num_blocks - 1.
+  const int slot_chunks = ceil_div(p.window, 32);
+  const int64_t t = task - row_tasks;
+  const int chunk = static_cast<int>(t % slot_chunks);
+  const int h = static_cast<int>((t / slot_chunks) % p.num_q_heads);
+  const int b = static_cast<int>(t / slot_chunks / p.num_q_heads);
+  const int s0 = chunk * 32;
+  const int j = p.num_blocks - 1;
+  const float dot = warp_dot32<kChunks>(
+      p.key_blocks + b * p.k_batch_stride + (h / group) * p.k_head_stride + j * p.k_row_stride,
+      p.query_window + b * p.q_batch_stride + h * p.q_head_stride + s0 * p.q_row_stride,
+      p.q_row_stride, min(32, p.window - s0), p.sketch_dim, lane);
+  if (s0 + lane < p.window)
+    p.logits[b * p.l_batch_stride + h * p.l_head_stride + (s0 + lane) * p.l_row_stride + j] =
+        dot * p.logit_scale;
+}
+
+__global__ void __launch_bounds__(kOffsetWarps * 32)
+    window_row_offset_kernel(const WindowScoresParams p) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kOffsetWarps + (threadIdx.x >> 5);
+  if (row >= static_cast<int64_t>(p.batch) * p.num_q_heads * p.window_fill) return;
+  const int s = static_cast<int>(row % p.window_fill);
+  const int h = static_cast<int>((row / p.window_fill) % p.num_q_heads);
+  const int b = static_cast<int>(row / p.window_fill / p.num_q_heads);
+  const float* l = p.logits + b * p.l_batch_stride + h * p.l_head_stride + s * p.l_row_stride;
+  float mx = -INFINITY;
+  for (int j = lane; j < p.num_blocks; j += 32) mx = fmaxf(mx, l[j]);
+#pragma unroll
+  for (int off = 16; off >= 1; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, off));
+  float sum = 0.f;
+  for (int j = lane; j < p.num_blocks; j += 32) sum += expf(l[j] - mx);  // second read: L1
+#pragma unroll
+  for (int off = 16; off >= 1; off >>= 1) sum += __shfl_xor_sync(kFullMask, sum, off);
+  if (lane == 0) p.row_offset[row] = mx + logf(sum);
+}
+
+__global__ void __launch_bounds__(kColumnWarps * 32)
+    window_column_sum_kernel(const WindowScoresParams p) {
+  __shared__ float partial[kColumnWarps][32];
+  const int lane = threadIdx.x & 31;
+  const int warp_idx = threadIdx.x >> 5;
+  const int j = blockIdx.x * 32 + lane;
+  const int b = blockIdx.y;
+  const int rows = p.num_q_heads * p.window_fill;
+  const float* offsets = p.row_offset + static_cast<int64_t>(b) * rows;
+  float acc = 0.f;
+  if (j < p.num_blocks) {
+    for (int row = warp_idx; row < rows; row += kColumnWarps) {
+      const int h = row / p.window_fill, s = row % p.window_fill;
+      acc += expf(p.logits[b * p.l_batch_stride + h * p.l_head_stride + s * p.l_row_stride + j] -
+                  offsets[row]);
+    }
+  }
+  partial[warp_idx][lane] = acc;
+  __syncthreads();
+  if (warp_idx != 0 || j >= p.num_blocks) return;
+  float total = 0.f;
+#pragma unroll
+  for (int w = 0; w < kColumnWarps; ++w) total += partial[w][lane];
+  p.r[static_cast<int64_t>(b) * p.num_blocks + j] = total / static_cast<float>(rows);
+}
+
+template <int kChunks>
+cudaError_t launch_update(const WindowLogitsParams& p, cudaStream_t stream) {
+  const int64_t rows = p.row_end - p.row_begin;
+  const int64_t row_tasks =
+      static_cast<int64_t>(p.batch) * p.num_q_heads * rows * ceil_div(p.num_blocks, 32);
+  const int64_t column_tasks = p.refresh_last_column ? static_cast<int64_t>(p.batch) *
+                                                           p.num_q_heads * ceil_div(p.window, 32)
+                                                     : 0;
+  const int64_t total = row_tasks + column_tasks;
+  if (total == 0) return cudaSuccess;
+  const int64_t grid = ceil_div<int64_t>(total, kLogitWarps);
+  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  update_window_logits_kernel<kChunks><<<static_cast<unsigned>(grid), kLogitWarps * 32, 0, stream>>>(
+      p, row_tasks, total);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t run_update_window_logits(const WindowLogitsParams& params, cudaStream_t stream) {
+  const WindowLogitsParams& p = params;
+  if (p.batch == 0 || p.num_blocks == 0 || p.window == 0) return cudaSuccess;
+  if (p.num_q_heads < 1 || p.num_kv_heads < 1 || p.num_q_heads % p.num_kv_heads != 0 ||
+      p.sketch_dim < 1 || p.sketch_dim > kMaxSketchHeadDim || p.row_begin < 0 ||
+      p.row_end > p.window || p.row_begin > p.row_end)
+    return cudaErrorInvalidValue;
+  const int chunks = ceil_div(p.sketch_dim, 32);
+  if (chunks == 1) return launch_update<1>(p, stream);
+  if (chunks == 2) return launch_update<2>(p, stream);
+  if (chunks <= 4) return launch_update<4>(p, stream);
+  return launch_update<8>(p, stream);
+}
+
+cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream_t stream) {
+  const WindowScoresParams& p = params;
+  if (p.batch == 0 || p.num_blocks == 0) return cudaSuccess;
+  if (p.num_q_heads < 1 || p.window_fill < 1 || p.batch > 65535) return cudaErrorInvalidValue;
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_q_heads * p.window_fill;
+  const int64_t offset_grid = ceil_div<int64_t>(rows, kOffsetWarps);
+  if (offset_grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  window_row_offset_kernel<<<static_cast<unsigned>(offset_grid), kOffsetWarps * 32, 0, stream>>>(p);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  const dim3 grid(static_cast<unsigned>(ceil_div(p.num_blocks, 32)), static_cast<unsigned>(p.batch));
+  window_column_sum_kernel<<<grid, kColumnWarps * 32, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace sketchwalk
