@@ -28,6 +28,18 @@ constexpr int kLogitWarps = 4;       // warps (tasks) per CTA of the update kern
 constexpr int kOffsetWarps = 4;      // rows per CTA of the offset kernel
 constexpr int kColumnWarps = 8;      // row strides per CTA of the column-sum kernel
 
+// One butterfly step of the reduce-scatter below (compile-time indices keep v in registers).
+template <int kWidth>
+__device__ __forceinline__ void reduce_scatter_step(float (&v)[32], int lane) {
+  const bool upper = (lane & kWidth) != 0;
+#pragma unroll
+  for (int i = 0; i < kWidth; ++i) {
+    const float send = upper ? v[i] : v[i + kWidth];
+    const float keep = upper ? v[i + kWidth] : v[i];
+    v[i] = keep + __shfl_xor_sync(kFullMask, send, kWidth);
+  }
+}
+
 // Dot products of x[0, m) with rows y[t * y_stride + (0, m)], t < y_count <= 32; returns the
 // one for t == lane (0 for t >= y_count). kChunks = ceil(m / 32) coordinates per lane.
 template <int kChunks>
@@ -57,16 +69,11 @@ __device__ __forceinline__ float warp_dot32(const float* __restrict__ x,
   // Reduce-scatter: at width w a lane keeps the half of its values whose index has bit w
   // equal to its own lane bit and adds its partner's copy of that half. After w = 16..1,
   // v[0] holds index (lane bits) = lane, summed over all 32 lanes.
-#pragma unroll
-  for (int width = 16; width >= 1; width >>= 1) {
-    const bool upper = (lane & width) != 0;
-#pragma unroll
-    for (int i = 0; i < width; ++i) {
-      const float send = upper ? v[i] : v[i + width];
-      const float keep = upper ? v[i + width] : v[i];
-      v[i] = keep + __shfl_xor_sync(kFullMask, send, width);
-    }
-  }
+  reduce_scatter_step<16>(v, lane);
+  reduce_scatter_step<8>(v, lane);
+  reduce_scatter_step<4>(v, lane);
+  reduce_scatter_step<2>(v, lane);
+  reduce_scatter_step<1>(v, lane);
   return v[0];
 }
 
