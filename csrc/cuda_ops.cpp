@@ -9,6 +9,7 @@
 
 #include "checks.h"
 #include "cuda/launch.h"
+#include "cuda_host.h"
 #include "ops.h"
 #include "sketchwalk/block_index.h"
 
@@ -17,23 +18,6 @@ namespace sketchwalk {
 namespace {
 
 constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
-
-DType to_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kHalf: return DType::kFloat16;
-    case at::kBFloat16: return DType::kBFloat16;
-    case at::kFloat: return DType::kFloat32;
-    default: TORCH_CHECK(false, "sketchwalk: unsupported dtype ", c10::toString(t));
-  }
-}
-
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, "sketchwalk.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
-}
-
-void check_cuda(const at::Tensor& t, const char* op, const char* arg) {
-  SW_CHECK_ARG(t.is_cuda(), op, arg, "must be a CUDA tensor, got device ", t.device());
-}
 
 }  // namespace
 
@@ -62,6 +46,9 @@ at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
   p.x_batch_stride = x.stride(0);
   p.x_head_stride = x.stride(1);
   p.x_token_stride = x.stride(2);
+  p.out_batch_stride = out.stride(0);
+  p.out_head_stride = out.stride(1);
+  p.out_block_stride = out.stride(2);
   p.batch = static_cast<int>(s.batch);
   p.heads = static_cast<int>(s.heads);
   p.tokens = static_cast<int>(s.tokens);

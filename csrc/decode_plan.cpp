@@ -25,7 +25,6 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes, int64_t block_size,
     int64_t degree, double damping, double logit_scale, double keep_frac, int64_t window_tokens,
     int64_t exclude_sink_tokens, int64_t attend_sink_tokens) {
-  constexpr const char* op = "select_decode_blocks_";
   static const auto sketch = find_op<at::Tensor(const at::Tensor&, const at::Tensor&,
                                                 const at::Tensor&, int64_t, bool)>(
       "sketchwalk::hadamard_sketch");
@@ -50,28 +49,9 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
                                                  double, int64_t, int64_t, int64_t, int64_t)>(
           "sketchwalk::select_blocks");
 
-  check_rank(q, op, "q", 4, "[batch, num_q_heads, 1, head_dim]");
-  check_rank(k, op, "k", 4, "[batch, num_kv_heads, num_keys, head_dim]");
-  SW_CHECK_ARG(q.size(2) == 1, op, "q", "must hold one query per sequence, got shape ", q.sizes());
-  SW_CHECK_ARG(k.size(2) >= 1, op, "k", "must hold at least the new key, got shape ", k.sizes());
-  check_rank(query_window, op, "query_window", 4, "[batch, num_q_heads, W, sketch_dim]");
-  check_rank(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]");
-  check_rank(transition, op, "transition", 3, "[batch, capacity, capacity]");
-  check_rank(key_blocks, op, "key_blocks", 4, "[batch, num_kv_heads, capacity, sketch_dim]");
+  const int64_t n = check_select_decode_blocks_args(q, k, key_blocks, query_window, window_logits,
+                                                    transition, window_fill, pushes, block_size);
   const int64_t num_keys = k.size(2);
-  SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
-  const int64_t n = (num_keys + block_size - 1) / block_size;
-  SW_CHECK_ARG(transition.size(1) >= n && transition.size(2) >= n && key_blocks.size(2) >= n &&
-                   window_logits.size(3) >= n,
-               op, "transition", "and 'key_blocks', 'window_logits' need capacity for ", n,
-               " blocks, got ", transition.sizes(), ", ", key_blocks.sizes(), " and ",
-               window_logits.sizes());
-  SW_CHECK_ARG(window_logits.size(2) == query_window.size(2), op, "window_logits",
-               "must have W=", query_window.size(2), " slots like 'query_window', got ",
-               window_logits.sizes());
-  SW_CHECK_ARG(pushes >= 0, op, "pushes", "must be >= 0, got ", pushes);
-  SW_CHECK_ARG(window_fill >= 1 && window_fill <= query_window.size(2), op, "window_fill",
-               "must lie in [1, W=", query_window.size(2), "], got ", window_fill);
 
   const auto q_token = sketch.call(q, signs, coords, 1, false);  // [B, Hq, 1, m]
   const auto k_token = sketch.call(k.narrow(2, num_keys - 1, 1), signs, coords, 1, false);

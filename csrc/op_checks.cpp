@@ -163,4 +163,37 @@ void check_window_block_scores_args(const at::Tensor& window_logits, int64_t win
                "must have at least one head, got shape ", window_logits.sizes());
 }
 
+
+int64_t check_select_decode_blocks_args(const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& key_blocks,
+                                        const at::Tensor& query_window,
+                                        const at::Tensor& window_logits,
+                                        const at::Tensor& transition, int64_t window_fill,
+                                        int64_t pushes, int64_t block_size) {
+  constexpr const char* op = "select_decode_blocks_";
+  check_rank(q, op, "q", 4, "[batch, num_q_heads, 1, head_dim]");
+  check_rank(k, op, "k", 4, "[batch, num_kv_heads, num_keys, head_dim]");
+  SW_CHECK_ARG(q.size(2) == 1, op, "q", "must hold one query per sequence, got shape ", q.sizes());
+  SW_CHECK_ARG(k.size(2) >= 1, op, "k", "must hold at least the new key, got shape ", k.sizes());
+  check_rank(query_window, op, "query_window", 4, "[batch, num_q_heads, W, sketch_dim]");
+  check_rank(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]");
+  check_rank(transition, op, "transition", 3, "[batch, capacity, capacity]");
+  check_rank(key_blocks, op, "key_blocks", 4, "[batch, num_kv_heads, capacity, sketch_dim]");
+  SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
+  const int64_t num_keys = k.size(2);
+  const int64_t n = (num_keys + block_size - 1) / block_size;
+  SW_CHECK_ARG(transition.size(1) >= n && transition.size(2) >= n && key_blocks.size(2) >= n &&
+                   window_logits.size(3) >= n,
+               op, "transition", "and 'key_blocks', 'window_logits' need capacity for ", n,
+               " blocks, got ", transition.sizes(), ", ", key_blocks.sizes(), " and ",
+               window_logits.sizes());
+  SW_CHECK_ARG(window_logits.size(2) == query_window.size(2), op, "window_logits",
+               "must have W=", query_window.size(2), " slots like 'query_window', got ",
+               window_logits.sizes());
+  SW_CHECK_ARG(pushes >= 0, op, "pushes", "must be >= 0, got ", pushes);
+  SW_CHECK_ARG(window_fill >= 1 && window_fill <= query_window.size(2), op, "window_fill",
+               "must lie in [1, W=", query_window.size(2), "], got ", window_fill);
+  return n;
+}
+
 }  // namespace sketchwalk

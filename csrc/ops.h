@@ -58,6 +58,12 @@ void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor
                                double logit_scale);
 at::Tensor window_block_scores_cuda(const at::Tensor& window_logits, int64_t window_fill,
                                     int64_t num_blocks);
+std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
+    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
+    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
+    int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
+    int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 
 // ---- any device (ATen compositions) -----------------------------------------------------
 at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
@@ -103,5 +109,12 @@ void check_update_window_logits_args(const at::Tensor& window_logits,
                                      int64_t num_blocks, int64_t slot);
 void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
                                     int64_t num_blocks);
+// Shapes and ranks of a decode step's state; returns n = ceil(num_keys / block_size).
+int64_t check_select_decode_blocks_args(const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& key_blocks,
+                                        const at::Tensor& query_window,
+                                        const at::Tensor& window_logits,
+                                        const at::Tensor& transition, int64_t window_fill,
+                                        int64_t pushes, int64_t block_size);
 
 }  // namespace sketchwalk

@@ -63,10 +63,12 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
+  m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_cuda);
 }
 #endif
 
-// Built from ATen ops, so one implementation serves every device.
+// Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
+// fused CUDA version above; this composition defines it and serves the CPU).
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);

@@ -37,6 +37,9 @@ void hadamard_sketch(nvbench::state& state) {
   p.x_head_stride = static_cast<int64_t>(tokens) * kHeadDim;
   p.x_batch_stride = kHeads * p.x_head_stride;
   p.x_token_stride = kHeadDim;
+  p.out_block_stride = kSketchDim;  // contiguous [1, heads, num_blocks, m]
+  p.out_head_stride = static_cast<int64_t>(num_blocks) * kSketchDim;
+  p.out_batch_stride = kHeads * p.out_head_stride;
   p.batch = 1;
   p.heads = kHeads;
   p.tokens = tokens;

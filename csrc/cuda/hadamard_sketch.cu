@@ -144,9 +144,16 @@ __global__ void __launch_bounds__(kSketchWarps * 32)
   }
   __syncwarp();
 
-  float* out = p.out + row * p.sketch_dim;
-  for (int k = lane; k < p.sketch_dim; k += 32)
-    out[k] = row_smem[warp_idx][__ldg(p.coords + k)] * p.scale;
+  float* out = p.out + batch_idx * p.out_batch_stride + head * p.out_head_stride +
+               block_idx * p.out_block_stride;
+  const float blend = static_cast<float>(p.blend_count);
+  for (int k = lane; k < p.sketch_dim; k += 32) {
+    const float value = row_smem[warp_idx][__ldg(p.coords + k)] * p.scale;
+    // Unfused, as the ATen ops of update_block_sketch_ round: mul, add, div.
+    out[k] = p.blend_count == 0
+                 ? value
+                 : __fdiv_rn(__fadd_rn(__fmul_rn(out[k], blend), value), blend + 1.f);
+  }
 }
 
 template <typename T, int kN, int kVec>

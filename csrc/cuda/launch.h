@@ -33,6 +33,14 @@ cudaError_t run_update_block_matrix(float* transition, int64_t batch_stride, int
 cudaError_t run_update_window_logits(const WindowLogitsParams& params, cudaStream_t stream);
 cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream_t stream);
 
+// decode_walk.cu: the decode walk of one row per sequence over transition [batch, n, n]
+// (strided rows), r [batch, n] contiguous -> out [batch, n]. The caller allocates
+// `workspace` with decode_walk_workspace_floats(batch, n) floats.
+size_t decode_walk_workspace_floats(int batch, int n);
+cudaError_t run_decode_walk(const float* r, const float* transition, int64_t batch_stride,
+                            int64_t row_stride, int batch, int n, int degree, float damping,
+                            float* workspace, float* out, cudaStream_t stream);
+
 // sparse_prefill.cu: FlashAttention-style block-sparse attention (fp16/bf16, head_dim 64/128).
 cudaError_t run_sparse_prefill(const SparseAttentionParams& params, DType dtype,
                                cudaStream_t stream);

@@ -21,8 +21,13 @@ struct HadamardSketchParams {
   const void* __restrict__ x;           // fp16 / bf16 / fp32, last dim contiguous
   const float* __restrict__ signs;      // [sketch_pow2], +-1
   const int64_t* __restrict__ coords;   // [sketch_dim], distinct, in [0, sketch_pow2)
-  float* __restrict__ out;              // [batch, heads, num_blocks, sketch_dim], contiguous
+  float* __restrict__ out;              // [batch, heads, num_blocks, sketch_dim], last dim contiguous
   int64_t x_batch_stride, x_head_stride, x_token_stride;  // elements
+  int64_t out_batch_stride, out_head_stride, out_block_stride;  // elements
+  // 0: out = sketch. c > 0: out = (out * c + sketch) / (c + 1), the running mean of a key
+  // block that already holds c tokens (decode; same float32 operation order as
+  // update_block_sketch_).
+  int blend_count;
   int batch, heads, tokens, head_dim;
   int block_size, num_blocks;           // num_blocks = ceil(tokens / block_size)
   int sketch_pow2, sketch_dim;          // n, m
