@@ -124,6 +124,8 @@ def _touched(shape, num_blocks, slot, device):
     (65, 32, 6, 2, 100, 31),   # sketch_dim not a multiple of 32
     (130, 5, 2, 2, 1, 4),      # sketch_dim 1
     (700, 33, 8, 8, 256, 32),  # W > 32: two slot chunks in the column pass
+    (64, 7, 2, 1, 30, 6),      # sketch_dim % 4 != 0: the scalar path on CUDA
+    (97, 32, 4, 2, 200, 0),    # 16-byte path with a partial second chunk
     (65, 32, 4, 1, 128, -1),   # seeding: every row
     (2, 40, 3, 1, 64, -1),
 ])
@@ -159,8 +161,9 @@ def test_update_window_logits(device, num_blocks, window, hq, hkv, m, slot, stri
     (1000, 32, 1, 32),
     (2049, 32, 32, 32),
 ])
-def test_window_block_scores(device, num_blocks, window, window_fill, hq):
-    cap = num_blocks + 3
+@pytest.mark.parametrize("aligned", [False, True])
+def test_window_block_scores(device, num_blocks, window, window_fill, hq, aligned):
+    cap = R.ceil_div(num_blocks + 3, 16) * 16 if aligned else num_blocks + 3  # CUDA: float4 rows
     logits = torch.randn(2, hq, window, cap, device=device) * 3
     poison(logits[..., num_blocks:])  # never read
     poison(logits[:, :, window_fill:])

@@ -16,6 +16,8 @@
 // Kernel-only: no ATen.
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "launch.h"
 #include "sketchwalk/common.h"
 #include "sketchwalk/params.h"
@@ -26,7 +28,7 @@ namespace {
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kLogitWarps = 4;       // warps (tasks) per CTA of the update kernel
 constexpr int kOffsetWarps = 4;      // rows per CTA of the offset kernel
-constexpr int kColumnWarps = 8;      // row strides per CTA of the column-sum kernel
+constexpr int kColumnWarps = 32;     // row strides per CTA of the column-sum kernel
 
 // One butterfly step of the reduce-scatter below (compile-time indices keep v in registers).
 template <int kWidth>
@@ -40,17 +42,34 @@ __device__ __forceinline__ void reduce_scatter_step(float (&v)[32], int lane) {
   }
 }
 
+// kVec consecutive floats at p (one 16-byte load for kVec == 4).
+template <int kVec>
+__device__ __forceinline__ void load_floats(const float* __restrict__ p, float (&v)[kVec]) {
+  if constexpr (kVec == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p);
+    v[0] = t.x, v[1] = t.y, v[2] = t.z, v[3] = t.w;
+  } else {
+    v[0] = *p;
+  }
+}
+
 // Dot products of x[0, m) with rows y[t * y_stride + (0, m)], t < y_count <= 32; returns the
-// one for t == lane (0 for t >= y_count). kChunks = ceil(m / 32) coordinates per lane.
-template <int kChunks>
+// one for t == lane (0 for t >= y_count). Lane l holds coordinates (l + 32 i) * kVec + e,
+// i < kChunks, e < kVec: kVec == 4 needs m % 4 == 0 and 16-byte aligned rows.
+template <int kChunks, int kVec>
 __device__ __forceinline__ float warp_dot32(const float* __restrict__ x,
                                             const float* __restrict__ y, int64_t y_stride,
                                             int y_count, int m, int lane) {
-  float xs[kChunks];
+  float xs[kChunks][kVec];
 #pragma unroll
   for (int i = 0; i < kChunks; ++i) {
-    const int k = lane + 32 * i;
-    xs[i] = k < m ? x[k] : 0.f;
+    const int k = (lane + 32 * i) * kVec;
+    if (k < m) {
+      load_floats<kVec>(x + k, xs[i]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) xs[i][e] = 0.f;
+    }
   }
   float v[32];
 #pragma unroll
@@ -60,8 +79,13 @@ __device__ __forceinline__ float warp_dot32(const float* __restrict__ x,
       const float* row = y + t * y_stride;
 #pragma unroll
       for (int i = 0; i < kChunks; ++i) {
-        const int k = lane + 32 * i;
-        if (k < m) acc = fmaf(xs[i], row[k], acc);
+        const int k = (lane + 32 * i) * kVec;
+        if (k < m) {
+          float ys[kVec];
+          load_floats<kVec>(row + k, ys);
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc = fmaf(xs[i][e], ys[e], acc);
+        }
       }
     }
     v[t] = acc;
@@ -77,7 +101,7 @@ __device__ __forceinline__ float warp_dot32(const float* __restrict__ x,
   return v[0];
 }
 
-template <int kChunks>
+template <int kChunks, int kVec>
 __global__ void __launch_bounds__(kLogitWarps * 32)
     update_window_logits_kernel(const WindowLogitsParams p, int64_t row_tasks,
                                 int64_t total_tasks) {
@@ -96,7 +120,7 @@ __global__ void __launch_bounds__(kLogitWarps * 32)
     const int h = static_cast<int>(rest % p.num_q_heads);
     const int b = static_cast<int>(rest / p.num_q_heads);
     const int j0 = chunk * 32;
-    const float dot = warp_dot32<kChunks>(
+    const float dot = warp_dot32<kChunks, kVec>(
         p.query_window + b * p.q_batch_stride + h * p.q_head_stride + s * p.q_row_stride,
         p.key_blocks + b * p.k_batch_stride + (h / group) * p.k_head_stride + j0 * p.k_row_stride,
         p.k_row_stride, min(32, p.num_blocks - j0), p.sketch_dim, lane);
@@ -113,7 +137,7 @@ __global__ void __launch_bounds__(kLogitWarps * 32)
   const int b = static_cast<int>(t / slot_chunks / p.num_q_heads);
   const int s0 = chunk * 32;
   const int j = p.num_blocks - 1;
-  const float dot = warp_dot32<kChunks>(
+  const float dot = warp_dot32<kChunks, kVec>(
       p.key_blocks + b * p.k_batch_stride + (h / group) * p.k_head_stride + j * p.k_row_stride,
       p.query_window + b * p.q_batch_stride + h * p.q_head_stride + s0 * p.q_row_stride,
       p.q_row_stride, min(32, p.window - s0), p.sketch_dim, lane);
@@ -122,6 +146,7 @@ __global__ void __launch_bounds__(kLogitWarps * 32)
         dot * p.logit_scale;
 }
 
+template <bool kVec4>
 __global__ void __launch_bounds__(kOffsetWarps * 32)
     window_row_offset_kernel(const WindowScoresParams p) {
   const int lane = threadIdx.x & 31;
@@ -131,12 +156,24 @@ __global__ void __launch_bounds__(kOffsetWarps * 32)
   const int h = static_cast<int>((row / p.window_fill) % p.num_q_heads);
   const int b = static_cast<int>(row / p.window_fill / p.num_q_heads);
   const float* l = p.logits + b * p.l_batch_stride + h * p.l_head_stride + s * p.l_row_stride;
+  const int n4 = kVec4 ? p.num_blocks / 4 : 0;  // [0, 4 n4) as float4, the rest one by one
+  const float4* l4 = reinterpret_cast<const float4*>(l);
   float mx = -INFINITY;
-  for (int j = lane; j < p.num_blocks; j += 32) mx = fmaxf(mx, l[j]);
+#pragma unroll 4
+  for (int j = lane; j < n4; j += 32) {
+    const float4 v = l4[j];
+    mx = fmaxf(mx, fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)));
+  }
+  for (int j = 4 * n4 + lane; j < p.num_blocks; j += 32) mx = fmaxf(mx, l[j]);
 #pragma unroll
   for (int off = 16; off >= 1; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, off));
-  float sum = 0.f;
-  for (int j = lane; j < p.num_blocks; j += 32) sum += expf(l[j] - mx);  // second read: L1
+  float sum = 0.f;  // second read: L1
+#pragma unroll 4
+  for (int j = lane; j < n4; j += 32) {
+    const float4 v = l4[j];
+    sum += (expf(v.x - mx) + expf(v.y - mx)) + (expf(v.z - mx) + expf(v.w - mx));
+  }
+  for (int j = 4 * n4 + lane; j < p.num_blocks; j += 32) sum += expf(l[j] - mx);
 #pragma unroll
   for (int off = 16; off >= 1; off >>= 1) sum += __shfl_xor_sync(kFullMask, sum, off);
   if (lane == 0) p.row_offset[row] = mx + logf(sum);
@@ -153,6 +190,7 @@ __global__ void __launch_bounds__(kColumnWarps * 32)
   const float* offsets = p.row_offset + static_cast<int64_t>(b) * rows;
   float acc = 0.f;
   if (j < p.num_blocks) {
+#pragma unroll 4
     for (int row = warp_idx; row < rows; row += kColumnWarps) {
       const int h = row / p.window_fill, s = row % p.window_fill;
       acc += expf(p.logits[b * p.l_batch_stride + h * p.l_head_stride + s * p.l_row_stride + j] -
@@ -168,7 +206,7 @@ __global__ void __launch_bounds__(kColumnWarps * 32)
   p.r[static_cast<int64_t>(b) * p.num_blocks + j] = total / static_cast<float>(rows);
 }
 
-template <int kChunks>
+template <int kChunks, int kVec>
 cudaError_t launch_update(const WindowLogitsParams& p, cudaStream_t stream) {
   const int64_t rows = p.row_end - p.row_begin;
   const int64_t row_tasks =
@@ -180,7 +218,7 @@ cudaError_t launch_update(const WindowLogitsParams& p, cudaStream_t stream) {
   if (total == 0) return cudaSuccess;
   const int64_t grid = ceil_div<int64_t>(total, kLogitWarps);
   if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  update_window_logits_kernel<kChunks><<<static_cast<unsigned>(grid), kLogitWarps * 32, 0, stream>>>(
+  update_window_logits_kernel<kChunks, kVec><<<static_cast<unsigned>(grid), kLogitWarps * 32, 0, stream>>>(
       p, row_tasks, total);
   return cudaGetLastError();
 }
@@ -194,11 +232,18 @@ cudaError_t run_update_window_logits(const WindowLogitsParams& params, cudaStrea
       p.sketch_dim < 1 || p.sketch_dim > kMaxSketchHeadDim || p.row_begin < 0 ||
       p.row_end > p.window || p.row_begin > p.row_end)
     return cudaErrorInvalidValue;
+  // 16-byte loads when every row of both sketches starts 16-byte aligned.
+  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  const bool vec4 = p.sketch_dim % 4 == 0 && aligned(p.query_window) && aligned(p.key_blocks) &&
+                    p.q_batch_stride % 4 == 0 && p.q_head_stride % 4 == 0 &&
+                    p.q_row_stride % 4 == 0 && p.k_batch_stride % 4 == 0 &&
+                    p.k_head_stride % 4 == 0 && p.k_row_stride % 4 == 0;
+  if (vec4) return p.sketch_dim <= 128 ? launch_update<1, 4>(p, stream) : launch_update<2, 4>(p, stream);
   const int chunks = ceil_div(p.sketch_dim, 32);
-  if (chunks == 1) return launch_update<1>(p, stream);
-  if (chunks == 2) return launch_update<2>(p, stream);
-  if (chunks <= 4) return launch_update<4>(p, stream);
-  return launch_update<8>(p, stream);
+  if (chunks == 1) return launch_update<1, 1>(p, stream);
+  if (chunks == 2) return launch_update<2, 1>(p, stream);
+  if (chunks <= 4) return launch_update<4, 1>(p, stream);
+  return launch_update<8, 1>(p, stream);
 }
 
 cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream_t stream) {
@@ -208,7 +253,14 @@ cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream
   const int64_t rows = static_cast<int64_t>(p.batch) * p.num_q_heads * p.window_fill;
   const int64_t offset_grid = ceil_div<int64_t>(rows, kOffsetWarps);
   if (offset_grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  window_row_offset_kernel<<<static_cast<unsigned>(offset_grid), kOffsetWarps * 32, 0, stream>>>(p);
+  const bool vec4 = reinterpret_cast<uintptr_t>(p.logits) % 16 == 0 && p.l_batch_stride % 4 == 0 &&
+                    p.l_head_stride % 4 == 0 && p.l_row_stride % 4 == 0;
+  if (vec4)
+    window_row_offset_kernel<true>
+        <<<static_cast<unsigned>(offset_grid), kOffsetWarps * 32, 0, stream>>>(p);
+  else
+    window_row_offset_kernel<false>
+        <<<static_cast<unsigned>(offset_grid), kOffsetWarps * 32, 0, stream>>>(p);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(ceil_div(p.num_blocks, 32)), static_cast<unsigned>(p.batch));

@@ -102,7 +102,7 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     q_window = q.new_zeros((batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32)
     q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1,
                                                   validate=False)
-    capacity = n + 16
+    capacity = -(-(n + 16) // 16) * 16  # spare blocks; rows of 16 floats keep 16-byte alignment
     t_buf = transition.new_zeros((batch, capacity, capacity))
     t_buf[:, :n, :n] = transition
     kb_buf = k_blocks.new_zeros((*k_blocks.shape[:2], capacity, k_blocks.shape[-1]))

@@ -42,7 +42,7 @@ class LayerDecodeState:
         """Grow the buffers (zero-filled: the decode blend relies on finite entries)."""
         if num_blocks <= self.capacity:
             return
-        new_cap = max(num_blocks, 2 * self.capacity)
+        new_cap = -(-max(num_blocks, 2 * self.capacity) // 16) * 16  # 16-byte aligned rows
         old = self.capacity
         t = self.transition.new_zeros((self.transition.shape[0], new_cap, new_cap))
         t[:, :old, :old] = self.transition
