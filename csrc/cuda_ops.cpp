@@ -251,7 +251,6 @@ void update_block_matrix_cuda(const at::Tensor& transition, const at::Tensor& r,
                op);
 }
 
-
 void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor& query_window,
                                const at::Tensor& key_blocks, int64_t num_blocks, int64_t slot,
                                double logit_scale) {
