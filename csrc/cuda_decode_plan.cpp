@@ -14,8 +14,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <cmath>
-
 #include "checks.h"
 #include "cuda/launch.h"
 #include "cuda_host.h"
@@ -24,36 +22,6 @@
 namespace sketchwalk {
 
 namespace {
-
-// Sketch of token `token` of x ([batch, heads, tokens, head_dim]) written to
-// dst[b, h, :] (dst = a [batch, heads, ., m] tensor's row `row`), blended as a running mean
-// over `blend_count` earlier tokens when blend_count > 0.
-void sketch_token_into(const at::Tensor& x, const SketchShape& s, const at::Tensor& signs,
-                       const at::Tensor& coords, const at::Tensor& dst, int64_t row,
-                       int blend_count, cudaStream_t stream, const char* op) {
-  HadamardSketchParams p{};
-  p.x = x.data_ptr();
-  p.signs = signs.data_ptr<float>();
-  p.coords = coords.data_ptr<int64_t>();
-  p.out = dst.data_ptr<float>() + row * dst.stride(2);
-  p.x_batch_stride = x.stride(0);
-  p.x_head_stride = x.stride(1);
-  p.x_token_stride = x.stride(2);
-  p.out_batch_stride = dst.stride(0);
-  p.out_head_stride = dst.stride(1);
-  p.out_block_stride = dst.stride(2);
-  p.blend_count = blend_count;
-  p.batch = static_cast<int>(s.batch);
-  p.heads = static_cast<int>(s.heads);
-  p.tokens = static_cast<int>(s.tokens);
-  p.head_dim = static_cast<int>(s.head_dim);
-  p.block_size = 1;
-  p.num_blocks = static_cast<int>(s.num_blocks);
-  p.sketch_pow2 = static_cast<int>(s.sketch_pow2);
-  p.sketch_dim = static_cast<int>(s.sketch_dim);
-  p.scale = 1.0f / std::sqrt(static_cast<float>(s.sketch_dim));
-  check_launch(run_hadamard_sketch(p, to_dtype(x.scalar_type()), stream), op);
-}
 
 void check_state_buffer(const at::Tensor& t, const at::Tensor& ref, const char* op,
                         const char* arg) {
@@ -95,6 +63,7 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
                ", got ", transition.sizes());
   SW_CHECK_ARG(degree >= 0, op, "degree", "must be >= 0, got ", degree);
   SW_CHECK_ARG(damping >= 0.0 && damping <= 1.0, op, "damping", "must lie in [0, 1], got ", damping);
+  SW_CHECK_ARG(sq.batch <= 65535, op, "q", "must have batch <= 65535 on CUDA, got ", sq.batch);
   const int64_t slot = pushes % query_window.size(2);
   check_update_window_logits_args(window_logits, query_window, key_blocks, n, slot);
   const auto a = transition.narrow(1, 0, n).narrow(2, 0, n);
@@ -103,15 +72,21 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const auto signs_c = signs.contiguous();
   const auto coords_c = coords.contiguous();
-  sketch_token_into(q, sq, signs_c, coords_c, query_window, slot, 0, stream, op);
-  sketch_token_into(k_new, sk, signs_c, coords_c, key_blocks, (num_keys - 1) / block_size,
-                    static_cast<int>((num_keys - 1) % block_size), stream, op);
+  const auto into_row = [](const at::Tensor& buf, int64_t row) {
+    return buf.data_ptr<float>() + row * buf.stride(2);
+  };
+  launch_hadamard_sketch(q, sq, signs_c, coords_c, into_row(query_window, slot),
+                         query_window.stride(0), query_window.stride(1), query_window.stride(2),
+                         0, stream, op);
+  const int64_t key_block = (num_keys - 1) / block_size;
+  launch_hadamard_sketch(k_new, sk, signs_c, coords_c, into_row(key_blocks, key_block),
+                         key_blocks.stride(0), key_blocks.stride(1), key_blocks.stride(2),
+                         static_cast<int>((num_keys - 1) % block_size), stream, op);
   update_window_logits_cuda(window_logits, query_window, key_blocks, n, slot, logit_scale);
   const auto r = window_block_scores_cuda(window_logits, window_fill, n);  // [B, n]
   update_block_matrix_cuda(a, r, num_keys, block_size);
 
   const int batch = static_cast<int>(sq.batch);
-  SW_CHECK_ARG(batch <= 65535, op, "q", "must have batch <= 65535 on CUDA, got ", batch);
   auto walked = at::empty({sq.batch, 1, n}, r.options());
   auto workspace = at::empty(
       {static_cast<int64_t>(decode_walk_workspace_floats(batch, static_cast<int>(n)))},

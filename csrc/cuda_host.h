@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "checks.h"
+#include "ops.h"
 #include "sketchwalk/params.h"
 
 namespace sketchwalk {
@@ -26,5 +27,13 @@ inline void check_launch(cudaError_t err, const char* op) {
 inline void check_cuda(const at::Tensor& t, const char* op, const char* arg) {
   SW_CHECK_ARG(t.is_cuda(), op, arg, "must be a CUDA tensor, got device ", t.device());
 }
+
+// The sketch kernel on x (checked into `s` by check_hadamard_sketch_args; signs and coords
+// contiguous), writing row (b, h, block) to out + b * out_batch_stride + h * out_head_stride
+// + block * out_block_stride; blend_count > 0 folds it into a running mean (params.h).
+void launch_hadamard_sketch(const at::Tensor& x, const SketchShape& s, const at::Tensor& signs,
+                            const at::Tensor& coords, float* out, int64_t out_batch_stride,
+                            int64_t out_head_stride, int64_t out_block_stride, int blend_count,
+                            cudaStream_t stream, const char* op);
 
 }  // namespace sketchwalk

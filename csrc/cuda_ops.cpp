@@ -29,26 +29,22 @@ bool current_stream_is_capturing(const at::Tensor& t) {
   return status != cudaStreamCaptureStatusNone;
 }
 
-at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
-                                const at::Tensor& coords, int64_t block_size, bool validate) {
-  check_cuda(x, "hadamard_sketch", "x");
-  const SketchShape s = check_hadamard_sketch_args(x, signs, coords, block_size, validate);
-  const c10::cuda::CUDAGuard guard(x.device());
-  auto out = at::empty({s.batch, s.heads, s.num_blocks, s.sketch_dim}, x.options().dtype(at::kFloat));
-  if (out.numel() == 0) return out;
-  const auto signs_c = signs.contiguous();
-  const auto coords_c = coords.contiguous();
+void launch_hadamard_sketch(const at::Tensor& x, const SketchShape& s, const at::Tensor& signs,
+                            const at::Tensor& coords, float* out, int64_t out_batch_stride,
+                            int64_t out_head_stride, int64_t out_block_stride, int blend_count,
+                            cudaStream_t stream, const char* op) {
   HadamardSketchParams p{};
   p.x = x.data_ptr();
-  p.signs = signs_c.data_ptr<float>();
-  p.coords = coords_c.data_ptr<int64_t>();
-  p.out = out.data_ptr<float>();
+  p.signs = signs.data_ptr<float>();
+  p.coords = coords.data_ptr<int64_t>();
+  p.out = out;
   p.x_batch_stride = x.stride(0);
   p.x_head_stride = x.stride(1);
   p.x_token_stride = x.stride(2);
-  p.out_batch_stride = out.stride(0);
-  p.out_head_stride = out.stride(1);
-  p.out_block_stride = out.stride(2);
+  p.out_batch_stride = out_batch_stride;
+  p.out_head_stride = out_head_stride;
+  p.out_block_stride = out_block_stride;
+  p.blend_count = blend_count;
   p.batch = static_cast<int>(s.batch);
   p.heads = static_cast<int>(s.heads);
   p.tokens = static_cast<int>(s.tokens);
@@ -58,8 +54,19 @@ at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
   p.sketch_pow2 = static_cast<int>(s.sketch_pow2);
   p.sketch_dim = static_cast<int>(s.sketch_dim);
   p.scale = 1.0f / std::sqrt(static_cast<float>(s.sketch_dim));
-  check_launch(run_hadamard_sketch(p, to_dtype(x.scalar_type()), c10::cuda::getCurrentCUDAStream()),
-               "hadamard_sketch");
+  check_launch(run_hadamard_sketch(p, to_dtype(x.scalar_type()), stream), op);
+}
+
+at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
+                                const at::Tensor& coords, int64_t block_size, bool validate) {
+  check_cuda(x, "hadamard_sketch", "x");
+  const SketchShape s = check_hadamard_sketch_args(x, signs, coords, block_size, validate);
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto out = at::empty({s.batch, s.heads, s.num_blocks, s.sketch_dim}, x.options().dtype(at::kFloat));
+  if (out.numel() == 0) return out;
+  launch_hadamard_sketch(x, s, signs.contiguous(), coords.contiguous(), out.data_ptr<float>(),
+                         out.stride(0), out.stride(1), out.stride(2), 0,
+                         c10::cuda::getCurrentCUDAStream(), "hadamard_sketch");
   return out;
 }
 
