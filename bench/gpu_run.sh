@@ -3,6 +3,7 @@
 # on a small subset, and the performance table. Logs and results go under $OUT.
 #
 #   STAGES="build test sanitize bench" SKETCHWALK_COMMIT=<sha> bash bench/gpu_run.sh
+#   TEST_FILES="tests/test_keys4.py" limits the GPU tests; BENCH_ARGS go to bench_attention.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}
@@ -27,7 +28,7 @@ fi
 
 if has test; then
   start=$(date +%s)
-  python3 -m pytest tests -m gpu -q -ra -x -p no:cacheprovider ${PYTEST_ARGS:-} > "$OUT/pytest-gpu.log" 2>&1
+  python3 -m pytest ${TEST_FILES:-tests} -m gpu -q -ra -x -p no:cacheprovider ${PYTEST_ARGS:-} > "$OUT/pytest-gpu.log" 2>&1
   rc=$?; status=$(( status | rc ))
   echo "== GPU tests rc=$rc in $(( $(date +%s) - start )) s"
   grep -E "passed|failed|FAILED|ERROR" "$OUT/pytest-gpu.log" | tail -25
@@ -41,7 +42,7 @@ if has sanitize; then
     timeout ${SANITIZE_TIMEOUT:-240} compute-sanitizer --tool $tool --kernel-name kns=sketchwalk \
       --error-exitcode 99 python3 -m pytest tests/test_sparse_prefill.py tests/test_sparse_decode.py \
       tests/test_hadamard_sketch.py tests/test_score_blocks.py tests/test_select_blocks.py \
-      tests/test_decode_state.py -m gpu -q -x -p no:cacheprovider -k "cuda and not slow" \
+      tests/test_decode_state.py tests/test_keys4.py -m gpu -q -x -p no:cacheprovider -k "cuda and not slow" \
       > "$OUT/sanitize-$tool.log" 2>&1
     rc=$?; status=$(( status | rc ))
     echo "== compute-sanitizer $tool rc=$rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool.log" | tail -1)" \

@@ -203,7 +203,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
   const c10::cuda::CUDAGuard guard(q.device());
   const AttentionShape s = check_cuda_attention(op, q, k, v, block_index, num_selected, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
-    return masked_attention_aten(q, k, v, block_index, num_selected, s, default_scale(s, softmax_scale));
+    return masked_attention_aten(q, k, v, block_index, num_selected, s, default_scale(s, softmax_scale),
+                                 std::nullopt);
   }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
@@ -216,7 +217,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate) {
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
   constexpr const char* op = "sparse_decode";
   const c10::cuda::CUDAGuard guard(q.device());
   SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
@@ -224,15 +225,18 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
                q.sizes());
   const AttentionShape s =
       check_cuda_attention(op, q, k_cache, v_cache, block_index, num_selected, validate);
+  check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
     return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
-                                 default_scale(s, softmax_scale));
+                                 default_scale(s, softmax_scale), seq_lens);
   }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0) return {out, lse};
-  const auto p =
+  auto p =
       fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
+  const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
+  p.seq_lens = lens.defined() ? lens.data_ptr<int>() : nullptr;
   const size_t ws_floats = sparse_decode_workspace_floats(p);
   auto workspace = at::empty({static_cast<int64_t>(std::max<size_t>(ws_floats, 1))},
                              q.options().dtype(at::kFloat));

@@ -2,6 +2,7 @@
 // (the tensor-core kernels take fp16/bf16). It expands the block index into a token mask
 // chunk by chunk of query blocks (each chunk's logits stay under ~1 GiB) and runs an fp32
 // masked softmax. Exact, but it does the work of dense attention: a correctness path.
+// seq_lens (decode only) masks the keys at or past each sequence's length.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -16,7 +17,8 @@ std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, co
                                                          const at::Tensor& v,
                                                          const at::Tensor& block_index,
                                                          const at::Tensor& num_selected,
-                                                         const AttentionShape& s, double scale) {
+                                                         const AttentionShape& s, double scale,
+                                                         const std::optional<at::Tensor>& seq_lens) {
   using at::indexing::Slice;
   const int64_t b = s.block_size;
   const int64_t nk = (s.num_keys + b - 1) / b;
@@ -35,8 +37,14 @@ std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, co
   } else {
     block_mask = block_mask.repeat_interleave(group, 1);
   }
-  const auto kf = k.to(at::kFloat).repeat_interleave(group, 1);  // [B, Hq, Tk, D]
-  const auto vf = v.to(at::kFloat).repeat_interleave(group, 1);
+  auto kf = k.to(at::kFloat).repeat_interleave(group, 1);  // [B, Hq, Tk, D]
+  auto vf = v.to(at::kFloat).repeat_interleave(group, 1);
+  if (seq_lens.has_value()) {  // rows past a sequence's length may hold anything (NaN): zero them
+    const auto live = at::arange(s.num_keys, q.options().dtype(at::kLong)).view({1, 1, -1, 1}) <
+                      seq_lens->to(at::kLong).view({-1, 1, 1, 1});
+    kf = kf.masked_fill(live.logical_not(), 0.0);
+    vf = vf.masked_fill(live.logical_not(), 0.0);
+  }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   const int64_t budget = int64_t{1} << 28;  // fp32 logits per chunk: 1 GiB
@@ -52,6 +60,9 @@ std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, co
                     .index({Slice(), Slice(), Slice(t0 - i0 * b, t1 - i0 * b), Slice(0, s.num_keys)});
     const auto q_pos = at::arange(t0, t1, key_pos.options()) + (s.num_keys - s.num_queries);
     mask = mask & (key_pos.view({1, -1}) <= q_pos.view({-1, 1}));
+    if (seq_lens.has_value()) {  // decode over a fixed-capacity cache: keys < seq_lens[b] only
+      mask = mask & (key_pos.view({1, 1, 1, -1}) < seq_lens->to(at::kLong).view({-1, 1, 1, 1}));
+    }
     auto logits = at::matmul(q.index({Slice(), Slice(), Slice(t0, t1)}).to(at::kFloat), kf.transpose(-1, -2))
                       .mul_(scale);
     logits.masked_fill_(mask.logical_not(), -std::numeric_limits<float>::infinity());

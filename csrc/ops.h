@@ -26,7 +26,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate);
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens);
 void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
                              int64_t block_size);
 void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor& query_window,
@@ -34,6 +34,15 @@ void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor&
                               double logit_scale);
 at::Tensor window_block_scores_cpu(const at::Tensor& window_logits, int64_t window_fill,
                                    int64_t num_blocks);
+void quantize_keys4_cpu(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
+                        const std::optional<at::Tensor>& seq_lens, bool validate);
+at::Tensor score_blocks_keys4_cpu(const at::Tensor& q, const at::Tensor& codes,
+                                  const at::Tensor& scales,
+                                  const std::optional<at::Tensor>& seq_lens,
+                                  std::optional<double> softmax_scale, bool validate);
+std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
+    const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
+    double window_frac, double sink_frac, bool validate);
 
 // ---- CUDA (csrc/cuda_ops.cpp; compiled only with SKETCHWALK_WITH_CUDA) ----------------
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
@@ -50,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate);
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens);
 void update_block_matrix_cuda(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
                               int64_t block_size);
 void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor& query_window,
@@ -64,6 +73,15 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
     const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
     int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
     int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
+void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
+                         const std::optional<at::Tensor>& seq_lens, bool validate);
+at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
+                                   const at::Tensor& scales,
+                                   const std::optional<at::Tensor>& seq_lens,
+                                   std::optional<double> softmax_scale, bool validate);
+std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
+    const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
+    double window_frac, double sink_frac, bool validate);
 
 // ---- any device (ATen compositions) -----------------------------------------------------
 at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
@@ -88,7 +106,8 @@ std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, co
                                                          const at::Tensor& v,
                                                          const at::Tensor& block_index,
                                                          const at::Tensor& num_selected,
-                                                         const AttentionShape& shape, double scale);
+                                                         const AttentionShape& shape, double scale,
+                                                         const std::optional<at::Tensor>& seq_lens);
 
 // ---- argument checks shared by the CPU and CUDA versions (csrc/op_checks.cpp) --------------
 // Each validates everything it can without reading device memory and returns derived sizes.
@@ -116,5 +135,26 @@ int64_t check_select_decode_blocks_args(const at::Tensor& q, const at::Tensor& k
                                         const at::Tensor& window_logits,
                                         const at::Tensor& transition, int64_t window_fill,
                                         int64_t pushes, int64_t block_size);
+
+// ---- keys4 argument checks (csrc/keys4_checks.cpp) ---------------------------------------
+// Shapes of the 4-bit key cache (include/sketchwalk/keys4.h).
+struct Keys4CacheShape {
+  int64_t batch, num_kv_heads, capacity, head_dim;
+};
+Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Tensor& scales,
+                                          const at::Tensor& k,
+                                          const std::optional<at::Tensor>& seq_lens, bool validate);
+Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Tensor& codes,
+                                              const at::Tensor& scales,
+                                              const std::optional<at::Tensor>& seq_lens,
+                                              std::optional<double> softmax_scale, bool validate);
+void check_select_blocks_keys4_args(const at::Tensor& mass,
+                                    const std::optional<at::Tensor>& seq_lens, double keep_frac,
+                                    double window_frac, double sink_frac, bool validate);
+// sparse_decode's seq_lens: shape and device; with validate (and no graph capture) also
+// 1 <= seq_lens[b] <= num_keys and every used index entry of row b <= (seq_lens[b] - 1) / 64.
+void check_decode_seq_lens(const char* op, const std::optional<at::Tensor>& seq_lens,
+                           const at::Tensor& q, const at::Tensor& block_index,
+                           const at::Tensor& num_selected, const AttentionShape& s, bool validate);
 
 }  // namespace sketchwalk

@@ -19,8 +19,10 @@ TORCH_LIBRARY(sketchwalk, m) {
   m.def("sparse_prefill(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
         "float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)");
   // Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
+  // seq_lens [B] int32 (optional): keys per sequence of a fixed-capacity cache (CUDA graphs).
   m.def("sparse_decode(Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_index, "
-        "Tensor num_selected, float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)");
+        "Tensor num_selected, float? softmax_scale=None, bool validate=True, Tensor? seq_lens=None) "
+        "-> (Tensor out, Tensor lse)");
   // Running mean of one new token's sketch into its key block's sketch, in place.
   m.def("update_block_sketch_(Tensor(a!) block_sketch, Tensor token_sketch, int num_tokens_before, "
         "int block_size) -> ()");
@@ -40,6 +42,15 @@ TORCH_LIBRARY(sketchwalk, m) {
         "int pushes, int block_size, "
         "int degree, float damping, float logit_scale, float keep_frac, int window_tokens, "
         "int exclude_sink_tokens, int attend_sink_tokens) -> (Tensor block_index, Tensor num_selected)");
+  // keys4 decode scorer (SPEC.md section 7). 4-bit key cache rows [seq_lens - T, seq_lens) from k.
+  m.def("quantize_keys4_(Tensor(a!) codes, Tensor(b!) scales, Tensor k, Tensor? seq_lens=None, "
+        "bool validate=True) -> ()");
+  // Block attention mass of the current query per kv group from the 4-bit keys: [B,Hkv,ceil(cap/64)].
+  m.def("score_blocks_keys4(Tensor q, Tensor codes, Tensor scales, Tensor? seq_lens=None, "
+        "float? softmax_scale=None, bool validate=True) -> Tensor");
+  // Sink + window + quantile rule per kv group -> (block_index [B,Hkv,1,W], num_selected [B,Hkv,1]).
+  m.def("select_blocks_keys4(Tensor mass, Tensor? seq_lens, float keep_frac, float window_frac, "
+        "float sink_frac, bool validate=True) -> (Tensor block_index, Tensor num_selected)");
 }
 
 TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
@@ -51,6 +62,9 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cpu);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cpu);
+  m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cpu);
+  m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cpu);
+  m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cpu);
 }
 
 #ifdef SKETCHWALK_WITH_CUDA
@@ -64,6 +78,9 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_cuda);
+  m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cuda);
+  m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cuda);
+  m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cuda);
 }
 #endif
 

@@ -495,3 +495,111 @@ def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs
     out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, block_size=b)
     return dict(out=out, lse=lse, r=r, transition=a, walk=walk, keep=keep, block_index=idx,
                 num_selected=cnt)
+
+
+# ---------------------------------------------------------------------------------------
+# 8. keys4 decode scorer (SPEC.md section 7; layout in include/sketchwalk/keys4.h)
+# ---------------------------------------------------------------------------------------
+
+KEYS4_MAX_CODE = 7
+KEYS4_OFFSET = 8
+
+
+def quantize_keys4(k):
+    """k [batch, Hkv, T, D] -> (codes int64 [batch, Hkv, T, D] in [-7, 7], scales float32
+    [batch, Hkv, T]). Replays the kernels' float32 operations exactly: amax = max |k| skipping
+    NaN (as fmax), s = amax / 7, code = clamp(round_half_even(k / s), -7, 7); s == 0 and a NaN
+    quotient give code 0."""
+    kf = k.to(torch.float32)
+    a = kf.abs()
+    amax = torch.where(torch.isnan(a), torch.zeros_like(a), a).amax(dim=-1)
+    # Elementwise division by a full tensor: a scalar divisor may become a reciprocal multiply.
+    scales = amax / torch.full_like(amax, float(KEYS4_MAX_CODE))
+    quotient = kf / scales[..., None]
+    codes = torch.round(quotient).clamp(-KEYS4_MAX_CODE, KEYS4_MAX_CODE)
+    codes = torch.where(torch.isnan(codes) | (scales[..., None] == 0), 0.0, codes)
+    return codes.to(torch.int64), scales
+
+
+def pack_keys4(codes):
+    """codes int [.., D] in [-7, 7] -> uint8 [.., D / 2]: byte i = (code[2i] + 8) | (code[2i+1] + 8) << 4."""
+    nib = (codes + KEYS4_OFFSET).to(torch.int64)
+    return (nib[..., 0::2] | (nib[..., 1::2] << 4)).to(torch.uint8)
+
+
+def unpack_keys4(packed):
+    """uint8 [.., D / 2] -> codes int64 [.., D]."""
+    p = packed.to(torch.int64)
+    out = torch.stack([(p & 15) - KEYS4_OFFSET, (p >> 4) - KEYS4_OFFSET], dim=-1)
+    return out.flatten(-2)
+
+
+def score_blocks_keys4(q, codes, scales, seq_lens=None, softmax_scale=None, block_size=64):
+    """SPEC.md section 7 steps 1-2. q [batch, Hq, 1, D]; codes int [batch, Hkv, cap, D] (unpacked);
+    scales [batch, Hkv, cap]; seq_lens list/tensor of lengths or None (= cap).
+    Returns mass float64 [batch, Hkv, ceil(cap / block_size)]: per kv group g, sum over its query
+    heads h and the keys t < L_b of block j of softmax_t(scale * <q_h, s_t c_t>); 0 past L_b."""
+    batch, hq, _, d = q.shape
+    hkv, cap = codes.shape[1], codes.shape[2]
+    grp = hq // hkv
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(d)
+    width = ceil_div(cap, block_size)
+    mass = torch.zeros(batch, hkv, width, dtype=F64, device=q.device)
+    keys = codes.to(F64) * scales.to(F64)[..., None]  # [batch, Hkv, cap, D]
+    for b in range(batch):
+        length = cap if seq_lens is None else int(seq_lens[b])
+        for g in range(hkv):
+            logits = scale * (q[b, g * grp:(g + 1) * grp, 0].to(F64) @ keys[b, g, :length].T)
+            p = torch.softmax(logits, dim=-1).sum(dim=0)  # [length]
+            padded = torch.zeros(width * block_size, dtype=F64, device=q.device)
+            padded[:length] = p
+            mass[b, g] = padded.view(width, block_size).sum(dim=-1)
+    return mass
+
+
+def keys4_budget(num_keys: int, window_frac: float, sink_frac: float, block_size: int = 64):
+    """(n, sink_blocks, window_blocks) of SPEC.md section 7 step 3."""
+    n = ceil_div(num_keys, block_size)
+    w = max(1, math.floor(window_frac * num_keys))
+    s = max(1, math.floor(sink_frac * num_keys))
+    return n, min(n, ceil_div(s, block_size)), min(n, ceil_div(w, block_size))
+
+
+def select_blocks_keys4(mass, seq_lens, keep_frac: float, window_frac: float, sink_frac: float,
+                        block_size: int = 64):
+    """SPEC.md section 7 steps 3-4. mass [batch, Hkv, width] (float32 in the op); seq_lens or None
+    (= width * block_size). Returns (keep bool [batch, Hkv, width], block_index int32
+    [batch, Hkv, 1, width] ascending -1 padded, num_selected int32 [batch, Hkv, 1]).
+    Row (b, g): candidates [sb, n - wb); th = torch.quantile(float64 mass[cand], 1 - keep_frac)
+    (linear; NaN when empty or a candidate is NaN); keep j < sb, j >= n - wb, or mass > th."""
+    m64 = mass.to(F64)
+    batch, hkv, width = m64.shape
+    keep = torch.zeros(batch, hkv, width, dtype=torch.bool, device=mass.device)
+    for b in range(batch):
+        length = width * block_size if seq_lens is None else int(seq_lens[b])
+        n, sb, wb = keys4_budget(length, window_frac, sink_frac, block_size)
+        n = min(n, width)
+        lo, hi = sb, n - wb
+        for g in range(hkv):
+            row = m64[b, g]
+            th = float("nan")
+            if hi > lo and not torch.isnan(row[lo:hi]).any():
+                th = float(torch.quantile(row[lo:hi], 1.0 - keep_frac, interpolation="linear"))
+            j = torch.arange(width, device=mass.device)
+            keep[b, g] = (j < n) & ((j < lo) | (j >= hi) | (row > th))
+    index, counts = mask_to_block_index(keep.unsqueeze(2))  # [batch, Hkv, 1, width]
+    return keep, index, counts
+
+
+def layer_decode_step_keys4(q_new, k_cache, v_cache, config, softmax_scale=None):
+    """One keys4 decode step of one sparse layer (SPEC.md section 7) with every key of
+    k_cache [B, Hkv, Tk, D] (the new one last) quantized from scratch. Returns dict with mass,
+    keep, block_index, num_selected, out, lse."""
+    b = _cfg(config, "block_size", 64)
+    codes, scales = quantize_keys4(k_cache)
+    mass = score_blocks_keys4(q_new, codes, scales, None, softmax_scale, b)
+    keep, idx, cnt = select_blocks_keys4(mass.float(), None, _cfg(config, "kblocks_frac", 0.125),
+                                         _cfg(config, "window_frac", 0.05),
+                                         _cfg(config, "sink_frac", 0.025), b)
+    out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, softmax_scale, block_size=b)
+    return dict(mass=mass, keep=keep, block_index=idx, num_selected=cnt, out=out, lse=lse)

@@ -29,6 +29,9 @@ def op_cases(device):
     didx, dcnt = R.mask_to_block_index(torch.ones(1, 1, 5, dtype=torch.bool, device=device))
     a = torch.rand(1, 5, 5, device=device)
     r = torch.rand(1, 5, device=device)
+    lens = torch.tensor([290], dtype=torch.int32, device=device)
+    codes = torch.randint(1, 16, (1, 2, tq, 32), dtype=torch.uint8, device=device)
+    scales = torch.rand(1, 2, tq, device=device)
     return [
         ("hadamard_sketch", ns.hadamard_sketch.default, (x, signs, coords, 64)),
         ("score_blocks", ns.score_blocks.default, (qs, ks, 0.1)),
@@ -47,12 +50,34 @@ def op_cases(device):
           torch.randn(1, 2, 6, 32, device=device), 5, 3, 0.1)),
         ("window_block_scores", ns.window_block_scores.default,
          (torch.randn(1, 4, 8, 7, device=device), 6, 5)),
+        ("select_decode_blocks_", ns.select_decode_blocks_.default,
+         (qd, k, torch.zeros(1, 2, 16, 32, device=device), torch.zeros(1, 4, 8, 32, device=device),
+          torch.zeros(1, 4, 8, 16, device=device), torch.eye(16, device=device)[None].clone(),
+          signs, coords, 4, 4, 64, 3, 0.25, 0.1, 0.125, 15, 7, 15)),
+        ("sparse_decode_seq_lens", ns.sparse_decode.default,
+         (qd, k, v, didx, dcnt, 0.125, True, lens)),
+        ("quantize_keys4_", ns.quantize_keys4_.default,
+         (codes, scales, k[:, :, :5], lens, True)),
+        ("score_blocks_keys4", ns.score_blocks_keys4.default,
+         (qd, codes, scales, lens, None, True)),
+        ("select_blocks_keys4", ns.select_blocks_keys4.default,
+         (torch.rand(1, 2, 5, device=device), lens, 0.125, 0.05, 0.025, True)),
     ]
 
 
 NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "select_blocks",
          "sparse_prefill", "sparse_decode", "update_block_sketch_", "push_query_window_",
-         "update_block_matrix_", "update_window_logits_", "window_block_scores"]
+         "update_block_matrix_", "update_window_logits_", "window_block_scores",
+         "select_decode_blocks_", "sparse_decode_seq_lens", "quantize_keys4_",
+         "score_blocks_keys4", "select_blocks_keys4"]
+
+
+def test_every_registered_op_is_checked():
+    ops()  # loads the extension
+    registered = {name.split("::")[1].split(".")[0] for name in torch._C._dispatch_get_all_op_names()
+                  if name.startswith("sketchwalk::")}
+    checked = {name for _, op, _ in op_cases("cpu") for name in [op.name().split("::")[1].split(".")[0]]}
+    assert registered and registered <= checked, f"ops without an opcheck case: {registered - checked}"
 
 
 @pytest.mark.parametrize("device", device_params())

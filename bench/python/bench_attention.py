@@ -198,12 +198,54 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
     torch.cuda.empty_cache()
 
 
+# Decode configurations: the keys4 scorer (the default) at its default knobs (~20% of the keys)
+# and at ~10%, and the authors' walk (the `paper` preset) at ~20%.
+DECODE_CONFIGS = (
+    ("keys4 defaults", dict()),
+    ("keys4 ~10%", dict(kblocks_frac=0.07, window_frac=0.02, sink_frac=0.01)),
+    ("paper walk ~20%", dict(decode_scorer="walk", kblocks_frac=0.17, **KNOBS_20)),
+)
+
+
+def graph_ms(fn, replays: int = 20, reps: int = 15) -> float:
+    """Per-call time of fn captured once in a CUDA graph: median over reps of `replays`
+    back-to-back replays timed with events (launch gaps removed, as in a graph decode loop)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    for _ in range(3):
+        graph.replay()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(replays):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / replays)
+    return sorted(times)[len(times) // 2]
+
+
+def copy_bandwidth_tb_s(num_bytes: int = 2 << 30) -> float:
+    """Measured device-to-device copy bandwidth (bytes read + written), the ceiling we quote."""
+    x = torch.empty(num_bytes // 2, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    t = bench_ms(lambda: y.copy_(x))
+    return 2 * x.numel() / t / 1e9
+
+
 def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
                  back_to_back: int = 20) -> None:
-    from torch.nn.attention import SDPBackend
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     gen = torch.Generator(device="cuda").manual_seed(num_tokens + batch)
-    cap = num_tokens + steps + back_to_back
+    cap = num_tokens + steps + back_to_back + 1
     k = torch.randn(batch, HKV, cap, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
     v = torch.randn(batch, HKV, cap, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
     base = dict(phase="decode", tokens=num_tokens, batch=batch)
@@ -213,19 +255,30 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
     t_dense = {}
     for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
         t = sdpa_ms(q1, kd, vd, backend, False)
-        if t is not None:
-            t_dense[name] = t
-            rows.append(dict(base, method=f"dense SDPA {name} decode", density=1.0, ms=t,
-                             tb_per_s=kv_bytes / t / 1e9))
-    for label, knobs in (("defaults", {}), ("~20%", dict(kblocks_frac=0.17, **KNOBS_20))):
+        if t is None:
+            continue
+
+        def dense(backend=backend):
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(q1, kd, vd, enable_gqa=True)
+
+        t_graph = graph_ms(dense)
+        t_dense[name] = min(t, t_graph)
+        rows.append(dict(base, method=f"dense SDPA {name} decode", density=1.0, ms=t,
+                         ms_graph=t_graph, tb_per_s=kv_bytes / min(t, t_graph) / 1e9))
+    best_dense = min(t_dense.values()) if t_dense else None
+
+    def speedup(t):
+        return best_dense / t if best_dense and t else None
+
+    for label, knobs in DECODE_CONFIGS:
         cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **knobs)
         state = sketchwalk.SketchWalkState(cfg)
-        # Prefill the layer state in query chunks of the real prefill's size (memory: the
-        # queries of a 128K x 8 prefill are 8.6 GB); decode state only needs the last step.
         q = torch.randn(batch, HQ, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-        sketchwalk.sketchwalk_attention(q, kd, vd, LAYER, state)
+        sketchwalk.sketchwalk_attention(q, kd, vd, LAYER, state)  # prefill: the layer's state
         del q
         torch.cuda.synchronize()
+        # Eager, isolated: CUDA events around one step issued onto an idle GPU.
         times = []
         for s in range(steps):
             n = num_tokens + s + 1
@@ -236,8 +289,7 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
             end.synchronize()
             times.append(start.elapsed_time(end))
         t_step = sorted(times[8:])[len(times[8:]) // 2]  # median after 8 warm-up steps
-        # Steps issued back to back (as in a generation loop: the host issues step s + 1
-        # while the GPU runs step s), wall time per step.
+        # Eager, back to back (the host issues step s + 1 while the GPU runs step s).
         torch.cuda.synchronize()
         start = time.perf_counter()
         for s in range(back_to_back):
@@ -246,30 +298,62 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
         torch.cuda.synchronize()
         t_loop = (time.perf_counter() - start) / back_to_back * 1e3
         density = state.last_density[LAYER]
-        # The kernel alone on the last step's selection.
         n = num_tokens + steps + back_to_back
+        row = dict(base, knobs=label, density=density)
+        rows.append(dict(row, method="decode step, eager (isolated)", ms=t_step,
+                         speedup_vs_dense=speedup(t_step)))
+        rows.append(dict(row, method="decode step, eager (back to back)", ms=t_loop,
+                         speedup_vs_dense=speedup(t_loop)))
+        msg = f"[decode {num_tokens} x{batch}] {label}: density {density:.3f} eager {t_step:.3f} / {t_loop:.3f} ms"
         layer = state.layers[LAYER]
-        walk_in = torch.rand(batch, 1, -(-n // 64), device="cuda")
-        bi, ns = ops.select_blocks(walk_in, 1, n, 64, cfg.kblocks_frac, cfg.window_tokens(n),
-                                   cfg.sink_tokens(n), max(cfg.window_tokens(n), cfg.sink_tokens(n)), 0)
-        kernel_density = float(decode_density(ns, n, 64))
-        t_kernel = bench_ms(lambda: ops.sparse_decode(q1, k[:, :, :n], v[:, :, :n], bi, ns,
-                                                       validate=False))
-        best_dense = min(t_dense.values()) if t_dense else None
-        rows.append(dict(base, knobs=label, method="sketchwalk sparse_decode kernel", density=kernel_density,
-                         ms=t_kernel, tb_per_s=kernel_density * kv_bytes / t_kernel / 1e9,
-                         speedup_vs_dense=(best_dense / t_kernel) if best_dense else None))
-        rows.append(dict(base, knobs=label, method="sketchwalk decode step (whole layer, isolated)",
-                         density=density, ms=t_step,
-                         speedup_vs_dense=(best_dense / t_step) if best_dense else None))
-        rows.append(dict(base, knobs=label, method="sketchwalk decode step (whole layer, back to back)",
-                         density=density, ms=t_loop,
-                         speedup_vs_dense=(best_dense / t_loop) if best_dense else None))
-        print(f"[decode {num_tokens} x{batch}] {label}: density {density:.3f} step {t_step:.3f} ms "
-              f"back-to-back {t_loop:.3f} ms "
-              f"kernel {t_kernel:.3f} ms dense {t_dense}", flush=True)
+        if cfg.decode_scorer == "keys4":
+            msg += bench_keys4_parts(layer, q1, k, v, n + 1, cfg, row, rows, speedup)
+        print(msg + f" dense {t_dense}", flush=True)
         del state, layer
     torch.cuda.empty_cache()
+
+
+def bench_keys4_parts(layer, q1, k, v, n, cfg, row, rows, speedup) -> str:
+    """The keys4 step over a fixed-capacity cache with device lengths: captured in one CUDA
+    graph (what a graph decode loop replays), and each op alone, with its bytes."""
+    batch = q1.shape[0]
+    layer.ensure_capacity(n)
+    seq_lens = torch.full((batch,), n, dtype=torch.int32, device="cuda")
+    k_new = k[:, :, n - 1 : n]
+    codes, scales = layer.codes, layer.scales
+    frac = (cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac)
+
+    def select():
+        mass = ops.score_blocks_keys4(q1, codes, scales, seq_lens, None, False)
+        return ops.select_blocks_keys4(mass, seq_lens, *frac, False)
+
+    def step():
+        ops.quantize_keys4_(codes, scales, k_new, seq_lens, False)
+        bi, ns = select()
+        return ops.sparse_decode(q1, k, v, bi, ns, None, False, seq_lens)
+
+    t_graph = graph_ms(step)
+    t_select_graph = graph_ms(select)
+    mass = ops.score_blocks_keys4(q1, codes, scales, seq_lens, None, False)
+    bi, ns = ops.select_blocks_keys4(mass, seq_lens, *frac, False)
+    density = float(decode_density(ns, n, 64))
+    t_score = bench_ms(lambda: ops.score_blocks_keys4(q1, codes, scales, seq_lens, None, False))
+    t_sel = bench_ms(lambda: ops.select_blocks_keys4(mass, seq_lens, *frac, False))
+    t_kernel = bench_ms(lambda: ops.sparse_decode(q1, k, v, bi, ns, None, False, seq_lens))
+    key_bytes = batch * HKV * n * (HEAD_DIM // 2 + 4)  # 4-bit codes + one float32 scale per key
+    kept_bytes = 2 * HKV * HEAD_DIM * 2 * density * n * batch  # K and V of the kept keys
+    rows.append(dict(row, method="decode step, CUDA graph", density=density, ms=t_graph,
+                     speedup_vs_dense=speedup(t_graph)))
+    rows.append(dict(row, method="  selection alone (score + select), CUDA graph", density=density,
+                     ms=t_select_graph))
+    rows.append(dict(row, method="  score_blocks_keys4 alone", density=density, ms=t_score,
+                     tb_per_s=key_bytes / t_score / 1e9))
+    rows.append(dict(row, method="  select_blocks_keys4 alone", density=density, ms=t_sel))
+    rows.append(dict(row, method="  sparse_decode alone", density=density, ms=t_kernel,
+                     tb_per_s=kept_bytes / t_kernel / 1e9, speedup_vs_dense=speedup(t_kernel)))
+    return (f" graph {t_graph:.3f} ms (selection {t_select_graph:.3f}; score {t_score:.3f} ms "
+            f"{key_bytes / t_score / 1e9:.2f} TB/s, select {t_sel:.3f}, kernel {t_kernel:.3f} ms "
+            f"{kept_bytes / t_kernel / 1e9:.2f} TB/s)")
 
 
 def write_markdown(env: dict, rows: list[dict], path: str) -> None:
@@ -292,13 +376,18 @@ def write_markdown(env: dict, rows: list[dict], path: str) -> None:
                      f"{r['ms']:.3f} | {r['tflops']:.0f} | {f(r.get('speedup_vs_cudnn'), '.2f')} | "
                      f"{f(r.get('selection_fraction'), '.1%')} |")
     lines += ["", "## Decode (one new token per sequence; KV cache of `tokens`)", "",
-              "| tokens | batch | method | knobs | density | ms | KV TB/s | vs best dense |",
+              "Density: the kept fraction of the keys at the measured step. TB/s: the bytes the row "
+              f"must read (dense: all of K and V; score: the 4-bit keys and their scales; "
+              f"sparse_decode: K and V of the kept keys) over its time; measured copy bandwidth "
+              f"{env.get('copy TB/s', 0):.2f} TB/s. Dense rows: min of eager and graph replay.", "",
+              "| tokens | batch | method | knobs | density | ms | TB/s | vs best dense |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["phase"] != "decode":
             continue
+        ms = f"{r['ms']:.4f}" + (f" (graph {r['ms_graph']:.4f})" if r.get("ms_graph") else "")
         lines.append(f"| {r['tokens']} | {r['batch']} | {r['method']} | {r.get('knobs', '')} | "
-                     f"{r['density']:.3f} | {r['ms']:.3f} | {f(r.get('tb_per_s'), '.2f')} | "
+                     f"{r['density']:.3f} | {ms} | {f(r.get('tb_per_s'), '.2f')} | "
                      f"{f(r.get('speedup_vs_dense'), '.2f')} |")
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -315,6 +404,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         sys.exit("bench_attention.py needs a CUDA GPU")
     env = environment()
+    env["copy TB/s"] = copy_bandwidth_tb_s()
     print(json.dumps(env, indent=1), flush=True)
     rows: list[dict] = []
     for t in args.prefill_tokens:

@@ -1,7 +1,8 @@
 // CPU select_blocks: for each (batch, query-block row) the quantile threshold over the
 // candidate blocks (float64, linear interpolation as torch.quantile), the strict `> th`
 // keep rule over causal blocks, then the attend-sink, window and dense-row rules
-// (docs/ops.md op 4). Writes ascending block ids padded with -1.
+// (docs/ops.md op 4; NaN among the candidates keeps nothing by the rule, cpu/quantile.h).
+// Writes ascending block ids padded with -1.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -11,25 +12,10 @@
 #include <vector>
 
 #include "ops.h"
+#include "quantile.h"
 #include "sketchwalk/block_index.h"
 
 namespace sketchwalk {
-
-namespace {
-
-// torch.quantile(values, q, interpolation='linear') on a non-empty vector (sorted here).
-double linear_quantile(std::vector<double>& values, double q) {
-  std::sort(values.begin(), values.end());
-  const double pos = q * static_cast<double>(values.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, values.size() - 1);
-  const double weight = pos - static_cast<double>(lo);
-  // torch.lerp's two-sided form, so thresholds match the reference bit for bit.
-  const double a = values[lo], b = values[hi];
-  return weight < 0.5 ? a + weight * (b - a) : b - (b - a) * (1.0 - weight);
-}
-
-}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
@@ -64,8 +50,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
         if (j < sb || j >= lim - wb + 1) continue;
         cand.push_back(static_cast<double>(row[j]));
       }
-      const double th = cand.empty() ? std::numeric_limits<double>::quiet_NaN()
-                                     : linear_quantile(cand, q);
+      const double th = cpu::candidate_threshold(cand, q);  // NaN: the rule keeps nothing
       const bool dense_row = i >= nq - dense_last_q_blocks;
       int* dst = bi + task * nk;
       int count = 0;

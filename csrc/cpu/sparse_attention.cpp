@@ -1,7 +1,8 @@
 // CPU sparse_prefill / sparse_decode: for each (batch, query head, query block) gather the
 // row's selected key blocks, then one masked softmax(Q K^T) V in fp32 through ATen's
 // matmul (BLAS). Exact attention over the selected blocks, causal inside them; a query
-// with no visible key gets output 0 and lse -inf (docs/ops.md ops 5-6).
+// with no visible key gets output 0 and lse -inf (docs/ops.md ops 5-6). The index is always
+// validated here (validate=false only skips the device sync on CUDA).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -21,9 +22,13 @@ constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
 std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
     const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate) {
+    std::optional<double> softmax_scale, const std::optional<at::Tensor>& seq_lens) {
   const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
-  if (validate) validate_block_index(op, block_index, num_selected, s);
+  // Always validated on the CPU (no device sync to save).
+  validate_block_index(op, block_index, num_selected, s);
+  check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, true);
+  const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
+  const int* lens_p = lens.defined() ? lens.data_ptr<int>() : nullptr;
   const double scale = softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
@@ -32,7 +37,6 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
   const int* bi_p = bi.data_ptr<int>();
   const int* ns_p = ns.data_ptr<int>();
   const int64_t group = s.num_q_heads / s.num_kv_heads;
-  const int64_t offset = s.num_keys - s.num_queries;  // key position of query 0
   const int64_t tasks = s.batch * s.num_q_heads * s.num_q_blocks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
@@ -41,6 +45,10 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
       const int64_t b = task / (s.num_q_blocks * s.num_q_heads);
       const int64_t kvh = h / group;
       const int64_t g = s.index_heads == 1 ? 0 : kvh;
+      // Keys of this sequence (a fixed-capacity decode cache holds seq_lens[b]); queries end
+      // at its last key.
+      const int64_t num_keys = lens_p != nullptr ? lens_p[b] : s.num_keys;
+      const int64_t offset = num_keys - s.num_queries;  // key position of query 0
       const int64_t row = (b * s.index_heads + g) * s.num_q_blocks + i;
       const int64_t count = ns_p[row];
       const int* blocks = bi_p + row * s.max_selected;
@@ -52,7 +60,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
       int64_t n = 0;
       for (int64_t c = 0; c < count; ++c) {
         const int64_t k0 = static_cast<int64_t>(blocks[c]) * kBlockSize;
-        for (int64_t key = k0; key < std::min(k0 + kBlockSize, s.num_keys); ++key) pp[n++] = key;
+        for (int64_t key = k0; key < std::min(k0 + kBlockSize, num_keys); ++key) pp[n++] = key;
       }
       pos = pos.slice(0, 0, n);
       auto out_blk = out[b][h].slice(0, t0, t1);
@@ -83,19 +91,21 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
+  (void)validate;
   return sparse_attention_cpu("sparse_prefill", q, k, v, block_index, num_selected, softmax_scale,
-                              validate);
+                              std::nullopt);
 }
 
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate) {
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
+  (void)validate;
   SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
                "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
                q.sizes());
   return sparse_attention_cpu("sparse_decode", q, k_cache, v_cache, block_index, num_selected,
-                              softmax_scale, validate);
+                              softmax_scale, seq_lens);
 }
 
 }  // namespace sketchwalk

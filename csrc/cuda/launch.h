@@ -51,4 +51,15 @@ size_t sparse_decode_workspace_floats(const SparseAttentionParams& params);
 cudaError_t run_sparse_decode(const SparseAttentionParams& params, DType dtype, float* workspace,
                               cudaStream_t stream);
 
+// keys4_quantize.cu: quantize_keys4_ (4-bit key cache rows, include/sketchwalk/keys4.h).
+cudaError_t run_quantize_keys4(const QuantizeKeys4Params& params, DType dtype, cudaStream_t stream);
+
+// keys4_score.cu: score_blocks_keys4 (fp16/bf16 q, head_dim 64/128). params.block_max and
+// params.block_sum are the caller's workspace, score_keys4_workspace_floats(...) floats in all.
+size_t score_keys4_workspace_floats(int batch, int num_q_heads, int num_blocks);
+cudaError_t run_score_keys4(const ScoreKeys4Params& params, DType dtype, cudaStream_t stream);
+
+// keys4_select.cu: select_blocks_keys4 (sink, window and quantile rule per kv group).
+cudaError_t run_select_blocks_keys4(const SelectKeys4Params& params, cudaStream_t stream);
+
 }  // namespace sketchwalk

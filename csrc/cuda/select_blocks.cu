@@ -93,64 +93,26 @@ __global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWa
   uint32_t* row_keys = key_smem + static_cast<size_t>(slot) * key_stride;
   double threshold = __longlong_as_double(0x7ff8000000000000LL);  // NaN: rule keeps nothing
   if (num_cand > 0 && !dense_row) {
-    int has_nan = 0;
     if constexpr (kStaged) {
       stage_row_keys(scores, lim + 1, row_keys, g);
-      for (int j = g.tid; j < num_cand; j += Group::kThreads) {
-        const float v = thread::ordered_key_to_float(row_keys[cand_lo + j]);
-        has_nan |= v != v;
-      }
+      threshold = group::candidate_threshold(group::SharedKeys{row_keys + cand_lo}, num_cand,
+                                             quantile_q, g);
     } else {
-#pragma unroll 4
-      for (int j = g.tid; j < num_cand; j += Group::kThreads) {
-        const float v = __ldg(scores + cand_lo + j);
-        has_nan |= v != v;
-      }
-    }
-    if (g.sum(has_nan) == 0) {
-      if constexpr (kStaged) {
-        threshold = group::quantile_linear(group::SharedKeys{row_keys + cand_lo}, num_cand,
-                                           quantile_q, g);
-      } else {
-        threshold = group::quantile_linear(group::GlobalKeys{scores + cand_lo}, num_cand,
-                                           quantile_q, g);
-      }
+      threshold = group::candidate_threshold(group::GlobalKeys{scores + cand_lo}, num_cand,
+                                             quantile_q, g);
     }
   }
   const bool use_threshold = !isnan(threshold);  // group-uniform
 
-  int* index_row = p.block_index + row * nk;
-  int count = 0;
-  const unsigned lanes_below = (1u << lane) - 1u;
-  for (int j0 = 0; j0 <= lim; j0 += Group::kThreads) {
-    const int j = j0 + g.tid;
-    bool keep = false;
-    if (j <= lim) {
-      keep = dense_row || j < attend_sink_blocks || j >= window_lo;
-      if (!keep && use_threshold) {
+  const int count = group::compact_ascending(
+      lim + 1, nk,
+      [&](int j) {
+        if (dense_row || j < attend_sink_blocks || j >= window_lo) return true;
+        if (!use_threshold) return false;
         const float v = kStaged ? thread::ordered_key_to_float(row_keys[j]) : __ldg(scores + j);
-        keep = static_cast<double>(v) > threshold;  // strict: ties at the threshold dropped
-      }
-    }
-    const unsigned mask = __ballot_sync(0xffffffffu, keep);
-    int warp_offset = 0, total = __popc(mask);
-    if constexpr (kRowWarps > 1) {  // ascending order across warps: prefix of warp counts
-      __shared__ int warp_counts[kRowWarps];
-      if (lane == 0) warp_counts[g.warp_idx()] = total;
-      __syncthreads();
-      total = 0;
-#pragma unroll
-      for (int wi = 0; wi < kRowWarps; ++wi) {
-        const int c = warp_counts[wi];
-        warp_offset += wi < g.warp_idx() ? c : 0;
-        total += c;
-      }
-      __syncthreads();
-    }
-    if (keep) index_row[count + warp_offset + __popc(mask & lanes_below)] = j;
-    count += total;
-  }
-  for (int j = count + g.tid; j < nk; j += Group::kThreads) index_row[j] = kBlockIndexPad;
+        return static_cast<double>(v) > threshold;  // strict: ties at the threshold dropped
+      },
+      p.block_index + row * nk, g);
   if (g.tid == 0) p.num_selected[row] = count;
 }
 

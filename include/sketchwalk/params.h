@@ -108,6 +108,56 @@ struct SparseAttentionParams {
   int batch, num_q_heads, num_kv_heads, num_queries, num_keys, head_dim;
   int block_size, num_q_blocks, max_selected;
   float softmax_scale;
+  // sparse_decode only: keys per sequence [batch] (device), or nullptr for num_keys. Keys at or
+  // past seq_lens[b] are never attended (a fixed-capacity cache, as in a CUDA-graph loop).
+  const int* __restrict__ seq_lens;
+};
+
+// quantize_keys4_: k [batch, num_kv_heads, tokens, head_dim] -> rows [L_b - tokens, L_b) of the
+// 4-bit key cache (layout and rule in keys4.h), L_b = seq_lens[b], or tokens when seq_lens is null.
+struct QuantizeKeys4Params {
+  const void* __restrict__ k;           // fp16 / bf16 / fp32, last dim contiguous
+  uint8_t* __restrict__ codes;          // [batch, num_kv_heads, capacity, head_dim / 2]
+  float* __restrict__ scales;           // [batch, num_kv_heads, capacity]
+  const int* __restrict__ seq_lens;     // [batch] or nullptr
+  int64_t k_batch_stride, k_head_stride, k_token_stride;        // elements
+  int64_t codes_batch_stride, codes_head_stride, codes_token_stride;  // bytes (= elements)
+  int64_t scales_batch_stride, scales_head_stride;              // elements; token stride 1
+  int batch, num_kv_heads, tokens, head_dim, capacity;
+};
+
+// score_blocks_keys4: block attention mass of one query per sequence from the 4-bit key cache,
+//   mass[b, g, j] = sum over the query heads h of kv group g and the keys t < L_b of key
+//                   block j of softmax_t(softmax_scale * <q[b, h], scales[b, g, t] * codes[b, g, t]>),
+// in two passes: per (query head, key block) the block's max logit and its sum of exp2 against
+// that max (block_max, block_sum, log2 domain), then per kv group the heads' totals and the mass.
+struct ScoreKeys4Params {
+  const void* __restrict__ q;           // [batch, num_q_heads, 1, head_dim] fp16 / bf16
+  const uint8_t* __restrict__ codes;    // as QuantizeKeys4Params
+  const float* __restrict__ scales;
+  const int* __restrict__ seq_lens;     // [batch] or nullptr (= capacity)
+  float* __restrict__ block_max;        // workspace [batch, num_q_heads, num_blocks]
+  float* __restrict__ block_sum;        // workspace [batch, num_q_heads, num_blocks]
+  float* __restrict__ mass;             // [batch, num_kv_heads, num_blocks], contiguous
+  int64_t q_batch_stride, q_head_stride;                        // elements
+  int64_t codes_batch_stride, codes_head_stride, codes_token_stride;  // bytes
+  int64_t scales_batch_stride, scales_head_stride;              // elements
+  int batch, num_q_heads, num_kv_heads, head_dim, capacity;
+  int num_blocks;                       // ceil(capacity / kIndexBlockSize); mass is 0 past L_b
+  float softmax_scale;
+};
+
+// select_blocks_keys4: per (batch, kv group) row of mass [batch, num_kv_heads, width], with
+// n = ceil(L_b / 64) live blocks and the sink / window blocks of keys4_budget (keys4.h): keep
+// [0, sink_blocks), [n - window_blocks, n) and the candidates between them whose mass is
+// strictly above the (1 - keep_frac) linear quantile of the candidates' mass.
+struct SelectKeys4Params {
+  const float* __restrict__ mass;       // [batch, num_kv_heads, width], contiguous
+  const int* __restrict__ seq_lens;     // [batch] or nullptr (= width * 64 keys)
+  int* __restrict__ block_index;        // [batch, num_kv_heads, 1, width] (block_index.h)
+  int* __restrict__ num_selected;       // [batch, num_kv_heads, 1]
+  int batch, num_kv_heads, width;
+  double keep_frac, window_frac, sink_frac;  // float64: budgets as Python computes them
 };
 
 }  // namespace sketchwalk

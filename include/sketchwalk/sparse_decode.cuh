@@ -124,6 +124,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   const int group = params.num_q_heads / params.num_kv_heads;
   const int head_lo = chunk * kHeads;  // first head of the chunk, within the group
   const int index_head = params.index_heads == 1 ? 0 : kv_head;
+  // Keys of this sequence: a fixed-capacity cache holds garbage past seq_lens[b].
+  const int num_keys = params.seq_lens != nullptr ? params.seq_lens[batch_idx] : params.num_keys;
 
   const int* row_index = params.block_index + batch_idx * params.index_batch_stride +
                          index_head * params.index_head_stride;
@@ -176,7 +178,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
 #pragma unroll
     for (int p = 0; p < kPasses; ++p) {
       const int key = key0 + p * Traits::kKeysPerPass;
-      const int safe_key = key < params.num_keys ? key : 0;  // a partial last block
+      const int safe_key = key < num_keys ? key : 0;  // a partial last block
       k_raw[p] = detail::load_stream_16(k_base + safe_key * params.k_token_stride);
       v_raw[p] = detail::load_stream_16(v_base + safe_key * params.v_token_stride);
     }
@@ -194,7 +196,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
 #pragma unroll
         for (int off = kLanesPerKey / 2; off >= 1; off /= 2)
           dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        score[p] = key0 + p * Traits::kKeysPerPass < params.num_keys ? dot : -INFINITY;
+        score[p] = key0 + p * Traits::kKeysPerPass < num_keys ? dot : -INFINITY;
         block_max = fmaxf(block_max, score[p]);
       }
       const float m_new = fmaxf(m[h], block_max);

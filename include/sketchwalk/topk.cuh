@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {
@@ -195,6 +196,56 @@ SW_DEVICE double quantile_linear(const KeyAt& key_at, int n, double q, const Gro
   return thread::lerp_like_torch(static_cast<double>(thread::ordered_key_to_float(key_below)),
                                  static_cast<double>(thread::ordered_key_to_float(key_above)),
                                  weight);
+}
+
+/// \brief The keep rule's threshold over n candidate keys: NaN (the rule keeps nothing) when
+/// n == 0 or a candidate is NaN, as torch.quantile; else quantile_linear at level q.
+template <typename KeyAt, typename Group>
+SW_DEVICE double candidate_threshold(const KeyAt& key_at, int n, double q, const Group& g) {
+  const double nan = __longlong_as_double(0x7ff8000000000000LL);
+  if (n <= 0) return nan;  // group-uniform
+  int has_nan = 0;
+#pragma unroll 4
+  for (int j = g.tid; j < n; j += Group::kThreads) {
+    const float v = thread::ordered_key_to_float(key_at(j));
+    has_nan |= v != v;
+  }
+  if (g.sum(has_nan) != 0) return nan;
+  return quantile_linear(key_at, n, q, g);
+}
+
+/// \brief Writes every j in [0, n) with keep(j) to out[0, count) in ascending order (a ballot
+/// per warp plus, for several warps, a prefix of the warp counts), pads out[count, width) with
+/// kBlockIndexPad and returns count (group-uniform). keep(j) is called once per j < n.
+template <int kWarps, typename Keep>
+SW_DEVICE int compact_ascending(int n, int width, Keep keep, int* __restrict__ out,
+                                const RowGroup<kWarps>& g) {
+  const int lane = g.tid & 31;
+  const unsigned lanes_below = (1u << lane) - 1u;
+  int count = 0;
+  for (int j0 = 0; j0 < n; j0 += RowGroup<kWarps>::kThreads) {
+    const int j = j0 + g.tid;
+    const bool kept = j < n && keep(j);
+    const unsigned mask = __ballot_sync(0xffffffffu, kept);
+    int warp_offset = 0, total = __popc(mask);
+    if constexpr (kWarps > 1) {
+      __shared__ int warp_counts[kWarps];
+      if (lane == 0) warp_counts[g.warp_idx()] = total;
+      __syncthreads();
+      total = 0;
+#pragma unroll
+      for (int wi = 0; wi < kWarps; ++wi) {
+        const int c = warp_counts[wi];
+        warp_offset += wi < g.warp_idx() ? c : 0;
+        total += c;
+      }
+      __syncthreads();  // warp_counts is rewritten by the next round
+    }
+    if (kept) out[count + warp_offset + __popc(mask & lanes_below)] = j;
+    count += total;
+  }
+  for (int j = count + g.tid; j < width; j += RowGroup<kWarps>::kThreads) out[j] = kBlockIndexPad;
+  return count;
 }
 
 }  // namespace group

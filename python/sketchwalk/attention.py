@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .state import LayerDecodeState, SketchWalkState
+from .state import LayerDecodeState, LayerKeys4State, SketchWalkState, keys4_capacity
 
 
 def sketchwalk_attention(
@@ -33,6 +33,8 @@ def sketchwalk_attention(
         return _prefill(q, k, v, layer_idx, state)
     layer = state.layers.get(layer_idx)
     if num_queries == 1 and layer is not None and layer.num_keys == num_keys - 1:
+        if isinstance(layer, LayerKeys4State):
+            return _decode_keys4(q, k, v, layer_idx, state, layer)
         return _decode(q, k, v, layer_idx, state, layer)
     raise ValueError(
         f"sketchwalk_attention: layer {layer_idx} got {num_queries} queries against {num_keys} keys; "
@@ -96,6 +98,9 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     out, _ = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
     state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
+    if cfg.decode_scorer == "keys4":
+        state.layers[layer_idx] = _keys4_state(k)
+        return out
 
     # Decode state: A, key-block sketches, the sketches of the last W queries and their logits.
     window = min(cfg.query_window, num_tokens)
@@ -133,6 +138,37 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, b)
+    return out
+
+
+def _keys4_state(k: torch.Tensor) -> LayerKeys4State:
+    """The keys4 decode state after a prefill: every key of k encoded (SPEC.md section 7)."""
+    batch, num_kv_heads, num_keys, head_dim = k.shape
+    capacity = keys4_capacity(num_keys)
+    codes = k.new_zeros((batch, num_kv_heads, capacity, head_dim // 2), dtype=torch.uint8)
+    scales = k.new_zeros((batch, num_kv_heads, capacity), dtype=torch.float32)
+    ops.quantize_keys4_(codes, scales, k, None, False)
+    seq_lens = torch.full((batch,), num_keys, dtype=torch.int32, device=k.device)
+    return LayerKeys4State(codes=codes, scales=scales, seq_lens=seq_lens, num_keys=num_keys)
+
+
+def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
+                  layer: LayerKeys4State) -> torch.Tensor:
+    """SPEC.md section 7: append the new key's 4-bit row, block mass of the current query per
+    KV group, sink / window / quantile rule per group, sparse attention (index_heads = Hkv)."""
+    cfg = state.config
+    num_keys = k.shape[2]
+    layer.ensure_capacity(num_keys)
+    layer.seq_lens.fill_(num_keys)  # a scalar fill: no host-device sync
+    ops.quantize_keys4_(layer.codes, layer.scales, k[:, :, -1:], layer.seq_lens, False)
+    # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
+    q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
+    mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, layer.seq_lens, None, False)
+    block_index, num_selected = ops.select_blocks_keys4(
+        mass, layer.seq_lens, cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, False)
+    layer.num_keys = num_keys
+    out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
+    state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
     return out
 
 

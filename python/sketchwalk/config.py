@@ -1,9 +1,13 @@
-"""Knobs of Sketch&Walk, with the defaults of the authors' code (SPEC.md)."""
+"""Knobs of Sketch&Walk, with the defaults of the authors' code (SPEC.md), and the decode
+scorer: the project's keys4 (SPEC.md section 7) by default, the authors' walk as the `paper`
+preset."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+
+DECODE_SCORERS = ("keys4", "walk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +41,17 @@ class SketchWalkConfig:
     """The last query blocks of a prefill keep every causal block."""
     seed: int = 0
     """Seed of the Hadamard sign flips and coordinate draw (shared by all layers and heads)."""
+    decode_scorer: str = "keys4"
+    """How a decode step picks its key blocks. "keys4" (default, SPEC.md section 7): the current
+    query against a 4-bit copy of every cached key, block attention mass per KV group, the same
+    sink / window / quantile rule; it kept 10 of 12 needles where "walk" kept 2-4. "walk": the
+    authors' rule (SPEC.md section 6: pooled window queries, sketches, the block matrix and
+    the walk), one selection shared by all heads."""
+
+    @classmethod
+    def paper(cls, **overrides) -> "SketchWalkConfig":
+        """The authors' behaviour (SPEC.md sections 1-6): their knobs and their decode walk."""
+        return cls(**{"decode_scorer": "walk", **overrides})
 
     def __post_init__(self) -> None:
         if self.block_size != 64:
@@ -55,6 +70,8 @@ class SketchWalkConfig:
             raise ValueError(f"query_window must be >= 1, got {self.query_window}")
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
+        if self.decode_scorer not in DECODE_SCORERS:
+            raise ValueError(f"decode_scorer must be one of {DECODE_SCORERS}, got {self.decode_scorer!r}")
 
     def window_tokens(self, num_keys: int) -> int:
         """w = max(1, floor(window_frac * num_keys))."""

@@ -26,6 +26,9 @@ __all__ = [
     "update_window_logits_",
     "window_block_scores",
     "select_decode_blocks_",
+    "quantize_keys4_",
+    "score_blocks_keys4",
+    "select_blocks_keys4",
     "sketch_transform",
     "logit_scale",
 ]
@@ -217,18 +220,27 @@ def sparse_decode(
     num_selected: torch.Tensor,
     softmax_scale: float | None = None,
     validate: bool = True,
+    seq_lens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
 
     q: [batch, num_q_heads, 1, head_dim]; k_cache, v_cache: [batch, num_kv_heads, num_keys, head_dim];
     block_index: [batch, index_heads, 1, max_selected]; num_selected: [batch, index_heads, 1].
+    seq_lens: optional int32 [batch] on q's device: sequence b holds keys [0, seq_lens[b]) of a
+    fixed-capacity cache (its query sits at key seq_lens[b] - 1; later keys are never read), so
+    a CUDA-graph decode loop needs no host-side length. None means num_keys for every row.
     Returns (out like q, lse [batch, num_q_heads, 1]).
-    Equivalent to ``reference.sparse_attention(q, k_cache, v_cache, block_index, num_selected, softmax_scale)``.
+    Equivalent to ``reference.sparse_attention(q, k_cache[:, :, :L], v_cache[:, :, :L], ...)`` per
+    batch row with L = seq_lens[b].
     """
-    return _ops.sparse_decode(q, k_cache, v_cache, block_index, num_selected, softmax_scale, validate)
+    return _ops.sparse_decode(q, k_cache, v_cache, block_index, num_selected, softmax_scale,
+                              validate, seq_lens)
 
 
-torch.library.register_fake("sketchwalk::sparse_decode")(_attention_fake)
+@torch.library.register_fake("sketchwalk::sparse_decode")
+def _(q, k_cache, v_cache, block_index, num_selected, softmax_scale=None, validate=True,
+      seq_lens=None):
+    return _attention_fake(q, k_cache, v_cache, block_index, num_selected)
 
 
 # 7. decode-state updates (in place)
@@ -369,3 +381,119 @@ def _(q, k, key_blocks, query_window, window_logits, transition, signs, coords, 
         q.new_empty((q.shape[0], 1, 1, n), dtype=torch.int32),
         q.new_empty((q.shape[0], 1, 1), dtype=torch.int32),
     )
+
+
+# keys4 decode scorer (SPEC.md section 7; layout of the 4-bit key cache in
+# include/sketchwalk/keys4.h and docs/ops.md)
+
+
+def quantize_keys4_(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    k: torch.Tensor,
+    seq_lens: torch.Tensor | None = None,
+    validate: bool = True,
+) -> None:
+    """Write 4-bit key rows into the key cache, in place.
+
+    codes: uint8 [batch, num_kv_heads, capacity, head_dim / 2] (mutated); scales: float32
+    [batch, num_kv_heads, capacity] (mutated); k: [batch, num_kv_heads, tokens, head_dim] fp16/bf16/fp32.
+    The tokens land at rows [L_b - tokens, L_b) with L_b = seq_lens[b] (int32 [batch], the lengths
+    after the write) or L_b = tokens. Other rows are untouched. Per row: s = max|k| / 7,
+    code = clamp(rint(k / s), -7, 7) in float32, stored as code + 8, dim 2i in the low nibble of byte i.
+    Equivalent to ``reference.quantize_keys4(k)`` written at those rows. ``validate=False`` trusts
+    seq_lens on CUDA (no device sync); the CPU always checks.
+    """
+    _ops.quantize_keys4_(codes, scales, k, seq_lens, validate)
+
+
+def _check_same_device(op: str, ref_name: str, ref, **tensors) -> None:
+    """Fakes run for meta tensors, also beside real ones: refuse a mix of devices there too."""
+    for name, t in tensors.items():
+        if t is not None:
+            torch._check(t.device == ref.device,
+                         lambda: f"sketchwalk.{op}: argument '{name}' must be on the same device "
+                                 f"as '{ref_name}' ({ref.device}), got {t.device}")
+
+
+def _check_keys4_cache(op: str, codes, scales) -> None:
+    torch._check(codes.dim() == 4 and codes.dtype == torch.uint8,
+                 lambda: f"sketchwalk.{op}: argument 'codes' must be uint8 [batch, num_kv_heads, "
+                         f"capacity, head_dim / 2], got {codes.dtype} {tuple(codes.shape)}")
+    torch._check(scales.dim() == 3 and tuple(scales.shape) == tuple(codes.shape[:3]),
+                 lambda: f"sketchwalk.{op}: argument 'scales' must have shape "
+                         f"{tuple(codes.shape[:3])}, got {tuple(scales.shape)}")
+
+
+@torch.library.register_fake("sketchwalk::quantize_keys4_")
+def _(codes, scales, k, seq_lens=None, validate=True):
+    _check_same_device("quantize_keys4_", "k", k, codes=codes, scales=scales, seq_lens=seq_lens)
+    _check_keys4_cache("quantize_keys4_", codes, scales)
+    torch._check(k.dim() == 4 and k.shape[3] == 2 * codes.shape[3],
+                 lambda: "sketchwalk.quantize_keys4_: argument 'k' must be [batch, num_kv_heads, "
+                         "tokens, head_dim] with head_dim = 2 * codes.shape[3]")
+    return None
+
+
+def score_blocks_keys4(
+    q: torch.Tensor,
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    seq_lens: torch.Tensor | None = None,
+    softmax_scale: float | None = None,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Block attention mass of the current query per kv group, from the 4-bit key cache.
+
+    q: [batch, num_q_heads, 1, head_dim] (fp16/bf16; fp32 on CPU); codes/scales as in
+    ``quantize_keys4_``; seq_lens: int32 [batch] or None (= capacity).
+    Returns mass float32 [batch, num_kv_heads, ceil(capacity / 64)]: for kv group g, the sum over
+    its query heads of softmax_t(softmax_scale * <q_h, s_t * code_t>) over the keys t < L_b of
+    each 64-key block (each head's softmax sums to 1, so a row sums to the group size); 0 past L_b.
+    No token-level logits are stored. Equivalent to ``reference.score_blocks_keys4(...)``.
+    """
+    return _ops.score_blocks_keys4(q, codes, scales, seq_lens, softmax_scale, validate)
+
+
+@torch.library.register_fake("sketchwalk::score_blocks_keys4")
+def _(q, codes, scales, seq_lens=None, softmax_scale=None, validate=True):
+    _check_same_device("score_blocks_keys4", "q", q, codes=codes, scales=scales, seq_lens=seq_lens)
+    _check_keys4_cache("score_blocks_keys4", codes, scales)
+    torch._check(q.dim() == 4 and q.shape[2] == 1 and q.shape[3] == 2 * codes.shape[3],
+                 lambda: "sketchwalk.score_blocks_keys4: argument 'q' must be [batch, num_q_heads, "
+                         "1, head_dim] with head_dim = 2 * codes.shape[3]")
+    width = (codes.shape[2] + 63) // 64
+    return q.new_empty((codes.shape[0], codes.shape[1], width), dtype=torch.float32)
+
+
+def select_blocks_keys4(
+    mass: torch.Tensor,
+    seq_lens: torch.Tensor | None,
+    keep_frac: float,
+    window_frac: float,
+    sink_frac: float,
+    validate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode block index per kv group from block masses (SPEC.md section 7 steps 3-4).
+
+    mass: float32 [batch, num_kv_heads, width] (contiguous); seq_lens: int32 [batch] or None
+    (= 64 * width keys). Row (b, g), n = ceil(L_b / 64), window w = max(1, floor(window_frac * L_b))
+    and sink s = max(1, floor(sink_frac * L_b)) tokens: keeps blocks [0, ceil(s / 64)) and the last
+    ceil(w / 64) blocks, and the candidates between them whose mass is strictly above the
+    (1 - keep_frac) linear quantile of the candidates' mass (none if a candidate is NaN).
+    Returns (block_index int32 [batch, num_kv_heads, 1, width], ascending, -1 padded;
+    num_selected int32 [batch, num_kv_heads, 1]) for ``sparse_decode`` (index_heads = num_kv_heads).
+    Equivalent to ``reference.select_blocks_keys4(...)``. Lengths are read on the device: graph-safe.
+    """
+    return _ops.select_blocks_keys4(mass, seq_lens, keep_frac, window_frac, sink_frac, validate)
+
+
+@torch.library.register_fake("sketchwalk::select_blocks_keys4")
+def _(mass, seq_lens, keep_frac, window_frac, sink_frac, validate=True):
+    _check_same_device("select_blocks_keys4", "mass", mass, seq_lens=seq_lens)
+    torch._check(mass.dim() == 3 and mass.dtype == torch.float32,
+                 lambda: "sketchwalk.select_blocks_keys4: argument 'mass' must be float32 "
+                         "[batch, num_kv_heads, num_blocks]")
+    b, g, w = mass.shape
+    return (mass.new_empty((b, g, 1, w), dtype=torch.int32),
+            mass.new_empty((b, g, 1), dtype=torch.int32))

@@ -55,6 +55,45 @@ class LayerDecodeState:
         self.transition, self.key_blocks, self.window_logits = t, kb, lg
 
 
+@dataclasses.dataclass
+class LayerKeys4State:
+    """What one sparse layer keeps between decode steps under the keys4 scorer (SPEC.md
+    section 7): a 4-bit copy of every cached key (layout: include/sketchwalk/keys4.h).
+
+    Costs head_dim / 2 + 4 bytes per token and KV head, 13.3% of a bf16 KV cache at head_dim 128
+    (Llama-3.1-8B at 128K tokens: 71 MB per layer and sequence beside 537 MB of K and V), 14.1%
+    at head_dim 64. Buffers grow by doubling; rows [0, num_keys) are live.
+    """
+
+    codes: torch.Tensor
+    """uint8 [batch, num_kv_heads, capacity, head_dim / 2]."""
+    scales: torch.Tensor
+    """float32 [batch, num_kv_heads, capacity]."""
+    seq_lens: torch.Tensor
+    """int32 [batch] on the layer's device: num_keys, for the ops that read lengths on the device."""
+    num_keys: int
+    """Keys encoded so far."""
+
+    @property
+    def capacity(self) -> int:
+        return self.codes.shape[2]
+
+    def ensure_capacity(self, num_keys: int) -> None:
+        if num_keys <= self.capacity:
+            return
+        new_cap = keys4_capacity(max(num_keys, 2 * self.capacity))
+        codes = self.codes.new_zeros((*self.codes.shape[:2], new_cap, self.codes.shape[3]))
+        codes[:, :, : self.capacity] = self.codes
+        scales = self.scales.new_zeros((*self.scales.shape[:2], new_cap))
+        scales[:, :, : self.capacity] = self.scales
+        self.codes, self.scales = codes, scales
+
+
+def keys4_capacity(num_keys: int) -> int:
+    """Rows to allocate for num_keys keys: 1/8 spare (at least 256), rounded to 64-key blocks."""
+    return -(-(num_keys + max(256, num_keys // 8)) // 64) * 64
+
+
 class SketchWalkState:
     """Per-sequence (per batch of sequences) state of Sketch&Walk.
 
@@ -65,7 +104,7 @@ class SketchWalkState:
 
     def __init__(self, config: SketchWalkConfig | None = None) -> None:
         self.config = config if config is not None else SketchWalkConfig()
-        self.layers: dict[int, LayerDecodeState] = {}
+        self.layers: dict[int, LayerDecodeState | LayerKeys4State] = {}
         self._carried_layer: int | None = None
         self._carried_walk: torch.Tensor | None = None
         self._density: dict[int, torch.Tensor | tuple] = {}
