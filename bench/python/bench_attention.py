@@ -313,6 +313,25 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
     torch.cuda.empty_cache()
 
 
+def kernel_times_us(fn, calls: int = 10) -> dict[str, float]:
+    """Mean GPU time per call of each kernel fn launches (torch.profiler), in microseconds."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    times: dict[str, float] = {}
+    for evt in prof.key_averages():
+        t = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
+        if evt.device_type == torch.autograd.DeviceType.CUDA and t > 0:
+            name = evt.key.split("<")[0].split("(")[0].replace("void ", "").split("::")[-1][:40]
+            times[name] = round(times.get(name, 0.0) + t / calls, 1)
+    return times
+
+
 def bench_keys4_parts(layer, q1, k, v, n, cfg, row, rows, speedup) -> str:
     """The keys4 step over a fixed-capacity cache with device lengths: captured in one CUDA
     graph (what a graph decode loop replays), and each op alone, with its bytes."""
@@ -351,7 +370,9 @@ def bench_keys4_parts(layer, q1, k, v, n, cfg, row, rows, speedup) -> str:
     rows.append(dict(row, method="  select_blocks_keys4 alone", density=density, ms=t_sel))
     rows.append(dict(row, method="  sparse_decode alone", density=density, ms=t_kernel,
                      tb_per_s=kept_bytes / t_kernel / 1e9, speedup_vs_dense=speedup(t_kernel)))
-    return (f" graph {t_graph:.3f} ms (selection {t_select_graph:.3f}; score {t_score:.3f} ms "
+    profile = kernel_times_us(step)
+    row["kernels_us"] = profile
+    return (f" kernels {profile} graph {t_graph:.3f} ms (selection {t_select_graph:.3f}; score {t_score:.3f} ms "
             f"{key_bytes / t_score / 1e9:.2f} TB/s, select {t_sel:.3f}, kernel {t_kernel:.3f} ms "
             f"{kept_bytes / t_kernel / 1e9:.2f} TB/s)")
 

@@ -70,6 +70,9 @@ RULER_TASKS = {
     "niah_multivalue": ("niah", dict(type_haystack="essay", type_needle_k="words",
                                      type_needle_v="numbers", num_needle_k=1, num_needle_v=4,
                                      num_needle_q=1)),
+    "niah_multiquery": ("niah", dict(type_haystack="essay", type_needle_k="words",
+                                     type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
+                                     num_needle_q=4)),
 }
 ANSWER_SEP = "@@ANSWER@@"
 

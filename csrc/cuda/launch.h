@@ -54,10 +54,12 @@ cudaError_t run_sparse_decode(const SparseAttentionParams& params, DType dtype, 
 // keys4_quantize.cu: quantize_keys4_ (4-bit key cache rows, include/sketchwalk/keys4.h).
 cudaError_t run_quantize_keys4(const QuantizeKeys4Params& params, DType dtype, cudaStream_t stream);
 
-// keys4_score.cu: score_blocks_keys4 (fp16/bf16 q, head_dim 64/128). params.block_max and
-// params.block_sum are the caller's workspace, score_keys4_workspace_floats(...) floats in all.
-size_t score_keys4_workspace_floats(int batch, int num_q_heads, int num_blocks);
-cudaError_t run_score_keys4(const ScoreKeys4Params& params, DType dtype, cudaStream_t stream);
+// keys4_score.cu: score_blocks_keys4 (fp16/bf16 q, head_dim 64/128). The caller allocates
+// `workspace` with score_keys4_workspace_floats(params) floats (same params, same device);
+// params.block_max / block_sum are set from it.
+size_t score_keys4_workspace_floats(const ScoreKeys4Params& params);
+cudaError_t run_score_keys4(const ScoreKeys4Params& params, DType dtype, float* workspace,
+                            cudaStream_t stream);
 
 // keys4_select.cu: select_blocks_keys4 (sink, window and quantile rule per kv group).
 cudaError_t run_select_blocks_keys4(const SelectKeys4Params& params, cudaStream_t stream);

@@ -117,154 +117,219 @@ SW_DEVICE void load_q_fragments(const Element* q_head, bool active, int c,
   }
 }
 
-/// \brief grid (ceil(num_blocks / kStatsWarps), num_kv_heads, batch), 32 * kStatsWarps threads.
-/// Warp w takes key block j = blockIdx.x * kStatsWarps + w (64 tokens = four m16 tiles) and
-/// writes, for each query head of the group, block_max = max_t s_t and block_sum =
-/// sum_t exp2(s_t - block_max) over the block's keys t < L_b, with s_t the log2-domain logit
-/// softmax_scale * log2(e) * scale_t * <q, code_t>. Blocks at or past L_b are not written.
+/// \brief Splits of the key blocks per (batch, kv head) for the statistics kernel: about
+/// kStatsCtasPerSm CTAs per SM in all, each with >= kStatsWarps blocks of the capacity.
+/// Llama-3.1-8B (8 kv heads) at 128K keys (2048 blocks) on 132 SMs: batch 1 -> 50 splits of
+/// ~41 blocks (~10 per warp); batch 8 -> 7 splits of ~293 blocks.
+constexpr int kStatsCtasPerSm = 3;  // 150 registers x 128 threads: 3 CTAs per SM
+SW_HOST_DEVICE int keys4_score_splits(int batch, int num_kv_heads, int num_blocks, int num_sms) {
+  const int rows = batch * num_kv_heads;
+  int splits = (kStatsCtasPerSm * num_sms + rows - 1) / rows;
+  const int by_width = (num_blocks + kStatsWarps - 1) / kStatsWarps;
+  splits = splits < by_width ? splits : by_width;
+  return splits < 1 ? 1 : splits;
+}
+
+/// \brief The 4 m16 tiles (64 tokens) of one key block held by one thread: rows r and r + 8 of
+/// each tile (kWords code words each), their scales, and whether they lie before L_b.
+template <int kWords>
+struct BlockRows {
+  uint32_t raw[4][2][kWords];
+  float scale[4][2];
+  bool valid[4][2];
+
+  SW_DEVICE void load(const uint8_t* codes, int64_t token_stride, const float* scales, int key0,
+                      int seq_len, int r) {
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int token = key0 + 16 * m + r + 8 * half;
+        valid[m][half] = token < seq_len;
+        const int safe = valid[m][half] ? token : key0;  // rows past L_b (or capacity): any live row
+        CodeRow<kWords>::load(codes + safe * token_stride, raw[m][half]);
+        scale[m][half] = __ldg(scales + safe);
+      }
+    }
+  }
+};
+
+/// \brief Running (max, sum of exp2 against max) of log2-domain logits; merges are exact
+/// up to float rounding in any order. max = -inf means empty (sum 0).
+struct SoftmaxTotal {
+  float max = -INFINITY, sum = 0.f;
+  SW_DEVICE void add(float other_max, float other_sum) {
+    const float m = fmaxf(max, other_max);
+    if (m == -INFINITY) return;  // both empty
+    sum = (max == -INFINITY ? 0.f : sum * exp2f(max - m)) +
+          (other_max == -INFINITY ? 0.f : other_sum * exp2f(other_max - m));
+    max = m;
+  }
+};
+
+/// \brief grid (splits, num_kv_heads, batch), 32 * kStatsWarps threads, dynamic shared memory
+/// 2 * kStatsWarps * group floats. CTA s takes the live key blocks [s * per, (s + 1) * per) of its
+/// (batch, kv head), per = ceil(n / splits), n = ceil(L_b / 64); its warps take every
+/// kStatsWarps-th block, loading the next block while computing the current (two register
+/// buffers). For each block j and query head h of the group it writes block_max[h, j] = max_t
+/// s_t and block_sum[h, j] = sum_t exp2(s_t - block_max) over the block's keys t < L_b, with
+/// s_t = softmax_scale * log2(e) * scale_t * <q_h, code_t>; and per CTA the merge of its blocks,
+/// head_max / head_sum [batch, num_q_heads, splits] (empty CTAs write -inf / 0).
 /// kOneTile: group <= 8, one n-tile (a separate kernel: with a loop over n-tiles the compiler
 /// hoists every unpacked code out of it, ~200 registers at head_dim 128).
 template <typename Element, int kHeadDim, bool kOneTile>
 __global__ void __launch_bounds__(32 * kStatsWarps)
-    keys4_block_stats_kernel(const ScoreKeys4Params p) {
+    keys4_block_stats_kernel(const ScoreKeys4Params p, float* __restrict__ head_max,
+                             float* __restrict__ head_sum) {
   using Tile = Keys4Tile<Element, kHeadDim>;
   constexpr int kWords = Tile::kWords;
-  const int lane = threadIdx.x & 31;
+  extern __shared__ float warp_totals[];  // [kStatsWarps][group] max, then [kStatsWarps][group] sum
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int c = lane & 3, r = lane >> 2;
-  const int block = blockIdx.x * kStatsWarps + (threadIdx.x >> 5);
+  const int split = blockIdx.x, splits = gridDim.x;
   const int kv_head = blockIdx.y, batch_idx = blockIdx.z;
+  const int group = p.num_q_heads / p.num_kv_heads;
   const int seq_len = p.seq_lens != nullptr ? p.seq_lens[batch_idx] : p.capacity;
-  const int key0 = block * kIndexBlockSize;
-  if (block >= p.num_blocks || key0 >= seq_len) return;  // warp-uniform
+  const int n = min(ceil_div(seq_len, kIndexBlockSize), p.num_blocks);
+  const int per = ceil_div(n, splits);
+  const int begin = split * per, end = min(n, begin + per);
+
+  for (int i = threadIdx.x; i < kStatsWarps * group; i += blockDim.x) {
+    warp_totals[i] = -INFINITY;
+    warp_totals[kStatsWarps * group + i] = 0.f;
+  }
+  __syncthreads();
 
   const uint8_t* codes = p.codes + batch_idx * p.codes_batch_stride +
                          kv_head * p.codes_head_stride + c * (kHeadDim / 8);
   const float* scales = p.scales + batch_idx * p.scales_batch_stride + kv_head * p.scales_head_stride;
-  // All loads of the block first: 8 rows x (kHeadDim / 8) bytes per thread in flight.
-  uint32_t raw[4][2][kWords];
-  float row_scale[4][2];
-  bool valid[4][2];
-#pragma unroll
-  for (int m = 0; m < 4; ++m) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int token = key0 + 16 * m + r + 8 * half;
-      valid[m][half] = token < seq_len;
-      const int safe = valid[m][half] ? token : key0;  // rows past L_b (or capacity): any valid row
-      CodeRow<kWords>::load(codes + safe * p.codes_token_stride, raw[m][half]);
-      row_scale[m][half] = __ldg(scales + safe);
-    }
-  }
-
-  const int group = p.num_q_heads / p.num_kv_heads;
   const float qk_scale = p.softmax_scale * kLog2e;
   const Element* q_group = static_cast<const Element*>(p.q) + batch_idx * p.q_batch_stride +
                            static_cast<int64_t>(kv_head) * group * p.q_head_stride;
-  for (int n0 = 0; n0 < (kOneTile ? 1 : group); n0 += 8) {  // n-tiles of 8 heads
-    uint32_t b[Tile::kKSteps][2];
-    load_q_fragments<Element, kHeadDim>(q_group + (n0 + r) * p.q_head_stride, n0 + r < group, c, b);
-    // Running max and sum of exp2 per head of this thread (2c: col 0, 2c+1: col 1) over its rows.
-    float mx[2] = {-INFINITY, -INFINITY}, sum[2] = {0.f, 0.f};
+  const int64_t stats_row0 = static_cast<int64_t>(batch_idx) * p.num_q_heads +
+                             static_cast<int64_t>(kv_head) * group;
+  uint32_t b[Tile::kKSteps][2];  // q of the n-tile (reloaded per block only when group > 8)
+  if constexpr (kOneTile) load_q_fragments<Element, kHeadDim>(q_group + r * p.q_head_stride, r < group, c, b);
+
+  // One block's statistics from registers; updates this warp's per-head totals (lanes r == 0).
+  auto process = [&](const BlockRows<kWords>& rows, int block) {
+    for (int n0 = 0; n0 < (kOneTile ? 1 : group); n0 += 8) {  // n-tiles of 8 heads
+      if constexpr (!kOneTile)
+        load_q_fragments<Element, kHeadDim>(q_group + (n0 + r) * p.q_head_stride, n0 + r < group, c, b);
+      SoftmaxTotal t[2];  // heads 2c (col 0) and 2c + 1 (col 1) over this thread's rows
 #pragma unroll
-    for (int m = 0; m < 4; ++m) {
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};  // (row r, head 2c), (r, 2c+1), (r+8, 2c), (r+8, 2c+1)
+      for (int m = 0; m < 4; ++m) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};  // (row r, head 2c), (r, 2c+1), (r+8, 2c), (r+8, 2c+1)
 #pragma unroll
-      for (int kk = 0; kk < Tile::kKSteps; ++kk) {  // rows r (raw[m][0]) and r + 8 (raw[m][1])
-        const int i = kk / 2, j = 2 * (kk % 2);
-        const uint32_t a[4] = {unpack_codes<Element>(raw[m][0][i], j),
-                               unpack_codes<Element>(raw[m][1][i], j),
-                               unpack_codes<Element>(raw[m][0][i], j + 1),
-                               unpack_codes<Element>(raw[m][1][i], j + 1)};
-        sm80::mma_m16n8k16<Element>(acc, a, b[kk][0], b[kk][1]);
+        for (int kk = 0; kk < Tile::kKSteps; ++kk) {
+          const int i = kk / 2, j = 2 * (kk % 2);
+          const uint32_t a[4] = {unpack_codes<Element>(rows.raw[m][0][i], j),
+                                 unpack_codes<Element>(rows.raw[m][1][i], j),
+                                 unpack_codes<Element>(rows.raw[m][0][i], j + 1),
+                                 unpack_codes<Element>(rows.raw[m][1][i], j + 1)};
+          sm80::mma_m16n8k16<Element>(acc, a, b[kk][0], b[kk][1]);
+        }
+#pragma unroll
+        for (int col = 0; col < 2; ++col) {
+          const float s0 = rows.valid[m][0] ? acc[col] * rows.scale[m][0] * qk_scale : -INFINITY;
+          const float s1 = rows.valid[m][1] ? acc[col + 2] * rows.scale[m][1] * qk_scale : -INFINITY;
+          const float mx = fmaxf(s0, s1);
+          t[col].add(mx, mx == -INFINITY ? 0.f : exp2f(s0 - mx) + exp2f(s1 - mx));
+        }
       }
+      // Merge the 8 lanes sharing c (xor 4, 8, 16): the block's max and sum per head.
 #pragma unroll
       for (int col = 0; col < 2; ++col) {
-        const float s0 = valid[m][0] ? acc[col] * row_scale[m][0] * qk_scale : -INFINITY;
-        const float s1 = valid[m][1] ? acc[col + 2] * row_scale[m][1] * qk_scale : -INFINITY;
-        const float m_new = fmaxf(mx[col], fmaxf(s0, s1));
-        if (m_new != -INFINITY) {  // else every row so far is masked: nothing to add
-          sum[col] = sum[col] * exp2f(mx[col] - m_new) + exp2f(s0 - m_new) + exp2f(s1 - m_new);
-          mx[col] = m_new;
+        float block_mx = t[col].max;
+#pragma unroll
+        for (int off = 4; off < 32; off *= 2)
+          block_mx = fmaxf(block_mx, __shfl_xor_sync(0xffffffffu, block_mx, off));
+        // A lane whose rows are all masked has max -inf and sum 0: weight 0 (block_mx is finite).
+        float block_sum = t[col].max == -INFINITY ? 0.f : t[col].sum * exp2f(t[col].max - block_mx);
+#pragma unroll
+        for (int off = 4; off < 32; off *= 2) block_sum += __shfl_xor_sync(0xffffffffu, block_sum, off);
+        const int head = n0 + 2 * c + col;
+        if (r == 0 && head < group) {
+          const int64_t at = (stats_row0 + head) * p.num_blocks + block;
+          p.block_max[at] = block_mx;
+          p.block_sum[at] = block_sum;
+          SoftmaxTotal w{warp_totals[warp * group + head], warp_totals[(kStatsWarps + warp) * group + head]};
+          w.add(block_mx, block_sum);
+          warp_totals[warp * group + head] = w.max;
+          warp_totals[(kStatsWarps + warp) * group + head] = w.sum;
         }
       }
     }
-    // Merge the 8 lanes sharing c (xor 4, 8, 16): the block's max and sum of exp2 per head.
+  };
+
+  // Two register buffers: block j + kStatsWarps is in flight while block j is computed.
+  BlockRows<kWords> buf0, buf1;
+  int block = begin + warp;
+  if (block < end) buf0.load(codes, p.codes_token_stride, scales, block * kIndexBlockSize, seq_len, r);
+  while (block < end) {  // warp-uniform
+    const int next = block + kStatsWarps;
+    if (next < end) buf1.load(codes, p.codes_token_stride, scales, next * kIndexBlockSize, seq_len, r);
+    process(buf0, block);
+    if (next >= end) break;
+    const int after = next + kStatsWarps;
+    if (after < end) buf0.load(codes, p.codes_token_stride, scales, after * kIndexBlockSize, seq_len, r);
+    process(buf1, next);
+    block = after;
+  }
+  __syncthreads();
+  for (int h = threadIdx.x; h < group; h += blockDim.x) {
+    SoftmaxTotal total;
 #pragma unroll
-    for (int col = 0; col < 2; ++col) {
-      float block_mx = mx[col];
-#pragma unroll
-      for (int off = 4; off < 32; off *= 2)
-        block_mx = fmaxf(block_mx, __shfl_xor_sync(0xffffffffu, block_mx, off));
-      // A lane whose rows are all masked has mx = -inf and sum 0: weight 0 (block_mx is finite).
-      float block_sum = mx[col] == -INFINITY ? 0.f : sum[col] * exp2f(mx[col] - block_mx);
-#pragma unroll
-      for (int off = 4; off < 32; off *= 2) block_sum += __shfl_xor_sync(0xffffffffu, block_sum, off);
-      const int head = n0 + 2 * c + col;
-      if (r == 0 && head < group) {
-        const int64_t at = (static_cast<int64_t>(batch_idx) * p.num_q_heads +
-                            static_cast<int64_t>(kv_head) * group + head) * p.num_blocks + block;
-        p.block_max[at] = block_mx;
-        p.block_sum[at] = block_sum;
-      }
-    }
+    for (int w = 0; w < kStatsWarps; ++w)
+      total.add(warp_totals[w * group + h], warp_totals[(kStatsWarps + w) * group + h]);
+    head_max[(stats_row0 + h) * splits + split] = total.max;
+    head_sum[(stats_row0 + h) * splits + split] = total.sum;
   }
 }
 
-/// \brief Sum of v over the CTA (kMassThreads threads), returned to every thread.
-template <typename Op>
-SW_DEVICE float cta_reduce(float v, Op op, float* scratch) {
-#pragma unroll
-  for (int off = 16; off >= 1; off /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
-  const int warp = threadIdx.x >> 5;
-  if ((threadIdx.x & 31) == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = scratch[0];
-#pragma unroll
-  for (int w = 1; w < kMassThreads / 32; ++w) total = op(total, scratch[w]);
-  __syncthreads();  // scratch is reused by the next reduction
-  return total;
-}
-
-/// \brief grid (num_kv_heads, batch), kMassThreads threads, dynamic smem 2 * group floats.
-/// Per query head h of the group: M_h = max_j block_max, S_h = sum_j block_sum exp2(block_max -
-/// M_h) over the live blocks j < n = ceil(L_b / 64); then mass[j] = sum_h block_sum[h, j]
-/// exp2(block_max[h, j] - M_h) / S_h, and 0 for n <= j < num_blocks. A NaN logit makes the
-/// group's masses NaN (fmaxf skips NaN; the sums do not).
-__global__ void __launch_bounds__(kMassThreads) keys4_block_mass_kernel(const ScoreKeys4Params p) {
+/// \brief grid (ceil(num_blocks / kMassThreads), num_kv_heads, batch), kMassThreads threads,
+/// dynamic shared memory 2 * group floats. Warp w first merges the split totals of heads
+/// w, w + 8, ... (M_h = max, S_h = sum against M_h over the splits of the statistics kernel);
+/// then thread j of the CTA writes mass[j] = sum_h block_sum[h, j] exp2(block_max[h, j] - M_h)
+/// / S_h for the live blocks j < n = ceil(L_b / 64), and 0 for n <= j < num_blocks. A NaN logit
+/// makes the group's masses NaN (fmaxf skips NaN; the sums do not).
+__global__ void __launch_bounds__(kMassThreads)
+    keys4_block_mass_kernel(const ScoreKeys4Params p, const float* __restrict__ head_max,
+                            const float* __restrict__ head_sum, int splits) {
   extern __shared__ float head_stats[];  // [group] max, then [group] 1 / sum
-  __shared__ float scratch[kMassThreads / 32];
-  const int kv_head = blockIdx.x, batch_idx = blockIdx.y;
+  const int kv_head = blockIdx.y, batch_idx = blockIdx.z;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = p.num_q_heads / p.num_kv_heads;
   const int seq_len = p.seq_lens != nullptr ? p.seq_lens[batch_idx] : p.capacity;
-  const int n = ceil_div(seq_len, kIndexBlockSize);
+  const int n = min(ceil_div(seq_len, kIndexBlockSize), p.num_blocks);
   const int64_t head0 = static_cast<int64_t>(batch_idx) * p.num_q_heads +
                         static_cast<int64_t>(kv_head) * group;
-  for (int h = 0; h < group; ++h) {
-    const float* bmax = p.block_max + (head0 + h) * p.num_blocks;
-    const float* bsum = p.block_sum + (head0 + h) * p.num_blocks;
-    float mx = -INFINITY;
-    for (int j = threadIdx.x; j < n; j += kMassThreads) mx = fmaxf(mx, bmax[j]);
-    mx = cta_reduce(mx, [](float a, float b) { return fmaxf(a, b); }, scratch);
-    float sum = 0.f;
-    for (int j = threadIdx.x; j < n; j += kMassThreads) sum += bsum[j] * exp2f(bmax[j] - mx);
-    sum = cta_reduce(sum, [](float a, float b) { return a + b; }, scratch);
-    if (threadIdx.x == 0) {
-      head_stats[h] = mx;
-      head_stats[group + h] = 1.f / sum;
+  for (int h = warp; h < group; h += kMassThreads / 32) {
+    SoftmaxTotal total;
+    for (int s = lane; s < splits; s += 32)
+      total.add(head_max[(head0 + h) * splits + s], head_sum[(head0 + h) * splits + s]);
+#pragma unroll
+    for (int off = 16; off >= 1; off /= 2) {
+      const float other_max = __shfl_xor_sync(0xffffffffu, total.max, off);
+      const float other_sum = __shfl_xor_sync(0xffffffffu, total.sum, off);
+      total.add(other_max, other_sum);
+    }
+    if (lane == 0) {
+      head_stats[h] = total.max;
+      head_stats[group + h] = 1.f / total.sum;
     }
   }
   __syncthreads();
-  float* mass = p.mass + (static_cast<int64_t>(batch_idx) * p.num_kv_heads + kv_head) * p.num_blocks;
-  for (int j = threadIdx.x; j < p.num_blocks; j += kMassThreads) {
-    float v = 0.f;
-    if (j < n) {
-      for (int h = 0; h < group; ++h) {
-        const int64_t at = (head0 + h) * p.num_blocks + j;
-        v += p.block_sum[at] * exp2f(p.block_max[at] - head_stats[h]) * head_stats[group + h];
-      }
+  const int j = blockIdx.x * kMassThreads + threadIdx.x;
+  if (j >= p.num_blocks) return;
+  float v = 0.f;
+  if (j < n) {
+    for (int h = 0; h < group; ++h) {
+      const int64_t at = (head0 + h) * p.num_blocks + j;
+      v += p.block_sum[at] * exp2f(p.block_max[at] - head_stats[h]) * head_stats[group + h];
     }
-    mass[j] = v;
   }
+  p.mass[(static_cast<int64_t>(batch_idx) * p.num_kv_heads + kv_head) * p.num_blocks + j] = v;
 }
 
 }  // namespace keys4

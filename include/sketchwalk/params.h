@@ -136,8 +136,8 @@ struct ScoreKeys4Params {
   const uint8_t* __restrict__ codes;    // as QuantizeKeys4Params
   const float* __restrict__ scales;
   const int* __restrict__ seq_lens;     // [batch] or nullptr (= capacity)
-  float* __restrict__ block_max;        // workspace [batch, num_q_heads, num_blocks]
-  float* __restrict__ block_sum;        // workspace [batch, num_q_heads, num_blocks]
+  float* __restrict__ block_max;        // [batch, num_q_heads, num_blocks], set by run_score_keys4
+  float* __restrict__ block_sum;        // from its workspace (csrc/cuda/launch.h)
   float* __restrict__ mass;             // [batch, num_kv_heads, num_blocks], contiguous
   int64_t q_batch_stride, q_head_stride;                        // elements
   int64_t codes_batch_stride, codes_head_stride, codes_token_stride;  // bytes

@@ -1,0 +1,488 @@
+"""Decode-selection quality on a real model against dense attention, in one command.
+
+For each method (dense SDPA; Sketch&Walk with sparse prefill only; the default config with
+sparse prefill and decode; the paper's decode rule; the default at ~10% decode density),
+this runs
+
+- needles: the demo's needle in a ~6K-token haystack (bench/python/demo.py), at --needles
+  depths evenly spread over 0.04..0.96, scored as in the demo (the number is in the answer);
+- RULER niah tasks (NVIDIA's generators, bench/python/eval_quality.py) at each of --lengths,
+  --samples per task, greedy decoding, RULER's string-match-all score,
+
+and records the density achieved (hf.last_density, mean over the sparse layers, prefill and
+decode separately). Samples of one task and length run as one left-padded batch (CUDA), and
+generation stops per row at an end-of-turn/EOS token or as soon as every reference string is
+in the output (which cannot change a string-match-all score), up to RULER's 128 new tokens.
+A markdown table is printed at the end and written, with JSON, to --out.
+
+    python bench/python/eval_decode_quality.py --gguf /tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
+        --lengths 4096,8192 --samples 10 --methods dense,sparse_prefill,default,paper,keys4_10
+    # CPU smoke test:
+    python bench/python/eval_decode_quality.py --gguf <file> --lengths 1024 --samples 1 \\
+        --needles 2 --needle-tokens 1024 --methods dense,sparse_prefill,default
+
+A method whose SketchWalkConfig cannot be built with this version of the package (e.g. a
+decode scorer it does not know) is skipped with a note; a method that fails while running
+is recorded with its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+# Shared CPUs: libgomp's default spin-waiting made the CPU kernels 5 to 10x slower here
+# whenever another job held a core; passive waiting costs little when the cores are free.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import assets
+import demo
+import eval_quality as eq
+import sketchwalk
+from sketchwalk.integrations import hf
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TASKS = ("niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,"
+                 "niah_multiquery")
+RULER_NIAH_NEW_TOKENS = 128  # RULER's tokens_to_generate for the niah tasks
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
+
+
+# --------------------------------------------------------------------------------------
+# Methods
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    knobs: dict | None  # SketchWalkConfig keyword arguments; None = dense SDPA
+    sparse_decode: bool = True
+
+
+METHODS = {
+    "dense": Method("dense", None),
+    "sparse_prefill": Method("sparse_prefill", {}, sparse_decode=False),
+    "default": Method("default", {}),
+    "paper": Method("paper", {"decode_scorer": "walk"}),
+    "keys4_10": Method("keys4_10", {"kblocks_frac": 0.05}),
+}
+
+
+def parse_extra_method(spec: str) -> Method:
+    """NAME:KEY=VAL[,KEY=VAL...][:dense_decode] (values parsed as JSON, else strings)."""
+    parts = spec.split(":")
+    knobs = {}
+    for item in filter(None, (parts[1] if len(parts) > 1 else "").split(",")):
+        key, _, raw = item.partition("=")
+        try:
+            knobs[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            knobs[key.strip()] = raw.strip()
+    return Method(parts[0], knobs, sparse_decode=not (len(parts) > 2 and parts[2] == "dense_decode"))
+
+
+def build_config(method: Method):
+    """The method's SketchWalkConfig, or None for dense; raises if this package rejects it."""
+    return None if method.knobs is None else sketchwalk.SketchWalkConfig(**method.knobs)
+
+
+def use_method(model, method: Method, cfg) -> None:
+    if cfg is None:
+        model.set_attn_implementation("sdpa")
+    else:
+        hf.configure(model, cfg, sparse_decode=method.sparse_decode)
+
+
+def sparse_layer_mean(per_layer: dict[int, float], first_sparse: int) -> float | None:
+    vals = [v for k, v in per_layer.items() if k >= first_sparse]
+    return sum(vals) / len(vals) if vals else None
+
+
+def batch_densities(model, cfg) -> tuple[float | None, float | None]:
+    """(prefill, decode) density of the latest batch, mean over the sparse layers."""
+    if cfg is None:
+        return 1.0, 1.0
+    return (sparse_layer_mean(hf.last_density(model, "prefill"), cfg.dense_layers),
+            sparse_layer_mean(hf.last_density(model, "decode"), cfg.dense_layers))
+
+
+# --------------------------------------------------------------------------------------
+# Batched greedy generation with early stopping
+
+
+class _AllFound:
+    """Stops a row once every reference string is in its new text (case-insensitive, as
+    RULER's string-match-all): more tokens cannot change its score."""
+
+    def __init__(self, tok, prompt_len: int, refs: list[list[str]]):
+        self.tok, self.prompt_len = tok, prompt_len
+        self.refs = [[r.lower() for r in rs] for rs in refs]
+
+    def __call__(self, input_ids, scores, **kwargs):
+        done = []
+        for row, refs in enumerate(self.refs):
+            text = self.tok.decode(input_ids[row, self.prompt_len:],
+                                   skip_special_tokens=True).lower()
+            done.append(all(r in text for r in refs))
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def stop_token_ids(tok, model) -> list[int]:
+    ids = []
+    vocab = tok.get_vocab()
+    special = set(tok.all_special_ids) | set(tok.added_tokens_decoder)
+    for t in STOP_TOKENS:  # end-of-turn markers, where they are special tokens of this model
+        if t in vocab and vocab[t] in special:
+            ids.append(vocab[t])
+    for extra in (tok.eos_token_id, model.generation_config.eos_token_id):
+        for i in (extra if isinstance(extra, (list, tuple)) else [extra]):
+            if i is not None:
+                ids.append(int(i))
+    return list(dict.fromkeys(ids))
+
+
+def generate_batch(model, tok, prompts: list[str], refs: list[list[str]], max_new_tokens: int,
+                   stop_ids: list[int]) -> list[dict]:
+    """Greedy answers for prompts run as one left-padded batch."""
+    from transformers import StoppingCriteriaList
+
+    encoded = [tok(p, add_special_tokens=False).input_ids for p in prompts]
+    length = max(len(e) for e in encoded)
+    pad = stop_ids[0]
+    ids = torch.full((len(encoded), length), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, e in enumerate(encoded):
+        ids[row, length - len(e):] = torch.tensor(e)
+        mask[row, length - len(e):] = 1
+    ids, mask = ids.to(model.device), mask.to(model.device)
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             do_sample=False, temperature=None, top_p=None, top_k=None,
+                             pad_token_id=pad, eos_token_id=stop_ids,
+                             stopping_criteria=StoppingCriteriaList([_AllFound(tok, length, refs)]))
+    results = []
+    stops = set(stop_ids)
+    for row, e in enumerate(encoded):
+        new = out[row, length:].tolist()
+        n = next((i + 1 for i, t in enumerate(new) if t in stops), len(new))
+        results.append(dict(pred=tok.decode(new[:n], skip_special_tokens=True).strip(),
+                            new_tokens=n, prompt_tokens=len(e)))
+    return results
+
+
+def chunks(items: list, size: int) -> list[list]:
+    size = size or len(items) or 1
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# --------------------------------------------------------------------------------------
+# Driver
+
+
+def load(args):
+    device = args.device
+    dtype = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16,
+             "fp32": torch.float32}[args.dtype]
+    if args.gguf:
+        gguf = Path(args.gguf)
+        if not gguf.is_absolute() and args.model_dir:
+            gguf = Path(args.model_dir) / gguf
+        name = args.name or assets.model_name_for_gguf(gguf)
+        model, tok = assets.load_gguf(gguf, attn_implementation="sdpa", dtype=dtype, device=device)
+        source = str(gguf)
+    else:
+        name = args.name or args.model
+        model, tok = assets.load_model(args.model, attn_implementation="sdpa", dtype=dtype,
+                                       device=device)
+        source = str(assets.ensure_model(args.model))
+    return name, source, model, tok
+
+
+def tokenizer_dir(tok, name: str) -> Path:
+    """A saved HF tokenizer directory (RULER's generators load one by path)."""
+    path = assets.asset_root() / "tokenizers" / name
+    if not (path / "tokenizer_config.json").exists():
+        path.mkdir(parents=True, exist_ok=True)
+        tok.save_pretrained(str(path))
+    return path
+
+
+def git_commit() -> str:
+    if os.environ.get("SKETCHWALK_COMMIT"):
+        return os.environ["SKETCHWALK_COMMIT"]
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def run(args) -> dict:
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(0)
+    t_load = time.perf_counter()
+    name, source, model, tok = load(args)
+    load_s = time.perf_counter() - t_load
+    stop_ids = stop_token_ids(tok, model)
+    lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in eq.RULER_TASKS]
+    if unknown:
+        raise SystemExit(f"unknown RULER tasks {unknown}; known: {sorted(eq.RULER_TASKS)}")
+
+    # Methods: skip those whose config this package cannot build (with a note).
+    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods, skipped = [], {}
+    extra = {m.name: m for m in map(parse_extra_method, args.add_method)}
+    for m_name in wanted + [n for n in extra if n not in wanted]:
+        method = extra.get(m_name) or METHODS.get(m_name)
+        if method is None:
+            raise SystemExit(f"unknown method {m_name!r}; known: {sorted(METHODS)} "
+                             "(or define one with --add-method)")
+        try:
+            methods.append((method, build_config(method)))
+        except (TypeError, ValueError) as err:
+            skipped[m_name] = f"{type(err).__name__}: {err}"
+            print(f"note: skipping method {m_name!r}: its config does not build here "
+                  f"({skipped[m_name]})", flush=True)
+
+    # Data: RULER samples (cached under <assets>/ruler) and the demo's needle prompts.
+    t_data = time.perf_counter()
+    tok_dir = tokenizer_dir(tok, name)
+    samples = {(task, L): eq.ruler_samples(task, args.samples, L, tok_dir, args.seed)[: args.samples]
+               for L in lengths for task in tasks}
+    rng = random.Random(args.needle_seed)  # the demo's key and value for its seed
+    key = rng.choice(["lucky-falcon", "quiet-harbor", "amber-violin", "brisk-meadow"])
+    value = str(rng.randint(1_000_000, 9_999_999))
+    depths = ([0.04 + 0.92 * i / (args.needles - 1) for i in range(args.needles)]
+              if args.needles > 1 else [0.5] * args.needles)
+    needle_prompts = [demo.build_prompt(tok, args.needle_tokens, d, key, value) for d in depths]
+    data_s = time.perf_counter() - t_data
+
+    batch = args.batch_size if args.batch_size >= 0 else (0 if args.device.startswith("cuda") else 1)
+    result = dict(
+        model=name, source=source, device=args.device, device_name=device_name(args.device),
+        dtype=str(model.dtype).replace("torch.", ""), torch=torch.__version__,
+        transformers=__import__("transformers").__version__,
+        sketchwalk=sketchwalk.__version__, commit=git_commit(),
+        host=platform.node(), lengths=lengths, tasks=tasks, samples_per_task=args.samples,
+        ruler_seed=args.seed, max_new_tokens=args.max_new_tokens, batch_size=batch,
+        needles=dict(count=len(depths), depths=depths, tokens=args.needle_tokens, key=key,
+                     value=value, max_new_tokens=args.needle_new_tokens),
+        stop_token_ids=stop_ids, load_seconds=load_s, data_seconds=data_s,
+        skipped_methods=skipped, methods=[],
+    )
+    total = len(methods) * (len(depths) + sum(len(s) for s in samples.values()))
+    bar = tqdm(total=total, desc=f"eval {name}", unit="sample", dynamic_ncols=True,
+               mininterval=0.1 if sys.stderr.isatty() else 10.0)
+    for method, cfg in methods:
+        rec = dict(name=method.name, knobs=method.knobs, sparse_decode=method.sparse_decode,
+                   config=dataclasses.asdict(cfg) if cfg is not None else None,
+                   ruler={}, ruler_mean={}, density={}, answers={}, error=None, seconds=0.0)
+        result["methods"].append(rec)
+        start = time.perf_counter()
+        try:
+            use_method(model, method, cfg)
+            # Needles.
+            bar.set_postfix_str(f"{method.name} | needles")
+            found, answers, dens = 0, [], []
+            for part in chunks(list(zip(depths, needle_prompts)), batch):
+                outs = generate_batch(model, tok, [p for _, p in part], [[value]] * len(part),
+                                      args.needle_new_tokens, stop_ids)
+                dens.append((len(part), *batch_densities(model, cfg)))
+                for (depth, _), o in zip(part, outs):
+                    o["depth"] = depth
+                    o["found"] = value in o["pred"]
+                    found += o["found"]
+                    answers.append(o)
+                bar.update(len(part))
+            rec["needles_found"] = found
+            rec["answers"]["needles"] = answers
+            rec["density"]["needles"] = weighted(dens)
+            write_outputs(result, args)
+            # RULER.
+            for (task, L), items in samples.items():
+                bar.set_postfix_str(f"{method.name} | {task} @ {L}")
+                scores, answers, dens = [], [], []
+                for part in chunks(items, batch):
+                    outs = generate_batch(model, tok, [eq.chat_prompt(tok, it["input"]) for it in part],
+                                          [it["outputs"] for it in part], args.max_new_tokens,
+                                          stop_ids)
+                    dens.append((len(part), *batch_densities(model, cfg)))
+                    for it, o in zip(part, outs):
+                        o["refs"] = it["outputs"]
+                        o["score"] = eq.string_match_all(o["pred"], it["outputs"])
+                        scores.append(o["score"])
+                        answers.append(o)
+                    bar.update(len(part))
+                rec["ruler"][f"{task}@{L}"] = 100.0 * eq.mean(scores)
+                rec["answers"][f"{task}@{L}"] = answers
+                per_len = rec["density"].setdefault(str(L), [])
+                per_len.extend(dens)
+                rec["seconds"] = time.perf_counter() - start
+                write_outputs(result, args)  # partial results survive a timeout
+            for L in lengths:
+                rec["ruler_mean"][str(L)] = eq.mean(rec["ruler"][f"{t}@{L}"] for t in tasks)
+                rec["density"][str(L)] = weighted(rec["density"][str(L)])
+        except Exception as err:  # keep the other methods' results
+            rec["error"] = f"{type(err).__name__}: {err}"
+            print(f"\nmethod {method.name!r} failed:\n{traceback.format_exc()}", flush=True)
+        rec["seconds"] = time.perf_counter() - start
+        write_outputs(result, args)
+    bar.close()
+    return result
+
+
+def weighted(entries) -> dict:
+    """[(rows, prefill, decode), ...] -> dict(prefill=, decode=) weighted by rows."""
+    out = {}
+    for i, key in ((1, "prefill"), (2, "decode")):
+        pairs = [(e[0], e[i]) for e in entries if e[i] is not None]
+        rows = sum(n for n, _ in pairs)
+        out[key] = sum(n * v for n, v in pairs) / rows if rows else None
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Output
+
+
+def output_stem(result: dict, args) -> Path:
+    out_dir = Path(args.out) if args.out else REPO / "bench" / "results"
+    lens = "_".join(f"{L // 1024}k" if L % 1024 == 0 else str(L) for L in result["lengths"])
+    return out_dir / f"decode_quality_{result['model']}_{lens}"
+
+
+def write_outputs(result: dict, args) -> None:
+    stem = output_stem(result, args)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    eq.with_ext(stem, ".json").write_text(json.dumps(result, indent=1) + "\n")
+    eq.with_ext(stem, ".md").write_text(markdown(result) + "\n")
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
+def markdown(result: dict) -> str:
+    ms = result["methods"]
+    nd = result["needles"]
+    lines = [
+        f"# Decode-selection quality vs dense: {result['model']}",
+        "",
+        f"{result['device_name']} ({result['dtype']}), torch {result['torch']}, transformers "
+        f"{result['transformers']}, sketchwalk {result['sketchwalk']}, commit {result['commit']}. "
+        f"RULER: {result['samples_per_task']} samples per task (seed {result['ruler_seed']}), "
+        f"greedy, string-match-all, up to {result['max_new_tokens']} new tokens (stopped at EOS or "
+        f"once every reference is in the output). Needles: the demo's needle at {nd['count']} "
+        f"depths of a ~{nd['tokens']}-token haystack, up to {nd['max_new_tokens']} new tokens. "
+        "Density: kept fraction of the causal area, mean over the sparse layers "
+        "(hf.last_density; decode = mean over decode steps).",
+        "",
+        "| | " + " | ".join(m["name"] for m in ms) + " |",
+        "|---|" + "---|" * len(ms),
+    ]
+
+    def row(label, fn):
+        cells = []
+        for m in ms:
+            try:
+                cells.append(fn(m))
+            except (KeyError, TypeError):
+                cells.append("")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    for L in result["lengths"]:
+        for t in result["tasks"]:
+            row(f"{t} @ {L}", lambda m, k=f"{t}@{L}": f"{m['ruler'][k]:.0f}")
+        row(f"**RULER mean @ {L}**", lambda m, L=L: f"**{m['ruler_mean'][str(L)]:.1f}**")
+    row(f"**needles found (of {nd['count']})**",
+        lambda m: f"**{m['needles_found']}/{nd['count']}**")
+    for L in result["lengths"]:
+        row(f"prefill density @ {L}", lambda m, L=L: _pct(m["density"][str(L)]["prefill"]))
+        row(f"decode density @ {L}", lambda m, L=L: _pct(m["density"][str(L)]["decode"]))
+    row(f"prefill density, needles (~{nd['tokens']})",
+        lambda m: _pct(m["density"]["needles"]["prefill"]))
+    row(f"decode density, needles (~{nd['tokens']})",
+        lambda m: _pct(m["density"]["needles"]["decode"]))
+    row("decode", lambda m: ("dense" if m["config"] is None or not m["sparse_decode"]
+                             else m["config"].get("decode_scorer", "walk (no decode_scorer knob)")))
+    row("time (s)", lambda m: f"{m['seconds']:.0f}")
+    lines += ["", "Methods (knobs on top of SketchWalkConfig defaults):"]
+    for m in ms:
+        knobs = "dense SDPA" if m["knobs"] is None else (m["knobs"] or "defaults")
+        extra = "" if m["sparse_decode"] else ", dense decode steps"
+        err = f" **FAILED: {m['error']}**" if m.get("error") else ""
+        lines.append(f"- {m['name']}: {knobs}{extra}{err}")
+    for name, why in result.get("skipped_methods", {}).items():
+        lines.append(f"- {name}: skipped, config does not build here ({why})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = parser.add_argument_group("model (one of)")
+    src.add_argument("--gguf", default="", help="GGUF file (absolute, or relative to --model-dir)")
+    src.add_argument("--model-dir", default="", help="folder holding --gguf")
+    src.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS),
+                     help="without --gguf: a model converted by assets.py")
+    parser.add_argument("--name", default="", help="model label (default: from the GGUF name)")
+    parser.add_argument("--lengths", default="4096,8192", help="RULER lengths, comma-separated")
+    parser.add_argument("--tasks", default=DEFAULT_TASKS,
+                        help=f"comma-separated, from {sorted(eq.RULER_TASKS)}")
+    parser.add_argument("--samples", type=int, default=10, help="RULER samples per task and length")
+    parser.add_argument("--needles", type=int, default=12, help="needle depths (0 = none)")
+    parser.add_argument("--needle-tokens", type=int, default=6000, help="needle prompt length")
+    parser.add_argument("--needle-new-tokens", type=int, default=16)
+    parser.add_argument("--needle-seed", type=int, default=7, help="the demo's seed: key and value")
+    parser.add_argument("--max-new-tokens", type=int, default=RULER_NIAH_NEW_TOKENS)
+    parser.add_argument("--methods", default="dense,sparse_prefill,default,paper,keys4_10",
+                        help=f"comma-separated, from {sorted(METHODS)}")
+    parser.add_argument("--add-method", action="append", default=[],
+                        metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode]",
+                        help="an extra method with its own knobs (repeatable)")
+    parser.add_argument("--batch-size", type=int, default=-1,
+                        help="rows per generate call; 0 = all samples of a task and length; "
+                             "default 0 on CUDA, 1 on CPU")
+    parser.add_argument("--seed", type=int, default=42, help="RULER generator seed")
+    parser.add_argument("--assets", default="",
+                        help="asset root (sets $SKETCHWALK_ASSETS): RULER cache, tokenizer dirs")
+    parser.add_argument("--out", default="", help="output folder (default bench/results)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="auto: bf16 on CUDA, fp32 on CPU")
+    args = parser.parse_args()
+    if args.assets:
+        os.environ["SKETCHWALK_ASSETS"] = str(Path(args.assets).resolve())
+    result = run(args)
+    print()
+    print(markdown(result))
+    print(f"\nwritten: {eq.with_ext(output_stem(result, args), '.md')} (+ .json)")
+
+
+if __name__ == "__main__":
+    main()
