@@ -119,9 +119,9 @@ SW_DEVICE void load_q_fragments(const Element* q_head, bool active, int c,
 
 /// \brief Splits of the key blocks per (batch, kv head) for the statistics kernel: about
 /// kStatsCtasPerSm CTAs per SM in all, each with >= kStatsWarps blocks of the capacity.
-/// Llama-3.1-8B (8 kv heads) at 128K keys (2048 blocks) on 132 SMs: batch 1 -> 50 splits of
-/// ~41 blocks (~10 per warp); batch 8 -> 7 splits of ~293 blocks.
-constexpr int kStatsCtasPerSm = 3;  // 150 registers x 128 threads: 3 CTAs per SM
+/// Llama-3.1-8B (8 kv heads) at 128K keys (2048 blocks) on 132 SMs: batch 1 -> 99 splits of
+/// ~21 blocks (~5 per warp); batch 8 -> 13 splits of ~158 blocks.
+constexpr int kStatsCtasPerSm = 6;  // <= 80 registers x 128 threads: 6 CTAs per SM
 SW_HOST_DEVICE int keys4_score_splits(int batch, int num_kv_heads, int num_blocks, int num_sms) {
   const int rows = batch * num_kv_heads;
   int splits = (kStatsCtasPerSm * num_sms + rows - 1) / rows;
@@ -170,15 +170,14 @@ struct SoftmaxTotal {
 /// \brief grid (splits, num_kv_heads, batch), 32 * kStatsWarps threads, dynamic shared memory
 /// 2 * kStatsWarps * group floats. CTA s takes the live key blocks [s * per, (s + 1) * per) of its
 /// (batch, kv head), per = ceil(n / splits), n = ceil(L_b / 64); its warps take every
-/// kStatsWarps-th block, loading the next block while computing the current (two register
-/// buffers). For each block j and query head h of the group it writes block_max[h, j] = max_t
+/// kStatsWarps-th block. For each block j and query head h of the group it writes block_max[h, j] = max_t
 /// s_t and block_sum[h, j] = sum_t exp2(s_t - block_max) over the block's keys t < L_b, with
 /// s_t = softmax_scale * log2(e) * scale_t * <q_h, code_t>; and per CTA the merge of its blocks,
 /// head_max / head_sum [batch, num_q_heads, splits] (empty CTAs write -inf / 0).
 /// kOneTile: group <= 8, one n-tile (a separate kernel: with a loop over n-tiles the compiler
 /// hoists every unpacked code out of it, ~200 registers at head_dim 128).
 template <typename Element, int kHeadDim, bool kOneTile>
-__global__ void __launch_bounds__(32 * kStatsWarps)
+__global__ void __launch_bounds__(32 * kStatsWarps, kStatsCtasPerSm)
     keys4_block_stats_kernel(const ScoreKeys4Params p, float* __restrict__ head_max,
                              float* __restrict__ head_sum) {
   using Tile = Keys4Tile<Element, kHeadDim>;
@@ -262,19 +261,13 @@ __global__ void __launch_bounds__(32 * kStatsWarps)
     }
   };
 
-  // Two register buffers: block j + kStatsWarps is in flight while block j is computed.
-  BlockRows<kWords> buf0, buf1;
-  int block = begin + warp;
-  if (block < end) buf0.load(codes, p.codes_token_stride, scales, block * kIndexBlockSize, seq_len, r);
-  while (block < end) {  // warp-uniform
-    const int next = block + kStatsWarps;
-    if (next < end) buf1.load(codes, p.codes_token_stride, scales, next * kIndexBlockSize, seq_len, r);
-    process(buf0, block);
-    if (next >= end) break;
-    const int after = next + kStatsWarps;
-    if (after < end) buf0.load(codes, p.codes_token_stride, scales, after * kIndexBlockSize, seq_len, r);
-    process(buf1, next);
-    block = after;
+  // One register buffer per warp; the loads in flight come from many resident warps instead
+  // (measured on an H200: two buffers per warp took 150 registers, 10 resident warps per SM and
+  // 33% of DRAM bandwidth; a single buffer fits 6 CTAs of 4 warps per SM).
+  for (int block = begin + warp; block < end; block += kStatsWarps) {  // warp-uniform
+    BlockRows<kWords> rows;
+    rows.load(codes, p.codes_token_stride, scales, block * kIndexBlockSize, seq_len, r);
+    process(rows, block);
   }
   __syncthreads();
   for (int h = threadIdx.x; h < group; h += blockDim.x) {

@@ -157,15 +157,18 @@ class SketchWalkState:
         The query's own block is always kept (window), so kept keys = full blocks + the last one."""
         self._density[layer_idx] = (num_selected, num_keys, block_size)
 
+    def density_tensor(self, layer_idx: int) -> torch.Tensor | None:
+        """Layer ``layer_idx``'s kept fraction of its last call as a 0-dim tensor on the layer's
+        device (no sync), or None when the layer has not run sparse."""
+        d = self._density.get(layer_idx)
+        if isinstance(d, tuple):
+            from .attention import decode_density
+
+            d = decode_density(*d)
+        return d
+
     @property
     def last_density(self) -> dict[int, float]:
         """Kept fraction of the causal attention area, per sparse layer, of the last call
         (block-granular: what the kernels compute). Reading it syncs with the device."""
-        out = {}
-        for layer, d in sorted(self._density.items()):
-            if isinstance(d, tuple):
-                from .attention import decode_density
-
-                d = decode_density(*d)
-            out[layer] = float(d)
-        return out
+        return {layer: float(self.density_tensor(layer)) for layer in sorted(self._density)}

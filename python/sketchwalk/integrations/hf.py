@@ -72,8 +72,8 @@ class _Runtime:
     cache_ref: Any = None  # weakref to the past_key_values the states belong to
     hooked_cache: Any = None  # weakref set by the forward pre-hook of configure()
     hook_installed: bool = False
-    prefill_density: dict[int, float] = field(default_factory=dict)
-    decode_density_sum: dict[int, float] = field(default_factory=dict)
+    prefill_density: dict[int, Any] = field(default_factory=dict)  # float or 0-dim tensor
+    decode_density_sum: dict[int, Any] = field(default_factory=dict)
     decode_steps: int = 0
 
     def reset(self) -> None:
@@ -253,11 +253,13 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
 
 
 def _record_density(rt: _Runtime, layer_idx: int, is_prefill: bool) -> None:
-    values = [s.last_density.get(layer_idx) for s in rt.states]
+    """Kept fractions are kept as device tensors (summed over decode steps) and turned into
+    floats only when read (last_density): a sync per layer and step would stall generation."""
+    values = [s.density_tensor(layer_idx) for s in rt.states]
     values = [v for v in values if v is not None]
     if not values:
         return
-    density = float(sum(values) / len(values))
+    density = sum(values) / len(values)
     if is_prefill:
         rt.prefill_density[layer_idx] = density
     else:
@@ -345,8 +347,8 @@ def last_density(model, phase: str = "prefill") -> dict[int, float]:
     package ran dense report 1.0 when the package records them, else are absent."""
     rt = _runtime_for_config(_attention_configs(model)[0])
     if phase == "prefill":
-        return dict(rt.prefill_density)
+        return {k: float(v) for k, v in rt.prefill_density.items()}
     if phase == "decode":
         steps = max(rt.decode_steps, 1)
-        return {k: v / steps for k, v in rt.decode_density_sum.items()}
+        return {k: float(v) / steps for k, v in rt.decode_density_sum.items()}
     raise ValueError(f"phase must be 'prefill' or 'decode', got {phase!r}")
