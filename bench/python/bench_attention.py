@@ -4,11 +4,14 @@ Prefill at Llama-3.1-8B shapes (batch 1, 32 query / 8 kv heads, head_dim 128, bf
 dense SDPA (cuDNN and flash backends), FlexAttention on the identical block layout, our
 sparse prefill alone, and the whole Sketch&Walk layer (sketch -> scores -> walk -> select ->
 sparse attention), at the paper's default knobs and at knobs tuned to ~20% kept density.
-Decode: one Sketch&Walk decode step (state updates + selection + sparse decode) and the sparse
-decode kernel alone against dense SDPA decode, at batch 1 and 8. The step is timed two ways:
-isolated (CUDA events around one step issued onto an idle GPU: host issue time included) and
-back to back (wall time per step of 20 consecutive steps: the host issues the next step while
-the GPU runs this one, as in a generation loop).
+Decode: one Sketch&Walk decode step against dense SDPA decode (cuDNN and flash, eager and
+replayed from a CUDA graph), at batch 1 and 8, for the keys4 scorer at its defaults (~20% of
+the keys) and at ~10%, and for the paper's walk at ~20%. The step through
+`sketchwalk_attention` is timed isolated (CUDA events around one step issued onto an idle GPU:
+host issue time included) and back to back (wall time per step of 20 consecutive steps, as in a
+generation loop); the keys4 step is also captured in a CUDA graph over a fixed-capacity cache
+with device lengths (what a graph decode loop replays), and each of its ops is timed alone with
+the bytes it must read, beside a measured device-to-device copy.
 
     python bench/python/bench_attention.py --out bench/RESULTS.md
 

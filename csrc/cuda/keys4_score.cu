@@ -7,13 +7,6 @@
 namespace sketchwalk {
 namespace {
 
-int current_device_sm_count() {
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) == cudaSuccess)
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  return sms;
-}
-
 int plan_splits(const ScoreKeys4Params& p) {
   return keys4::keys4_score_splits(p.batch, p.num_kv_heads, p.num_blocks, current_device_sm_count());
 }

@@ -11,6 +11,9 @@
 
 namespace sketchwalk {
 
+// device_info.cu: multiprocessors of the current device (grid-size heuristics).
+int current_device_sm_count();
+
 // hadamard_sketch.cu: fused block mean-pool + sign flip + FWHT + subsample + scale.
 cudaError_t run_hadamard_sketch(const HadamardSketchParams& params, DType dtype,
                                 cudaStream_t stream);

@@ -236,9 +236,7 @@ __global__ void sum_head_splits_kernel(const float* __restrict__ partial, int he
 //   capped at its 2 key tiles; 128K -> 1; decode (32 window rows x 2048 key blocks at 128K)
 //   has 32 CTAs that would each sweep 32 key tiles in sequence -> 9 splits.
 int splits_for_occupancy(int ctas, int max_splits) {
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) == cudaSuccess)
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int sms = current_device_sm_count();
   const int want = ceil_div(2 * sms, ctas > 0 ? ctas : 1);
   return want < 1 ? 1 : (want > max_splits ? max_splits : want);
 }

@@ -151,9 +151,7 @@ cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t str
     return cudaErrorInvalidValue;
   // q = 1 - keep_frac in float64, as the reference's Python float arithmetic.
   const double quantile_q = 1.0 - p.keep_frac;
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) == cudaSuccess)
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int sms = current_device_sm_count();
   return rows < 2 * static_cast<int64_t>(sms) ? launch_select<kCtaRowWarps>(p, quantile_q, stream)
                                               : launch_select<1>(p, quantile_q, stream);
 }

@@ -6,13 +6,6 @@
 namespace sketchwalk {
 namespace {
 
-int current_device_sm_count() {
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) == cudaSuccess)
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  return sms;
-}
-
 int plan_splits(const SparseAttentionParams& params) {
   const int group = params.num_q_heads / params.num_kv_heads;
   const int heads = decode_heads_per_cta(group);
