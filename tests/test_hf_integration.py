@@ -227,3 +227,29 @@ def test_full_density_logits_match_sdpa_cuda_bf16(arch):
     # bf16: both paths round differently; compare against the logit scale.
     err = (actual - expected).abs().max().item()
     assert err <= 0.05 * expected.abs().max().item(), err
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_static_cache_generate_matches_dynamic(arch):
+    # A fixed-capacity cache: prefill from the first slots, decode lengths from position_ids on
+    # the device. Same tokens and densities as the dynamic cache.
+    _, sparse = make_pair(arch)
+    hf.configure(sparse, sparse_config())
+    ids = prompts(2, PROMPT_LEN)
+    dynamic = sparse.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
+    dynamic_density = hf.last_density(sparse, "decode")
+    static = sparse.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False,
+                             cache_implementation="static")
+    assert torch.equal(static, dynamic)
+    static_density = hf.last_density(sparse, "decode")
+    assert static_density.keys() == dynamic_density.keys() and static_density
+    for layer, d in dynamic_density.items():
+        assert static_density[layer] == pytest.approx(d, rel=1e-9), f"layer {layer}"
+
+
+def test_static_cache_needs_keys4():
+    _, sparse = make_pair("llama")
+    hf.configure(sparse, sparse_config(decode_scorer="walk"))
+    with pytest.raises(NotImplementedError, match="keys4"):
+        sparse.generate(prompts(1, PROMPT_LEN), max_new_tokens=2, do_sample=False,
+                        cache_implementation="static")

@@ -424,3 +424,42 @@ def test_layer_keys4_decode_steps(device, tokens, hq, hkv, d):
             got = R.block_index_to_mask(idx.cpu(), cnt.cpu(), idx.shape[-1])[:, :, 0, :keep.shape[-1]]
             near_tie_ok(got, keep, ref["mass"], tk, cfg_ref)
             assert not torch.equal(got, keep), f"same selection, different output: {base}"
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_layer_fixed_capacity_decode_equals_dynamic(device):
+    # sketchwalk_attention(..., seq_lens=...) over a cache of fixed capacity computes what the
+    # growing-cache decode computes, for rows of different lengths. Past each length the sparse
+    # layer's cache holds NaN (never read); the dense layer's holds zeros, as a static cache
+    # does (SDPA's mask does not hide NaN values).
+    import sketchwalk as sw
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    cfg = sw.SketchWalkConfig(dense_layers=1)
+    lens, cap, hq, hkv, d = [700, 1030], 1100, 8, 2, 64
+    q = torch.randn(2, hq, cap, d, device=device).to(dtype)
+    k = torch.randn(2, hkv, cap, d, device=device).to(dtype)
+    v = torch.randn(2, hkv, cap, d, device=device).to(dtype)
+    for layer in (0, 1):  # a dense layer and a sparse one
+        for b, n in enumerate(lens):
+            rows = slice(b, b + 1)
+            dynamic = sw.SketchWalkState(cfg)
+            fixed = sw.SketchWalkState(cfg)
+            fixed.cache_capacity = cap
+            sw.sketchwalk_attention(q[rows, :, :n - 1], k[rows, :, :n - 1], v[rows, :, :n - 1],
+                                    layer, dynamic)
+            sw.sketchwalk_attention(q[rows, :, :n - 1], k[rows, :, :n - 1], v[rows, :, :n - 1],
+                                    layer, fixed)
+            want = sw.sketchwalk_attention(q[rows, :, n - 1:n], k[rows, :, :n], v[rows, :, :n],
+                                           layer, dynamic)
+            kc, vc = k[rows].clone(), v[rows].clone()
+            kc[:, :, n:] = float("nan") if layer == 1 else 0.0
+            vc[:, :, n:] = float("nan") if layer == 1 else 0.0
+            seq_lens = torch.tensor([n], dtype=torch.int32, device=device)
+            got = sw.sketchwalk_attention(q[rows, :, n - 1:n], kc, vc, layer, fixed, seq_lens=seq_lens)
+            if layer == 1:  # the same ops on the same rows: bitwise equal
+                torch.testing.assert_close(got, want, atol=0, rtol=0)
+            else:  # SDPA over the masked capacity against SDPA over the slice: rounding only
+                torch.testing.assert_close(got, want)
+            if layer == 1:
+                assert fixed.last_density[1] == pytest.approx(dynamic.last_density[1], rel=1e-9)

@@ -13,7 +13,8 @@ from .state import LayerDecodeState, LayerKeys4State, SketchWalkState, keys4_cap
 
 
 def sketchwalk_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, state: SketchWalkState
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, state: SketchWalkState,
+    seq_lens: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Causal attention of one layer, sparse per Sketch&Walk.
 
@@ -24,9 +25,19 @@ def sketchwalk_attention(
     - ``layer_idx < config.dense_layers``: dense causal attention (SDPA);
     - ``num_queries == num_keys``: prefill; (re)starts this layer's decode state;
     - ``num_queries == 1`` after this layer saw ``num_keys - 1`` keys: one decode step.
+
+    ``seq_lens`` (int32 [batch] on q's device): one decode step over a fixed-capacity cache
+    (e.g. a static cache): k and v hold ``num_keys`` slots of which sequence b uses the first
+    ``seq_lens[b]``, its new key at ``seq_lens[b] - 1``. Nothing on the host depends on the
+    length, so the step can be captured in a CUDA graph and replayed. Needs the keys4 decode
+    scorer and a prefill of this layer made with ``state.cache_capacity >= num_keys``. Sparse
+    layers never read the slots past a length; dense layers (``layer_idx < dense_layers``) mask
+    them in SDPA, which needs them finite (a static cache starts zeroed).
     """
     cfg = state.config
     num_queries, num_keys = q.shape[2], k.shape[2]
+    if seq_lens is not None:
+        return _decode_keys4_fixed(q, k, v, seq_lens, layer_idx, state)
     if layer_idx < cfg.dense_layers:
         return dense_causal_attention(q, k, v)
     if num_queries == num_keys:
@@ -99,7 +110,7 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     out, _ = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
     state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
     if cfg.decode_scorer == "keys4":
-        state.layers[layer_idx] = _keys4_state(k)
+        state.layers[layer_idx] = _keys4_state(k, state.cache_capacity)
         return out
 
     # Decode state: A, key-block sketches, the sketches of the last W queries and their logits.
@@ -141,10 +152,11 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     return out
 
 
-def _keys4_state(k: torch.Tensor) -> LayerKeys4State:
-    """The keys4 decode state after a prefill: every key of k encoded (SPEC.md section 7)."""
+def _keys4_state(k: torch.Tensor, cache_capacity: int | None = None) -> LayerKeys4State:
+    """The keys4 decode state after a prefill: every key of k encoded (SPEC.md section 7), with
+    room for at least cache_capacity keys (a fixed-capacity cache's size) when given."""
     batch, num_kv_heads, num_keys, head_dim = k.shape
-    capacity = keys4_capacity(num_keys)
+    capacity = max(keys4_capacity(num_keys), cache_capacity or 0)
     codes = k.new_zeros((batch, num_kv_heads, capacity, head_dim // 2), dtype=torch.uint8)
     scales = k.new_zeros((batch, num_kv_heads, capacity), dtype=torch.float32)
     ops.quantize_keys4_(codes, scales, k, None, False)
@@ -169,6 +181,43 @@ def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
+    return out
+
+
+def _decode_keys4_fixed(q, k, v, seq_lens: torch.Tensor, layer_idx: int,
+                        state: SketchWalkState) -> torch.Tensor:
+    """One keys4 decode step over a fixed-capacity cache (sketchwalk_attention's seq_lens): the
+    new key is read at seq_lens - 1 on the device; no host value depends on the length."""
+    cfg = state.config
+    batch, num_kv_heads, capacity, head_dim = k.shape
+    if q.shape[2] != 1:
+        raise ValueError(f"sketchwalk_attention: seq_lens is for one decode step (1 query), "
+                         f"got {q.shape[2]} queries")
+    if seq_lens.dtype != torch.int32 or seq_lens.shape != (batch,) or seq_lens.device != q.device:
+        raise ValueError(f"sketchwalk_attention: seq_lens must be int32 [batch={batch}] on "
+                         f"{q.device}, got {seq_lens.dtype} {tuple(seq_lens.shape)} on {seq_lens.device}")
+    if layer_idx < cfg.dense_layers:
+        visible = torch.arange(capacity, device=q.device)[None, :] < seq_lens[:, None]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible[:, None, None, :],
+                                              enable_gqa=q.shape[1] != num_kv_heads)
+    layer = state.layers.get(layer_idx)
+    if not isinstance(layer, LayerKeys4State) or layer.capacity < capacity:
+        raise ValueError(
+            f"sketchwalk_attention: layer {layer_idx} has no keys4 state for a {capacity}-slot cache: "
+            "a fixed-capacity decode needs decode_scorer='keys4' and a prefill made with "
+            f"state.cache_capacity >= {capacity}")
+    slot = (seq_lens.long() - 1).view(batch, 1, 1, 1).expand(batch, num_kv_heads, 1, head_dim)
+    ops.quantize_keys4_(layer.codes, layer.scales, k.gather(2, slot), seq_lens, False)
+    q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
+    mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)
+    block_index, num_selected = ops.select_blocks_keys4(
+        mass, seq_lens, cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, False)
+    out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, None, False, seq_lens)
+    block = cfg.block_size
+    lens = seq_lens.double()
+    last = lens - (torch.ceil(lens / block) - 1) * block  # keys of the (always kept) last block
+    density = (((num_selected.double() - 1) * block + last.view(-1, 1, 1)) / lens.view(-1, 1, 1)).mean()
+    state.record_density(layer_idx, density)
     return out
 
 

@@ -104,6 +104,9 @@ class SketchWalkState:
 
     def __init__(self, config: SketchWalkConfig | None = None) -> None:
         self.config = config if config is not None else SketchWalkConfig()
+        # Slots of a fixed-capacity KV cache (a static cache) that decode steps will use: the
+        # keys4 state of a prefill gets room for them up front (sketchwalk_attention's seq_lens).
+        self.cache_capacity: int | None = None
         self.layers: dict[int, LayerDecodeState | LayerKeys4State] = {}
         self._carried_layer: int | None = None
         self._carried_walk: torch.Tensor | None = None

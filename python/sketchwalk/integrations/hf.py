@@ -15,6 +15,11 @@ sequence therefore lives in a small runtime object keyed on the model's config:
 
 - a forward whose first layer sees Tq == Tk is a prefill of a new sequence: fresh state;
 - a forward with Tq == 1 and Tk one past the previous call is a decode step: same state;
+- with a fixed-capacity cache (transformers' StaticCache, `cache_implementation="static"`), k/v
+  always hold the cache's capacity: a forward with several queries is the prefill of a new
+  sequence (its keys are the first Tq slots), and a decode step reads the sequence length from
+  `position_ids` on the device (keys4 decode scorer, unpadded batches), so nothing on the host
+  depends on the step and the model's decode forward can be captured in a CUDA graph;
 - anything else (chunked prefill, several new tokens on top of a cache, a different cache
   than the one the state was built with) raises NotImplementedError instead of silently
   attending with a stale walk. `configure()` also installs a forward pre-hook that records
@@ -70,6 +75,7 @@ class _Runtime:
     pads: list[int] | None = None  # left-pad length per row when running row by row
     num_keys: int = 0  # keys (padding included) seen by the last completed call
     cache_ref: Any = None  # weakref to the past_key_values the states belong to
+    static_capacity: int | None = None  # slots of a fixed-capacity (static) cache, else None
     hooked_cache: Any = None  # weakref set by the forward pre-hook of configure()
     hook_installed: bool = False
     prefill_density: dict[int, Any] = field(default_factory=dict)  # float or 0-dim tensor
@@ -81,6 +87,7 @@ class _Runtime:
         self.pads = None
         self.num_keys = 0
         self.cache_ref = None
+        self.static_capacity = None
 
 
 _RUNTIMES: dict[int, _Runtime] = {}
@@ -181,6 +188,10 @@ def sketchwalk_attention_forward(
         _begin_forward(rt, cfg, attention_mask, batch, num_queries, num_keys)
     elif not rt.states:
         raise RuntimeError("sketchwalk: layer 0 must run before the other layers")
+    if rt.static_capacity is not None:
+        out = _static_cache_attention(module, rt, query, key, value, attention_mask, kwargs)
+        _record_density(rt, layer_idx, num_queries > 1)
+        return out.transpose(1, 2).contiguous(), None
 
     if num_queries == 1 and num_keys > 1 and not getattr(module.config, SPARSE_DECODE_ATTR, True):
         # Sparse prefill only (the paper's "prefill" setting): decode steps attend densely.
@@ -209,6 +220,27 @@ def sketchwalk_attention_forward(
     return out.transpose(1, 2).contiguous(), None
 
 
+def _static_cache_attention(module, rt: _Runtime, query, key, value, attention_mask, kwargs):
+    """One layer over a fixed-capacity cache: the prefill's keys are the first Tq slots; a decode
+    step's length is position_ids + 1 (unpadded batches), a device tensor."""
+    pkg = _package()
+    layer_idx = int(module.layer_idx)
+    num_queries = query.shape[2]
+    if num_queries > 1:
+        return pkg.sketchwalk_attention(query, key[:, :, :num_queries], value[:, :, :num_queries],
+                                        layer_idx, rt.states[0])
+    if not getattr(module.config, SPARSE_DECODE_ATTR, True):  # dense decode steps
+        return torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, enable_gqa=query.shape[1] != key.shape[1])
+    position_ids = kwargs.get("position_ids")
+    if position_ids is not None:
+        seq_lens = (position_ids[:, -1] + 1).to(torch.int32)
+    else:  # host-side count: correct, but a captured graph would replay this length
+        seq_lens = torch.full((query.shape[0],), rt.num_keys, dtype=torch.int32,
+                              device=query.device)
+    return pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0], seq_lens=seq_lens)
+
+
 def _dense_decode(query, key, value, pads: list[int] | None) -> torch.Tensor:
     """One query per row over all its (non-pad) keys."""
     group = query.shape[1] // key.shape[1]
@@ -227,6 +259,30 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
     """Layer 0 of a forward: start a new sequence (prefill) or continue one (decode)."""
     pkg = _package()
     hooked = rt.hooked_cache() if rt.hooked_cache is not None else None
+    static = hooked is not None and bool(getattr(hooked, "is_compileable", False))
+    if static and num_queries > 1:  # a new sequence in a fixed-capacity cache
+        if attention_mask is not None:
+            raise NotImplementedError("sketchwalk: padded batches with a static cache are not "
+                                      "supported; run the rows separately or use a dynamic cache")
+        if cfg.decode_scorer != "keys4":
+            raise NotImplementedError("sketchwalk: a static cache needs decode_scorer='keys4' (the "
+                                      "paper's walk tracks lengths on the host)")
+        rt.reset()
+        rt.static_capacity = num_keys
+        state = pkg.SketchWalkState(cfg)
+        state.cache_capacity = num_keys
+        rt.states = [state]
+        rt.cache_ref = weakref.ref(hooked)
+        rt.num_keys = num_queries
+        rt.prefill_density = {}
+        rt.decode_density_sum = {}
+        rt.decode_steps = 0
+        return
+    if rt.static_capacity is not None and num_queries == 1 and num_keys == rt.static_capacity and (
+            hooked is None or hooked is (rt.cache_ref() if rt.cache_ref is not None else None)):
+        rt.decode_steps += 1
+        rt.num_keys += 1
+        return
     if num_queries == num_keys:
         rt.reset()
         rt.pads = _left_pads(attention_mask, batch, num_keys)
@@ -294,7 +350,8 @@ def register() -> bool:
 
 def _capture_cache(rt: _Runtime):
     def hook(module, args, kwargs):
-        cache = kwargs.get("past_key_values")
+        # "past_key_values" up to transformers 5.2x, "cache" after its rename.
+        cache = kwargs.get("past_key_values", kwargs.get("cache"))
         rt.hooked_cache = weakref.ref(cache) if cache is not None else None
 
     return hook
