@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <climits>
+#include <cmath>
 #include <sstream>
 
 #include "sketchwalk/block_index.h"
@@ -45,6 +47,15 @@ void check_size(const at::Tensor& t, const char* op, const char* arg, int64_t di
                 int64_t expected, const char* what) {
   SW_CHECK_ARG(t.size(dim) == expected, op, arg, "must have size ", expected, " at dim ", dim,
                " (", what, "), got shape ", t.sizes());
+}
+
+void check_finite(double value, const char* op, const char* arg) {
+  SW_CHECK_ARG(std::isfinite(value), op, arg, "must be finite, got ", value);
+}
+
+void check_int32(int64_t value, const char* op, const char* arg, int64_t lo) {
+  SW_CHECK_ARG(value >= lo && value <= INT32_MAX, op, arg, "must lie in [", lo, ", ", INT32_MAX,
+               "], got ", value);
 }
 
 AttentionShape check_attention_args(const char* op, const at::Tensor& q, const at::Tensor& k,

@@ -55,6 +55,10 @@ void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* o
                        const char* arg, const char* ref_arg);
 void check_size(const at::Tensor& t, const char* op, const char* arg, int64_t dim,
                 int64_t expected, const char* what);
+// A float argument that must be finite (NaN and +-inf scales are refused, not propagated).
+void check_finite(double value, const char* op, const char* arg);
+// An integer argument the kernels index with int: lo <= value <= INT32_MAX.
+void check_int32(int64_t value, const char* op, const char* arg, int64_t lo);
 
 // Everything the attention ops check before touching memory: ranks, dtypes, devices,
 // strides, GQA divisibility, head_dim and block-index shapes. Returns nothing; throws.

@@ -21,17 +21,6 @@
 
 namespace sketchwalk {
 
-namespace {
-
-void check_state_buffer(const at::Tensor& t, const at::Tensor& ref, const char* op,
-                        const char* arg) {
-  check_dtype(t, op, arg, {at::kFloat});
-  check_last_dim_contiguous(t, op, arg);
-  check_same_device(t, ref, op, arg, "q");
-}
-
-}  // namespace
-
 std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
     const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
@@ -40,32 +29,18 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
     int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens) {
   constexpr const char* op = "select_decode_blocks_";
   check_cuda(q, op, "q");
-  const int64_t n = check_select_decode_blocks_args(q, k, key_blocks, query_window, window_logits,
-                                                    transition, window_fill, pushes, block_size);
+  const int64_t n = check_select_decode_blocks_args(
+      q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill,
+      pushes, block_size, degree, damping, logit_scale, keep_frac, window_tokens,
+      exclude_sink_tokens, attend_sink_tokens);
   const int64_t num_keys = k.size(2);
-  check_same_device(k, q, op, "k", "q");
   const auto k_new = k.narrow(2, num_keys - 1, 1);
+  // Sizes for the sketch launches (the shared check above already named any bad argument).
   const SketchShape sq = check_hadamard_sketch_args(q, signs, coords, 1, false);
   const SketchShape sk = check_hadamard_sketch_args(k_new, signs, coords, 1, false);
-  check_state_buffer(key_blocks, q, op, "key_blocks");
-  check_state_buffer(query_window, q, op, "query_window");
-  check_state_buffer(window_logits, q, op, "window_logits");
-  check_state_buffer(transition, q, op, "transition");
-  SW_CHECK_ARG(query_window.size(0) == sq.batch && query_window.size(1) == sq.heads &&
-                   query_window.size(3) == sq.sketch_dim,
-               op, "query_window", "must be [batch=", sq.batch, ", num_q_heads=", sq.heads,
-               ", W, sketch_dim=", sq.sketch_dim, "], got ", query_window.sizes());
-  SW_CHECK_ARG(key_blocks.size(0) == sk.batch && key_blocks.size(1) == sk.heads &&
-                   key_blocks.size(3) == sk.sketch_dim,
-               op, "key_blocks", "must be [batch=", sk.batch, ", num_kv_heads=", sk.heads,
-               ", capacity, sketch_dim=", sk.sketch_dim, "], got ", key_blocks.sizes());
-  SW_CHECK_ARG(transition.size(0) == sq.batch, op, "transition", "must have batch=", sq.batch,
-               ", got ", transition.sizes());
-  SW_CHECK_ARG(degree >= 0, op, "degree", "must be >= 0, got ", degree);
-  SW_CHECK_ARG(damping >= 0.0 && damping <= 1.0, op, "damping", "must lie in [0, 1], got ", damping);
   SW_CHECK_ARG(sq.batch <= 65535, op, "q", "must have batch <= 65535 on CUDA, got ", sq.batch);
   const int64_t slot = pushes % query_window.size(2);
-  check_update_window_logits_args(window_logits, query_window, key_blocks, n, slot);
+  check_update_window_logits_args(window_logits, query_window, key_blocks, n, slot, logit_scale);
   const auto a = transition.narrow(1, 0, n).narrow(2, 0, n);
 
   const c10::cuda::CUDAGuard guard(q.device());

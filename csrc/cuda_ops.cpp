@@ -73,7 +73,7 @@ at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
 at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
                              double logit_scale) {
   check_cuda(q_sketch, "score_blocks", "q_sketch");
-  check_score_blocks_args(q_sketch, k_sketch);
+  check_score_blocks_args(q_sketch, k_sketch, logit_scale);
   const c10::cuda::CUDAGuard guard(q_sketch.device());
   auto out = at::empty({q_sketch.size(0), q_sketch.size(2), k_sketch.size(2)}, q_sketch.options());
   if (out.numel() == 0) return out;
@@ -200,6 +200,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
   constexpr const char* op = "sparse_prefill";
+  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
   const c10::cuda::CUDAGuard guard(q.device());
   const AttentionShape s = check_cuda_attention(op, q, k, v, block_index, num_selected, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
@@ -219,6 +220,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
   constexpr const char* op = "sparse_decode";
+  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
   const c10::cuda::CUDAGuard guard(q.device());
   SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
                "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
@@ -267,7 +269,8 @@ void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor
                                double logit_scale) {
   constexpr const char* op = "update_window_logits_";
   check_cuda(window_logits, op, "window_logits");
-  check_update_window_logits_args(window_logits, query_window, key_blocks, num_blocks, slot);
+  check_update_window_logits_args(window_logits, query_window, key_blocks, num_blocks, slot,
+                                  logit_scale);
   const c10::cuda::CUDAGuard guard(window_logits.device());
   WindowLogitsParams p{};
   p.logits = window_logits.data_ptr<float>();

@@ -50,8 +50,10 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
                                                  double, int64_t, int64_t, int64_t, int64_t)>(
           "sketchwalk::select_blocks");
 
-  const int64_t n = check_select_decode_blocks_args(q, k, key_blocks, query_window, window_logits,
-                                                    transition, window_fill, pushes, block_size);
+  const int64_t n = check_select_decode_blocks_args(
+      q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill,
+      pushes, block_size, degree, damping, logit_scale, keep_frac, window_tokens,
+      exclude_sink_tokens, attend_sink_tokens);
   const int64_t num_keys = k.size(2);
 
   const auto q_token = sketch.call(q, signs, coords, 1, false);  // [B, Hq, 1, m]

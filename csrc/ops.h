@@ -116,7 +116,11 @@ struct SketchShape {
 };
 SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
                                        const at::Tensor& coords, int64_t block_size, bool validate);
-void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch);
+void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
+                             double logit_scale);
+// coords in [0, sketch_pow2) and distinct, signs all +-1 (reads memory: one sync on CUDA).
+void check_sketch_transform_values(const char* op, const at::Tensor& signs,
+                                   const at::Tensor& coords, int64_t sketch_pow2);
 void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
                               int64_t block_size, double keep_frac, int64_t window_tokens,
                               int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
@@ -125,16 +129,17 @@ void check_update_block_matrix_args(const at::Tensor& transition, const at::Tens
                                     int64_t num_keys, int64_t block_size);
 void check_update_window_logits_args(const at::Tensor& window_logits,
                                      const at::Tensor& query_window, const at::Tensor& key_blocks,
-                                     int64_t num_blocks, int64_t slot);
+                                     int64_t num_blocks, int64_t slot, double logit_scale);
 void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
                                     int64_t num_blocks);
-// Shapes and ranks of a decode step's state; returns n = ceil(num_keys / block_size).
-int64_t check_select_decode_blocks_args(const at::Tensor& q, const at::Tensor& k,
-                                        const at::Tensor& key_blocks,
-                                        const at::Tensor& query_window,
-                                        const at::Tensor& window_logits,
-                                        const at::Tensor& transition, int64_t window_fill,
-                                        int64_t pushes, int64_t block_size);
+// Every argument of a decode step's selection, named as select_decode_blocks_'s, before any
+// state is touched; returns n = ceil(num_keys / block_size).
+int64_t check_select_decode_blocks_args(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
+    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
+    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
+    int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
+    int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 
 // ---- keys4 argument checks (csrc/keys4_checks.cpp) ---------------------------------------
 // Shapes of the 4-bit key cache (include/sketchwalk/keys4.h).

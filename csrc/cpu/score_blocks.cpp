@@ -13,7 +13,7 @@ namespace sketchwalk {
 
 at::Tensor score_blocks_cpu(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
                             double logit_scale) {
-  check_score_blocks_args(q_sketch, k_sketch);
+  check_score_blocks_args(q_sketch, k_sketch, logit_scale);
   const int64_t batch = q_sketch.size(0), hq = q_sketch.size(1), rows = q_sketch.size(2);
   const int64_t hkv = k_sketch.size(1), cols = k_sketch.size(2), m = q_sketch.size(3);
   const int64_t group = hq / hkv;

@@ -24,6 +24,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, const std::optional<at::Tensor>& seq_lens) {
   const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
+  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
   // Always validated on the CPU (no device sync to save).
   validate_block_index(op, block_index, num_selected, s);
   check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, true);

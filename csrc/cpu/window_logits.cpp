@@ -22,7 +22,8 @@ at::Tensor grouped_logits(const at::Tensor& q, const at::Tensor& k, double logit
 void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor& query_window,
                               const at::Tensor& key_blocks, int64_t num_blocks, int64_t slot,
                               double logit_scale) {
-  check_update_window_logits_args(window_logits, query_window, key_blocks, num_blocks, slot);
+  check_update_window_logits_args(window_logits, query_window, key_blocks, num_blocks, slot,
+                                  logit_scale);
   const auto blocks = key_blocks.narrow(2, 0, num_blocks);
   const int64_t window = window_logits.size(2);
   const int64_t row_begin = slot < 0 ? 0 : slot;

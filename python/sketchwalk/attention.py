@@ -34,6 +34,7 @@ def sketchwalk_attention(
     layers never read the slots past a length; dense layers (``layer_idx < dense_layers``) mask
     them in SDPA, which needs them finite (a static cache starts zeroed).
     """
+    _check_layer_args(q, k, v, layer_idx, state)
     cfg = state.config
     num_queries, num_keys = q.shape[2], k.shape[2]
     if seq_lens is not None:
@@ -53,6 +54,37 @@ def sketchwalk_attention(
         "after the layer saw num_keys - 1 keys)"
         + ("" if layer is None else f"; the layer's state holds {layer.num_keys} keys")
     )
+
+
+MAX_LAYERS = 1 << 16  # a bound on layer_idx far above any model's depth
+
+
+def _check_layer_args(q, k, v, layer_idx, state) -> None:
+    """sketchwalk_attention's own argument checks, naming the argument (before any work)."""
+    if not isinstance(state, SketchWalkState):
+        raise TypeError("sketchwalk_attention: argument 'state' must be a SketchWalkState "
+                        f"(make one per sequence: SketchWalkState(config)), got {type(state).__name__}")
+    if isinstance(layer_idx, bool) or not isinstance(layer_idx, int):
+        raise TypeError(f"sketchwalk_attention: argument 'layer_idx' must be an int, got "
+                        f"{type(layer_idx).__name__}")
+    if not 0 <= layer_idx < MAX_LAYERS:
+        raise ValueError(f"sketchwalk_attention: argument 'layer_idx' must lie in [0, {MAX_LAYERS}), "
+                         f"got {layer_idx}")
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"sketchwalk_attention: argument '{name}' must be a 4-D tensor "
+                             f"[batch, heads, tokens, head_dim], got {shape}")
+    if q.shape[2] < 1 or k.shape[2] < 1:
+        raise ValueError("sketchwalk_attention: arguments 'q' and 'k' must hold at least one "
+                         f"token (an empty prompt has nothing to attend), got q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}")
+    if k.shape != v.shape:
+        raise ValueError(f"sketchwalk_attention: argument 'v' must have the shape of 'k' "
+                         f"{tuple(k.shape)}, got {tuple(v.shape)}")
+    if q.device != k.device or q.device != v.device:
+        raise ValueError(f"sketchwalk_attention: q, k and v must be on one device, got {q.device}, "
+                         f"{k.device}, {v.device}")
 
 
 def dense_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

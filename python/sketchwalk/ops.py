@@ -33,6 +33,23 @@ __all__ = [
     "logit_scale",
 ]
 
+# Fakes (meta / FakeTensor) run the checks that need no data: shapes, ranks, devices.
+
+
+def _check_same_device(op: str, ref_name: str, ref, **tensors) -> None:
+    """Fakes run for meta tensors, also beside real ones: refuse a mix of devices there too."""
+    for name, t in tensors.items():
+        if t is not None:
+            torch._check(t.device == ref.device,
+                         lambda: f"sketchwalk.{op}: argument '{name}' must be on the same device "
+                                 f"as '{ref_name}' ({ref.device}), got {t.device}")
+
+
+def _check_rank(op: str, name: str, t, rank: int) -> None:
+    torch._check(t.dim() == rank,
+                 lambda: f"sketchwalk.{op}: argument '{name}' must have {rank} dims, got {t.dim()}")
+
+
 # ---------------------------------------------------------------------------------------
 # Helpers that fix the random draw and the logit scale (SPEC.md sections 1-2)
 
@@ -90,7 +107,11 @@ def hadamard_sketch(
 
 @torch.library.register_fake("sketchwalk::hadamard_sketch")
 def _(x, signs, coords, block_size, validate=True):
-    torch._check(x.dim() == 4, lambda: "hadamard_sketch: argument 'x' must have 4 dims")
+    _check_same_device("hadamard_sketch", "x", x, signs=signs, coords=coords)
+    _check_rank("hadamard_sketch", "x", x, 4)
+    _check_rank("hadamard_sketch", "coords", coords, 1)
+    torch._check(1 <= block_size <= 2**31 - 1,
+                 lambda: f"sketchwalk.hadamard_sketch: argument 'block_size' must lie in [1, 2^31), got {block_size}")
     num_blocks = (x.shape[2] + block_size - 1) // block_size
     return x.new_empty((x.shape[0], x.shape[1], num_blocks, coords.shape[0]), dtype=torch.float32)
 
@@ -111,6 +132,9 @@ def score_blocks(q_sketch: torch.Tensor, k_sketch: torch.Tensor, logit_scale: fl
 
 @torch.library.register_fake("sketchwalk::score_blocks")
 def _(q_sketch, k_sketch, logit_scale):
+    _check_same_device("score_blocks", "q_sketch", q_sketch, k_sketch=k_sketch)
+    _check_rank("score_blocks", "q_sketch", q_sketch, 4)
+    _check_rank("score_blocks", "k_sketch", k_sketch, 4)
     return q_sketch.new_empty((q_sketch.shape[0], q_sketch.shape[2], k_sketch.shape[2]))
 
 
@@ -134,6 +158,9 @@ def walk_blocks(
 
 @torch.library.register_fake("sketchwalk::walk_blocks")
 def _(base, transition, init, degree, damping):
+    _check_same_device("walk_blocks", "base", base, transition=transition, init=init)
+    _check_rank("walk_blocks", "base", base, 3)
+    _check_rank("walk_blocks", "transition", transition, 3)
     return base.new_empty(base.shape)
 
 
@@ -174,6 +201,7 @@ def select_blocks(
 @torch.library.register_fake("sketchwalk::select_blocks")
 def _(scores, num_queries, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
       attend_sink_tokens, dense_last_q_blocks):
+    _check_rank("select_blocks", "scores", scores, 3)
     b, nq, nk = scores.shape
     return (
         scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
@@ -206,6 +234,10 @@ def sparse_prefill(
 
 
 def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, validate=True):
+    _check_same_device("sparse_attention", "q", q, k=k, v=v, block_index=block_index,
+                       num_selected=num_selected)
+    for name, t in (("q", q), ("k", k), ("v", v), ("block_index", block_index)):
+        _check_rank("sparse_attention", name, t, 4)
     return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
@@ -240,6 +272,7 @@ def sparse_decode(
 @torch.library.register_fake("sketchwalk::sparse_decode")
 def _(q, k_cache, v_cache, block_index, num_selected, softmax_scale=None, validate=True,
       seq_lens=None):
+    _check_same_device("sparse_decode", "q", q, seq_lens=seq_lens)
     return _attention_fake(q, k_cache, v_cache, block_index, num_selected)
 
 
@@ -259,6 +292,7 @@ def update_block_sketch_(
 
 @torch.library.register_fake("sketchwalk::update_block_sketch_")
 def _(block_sketch, token_sketch, num_tokens_before, block_size):
+    _check_same_device("update_block_sketch_", "block_sketch", block_sketch, token_sketch=token_sketch)
     return None
 
 
@@ -269,6 +303,7 @@ def push_query_window_(window: torch.Tensor, q_sketch: torch.Tensor, position: i
 
 @torch.library.register_fake("sketchwalk::push_query_window_")
 def _(window, q_sketch, position):
+    _check_same_device("push_query_window_", "window", window, q_sketch=q_sketch)
     return None
 
 
@@ -285,6 +320,7 @@ def update_block_matrix_(
 
 @torch.library.register_fake("sketchwalk::update_block_matrix_")
 def _(transition, r, num_keys, block_size):
+    _check_same_device("update_block_matrix_", "transition", transition, r=r)
     return None
 
 
@@ -309,6 +345,8 @@ def update_window_logits_(
 
 @torch.library.register_fake("sketchwalk::update_window_logits_")
 def _(window_logits, query_window, key_blocks, num_blocks, slot, logit_scale):
+    _check_same_device("update_window_logits_", "window_logits", window_logits,
+                       query_window=query_window, key_blocks=key_blocks)
     return None
 
 
@@ -376,6 +414,11 @@ def select_decode_blocks_(
 def _(q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill, pushes,
       block_size, degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
       attend_sink_tokens):
+    _check_same_device("select_decode_blocks_", "q", q, k=k, key_blocks=key_blocks,
+                       query_window=query_window, window_logits=window_logits,
+                       transition=transition, signs=signs, coords=coords)
+    _check_rank("select_decode_blocks_", "q", q, 4)
+    _check_rank("select_decode_blocks_", "k", k, 4)
     n = (k.shape[2] + block_size - 1) // block_size
     return (
         q.new_empty((q.shape[0], 1, 1, n), dtype=torch.int32),
@@ -405,15 +448,6 @@ def quantize_keys4_(
     seq_lens on CUDA (no device sync); the CPU always checks.
     """
     _ops.quantize_keys4_(codes, scales, k, seq_lens, validate)
-
-
-def _check_same_device(op: str, ref_name: str, ref, **tensors) -> None:
-    """Fakes run for meta tensors, also beside real ones: refuse a mix of devices there too."""
-    for name, t in tensors.items():
-        if t is not None:
-            torch._check(t.device == ref.device,
-                         lambda: f"sketchwalk.{op}: argument '{name}' must be on the same device "
-                                 f"as '{ref_name}' ({ref.device}), got {t.device}")
 
 
 def _check_keys4_cache(op: str, codes, scales) -> None:
