@@ -4,10 +4,6 @@
 # from its PyPI wheel looks for a needle in a ~6K-token haystack, once with dense attention
 # and once with Sketch&Walk. Extra arguments go to bench/python/demo.py (--help lists them).
 set -euo pipefail
-# Without a GPU the CUDA kernels would only be compiled, not used: skip them unless asked.
-if [ -z "${SKETCHWALK_CUDA:-}" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
-  export SKETCHWALK_CUDA=OFF
-fi
 source "$(dirname "$0")/setup_env.sh"
 echo "== installing the demo's extras"
 python -m pip install -q "transformers>=4.56" gguf accelerate safetensors tokenizers tqdm

@@ -4,6 +4,12 @@
 # SKETCHWALK_CUDA / SKETCHWALK_CUDA_ARCHS (see README).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# One build per machine: without a GPU the CUDA kernels would only be compiled, not used, so
+# the demo and the tests share one CPU-only build unless asked (CI sets SKETCHWALK_CUDA=ON to
+# compile-check the kernels).
+if [ -z "${SKETCHWALK_CUDA:-}" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+  export SKETCHWALK_CUDA=OFF
+fi
 VENV=${SKETCHWALK_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${SKETCHWALK_TORCH:-torch==2.14.1}

@@ -253,3 +253,22 @@ def test_static_cache_needs_keys4():
     with pytest.raises(NotImplementedError, match="keys4"):
         sparse.generate(prompts(1, PROMPT_LEN), max_new_tokens=2, do_sample=False,
                         cache_implementation="static")
+
+
+def test_unsupported_head_dim_refused_at_configure():
+    cfg = tiny_config("llama")
+    cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim = 8, 2, 32
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    with pytest.raises(ValueError, match="head_dim 32"):
+        hf.configure(model, sparse_config())
+
+
+def test_import_does_not_import_transformers_and_registers_after():
+    import subprocess
+    import sys
+
+    code = ("import sys, sketchwalk; assert 'transformers' not in sys.modules, 'imported'; "
+            "from transformers import AttentionInterface; "
+            "assert 'sketchwalk' in AttentionInterface._global_mapping, 'not registered'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

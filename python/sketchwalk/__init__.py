@@ -2,7 +2,8 @@
 
 Importing this package loads the compiled extension, which registers the ops as
 ``torch.ops.sketchwalk.*`` (see docs/ops.md), and registers the Hugging Face
-``attn_implementation="sketchwalk"`` when transformers is installed.
+``attn_implementation="sketchwalk"`` once transformers is imported (before or after this
+package; transformers itself is not imported here).
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ def build_info() -> dict:
 
 
 def _register_integrations() -> None:
-    try:
-        from .integrations import hf
-    except ImportError:  # the integrations package itself is optional
-        return
-    hf.register()
+    """Register attn_implementation="sketchwalk" with transformers without importing it here
+    (importing transformers takes seconds): now if it is already imported, else right after
+    its import finishes (integrations/__init__.py)."""
+    from .integrations import register_when_imported
+
+    register_when_imported()
 
 
 _register_integrations()

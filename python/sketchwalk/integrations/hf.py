@@ -371,6 +371,7 @@ def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = 
     cfg = config if config is not None else pkg.SketchWalkConfig()
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
+    _check_model_supported(model)
     configs = _attention_configs(model)
     for c in configs:
         setattr(c, CONFIG_ATTR, dataclasses.asdict(cfg))
@@ -383,6 +384,22 @@ def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = 
     if enable and model.config._attn_implementation != ATTN_IMPLEMENTATION:
         model.set_attn_implementation(ATTN_IMPLEMENTATION)
     return cfg
+
+
+SUPPORTED_HEAD_DIMS = (64, 128)  # the attention kernels' instantiations (csrc/cuda/launch.h)
+
+
+def _check_model_supported(model) -> None:
+    """Refuse, when configured rather than mid-forward, a model the kernels cannot serve."""
+    mc = model.config
+    text = getattr(mc, "get_text_config", lambda: mc)()
+    heads = getattr(text, "num_attention_heads", None)
+    head_dim = getattr(text, "head_dim", None) or (
+        text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None)
+    if head_dim is not None and head_dim not in SUPPORTED_HEAD_DIMS:
+        raise ValueError(
+            f"sketchwalk: this model has head_dim {head_dim}; the sparse attention kernels are built "
+            f"for head_dim in {SUPPORTED_HEAD_DIMS}. Keep attn_implementation='sdpa' for it.")
 
 
 def get_config(model):
