@@ -96,7 +96,7 @@ def test_update_block_matrix(device, num_keys, as_view):
 def test_update_block_matrix_order(device):
     # Row c is normalized BEFORE the column blend (authors' order): distinguishable from
     # blending both first because row sums of a non-stochastic A differ from 1.
-    n, num_keys = 3, 64 * 2 + 10
+    num_keys = 64 * 2 + 10  # n = 3 blocks
     a = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]], device=device)
     r = torch.tensor([[0.2, 0.3, 0.5]], device=device)
     expected = R.update_block_matrix(a, r, num_keys, B)

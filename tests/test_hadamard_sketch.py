@@ -1,6 +1,5 @@
 """hadamard_sketch and sketch_transform against the float64 reference."""
 
-import math
 
 import pytest
 import torch

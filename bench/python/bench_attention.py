@@ -197,7 +197,6 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
         print(f"  {label}: density {density:.3f} sparse {t_sparse:.3f} ms layer {t_layer:.3f} ms "
               f"(selection {t_select:.3f} ms) flex {t_flex} ms; dense/layer {t_ref / t_layer:.2f}x",
               flush=True)
-        del state
     torch.cuda.empty_cache()
 
 
