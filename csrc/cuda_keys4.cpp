@@ -20,6 +20,16 @@ namespace {
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// The cache strides of QuantizeKeys4Params and ScoreKeys4Params (same field names).
+template <typename Params>
+void set_cache_strides(Params& p, const at::Tensor& codes, const at::Tensor& scales) {
+  p.codes_batch_stride = codes.stride(0);
+  p.codes_head_stride = codes.stride(1);
+  p.codes_token_stride = codes.stride(2);
+  p.scales_batch_stride = scales.stride(0);
+  p.scales_head_stride = scales.stride(1);
+}
+
 const int* seq_lens_ptr(const std::optional<at::Tensor>& seq_lens, at::Tensor& holder) {
   if (!seq_lens.has_value()) return nullptr;
   holder = seq_lens->contiguous();
@@ -43,11 +53,7 @@ void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, cons
   p.k_batch_stride = k.stride(0);
   p.k_head_stride = k.stride(1);
   p.k_token_stride = k.stride(2);
-  p.codes_batch_stride = codes.stride(0);
-  p.codes_head_stride = codes.stride(1);
-  p.codes_token_stride = codes.stride(2);
-  p.scales_batch_stride = scales.stride(0);
-  p.scales_head_stride = scales.stride(1);
+  set_cache_strides(p, codes, scales);
   p.batch = static_cast<int>(s.batch);
   p.num_kv_heads = static_cast<int>(s.num_kv_heads);
   p.tokens = static_cast<int>(k.size(2));
@@ -93,11 +99,7 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   p.mass = mass.data_ptr<float>();
   p.q_batch_stride = qc.stride(0);
   p.q_head_stride = qc.stride(1);
-  p.codes_batch_stride = codes.stride(0);
-  p.codes_head_stride = codes.stride(1);
-  p.codes_token_stride = codes.stride(2);
-  p.scales_batch_stride = scales.stride(0);
-  p.scales_head_stride = scales.stride(1);
+  set_cache_strides(p, codes, scales);
   p.batch = static_cast<int>(s.batch);
   p.num_q_heads = static_cast<int>(num_q_heads);
   p.num_kv_heads = static_cast<int>(s.num_kv_heads);

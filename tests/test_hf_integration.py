@@ -272,3 +272,12 @@ def test_import_does_not_import_transformers_and_registers_after():
             "assert 'sketchwalk' in AttentionInterface._global_mapping, 'not registered'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_static_cache_dense_decode_reports_full_density():
+    _, sparse = make_pair("llama")
+    hf.configure(sparse, sparse_config(), sparse_decode=False)
+    sparse.generate(prompts(1, PROMPT_LEN), max_new_tokens=3, do_sample=False,
+                    cache_implementation="static")
+    decode = hf.last_density(sparse, "decode")
+    assert decode and all(v == pytest.approx(1.0) for v in decode.values())

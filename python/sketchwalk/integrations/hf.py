@@ -190,7 +190,10 @@ def sketchwalk_attention_forward(
         raise RuntimeError("sketchwalk: layer 0 must run before the other layers")
     if rt.static_capacity is not None:
         out = _static_cache_attention(module, rt, query, key, value, attention_mask, kwargs)
-        _record_density(rt, layer_idx, num_queries > 1)
+        if num_queries == 1 and not getattr(module.config, SPARSE_DECODE_ATTR, True):
+            rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + 1.0
+        else:
+            _record_density(rt, layer_idx, num_queries > 1)
         return out.transpose(1, 2).contiguous(), None
 
     if num_queries == 1 and num_keys > 1 and not getattr(module.config, SPARSE_DECODE_ATTR, True):
