@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 import sketchwalk
 from sketchwalk import ops
-from sketchwalk.attention import decode_density, prefill_density, select_prefill_blocks
+from sketchwalk.attention import select_prefill_blocks
+from sketchwalk.density import decode_density, prefill_density
 
 BATCH, HQ, HKV, HEAD_DIM = 1, 32, 8, 128
 DTYPE = torch.bfloat16

@@ -149,7 +149,8 @@ def exact_block_mass(q, k, block_size: int, chunk: int = 256) -> torch.Tensor:
 
 def oracle_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
                              scaling=None, **kwargs):
-    from sketchwalk.attention import dense_causal_attention, prefill_density
+    from sketchwalk.attention import dense_causal_attention
+    from sketchwalk.density import prefill_density
 
     if attention_mask is not None:
         raise NotImplementedError("the oracle runs unpadded batches only")

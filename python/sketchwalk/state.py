@@ -8,6 +8,7 @@ import dataclasses
 import torch
 
 from .config import SketchWalkConfig
+from .density import decode_density
 
 
 @dataclasses.dataclass
@@ -165,8 +166,6 @@ class SketchWalkState:
         device (no sync), or None when the layer has not run sparse."""
         d = self._density.get(layer_idx)
         if isinstance(d, tuple):
-            from .attention import decode_density
-
             d = decode_density(*d)
         return d
 
