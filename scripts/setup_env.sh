@@ -27,7 +27,15 @@ fi
 echo "== installing build tools"
 python -m pip install -q "scikit-build-core>=0.10" "cmake>=3.26" ninja numpy
 echo "== building sketchwalk (SKETCHWALK_CUDA=${SKETCHWALK_CUDA:-AUTO}, archs ${SKETCHWALK_CUDA_ARCHS:-8.0;9.0a})"
+echo "   first build on 2 CPU cores: ~3 min CPU-only, ~5 min with the CUDA sources; later ones"
+echo "   recompile only what changed. [n/N] counts the files compiled:"
 start=$(date +%s)
-python -m pip install -q --no-build-isolation --no-deps .
+log="${TMPDIR:-/tmp}/sketchwalk-build.log"
+# The full log goes to $log; the compile steps are echoed as they finish (pipefail keeps pip's
+# status: a failed build stops here with the end of the log).
+if ! python -m pip install -v --no-build-isolation --no-deps . 2>&1 | tee "$log" |
+    { grep --line-buffered -oE '\[[0-9]+/[0-9]+\] [A-Za-z]+ [A-Za-z+]+ object [^ ]+' | sed -u 's/^/   /' || true; }; then
+  echo "== build failed; the end of $log:"; tail -40 "$log"; exit 1
+fi
 echo "== built in $(( $(date +%s) - start )) s"
 python -m sketchwalk info
