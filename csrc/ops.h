@@ -1,5 +1,5 @@
 // Tensor-level host entry points of every op (docs/ops.md is the contract). The CPU
-// versions live in csrc/cpu/, the CUDA versions in csrc/cuda_ops.cpp, the device-generic
+// versions live in csrc/cpu/, the CUDA host wrappers in csrc/cuda/<op>.cpp, the device-generic
 // compositions (built from ATen ops, any device) in csrc/composite_ops.cpp.
 // csrc/registration.cpp binds them to torch.ops.sketchwalk.*.
 #pragma once
@@ -44,7 +44,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);
 
-// ---- CUDA (csrc/cuda_ops.cpp; compiled only with SKETCHWALK_WITH_CUDA) ----------------
+// ---- CUDA (csrc/cuda/*.cpp; compiled only with SKETCHWALK_WITH_CUDA) ------------------
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
                                 const at::Tensor& coords, int64_t block_size, bool validate);
 at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,

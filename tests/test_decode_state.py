@@ -207,7 +207,7 @@ def test_window_logits_track_spec_scores_over_steps(device, window):
 
 
 # select_decode_blocks_: the whole selection half of a decode step (CUDA: the fused launch
-# sequence of csrc/cuda_decode_plan.cpp; CPU: the composition of decode_plan.cpp).
+# sequence of csrc/cuda/select_decode_blocks.cpp; CPU: the composition of decode_plan.cpp).
 
 
 @pytest.mark.parametrize("device", device_params())

@@ -1,4 +1,4 @@
-// Small helpers of the CUDA host wrappers (csrc/cuda_*.cpp): dtype mapping, the device check
+// Small helpers of the CUDA host wrappers (csrc/cuda/*.cpp): dtype mapping, the device check
 // and turning a launch's cudaError_t into an error naming the op.
 #pragma once
 

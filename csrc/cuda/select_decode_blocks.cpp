@@ -16,7 +16,7 @@
 
 #include "checks.h"
 #include "cuda/launch.h"
-#include "cuda_host.h"
+#include "cuda/host.h"
 #include "ops.h"
 
 namespace sketchwalk {

@@ -10,7 +10,7 @@
 
 #include "checks.h"
 #include "cuda/launch.h"
-#include "cuda_host.h"
+#include "cuda/host.h"
 #include "ops.h"
 #include "sketchwalk/block_index.h"
 

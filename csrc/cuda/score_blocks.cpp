@@ -1,0 +1,42 @@
+// score_blocks, CUDA host wrapper: checks (csrc/op_checks.cpp), params, launch
+// (csrc/cuda/score_blocks.cu).
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "checks.h"
+#include "cuda/host.h"
+#include "cuda/launch.h"
+#include "ops.h"
+
+namespace sketchwalk {
+
+at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
+                             double logit_scale) {
+  check_cuda(q_sketch, "score_blocks", "q_sketch");
+  check_score_blocks_args(q_sketch, k_sketch, logit_scale);
+  const c10::cuda::CUDAGuard guard(q_sketch.device());
+  auto out = at::empty({q_sketch.size(0), q_sketch.size(2), k_sketch.size(2)}, q_sketch.options());
+  if (out.numel() == 0) return out;
+  ScoreBlocksParams p{};
+  p.q_sketch = q_sketch.data_ptr<float>();
+  p.k_sketch = k_sketch.data_ptr<float>();
+  p.out = out.data_ptr<float>();
+  p.q_batch_stride = q_sketch.stride(0);
+  p.q_head_stride = q_sketch.stride(1);
+  p.q_row_stride = q_sketch.stride(2);
+  p.k_batch_stride = k_sketch.stride(0);
+  p.k_head_stride = k_sketch.stride(1);
+  p.k_row_stride = k_sketch.stride(2);
+  p.batch = static_cast<int>(q_sketch.size(0));
+  p.num_q_heads = static_cast<int>(q_sketch.size(1));
+  p.num_kv_heads = static_cast<int>(k_sketch.size(1));
+  p.rows = static_cast<int>(q_sketch.size(2));
+  p.cols = static_cast<int>(k_sketch.size(2));
+  p.sketch_dim = static_cast<int>(q_sketch.size(3));
+  p.logit_scale = static_cast<float>(logit_scale);
+  check_launch(run_score_blocks(p, c10::cuda::getCurrentCUDAStream()), "score_blocks");
+  return out;
+}
+
+}  // namespace sketchwalk

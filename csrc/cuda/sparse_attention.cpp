@@ -1,0 +1,138 @@
+// sparse_prefill and sparse_decode, CUDA host wrappers (one file: they share the params fill and
+// the checks): checks (csrc/checks.cpp), params, launch (csrc/cuda/sparse_prefill*.cu,
+// sparse_decode.cu); float32 inputs take the ATen path (csrc/masked_attention.cpp).
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "checks.h"
+#include "cuda/host.h"
+#include "cuda/launch.h"
+#include "ops.h"
+#include "sketchwalk/block_index.h"
+
+namespace sketchwalk {
+
+namespace {
+
+constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
+
+double default_scale(const AttentionShape& s, std::optional<double> softmax_scale) {
+  return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+}
+
+SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
+                                            const at::Tensor& v, const at::Tensor& block_index,
+                                            const at::Tensor& num_selected, const at::Tensor& out,
+                                            const at::Tensor& lse, const AttentionShape& s,
+                                            std::optional<double> softmax_scale) {
+  SparseAttentionParams p{};
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.out = out.data_ptr();
+  p.lse = lse.data_ptr<float>();
+  p.q_batch_stride = q.stride(0);
+  p.q_head_stride = q.stride(1);
+  p.q_token_stride = q.stride(2);
+  p.k_batch_stride = k.stride(0);
+  p.k_head_stride = k.stride(1);
+  p.k_token_stride = k.stride(2);
+  p.v_batch_stride = v.stride(0);
+  p.v_head_stride = v.stride(1);
+  p.v_token_stride = v.stride(2);
+  p.out_batch_stride = out.stride(0);
+  p.out_head_stride = out.stride(1);
+  p.out_token_stride = out.stride(2);
+  p.lse_batch_stride = lse.stride(0);
+  p.lse_head_stride = lse.stride(1);
+  p.block_index = block_index.data_ptr<int>();
+  p.num_selected = num_selected.data_ptr<int>();
+  p.index_batch_stride = block_index.stride(0);
+  p.index_head_stride = block_index.stride(1);
+  p.index_row_stride = block_index.stride(2);
+  p.count_batch_stride = num_selected.stride(0);
+  p.count_head_stride = num_selected.stride(1);
+  p.index_heads = static_cast<int>(s.index_heads);
+  p.batch = static_cast<int>(s.batch);
+  p.num_q_heads = static_cast<int>(s.num_q_heads);
+  p.num_kv_heads = static_cast<int>(s.num_kv_heads);
+  p.num_queries = static_cast<int>(s.num_queries);
+  p.num_keys = static_cast<int>(s.num_keys);
+  p.head_dim = static_cast<int>(s.head_dim);
+  p.block_size = static_cast<int>(s.block_size);
+  p.num_q_blocks = static_cast<int>(s.num_q_blocks);
+  p.max_selected = static_cast<int>(s.max_selected);
+  p.softmax_scale = static_cast<float>(default_scale(s, softmax_scale));
+  return p;
+}
+
+AttentionShape check_cuda_attention(const char* op, const at::Tensor& q, const at::Tensor& k,
+                                    const at::Tensor& v, const at::Tensor& block_index,
+                                    const at::Tensor& num_selected, bool validate) {
+  check_cuda(q, op, "q");
+  const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
+  if (validate && !current_stream_is_capturing(q)) {
+    validate_block_index(op, block_index, num_selected, s);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
+  constexpr const char* op = "sparse_prefill";
+  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+  const c10::cuda::CUDAGuard guard(q.device());
+  const AttentionShape s = check_cuda_attention(op, q, k, v, block_index, num_selected, validate);
+  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
+    return masked_attention_aten(q, k, v, block_index, num_selected, s, default_scale(s, softmax_scale),
+                                 std::nullopt);
+  }
+  auto out = at::empty(q.sizes(), q.options());
+  auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
+  if (out.numel() == 0) return {out, lse};
+  const auto p = fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
+  check_launch(run_sparse_prefill(p, to_dtype(q.scalar_type()), c10::cuda::getCurrentCUDAStream()), op);
+  return {out, lse};
+}
+
+std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
+    const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+    const at::Tensor& block_index, const at::Tensor& num_selected,
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
+  constexpr const char* op = "sparse_decode";
+  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+  const c10::cuda::CUDAGuard guard(q.device());
+  SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
+               "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
+               q.sizes());
+  const AttentionShape s =
+      check_cuda_attention(op, q, k_cache, v_cache, block_index, num_selected, validate);
+  check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, validate);
+  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
+    return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
+                                 default_scale(s, softmax_scale), seq_lens);
+  }
+  auto out = at::empty(q.sizes(), q.options());
+  auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
+  if (out.numel() == 0) return {out, lse};
+  auto p =
+      fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
+  const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
+  p.seq_lens = lens.defined() ? lens.data_ptr<int>() : nullptr;
+  const size_t ws_floats = sparse_decode_workspace_floats(p);
+  auto workspace = at::empty({static_cast<int64_t>(std::max<size_t>(ws_floats, 1))},
+                             q.options().dtype(at::kFloat));
+  check_launch(run_sparse_decode(p, to_dtype(q.scalar_type()), workspace.data_ptr<float>(),
+                                 c10::cuda::getCurrentCUDAStream()),
+               op);
+  return {out, lse};
+}
+
+}  // namespace sketchwalk

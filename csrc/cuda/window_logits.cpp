@@ -1,0 +1,75 @@
+// update_window_logits_ and window_block_scores, CUDA host wrappers: checks
+// (csrc/op_checks.cpp), params, launch (csrc/cuda/window_logits.cu).
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "checks.h"
+#include "cuda/host.h"
+#include "cuda/launch.h"
+#include "ops.h"
+
+namespace sketchwalk {
+
+void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor& query_window,
+                               const at::Tensor& key_blocks, int64_t num_blocks, int64_t slot,
+                               double logit_scale) {
+  constexpr const char* op = "update_window_logits_";
+  check_cuda(window_logits, op, "window_logits");
+  check_update_window_logits_args(window_logits, query_window, key_blocks, num_blocks, slot,
+                                  logit_scale);
+  const c10::cuda::CUDAGuard guard(window_logits.device());
+  WindowLogitsParams p{};
+  p.logits = window_logits.data_ptr<float>();
+  p.query_window = query_window.data_ptr<float>();
+  p.key_blocks = key_blocks.data_ptr<float>();
+  p.l_batch_stride = window_logits.stride(0);
+  p.l_head_stride = window_logits.stride(1);
+  p.l_row_stride = window_logits.stride(2);
+  p.q_batch_stride = query_window.stride(0);
+  p.q_head_stride = query_window.stride(1);
+  p.q_row_stride = query_window.stride(2);
+  p.k_batch_stride = key_blocks.stride(0);
+  p.k_head_stride = key_blocks.stride(1);
+  p.k_row_stride = key_blocks.stride(2);
+  p.batch = static_cast<int>(window_logits.size(0));
+  p.num_q_heads = static_cast<int>(window_logits.size(1));
+  p.num_kv_heads = static_cast<int>(key_blocks.size(1));
+  p.window = static_cast<int>(window_logits.size(2));
+  p.num_blocks = static_cast<int>(num_blocks);
+  p.sketch_dim = static_cast<int>(query_window.size(3));
+  p.row_begin = slot < 0 ? 0 : static_cast<int>(slot);
+  p.row_end = slot < 0 ? p.window : p.row_begin + 1;
+  p.refresh_last_column = slot >= 0;
+  p.logit_scale = static_cast<float>(logit_scale);
+  check_launch(run_update_window_logits(p, c10::cuda::getCurrentCUDAStream()), op);
+}
+
+at::Tensor window_block_scores_cuda(const at::Tensor& window_logits, int64_t window_fill,
+                                    int64_t num_blocks) {
+  constexpr const char* op = "window_block_scores";
+  check_cuda(window_logits, op, "window_logits");
+  check_window_block_scores_args(window_logits, window_fill, num_blocks);
+  SW_CHECK_ARG(window_logits.size(0) <= 65535, op, "window_logits",
+               "must have batch <= 65535 on CUDA, got ", window_logits.size(0));
+  const c10::cuda::CUDAGuard guard(window_logits.device());
+  const int64_t batch = window_logits.size(0), heads = window_logits.size(1);
+  auto r = at::empty({batch, num_blocks}, window_logits.options());
+  // Scratch: one logsumexp per (batch, head, slot).
+  auto row_offset = at::empty({batch * heads * window_fill}, window_logits.options());
+  WindowScoresParams p{};
+  p.logits = window_logits.data_ptr<float>();
+  p.row_offset = row_offset.data_ptr<float>();
+  p.r = r.data_ptr<float>();
+  p.l_batch_stride = window_logits.stride(0);
+  p.l_head_stride = window_logits.stride(1);
+  p.l_row_stride = window_logits.stride(2);
+  p.batch = static_cast<int>(batch);
+  p.num_q_heads = static_cast<int>(heads);
+  p.window_fill = static_cast<int>(window_fill);
+  p.num_blocks = static_cast<int>(num_blocks);
+  check_launch(run_window_block_scores(p, c10::cuda::getCurrentCUDAStream()), op);
+  return r;
+}
+
+}  // namespace sketchwalk
