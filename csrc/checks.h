@@ -55,6 +55,11 @@ void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* o
                        const char* arg, const char* ref_arg);
 void check_size(const at::Tensor& t, const char* op, const char* arg, int64_t dim,
                 int64_t expected, const char* what);
+// Largest walk degree walk_blocks and select_decode_blocks_ accept: each step is one batched
+// GEMM and the damped walk converges geometrically (beta^degree), so a bound far above any
+// useful value refuses what would run for hours.
+constexpr int64_t kMaxWalkDegree = 1024;
+
 // A float argument that must be finite (NaN and +-inf scales are refused, not propagated).
 void check_finite(double value, const char* op, const char* arg);
 // An integer argument the kernels index with int: lo <= value <= INT32_MAX.

@@ -21,9 +21,6 @@ at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
                    transition.size(2) == n,
                op, "transition", "must be [batch=", base.size(0), ", n=", n, ", n=", n, "], got ",
                transition.sizes());
-  // Each step is one batched GEMM; the damped walk converges geometrically (beta^degree), so
-  // a bound far above any useful value refuses what would run for hours.
-  constexpr int64_t kMaxWalkDegree = 1024;
   SW_CHECK_ARG(degree >= 0 && degree <= kMaxWalkDegree, op, "degree", "must lie in [0, ",
                kMaxWalkDegree, "], got ", degree);
   SW_CHECK_ARG(damping >= 0.0 && damping <= 1.0, op, "damping", "must lie in [0, 1], got ", damping);

@@ -256,7 +256,6 @@ int64_t check_select_decode_blocks_args(
   SW_CHECK_ARG(pushes >= 0, op, "pushes", "must be >= 0, got ", pushes);
   SW_CHECK_ARG(window_fill >= 1 && window_fill <= query_window.size(2), op, "window_fill",
                "must lie in [1, W=", query_window.size(2), "], got ", window_fill);
-  constexpr int64_t kMaxWalkDegree = 1024;  // as walk_blocks
   SW_CHECK_ARG(degree >= 0 && degree <= kMaxWalkDegree, op, "degree", "must lie in [0, ",
                kMaxWalkDegree, "], got ", degree);
   SW_CHECK_ARG(damping >= 0.0 && damping <= 1.0, op, "damping", "must lie in [0, 1], got ", damping);

@@ -195,6 +195,16 @@ def _keys4_state(k: torch.Tensor, cache_capacity: int | None = None) -> LayerKey
     return LayerKeys4State(codes=codes, scales=scales, seq_lens=seq_lens, num_keys=num_keys)
 
 
+def _select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg):
+    """SPEC.md section 7 steps 1-3 on the layer's 4-bit keys: (block_index, num_selected) with
+    index_heads = num_kv_heads. Lengths come from seq_lens on the device (no sync)."""
+    # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
+    q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
+    mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)
+    return ops.select_blocks_keys4(mass, seq_lens, cfg.kblocks_frac, cfg.window_frac,
+                                   cfg.sink_frac, False)
+
+
 def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
                   layer: LayerKeys4State) -> torch.Tensor:
     """SPEC.md section 7: append the new key's 4-bit row, block mass of the current query per
@@ -204,11 +214,7 @@ def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
     layer.ensure_capacity(num_keys)
     layer.seq_lens.fill_(num_keys)  # a scalar fill: no host-device sync
     ops.quantize_keys4_(layer.codes, layer.scales, k[:, :, -1:], layer.seq_lens, False)
-    # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
-    q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
-    mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, layer.seq_lens, None, False)
-    block_index, num_selected = ops.select_blocks_keys4(
-        mass, layer.seq_lens, cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, False)
+    block_index, num_selected = _select_keys4_blocks(q, layer, layer.seq_lens, cfg)
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
@@ -239,10 +245,7 @@ def _decode_keys4_fixed(q, k, v, seq_lens: torch.Tensor, layer_idx: int,
             f"state.cache_capacity >= {capacity}")
     slot = (seq_lens.long() - 1).view(batch, 1, 1, 1).expand(batch, num_kv_heads, 1, head_dim)
     ops.quantize_keys4_(layer.codes, layer.scales, k.gather(2, slot), seq_lens, False)
-    q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
-    mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)
-    block_index, num_selected = ops.select_blocks_keys4(
-        mass, seq_lens, cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, False)
+    block_index, num_selected = _select_keys4_blocks(q, layer, seq_lens, cfg)
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, None, False, seq_lens)
     state.record_density(layer_idx, decode_density_per_row(num_selected, seq_lens, cfg.block_size))
     return out
