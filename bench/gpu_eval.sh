@@ -43,4 +43,7 @@ for i in "${!groups[@]}"; do
   grep -E "^== |^\| |failed|Error" "$OUT/$i/eval.log" | tail -30
 done
 [ -f "$OUT/before-gpu0.log" ] && { echo "---- before (GPU 0)"; grep -E "passed|failed|FAILED|ERROR" "$OUT/before-gpu0.log" | tail -15; }
+# One archive: the device tool brings back only a few files per call.
+tar czf /tmp/eval.tar.gz -C "$OUT" . && mv /tmp/eval.tar.gz "$OUT/" &&
+  find "$OUT" -mindepth 1 -type f ! -name eval.tar.gz ! -name '*.md' -delete
 exit 0

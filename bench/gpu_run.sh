@@ -3,7 +3,8 @@
 # on a small subset, and the performance table. Logs and results go under $OUT.
 #
 #   STAGES="build test sanitize bench" SKETCHWALK_COMMIT=<sha> bash bench/gpu_run.sh
-#   TEST_FILES="tests/test_keys4.py" limits the GPU tests; BENCH_ARGS go to bench_attention.py.
+#   TEST_FILES="tests/test_keys4.py" limits the GPU tests, SANITIZE_FILES the sanitizer's;
+#   BENCH_ARGS go to bench_attention.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}
@@ -34,15 +35,16 @@ if has test; then
   grep -E "passed|failed|FAILED|ERROR" "$OUT/pytest-gpu.log" | tail -25
 fi
 
+SANITIZE_DEFAULT="tests/test_sparse_prefill.py tests/test_sparse_decode.py tests/test_hadamard_sketch.py
+  tests/test_score_blocks.py tests/test_select_blocks.py tests/test_decode_state.py tests/test_keys4.py"
 if has sanitize; then
   # Only the project's kernels are instrumented (their names all carry the sketchwalk
   # namespace): PyTorch's own kernels used by the tests (SDPA, copies) are not ours to check,
   # and instrumenting them makes the run several times slower.
   for tool in memcheck racecheck; do
     timeout ${SANITIZE_TIMEOUT:-240} compute-sanitizer --tool $tool --kernel-name kns=sketchwalk \
-      --error-exitcode 99 python3 -m pytest tests/test_sparse_prefill.py tests/test_sparse_decode.py \
-      tests/test_hadamard_sketch.py tests/test_score_blocks.py tests/test_select_blocks.py \
-      tests/test_decode_state.py tests/test_keys4.py -m gpu -q -x -p no:cacheprovider -k "cuda and not slow" \
+      --error-exitcode 99 python3 -m pytest ${SANITIZE_FILES:-$SANITIZE_DEFAULT} \
+      -m gpu -q -x -p no:cacheprovider -k "cuda and not slow" \
       > "$OUT/sanitize-$tool.log" 2>&1
     rc=$?; status=$(( status | rc ))
     echo "== compute-sanitizer $tool rc=$rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool.log" | tail -1)" \

@@ -460,6 +460,8 @@ def test_layer_fixed_capacity_decode_equals_dynamic(device):
             if layer == 1:  # the same ops on the same rows: bitwise equal
                 torch.testing.assert_close(got, want, atol=0, rtol=0)
             else:  # SDPA over the masked capacity against SDPA over the slice: rounding only
-                torch.testing.assert_close(got, want)
+                # (other kernels and summation orders; outputs ~0.03, where a bf16 ulp is ~1e-4)
+                atol = 1e-3 if dtype == torch.bfloat16 else 1e-5
+                torch.testing.assert_close(got, want, atol=atol, rtol=1.6e-2)
             if layer == 1:
                 assert fixed.last_density[1] == pytest.approx(dynamic.last_density[1], rel=1e-9)

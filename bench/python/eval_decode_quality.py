@@ -78,6 +78,10 @@ METHODS = {
     "default": Method("default", {}),
     "paper": Method("paper", {"decode_scorer": "walk"}),
     "keys4_10": Method("keys4_10", {"kblocks_frac": 0.05}),
+    # ~20% prefill density (the knobs of the paper's 20% setting), keys4 or dense decode.
+    "p20": Method("p20", {"kblocks_frac": 0.06, "window_frac": 0.02, "sink_frac": 0.01}),
+    "p20_prefill": Method("p20_prefill", {"kblocks_frac": 0.06, "window_frac": 0.02,
+                                          "sink_frac": 0.01}, sparse_decode=False),
 }
 
 

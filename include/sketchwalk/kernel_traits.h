@@ -53,16 +53,19 @@ struct SparsePrefillTraits {
   static_assert(kChunksPerRow >= 8, "the XOR swizzle needs >= 8 chunks per row");
 };
 
-/// \brief Threads of the split-KV decode kernel (CUDA cores: decode is bandwidth-bound).
+/// \brief Threads and shared memory of the split-KV decode kernel (CUDA cores: decode is
+/// bandwidth-bound).
 /// \tparam kHeads query heads of one kv head handled together (1, 2, 4 or 8); every K/V
 ///         vector loaded is used by all of them.
 ///
-/// 4 warps; a key row of D elements is read by kLanesPerKey lanes with 16-byte loads
-/// (D = 128: 16 lanes, 2 keys per warp-load; D = 64: 8 lanes, 4 keys). A 64-key block is
-/// kPasses passes of kKeysPerPass keys; each thread holds its K and V vectors of all passes
-/// of one block in registers (kPasses x 2 x 16 B = 256 B) before using them, so a CTA has
-/// 32 KiB of one block in flight. Each of the kKeysPerPass key lanes keeps its own
-/// online-softmax state; the CTA merges them through shared memory at the end.
+/// 4 warps. K/V blocks reach shared memory through a kStages-deep cp.async pipeline (one
+/// 64-key block of K and V per stage, 32 KiB at D = 128 bf16), so kStages - 1 blocks are in
+/// flight while the CTA computes on the oldest: loads never wait for compute. A key row of D
+/// elements is read from shared memory by kLanesPerKey lanes with 16-byte loads (D = 128: 16
+/// lanes, 2 keys per warp-load; D = 64: 8 lanes, 4 keys), a warp reading 512 contiguous bytes
+/// (conflict-free). A block is kPasses passes of kKeysPerPass keys; each of the kKeysPerPass
+/// key lanes keeps its own online-softmax state, merged through shared memory at the end
+/// (that buffer aliases the pipeline, drained by then).
 template <int kHeadDim_, int kHeads_, typename Element_>
 struct SparseDecodeTraits {
   using Element = Element_;
@@ -78,12 +81,21 @@ struct SparseDecodeTraits {
   static constexpr int kPasses = kBlockN / kKeysPerPass;
   static constexpr int kPartials = kKeysPerPass;       // softmax states merged at the end
   static constexpr int kPartialStride = kHeadDim + 2;  // floats: acc[D], m, l
-  static constexpr size_t kSmemBytes =
+  static constexpr int kStages = 3;  // 3 x 32 KiB at D = 128: two CTAs fit an SM's 227 KiB
+  static constexpr int kStageElems = 2 * kBlockN * kHeadDim;  // K block, then V block
+  static constexpr int kCopiesPerThread = 2 * kBlockN * kLanesPerKey / kNumThreads;  // 16 B each
+  static constexpr size_t kPipeBytes =
+      static_cast<size_t>(kStages) * kStageElems * sizeof(Element);
+  static constexpr size_t kMergeBytes =
       static_cast<size_t>(kPartials) * kHeads * kPartialStride * sizeof(float);
+  static constexpr size_t kSmemBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim must be 64 or 128");
   static_assert(kLanesPerKey <= 32 && 32 % kLanesPerKey == 0, "key lanes tile a warp");
   static_assert(kBlockN % kKeysPerPass == 0, "passes tile a key block");
+  static_assert(kCopiesPerThread * kNumThreads == 2 * kBlockN * kLanesPerKey &&
+                    kCopiesPerThread % 2 == 0,
+                "each thread copies the same number of K and V chunks");
 };
 
 }  // namespace sketchwalk

@@ -1,9 +1,10 @@
 // Split-KV block-sparse decode (op 6, sparse_decode, num_queries == 1): each CTA takes one
 // (batch, kv head, chunk of up to kHeads query heads of that kv head, split) and walks a
 // contiguous slice of the row's selected key blocks on CUDA cores (decode is bound by the
-// K/V bytes, not by FLOPs), writing a partial (out, lse) per query head and split into
-// the fp32 workspace; sparse_decode_combine_kernel merges the splits. The split count is
-// chosen by decode_num_splits() below. fp16/bf16, head_dim 64/128, block_size 64.
+// K/V bytes, not by FLOPs), streaming the blocks through a cp.async shared-memory pipeline
+// (SparseDecodeTraits in kernel_traits.h), and writes a partial (out, lse) per query head and
+// split into the fp32 workspace; sparse_decode_combine_kernel merges the splits. The split
+// count is chosen by decode_num_splits() below. fp16/bf16, head_dim 64/128, block_size 64.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -15,6 +16,7 @@
 
 #include "sketchwalk/common.h"
 #include "sketchwalk/kernel_traits.h"
+#include "sketchwalk/mma_sm80.cuh"
 #include "sketchwalk/online_softmax.cuh"
 #include "sketchwalk/params.h"
 
@@ -28,8 +30,9 @@ SW_HOST_DEVICE constexpr int decode_heads_per_cta(int group) {
 
 /// \brief Number of key-block splits per (batch, kv head, head chunk).
 ///
-/// Goal: about two CTAs per SM (each CTA keeps 32 KiB of K/V in flight; 2-3 resident CTAs
-/// per SM cover HBM latency), without slices so short that the combine dominates.
+/// Goal: about two CTAs per SM (each keeps up to kStages - 1 = 2 blocks, 64 KiB at D = 128,
+/// in flight; the pipeline's 96 KiB of shared memory fits two CTAs on an SM), without slices
+/// so short that the combine dominates.
 /// Llama-3.1-8B (Hkv = 8, group 4 -> 1 chunk) on an H100 (132 SMs):
 ///   batch 1: base = 8 CTAs     -> splits = ceil(264 / 8)  = 33 -> 264 CTAs; at 128K keys
 ///            and 20 % density a row keeps ~410 of 2048 blocks -> ~13 blocks (416 KiB) a CTA.
@@ -112,7 +115,12 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   constexpr int kHeadDim = Traits::kHeadDim;
   constexpr int kLanesPerKey = Traits::kLanesPerKey;
   constexpr int kPasses = Traits::kPasses;
-  extern __shared__ __align__(16) float partial_smem[];  // [kPartials][kHeads][kPartialStride]
+  constexpr int kBlockN = Traits::kBlockN;
+  extern __shared__ __align__(16) unsigned char decode_smem[];
+  // Main loop: kStages x [K block | V block] (Element). Merge: [kPartials][kHeads][kPartialStride]
+  // floats, aliasing the pipeline once it is drained.
+  Element* const stages = reinterpret_cast<Element*>(decode_smem);
+  float* const partial_smem = reinterpret_cast<float*>(decode_smem);
 
   const int tid = threadIdx.x;
   const int lane = tid % 32;
@@ -134,10 +142,12 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   const int per_split = (num_sel + num_splits - 1) / num_splits;
   const int sel_begin = split * per_split;
   const int sel_end = min(num_sel, sel_begin + per_split);
+  const int num_blocks = sel_end > sel_begin ? sel_end - sel_begin : 0;
 
   const int key_slot = lane / kLanesPerKey;          // key within the warp's pass
   const int d0 = (lane % kLanesPerKey) * Traits::kVecElems;
-  const int partial = warp * Traits::kKeysPerWarp + key_slot;  // key lane 0 .. kPartials-1
+  const int key_lo = warp * Traits::kKeysPerWarp + key_slot;  // this lane's key of pass 0
+  const int partial = key_lo;  // key lane 0 .. kPartials-1
 
   // q, pre-scaled into the log2 domain; an idle head slot (group 7 in a chunk of 8) reads 0.
   const float scale_log2 = params.softmax_scale * kLog2e;
@@ -168,37 +178,77 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   }
 
   const Element* k_base = static_cast<const Element*>(params.k) +
-                          batch_idx * params.k_batch_stride + kv_head * params.k_head_stride + d0;
+                          batch_idx * params.k_batch_stride + kv_head * params.k_head_stride;
   const Element* v_base = static_cast<const Element*>(params.v) +
-                          batch_idx * params.v_batch_stride + kv_head * params.v_head_stride + d0;
+                          batch_idx * params.v_batch_stride + kv_head * params.v_head_stride;
 
-  for (int e = sel_begin; e < sel_end; ++e) {
-    const int key0 = row_index[e] * Traits::kBlockN + warp * Traits::kKeysPerWarp + key_slot;
-    uint4 k_raw[kPasses], v_raw[kPasses];
+  // Block number `e` of the slice -> stage `stage`: thread tid copies 16-byte chunks tid,
+  // tid + kNumThreads, ... of [K block | V block]. Keys past num_keys (a partial last block)
+  // are zero-filled, never read: their scores are masked below and 0 * 0 adds nothing.
+  auto load_block = [&](int e, int stage) {
+    const int key_block = row_index[sel_begin + e];
+    Element* dst = stages + stage * Traits::kStageElems;
+    constexpr int kChunksPerTensor = kBlockN * kLanesPerKey;
+#pragma unroll
+    for (int i = 0; i < Traits::kCopiesPerThread; ++i) {
+      const int c = tid + i * Traits::kNumThreads;
+      const bool is_v = i >= Traits::kCopiesPerThread / 2;  // compile-time after unrolling
+      const int within = is_v ? c - kChunksPerTensor : c;
+      const int key_local = within / kLanesPerKey;
+      const int col = (within % kLanesPerKey) * Traits::kVecElems;
+      const int key = key_block * kBlockN + key_local;
+      const bool valid = key < num_keys;
+      const Element* src = is_v ? v_base + (valid ? key : 0) * params.v_token_stride + col
+                                : k_base + (valid ? key : 0) * params.k_token_stride + col;
+      sm80::cp_async_16(sm80::smem_u32(dst + (is_v ? kBlockN * kHeadDim : 0) +
+                                       key_local * kHeadDim + col),
+                        src, valid);
+    }
+  };
+
+  // Prologue: kStages - 1 blocks in flight. Every thread commits one group per step, empty
+  // or not, so wait_group<kStages - 2> always means "the oldest block has landed".
+#pragma unroll
+  for (int s = 0; s < Traits::kStages - 1; ++s) {
+    if (s < num_blocks) load_block(s, s);
+    sm80::cp_async_commit();
+  }
+
+  for (int e = 0; e < num_blocks; ++e) {
+    sm80::cp_async_wait<Traits::kStages - 2>();
+    __syncthreads();  // block e visible to all; every thread is done with block e - 1's stage
+    const int ahead = e + Traits::kStages - 1;
+    if (ahead < num_blocks) load_block(ahead, ahead % Traits::kStages);
+    sm80::cp_async_commit();
+
+    const Element* k_tile = stages + (e % Traits::kStages) * Traits::kStageElems;
+    const Element* v_tile = k_tile + kBlockN * kHeadDim;
+    const int key0 = row_index[sel_begin + e] * kBlockN + key_lo;
+
+    float score[kHeads][kPasses];
 #pragma unroll
     for (int p = 0; p < kPasses; ++p) {
-      const int key = key0 + p * Traits::kKeysPerPass;
-      const int safe_key = key < num_keys ? key : 0;  // a partial last block
-      k_raw[p] = detail::load_stream_16(k_base + safe_key * params.k_token_stride);
-      v_raw[p] = detail::load_stream_16(v_base + safe_key * params.v_token_stride);
-    }
+      const int key_local = key_lo + p * Traits::kKeysPerPass;
+      float kf[8];
+      detail::unpack8<Element>(
+          *reinterpret_cast<const uint4*>(k_tile + key_local * kHeadDim + d0), kf);
+      const bool visible = key0 + p * Traits::kKeysPerPass < num_keys;
 #pragma unroll
-    for (int h = 0; h < kHeads; ++h) {
-      float score[kPasses];
-      float block_max = -INFINITY;
-#pragma unroll
-      for (int p = 0; p < kPasses; ++p) {
-        float kf[8];
-        detail::unpack8<Element>(k_raw[p], kf);
+      for (int h = 0; h < kHeads; ++h) {
         float dot = 0.f;
 #pragma unroll
         for (int i = 0; i < 8; ++i) dot = fmaf(q[h][i], kf[i], dot);
 #pragma unroll
         for (int off = kLanesPerKey / 2; off >= 1; off /= 2)
           dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        score[p] = key0 + p * Traits::kKeysPerPass < num_keys ? dot : -INFINITY;
-        block_max = fmaxf(block_max, score[p]);
+        score[h][p] = visible ? dot : -INFINITY;
       }
+    }
+#pragma unroll
+    for (int h = 0; h < kHeads; ++h) {
+      float block_max = -INFINITY;
+#pragma unroll
+      for (int p = 0; p < kPasses; ++p) block_max = fmaxf(block_max, score[h][p]);
       const float m_new = fmaxf(m[h], block_max);
       const float m_sub = max_or_zero(m_new);
       const float correction = exp2f(m[h] - m_sub);
@@ -208,15 +258,25 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
       for (int i = 0; i < 8; ++i) acc[h][i] *= correction;
 #pragma unroll
       for (int p = 0; p < kPasses; ++p) {
-        const float prob = exp2f(score[p] - m_sub);
-        l[h] += prob;
-        float vf[8];
-        detail::unpack8<Element>(v_raw[p], vf);
+        score[h][p] = exp2f(score[h][p] - m_sub);  // now the probability
+        l[h] += score[h][p];
+      }
+    }
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[h][i] = fmaf(prob, vf[i], acc[h][i]);
+    for (int p = 0; p < kPasses; ++p) {
+      const int key_local = key_lo + p * Traits::kKeysPerPass;
+      float vf[8];
+      detail::unpack8<Element>(
+          *reinterpret_cast<const uint4*>(v_tile + key_local * kHeadDim + d0), vf);
+#pragma unroll
+      for (int h = 0; h < kHeads; ++h) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[h][i] = fmaf(score[h][p], vf[i], acc[h][i]);
       }
     }
   }
+  sm80::cp_async_wait<0>();  // only empty groups can be pending here; drain before aliasing
+  __syncthreads();
 
   // Merge the kPartials key lanes of the CTA through shared memory.
 #pragma unroll
@@ -294,9 +354,16 @@ cudaError_t launch_sparse_decode(const SparseAttentionParams& params, float* wor
   float* ws_out = workspace;
   float* ws_lse = workspace + static_cast<size_t>(params.batch) * params.num_q_heads * num_splits * kHeadDim;
   const dim3 grid(num_splits, params.num_kv_heads * head_chunks, params.batch);
-  sparse_decode_split_kernel<Traits><<<grid, Traits::kNumThreads, Traits::kSmemBytes, stream>>>(
-      params, ws_out, ws_lse, num_splits, head_chunks);
-  cudaError_t err = cudaGetLastError();
+  auto kernel = sparse_decode_split_kernel<Traits>;
+  cudaError_t err = cudaSuccess;
+  if (Traits::kSmemBytes > 48 * 1024) {  // opt-in above the default limit (not a stream op)
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(Traits::kSmemBytes));
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<grid, Traits::kNumThreads, Traits::kSmemBytes, stream>>>(params, ws_out, ws_lse,
+                                                                     num_splits, head_chunks);
+  err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   sparse_decode_combine_kernel<Element, kHeadDim>
       <<<params.batch * params.num_q_heads, kHeadDim, 0, stream>>>(params, ws_out, ws_lse, num_splits);

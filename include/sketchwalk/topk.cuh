@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
@@ -132,12 +133,78 @@ struct GlobalKeys {
   }
 };
 
+/// \brief The k-th smallest key (0 <= k < n) of keys staged in shared memory, for a group of
+/// several warps: a radix select over four 8-bit digits, most significant first. Each pass
+/// builds a 256-bin histogram of the keys that match the digits found so far (warp-aggregated
+/// shared-memory atomics: a row's keys mostly share their top byte), then warp 0 finds the bin
+/// holding rank k. Four passes instead of the bitwise search's ~30; the result is the same
+/// key (an order statistic is a value).
+template <int kWarps>
+SW_DEVICE uint32_t radix_select_kth_key(const SharedKeys& key_at, int n, int k,
+                                        const RowGroup<kWarps>& g) {
+  static_assert(kWarps > 1, "the radix select uses the whole CTA");
+  __shared__ uint32_t hist[256];
+  __shared__ int found[2];  // digit, keys below it among the matching keys
+  const int lane = g.tid & 31;
+  uint32_t prefix = 0u, prefix_mask = 0u;
+  int rank = k;  // rank of the answer among the keys that match `prefix`
+#pragma unroll 1
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int i = g.tid; i < 256; i += RowGroup<kWarps>::kThreads) hist[i] = 0u;
+    __syncthreads();
+    for (int j0 = 0; j0 < n; j0 += RowGroup<kWarps>::kThreads) {  // warp-uniform trip count
+      const int j = j0 + g.tid;
+      const uint32_t key = j < n ? key_at(j) : 0u;
+      const bool match = j < n && (key & prefix_mask) == prefix;
+      const uint32_t bin = match ? (key >> shift) & 255u : 256u;  // 256: no bin
+      const unsigned same = __match_any_sync(0xffffffffu, bin);
+      if (match && lane == __ffs(same) - 1) atomicAdd(&hist[bin], __popc(same));
+    }
+    __syncthreads();
+    if (g.tid < 32) {  // warp 0: lane l owns bins [8l, 8l + 8)
+      uint32_t c[8], total = 0u;
+#pragma unroll
+      for (int b = 0; b < 8; ++b) total += (c[b] = hist[8 * lane + b]);
+      uint32_t inclusive = total;
+#pragma unroll
+      for (int off = 1; off < 32; off *= 2) {
+        const uint32_t up = __shfl_up_sync(0xffffffffu, inclusive, off);
+        if (lane >= off) inclusive += up;
+      }
+      uint32_t below = inclusive - total;
+      const uint32_t r = static_cast<uint32_t>(rank);
+      if (below <= r && r < inclusive) {  // exactly one lane: 0 <= rank < #matching keys
+#pragma unroll
+        for (int b = 0; b < 8; ++b) {
+          if (r < below + c[b]) {
+            found[0] = 8 * lane + b;
+            found[1] = static_cast<int>(below);
+            break;
+          }
+          below += c[b];
+        }
+      }
+    }
+    __syncthreads();
+    prefix |= static_cast<uint32_t>(found[0]) << shift;
+    prefix_mask |= 255u << shift;
+    rank -= found[1];
+    // The next pass rewrites hist and found only after its first __syncthreads, which every
+    // thread reaches after reading them here.
+  }
+  return prefix;
+}
+
 /// \brief The k-th smallest key (0-based, 0 <= k < n) among keys[0, n): the largest value v
-/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes).
+/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes), or by
+/// radix_select_kth_key for staged keys and a multi-warp group.
 /// `KeyAt` is SharedKeys or GlobalKeys: operator()(j) gives key j, count_less(n, bound, g)
 /// the group total of keys < bound.
 template <typename KeyAt, typename Group>
 SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, const Group& g) {
+  if constexpr (std::is_same_v<KeyAt, SharedKeys> && (Group::kThreads > 32)) {
+    return radix_select_kth_key(key_at, n, k, g);
+  }
   // One min/max pass first: the answer lies in [lo, hi], so it shares their common bit prefix
   // and the search starts below it (scores of one row usually share sign and top exponent
   // bits: a few passes fewer).
