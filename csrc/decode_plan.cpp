@@ -1,4 +1,4 @@
-// select_decode_blocks_: the whole selection half of one decode step (SPEC.md section 6,
+// select_decode_blocks_: the whole selection half of one decode step (docs/spec.md section 6,
 // steps 1-4; step 1 incrementally, from cached window logits) in one op, so a decode step
 // costs two op calls from Python instead of ~10.
 // It chains the project's own ops through the dispatcher (each runs its CPU or CUDA

@@ -42,7 +42,7 @@ TORCH_LIBRARY(sketchwalk, m) {
         "int pushes, int block_size, "
         "int degree, float damping, float logit_scale, float keep_frac, int window_tokens, "
         "int exclude_sink_tokens, int attend_sink_tokens) -> (Tensor block_index, Tensor num_selected)");
-  // keys4 decode scorer (SPEC.md section 7). 4-bit key cache rows [seq_lens - T, seq_lens) from k.
+  // keys4 decode scorer (docs/spec.md section 7). 4-bit key cache rows [seq_lens - T, seq_lens) from k.
   m.def("quantize_keys4_(Tensor(a!) codes, Tensor(b!) scales, Tensor k, Tensor? seq_lens=None, "
         "bool validate=True) -> ()");
   // Block attention mass of the current query per kv group from the 4-bit keys: [B,Hkv,ceil(cap/64)].

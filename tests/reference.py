@@ -1,6 +1,6 @@
 """Float64 pure-PyTorch reference for every torch.ops.sketchwalk op (the test oracle).
 
-Written from /work/shared/SPEC.md and docs/ops.md only; it never imports sketchwalk.
+Written from docs/spec.md and docs/ops.md only; it never imports sketchwalk.
 Every function takes tensors on any device, computes in float64 and returns float64
 (or int32/bool for discrete outputs). Loops over blocks are used where they are clearer
 than vectorized code. Shapes use the glossary of docs/ops.md:
@@ -31,7 +31,7 @@ def next_pow2(x: int) -> int:
 
 
 def logit_scale(sketch_dim: int, head_dim: int) -> float:
-    """c = m^1.5 / (100 n), n = next_pow2(head_dim) (SPEC.md section 2)."""
+    """c = m^1.5 / (100 n), n = next_pow2(head_dim) (docs/spec.md section 2)."""
     return sketch_dim**1.5 / (100.0 * next_pow2(head_dim))
 
 
@@ -238,7 +238,7 @@ def token_mask_reference(
     attend_sink_tokens: int,
     dense_last_q_blocks: int,
 ) -> torch.Tensor:
-    """SPEC.md section 4 at token granularity -> bool [batch, Tq, Tk]: query t (position
+    """docs/spec.md section 4 at token granularity -> bool [batch, Tq, Tk]: query t (position
     p = Tk - Tq + t) keeps key s <= p when s's block passes the quantile rule of its query
     block, or p - w < s (its last w keys), or s < attend_sink_tokens (the first keys), or its
     query block is among the last dense_last_q_blocks. A block-granular selection must keep
@@ -421,7 +421,7 @@ def update_window_logits(logits, window, key_blocks, num_blocks: int, slot: int,
 
 
 def window_block_scores(logits, window_fill: int, num_blocks: int):
-    """SPEC.md section 6 step 1 from the logits: softmax over the blocks of every (head,
+    """docs/spec.md section 6 step 1 from the logits: softmax over the blocks of every (head,
     slot < window_fill) row, summed and normalized (= averaged), [B, num_blocks] float64."""
     live = logits.to(F64)[:, :, :window_fill, :num_blocks]
     return torch.softmax(live, dim=-1).mean(dim=(1, 2))
@@ -445,7 +445,7 @@ def sink_tokens(config, num_keys: int) -> int:
 
 
 def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
-    """One sparse layer's prefill (Tq == Tk) per SPEC.md sections 1-5.
+    """One sparse layer's prefill (Tq == Tk) per docs/spec.md sections 1-5.
     Returns dict: out [B,Hq,T,D] float64, A, W (walk), keep, block_index, num_selected, and
     the decode state: window [B,Hq,Wq,m] (token sketches of the last query_window queries,
     oldest first), key_blocks [B,Hkv,Nb,m], transition (= A)."""
@@ -470,7 +470,7 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
 
 
 def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs, coords):
-    """One decode step of one sparse layer per SPEC.md section 6 and docs/ops.md.
+    """One decode step of one sparse layer per docs/spec.md section 6 and docs/ops.md.
     q_new [B,Hq,1,D]; k_cache/v_cache [B,Hkv,Tk,D] already hold the new token (Tk = keys
     after the append); window [B,Hq,Wq,m] already holds the new query's sketch (slot order
     does not matter); transition [B,N_prev,N_prev] the block matrix before this step.
@@ -498,7 +498,7 @@ def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs
 
 
 # ---------------------------------------------------------------------------------------
-# 8. keys4 decode scorer (SPEC.md section 7; layout in include/sketchwalk/keys4.h)
+# 8. keys4 decode scorer (docs/spec.md section 7; layout in include/sketchwalk/keys4.h)
 # ---------------------------------------------------------------------------------------
 
 KEYS4_MAX_CODE = 7
@@ -535,7 +535,7 @@ def unpack_keys4(packed):
 
 
 def score_blocks_keys4(q, codes, scales, seq_lens=None, softmax_scale=None, block_size=64):
-    """SPEC.md section 7 steps 1-2. q [batch, Hq, 1, D]; codes int [batch, Hkv, cap, D] (unpacked);
+    """docs/spec.md section 7 steps 1-2. q [batch, Hq, 1, D]; codes int [batch, Hkv, cap, D] (unpacked);
     scales [batch, Hkv, cap]; seq_lens list/tensor of lengths or None (= cap).
     Returns mass float64 [batch, Hkv, ceil(cap / block_size)]: per kv group g, sum over its query
     heads h and the keys t < L_b of block j of softmax_t(scale * <q_h, s_t c_t>); 0 past L_b."""
@@ -558,7 +558,7 @@ def score_blocks_keys4(q, codes, scales, seq_lens=None, softmax_scale=None, bloc
 
 
 def keys4_budget(num_keys: int, window_frac: float, sink_frac: float, block_size: int = 64):
-    """(n, sink_blocks, window_blocks) of SPEC.md section 7 step 3."""
+    """(n, sink_blocks, window_blocks) of docs/spec.md section 7 step 3."""
     n = ceil_div(num_keys, block_size)
     w = max(1, math.floor(window_frac * num_keys))
     s = max(1, math.floor(sink_frac * num_keys))
@@ -567,7 +567,7 @@ def keys4_budget(num_keys: int, window_frac: float, sink_frac: float, block_size
 
 def select_blocks_keys4(mass, seq_lens, keep_frac: float, window_frac: float, sink_frac: float,
                         block_size: int = 64):
-    """SPEC.md section 7 steps 3-4. mass [batch, Hkv, width] (float32 in the op); seq_lens or None
+    """docs/spec.md section 7 steps 3-4. mass [batch, Hkv, width] (float32 in the op); seq_lens or None
     (= width * block_size). Returns (keep bool [batch, Hkv, width], block_index int32
     [batch, Hkv, 1, width] ascending -1 padded, num_selected int32 [batch, Hkv, 1]).
     Row (b, g): candidates [sb, n - wb); th = torch.quantile(float64 mass[cand], 1 - keep_frac)
@@ -592,7 +592,7 @@ def select_blocks_keys4(mass, seq_lens, keep_frac: float, window_frac: float, si
 
 
 def layer_decode_step_keys4(q_new, k_cache, v_cache, config, softmax_scale=None):
-    """One keys4 decode step of one sparse layer (SPEC.md section 7) with every key of
+    """One keys4 decode step of one sparse layer (docs/spec.md section 7) with every key of
     k_cache [B, Hkv, Tk, D] (the new one last) quantized from scratch. Returns dict with mass,
     keep, block_index, num_selected, out, lse."""
     b = _cfg(config, "block_size", 64)

@@ -104,7 +104,7 @@ def test_update_block_matrix_order(device):
     assert_close64(a, expected)
 
 
-# Cached window logits (the incremental form of SPEC.md section 6 step 1).
+# Cached window logits (the incremental form of docs/spec.md section 6 step 1).
 
 
 def _touched(shape, num_blocks, slot, device):
@@ -179,7 +179,7 @@ def test_window_block_scores(device, num_blocks, window, window_fill, hq, aligne
 @pytest.mark.parametrize("window", [8, 32])
 def test_window_logits_track_spec_scores_over_steps(device, window):
     # Seed after a prefill, then per step push the new query and refresh one row and one
-    # column: r from the cache equals SPEC.md's step 1 recomputed from scratch, across block
+    # column: r from the cache equals docs/spec.md's step 1 recomputed from scratch, across block
     # boundaries (tokens 128 and 192) and with the ring buffer wrapping.
     hq, hkv, d, m, c = 4, 2, 64, 64, 0.09
     tokens, steps = 120, 80

@@ -1,4 +1,4 @@
-"""The keys4 decode scorer (SPEC.md section 7): quantize_keys4_, score_blocks_keys4 and
+"""The keys4 decode scorer (docs/spec.md section 7): quantize_keys4_, score_blocks_keys4 and
 select_blocks_keys4 against the float64 reference, sparse_decode with seq_lens, the whole
 step, and its CUDA-graph capture."""
 

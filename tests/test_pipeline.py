@@ -100,7 +100,7 @@ def test_pipeline_prefill_and_decode(device, tokens, hq, hkv, d, dtype):
         # checked by test_sparse_prefill / test_sparse_decode.
         dtype = torch.bfloat16
     steps = 2  # from 1023 tokens the second step opens a new key block
-    cfg = sw.SketchWalkConfig.paper()  # the authors' rule, decode walk included (SPEC.md 1-6)
+    cfg = sw.SketchWalkConfig.paper()  # the authors' rule, decode walk included (docs/spec.md 1-6)
     signs, coords = sw.ops.sketch_transform(d, cfg.sketch_dim, seed=cfg.seed, device=device)
     # Draw inputs whose reference selection is not within float32 noise of a tie.
     for _ in range(8):

@@ -1,5 +1,5 @@
 """select_blocks against the float64 reference: exact sets, ties, superset of the
-token-level rule of SPEC.md section 4."""
+token-level rule of docs/spec.md section 4."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Tolerances, derived rather than guessed (STYLE.md, Tests).
+"""Tolerances, derived rather than guessed.
 
 Rule for continuous outputs of the attention ops (FlashAttention's rule):
 

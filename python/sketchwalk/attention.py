@@ -1,5 +1,5 @@
 """One layer of Sketch&Walk attention: sketch -> scores -> walk -> select -> sparse attention,
-for a prefill or one decode step (SPEC.md sections 1-6). No kernel logic lives here."""
+for a prefill or one decode step (docs/spec.md sections 1-6). No kernel logic lives here."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     layer.ensure_capacity(-(-num_keys // b))
     window_fill = min(layer.window_fill + 1, cfg.query_window)
     w, sink = cfg.window_tokens(num_keys), cfg.sink_tokens(num_keys)
-    # Steps 1-4 of SPEC.md section 6 in one op (the state buffers are updated in place).
+    # Steps 1-4 of docs/spec.md section 6 in one op (the state buffers are updated in place).
     block_index, num_selected = ops.select_decode_blocks_(
         q, k, layer.key_blocks, layer.query_window, layer.window_logits, layer.transition, signs,
         coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink,
@@ -184,7 +184,7 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
 
 
 def _keys4_state(k: torch.Tensor, cache_capacity: int | None = None) -> LayerKeys4State:
-    """The keys4 decode state after a prefill: every key of k encoded (SPEC.md section 7), with
+    """The keys4 decode state after a prefill: every key of k encoded (docs/spec.md section 7), with
     room for at least cache_capacity keys (a fixed-capacity cache's size) when given."""
     batch, num_kv_heads, num_keys, head_dim = k.shape
     capacity = max(keys4_capacity(num_keys), cache_capacity or 0)
@@ -196,7 +196,7 @@ def _keys4_state(k: torch.Tensor, cache_capacity: int | None = None) -> LayerKey
 
 
 def _select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg):
-    """SPEC.md section 7 steps 1-3 on the layer's 4-bit keys: (block_index, num_selected) with
+    """docs/spec.md section 7 steps 1-3 on the layer's 4-bit keys: (block_index, num_selected) with
     index_heads = num_kv_heads. Lengths come from seq_lens on the device (no sync)."""
     # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
     q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
@@ -207,7 +207,7 @@ def _select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg)
 
 def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
                   layer: LayerKeys4State) -> torch.Tensor:
-    """SPEC.md section 7: append the new key's 4-bit row, block mass of the current query per
+    """docs/spec.md section 7: append the new key's 4-bit row, block mass of the current query per
     KV group, sink / window / quantile rule per group, sparse attention (index_heads = Hkv)."""
     cfg = state.config
     num_keys = k.shape[2]

@@ -1,5 +1,5 @@
-"""Knobs of Sketch&Walk, with the defaults of the authors' code (SPEC.md), and the decode
-scorer: the project's keys4 (SPEC.md section 7) by default, the authors' walk as the `paper`
+"""Knobs of Sketch&Walk, with the defaults of the authors' code (docs/spec.md), and the decode
+scorer: the project's keys4 (docs/spec.md section 7) by default, the authors' walk as the `paper`
 preset."""
 
 from __future__ import annotations
@@ -42,15 +42,15 @@ class SketchWalkConfig:
     seed: int = 0
     """Seed of the Hadamard sign flips and coordinate draw (shared by all layers and heads)."""
     decode_scorer: str = "keys4"
-    """How a decode step picks its key blocks. "keys4" (default, SPEC.md section 7): the current
+    """How a decode step picks its key blocks. "keys4" (default, docs/spec.md section 7): the current
     query against a 4-bit copy of every cached key, block attention mass per KV group, the same
     sink / window / quantile rule; it kept 10 of 12 needles where "walk" kept 2-4. "walk": the
-    authors' rule (SPEC.md section 6: pooled window queries, sketches, the block matrix and
+    authors' rule (docs/spec.md section 6: pooled window queries, sketches, the block matrix and
     the walk), one selection shared by all heads."""
 
     @classmethod
     def paper(cls, **overrides) -> "SketchWalkConfig":
-        """The authors' behaviour (SPEC.md sections 1-6): their knobs and their decode walk."""
+        """The authors' behaviour (docs/spec.md sections 1-6): their knobs and their decode walk."""
         return cls(**{"decode_scorer": "walk", **overrides})
 
     def __post_init__(self) -> None:

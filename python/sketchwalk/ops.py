@@ -51,7 +51,7 @@ def _check_rank(op: str, name: str, t, rank: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Helpers that fix the random draw and the logit scale (SPEC.md sections 1-2)
+# Helpers that fix the random draw and the logit scale (docs/spec.md sections 1-2)
 
 
 @functools.lru_cache(maxsize=64)
@@ -386,7 +386,7 @@ def select_decode_blocks_(
     exclude_sink_tokens: int,
     attend_sink_tokens: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SPEC.md section 6 steps 1-4 for one new token, mutating the decode state in place.
+    """docs/spec.md section 6 steps 1-4 for one new token, mutating the decode state in place.
 
     q: [batch, num_q_heads, 1, head_dim] (the new query); k: [batch, num_kv_heads, num_keys, head_dim]
     (all keys, the new one last); key_blocks: [batch, num_kv_heads, capacity, m];
@@ -426,7 +426,7 @@ def _(q, k, key_blocks, query_window, window_logits, transition, signs, coords, 
     )
 
 
-# keys4 decode scorer (SPEC.md section 7; layout of the 4-bit key cache in
+# keys4 decode scorer (docs/spec.md section 7; layout of the 4-bit key cache in
 # include/sketchwalk/keys4.h and docs/ops.md)
 
 
@@ -508,7 +508,7 @@ def select_blocks_keys4(
     sink_frac: float,
     validate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode block index per kv group from block masses (SPEC.md section 7 steps 3-4).
+    """Decode block index per kv group from block masses (docs/spec.md section 7 steps 3-4).
 
     mass: float32 [batch, num_kv_heads, width] (contiguous); seq_lens: int32 [batch] or None
     (= 64 * width keys). Row (b, g), n = ceil(L_b / 64), window w = max(1, floor(window_frac * L_b))

@@ -1,5 +1,5 @@
 """Per-sequence Sketch&Walk state: the walk carried from layer to layer within a forward
-pass, and each sparse layer's decode state (SPEC.md section 6) carried across steps."""
+pass, and each sparse layer's decode state (docs/spec.md section 6) carried across steps."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class LayerDecodeState:
 
 @dataclasses.dataclass
 class LayerKeys4State:
-    """What one sparse layer keeps between decode steps under the keys4 scorer (SPEC.md
+    """What one sparse layer keeps between decode steps under the keys4 scorer (docs/spec.md
     section 7): a 4-bit copy of every cached key (layout: include/sketchwalk/keys4.h).
 
     Costs head_dim / 2 + 4 bytes per token and KV head, 13.3% of a bf16 KV cache at head_dim 128
@@ -140,7 +140,7 @@ class SketchWalkState:
 
     # -- the walk carried between consecutive sparse layers of one forward pass --------
     def carried_walk(self, layer_idx: int, num_blocks: int) -> torch.Tensor | None:
-        """W of layer ``layer_idx - 1`` when it produced one of size num_blocks (SPEC.md section 3)."""
+        """W of layer ``layer_idx - 1`` when it produced one of size num_blocks (docs/spec.md section 3)."""
         w = self._carried_walk
         if self._carried_layer == layer_idx - 1 and w is not None and w.shape[-1] == num_blocks \
                 and w.shape[-2] == num_blocks:
