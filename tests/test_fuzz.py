@@ -1,6 +1,7 @@
-"""Fuzzing every selection-side op's integer and float arguments with hypothesis (CPU, and CUDA
-where present): each case must either raise an error that names an argument
-("sketchwalk.<op>: argument '...'") or return what the float64 reference returns. Each op's
+"""Fuzzing every selection-side op's integer and float arguments, and the block index the
+attention ops read, with hypothesis (CPU, and CUDA where present): each case must either raise
+an error that names an argument ("sketchwalk.<op>: argument '...'") or return what the float64
+reference returns (for the block index: valid by docs/ops.md's rule if and only if accepted). Each op's
 cases run in their own interpreter, so a crash or hang fails that op's test, not the suite."""
 
 import os
@@ -107,6 +108,94 @@ def run(cap, lens, keep, window, sink, nan_scale):
         if out is not None:
             _, idx, cnt = R.select_blocks_keys4(mass.cpu(), seq_lens.tolist(), keep, window, sink)
             assert torch.equal(out[1].cpu(), cnt) and torch.equal(out[0].cpu(), idx)
+run()
+""",
+    "sparse_attention": """
+def index_valid(idx, cnt, tq, tks, b=64):
+    # docs/ops.md, the block index: row (bb, g, i) lists cnt entries, strictly increasing, each
+    # in [0, causal_limit(i)]; tks[bb] is that batch row's number of keys.
+    w = idx.shape[-1]
+    for bb in range(idx.shape[0]):
+        for g in range(idx.shape[1]):
+            for i in range(idx.shape[2]):
+                n = int(cnt[bb, g, i])
+                if n < 0 or n > w:
+                    return False
+                lim = (tks[bb] - tq + min((i + 1) * b, tq) - 1) // b
+                row = [int(x) for x in idx[bb, g, i, :n]]
+                if any(x < 0 or x > lim for x in row) or any(a >= c for a, c in zip(row, row[1:])):
+                    return False
+    return True
+
+@SETTINGS
+@given(decode=st.booleans(), tq=st.integers(1, 150), extra=st.integers(0, 70),
+       per_group=st.booleans(), seed=st.integers(0, 10**6),
+       corrupt=st.sampled_from(["none", "high", "negative", "duplicate", "swap", "count_high",
+                                "count_negative", "huge", "padding", "seq_len_zero", "seq_len_high"]),
+       use_seq_lens=st.booleans())
+def run(decode, tq, extra, per_group, seed, corrupt, use_seq_lens):
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.bfloat16 if DEVICE == "cuda" else torch.float32
+    tq = 1 if decode else tq
+    tk = tq + extra
+    hq, hkv, d = 4, 2, 64
+    q = torch.randn(2, hq, tq, d, generator=g).to(dt)
+    k = torch.randn(2, hkv, tk, d, generator=g).to(dt)
+    v = torch.randn(2, hkv, tk, d, generator=g).to(dt)
+    seq_lens = None
+    tks = [tk, tk]
+    if decode and use_seq_lens:
+        tks = [int(torch.randint(1, tk + 1, (1,), generator=g)), tk]
+        seq_lens = torch.tensor(tks, dtype=torch.int32)
+    nq, nk = R.ceil_div(tq, 64), R.ceil_div(tk, 64)
+    heads = hkv if per_group else 1
+    idx = torch.full((2, heads, nq, nk), -1, dtype=torch.int32)
+    cnt = torch.zeros(2, heads, nq, dtype=torch.int32)
+    for bb in range(2):
+        for hh in range(heads):
+            for i in range(nq):
+                lim = (tks[bb] - tq + min((i + 1) * 64, tq) - 1) // 64
+                keep = [j for j in range(lim + 1) if j == lim or torch.rand(1, generator=g) < 0.5]
+                idx[bb, hh, i, :len(keep)] = torch.tensor(keep, dtype=torch.int32)
+                cnt[bb, hh, i] = len(keep)
+    n0 = int(cnt[0, 0, 0])
+    if corrupt == "high":
+        idx[0, 0, 0, n0 - 1] = nk + 3
+    elif corrupt == "negative":
+        idx[0, 0, 0, 0] = -1
+    elif corrupt == "duplicate" and n0 > 1:
+        idx[0, 0, 0, 1] = idx[0, 0, 0, 0]
+    elif corrupt == "swap" and n0 > 1:
+        idx[0, 0, 0, :2] = idx[0, 0, 0, :2].flip(0).clone()
+    elif corrupt == "count_high":
+        cnt[0, 0, 0] = nk + 1
+    elif corrupt == "count_negative":
+        cnt[0, 0, 0] = -1
+    elif corrupt == "huge":
+        idx[0, 0, 0, 0] = 2**31 - 1
+    elif corrupt == "padding" and n0 < nk:
+        idx[0, 0, 0, n0] = 2**31 - 1  # padding is never read: still valid
+    elif corrupt == "seq_len_zero" and seq_lens is not None:
+        seq_lens[0] = 0
+    elif corrupt == "seq_len_high" and seq_lens is not None:
+        seq_lens[0] = tk + 1
+    lens_ok = seq_lens is None or all(1 <= int(x) <= tk for x in seq_lens)
+    valid = lens_ok and index_valid(idx, cnt, tq, tks)
+    dev = lambda t: None if t is None else t.to(DEVICE)
+    if decode:
+        call = lambda: ops.sparse_decode(dev(q), dev(k), dev(v), dev(idx), dev(cnt),
+                                         seq_lens=dev(seq_lens))
+    else:
+        call = lambda: ops.sparse_prefill(dev(q), dev(k), dev(v), dev(idx), dev(cnt))
+    out, err = named_error(call)
+    assert (out is not None) == valid, f"valid={valid} corrupt={corrupt} error={err}"
+    if out is not None:
+        for bb in range(2):
+            L = tks[bb]
+            ref, _ = R.sparse_attention(q[bb:bb + 1], k[bb:bb + 1, :, :L], v[bb:bb + 1, :, :L],
+                                        idx[bb:bb + 1], cnt[bb:bb + 1])
+            tol = 2e-2 if dt == torch.bfloat16 else 1e-4
+            torch.testing.assert_close(out[0][bb:bb + 1].cpu().double(), ref, atol=tol, rtol=tol)
 run()
 """,
 }
