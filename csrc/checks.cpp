@@ -53,6 +53,14 @@ void check_finite(double value, const char* op, const char* arg) {
   SW_CHECK_ARG(std::isfinite(value), op, arg, "must be finite, got ", value);
 }
 
+void check_softmax_scale(std::optional<double> softmax_scale, const char* op) {
+  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+}
+
+double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim) {
+  return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(head_dim)));
+}
+
 void check_int32(int64_t value, const char* op, const char* arg, int64_t lo) {
   SW_CHECK_ARG(value >= lo && value <= INT32_MAX, op, arg, "must lie in [", lo, ", ", INT32_MAX,
                "], got ", value);

@@ -11,6 +11,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 
 namespace sketchwalk {
@@ -62,6 +63,10 @@ constexpr int64_t kMaxWalkDegree = 1024;
 
 // A float argument that must be finite (NaN and +-inf scales are refused, not propagated).
 void check_finite(double value, const char* op, const char* arg);
+// An optional softmax_scale: finite when given. The one default, 1 / sqrt(head_dim), for the
+// attention and keys4 ops on every device.
+void check_softmax_scale(std::optional<double> softmax_scale, const char* op);
+double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim);
 // An integer argument the kernels index with int: lo <= value <= INT32_MAX.
 void check_int32(int64_t value, const char* op, const char* arg, int64_t lo);
 

@@ -6,7 +6,6 @@
 #include <ATen/ATen.h>
 
 #include <climits>
-#include <cmath>
 
 #include "checks.h"
 #include "ops.h"
@@ -112,8 +111,7 @@ Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Ten
   SW_CHECK_ARG(s.num_kv_heads >= 1 && q.size(1) % s.num_kv_heads == 0, op, "codes", "has ",
                s.num_kv_heads, " kv heads, which must divide the ", q.size(1),
                " heads of 'q' (GQA)");
-  SW_CHECK_ARG(!softmax_scale.has_value() || std::isfinite(*softmax_scale), op, "softmax_scale",
-               "must be finite, got ", softmax_scale.value_or(0.0));
+  check_softmax_scale(softmax_scale, op);
   check_seq_lens_tensor(op, seq_lens, s.batch, q, "q");
   if (seq_lens.has_value() && read_values(validate, q)) {
     check_seq_lens_values(op, *seq_lens, 1, s.capacity, "1 <= length <= the cache capacity");

@@ -120,7 +120,7 @@ at::Tensor score_blocks_keys4_cpu(const at::Tensor& q, const at::Tensor& codes,
   const Keys4CacheShape s =
       check_score_blocks_keys4_args(q, codes, scales, seq_lens, softmax_scale, true);
   (void)validate;
-  const double scale = softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+  const double scale = softmax_scale_or_default(softmax_scale, s.head_dim);
   const int64_t width = (s.capacity + kBlockSize - 1) / kBlockSize;
   auto mass = at::zeros({s.batch, s.num_kv_heads, width}, q.options().dtype(at::kFloat));
   const auto sl = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();

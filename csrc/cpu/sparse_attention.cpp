@@ -24,13 +24,13 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, const std::optional<at::Tensor>& seq_lens) {
   const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
-  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+  check_softmax_scale(softmax_scale, op);
   // Always validated on the CPU (no device sync to save).
   validate_block_index(op, block_index, num_selected, s);
   check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, true);
   const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
   const int* lens_p = lens.defined() ? lens.data_ptr<int>() : nullptr;
-  const double scale = softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+  const double scale = softmax_scale_or_default(softmax_scale, s.head_dim);
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   const auto bi = block_index.contiguous();

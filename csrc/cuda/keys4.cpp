@@ -6,8 +6,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <cmath>
-
 #include "checks.h"
 #include "cuda/launch.h"
 #include "cuda/host.h"
@@ -106,8 +104,7 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   p.head_dim = static_cast<int>(s.head_dim);
   p.capacity = static_cast<int>(s.capacity);
   p.num_blocks = static_cast<int>(width);
-  p.softmax_scale = static_cast<float>(
-      softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim))));
+  p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
   auto workspace = at::empty({static_cast<int64_t>(score_keys4_workspace_floats(p))},
                              q.options().dtype(at::kFloat));
   check_launch(run_score_keys4(p, to_dtype(q.scalar_type()), workspace.data_ptr<float>(),

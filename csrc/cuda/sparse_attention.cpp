@@ -6,7 +6,6 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
-#include <cmath>
 
 #include "checks.h"
 #include "cuda/host.h"
@@ -19,10 +18,6 @@ namespace sketchwalk {
 namespace {
 
 constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
-
-double default_scale(const AttentionShape& s, std::optional<double> softmax_scale) {
-  return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
-}
 
 SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
                                             const at::Tensor& v, const at::Tensor& block_index,
@@ -66,7 +61,7 @@ SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tenso
   p.block_size = static_cast<int>(s.block_size);
   p.num_q_blocks = static_cast<int>(s.num_q_blocks);
   p.max_selected = static_cast<int>(s.max_selected);
-  p.softmax_scale = static_cast<float>(default_scale(s, softmax_scale));
+  p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
   return p;
 }
 
@@ -87,12 +82,12 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
   constexpr const char* op = "sparse_prefill";
-  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+  check_softmax_scale(softmax_scale, op);
   const c10::cuda::CUDAGuard guard(q.device());
   const AttentionShape s = check_cuda_attention(op, q, k, v, block_index, num_selected, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
-    return masked_attention_aten(q, k, v, block_index, num_selected, s, default_scale(s, softmax_scale),
-                                 std::nullopt);
+    return masked_attention_aten(q, k, v, block_index, num_selected, s,
+                                 softmax_scale_or_default(softmax_scale, s.head_dim), std::nullopt);
   }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
@@ -107,7 +102,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
   constexpr const char* op = "sparse_decode";
-  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+  check_softmax_scale(softmax_scale, op);
   const c10::cuda::CUDAGuard guard(q.device());
   SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
                "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
@@ -117,7 +112,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
   check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
     return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
-                                 default_scale(s, softmax_scale), seq_lens);
+                                 softmax_scale_or_default(softmax_scale, s.head_dim), seq_lens);
   }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
