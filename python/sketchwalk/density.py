@@ -9,14 +9,20 @@ import functools
 import torch
 
 
+def _last_block_keys(num_keys, block_size: int):
+    """Keys in the last (possibly partial) block of num_keys keys: an int, or an integer tensor
+    of lengths elementwise."""
+    return num_keys - ((num_keys + block_size - 1) // block_size - 1) * block_size
+
+
 def decode_density_per_row(num_selected: torch.Tensor, seq_lens: torch.Tensor,
                            block_size: int) -> torch.Tensor:
     """decode_density with a length per batch row on the device (fixed-capacity caches):
     num_selected [batch, index_heads, 1], seq_lens int32 [batch]."""
-    lens = seq_lens.double()
-    last = lens - (torch.ceil(lens / block_size) - 1) * block_size  # keys of the last block
+    lens = seq_lens.long()
+    last = _last_block_keys(lens, block_size).double()
     kept = (num_selected.double() - 1) * block_size + last.view(-1, 1, 1)
-    return (kept / lens.view(-1, 1, 1)).mean()
+    return (kept / lens.double().view(-1, 1, 1)).mean()
 
 
 def decode_density(num_selected: torch.Tensor, num_keys: int, block_size: int) -> torch.Tensor:
@@ -24,7 +30,7 @@ def decode_density(num_selected: torch.Tensor, num_keys: int, block_size: int) -
 
     The query's own (last, possibly partial) block is always kept (window), so the kept keys
     are (num_selected - 1) full blocks plus the last block's keys."""
-    last = num_keys - (-(-num_keys // block_size) - 1) * block_size
+    last = _last_block_keys(num_keys, block_size)
     return ((num_selected.double() - 1) * block_size + last).mean() / num_keys
 
 
