@@ -89,6 +89,20 @@ class _Runtime:
         self.cache_ref = None
         self.static_capacity = None
 
+    def start_sequence(self, states: list, cache) -> None:
+        """A prefill: fresh per-sequence states bound to `cache` (the forward's past_key_values,
+        or None); the densities of the previous sequence are dropped."""
+        self.reset()
+        self.states = states
+        self.cache_ref = weakref.ref(cache) if cache is not None else None
+        self.prefill_density = {}
+        self.decode_density_sum = {}
+        self.decode_steps = 0
+
+    def bound_cache(self):
+        """The cache the states belong to, or None (none recorded, or collected)."""
+        return self.cache_ref() if self.cache_ref is not None else None
+
 
 _RUNTIMES: dict[int, _Runtime] = {}
 
@@ -191,7 +205,7 @@ def sketchwalk_attention_forward(
     if rt.static_capacity is not None:
         out = _static_cache_attention(module, rt, query, key, value, attention_mask, kwargs)
         if num_queries == 1 and not getattr(module.config, SPARSE_DECODE_ATTR, True):
-            rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + 1.0
+            _record_dense_decode(rt, layer_idx)
         else:
             _record_density(rt, layer_idx, num_queries > 1)
         return out.transpose(1, 2).contiguous(), None
@@ -199,7 +213,7 @@ def sketchwalk_attention_forward(
     if num_queries == 1 and num_keys > 1 and not getattr(module.config, SPARSE_DECODE_ATTR, True):
         # Sparse prefill only (the paper's "prefill" setting): decode steps attend densely.
         out = _dense_decode(query, key, value, rt.pads)
-        rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + 1.0
+        _record_dense_decode(rt, layer_idx)
         rt.num_keys = num_keys
         return out.transpose(1, 2).contiguous(), None
     if rt.pads is None:
@@ -270,33 +284,25 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         if cfg.decode_scorer != "keys4":
             raise NotImplementedError("sketchwalk: a static cache needs decode_scorer='keys4' (the "
                                       "paper's walk tracks lengths on the host)")
-        rt.reset()
-        rt.static_capacity = num_keys
         state = pkg.SketchWalkState(cfg)
         state.cache_capacity = num_keys
-        rt.states = [state]
-        rt.cache_ref = weakref.ref(hooked)
+        rt.start_sequence([state], hooked)
+        rt.static_capacity = num_keys
         rt.num_keys = num_queries
-        rt.prefill_density = {}
-        rt.decode_density_sum = {}
-        rt.decode_steps = 0
         return
     if rt.static_capacity is not None and num_queries == 1 and num_keys == rt.static_capacity and (
-            hooked is None or hooked is (rt.cache_ref() if rt.cache_ref is not None else None)):
+            hooked is None or hooked is rt.bound_cache()):
         rt.decode_steps += 1
         rt.num_keys += 1
         return
     if num_queries == num_keys:
-        rt.reset()
-        rt.pads = _left_pads(attention_mask, batch, num_keys)
-        count = 1 if rt.pads is None else batch
-        rt.states = [pkg.SketchWalkState(cfg) for _ in range(count)]
-        rt.cache_ref = weakref.ref(hooked) if hooked is not None else None
-        rt.prefill_density = {}
-        rt.decode_density_sum = {}
-        rt.decode_steps = 0
+        rt.reset()  # a refused mask below leaves no stale sequence behind
+        pads = _left_pads(attention_mask, batch, num_keys)
+        count = 1 if pads is None else batch
+        rt.start_sequence([pkg.SketchWalkState(cfg) for _ in range(count)], hooked)
+        rt.pads = pads
         return
-    bound = rt.cache_ref() if rt.cache_ref is not None else None
+    bound = rt.bound_cache()
     if num_queries != 1 or not rt.states or num_keys != rt.num_keys + 1 or (
             hooked is not None and bound is not hooked):
         raise NotImplementedError(
@@ -309,6 +315,11 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         raise NotImplementedError(
             f"sketchwalk: padding changed between prefill ({rt.pads}) and decode ({pads})")
     rt.decode_steps += 1
+
+
+def _record_dense_decode(rt: _Runtime, layer_idx: int) -> None:
+    """A decode step this layer ran densely (sparse_decode=False) keeps every key: density 1."""
+    rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + 1.0
 
 
 def _record_density(rt: _Runtime, layer_idx: int, is_prefill: bool) -> None:
