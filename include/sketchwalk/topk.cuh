@@ -1,7 +1,9 @@
-// Order statistics for the select_blocks op, computed by one warp or one CTA per row: the
-// k-th smallest candidate score by a bitwise binary search over the order-preserving uint32
-// image of the floats (<= 32 count passes, each a per-thread count plus a group reduction), and
-// the quantile with linear interpolation exactly as torch.quantile computes it. Torch-free.
+// Order statistics for the select_blocks and select_blocks_keys4 ops, computed by one warp or
+// one CTA per row over the order-preserving uint32 image of the floats: the k-th smallest
+// candidate score by a radix select (a CTA over keys staged in shared memory: four 8-bit
+// histogram passes) or a bitwise binary search (<= 33 count passes, each a per-thread count
+// plus a group reduction), and the quantile with linear interpolation exactly as
+// torch.quantile computes it. Torch-free.
 //
 // TIE RULE: selection is by threshold, never by count. A block is kept by the quantile rule
 // only when its score is STRICTLY greater than the threshold th (compared in float64), so
@@ -137,7 +139,7 @@ struct GlobalKeys {
 /// several warps: a radix select over four 8-bit digits, most significant first. Each pass
 /// builds a 256-bin histogram of the keys that match the digits found so far (warp-aggregated
 /// shared-memory atomics: a row's keys mostly share their top byte), then warp 0 finds the bin
-/// holding rank k. Four passes instead of the bitwise search's ~30; the result is the same
+/// holding rank k. Four passes instead of bitwise_select_kth_key's ~30; the result is the same
 /// key (an order statistic is a value).
 template <int kWarps>
 SW_DEVICE uint32_t radix_select_kth_key(const SharedKeys& key_at, int n, int k,
@@ -196,15 +198,11 @@ SW_DEVICE uint32_t radix_select_kth_key(const SharedKeys& key_at, int n, int k,
 }
 
 /// \brief The k-th smallest key (0-based, 0 <= k < n) among keys[0, n): the largest value v
-/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes), or by
-/// radix_select_kth_key for staged keys and a multi-warp group.
+/// with #(key < v) <= k, built bit by bit below the keys' common prefix (<= 33 passes).
 /// `KeyAt` is SharedKeys or GlobalKeys: operator()(j) gives key j, count_less(n, bound, g)
 /// the group total of keys < bound.
 template <typename KeyAt, typename Group>
-SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, const Group& g) {
-  if constexpr (std::is_same_v<KeyAt, SharedKeys> && (Group::kThreads > 32)) {
-    return radix_select_kth_key(key_at, n, k, g);
-  }
+SW_DEVICE uint32_t bitwise_select_kth_key(const KeyAt& key_at, int n, int k, const Group& g) {
   // One min/max pass first: the answer lies in [lo, hi], so it shares their common bit prefix
   // and the search starts below it (scores of one row usually share sign and top exponent
   // bits: a few passes fewer).
@@ -226,6 +224,18 @@ SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, const Group
     if (key_at.count_less(n, trial, g) <= k) answer = trial;
   }
   return answer;
+}
+
+/// \brief The k-th smallest key (0-based, 0 <= k < n) among keys[0, n): by the radix select
+/// for staged keys and a multi-warp group, else by the bitwise search (a lone warp, or keys
+/// read from global memory in every pass). Both return the same key.
+template <typename KeyAt, typename Group>
+SW_DEVICE uint32_t select_kth_key(const KeyAt& key_at, int n, int k, const Group& g) {
+  if constexpr (std::is_same_v<KeyAt, SharedKeys> && (Group::kThreads > 32)) {
+    return radix_select_kth_key(key_at, n, k, g);
+  } else {
+    return bitwise_select_kth_key(key_at, n, k, g);
+  }
 }
 
 /// \brief The (k+1)-th smallest key given kth = the k-th smallest (k + 1 < n): kth itself when
