@@ -19,6 +19,7 @@ import torch
 
 import sketchwalk
 from sketchwalk import ops
+from sketchwalk.state import LayerKeys4State
 
 
 def host_us(fn, calls: int = 200) -> float:
@@ -32,6 +33,59 @@ def host_us(fn, calls: int = 200) -> float:
     elapsed = time.perf_counter() - start
     torch.cuda.synchronize()
     return elapsed / calls * 1e6
+
+
+def keys4_pieces(q1, kk, vv, layer, cfg) -> dict:
+    """The ops of a keys4 decode step (docs/spec.md section 7), on scratch copies of its state."""
+    codes, scales, lens = layer.codes.clone(), layer.scales.clone(), layer.seq_lens.clone()
+    q_score = q1.to(torch.bfloat16)
+    mass = ops.score_blocks_keys4(q_score, codes, scales, lens, None, False)
+    bi, ns = ops.select_blocks_keys4(mass, lens, cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, False)
+    return {
+        "python step (sketchwalk_attention)": None,
+        "quantize_keys4_ (1 token)": lambda: ops.quantize_keys4_(codes, scales, kk[:, :, -1:], lens, False),
+        "score_blocks_keys4": lambda: ops.score_blocks_keys4(q_score, codes, scales, lens, None, False),
+        "select_blocks_keys4": lambda: ops.select_blocks_keys4(mass, lens, cfg.kblocks_frac,
+                                                               cfg.window_frac, cfg.sink_frac, False),
+        "sparse_decode": lambda: ops.sparse_decode(q1, kk, vv, bi, ns, validate=False),
+    }
+
+
+def walk_pieces(q1, kk, vv, layer, state, cfg) -> dict:
+    """The ops of a walk decode step (docs/spec.md section 6), on scratch copies of its state."""
+    nk = kk.shape[2]
+    nb = -(-nk // 64)
+    signs, coords = state.sketch_transform(128, q1.device)
+    c = ops.logit_scale(cfg.sketch_dim, 128)
+    qs = ops.hadamard_sketch(q1, signs, coords, 1, validate=False)
+    r = ops.window_block_scores(layer.window_logits, cfg.query_window, nb)
+    a = layer.transition[:, :nb, :nb]
+    walk = ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping)
+    w, sink = cfg.window_tokens(nk), cfg.sink_tokens(nk)
+    bi, ns = ops.select_blocks(walk, 1, nk, 64, cfg.kblocks_frac, w, sink, max(w, sink), 0)
+    scratch_kb = layer.key_blocks.clone()
+    scratch_win = layer.query_window.clone()
+    scratch_logits = layer.window_logits.clone()
+    scratch_a = a.clone()
+    scratch_t = layer.transition.clone()
+    return {
+        "python step (sketchwalk_attention)": None,
+        "select_decode_blocks_ (op)": lambda: ops.select_decode_blocks_(
+            q1, kk, scratch_kb, scratch_win, scratch_logits, scratch_t, signs, coords,
+            cfg.query_window, 100, 64, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink,
+            max(w, sink)),
+        "hadamard_sketch (1 token)": lambda: ops.hadamard_sketch(q1, signs, coords, 1, validate=False),
+        "update_block_sketch_": lambda: ops.update_block_sketch_(scratch_kb, qs[:, :8], nk - 1, 64),
+        "push_query_window_": lambda: ops.push_query_window_(scratch_win, qs, 7),
+        "update_window_logits_": lambda: ops.update_window_logits_(scratch_logits, scratch_win,
+                                                                   scratch_kb, nb, 7, c),
+        "window_block_scores": lambda: ops.window_block_scores(scratch_logits, cfg.query_window, nb),
+        "update_block_matrix_": lambda: ops.update_block_matrix_(scratch_a, r, nk, 64),
+        "walk_blocks": lambda: ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping),
+        "select_blocks": lambda: ops.select_blocks(walk, 1, nk, 64, cfg.kblocks_frac, w, sink,
+                                                   max(w, sink), 0),
+        "sparse_decode": lambda: ops.sparse_decode(q1, kk, vv, bi, ns, validate=False),
+    }
 
 
 def main() -> None:
@@ -103,43 +157,16 @@ def main() -> None:
     except RuntimeError as err:  # report and go on: the rest needs no graph
         print(f"graph capture of a step failed: {err}")
 
-    # 3. Host cost of each op of the step.
+    # 3. Host cost of each op of the step (the ops of the layer's decode scorer).
     layer = state.layers[2]
     nk = n
-    nb = -(-nk // 64)
-    signs, coords = state.sketch_transform(128, q1.device)
-    c = ops.logit_scale(cfg.sketch_dim, 128)
     kk, vv = k[:, :, :nk], v[:, :, :nk]
-    qs = ops.hadamard_sketch(q1, signs, coords, 1, validate=False)
-    r = ops.window_block_scores(layer.window_logits, cfg.query_window, nb)
-    a = layer.transition[:, :nb, :nb]
-    walk = ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping)
-    w, sink = cfg.window_tokens(nk), cfg.sink_tokens(nk)
-    bi, ns = ops.select_blocks(walk, 1, nk, 64, cfg.kblocks_frac, w, sink, max(w, sink), 0)
-    scratch_kb = layer.key_blocks.clone()
-    scratch_win = layer.query_window.clone()
-    scratch_logits = layer.window_logits.clone()
-    scratch_a = a.clone()
-    scratch_t = layer.transition.clone()
-    pieces = {
-        "python step (sketchwalk_attention)": step,
-        "select_decode_blocks_ (op)": lambda: ops.select_decode_blocks_(
-            q1, kk, scratch_kb, scratch_win, scratch_logits, scratch_t, signs, coords,
-            cfg.query_window, 100, 64, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink,
-            max(w, sink)),
-        "hadamard_sketch (1 token)": lambda: ops.hadamard_sketch(q1, signs, coords, 1, validate=False),
-        "update_block_sketch_": lambda: ops.update_block_sketch_(scratch_kb, qs[:, :8], nk - 1, 64),
-        "push_query_window_": lambda: ops.push_query_window_(scratch_win, qs, 7),
-        "update_window_logits_": lambda: ops.update_window_logits_(scratch_logits, scratch_win,
-                                                                   scratch_kb, nb, 7, c),
-        "window_block_scores": lambda: ops.window_block_scores(scratch_logits, cfg.query_window, nb),
-        "update_block_matrix_": lambda: ops.update_block_matrix_(scratch_a, r, nk, 64),
-        "walk_blocks": lambda: ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping),
-        "select_blocks": lambda: ops.select_blocks(walk, 1, nk, 64, cfg.kblocks_frac, w, sink,
-                                                   max(w, sink), 0),
-        "sparse_decode": lambda: ops.sparse_decode(q1, kk, vv, bi, ns, validate=False),
-        "empty tensor op (torch.empty, baseline)": lambda: torch.empty(16, device="cuda"),
-    }
+    if isinstance(layer, LayerKeys4State):
+        pieces = keys4_pieces(q1, kk, vv, layer, cfg)
+    else:
+        pieces = walk_pieces(q1, kk, vv, layer, state, cfg)
+    pieces["empty tensor op (torch.empty, baseline)"] = lambda: torch.empty(16, device="cuda")
+    pieces["python step (sketchwalk_attention)"] = step
     for name, fn in pieces.items():
         print(f"host {name:45s} {host_us(fn):8.1f} us/call")
 

@@ -11,21 +11,27 @@ int plan_splits(const ScoreKeys4Params& p) {
   return keys4::keys4_score_splits(p.batch, p.num_kv_heads, p.num_blocks, current_device_sm_count());
 }
 
+template <typename Element, int kHeadDim, bool kOneTile>
+cudaError_t launch_stats_kernel(const ScoreKeys4Params& p, int splits, float* head_max,
+                                float* head_sum, cudaStream_t stream) {
+  const dim3 grid(splits, p.num_kv_heads, p.batch);
+  const size_t smem = keys4::keys4_stats_smem_bytes<kHeadDim>(p.num_q_heads / p.num_kv_heads);
+  auto* kernel = keys4::keys4_block_stats_kernel<Element, kHeadDim, kOneTile>;
+  if (smem > 48 * 1024) {  // only groups of hundreds of heads need the opt-in
+    const cudaError_t err =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<grid, 32 * keys4::kStatsWarps, smem, stream>>>(p, head_max, head_sum);
+  return cudaGetLastError();
+}
+
 template <typename Element, int kHeadDim>
 cudaError_t launch_stats(const ScoreKeys4Params& p, int splits, float* head_max, float* head_sum,
                          cudaStream_t stream) {
-  const dim3 grid(splits, p.num_kv_heads, p.batch);
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const size_t smem = 2 * sizeof(float) * keys4::kStatsWarps * static_cast<size_t>(group);
-  if (smem > 48 * 1024) return cudaErrorInvalidValue;  // group > 1536
-  if (group <= 8) {
-    keys4::keys4_block_stats_kernel<Element, kHeadDim, true>
-        <<<grid, 32 * keys4::kStatsWarps, smem, stream>>>(p, head_max, head_sum);
-  } else {
-    keys4::keys4_block_stats_kernel<Element, kHeadDim, false>
-        <<<grid, 32 * keys4::kStatsWarps, smem, stream>>>(p, head_max, head_sum);
-  }
-  return cudaGetLastError();
+  if (p.num_q_heads / p.num_kv_heads <= 8)
+    return launch_stats_kernel<Element, kHeadDim, true>(p, splits, head_max, head_sum, stream);
+  return launch_stats_kernel<Element, kHeadDim, false>(p, splits, head_max, head_sum, stream);
 }
 
 }  // namespace
