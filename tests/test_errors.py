@@ -158,6 +158,25 @@ def test_attention_errors(device, op_name):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("op_name", ["sparse_prefill", "sparse_decode"])
+def test_misaligned_attention_rows_error(op_name):
+    """A view whose rows are not 16-byte aligned (a token stride of 68 elements, or a start 2
+    bytes in) is refused by name on CUDA: the kernels copy 16-byte pieces of rows."""
+    o = ops()
+    q, k, v, idx, cnt = _attn_inputs("cuda")
+    if op_name == "sparse_decode":
+        q, idx, cnt = q[:, :, -1:].contiguous(), idx[:, :, -1:].contiguous(), cnt[:, :, -1:].contiguous()
+    call = getattr(o, op_name)
+    wide = torch.randn(*k.shape[:-1], 68, device="cuda", dtype=k.dtype)
+    assert_raises_naming(lambda: call(q, wide[..., :64], v, idx, cnt), "k")  # token stride 68
+    shifted = torch.randn(v.numel() + 1, device="cuda", dtype=v.dtype)[1:].view(v.shape)
+    assert_raises_naming(lambda: call(q, k, shifted, idx, cnt), "v")  # starts 2 bytes in
+    out, _ = call(q, k, v, idx, cnt)  # the aligned inputs still run
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_device_mismatch_errors():
     o = ops()
     q, k, v, idx, cnt = _attn_inputs("cuda")

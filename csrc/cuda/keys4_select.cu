@@ -52,7 +52,9 @@ __global__ void __launch_bounds__(kRowWarps * 32)
       n, p.width,
       [&](int j) {
         if (j < cand_lo || j >= cand_hi) return true;  // sink and window blocks
-        return use_threshold && static_cast<double>(__ldg(mass + j)) > threshold;  // strict
+        // The candidate's mass: from its staged key (the same float) or from global memory.
+        const float m = kStaged ? thread::ordered_key_to_float(cand_keys[j - cand_lo]) : __ldg(mass + j);
+        return use_threshold && static_cast<double>(m) > threshold;  // strict
       },
       p.block_index + row * p.width, g);
   if (g.tid == 0) p.num_selected[row] = count;

@@ -70,6 +70,15 @@ AttentionShape check_cuda_attention(const char* op, const at::Tensor& q, const a
                                     const at::Tensor& num_selected, bool validate) {
   check_cuda(q, op, "q");
   const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
+  if (q.scalar_type() != at::kFloat) {  // the tensor-core kernels copy 16-byte chunks of rows
+    for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{q, "q"}, {k, "k"}, {v, "v"}}) {
+      const int64_t elems = 16 / static_cast<int64_t>(t.element_size());
+      SW_CHECK_ARG(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(0) % elems == 0 &&
+                       t.stride(1) % elems == 0 && t.stride(2) % elems == 0,
+                   op, name, "must start 16-byte aligned with batch, head and token strides that are "
+                   "multiples of 16 bytes on CUDA, got strides ", t.strides());
+    }
+  }
   if (validate && !current_stream_is_capturing(q)) {
     validate_block_index(op, block_index, num_selected, s);
   }

@@ -1,15 +1,16 @@
 // run_sparse_decode / sparse_decode_workspace_floats: split-count planning and dispatch on
-// dtype x head_dim x heads-per-CTA for the kernels of sparse_decode.cuh.
+// dtype x head_dim for the tensor-core split kernel of sparse_decode_mma.cuh (and the combine
+// kernel of sparse_decode.cuh).
 #include "launch.h"
 #include "sketchwalk/sparse_decode.cuh"
+#include "sketchwalk/sparse_decode_mma.cuh"
 
 namespace sketchwalk {
 namespace {
 
 int plan_splits(const SparseAttentionParams& params) {
   const int group = params.num_q_heads / params.num_kv_heads;
-  const int heads = decode_heads_per_cta(group);
-  const int head_chunks = ceil_div(group, heads);
+  const int head_chunks = ceil_div(group, SparseDecodeMmaTraits<64, __half>::kRows);
   return decode_num_splits(params.batch, params.num_kv_heads, head_chunks, params.max_selected,
                            current_device_sm_count());
 }
@@ -19,17 +20,6 @@ bool decode_supported(const SparseAttentionParams& params) {
          params.num_kv_heads > 0 && params.num_q_heads % params.num_kv_heads == 0 &&
          (params.index_heads == 1 || params.index_heads == params.num_kv_heads) &&
          (params.head_dim == 64 || params.head_dim == 128) && params.num_keys >= 1;
-}
-
-template <typename Element, int kHeadDim>
-cudaError_t dispatch_heads(const SparseAttentionParams& params, float* workspace, int splits,
-                           cudaStream_t stream) {
-  switch (decode_heads_per_cta(params.num_q_heads / params.num_kv_heads)) {
-    case 1: return launch_sparse_decode<Element, kHeadDim, 1>(params, workspace, splits, stream);
-    case 2: return launch_sparse_decode<Element, kHeadDim, 2>(params, workspace, splits, stream);
-    case 4: return launch_sparse_decode<Element, kHeadDim, 4>(params, workspace, splits, stream);
-    default: return launch_sparse_decode<Element, kHeadDim, 8>(params, workspace, splits, stream);
-  }
 }
 
 }  // namespace
@@ -49,12 +39,12 @@ cudaError_t run_sparse_decode(const SparseAttentionParams& params, DType dtype, 
   if (params.batch == 0 || params.num_q_heads == 0) return cudaSuccess;
   const int splits = plan_splits(params);
   if (dtype == DType::kBFloat16) {
-    return params.head_dim == 64 ? dispatch_heads<__nv_bfloat16, 64>(params, workspace, splits, stream)
-                                 : dispatch_heads<__nv_bfloat16, 128>(params, workspace, splits, stream);
+    return params.head_dim == 64 ? launch_sparse_decode_mma<__nv_bfloat16, 64>(params, workspace, splits, stream)
+                                 : launch_sparse_decode_mma<__nv_bfloat16, 128>(params, workspace, splits, stream);
   }
   if (dtype == DType::kFloat16) {
-    return params.head_dim == 64 ? dispatch_heads<__half, 64>(params, workspace, splits, stream)
-                                 : dispatch_heads<__half, 128>(params, workspace, splits, stream);
+    return params.head_dim == 64 ? launch_sparse_decode_mma<__half, 64>(params, workspace, splits, stream)
+                                 : launch_sparse_decode_mma<__half, 128>(params, workspace, splits, stream);
   }
   return cudaErrorInvalidValue;
 }

@@ -1,5 +1,5 @@
 // Compile-time tile shapes, thread counts and shared-memory sizes of the sparse attention
-// kernels (sparse_prefill.cuh, sparse_decode.cuh). Traits derive; kernels consume.
+// kernels (sparse_prefill.cuh, sparse_decode_mma.cuh). Traits derive; kernels consume.
 // Torch-free; host code includes this to size launches.
 #pragma once
 
@@ -53,49 +53,28 @@ struct SparsePrefillTraits {
   static_assert(kChunksPerRow >= 8, "the XOR swizzle needs >= 8 chunks per row");
 };
 
-/// \brief Threads and shared memory of the split-KV decode kernel (CUDA cores: decode is
-/// bandwidth-bound).
-/// \tparam kHeads query heads of one kv head handled together (1, 2, 4 or 8); every K/V
-///         vector loaded is used by all of them.
-///
-/// 4 warps. K/V blocks reach shared memory through a kStages-deep cp.async pipeline (one
-/// 64-key block of K and V per stage, 32 KiB at D = 128 bf16), so kStages - 1 blocks are in
-/// flight while the CTA computes on the oldest: loads never wait for compute. A key row of D
-/// elements is read from shared memory by kLanesPerKey lanes with 16-byte loads (D = 128: 16
-/// lanes, 2 keys per warp-load; D = 64: 8 lanes, 4 keys), a warp reading 512 contiguous bytes
-/// (conflict-free). A block is kPasses passes of kKeysPerPass keys; each of the kKeysPerPass
-/// key lanes keeps its own online-softmax state, merged through shared memory at the end
-/// (that buffer aliases the pipeline, drained by then).
-template <int kHeadDim_, int kHeads_, typename Element_>
-struct SparseDecodeTraits {
+/// \brief Shape of the tensor-core decode kernel: 4 warps, 16 query-head rows per CTA, 64-key
+/// blocks of which each warp takes 16 keys (one k-step of P V), kStages-deep K/V pipeline.
+template <int kHeadDim_, typename Element_>
+struct SparseDecodeMmaTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kHeads = kHeads_;
   static constexpr int kBlockN = 64;
+  static constexpr int kRows = 16;  // query heads per CTA: one m16 tile
   static constexpr int kNumWarps = 4;
   static constexpr int kNumThreads = kNumWarps * 32;
-  static constexpr int kVecElems = 16 / static_cast<int>(sizeof(Element));
-  static constexpr int kLanesPerKey = kHeadDim / kVecElems;
-  static constexpr int kKeysPerWarp = 32 / kLanesPerKey;
-  static constexpr int kKeysPerPass = kNumWarps * kKeysPerWarp;
-  static constexpr int kPasses = kBlockN / kKeysPerPass;
-  static constexpr int kPartials = kKeysPerPass;       // softmax states merged at the end
-  static constexpr int kPartialStride = kHeadDim + 2;  // floats: acc[D], m, l
-  static constexpr int kStages = 3;  // 3 x 32 KiB at D = 128: two CTAs fit an SM's 227 KiB
-  static constexpr int kStageElems = 2 * kBlockN * kHeadDim;  // K block, then V block
-  static constexpr int kCopiesPerThread = 2 * kBlockN * kLanesPerKey / kNumThreads;  // 16 B each
-  static constexpr size_t kPipeBytes =
-      static_cast<size_t>(kStages) * kStageElems * sizeof(Element);
+  static constexpr int kKeysPerWarp = kBlockN / kNumWarps;  // 16
+  static constexpr int kElemsPerChunk = 8;                   // 16 bytes
+  static constexpr int kChunksPerRow = kHeadDim / kElemsPerChunk;
+  static constexpr int kStages = 3;  // 3 x 32 KiB at D = 128: two CTAs fit an SM
+  static constexpr int kTileElems = kBlockN * kHeadDim;
+  static constexpr int kPartialStride = kHeadDim + 2;  // floats: o[D], m, l
+  static constexpr size_t kPipeBytes = static_cast<size_t>(kStages) * 2 * kTileElems * sizeof(Element);
   static constexpr size_t kMergeBytes =
-      static_cast<size_t>(kPartials) * kHeads * kPartialStride * sizeof(float);
+      static_cast<size_t>(kNumWarps) * kRows * kPartialStride * sizeof(float);
   static constexpr size_t kSmemBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
-
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim must be 64 or 128");
-  static_assert(kLanesPerKey <= 32 && 32 % kLanesPerKey == 0, "key lanes tile a warp");
-  static_assert(kBlockN % kKeysPerPass == 0, "passes tile a key block");
-  static_assert(kCopiesPerThread * kNumThreads == 2 * kBlockN * kLanesPerKey &&
-                    kCopiesPerThread % 2 == 0,
-                "each thread copies the same number of K and V chunks");
+  static_assert(kKeysPerWarp == 16, "a warp's keys are one k-step of P V");
 };
 
 }  // namespace sketchwalk

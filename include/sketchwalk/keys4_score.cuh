@@ -379,6 +379,7 @@ __global__ void __launch_bounds__(kMassThreads)
                         static_cast<int64_t>(kv_head) * group;
   for (int h = warp; h < group; h += kMassThreads / 32) {
     SoftmaxTotal total;
+#pragma unroll 4  // the loads of several splits in flight at once (~100 splits at batch 1)
     for (int s = lane; s < splits; s += 32)
       total.add(head_max[(head0 + h) * splits + s], head_sum[(head0 + h) * splits + s]);
 #pragma unroll
