@@ -55,7 +55,7 @@ from eval import quality_sweep as eq
 from examples import assets, demo
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+RESULTS = REPO / "eval" / "results"
 DEFAULT_TASKS = ("niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,"
                  "niah_multiquery")
 RULER_NIAH_NEW_TOKENS = 128  # RULER's tokens_to_generate for the niah tasks
@@ -477,7 +477,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="RULER generator seed")
     parser.add_argument("--assets", default="",
                         help="asset root (sets $SKETCHWALK_ASSETS): RULER cache, tokenizer dirs")
-    parser.add_argument("--out", default="", help="output folder (default bench/results)")
+    parser.add_argument("--out", default="", help="output folder (default eval/results)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                         help="auto: bf16 on CUDA, fp32 on CPU")

@@ -10,7 +10,7 @@ degree 0 vs an oracle that ranks blocks by their exact attention mass), it runs:
 
 and records the attention density actually achieved (kept fraction of the causal area,
 per layer, prefill and decode). Writes JSON, a markdown table and a PNG of quality vs
-density into bench/results/.
+density into eval/results/.
 
     pip install transformers gguf accelerate safetensors tokenizers tqdm matplotlib \\
         nltk wonderwords tenacity scipy pyyaml
@@ -51,7 +51,7 @@ from sketchwalk.integrations import hf
 from examples import assets
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+RESULTS = REPO / "eval" / "results"
 
 # RULER task -> generator module and its arguments (long_context_eval/synthetic.yaml).
 RULER_TASKS = {
@@ -511,7 +511,7 @@ def main() -> None:
     parser.add_argument("--methods", default="",
                         help="';'-separated method names (exact) or substrings of names")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", default="", help="output folder (default bench/results)")
+    parser.add_argument("--out", default="", help="output folder (default eval/results)")
     parser.add_argument("--append", action="store_true",
                         help="merge into the existing result file (methods re-run are replaced)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
