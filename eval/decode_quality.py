@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 import traceback
@@ -51,11 +50,11 @@ import torch
 import sketchwalk
 from sketchwalk.integrations import hf
 
+from bench.python.commit import git_commit
 from eval import quality_sweep as eq
 from examples import assets, demo
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "eval" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_TASKS = ("niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,"
                  "niah_multiquery")
 RULER_NIAH_NEW_TOKENS = 128  # RULER's tokens_to_generate for the niah tasks
@@ -223,20 +222,6 @@ def tokenizer_dir(tok, name: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         tok.save_pretrained(str(path))
     return path
-
-
-def git_commit() -> str:
-    if os.environ.get("SKETCHWALK_COMMIT"):
-        return os.environ["SKETCHWALK_COMMIT"]
-    try:
-        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def device_name(device: str) -> str:

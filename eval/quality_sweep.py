@@ -48,10 +48,10 @@ import torch.nn.functional as F
 import sketchwalk
 from sketchwalk.integrations import hf
 
+from bench.python.commit import git_commit
 from examples import assets
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "eval" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 # RULER task -> generator module and its arguments (long_context_eval/synthetic.yaml).
 RULER_TASKS = {
@@ -333,7 +333,7 @@ def run(args) -> dict:
     result = dict(
         model=args.model, device=device, torch=torch.__version__,
         transformers=__import__("transformers").__version__, host=platform.node(),
-        cpu_threads=torch.get_num_threads(), commit=_git_commit(), length=args.length,
+        cpu_threads=torch.get_num_threads(), commit=git_commit(), length=args.length,
         ppl_length=args.ppl_length, tasks=tasks, samples_per_task=args.samples,
         max_new_tokens={t: new_tokens(t, args) for t in tasks}, methods=[],
     )
@@ -400,14 +400,6 @@ def run(args) -> dict:
         write_outputs(result, args)  # partial results survive an interrupted run
     bar.close()
     return result
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def output_stem(args) -> Path:
