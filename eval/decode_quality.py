@@ -4,9 +4,9 @@ For each method (dense SDPA; Sketch&Walk with sparse prefill only; the default c
 sparse prefill and decode; the paper's decode rule; the default at ~10% decode density),
 this runs
 
-- needles: the demo's needle in a ~6K-token haystack (bench/python/demo.py), at --needles
+- needles: the demo's needle in a ~6K-token haystack (examples/demo.py), at --needles
   depths evenly spread over 0.04..0.96, scored as in the demo (the number is in the answer);
-- RULER niah tasks (NVIDIA's generators, bench/python/eval_quality.py) at each of --lengths,
+- RULER niah tasks (NVIDIA's generators, eval/quality_sweep.py) at each of --lengths,
   --samples per task, greedy decoding, RULER's string-match-all score,
 
 and records the density achieved (hf.last_density, mean over the sparse layers, prefill and
@@ -15,10 +15,11 @@ generation stops per row at an end-of-turn/EOS token or as soon as every referen
 in the output (which cannot change a string-match-all score), up to RULER's 128 new tokens.
 A markdown table is printed at the end and written, with JSON, to --out.
 
-    python bench/python/eval_decode_quality.py --gguf /tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
+    # from the repository root:
+    python -m eval.decode_quality --gguf /tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \\
         --lengths 4096,8192 --samples 10 --methods dense,sparse_prefill,default,paper,keys4_10
     # CPU smoke test:
-    python bench/python/eval_decode_quality.py --gguf <file> --lengths 1024 --samples 1 \\
+    python -m eval.decode_quality --gguf <file> --lengths 1024 --samples 1 \\
         --needles 2 --needle-tokens 1024 --methods dense,sparse_prefill,default
 
 A method whose SketchWalkConfig cannot be built with this version of the package (e.g. a
@@ -34,7 +35,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 import traceback
@@ -47,14 +47,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assets
-import demo
-import eval_quality as eq
 import sketchwalk
 from sketchwalk.integrations import hf
 
-REPO = Path(__file__).resolve().parents[2]
+from bench.python.commit import git_commit
+from eval import quality_sweep as eq
+from examples import assets, demo
+
+RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_TASKS = ("niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,"
                  "niah_multiquery")
 RULER_NIAH_NEW_TOKENS = 128  # RULER's tokens_to_generate for the niah tasks
@@ -224,20 +224,6 @@ def tokenizer_dir(tok, name: str) -> Path:
     return path
 
 
-def git_commit() -> str:
-    if os.environ.get("SKETCHWALK_COMMIT"):
-        return os.environ["SKETCHWALK_COMMIT"]
-    try:
-        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
@@ -376,7 +362,7 @@ def weighted(entries) -> dict:
 
 
 def output_stem(result: dict, args) -> Path:
-    out_dir = Path(args.out) if args.out else REPO / "bench" / "results"
+    out_dir = Path(args.out) if args.out else RESULTS
     lens = "_".join(f"{L // 1024}k" if L % 1024 == 0 else str(L) for L in result["lengths"])
     return out_dir / f"decode_quality_{result['model']}_{lens}"
 
@@ -448,12 +434,13 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m eval.decode_quality",
+                                     description=__doc__.splitlines()[0])
     src = parser.add_argument_group("model (one of)")
     src.add_argument("--gguf", default="", help="GGUF file (absolute, or relative to --model-dir)")
     src.add_argument("--model-dir", default="", help="folder holding --gguf")
     src.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS),
-                     help="without --gguf: a model converted by assets.py")
+                     help="without --gguf: a model converted by examples/assets.py")
     parser.add_argument("--name", default="", help="model label (default: from the GGUF name)")
     parser.add_argument("--lengths", default="4096,8192", help="RULER lengths, comma-separated")
     parser.add_argument("--tasks", default=DEFAULT_TASKS,
@@ -475,7 +462,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="RULER generator seed")
     parser.add_argument("--assets", default="",
                         help="asset root (sets $SKETCHWALK_ASSETS): RULER cache, tokenizer dirs")
-    parser.add_argument("--out", default="", help="output folder (default bench/results)")
+    parser.add_argument("--out", default="", help="output folder (default eval/results)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                         help="auto: bf16 on CUDA, fp32 on CPU")

