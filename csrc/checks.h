@@ -1,7 +1,10 @@
-// Argument checks shared by the CPU and CUDA host wrappers. Every failure raises a
-// RuntimeError (TORCH_CHECK) whose message names the op, the argument and what was
+// Argument checks of every op, shared by its CPU, CUDA and composite versions. Every failure
+// raises a RuntimeError (TORCH_CHECK) whose message names the op, the argument and what was
 // expected, e.g. "sketchwalk.sparse_prefill: argument 'k' must have 4 dims
 // [batch, num_kv_heads, num_keys, head_dim], got 3".
+// Where: op X's check_X_args in csrc/checks/X.cpp (X without its trailing '_'), the helpers
+// they share in csrc/checks/common.cpp. Limits of the CUDA kernels alone (grid sizes, dtypes,
+// alignment) are checked in the CUDA host wrappers, csrc/cuda/*.cpp.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -47,6 +50,7 @@ std::string message(const Args&... args) {
   TORCH_CHECK((cond), ::sketchwalk::detail::message("sketchwalk.", op, ": argument '", arg, \
                                                     "' ", __VA_ARGS__))
 
+// ---- shared helpers (csrc/checks/common.cpp) -----------------------------------------
 void check_rank(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
                 const char* dims);
 void check_dtype(const at::Tensor& t, const char* op, const char* arg,
@@ -70,8 +74,15 @@ double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t hea
 // An integer argument the kernels index with int: lo <= value <= INT32_MAX.
 void check_int32(int64_t value, const char* op, const char* arg, int64_t lo);
 
-// Everything the attention ops check before touching memory: ranks, dtypes, devices,
-// strides, GQA divisibility, head_dim and block-index shapes. Returns nothing; throws.
+// True while the current CUDA stream of `t`'s device is capturing a graph (false for CPU
+// tensors; csrc/cuda/stream_capture.cpp, or common.cpp in a CPU-only build).
+bool current_stream_is_capturing(const at::Tensor& t);
+// Whether checks that read tensor values (one sync on CUDA) run: validate is set and no CUDA
+// graph is being captured on t's device.
+bool read_values(bool validate, const at::Tensor& t);
+
+// sparse_prefill and sparse_decode: everything checked before touching memory: ranks, dtypes,
+// devices, strides, GQA divisibility, head_dim and block-index shapes. Throws on failure.
 struct AttentionShape {
   int64_t batch, num_q_heads, num_kv_heads, num_queries, num_keys, head_dim;
   int64_t block_size, num_q_blocks, index_heads, max_selected;
@@ -85,5 +96,90 @@ AttentionShape check_attention_args(const char* op, const at::Tensor& q, const a
 // [0, causal_limit(row)]. Uses tensor ops, so it runs on any device (one sync on CUDA).
 void validate_block_index(const char* op, const at::Tensor& block_index,
                           const at::Tensor& num_selected, const AttentionShape& shape);
+
+// The 4-bit key cache of the keys4 ops (include/sketchwalk/keys4.h): codes [batch,
+// num_kv_heads, capacity, head_dim / 2] uint8 and scales [batch, num_kv_heads, capacity]
+// float32 (token stride 1), on the device of `ref`.
+struct Keys4CacheShape {
+  int64_t batch, num_kv_heads, capacity, head_dim;
+};
+Keys4CacheShape check_keys4_cache(const char* op, const at::Tensor& codes,
+                                  const at::Tensor& scales, const at::Tensor& ref,
+                                  const char* ref_arg);
+// seq_lens of the keys4 ops and sparse_decode, when given: [batch] int32 on the device of `ref`.
+void check_seq_lens_tensor(const char* op, const std::optional<at::Tensor>& seq_lens,
+                           int64_t batch, const at::Tensor& ref, const char* ref_arg);
+// lo <= seq_lens[b] <= hi for every b (reads memory; callers run it only when read_values).
+void check_seq_lens_values(const char* op, const at::Tensor& seq_lens, int64_t lo, int64_t hi,
+                           const char* what);
+
+// ---- one check_X_args per op (csrc/checks/X.cpp) ---------------------------------------
+// Each checks op X's arguments before any output or state is written (some return sizes
+// their callers use); the CPU, CUDA and composite versions of X call the same function.
+
+struct SketchShape {
+  int64_t batch, heads, tokens, head_dim, block_size, num_blocks, sketch_pow2, sketch_dim;
+};
+SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
+                                       const at::Tensor& coords, int64_t block_size, bool validate);
+// coords in [0, sketch_pow2) and distinct, signs all +-1 (reads memory: one sync on CUDA).
+void check_sketch_transform_values(const char* op, const at::Tensor& signs,
+                                   const at::Tensor& coords, int64_t sketch_pow2);
+void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
+                             double logit_scale);
+void check_walk_blocks_args(const at::Tensor& base, const at::Tensor& transition,
+                            const std::optional<at::Tensor>& init, int64_t degree,
+                            double damping);
+void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
+                              int64_t block_size, double keep_frac, int64_t window_tokens,
+                              int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
+                              int64_t dense_last_q_blocks);
+// sparse_prefill and sparse_decode check in two steps, so that their CUDA wrappers can check
+// what the kernels alone need in between: the arguments (..._args), then the block index
+// contents and, for decode, seq_lens (..._index; values only with validate and no capture).
+AttentionShape check_sparse_prefill_args(const at::Tensor& q, const at::Tensor& k,
+                                         const at::Tensor& v, const at::Tensor& block_index,
+                                         const at::Tensor& num_selected,
+                                         std::optional<double> softmax_scale);
+void check_sparse_prefill_index(const at::Tensor& q, const at::Tensor& block_index,
+                                const at::Tensor& num_selected, const AttentionShape& s,
+                                bool validate);
+AttentionShape check_sparse_decode_args(const at::Tensor& q, const at::Tensor& k_cache,
+                                        const at::Tensor& v_cache, const at::Tensor& block_index,
+                                        const at::Tensor& num_selected,
+                                        std::optional<double> softmax_scale);
+void check_sparse_decode_index(const at::Tensor& q, const at::Tensor& block_index,
+                               const at::Tensor& num_selected, const AttentionShape& s,
+                               const std::optional<at::Tensor>& seq_lens, bool validate);
+void check_update_block_sketch_args(const at::Tensor& block_sketch,
+                                    const at::Tensor& token_sketch, int64_t num_tokens_before,
+                                    int64_t block_size);
+void check_push_query_window_args(const at::Tensor& window, const at::Tensor& q_sketch,
+                                  int64_t position);
+void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
+                                    int64_t num_keys, int64_t block_size);
+void check_update_window_logits_args(const at::Tensor& window_logits,
+                                     const at::Tensor& query_window, const at::Tensor& key_blocks,
+                                     int64_t num_blocks, int64_t slot, double logit_scale);
+void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
+                                    int64_t num_blocks);
+// Every argument of a decode step's selection, named as select_decode_blocks_'s, before any
+// state is touched; returns n = ceil(num_keys / block_size).
+int64_t check_select_decode_blocks_args(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
+    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
+    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
+    int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
+    int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
+Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Tensor& scales,
+                                          const at::Tensor& k,
+                                          const std::optional<at::Tensor>& seq_lens, bool validate);
+Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Tensor& codes,
+                                              const at::Tensor& scales,
+                                              const std::optional<at::Tensor>& seq_lens,
+                                              std::optional<double> softmax_scale, bool validate);
+void check_select_blocks_keys4_args(const at::Tensor& mass,
+                                    const std::optional<at::Tensor>& seq_lens, double keep_frac,
+                                    double window_frac, double sink_frac, bool validate);
 
 }  // namespace sketchwalk

@@ -1,6 +1,7 @@
 // Tensor-level host entry points of every op (docs/ops.md is the contract). The CPU
 // versions live in csrc/cpu/, the CUDA host wrappers in csrc/cuda/<op>.cpp, the device-generic
-// compositions (built from ATen ops, any device) in csrc/composite_ops.cpp.
+// compositions (built from ATen ops, any device) in csrc/composite/<op>.cpp, every op's
+// argument checks in csrc/checks/<op>.cpp (declared in csrc/checks.h).
 // csrc/registration.cpp binds them to torch.ops.sketchwalk.*.
 #pragma once
 
@@ -83,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);
 
-// ---- any device (ATen compositions) -----------------------------------------------------
+// ---- any device (ATen compositions, csrc/composite/<op>.cpp) --------------------------
 at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
                        const std::optional<at::Tensor>& init, int64_t degree, double damping);
 void update_block_sketch_(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
@@ -96,11 +97,8 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     int64_t degree, double damping, double logit_scale, double keep_frac, int64_t window_tokens,
     int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 
-// True while the current CUDA stream of `t`'s device is capturing a graph (false for CPU
-// tensors): value checks that would sync are skipped then.
-bool current_stream_is_capturing(const at::Tensor& t);
-
-// Block-sparse attention from ATen ops on any device (the CUDA path for float32 inputs).
+// Block-sparse attention from ATen ops on any device (the CUDA path for float32 inputs;
+// csrc/composite/masked_attention.cpp).
 struct AttentionShape;
 std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, const at::Tensor& k,
                                                          const at::Tensor& v,
@@ -108,58 +106,5 @@ std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, co
                                                          const at::Tensor& num_selected,
                                                          const AttentionShape& shape, double scale,
                                                          const std::optional<at::Tensor>& seq_lens);
-
-// ---- argument checks shared by the CPU and CUDA versions (csrc/op_checks.cpp) --------------
-// Each validates everything it can without reading device memory and returns derived sizes.
-struct SketchShape {
-  int64_t batch, heads, tokens, head_dim, block_size, num_blocks, sketch_pow2, sketch_dim;
-};
-SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
-                                       const at::Tensor& coords, int64_t block_size, bool validate);
-void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
-                             double logit_scale);
-// coords in [0, sketch_pow2) and distinct, signs all +-1 (reads memory: one sync on CUDA).
-void check_sketch_transform_values(const char* op, const at::Tensor& signs,
-                                   const at::Tensor& coords, int64_t sketch_pow2);
-void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
-                              int64_t block_size, double keep_frac, int64_t window_tokens,
-                              int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
-                              int64_t dense_last_q_blocks);
-void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
-                                    int64_t num_keys, int64_t block_size);
-void check_update_window_logits_args(const at::Tensor& window_logits,
-                                     const at::Tensor& query_window, const at::Tensor& key_blocks,
-                                     int64_t num_blocks, int64_t slot, double logit_scale);
-void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
-                                    int64_t num_blocks);
-// Every argument of a decode step's selection, named as select_decode_blocks_'s, before any
-// state is touched; returns n = ceil(num_keys / block_size).
-int64_t check_select_decode_blocks_args(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
-    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
-    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
-    int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
-    int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
-
-// ---- keys4 argument checks (csrc/keys4_checks.cpp) ---------------------------------------
-// Shapes of the 4-bit key cache (include/sketchwalk/keys4.h).
-struct Keys4CacheShape {
-  int64_t batch, num_kv_heads, capacity, head_dim;
-};
-Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Tensor& scales,
-                                          const at::Tensor& k,
-                                          const std::optional<at::Tensor>& seq_lens, bool validate);
-Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Tensor& codes,
-                                              const at::Tensor& scales,
-                                              const std::optional<at::Tensor>& seq_lens,
-                                              std::optional<double> softmax_scale, bool validate);
-void check_select_blocks_keys4_args(const at::Tensor& mass,
-                                    const std::optional<at::Tensor>& seq_lens, double keep_frac,
-                                    double window_frac, double sink_frac, bool validate);
-// sparse_decode's seq_lens: shape and device; with validate (and no graph capture) also
-// 1 <= seq_lens[b] <= num_keys and every used index entry of row b <= (seq_lens[b] - 1) / 64.
-void check_decode_seq_lens(const char* op, const std::optional<at::Tensor>& seq_lens,
-                           const at::Tensor& q, const at::Tensor& block_index,
-                           const at::Tensor& num_selected, const AttentionShape& s, bool validate);
 
 }  // namespace sketchwalk

@@ -113,4 +113,5 @@ def test_window_logits_track_spec_scores_over_steps(device, window):
 
 
 # select_decode_blocks_: the whole selection half of a decode step (CUDA: the fused launch
-# sequence of csrc/cuda/select_decode_blocks.cpp; CPU: the composition of decode_plan.cpp).
+# sequence of csrc/cuda/select_decode_blocks.cpp; CPU: the composition of
+# csrc/composite/select_decode_blocks.cpp).

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "checks.h"
 #include "ops.h"
 
 namespace sketchwalk {

@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "checks.h"
 #include "ops.h"
 #include "quantile.h"
 #include "sketchwalk/block_index.h"

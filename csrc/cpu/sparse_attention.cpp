@@ -19,15 +19,12 @@ namespace {
 
 constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
 
+// The attention itself; `s` comes from the op's checks (csrc/checks/sparse_prefill.cpp,
+// csrc/checks/sparse_decode.cpp).
 std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
-    const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, const std::optional<at::Tensor>& seq_lens) {
-  const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
-  check_softmax_scale(softmax_scale, op);
-  // Always validated on the CPU (no device sync to save).
-  validate_block_index(op, block_index, num_selected, s);
-  check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, true);
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, const AttentionShape& s, std::optional<double> softmax_scale,
+    const std::optional<at::Tensor>& seq_lens) {
   const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
   const int* lens_p = lens.defined() ? lens.data_ptr<int>() : nullptr;
   const double scale = softmax_scale_or_default(softmax_scale, s.head_dim);
@@ -92,21 +89,25 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
+  // Always validated on the CPU (no device sync to save).
   (void)validate;
-  return sparse_attention_cpu("sparse_prefill", q, k, v, block_index, num_selected, softmax_scale,
-                              std::nullopt);
+  const AttentionShape s =
+      check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
+  check_sparse_prefill_index(q, block_index, num_selected, s, true);
+  return sparse_attention_cpu(q, k, v, block_index, num_selected, s, softmax_scale, std::nullopt);
 }
 
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
+  // Always validated on the CPU (no device sync to save).
   (void)validate;
-  SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
-               "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
-               q.sizes());
-  return sparse_attention_cpu("sparse_decode", q, k_cache, v_cache, block_index, num_selected,
-                              softmax_scale, seq_lens);
+  const AttentionShape s =
+      check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected, softmax_scale);
+  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, true);
+  return sparse_attention_cpu(q, k_cache, v_cache, block_index, num_selected, s, softmax_scale,
+                              seq_lens);
 }
 
 }  // namespace sketchwalk

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "checks.h"
 #include "ops.h"
 
 namespace sketchwalk {

@@ -3,6 +3,7 @@
 // Plain ATen on float32; the CUDA version (csrc/cuda/window_logits.cu) computes the same.
 #include <ATen/ATen.h>
 
+#include "checks.h"
 #include "ops.h"
 
 namespace sketchwalk {

@@ -1,4 +1,4 @@
-// hadamard_sketch, CUDA host wrapper: checks (csrc/op_checks.cpp), params, launch
+// hadamard_sketch, CUDA host wrapper: checks (csrc/checks/hadamard_sketch.cpp), params, launch
 // (csrc/cuda/hadamard_sketch.cu); launch_hadamard_sketch also serves the fused decode plan.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -1,4 +1,4 @@
-// CUDA host wrappers of the keys4 decode ops: check (csrc/keys4_checks.cpp), fill the params
+// CUDA host wrappers of the keys4 decode ops: check (csrc/checks/<op>.cpp), fill the params
 // of include/sketchwalk/params.h, launch on the current stream (csrc/cuda/keys4_*.cu). With
 // validate=false, or while a CUDA graph is captured, the lengths in seq_lens are trusted (no
 // device sync); every shape, dtype, device and alignment check still runs.

@@ -1,4 +1,4 @@
-// score_blocks, CUDA host wrapper: checks (csrc/op_checks.cpp), params, launch
+// score_blocks, CUDA host wrapper: checks (csrc/checks/score_blocks.cpp), params, launch
 // (csrc/cuda/score_blocks.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

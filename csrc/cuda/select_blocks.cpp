@@ -1,4 +1,4 @@
-// select_blocks, CUDA host wrapper: checks (csrc/op_checks.cpp), params, launch
+// select_blocks, CUDA host wrapper: checks (csrc/checks/select_blocks.cpp), params, launch
 // (csrc/cuda/select_blocks.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -1,7 +1,8 @@
 // select_decode_blocks_, CUDA: the same steps as the device-generic composition in
-// decode_plan.cpp (which defines the semantics and serves the CPU), issued as eight kernel
-// launches and five allocations with no ATen compute op in between. At batch 1 a decode step
-// is bound by host issue time, not by the GPU, so the launch count is the cost:
+// csrc/composite/select_decode_blocks.cpp (which defines the semantics and serves the CPU),
+// issued as eight kernel launches and five allocations with no ATen compute op in between. At
+// batch 1 a decode step is bound by host issue time, not by the GPU, so the launch count is
+// the cost:
 //   1. sketch the new query straight into its window slot;
 //   2. sketch the new key and fold it into its key block's running mean in the same pass;
 //   3. refresh the cached window logits (the new row, the open block's column);

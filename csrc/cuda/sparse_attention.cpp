@@ -1,6 +1,7 @@
 // sparse_prefill and sparse_decode, CUDA host wrappers (one file: they share the params fill and
-// the checks): checks (csrc/checks.cpp), params, launch (csrc/cuda/sparse_prefill*.cu,
-// sparse_decode.cu); float32 inputs take the ATen path (csrc/masked_attention.cpp).
+// the row-alignment check): checks (csrc/checks/sparse_prefill.cpp,
+// csrc/checks/sparse_decode.cpp), params, launch (csrc/cuda/sparse_prefill*.cu,
+// sparse_decode.cu); float32 inputs take the ATen path (csrc/composite/masked_attention.cpp).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -11,13 +12,10 @@
 #include "cuda/host.h"
 #include "cuda/launch.h"
 #include "ops.h"
-#include "sketchwalk/block_index.h"
 
 namespace sketchwalk {
 
 namespace {
-
-constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
 
 SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
                                             const at::Tensor& v, const at::Tensor& block_index,
@@ -65,11 +63,10 @@ SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tenso
   return p;
 }
 
-AttentionShape check_cuda_attention(const char* op, const at::Tensor& q, const at::Tensor& k,
-                                    const at::Tensor& v, const at::Tensor& block_index,
-                                    const at::Tensor& num_selected, bool validate) {
-  check_cuda(q, op, "q");
-  const AttentionShape s = check_attention_args(op, q, k, v, block_index, num_selected, kBlockSize);
+// Runs between the two steps of the op's checks (checks.h), after the shapes are known and
+// before the block index is read.
+void check_rows_aligned(const char* op, const at::Tensor& q, const at::Tensor& k,
+                        const at::Tensor& v) {
   if (q.scalar_type() != at::kFloat) {  // the tensor-core kernels copy 16-byte chunks of rows
     for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{q, "q"}, {k, "k"}, {v, "v"}}) {
       const int64_t elems = 16 / static_cast<int64_t>(t.element_size());
@@ -79,10 +76,6 @@ AttentionShape check_cuda_attention(const char* op, const at::Tensor& q, const a
                    "multiples of 16 bytes on CUDA, got strides ", t.strides());
     }
   }
-  if (validate && !current_stream_is_capturing(q)) {
-    validate_block_index(op, block_index, num_selected, s);
-  }
-  return s;
 }
 
 }  // namespace
@@ -91,9 +84,14 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
   constexpr const char* op = "sparse_prefill";
+  // softmax_scale first on CUDA (check_sparse_prefill_args checks it again, after the tensors).
   check_softmax_scale(softmax_scale, op);
   const c10::cuda::CUDAGuard guard(q.device());
-  const AttentionShape s = check_cuda_attention(op, q, k, v, block_index, num_selected, validate);
+  check_cuda(q, op, "q");
+  const AttentionShape s =
+      check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
+  check_rows_aligned(op, q, k, v);
+  check_sparse_prefill_index(q, block_index, num_selected, s, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
     return masked_attention_aten(q, k, v, block_index, num_selected, s,
                                  softmax_scale_or_default(softmax_scale, s.head_dim), std::nullopt);
@@ -111,14 +109,14 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
   constexpr const char* op = "sparse_decode";
+  // softmax_scale first on CUDA (check_sparse_decode_args checks it again, after the tensors).
   check_softmax_scale(softmax_scale, op);
   const c10::cuda::CUDAGuard guard(q.device());
-  SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, "sparse_decode", "q",
-               "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
-               q.sizes());
+  check_cuda(q, op, "q");
   const AttentionShape s =
-      check_cuda_attention(op, q, k_cache, v_cache, block_index, num_selected, validate);
-  check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, validate);
+      check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected, softmax_scale);
+  check_rows_aligned(op, q, k_cache, v_cache);
+  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, validate);
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
     return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
                                  softmax_scale_or_default(softmax_scale, s.head_dim), seq_lens);

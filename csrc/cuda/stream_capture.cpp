@@ -1,4 +1,4 @@
-// current_stream_is_capturing (ops.h): whether the current CUDA stream of a tensor's device is
+// current_stream_is_capturing (checks.h): whether the current CUDA stream of a tensor's device is
 // capturing a graph, so that value checks which would sync are skipped then.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -1,4 +1,4 @@
-// update_block_matrix_, CUDA host wrapper: checks (csrc/op_checks.cpp), launch
+// update_block_matrix_, CUDA host wrapper: checks (csrc/checks/update_block_matrix.cpp), launch
 // (csrc/cuda/update_block_matrix.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

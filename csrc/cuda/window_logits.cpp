@@ -1,5 +1,6 @@
 // update_window_logits_ and window_block_scores, CUDA host wrappers: checks
-// (csrc/op_checks.cpp), params, launch (csrc/cuda/window_logits.cu).
+// (csrc/checks/update_window_logits.cpp, csrc/checks/window_block_scores.cpp), params, launch
+// (csrc/cuda/window_logits.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>

@@ -3,6 +3,8 @@
 // costs two op calls from Python instead of ~10.
 // It chains the project's own ops through the dispatcher (each runs its CPU or CUDA
 // kernel), so it is device-generic and adds no numerics of its own.
+// Checks: csrc/checks/select_decode_blocks.cpp. The CUDA version, fused:
+// csrc/cuda/select_decode_blocks.cpp.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 

@@ -1,4 +1,7 @@
-// Implementation of the shared argument checks (see checks.h).
+// The argument checks that several ops share (declared in csrc/checks.h): rank, dtype,
+// strides, devices and scalar ranges; the attention arguments of sparse_prefill and
+// sparse_decode; the 4-bit key cache and seq_lens of the keys4 ops and sparse_decode. Each
+// op's own checks are in csrc/checks/<op>.cpp.
 #include "checks.h"
 
 #include <ATen/ATen.h>
@@ -8,6 +11,7 @@
 #include <sstream>
 
 #include "sketchwalk/block_index.h"
+#include "sketchwalk/keys4.h"
 
 namespace sketchwalk {
 
@@ -160,10 +164,56 @@ void validate_block_index(const char* op, const at::Tensor& block_index,
   }
 }
 
-}  // namespace sketchwalk
+Keys4CacheShape check_keys4_cache(const char* op, const at::Tensor& codes,
+                                  const at::Tensor& scales, const at::Tensor& ref,
+                                  const char* ref_arg) {
+  check_rank(codes, op, "codes", 4, "[batch, num_kv_heads, capacity, head_dim / 2]");
+  check_dtype(codes, op, "codes", {at::kByte});
+  check_last_dim_contiguous(codes, op, "codes");
+  check_rank(scales, op, "scales", 3, "[batch, num_kv_heads, capacity]");
+  check_dtype(scales, op, "scales", {at::kFloat});
+  check_last_dim_contiguous(scales, op, "scales");
+  check_same_device(codes, ref, op, "codes", ref_arg);
+  check_same_device(scales, ref, op, "scales", ref_arg);
+  Keys4CacheShape s{};
+  s.batch = codes.size(0);
+  s.num_kv_heads = codes.size(1);
+  s.capacity = codes.size(2);
+  s.head_dim = 2 * codes.size(3);
+  SW_CHECK_ARG(scales.sizes() == codes.sizes().slice(0, 3), op, "scales", "must have shape ",
+               codes.sizes().slice(0, 3), " (the first 3 dims of 'codes'), got ", scales.sizes());
+  SW_CHECK_ARG(s.head_dim >= 2 && s.head_dim <= kKeys4MaxHeadDim, op, "codes",
+               "must have head_dim / 2 bytes per token with 2 <= head_dim <= ", kKeys4MaxHeadDim,
+               ", got shape ", codes.sizes());
+  SW_CHECK_ARG(s.capacity <= INT_MAX, op, "codes", "must have capacity <= ", INT_MAX,
+               " tokens, got ", s.capacity);
+  return s;
+}
+
+void check_seq_lens_tensor(const char* op, const std::optional<at::Tensor>& seq_lens,
+                           int64_t batch, const at::Tensor& ref, const char* ref_arg) {
+  if (!seq_lens.has_value()) return;
+  check_rank(*seq_lens, op, "seq_lens", 1, "[batch]");
+  check_dtype(*seq_lens, op, "seq_lens", {at::kInt});
+  check_same_device(*seq_lens, ref, op, "seq_lens", ref_arg);
+  check_size(*seq_lens, op, "seq_lens", 0, batch, "batch");
+}
+
+void check_seq_lens_values(const char* op, const at::Tensor& seq_lens, int64_t lo, int64_t hi,
+                           const char* what) {
+  if (seq_lens.numel() == 0) return;
+  auto [mn, mx] = at::aminmax(seq_lens);
+  const int64_t mn_v = mn.item<int64_t>(), mx_v = mx.item<int64_t>();
+  SW_CHECK_ARG(mn_v >= lo && mx_v <= hi, op, "seq_lens", "must hold lengths in [", lo, ", ", hi,
+               "] (", what, "), got values in [", mn_v, ", ", mx_v, "]");
+}
+
+bool read_values(bool validate, const at::Tensor& t) {
+  return validate && !current_stream_is_capturing(t);
+}
 
 #ifndef SKETCHWALK_WITH_CUDA
-namespace sketchwalk {
 bool current_stream_is_capturing(const at::Tensor&) { return false; }
-}  // namespace sketchwalk
 #endif
+
+}  // namespace sketchwalk
