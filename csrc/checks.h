@@ -56,6 +56,9 @@ void check_rank(const at::Tensor& t, const char* op, const char* arg, int64_t ra
 void check_dtype(const at::Tensor& t, const char* op, const char* arg,
                  std::initializer_list<at::ScalarType> allowed);
 void check_last_dim_contiguous(const at::Tensor& t, const char* op, const char* arg);
+// check_rank, check_dtype and check_last_dim_contiguous of one tensor, in that order.
+void check_tensor(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
+                  const char* dims, std::initializer_list<at::ScalarType> allowed);
 void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
                        const char* arg, const char* ref_arg);
 void check_size(const at::Tensor& t, const char* op, const char* arg, int64_t dim,

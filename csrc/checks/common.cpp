@@ -41,6 +41,13 @@ void check_last_dim_contiguous(const at::Tensor& t, const char* op, const char* 
                "must have a contiguous last dimension (stride 1), got strides ", t.strides());
 }
 
+void check_tensor(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
+                  const char* dims, std::initializer_list<at::ScalarType> allowed) {
+  check_rank(t, op, arg, rank, dims);
+  check_dtype(t, op, arg, allowed);
+  check_last_dim_contiguous(t, op, arg);
+}
+
 void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
                        const char* arg, const char* ref_arg) {
   SW_CHECK_ARG(t.device() == ref.device(), op, arg, "must be on the same device as '", ref_arg,
@@ -167,12 +174,8 @@ void validate_block_index(const char* op, const at::Tensor& block_index,
 Keys4CacheShape check_keys4_cache(const char* op, const at::Tensor& codes,
                                   const at::Tensor& scales, const at::Tensor& ref,
                                   const char* ref_arg) {
-  check_rank(codes, op, "codes", 4, "[batch, num_kv_heads, capacity, head_dim / 2]");
-  check_dtype(codes, op, "codes", {at::kByte});
-  check_last_dim_contiguous(codes, op, "codes");
-  check_rank(scales, op, "scales", 3, "[batch, num_kv_heads, capacity]");
-  check_dtype(scales, op, "scales", {at::kFloat});
-  check_last_dim_contiguous(scales, op, "scales");
+  check_tensor(codes, op, "codes", 4, "[batch, num_kv_heads, capacity, head_dim / 2]", {at::kByte});
+  check_tensor(scales, op, "scales", 3, "[batch, num_kv_heads, capacity]", {at::kFloat});
   check_same_device(codes, ref, op, "codes", ref_arg);
   check_same_device(scales, ref, op, "scales", ref_arg);
   Keys4CacheShape s{};

@@ -14,9 +14,8 @@ SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& si
                                        const at::Tensor& coords, int64_t block_size,
                                        bool validate) {
   constexpr const char* op = "hadamard_sketch";
-  check_rank(x, op, "x", 4, "[batch, heads, tokens, head_dim]");
-  check_dtype(x, op, "x", {at::kHalf, at::kBFloat16, at::kFloat});
-  check_last_dim_contiguous(x, op, "x");
+  check_tensor(x, op, "x", 4, "[batch, heads, tokens, head_dim]",
+               {at::kHalf, at::kBFloat16, at::kFloat});
   check_rank(signs, op, "signs", 1, "[n], n = next_pow2(head_dim)");
   check_dtype(signs, op, "signs", {at::kFloat});
   check_rank(coords, op, "coords", 1, "[sketch_dim]");

@@ -9,9 +9,8 @@ Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Ten
                                           const std::optional<at::Tensor>& seq_lens,
                                           bool validate) {
   constexpr const char* op = "quantize_keys4_";
-  check_rank(k, op, "k", 4, "[batch, num_kv_heads, tokens, head_dim]");
-  check_dtype(k, op, "k", {at::kHalf, at::kBFloat16, at::kFloat});
-  check_last_dim_contiguous(k, op, "k");
+  check_tensor(k, op, "k", 4, "[batch, num_kv_heads, tokens, head_dim]",
+               {at::kHalf, at::kBFloat16, at::kFloat});
   const Keys4CacheShape s = check_keys4_cache(op, codes, scales, k, "k");
   SW_CHECK_ARG(k.size(0) == s.batch && k.size(1) == s.num_kv_heads && k.size(3) == s.head_dim, op,
                "k", "must be [batch=", s.batch, ", num_kv_heads=", s.num_kv_heads,

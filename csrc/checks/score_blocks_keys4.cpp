@@ -10,9 +10,8 @@ Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Ten
                                               std::optional<double> softmax_scale,
                                               bool validate) {
   constexpr const char* op = "score_blocks_keys4";
-  check_rank(q, op, "q", 4, "[batch, num_q_heads, 1, head_dim]");
-  check_dtype(q, op, "q", {at::kHalf, at::kBFloat16, at::kFloat});
-  check_last_dim_contiguous(q, op, "q");
+  check_tensor(q, op, "q", 4, "[batch, num_q_heads, 1, head_dim]",
+               {at::kHalf, at::kBFloat16, at::kFloat});
   const Keys4CacheShape s = check_keys4_cache(op, codes, scales, q, "q");
   SW_CHECK_ARG(q.size(2) == 1, op, "q", "must hold one query per sequence [batch, num_q_heads, 1, "
                "head_dim], got shape ", q.sizes());

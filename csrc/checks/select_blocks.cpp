@@ -9,9 +9,7 @@ void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int
                               int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
                               int64_t dense_last_q_blocks) {
   constexpr const char* op = "select_blocks";
-  check_rank(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]");
-  check_dtype(scores, op, "scores", {at::kFloat});
-  check_last_dim_contiguous(scores, op, "scores");
+  check_tensor(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]", {at::kFloat});
   check_int32(block_size, op, "block_size", 1);
   check_int32(num_keys, op, "num_keys", 1);
   check_int32(window_tokens, op, "window_tokens", 1);

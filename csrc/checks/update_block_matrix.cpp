@@ -7,9 +7,7 @@ namespace sketchwalk {
 void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
                                     int64_t num_keys, int64_t block_size) {
   constexpr const char* op = "update_block_matrix_";
-  check_rank(transition, op, "transition", 3, "[batch, n, n]");
-  check_dtype(transition, op, "transition", {at::kFloat});
-  check_last_dim_contiguous(transition, op, "transition");
+  check_tensor(transition, op, "transition", 3, "[batch, n, n]", {at::kFloat});
   check_rank(r, op, "r", 2, "[batch, n]");
   check_dtype(r, op, "r", {at::kFloat});
   check_same_device(r, transition, op, "r", "transition");

@@ -10,16 +10,13 @@ void check_update_window_logits_args(const at::Tensor& window_logits,
                                      int64_t num_blocks, int64_t slot, double logit_scale) {
   constexpr const char* op = "update_window_logits_";
   check_finite(logit_scale, op, "logit_scale");
-  check_rank(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]");
-  check_dtype(window_logits, op, "window_logits", {at::kFloat});
-  check_last_dim_contiguous(window_logits, op, "window_logits");
-  check_rank(query_window, op, "query_window", 4, "[batch, num_q_heads, W, sketch_dim]");
-  check_dtype(query_window, op, "query_window", {at::kFloat});
-  check_last_dim_contiguous(query_window, op, "query_window");
+  check_tensor(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]",
+               {at::kFloat});
+  check_tensor(query_window, op, "query_window", 4, "[batch, num_q_heads, W, sketch_dim]",
+               {at::kFloat});
   check_same_device(query_window, window_logits, op, "query_window", "window_logits");
-  check_rank(key_blocks, op, "key_blocks", 4, "[batch, num_kv_heads, capacity, sketch_dim]");
-  check_dtype(key_blocks, op, "key_blocks", {at::kFloat});
-  check_last_dim_contiguous(key_blocks, op, "key_blocks");
+  check_tensor(key_blocks, op, "key_blocks", 4, "[batch, num_kv_heads, capacity, sketch_dim]",
+               {at::kFloat});
   check_same_device(key_blocks, window_logits, op, "key_blocks", "window_logits");
   const int64_t batch = window_logits.size(0), heads = window_logits.size(1);
   const int64_t window = window_logits.size(2);

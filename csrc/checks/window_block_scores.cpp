@@ -6,9 +6,8 @@ namespace sketchwalk {
 void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
                                     int64_t num_blocks) {
   constexpr const char* op = "window_block_scores";
-  check_rank(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]");
-  check_dtype(window_logits, op, "window_logits", {at::kFloat});
-  check_last_dim_contiguous(window_logits, op, "window_logits");
+  check_tensor(window_logits, op, "window_logits", 4, "[batch, num_q_heads, W, capacity]",
+               {at::kFloat});
   SW_CHECK_ARG(window_fill >= 1 && window_fill <= window_logits.size(2), op, "window_fill",
                "must lie in [1, W=", window_logits.size(2), "], got ", window_fill);
   SW_CHECK_ARG(num_blocks >= 1 && num_blocks <= window_logits.size(3), op, "num_blocks",
