@@ -22,9 +22,7 @@ void launch_hadamard_sketch(const at::Tensor& x, const SketchShape& s, const at:
   p.signs = signs.data_ptr<float>();
   p.coords = coords.data_ptr<int64_t>();
   p.out = out;
-  p.x_batch_stride = x.stride(0);
-  p.x_head_stride = x.stride(1);
-  p.x_token_stride = x.stride(2);
+  copy_strides(x, p.x_batch_stride, p.x_head_stride, p.x_token_stride);
   p.out_batch_stride = out_batch_stride;
   p.out_head_stride = out_head_stride;
   p.out_block_stride = out_block_stride;

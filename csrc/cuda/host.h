@@ -1,9 +1,11 @@
-// Small helpers of the CUDA host wrappers (csrc/cuda/*.cpp): dtype mapping, the device check
-// and turning a launch's cudaError_t into an error naming the op.
+// Small helpers of the CUDA host wrappers (csrc/cuda/*.cpp): dtype mapping, tensor strides into
+// params fields, the device check and turning a launch's cudaError_t into an error naming the op.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <cuda_runtime.h>
+
+#include <type_traits>
 
 #include "checks.h"
 #include "ops.h"
@@ -18,6 +20,16 @@ inline DType to_dtype(at::ScalarType t) {
     case at::kFloat: return DType::kFloat32;
     default: TORCH_CHECK(false, "sketchwalk: unsupported dtype ", c10::toString(t));
   }
+}
+
+// Copies t.stride(0), t.stride(1), ... into the given params fields, in that order (strides
+// in elements, as params.h wants them), e.g. copy_strides(q, p.q_batch_stride, p.q_head_stride,
+// p.q_token_stride).
+template <typename... Fields>
+void copy_strides(const at::Tensor& t, Fields&... fields) {
+  static_assert((std::is_same_v<Fields, int64_t> && ...), "params strides are int64_t");
+  int64_t dim = 0;
+  ((fields = t.stride(dim++)), ...);
 }
 
 inline void check_launch(cudaError_t err, const char* op) {

@@ -22,12 +22,8 @@ at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_ske
   p.q_sketch = q_sketch.data_ptr<float>();
   p.k_sketch = k_sketch.data_ptr<float>();
   p.out = out.data_ptr<float>();
-  p.q_batch_stride = q_sketch.stride(0);
-  p.q_head_stride = q_sketch.stride(1);
-  p.q_row_stride = q_sketch.stride(2);
-  p.k_batch_stride = k_sketch.stride(0);
-  p.k_head_stride = k_sketch.stride(1);
-  p.k_row_stride = k_sketch.stride(2);
+  copy_strides(q_sketch, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+  copy_strides(k_sketch, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
   p.batch = static_cast<int>(q_sketch.size(0));
   p.num_q_heads = static_cast<int>(q_sketch.size(1));
   p.num_kv_heads = static_cast<int>(k_sketch.size(1));

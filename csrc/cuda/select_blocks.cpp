@@ -25,8 +25,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
   if (batch * nq == 0) return {block_index, num_selected};
   SelectBlocksParams p{};
   p.scores = scores.data_ptr<float>();
-  p.scores_batch_stride = scores.stride(0);
-  p.scores_row_stride = scores.stride(1);
+  copy_strides(scores, p.scores_batch_stride, p.scores_row_stride);
   p.block_index = block_index.data_ptr<int>();
   p.num_selected = num_selected.data_ptr<int>();
   p.batch = static_cast<int>(batch);
