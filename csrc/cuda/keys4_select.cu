@@ -39,9 +39,7 @@ __global__ void __launch_bounds__(kRowWarps * 32)
 
   double threshold;
   if constexpr (kStaged) {
-    for (int j = g.tid; j < num_cand; j += Group::kThreads)
-      cand_keys[j] = thread::float_to_ordered_key(__ldg(mass + cand_lo + j));
-    g.sync();
+    group::stage_row_keys(mass + cand_lo, num_cand, cand_keys, g);
     threshold = group::candidate_threshold(group::SharedKeys{cand_keys}, num_cand, quantile_q, g);
   } else {
     threshold = group::candidate_threshold(group::GlobalKeys{mass + cand_lo}, num_cand, quantile_q, g);

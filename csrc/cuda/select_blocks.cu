@@ -29,31 +29,6 @@ constexpr size_t kMaxStagedSmemBytes = 96 * 1024;
 
 SW_HOST_DEVICE int round_up_to_4(int x) { return (x + 3) & ~3; }
 
-// keys[j] = ordered key of scores[j], j < n, by one group. A lone warp waits one memory round
-// trip per batch of loads in flight, so: 16-byte loads, 8 per thread in flight, when the row
-// start is 16-byte aligned (keys is), else scalar loads 16 per thread in flight.
-template <typename Group>
-SW_DEVICE void stage_row_keys(const float* __restrict__ scores, int n, uint32_t* keys,
-                              const Group& g) {
-  if ((reinterpret_cast<uintptr_t>(scores) & 15) == 0) {
-    const float4* scores4 = reinterpret_cast<const float4*>(scores);
-    uint4* keys4 = reinterpret_cast<uint4*>(keys);
-    const int n4 = n >> 2;
-#pragma unroll 8
-    for (int j = g.tid; j < n4; j += Group::kThreads) {
-      const float4 v = __ldg(scores4 + j);
-      keys4[j] = make_uint4(thread::float_to_ordered_key(v.x), thread::float_to_ordered_key(v.y),
-                            thread::float_to_ordered_key(v.z), thread::float_to_ordered_key(v.w));
-    }
-    for (int j = (n4 << 2) + g.tid; j < n; j += Group::kThreads)
-      keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
-  } else {
-#pragma unroll 16
-    for (int j = g.tid; j < n; j += Group::kThreads)
-      keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
-  }
-  g.sync();
-}
 
 // kRowWarps == 1: CTA = kRowsPerWarpCta warps, one row each. kRowWarps > 1: CTA = one row.
 template <bool kStaged, int kRowWarps>
@@ -94,7 +69,7 @@ __global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWa
   double threshold = __longlong_as_double(0x7ff8000000000000LL);  // NaN: rule keeps nothing
   if (num_cand > 0 && !dense_row) {
     if constexpr (kStaged) {
-      stage_row_keys(scores, lim + 1, row_keys, g);
+      group::stage_row_keys(scores, lim + 1, row_keys, g);
       threshold = group::candidate_threshold(group::SharedKeys{row_keys + cand_lo}, num_cand,
                                              quantile_q, g);
     } else {

@@ -398,6 +398,7 @@ __global__ void __launch_bounds__(kMassThreads)
   if (j >= p.num_blocks) return;
   float v = 0.f;
   if (j < n) {
+#pragma unroll 4  // the heads' loads in flight together
     for (int h = 0; h < group; ++h) {
       const int64_t at = (head0 + h) * p.num_blocks + j;
       v += p.block_sum[at] * exp2f(p.block_max[at] - head_stats[h]) * head_stats[group + h];

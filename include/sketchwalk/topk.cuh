@@ -291,6 +291,33 @@ SW_DEVICE double candidate_threshold(const KeyAt& key_at, int n, double q, const
   return quantile_linear(key_at, n, q, g);
 }
 
+/// \brief keys[j] = ordered key of scores[j], j < n, by one group, then a group barrier. A
+/// lone warp (or a whole CTA with few keys each) waits one memory round trip per batch of
+/// loads in flight, so: 16-byte loads, 8 per thread in flight, when the row
+/// start is 16-byte aligned (keys must be), else scalar loads 16 per thread in flight.
+template <typename Group>
+SW_DEVICE void stage_row_keys(const float* __restrict__ scores, int n, uint32_t* keys,
+                              const Group& g) {
+  if ((reinterpret_cast<uintptr_t>(scores) & 15) == 0) {
+    const float4* scores4 = reinterpret_cast<const float4*>(scores);
+    uint4* keys4 = reinterpret_cast<uint4*>(keys);
+    const int n4 = n >> 2;
+#pragma unroll 8
+    for (int j = g.tid; j < n4; j += Group::kThreads) {
+      const float4 v = __ldg(scores4 + j);
+      keys4[j] = make_uint4(thread::float_to_ordered_key(v.x), thread::float_to_ordered_key(v.y),
+                            thread::float_to_ordered_key(v.z), thread::float_to_ordered_key(v.w));
+    }
+    for (int j = (n4 << 2) + g.tid; j < n; j += Group::kThreads)
+      keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
+  } else {
+#pragma unroll 16
+    for (int j = g.tid; j < n; j += Group::kThreads)
+      keys[j] = thread::float_to_ordered_key(__ldg(scores + j));
+  }
+  g.sync();
+}
+
 /// \brief Writes every j in [0, n) with keep(j) to out[0, count) in ascending order, pads
 /// out[count, width) with kBlockIndexPad and returns count (group-uniform). keep(j) is called
 /// once per j < n. Each thread owns a contiguous run of up to 32 indices per round (one bit
