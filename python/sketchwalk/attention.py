@@ -110,8 +110,11 @@ def select_prefill_blocks(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The selection half of a prefill: sketch -> scores -> walk (carried) -> select.
 
-    Returns (block_index, num_selected, transition A, key-block sketches). Exposed so that
-    benchmarks and other attention backends (e.g. FlexAttention) can reuse the selection.
+    Returns (block_index, num_selected, transition A, key-block sketches). With
+    ``prefill_selection="layer"`` the index has one head (A: [batch, N, N]); with "kv_group"
+    one per KV group (block_index [batch, num_kv_heads, N, N], A: [batch * num_kv_heads, N, N],
+    docs/spec.md section 8). Exposed so that benchmarks and other attention backends (e.g.
+    FlexAttention) can reuse the selection.
     """
     cfg = state.config
     b = cfg.block_size
@@ -119,15 +122,26 @@ def select_prefill_blocks(
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     q_blocks = ops.hadamard_sketch(q, signs, coords, b, validate=False)  # [B, Hq, N, m]
     k_blocks = ops.hadamard_sketch(k, signs, coords, b, validate=False)  # [B, Hkv, N, m]
-    transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
+    batch, num_kv_heads = k_blocks.shape[0], k_blocks.shape[1]
+    per_group = cfg.prefill_selection == "kv_group"
+    if per_group:  # each KV group a batch row of its own: the head sum runs over its heads only
+        rows = batch * num_kv_heads
+        q_rows = q_blocks.reshape(rows, q_blocks.shape[1] // num_kv_heads, *q_blocks.shape[2:])
+        transition = ops.score_blocks(q_rows, k_blocks.reshape(rows, 1, *k_blocks.shape[2:]), c)
+    else:
+        transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
     n = transition.shape[-1]
-    walk = ops.walk_blocks(transition, transition, state.carried_walk(layer_idx, n), cfg.degree,
+    walk = ops.walk_blocks(transition, transition,
+                           state.carried_walk(layer_idx, n, transition.shape[0]), cfg.degree,
                            cfg.damping)
     state.carry_walk(layer_idx, walk)
     w = cfg.window_tokens(num_tokens)
     block_index, num_selected = ops.select_blocks(
         walk, num_tokens, num_tokens, b, cfg.kblocks_frac, w, cfg.sink_tokens(num_tokens), w,
         cfg.dense_last_q_blocks)
+    if per_group:  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]: index_heads = num_kv_heads
+        block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
+        num_selected = num_selected.reshape(batch, num_kv_heads, num_selected.shape[-1])
     return block_index, num_selected, transition, k_blocks
 
 

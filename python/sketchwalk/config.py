@@ -8,6 +8,7 @@ import dataclasses
 import math
 
 DECODE_SCORERS = ("keys4", "walk")
+PREFILL_SELECTIONS = ("layer", "kv_group")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +49,20 @@ class SketchWalkConfig:
     authors' rule (docs/spec.md section 6: pooled window queries, sketches, the block matrix and
     the walk), one selection shared by all heads."""
 
+    prefill_selection: str = "layer"
+    """Whose heads a prefill selection serves. "layer" (default, the authors' rule, docs/spec.md
+    sections 2-4): one block matrix, walk and block index per layer, the head sum over every
+    query head. "kv_group" (docs/spec.md section 8): one per KV group, the head sum over the
+    group's query heads (index_heads = num_kv_heads); costs num_kv_heads times the block matrix
+    and walk memory (4 * num_kv_heads * (T / 64)^2 bytes each: 128 MB at 128K tokens and 8 KV
+    heads) and needs decode_scorer "keys4" (the walk decode keeps one layer-wide matrix). Not yet
+    measured on real models against "layer"."""
+
     @classmethod
     def paper(cls, **overrides) -> "SketchWalkConfig":
-        """The authors' behaviour (docs/spec.md sections 1-6): their knobs and their decode walk."""
-        return cls(**{"decode_scorer": "walk", **overrides})
+        """The authors' behaviour (docs/spec.md sections 1-6): their knobs, one selection per
+        layer and their decode walk."""
+        return cls(**{"decode_scorer": "walk", "prefill_selection": "layer", **overrides})
 
     def __post_init__(self) -> None:
         if self.block_size != 64:
@@ -72,6 +83,12 @@ class SketchWalkConfig:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
         if self.decode_scorer not in DECODE_SCORERS:
             raise ValueError(f"decode_scorer must be one of {DECODE_SCORERS}, got {self.decode_scorer!r}")
+        if self.prefill_selection not in PREFILL_SELECTIONS:
+            raise ValueError(f"prefill_selection must be one of {PREFILL_SELECTIONS}, got "
+                             f"{self.prefill_selection!r}")
+        if self.prefill_selection == "kv_group" and self.decode_scorer != "keys4":
+            raise ValueError("prefill_selection 'kv_group' needs decode_scorer 'keys4' (the walk "
+                             "decode keeps one block matrix per layer)")
 
     def window_tokens(self, num_keys: int) -> int:
         """w = max(1, floor(window_frac * num_keys))."""

@@ -139,11 +139,13 @@ class SketchWalkState:
         self._density.clear()
 
     # -- the walk carried between consecutive sparse layers of one forward pass --------
-    def carried_walk(self, layer_idx: int, num_blocks: int) -> torch.Tensor | None:
-        """W of layer ``layer_idx - 1`` when it produced one of size num_blocks (docs/spec.md section 3)."""
+    def carried_walk(self, layer_idx: int, num_blocks: int, rows: int | None = None) -> torch.Tensor | None:
+        """W of layer ``layer_idx - 1`` when it produced one of size num_blocks (docs/spec.md
+        section 3), and of ``rows`` batch rows when given (one per KV group and sequence under
+        prefill_selection "kv_group")."""
         w = self._carried_walk
         if self._carried_layer == layer_idx - 1 and w is not None and w.shape[-1] == num_blocks \
-                and w.shape[-2] == num_blocks:
+                and w.shape[-2] == num_blocks and (rows is None or w.shape[0] == rows):
             return w
         return None
 
