@@ -82,6 +82,8 @@ METHODS = {
     "p20": Method("p20", {"kblocks_frac": 0.06, "window_frac": 0.02, "sink_frac": 0.01}),
     "p20_prefill": Method("p20_prefill", {"kblocks_frac": 0.06, "window_frac": 0.02,
                                           "sink_frac": 0.01}, sparse_decode=False),
+    # The default knobs with one prefill selection per KV group (docs/spec.md section 8).
+    "kv_group": Method("kv_group", {"prefill_selection": "kv_group"}),
 }
 
 
