@@ -3,7 +3,7 @@
 # on a small subset, and the performance table. Logs and results go under $OUT.
 #
 #   STAGES="build test sanitize bench" SKETCHWALK_COMMIT=<sha> bash bench/gpu_run.sh
-#   TEST_FILES="tests/test_keys4.py" limits the GPU tests, SANITIZE_FILES the sanitizer's;
+#   TEST_FILES="tests/test_keys4_decode_step.py" limits the GPU tests, SANITIZE_FILES the sanitizer's;
 #   BENCH_ARGS go to bench_attention.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +37,7 @@ fi
 
 SANITIZE_DEFAULT="tests/test_sparse_prefill.py tests/test_sparse_decode.py tests/test_hadamard_sketch.py
   tests/test_score_blocks.py tests/test_select_blocks.py tests/test_update_block_sketch.py tests/test_update_block_matrix.py
-  tests/test_window_logits.py tests/test_select_decode_blocks.py tests/test_keys4.py"
+  tests/test_window_logits.py tests/test_select_decode_blocks.py tests/test_keys4_decode_step.py"
 if has sanitize; then
   # Only the project's kernels are instrumented (their names all carry the sketchwalk
   # namespace): PyTorch's own kernels used by the tests (SDPA, copies) are not ours to check,
