@@ -1,5 +1,5 @@
-// Tensor-level host entry points of every op (docs/ops.md is the contract). The CPU
-// versions live in csrc/cpu/, the CUDA host wrappers in csrc/cuda/<op>.cpp, the device-generic
+// Tensor-level host entry points of every op (docs/ops.md is the contract). The CPU versions
+// live in csrc/cpu/<op>.cpp, the CUDA host wrappers in csrc/cuda/<op>.cpp, the device-generic
 // compositions (built from ATen ops, any device) in csrc/composite/<op>.cpp, every op's
 // argument checks in csrc/checks/<op>.cpp (declared in csrc/checks.h).
 // csrc/registration.cpp binds them to torch.ops.sketchwalk.*.

@@ -1,6 +1,7 @@
-// Decode window logits, CPU (docs/ops.md sections 9 and 10): the cached sketched logits of
-// the recent queries against the key blocks, and the decode block scores r computed from them.
-// Plain ATen on float32; the CUDA version (csrc/cuda/window_logits.cu) computes the same.
+// update_window_logits_ on the CPU (docs/ops.md section 7): the cached sketched logits of the
+// recent queries against the key blocks, one row and one column per decode step (every row when
+// slot == -1). Plain ATen on float32; the CUDA version (csrc/cuda/window_logits.cu) computes
+// the same.
 #include <ATen/ATen.h>
 
 #include "checks.h"
@@ -36,14 +37,6 @@ void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor&
     window_logits.narrow(3, num_blocks - 1, 1)
         .copy_(grouped_logits(query_window, blocks.narrow(2, num_blocks - 1, 1), logit_scale));
   }
-}
-
-at::Tensor window_block_scores_cpu(const at::Tensor& window_logits, int64_t window_fill,
-                                   int64_t num_blocks) {
-  check_window_block_scores_args(window_logits, window_fill, num_blocks);
-  const auto live = window_logits.narrow(2, 0, window_fill).narrow(3, 0, num_blocks);
-  const double rows = static_cast<double>(window_logits.size(1) * window_fill);
-  return at::softmax(live, -1).sum({1, 2}).div_(rows);
 }
 
 }  // namespace sketchwalk

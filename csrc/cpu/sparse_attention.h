@@ -1,30 +1,32 @@
-// CPU sparse_prefill / sparse_decode: for each (batch, query head, query block) gather the
-// row's selected key blocks, then one masked softmax(Q K^T) V in fp32 through ATen's
-// matmul (BLAS). Exact attention over the selected blocks, causal inside them; a query
-// with no visible key gets output 0 and lse -inf (docs/ops.md ops 5-6). The index is always
-// validated here (validate=false only skips the device sync on CUDA).
+// The CPU kernel of sparse_prefill and sparse_decode (csrc/cpu/sparse_prefill.cpp,
+// csrc/cpu/sparse_decode.cpp): for each (batch, query head, query block) gather the row's
+// selected key blocks, then one masked softmax(Q K^T) V in fp32 through ATen's matmul (BLAS).
+// Exact attention over the selected blocks, causal inside them; a query with no visible key
+// gets output 0 and lse -inf (docs/ops.md sections 5-6). It reads the index unchecked: the
+// callers validate it first.
+#pragma once
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <tuple>
 
 #include "checks.h"
-#include "ops.h"
 #include "sketchwalk/block_index.h"
 
-namespace sketchwalk {
+namespace sketchwalk::cpu {
 
-namespace {
-
-constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
-
-// The attention itself; `s` comes from the op's checks (csrc/checks/sparse_prefill.cpp,
-// csrc/checks/sparse_decode.cpp).
-std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
+// `s` comes from the op's checks (csrc/checks/sparse_prefill.cpp, csrc/checks/sparse_decode.cpp);
+// seq_lens (decode only) holds the keys of each sequence of a fixed-capacity cache.
+inline std::tuple<at::Tensor, at::Tensor> sparse_attention(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, const AttentionShape& s, std::optional<double> softmax_scale,
     const std::optional<at::Tensor>& seq_lens) {
+  constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
   const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
   const int* lens_p = lens.defined() ? lens.data_ptr<int>() : nullptr;
   const double scale = softmax_scale_or_default(softmax_scale, s.head_dim);
@@ -84,30 +86,4 @@ std::tuple<at::Tensor, at::Tensor> sparse_attention_cpu(
   return {out, lse};
 }
 
-}  // namespace
-
-std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
-    const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
-  // Always validated on the CPU (no device sync to save).
-  (void)validate;
-  const AttentionShape s =
-      check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
-  check_sparse_prefill_index(q, block_index, num_selected, s, true);
-  return sparse_attention_cpu(q, k, v, block_index, num_selected, s, softmax_scale, std::nullopt);
-}
-
-std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
-    const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-    const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
-  // Always validated on the CPU (no device sync to save).
-  (void)validate;
-  const AttentionShape s =
-      check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected, softmax_scale);
-  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, true);
-  return sparse_attention_cpu(q, k_cache, v_cache, block_index, num_selected, s, softmax_scale,
-                              seq_lens);
-}
-
-}  // namespace sketchwalk
+}  // namespace sketchwalk::cpu
