@@ -1,5 +1,5 @@
 // Argument checks of sparse_decode, in two steps so that the CUDA wrapper can check what its
-// kernels alone need in between (csrc/cuda/sparse_attention.cpp): check_sparse_decode_args,
+// kernels alone need in between (csrc/cuda/sparse_decode.cpp): check_sparse_decode_args,
 // one query per sequence, then q, k_cache, v_cache and the block index shapes
 // (check_attention_args, shared with sparse_prefill) and softmax_scale; then
 // check_sparse_decode_index, with validate (and no graph capture) the block index contents,

@@ -1,5 +1,5 @@
 // Argument checks of sparse_prefill, in two steps so that the CUDA wrapper can check what its
-// kernels alone need in between (csrc/cuda/sparse_attention.cpp): check_sparse_prefill_args,
+// kernels alone need in between (csrc/cuda/sparse_prefill.cpp): check_sparse_prefill_args,
 // q, k, v and the block index shapes (check_attention_args, shared with sparse_decode) and
 // softmax_scale; then check_sparse_prefill_index, with validate (and no graph capture) the
 // block index contents (validate_block_index). The CPU version always passes validate = true.

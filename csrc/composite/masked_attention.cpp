@@ -1,6 +1,6 @@
 // masked_attention_aten, no op of its own: block-sparse attention from ATen ops, on any device,
-// which csrc/cuda/sparse_attention.cpp runs for float32 inputs of sparse_prefill and
-// sparse_decode after their checks (the tensor-core kernels take fp16/bf16). It expands the
+// which the CUDA wrappers csrc/cuda/sparse_prefill.cpp and csrc/cuda/sparse_decode.cpp run for
+// float32 inputs after their checks (the tensor-core kernels take fp16/bf16). It expands the
 // block index into a token mask chunk by chunk of query blocks (each chunk's logits stay under
 // ~1 GiB) and runs an fp32 masked softmax. Exact, but it does the work of dense attention: a
 // correctness path. seq_lens (decode only) masks the keys at or past each sequence's length.

@@ -1,27 +1,28 @@
-// sparse_prefill and sparse_decode, CUDA host wrappers (one file: they share the params fill and
-// the row-alignment check): checks (csrc/checks/sparse_prefill.cpp,
-// csrc/checks/sparse_decode.cpp), params, launch (csrc/cuda/sparse_prefill*.cu,
-// sparse_decode.cu); float32 inputs take the ATen path (csrc/composite/masked_attention.cpp).
-#include <ATen/ATen.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
+// What the CUDA host wrappers of sparse_prefill and sparse_decode share
+// (csrc/cuda/sparse_prefill.cpp, csrc/cuda/sparse_decode.cpp): the params fill of
+// SparseAttentionParams (include/sketchwalk/params.h) and the row-alignment check of the
+// tensor-core kernels (csrc/cuda/sparse_prefill*.cu, sparse_decode.cu).
+#pragma once
 
-#include <algorithm>
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <utility>
 
 #include "checks.h"
 #include "cuda/host.h"
-#include "cuda/launch.h"
-#include "ops.h"
+#include "sketchwalk/params.h"
 
 namespace sketchwalk {
 
-namespace {
-
-SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
-                                            const at::Tensor& v, const at::Tensor& block_index,
-                                            const at::Tensor& num_selected, const at::Tensor& out,
-                                            const at::Tensor& lse, const AttentionShape& s,
-                                            std::optional<double> softmax_scale) {
+// Every field but seq_lens, which stays null (sparse_decode sets it).
+inline SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
+                                                   const at::Tensor& v, const at::Tensor& block_index,
+                                                   const at::Tensor& num_selected,
+                                                   const at::Tensor& out, const at::Tensor& lse,
+                                                   const AttentionShape& s,
+                                                   std::optional<double> softmax_scale) {
   SparseAttentionParams p{};
   p.q = q.data_ptr();
   p.k = k.data_ptr();
@@ -53,8 +54,8 @@ SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tenso
 
 // Runs between the two steps of the op's checks (checks.h), after the shapes are known and
 // before the block index is read.
-void check_rows_aligned(const char* op, const at::Tensor& q, const at::Tensor& k,
-                        const at::Tensor& v) {
+inline void check_rows_aligned(const char* op, const at::Tensor& q, const at::Tensor& k,
+                               const at::Tensor& v) {
   if (q.scalar_type() != at::kFloat) {  // the tensor-core kernels copy 16-byte chunks of rows
     for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{q, "q"}, {k, "k"}, {v, "v"}}) {
       const int64_t elems = 16 / static_cast<int64_t>(t.element_size());
@@ -64,65 +65,6 @@ void check_rows_aligned(const char* op, const at::Tensor& q, const at::Tensor& k
                    "multiples of 16 bytes on CUDA, got strides ", t.strides());
     }
   }
-}
-
-}  // namespace
-
-std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
-    const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate) {
-  constexpr const char* op = "sparse_prefill";
-  // softmax_scale first on CUDA (check_sparse_prefill_args checks it again, after the tensors).
-  check_softmax_scale(softmax_scale, op);
-  const c10::cuda::CUDAGuard guard(q.device());
-  check_cuda(q, op, "q");
-  const AttentionShape s =
-      check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
-  check_rows_aligned(op, q, k, v);
-  check_sparse_prefill_index(q, block_index, num_selected, s, validate);
-  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
-    return masked_attention_aten(q, k, v, block_index, num_selected, s,
-                                 softmax_scale_or_default(softmax_scale, s.head_dim), std::nullopt);
-  }
-  auto out = at::empty(q.sizes(), q.options());
-  auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
-  if (out.numel() == 0) return {out, lse};
-  const auto p = fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
-  check_launch(run_sparse_prefill(p, to_dtype(q.scalar_type()), c10::cuda::getCurrentCUDAStream()), op);
-  return {out, lse};
-}
-
-std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
-    const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-    const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
-  constexpr const char* op = "sparse_decode";
-  // softmax_scale first on CUDA (check_sparse_decode_args checks it again, after the tensors).
-  check_softmax_scale(softmax_scale, op);
-  const c10::cuda::CUDAGuard guard(q.device());
-  check_cuda(q, op, "q");
-  const AttentionShape s =
-      check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected, softmax_scale);
-  check_rows_aligned(op, q, k_cache, v_cache);
-  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, validate);
-  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
-    return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
-                                 softmax_scale_or_default(softmax_scale, s.head_dim), seq_lens);
-  }
-  auto out = at::empty(q.sizes(), q.options());
-  auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
-  if (out.numel() == 0) return {out, lse};
-  auto p =
-      fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
-  const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
-  p.seq_lens = lens.defined() ? lens.data_ptr<int>() : nullptr;
-  const size_t ws_floats = sparse_decode_workspace_floats(p);
-  auto workspace = at::empty({static_cast<int64_t>(std::max<size_t>(ws_floats, 1))},
-                             q.options().dtype(at::kFloat));
-  check_launch(run_sparse_decode(p, to_dtype(q.scalar_type()), workspace.data_ptr<float>(),
-                                 c10::cuda::getCurrentCUDAStream()),
-               op);
-  return {out, lse};
 }
 
 }  // namespace sketchwalk

@@ -1,10 +1,12 @@
 // Small helpers of the CUDA host wrappers (csrc/cuda/*.cpp): dtype mapping, tensor strides into
-// params fields, the device check and turning a launch's cudaError_t into an error naming the op.
+// params fields, the seq_lens pointer, the device check and turning a launch's cudaError_t into
+// an error naming the op.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <cuda_runtime.h>
 
+#include <optional>
 #include <type_traits>
 
 #include "checks.h"
@@ -30,6 +32,14 @@ void copy_strides(const at::Tensor& t, Fields&... fields) {
   static_assert((std::is_same_v<Fields, int64_t> && ...), "params strides are int64_t");
   int64_t dim = 0;
   ((fields = t.stride(dim++)), ...);
+}
+
+// The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
+// contiguous copy alive until the launch.
+inline const int* seq_lens_ptr(const std::optional<at::Tensor>& seq_lens, at::Tensor& holder) {
+  if (!seq_lens.has_value()) return nullptr;
+  holder = seq_lens->contiguous();
+  return holder.data_ptr<int>();
 }
 
 inline void check_launch(cudaError_t err, const char* op) {

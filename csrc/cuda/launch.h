@@ -1,5 +1,5 @@
 // Host entry points of the CUDA kernels: raw pointers + params structs + stream, no torch
-// (csrc/*.cpp fill the params from tensors and call these). Each returns the launch's
+// (csrc/cuda/*.cpp fill the params from tensors and call these). Each returns the launch's
 // cudaError_t; the caller turns a failure into a TORCH_CHECK naming the op.
 #pragma once
 

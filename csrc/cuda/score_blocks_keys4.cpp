@@ -1,14 +1,15 @@
-// CUDA host wrappers of the keys4 decode ops: check (csrc/checks/<op>.cpp), fill the params
-// of include/sketchwalk/params.h, launch on the current stream (csrc/cuda/keys4_*.cu). With
-// validate=false, or while a CUDA graph is captured, the lengths in seq_lens are trusted (no
-// device sync); every shape, dtype, device and alignment check still runs.
+// score_blocks_keys4, CUDA host wrapper: checks (csrc/checks/score_blocks_keys4.cpp), the
+// CUDA-only limits (fp16/bf16 q, head_dim 64 or 128, aligned code rows), params, launch
+// (csrc/cuda/keys4_score.cu). With validate=false, or while a CUDA graph is captured, the lengths
+// in seq_lens are trusted (no device sync); every shape, dtype, device and alignment check still
+// runs.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
-#include "cuda/launch.h"
 #include "cuda/host.h"
+#include "cuda/launch.h"
 #include "ops.h"
 #include "sketchwalk/block_index.h"
 
@@ -18,47 +19,7 @@ namespace {
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// The cache strides of QuantizeKeys4Params and ScoreKeys4Params (same field names).
-template <typename Params>
-void set_cache_strides(Params& p, const at::Tensor& codes, const at::Tensor& scales) {
-  p.codes_batch_stride = codes.stride(0);
-  p.codes_head_stride = codes.stride(1);
-  p.codes_token_stride = codes.stride(2);
-  p.scales_batch_stride = scales.stride(0);
-  p.scales_head_stride = scales.stride(1);
-}
-
-const int* seq_lens_ptr(const std::optional<at::Tensor>& seq_lens, at::Tensor& holder) {
-  if (!seq_lens.has_value()) return nullptr;
-  holder = seq_lens->contiguous();
-  return holder.data_ptr<int>();
-}
-
 }  // namespace
-
-void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
-                         const std::optional<at::Tensor>& seq_lens, bool validate) {
-  constexpr const char* op = "quantize_keys4_";
-  check_cuda(k, op, "k");
-  const Keys4CacheShape s = check_quantize_keys4_args(codes, scales, k, seq_lens, validate);
-  const c10::cuda::CUDAGuard guard(k.device());
-  at::Tensor lens;
-  QuantizeKeys4Params p{};
-  p.k = k.data_ptr();
-  p.codes = codes.data_ptr<uint8_t>();
-  p.scales = scales.data_ptr<float>();
-  p.seq_lens = seq_lens_ptr(seq_lens, lens);
-  p.k_batch_stride = k.stride(0);
-  p.k_head_stride = k.stride(1);
-  p.k_token_stride = k.stride(2);
-  set_cache_strides(p, codes, scales);
-  p.batch = static_cast<int>(s.batch);
-  p.num_kv_heads = static_cast<int>(s.num_kv_heads);
-  p.tokens = static_cast<int>(k.size(2));
-  p.head_dim = static_cast<int>(s.head_dim);
-  p.capacity = static_cast<int>(s.capacity);
-  check_launch(run_quantize_keys4(p, to_dtype(k.scalar_type()), c10::cuda::getCurrentCUDAStream()), op);
-}
 
 at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
                                    const at::Tensor& scales,
@@ -95,9 +56,9 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   p.scales = scales.data_ptr<float>();
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
   p.mass = mass.data_ptr<float>();
-  p.q_batch_stride = qc.stride(0);
-  p.q_head_stride = qc.stride(1);
-  set_cache_strides(p, codes, scales);
+  copy_strides(qc, p.q_batch_stride, p.q_head_stride);
+  copy_strides(codes, p.codes_batch_stride, p.codes_head_stride, p.codes_token_stride);
+  copy_strides(scales, p.scales_batch_stride, p.scales_head_stride);
   p.batch = static_cast<int>(s.batch);
   p.num_q_heads = static_cast<int>(num_q_heads);
   p.num_kv_heads = static_cast<int>(s.num_kv_heads);
@@ -111,39 +72,6 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
                                c10::cuda::getCurrentCUDAStream()),
                op);
   return mass;
-}
-
-std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
-    const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
-    double window_frac, double sink_frac, bool validate) {
-  constexpr const char* op = "select_blocks_keys4";
-  check_cuda(mass, op, "mass");
-  check_select_blocks_keys4_args(mass, seq_lens, keep_frac, window_frac, sink_frac, validate);
-  SW_CHECK_ARG(mass.size(0) <= 65535 && mass.size(1) <= 65535, op, "mass",
-               "must have batch and num_kv_heads <= 65535 on CUDA, got shape ", mass.sizes());
-  const c10::cuda::CUDAGuard guard(mass.device());
-  const int64_t batch = mass.size(0), heads = mass.size(1), width = mass.size(2);
-  auto block_index = at::empty({batch, heads, 1, width}, mass.options().dtype(at::kInt));
-  auto num_selected = at::empty({batch, heads, 1}, mass.options().dtype(at::kInt));
-  if (batch * heads == 0) return {block_index, num_selected};
-  if (width == 0) {
-    num_selected.zero_();
-    return {block_index, num_selected};
-  }
-  at::Tensor lens;
-  SelectKeys4Params p{};
-  p.mass = mass.data_ptr<float>();
-  p.seq_lens = seq_lens_ptr(seq_lens, lens);
-  p.block_index = block_index.data_ptr<int>();
-  p.num_selected = num_selected.data_ptr<int>();
-  p.batch = static_cast<int>(batch);
-  p.num_kv_heads = static_cast<int>(heads);
-  p.width = static_cast<int>(width);
-  p.keep_frac = keep_frac;
-  p.window_frac = window_frac;
-  p.sink_frac = sink_frac;
-  check_launch(run_select_blocks_keys4(p, c10::cuda::getCurrentCUDAStream()), op);
-  return {block_index, num_selected};
 }
 
 }  // namespace sketchwalk

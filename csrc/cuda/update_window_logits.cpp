@@ -1,6 +1,5 @@
-// update_window_logits_ and window_block_scores, CUDA host wrappers: checks
-// (csrc/checks/update_window_logits.cpp, csrc/checks/window_block_scores.cpp), params, launch
-// (csrc/cuda/window_logits.cu).
+// update_window_logits_, CUDA host wrapper: checks (csrc/checks/update_window_logits.cpp),
+// params, launch (csrc/cuda/window_logits.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -38,31 +37,6 @@ void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor
   p.refresh_last_column = slot >= 0;
   p.logit_scale = static_cast<float>(logit_scale);
   check_launch(run_update_window_logits(p, c10::cuda::getCurrentCUDAStream()), op);
-}
-
-at::Tensor window_block_scores_cuda(const at::Tensor& window_logits, int64_t window_fill,
-                                    int64_t num_blocks) {
-  constexpr const char* op = "window_block_scores";
-  check_cuda(window_logits, op, "window_logits");
-  check_window_block_scores_args(window_logits, window_fill, num_blocks);
-  SW_CHECK_ARG(window_logits.size(0) <= 65535, op, "window_logits",
-               "must have batch <= 65535 on CUDA, got ", window_logits.size(0));
-  const c10::cuda::CUDAGuard guard(window_logits.device());
-  const int64_t batch = window_logits.size(0), heads = window_logits.size(1);
-  auto r = at::empty({batch, num_blocks}, window_logits.options());
-  // Scratch: one logsumexp per (batch, head, slot).
-  auto row_offset = at::empty({batch * heads * window_fill}, window_logits.options());
-  WindowScoresParams p{};
-  p.logits = window_logits.data_ptr<float>();
-  p.row_offset = row_offset.data_ptr<float>();
-  p.r = r.data_ptr<float>();
-  copy_strides(window_logits, p.l_batch_stride, p.l_head_stride, p.l_row_stride);
-  p.batch = static_cast<int>(batch);
-  p.num_q_heads = static_cast<int>(heads);
-  p.window_fill = static_cast<int>(window_fill);
-  p.num_blocks = static_cast<int>(num_blocks);
-  check_launch(run_window_block_scores(p, c10::cuda::getCurrentCUDAStream()), op);
-  return r;
 }
 
 }  // namespace sketchwalk

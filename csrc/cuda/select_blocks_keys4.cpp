@@ -1,0 +1,48 @@
+// select_blocks_keys4, CUDA host wrapper: checks (csrc/checks/select_blocks_keys4.cpp), params,
+// launch (csrc/cuda/keys4_select.cu). With validate=false, or while a CUDA graph is captured, the
+// lengths in seq_lens are trusted (no device sync); every shape, dtype and device check still runs.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "checks.h"
+#include "cuda/host.h"
+#include "cuda/launch.h"
+#include "ops.h"
+
+namespace sketchwalk {
+
+std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
+    const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
+    double window_frac, double sink_frac, bool validate) {
+  constexpr const char* op = "select_blocks_keys4";
+  check_cuda(mass, op, "mass");
+  check_select_blocks_keys4_args(mass, seq_lens, keep_frac, window_frac, sink_frac, validate);
+  SW_CHECK_ARG(mass.size(0) <= 65535 && mass.size(1) <= 65535, op, "mass",
+               "must have batch and num_kv_heads <= 65535 on CUDA, got shape ", mass.sizes());
+  const c10::cuda::CUDAGuard guard(mass.device());
+  const int64_t batch = mass.size(0), heads = mass.size(1), width = mass.size(2);
+  auto block_index = at::empty({batch, heads, 1, width}, mass.options().dtype(at::kInt));
+  auto num_selected = at::empty({batch, heads, 1}, mass.options().dtype(at::kInt));
+  if (batch * heads == 0) return {block_index, num_selected};
+  if (width == 0) {
+    num_selected.zero_();
+    return {block_index, num_selected};
+  }
+  at::Tensor lens;
+  SelectKeys4Params p{};
+  p.mass = mass.data_ptr<float>();
+  p.seq_lens = seq_lens_ptr(seq_lens, lens);
+  p.block_index = block_index.data_ptr<int>();
+  p.num_selected = num_selected.data_ptr<int>();
+  p.batch = static_cast<int>(batch);
+  p.num_kv_heads = static_cast<int>(heads);
+  p.width = static_cast<int>(width);
+  p.keep_frac = keep_frac;
+  p.window_frac = window_frac;
+  p.sink_frac = sink_frac;
+  check_launch(run_select_blocks_keys4(p, c10::cuda::getCurrentCUDAStream()), op);
+  return {block_index, num_selected};
+}
+
+}  // namespace sketchwalk
