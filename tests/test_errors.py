@@ -1,10 +1,13 @@
 """Bad input raises RuntimeError/ValueError whose message names the offending argument."""
 
+import math
+
 import pytest
 import torch
 
 import reference as R
 from conftest import device_params
+from keys4_utils import empty_cache
 from utils import assert_raises_naming, ops
 
 
@@ -248,3 +251,64 @@ def test_window_logits_errors(device):
     assert_raises_naming(lambda: scores(lg, 8, 0), "num_blocks")
     assert_raises_naming(lambda: scores(lg.half(), 8, 5), "window_logits")
     assert_raises_naming(lambda: scores(lg[..., ::2], 8, 3), "window_logits")
+
+
+# ---------------------------------------------------------------------------------------
+# keys4 ops (quantize_keys4_, score_blocks_keys4, select_blocks_keys4): named errors, the
+# cache left as it was
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_keys4_errors(device):
+    o = ops()
+    dt = torch.bfloat16 if device == "cuda" else torch.float32
+    k = torch.randn(2, 2, 10, 64, device=device, dtype=dt)
+    codes, scales = empty_cache(2, 2, 20, 64, device)
+    before = codes.clone()
+    lens = torch.tensor([10, 12], dtype=torch.int32, device=device)
+    # quantize_keys4_
+    assert_raises_naming(lambda: o.quantize_keys4_(codes.int(), scales, k), "codes")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes[..., :16], scales, k), "k", "codes")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales[:, :, :5], k), "scales")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, k.double()), "k")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, k[:1]), "k")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, k, lens.long()), "seq_lens")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, k, lens[:1]), "seq_lens")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, k, lens + 20), "seq_lens")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, k, lens - 5), "seq_lens")
+    big = torch.randn(2, 2, 21, 64, device=device, dtype=dt)
+    assert_raises_naming(lambda: o.quantize_keys4_(codes, scales, big), "k")
+    assert_raises_naming(lambda: o.quantize_keys4_(codes.to("meta"), scales, k), "codes")
+    assert torch.equal(codes, before), "a failed call wrote codes"
+    assert torch.isnan(scales).all(), "a failed call wrote scales"
+    # score_blocks_keys4
+    q = torch.randn(2, 4, 1, 64, device=device, dtype=dt)
+    assert_raises_naming(lambda: o.score_blocks_keys4(q[:, :3], codes, scales), "codes", "q")
+    assert_raises_naming(lambda: o.score_blocks_keys4(q.expand(2, 4, 2, 64), codes, scales), "q")
+    assert_raises_naming(lambda: o.score_blocks_keys4(q[..., :32], codes, scales), "q")
+    assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, lens * 0), "seq_lens")
+    assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, None, math.inf),
+                         "softmax_scale")
+    # select_blocks_keys4
+    mass = torch.rand(2, 2, 5, device=device)
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass.double(), lens, 0.1, 0.1, 0.1), "mass")
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens, 1.5, 0.1, 0.1), "keep_frac")
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens, math.nan, 0.1, 0.1), "keep_frac")
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens, 0.1, -0.1, 0.1), "window_frac")
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens, 0.1, 0.1, 2.0), "sink_frac")
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens + 400, 0.1, 0.1, 0.1), "seq_lens")
+    assert_raises_naming(lambda: o.select_blocks_keys4(mass.transpose(0, 1), lens, 0.1, 0.1, 0.1),
+                         "mass")
+
+
+@pytest.mark.gpu
+def test_keys4_cuda_only_errors():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    o = ops()
+    codes, scales = empty_cache(1, 2, 20, 96, "cuda")
+    q = torch.randn(1, 4, 1, 96, device="cuda", dtype=torch.bfloat16)
+    assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales), "q", "head_dim")
+    codes, scales = empty_cache(1, 2, 20, 64, "cuda")
+    assert_raises_naming(lambda: o.score_blocks_keys4(q[..., :64].float(), codes, scales), "q")
+    assert_raises_naming(lambda: o.score_blocks_keys4(q[..., :64], codes.cpu(), scales), "codes")

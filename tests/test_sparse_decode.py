@@ -6,7 +6,8 @@ import torch
 import reference as R
 from conftest import device_params, strided_copy
 from tolerances import assert_lse_close, assert_within_torch_error
-from utils import ATTN_DTYPES, GQA, SEQ_LENS, ops, random_qkv, torch_masked_baseline
+from utils import (ATTN_DTYPES, GQA, SEQ_LENS, assert_raises_naming, ops, random_qkv,
+                   torch_masked_baseline)
 
 B = 64
 
@@ -79,3 +80,47 @@ def test_sparse_decode_single_block_selected(device):
     idx[..., 0] = torch.tensor([0, 5, 17, 31], dtype=torch.int32, device=device)[None, :, None]
     cnt = torch.ones(1, 4, 1, dtype=torch.int32, device=device)
     check_decode(q, k, v, idx, cnt, msg="single block per kv head")
+
+
+# ---------------------------------------------------------------------------------------
+# sparse_decode over a fixed-capacity cache (seq_lens)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_sparse_decode_seq_lens(device, dtype, head_dim):
+    if device == "cpu" and dtype != torch.float32:
+        dtype = torch.float32
+    cap, lens = 700, [1, 64, 65, 700, 333]
+    batch = len(lens)
+    k = torch.randn(batch, 2, cap, head_dim, device=device).to(dtype)
+    v = torch.randn(batch, 2, cap, head_dim, device=device).to(dtype)
+    for b, n in enumerate(lens):  # past each length: NaN, which would show if read
+        k[b, :, n:] = float("nan")
+        v[b, :, n:] = float("nan")
+    q = torch.randn(batch, 8, 1, head_dim, device=device).to(dtype)
+    width = R.ceil_div(cap, B)
+    keep = torch.rand(batch, 2, 1, width, device=device) < 0.5
+    for b, n in enumerate(lens):
+        nb = R.ceil_div(n, B)
+        keep[b, ..., nb:] = False
+        keep[b, ..., nb - 1] = True
+    idx, cnt = R.mask_to_block_index(keep)
+    seq_lens = torch.tensor(lens, dtype=torch.int32, device=device)
+    out, lse = ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens)
+    for b, n in enumerate(lens):
+        ref_out, ref_lse = R.sparse_attention(q[b:b + 1], k[b:b + 1, :, :n], v[b:b + 1, :, :n],
+                                              idx[b:b + 1], cnt[b:b + 1])
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(out[b:b + 1].double(), ref_out, atol=tol, rtol=tol)
+        torch.testing.assert_close(lse[b:b + 1].double(), ref_lse, atol=1e-3, rtol=1e-4)
+    # An index entry at or past a sequence's length is refused.
+    bad = idx.clone()
+    bad[0, 0, 0, 0] = 3
+    bad_cnt = cnt.clone()
+    bad_cnt[0, 0, 0] = 1
+    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, bad, bad_cnt, None, True, seq_lens),
+                         "block_index")
+    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens + 1000),
+                         "seq_lens")
