@@ -9,10 +9,11 @@
 // (out, lse) in the fp32 workspace, which sparse_decode_combine_kernel (sparse_decode.cuh)
 // merges across splits.
 //
-// Why: the CUDA-core kernel (sparse_decode.cuh) spends ~4000 warp instructions per 64-key
-// block at group 4 (a dot product and a 4-shuffle reduction per key and head); this one ~800
-// (32 mma, 16 ldmatrix, the softmax and the O rescale per warp), so it can stay bound by the
-// K/V bytes. P enters P V in the input's 16-bit type, as in the prefill (FlashAttention-2).
+// Why tensor cores for a single query: a CUDA-core decode (a dot product and a 4-shuffle
+// reduction per key and head, the project's kernel until 3115823) spends ~4000 warp
+// instructions per 64-key block at group 4 and was issue-bound at ~2.1 TB/s on an H200; this
+// one spends ~800 (per warp: 32 mma, 16 ldmatrix, the softmax and the O rescale) and reaches
+// ~3.3 TB/s. P enters P V in the input's 16-bit type, as in the prefill (FlashAttention-2).
 #pragma once
 
 #include <cuda_runtime.h>
