@@ -86,7 +86,7 @@ class Method:
     name: str
     kind: str  # "dense" | "sketchwalk" | "oracle"
     knobs: dict
-    group: str  # "sweep" (quality vs density) or "ablation"
+    group: str  # "sweep" (quality vs density), "decode", "ablation" or "kv_group"
     sparse_decode: bool = True  # False: sparse prefill, dense decode steps
 
 
@@ -104,6 +104,13 @@ def methods(args) -> list[Method]:
         Method("sketchwalk ~10% (walk, degree 3)", "sketchwalk", d10, "ablation"),
         Method("no walk (degree 0) ~10%", "sketchwalk", {**d10, "degree": 0}, "ablation"),
         Method("oracle block ranking ~10%", "oracle", d10, "ablation"),
+        # One selection per KV group (docs/spec.md section 8) against the layer-wide rule and the
+        # oracle ranking at the same knobs.
+        Method("sketchwalk ~20%, per KV group", "sketchwalk", {**d20, "prefill_selection": "kv_group"},
+               "kv_group"),
+        Method("sketchwalk (paper defaults), per KV group", "sketchwalk",
+               {"prefill_selection": "kv_group"}, "kv_group"),
+        Method("oracle block ranking ~20%", "oracle", d20, "kv_group"),
     ]
     if args.methods:  # ';'-separated: an exact method name, else a substring of names
         names = {m.name for m in out}
