@@ -132,8 +132,9 @@ def index_valid(idx, cnt, tq, tks, b=64):
        per_group=st.booleans(), seed=st.integers(0, 10**6),
        corrupt=st.sampled_from(["none", "high", "negative", "duplicate", "swap", "count_high",
                                 "count_negative", "huge", "padding", "seq_len_zero", "seq_len_high"]),
-       use_seq_lens=st.booleans())
-def run(decode, tq, extra, per_group, seed, corrupt, use_seq_lens):
+       use_seq_lens=st.booleans(),
+       layout=st.sampled_from(["contiguous", "token_major", "wide_pad8", "wide_pad4", "offset"]))
+def run(decode, tq, extra, per_group, seed, corrupt, use_seq_lens, layout):
     g = torch.Generator().manual_seed(seed)
     dt = torch.bfloat16 if DEVICE == "cuda" else torch.float32
     tq = 1 if decode else tq
@@ -182,11 +183,33 @@ def run(decode, tq, extra, per_group, seed, corrupt, use_seq_lens):
     lens_ok = seq_lens is None or all(1 <= int(x) <= tk for x in seq_lens)
     valid = lens_ok and index_valid(idx, cnt, tq, tks)
     dev = lambda t: None if t is None else t.to(DEVICE)
+
+    # The same values in another memory layout, made on the device (the last dim stays
+    # contiguous). On CUDA the 16-bit kernels need 16-byte aligned rows (docs/ops.md): a token
+    # stride of d + 4 elements or a start 2 bytes in must be refused by name.
+    def lay(t):
+        t = dev(t)
+        if layout == "token_major":
+            return t.transpose(1, 2).contiguous().transpose(1, 2)
+        if layout in ("wide_pad8", "wide_pad4"):
+            pad = 8 if layout == "wide_pad8" else 4
+            wide = torch.zeros(*t.shape[:-1], t.shape[-1] + pad, dtype=t.dtype, device=t.device)
+            wide[..., :t.shape[-1]] = t
+            return wide[..., :t.shape[-1]]
+        if layout == "offset":
+            flat = torch.zeros(t.numel() + 1, dtype=t.dtype, device=t.device)
+            view = flat[1:].view(t.shape)
+            view.copy_(t)
+            return view
+        return t
+
+    aligned = layout in ("contiguous", "token_major", "wide_pad8") or DEVICE != "cuda"
+    valid = valid and aligned
     if decode:
-        call = lambda: ops.sparse_decode(dev(q), dev(k), dev(v), dev(idx), dev(cnt),
+        call = lambda: ops.sparse_decode(dev(q), lay(k), lay(v), dev(idx), dev(cnt),
                                          seq_lens=dev(seq_lens))
     else:
-        call = lambda: ops.sparse_prefill(dev(q), dev(k), dev(v), dev(idx), dev(cnt))
+        call = lambda: ops.sparse_prefill(dev(q), lay(k), lay(v), dev(idx), dev(cnt))
     out, err = named_error(call)
     assert (out is not None) == valid, f"valid={valid} corrupt={corrupt} error={err}"
     if out is not None:
