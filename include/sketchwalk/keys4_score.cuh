@@ -92,7 +92,6 @@ struct Keys4Tile {
   static constexpr int kKSteps = kHeadDim / 16;
   static constexpr int kWords = kHeadDim / 32;  // 32-bit code words per thread per token row
   static constexpr int kDimsPerThread = kHeadDim / 4;
-  static constexpr int kChunkBytes = kHeadDim / 8;  // one thread's piece of a token row
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim 64 or 128");
 };
 
@@ -132,7 +131,7 @@ SW_HOST_DEVICE int keys4_score_splits(int batch, int num_kv_heads, int num_block
 /// (token r + 8i copied by the lane with c == i % 4) cross lanes.
 template <int kHeadDim>
 struct Keys4Stage {
-  static constexpr int kChunkBytes = kHeadDim / 8;
+  static constexpr int kChunkBytes = kHeadDim / 8;  // one thread's piece of a token row
   static constexpr int kCodeBytes = kIndexBlockSize * kHeadDim / 2;
   static constexpr int kBytes = kCodeBytes + kIndexBlockSize * static_cast<int>(sizeof(float));
   static_assert(kIndexBlockSize == 64, "8 chunks per thread: 64 tokens x 4 pieces / 32 lanes");

@@ -87,12 +87,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   auto load_block = [&](int e, int stage) {
     const int64_t key0 = static_cast<int64_t>(row_index[sel_begin + e]) * kBlockN;
     const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), num_keys - key0));
-    detail::load_tile_async<Traits, kBlockN>(k_smem + stage * Traits::kTileElems,
-                                             k_base + key0 * params.k_token_stride,
-                                             params.k_token_stride, valid, tid);
-    detail::load_tile_async<Traits, kBlockN>(v_smem + stage * Traits::kTileElems,
-                                             v_base + key0 * params.v_token_stride,
-                                             params.v_token_stride, valid, tid);
+    detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kTileElems,
+                                        v_smem + stage * Traits::kTileElems, k_base, v_base,
+                                        params.k_token_stride, params.v_token_stride, key0, valid,
+                                        tid);
   };
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {

@@ -49,6 +49,18 @@ SW_DEVICE void load_tile_async(typename Traits::Element* smem,
   }
 }
 
+/// \brief Async copy of the K and V rows [key0, key0 + Traits::kBlockN) (from per-head bases
+/// k_base / v_base) into the swizzled tiles k_tile / v_tile; rows at or past `valid` are
+/// zero-filled, never read.
+template <typename Traits>
+SW_DEVICE void load_kv_block_async(typename Traits::Element* k_tile, typename Traits::Element* v_tile,
+                                   const typename Traits::Element* k_base,
+                                   const typename Traits::Element* v_base, int64_t k_stride,
+                                   int64_t v_stride, int64_t key0, int valid, int tid) {
+  load_tile_async<Traits, Traits::kBlockN>(k_tile, k_base + key0 * k_stride, k_stride, valid, tid);
+  load_tile_async<Traits, Traits::kBlockN>(v_tile, v_base + key0 * v_stride, v_stride, valid, tid);
+}
+
 }  // namespace detail
 
 /// \brief One CTA: query block blockIdx.x (reversed: heavy causal rows start first),
@@ -106,12 +118,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   auto load_kv = [&](int stage, int key_block) {
     const int64_t key0 = static_cast<int64_t>(key_block) * kBlockN;
     const int valid = min(kBlockN, static_cast<int>(params.num_keys - key0));
-    detail::load_tile_async<Traits, kBlockN>(k_smem + stage * Traits::kKVTileElems,
-                                             k_base + key0 * params.k_token_stride,
-                                             params.k_token_stride, valid, tid);
-    detail::load_tile_async<Traits, kBlockN>(v_smem + stage * Traits::kKVTileElems,
-                                             v_base + key0 * params.v_token_stride,
-                                             params.v_token_stride, valid, tid);
+    detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kKVTileElems,
+                                        v_smem + stage * Traits::kKVTileElems, k_base, v_base,
+                                        params.k_token_stride, params.v_token_stride, key0, valid,
+                                        tid);
   };
   // Prologue: tiles 0 .. kStages-2 in flight (group 0 also carries Q).
 #pragma unroll

@@ -49,6 +49,19 @@ SW_DEVICE double lerp_like_torch(double a, double b, double w) {
 
 }  // namespace thread
 
+namespace warp {
+/// \brief Inclusive prefix sum over the 32 lanes of a warp: lane i gets v_0 + ... + v_i.
+template <typename T>
+SW_DEVICE T inclusive_sum(T v, int lane) {
+#pragma unroll
+  for (int off = 1; off < 32; off *= 2) {
+    const T up = __shfl_up_sync(0xffffffffu, v, off);
+    if (lane >= off) v += up;
+  }
+  return v;
+}
+}  // namespace warp
+
 namespace group {
 
 /// \brief The threads that select one row: one warp (kWarps == 1; several rows per CTA) or
@@ -167,12 +180,7 @@ SW_DEVICE uint32_t radix_select_kth_key(const SharedKeys& key_at, int n, int k,
       uint32_t c[8], total = 0u;
 #pragma unroll
       for (int b = 0; b < 8; ++b) total += (c[b] = hist[8 * lane + b]);
-      uint32_t inclusive = total;
-#pragma unroll
-      for (int off = 1; off < 32; off *= 2) {
-        const uint32_t up = __shfl_up_sync(0xffffffffu, inclusive, off);
-        if (lane >= off) inclusive += up;
-      }
+      const uint32_t inclusive = warp::inclusive_sum(total, lane);
       uint32_t below = inclusive - total;
       const uint32_t r = static_cast<uint32_t>(rank);
       if (below <= r && r < inclusive) {  // exactly one lane: 0 <= rank < #matching keys
@@ -343,12 +351,7 @@ SW_DEVICE int compact_ascending(int n, int width, Keep keep, int* __restrict__ o
       if (j < n && keep(j)) bits |= 1u << i;
     }
     const int mine = __popc(bits);
-    int inclusive = mine;
-#pragma unroll
-    for (int off = 1; off < 32; off *= 2) {
-      const int up = __shfl_up_sync(0xffffffffu, inclusive, off);
-      if (lane >= off) inclusive += up;
-    }
+    const int inclusive = warp::inclusive_sum(mine, lane);
     int offset = inclusive - mine;
     int total = __shfl_sync(0xffffffffu, inclusive, 31);
     if constexpr (kWarps > 1) {
