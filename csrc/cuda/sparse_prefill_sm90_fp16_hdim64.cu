@@ -1,0 +1,8 @@
+// sparse_prefill sm90 instantiation: fp16, head_dim 64 (one TU per dtype x head_dim so the
+// build parallelizes; dispatch lives in sparse_prefill.cu).
+#include "sketchwalk/sparse_prefill_sm90.cuh"
+
+namespace sketchwalk {
+template cudaError_t launch_sparse_prefill_sm90<__half, 64>(const SparseAttentionParams&,
+                                                          const PrefillTensorMaps&, cudaStream_t);
+}  // namespace sketchwalk
