@@ -130,6 +130,14 @@ SW_DEVICE void fence_operands(float (&d)[kN]) {
   for (int i = 0; i < kN; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+template <int kN, int kM>
+SW_DEVICE void fence_operands(uint32_t (&r)[kN][kM]) {
+#pragma unroll
+  for (int i = 0; i < kN; ++i)
+#pragma unroll
+    for (int j = 0; j < kM; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
 /// \brief Orders this warpgroup's register accesses before the next wgmma reads them.
 SW_DEVICE void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 SW_DEVICE void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }

@@ -34,7 +34,7 @@ namespace sketchwalk {
 
 /// \brief Tiles of the sm90 prefill. Shared memory (all tiles 128-byte swizzled, layout in
 /// ptx_sm90.cuh): Q [2 heads][halves][64 rows][64], K and V [kStages][halves][128 keys][64].
-/// At head_dim 128: Q 32 KiB + 2 stages x (K 32 KiB + V 32 KiB) = 160 KiB, one CTA per SM.
+/// At head_dim 128: Q 32 KiB + 3 stages x (K 32 KiB + V 32 KiB) = 224 KiB, one CTA per SM.
 template <int kHeadDim_, typename Element_>
 struct SparsePrefillSm90Traits {
   using Element = Element_;
@@ -46,7 +46,7 @@ struct SparsePrefillSm90Traits {
   static constexpr int kHeadsPerCta = 2;      // one per consumer warpgroup
   static constexpr int kNumThreads = 3 * 128;  // producer + 2 consumer warpgroups
   static constexpr int kConsumerWarps = 8;
-  static constexpr int kStages = kHeadDim == 128 ? 2 : 3;
+  static constexpr int kStages = 3;
   static constexpr int kHalves = kHeadDim / 64;  // 64-element (128-byte) column halves
   static constexpr int kRowBytes = 128;
   static constexpr int kQHalfBytes = kBlockQ * kRowBytes;                 // 8 KiB
@@ -62,6 +62,7 @@ struct SparsePrefillSm90Traits {
   static constexpr size_t kSmemBytes = kBarrierOffset + 8 * kNumBarriers + kAlign;
   static constexpr int kSAccum = kStageKeys / 2;  // f32 accumulators of S per thread
   static constexpr int kOAccum = kHeadDim / 2;    // f32 accumulators of O per thread
+  static constexpr int kPRegs = kStageKeys / 16;  // k16 steps of P V (4 registers of P each)
   static constexpr int kProducerRegs = 24;
   static constexpr int kConsumerRegs = 240;  // 2 x 128 x 240 + 128 x 24 <= 64K registers
 
@@ -74,6 +75,101 @@ struct SparsePrefillSm90Traits {
 /// (64, 64, 1, 1), 128-byte swizzle; built by make_prefill_tensor_maps (sparse_prefill_sm90.cu).
 struct PrefillTensorMaps {
   CUtensorMap q, k, v;
+};
+
+template <int kValue>
+struct IntConst {
+  static constexpr int value = kValue;
+};
+
+/// \brief Issues S = Q K^T of one stage (wgmma SS, K-major Q and K, 128-byte swizzle) and
+/// commits it as one wgmma group; the caller waits.
+template <typename Traits>
+SW_DEVICE void prefill_sm90_issue_qk(float (&sacc)[Traits::kSAccum], uint64_t q_desc,
+                                     uint64_t k_desc) {
+  sm90::fence_operands(sacc);
+  sm90::wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
+    // k16 step kk: 32 bytes into a 128-byte row of half kk / 4 (descriptor addresses count 16 B).
+    const uint64_t da = q_desc + (((kk / 4) * Traits::kQHalfBytes + (kk % 4) * 32) >> 4);
+    const uint64_t db = k_desc + (((kk / 4) * Traits::kKVHalfBytes + (kk % 4) * 32) >> 4);
+    sm90::Wgmma<Traits::kStageKeys, typename Traits::Element>::template ss<0>(sacc, da, db, kk > 0);
+  }
+  sm90::wgmma_commit();
+}
+
+/// \brief Issues O += P V of one stage (wgmma RS: P from registers, V MN-major) as one group.
+template <typename Traits>
+SW_DEVICE void prefill_sm90_issue_pv(float (&o)[Traits::kOAccum],
+                                     const uint32_t (&p)[Traits::kPRegs][4], uint64_t v_desc) {
+  sm90::wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < Traits::kPRegs; ++kk) {
+    const uint64_t dv = v_desc + ((kk * 16 * Traits::kRowBytes) >> 4);  // keys 16kk ..
+    sm90::Wgmma<Traits::kHeadDim, typename Traits::Element>::template rs<1>(o, p[kk], dv, 1);
+  }
+  sm90::wgmma_commit();
+}
+
+/// \brief One consumer thread's online softmax over its two rows (g and g + 8 of its warp's 16)
+/// in the log2 domain: the causal mask where a key can follow a query, the running max and
+/// sum, P packed as the register A operand of P V, and the correction O must take.
+template <typename Traits>
+struct PrefillSm90Softmax {
+  float row_max[2] = {-INFINITY, -INFINITY};  // raw (unscaled) scores
+  float row_sum[2] = {0.f, 0.f};              // this thread's partial; quad-reduced at the end
+  float scale_log2;
+  int first_query_pos;  // key position of the CTA's first query
+  int row_pos0;         // key position of this thread's first row
+  int c;                // lane % 4
+
+  /// b0, b1: the stage's key blocks (keys [0, 64) and [64, 128) of S); b1 = -1: none.
+  SW_DEVICE void step(float (&sacc)[Traits::kSAccum], uint32_t (&p)[Traits::kPRegs][4],
+                      float (&correction)[2], int b0, int b1) {
+    constexpr int kBlockN = Traits::kBlockN;
+    // b1 >= b0, so the stage needs the mask iff its last key can follow the first query.
+    const int64_t last_block = b1 < 0 ? b0 : b1;
+    if (b1 < 0 || last_block * kBlockN + kBlockN - 1 > first_query_pos) {
+#pragma unroll
+      for (int i = 0; i < Traits::kSAccum; ++i) {
+        const int col = 8 * (i / 4) + 2 * c + (i % 2);
+        const int row_pos = row_pos0 + 8 * ((i / 2) % 2);
+        const bool second = col >= kBlockN;
+        const int key = (second ? b1 : b0) * kBlockN + (col % kBlockN);
+        if ((second && b1 < 0) || key > row_pos) sacc[i] = -INFINITY;
+      }
+    }
+    float m_scaled[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = row_max[r];
+#pragma unroll
+      for (int j = 0; j < Traits::kSAccum / 4; ++j)
+        mx = fmaxf(mx, fmaxf(sacc[4 * j + 2 * r], sacc[4 * j + 2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      m_scaled[r] = max_or_zero(mx) * scale_log2;
+      correction[r] = sm80::exp2_approx(row_max[r] * scale_log2 - m_scaled[r]);
+      row_max[r] = mx;
+    }
+    // Exponentiate and pack at once, so each S register dies as its P half is born. Accumulator
+    // n8 chunk j (row g + 8r, keys 8j + 2c, +1) -> A fragment of k-step j / 2, register
+    // 2 (j % 2) + r (mma_sm80.cuh's A layout).
+    float sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < Traits::kSAccum / 4; ++j) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float p0 = sm80::exp2_approx(fmaf(sacc[4 * j + 2 * r], scale_log2, -m_scaled[r]));
+        const float p1 = sm80::exp2_approx(fmaf(sacc[4 * j + 2 * r + 1], scale_log2, -m_scaled[r]));
+        sum[r] += p0 + p1;
+        p[j / 2][2 * (j % 2) + r] = sm80::pack2<typename Traits::Element>(p0, p1);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) row_sum[r] = row_sum[r] * correction[r] + sum[r];
+  }
 };
 
 template <typename Traits>
@@ -165,6 +261,9 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   }
 
   // ---- consumers ----
+  // Step j overlaps the softmax of S_{j+1} with O += P_j V_j on the tensor cores: issue
+  // S_{j+1} = Q K_{j+1}^T, issue O += P_j V_j, wait for S_{j+1}, softmax it into P_{j+1}, wait
+  // for P_j V_j, hand stage j back, rescale O by the correction of step j + 1.
   sm90::setmaxnreg_inc<Traits::kConsumerRegs>();
   const int consumer = warpgroup - 1;  // head q_head0 + consumer
   const int ctid = threadIdx.x - 128 * warpgroup;
@@ -172,113 +271,97 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   const int lane = ctid % 32;
   const int g = lane / 4;
   const int c = lane % 4;
-  const float scale_log2 = params.softmax_scale * kLog2e;
-  const int first_query_pos = query_position(q_start, params.num_queries, params.num_keys);
-  const int row_pos0 = first_query_pos + 16 * cwarp + g;  // key position of this thread's row 0
+  PrefillSm90Softmax<Traits> softmax;
+  softmax.scale_log2 = params.softmax_scale * kLog2e;
+  softmax.first_query_pos = query_position(q_start, params.num_queries, params.num_keys);
+  softmax.row_pos0 = softmax.first_query_pos + 16 * cwarp + g;
+  softmax.c = c;
 
   unsigned char* q_tile = smem + consumer * Traits::kQHeadBytes;
-  const uint32_t q_addr = sm90::smem_u32(q_tile);
-  const uint32_t k_addr0 = sm90::smem_u32(smem + Traits::kKOffset);
-  const uint32_t v_addr0 = sm90::smem_u32(smem + Traits::kVOffset);
+  // Descriptors of stage 0 (layouts in ptx_sm90.cuh); a stage or k-step adds its byte offset / 16
+  // to the address field (shared addresses stay below 2^18, so the add never carries out).
+  const uint64_t q_desc = sm90::smem_desc_sw128(sm90::smem_u32(q_tile), 16, 1024);
+  const uint64_t k_desc0 = sm90::smem_desc_sw128(sm90::smem_u32(smem + Traits::kKOffset), 16, 1024);
+  const uint64_t v_desc0 =
+      sm90::smem_desc_sw128(sm90::smem_u32(smem + Traits::kVOffset), Traits::kKVHalfBytes, 1024);
+  auto stage_blocks = [&](int step, int& b0, int& b1) {
+    b0 = row_index[2 * step];
+    const bool has_b1 = 2 * step + 1 < num_sel;
+    b1 = has_b1 ? row_index[2 * step + 1] : -1;  // -1: the repeated tail block, masked
+  };
 
   float o[Traits::kOAccum];
 #pragma unroll
   for (int i = 0; i < Traits::kOAccum; ++i) o[i] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};  // raw (unscaled) scores
-  float row_sum[2] = {0.f, 0.f};              // this thread's partial; quad-reduced at the end
+  // P_j lives in p[j % 2]: P_{j+1} is written while the P_j V_j wgmma still reads P_j, and a
+  // register copy between them would sit inside a wgmma pipeline stage (ptxas serializes it).
+  uint32_t p[2][Traits::kPRegs][4];
+  float correction[2];
 
   sm90::mbarrier_wait(q_full, 0);
-  for (int step = 0; step < num_steps; ++step) {
-    const int s = step % kStages;
-    const uint32_t phase = (step / kStages) & 1;
-    const int b0 = row_index[2 * step];
-    const bool has_b1 = 2 * step + 1 < num_sel;
-    const int b1 = has_b1 ? row_index[2 * step + 1] : b0;
-
-    // S = Q K^T over the stage's 128 keys (keys [0, 64) block b0, [64, 128) block b1).
+  if (num_steps > 0) {
     float sacc[Traits::kSAccum];
-    sm90::mbarrier_wait(&k_full[s], phase);
-    sm90::wgmma_fence();
-    const uint32_t k_addr = k_addr0 + s * Traits::kKVStageBytes;
-#pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-      const uint32_t off = (kk % 4) * 32;  // k16 step inside a 128-byte row
-      const uint64_t da = sm90::smem_desc_sw128(q_addr + (kk / 4) * Traits::kQHalfBytes + off, 16, 1024);
-      const uint64_t db = sm90::smem_desc_sw128(k_addr + (kk / 4) * Traits::kKVHalfBytes + off, 16, 1024);
-      sm90::Wgmma<Traits::kStageKeys, Element>::template ss<0>(sacc, da, db, kk > 0);
-    }
-    sm90::wgmma_commit();
+    int b0, b1;
+    stage_blocks(0, b0, b1);
+    sm90::mbarrier_wait(&k_full[0], 0);
+    prefill_sm90_issue_qk<Traits>(sacc, q_desc, k_desc0);
     sm90::wgmma_wait<0>();
     sm90::fence_operands(sacc);
-
-    // Causal mask (and the repeated tail block) only where needed: b1 >= b0, so the stage
-    // needs it iff its last key can follow the block's first query.
-    if (!has_b1 || static_cast<int64_t>(b1) * kBlockN + kBlockN - 1 > first_query_pos) {
-#pragma unroll
-      for (int i = 0; i < Traits::kSAccum; ++i) {
-        const int col = 8 * (i / 4) + 2 * c + (i % 2);
-        const int row_pos = row_pos0 + 8 * ((i / 2) % 2);
-        const bool second = col >= kBlockN;
-        const int key = (second ? b1 : b0) * kBlockN + (col % kBlockN);
-        if ((second && !has_b1) || key > row_pos) sacc[i] = -INFINITY;
-      }
-    }
-
-    // Online softmax: rows g (r = 0) and g + 8 (r = 1); the 4 lanes of a quad share a row.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = row_max[r];
-#pragma unroll
-      for (int j = 0; j < Traits::kSAccum / 4; ++j)
-        mx = fmaxf(mx, fmaxf(sacc[4 * j + 2 * r], sacc[4 * j + 2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_scaled = max_or_zero(mx) * scale_log2;
-      const float correction = sm80::exp2_approx(row_max[r] * scale_log2 - m_scaled);
-      row_max[r] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int j = 0; j < Traits::kSAccum / 4; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float p = sm80::exp2_approx(fmaf(sacc[4 * j + 2 * r + e], scale_log2, -m_scaled));
-          sacc[4 * j + 2 * r + e] = p;
-          sum += p;
-        }
-      }
-      row_sum[r] = row_sum[r] * correction + sum;
-#pragma unroll
-      for (int j = 0; j < Traits::kOAccum / 4; ++j) {
-        o[4 * j + 2 * r] *= correction;
-        o[4 * j + 2 * r + 1] *= correction;
-      }
-    }
-
-    // O += P V: P (this thread's S fragment, packed) as the register A operand, V MN-major.
-    uint32_t pa[Traits::kStageKeys / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < Traits::kStageKeys / 16; ++kk) {
-      pa[kk][0] = sm80::pack2<Element>(sacc[8 * kk + 0], sacc[8 * kk + 1]);
-      pa[kk][1] = sm80::pack2<Element>(sacc[8 * kk + 2], sacc[8 * kk + 3]);
-      pa[kk][2] = sm80::pack2<Element>(sacc[8 * kk + 4], sacc[8 * kk + 5]);
-      pa[kk][3] = sm80::pack2<Element>(sacc[8 * kk + 6], sacc[8 * kk + 7]);
-    }
-    sm90::mbarrier_wait(&v_full[s], phase);
-    sm90::fence_operands(o);
-    sm90::wgmma_fence();
-    const uint32_t v_addr = v_addr0 + s * Traits::kKVStageBytes;
-#pragma unroll
-    for (int kk = 0; kk < Traits::kStageKeys / 16; ++kk) {
-      const uint64_t dv =
-          sm90::smem_desc_sw128(v_addr + kk * 16 * Traits::kRowBytes, Traits::kKVHalfBytes, 1024);
-      sm90::Wgmma<kHeadDim, Element>::template rs<1>(o, pa[kk], dv, 1);
-    }
-    sm90::wgmma_commit();
+    softmax.step(sacc, p[0], correction, b0, b1);  // O is 0: no correction to apply
+  }
+  // Step j < num_steps - 1, P_j in p[kCur].
+  auto middle_step = [&](int step, auto cur_tag) {
+    constexpr int kCur = decltype(cur_tag)::value;
+    const int s = step % kStages;
+    const int s_next = (step + 1) % kStages;
+    float sacc[Traits::kSAccum];
+    sm90::mbarrier_wait(&k_full[s_next], ((step + 1) / kStages) & 1);
+    prefill_sm90_issue_qk<Traits>(sacc, q_desc, k_desc0 + s_next * (Traits::kKVStageBytes >> 4));
+    sm90::mbarrier_wait(&v_full[s], (step / kStages) & 1);
+    prefill_sm90_issue_pv<Traits>(o, p[kCur], v_desc0 + s * (Traits::kKVStageBytes >> 4));
+    int b0, b1;
+    stage_blocks(step + 1, b0, b1);
+    sm90::wgmma_wait<1>();  // S_{j+1} is done; P_j V_j may still run
+    sm90::fence_operands(sacc);
+    softmax.step(sacc, p[kCur ^ 1], correction, b0, b1);
     sm90::wgmma_wait<0>();
     sm90::fence_operands(o);
+    sm90::fence_operands(p[kCur]);
     __syncwarp();
     if (lane == 0) sm90::mbarrier_arrive(&empty[s]);  // this warp is done reading stage s
+#pragma unroll
+    for (int j = 0; j < Traits::kOAccum / 4; ++j) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        o[4 * j + 2 * r] *= correction[r];
+        o[4 * j + 2 * r + 1] *= correction[r];
+      }
+    }
+  };
+  // The last step: no S_{j+1}; the producer issues nothing after it, so no hand-back.
+  auto last_step = [&](int step, auto cur_tag) {
+    constexpr int kCur = decltype(cur_tag)::value;
+    const int s = step % kStages;
+    sm90::mbarrier_wait(&v_full[s], (step / kStages) & 1);
+    prefill_sm90_issue_pv<Traits>(o, p[kCur], v_desc0 + s * (Traits::kKVStageBytes >> 4));
+    sm90::wgmma_wait<0>();
+    sm90::fence_operands(o);
+  };
+  using Even = IntConst<0>;
+  using Odd = IntConst<1>;
+  int step = 0;
+  for (; step + 2 < num_steps; step += 2) {
+    middle_step(step, Even{});
+    middle_step(step + 1, Odd{});
   }
+  if (step + 1 < num_steps) {
+    middle_step(step, Even{});
+    last_step(step + 1, Odd{});
+  } else if (step < num_steps) {
+    last_step(step, Even{});
+  }
+  const float* row_max = softmax.row_max;
+  const float* row_sum = softmax.row_sum;
 
   // ---- epilogue: normalize, stage through this head's Q tile (its last reader, the final
   // S wgmma, has completed), 16-byte stores; lse. ----
