@@ -35,7 +35,7 @@ if has test; then
   grep -E "passed|failed|FAILED|ERROR" "$OUT/pytest-gpu.log" | tail -25
 fi
 
-SANITIZE_DEFAULT="tests/test_sparse_prefill.py tests/test_sparse_decode.py tests/test_hadamard_sketch.py
+SANITIZE_DEFAULT="tests/test_sparse_prefill.py tests/test_sparse_prefill_arch.py tests/test_sparse_decode.py tests/test_hadamard_sketch.py
   tests/test_score_blocks.py tests/test_select_blocks.py tests/test_update_block_sketch.py tests/test_update_block_matrix.py
   tests/test_window_logits.py tests/test_select_decode_blocks.py tests/test_quantize_keys4.py
   tests/test_score_blocks_keys4.py tests/test_select_blocks_keys4.py tests/test_keys4_decode_step.py tests/test_errors.py"
@@ -46,7 +46,7 @@ if has sanitize; then
   for tool in memcheck racecheck; do
     timeout ${SANITIZE_TIMEOUT:-240} compute-sanitizer --tool $tool --kernel-name kns=sketchwalk \
       --error-exitcode 99 python3 -m pytest ${SANITIZE_FILES:-$SANITIZE_DEFAULT} \
-      -m gpu -q -x -p no:cacheprovider -k "cuda and not slow" \
+      -m gpu -q -x -p no:cacheprovider -k "${SANITIZE_K:-(cuda or sm80 or sm90) and not slow}" \
       > "$OUT/sanitize-$tool.log" 2>&1
     rc=$?; status=$(( status | rc ))
     echo "== compute-sanitizer $tool rc=$rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool.log" | tail -1)" \

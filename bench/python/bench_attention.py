@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -113,23 +114,30 @@ def sdpa_ms(q, k, v, backend, is_causal: bool) -> float | None:
     return bench_ms(run)
 
 
-def flex_block_mask(block_index, num_selected, num_tokens):
-    """FlexAttention BlockMask with exactly our kept blocks (causal masking inside them)."""
+def keep_matrix(block_index, num_selected) -> torch.Tensor:
+    """The kept 64-blocks of a one-head index [1, 1, n, width] as a bool [n, n] matrix."""
+    n = block_index.shape[2]
+    idx = block_index[0, 0].long()
+    used = torch.arange(idx.shape[-1], device=idx.device).view(1, -1) < num_selected[0, 0].view(-1, 1)
+    keep = torch.zeros(n, n + 1, dtype=torch.bool, device=idx.device)
+    keep.scatter_(1, torch.where(used, idx, n), True)
+    return keep[:, :n]
+
+
+def flex_block_mask(keep, block_size, num_tokens):
+    """FlexAttention BlockMask keeping the blocks of bool [n, n] `keep` (causal mask in the diagonal)."""
     from torch.nn.attention.flex_attention import BlockMask
 
-    n = block_index.shape[2]
-    rows = torch.arange(n, device=block_index.device).view(1, 1, n, 1)
-    slots = torch.arange(block_index.shape[-1], device=block_index.device).view(1, 1, 1, -1)
-    used = slots < num_selected.unsqueeze(-1)
-    full = used & (block_index < rows)          # strictly below the diagonal: no mask needed
-    partial = used & (block_index == rows)      # the diagonal block: causal mask_mod
-    big = torch.iinfo(torch.int32).max
+    n = keep.shape[0]
+    rows = torch.arange(n, device=keep.device).view(n, 1)
+    cols = torch.arange(n, device=keep.device).view(1, n)
+    full = keep & (cols < rows)       # strictly below the diagonal: no mask needed
+    partial = keep & (cols == rows)   # the diagonal block: causal mask_mod
 
     def compact(sel):
-        keys = torch.where(sel, block_index, big)
-        idx = keys.sort(dim=-1).values
         cnt = sel.sum(-1).to(torch.int32)
-        return cnt, torch.where(idx == big, 0, idx).to(torch.int32)
+        idx = torch.where(sel, cols, n).sort(dim=-1).values
+        return cnt.view(1, 1, n), torch.where(idx == n, 0, idx).to(torch.int32).view(1, 1, n, n)
 
     kv_num, kv_idx = compact(partial)
     full_num, full_idx = compact(full)
@@ -137,8 +145,45 @@ def flex_block_mask(block_index, num_selected, num_tokens):
     def causal(b, h, q_idx, kv_idx_):
         return q_idx >= kv_idx_
 
-    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=64,
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size,
                                     mask_mod=causal, seq_lengths=(num_tokens, num_tokens))
+
+
+def coarsen_to_128(keep64) -> tuple[torch.Tensor, float]:
+    """A 128x128-block layout of about the same kept area as the 64x64 one (for timing
+    FlexAttention at its native tile): per 128-row, the diagonal block plus the blocks holding
+    most kept 64-blocks, as many as a quarter of the row's kept 64-blocks (ties: recent first).
+    Returns (bool [n2, n2], the causal density of the result); num_tokens a multiple of 128."""
+    n = keep64.shape[0]
+    n2 = n // 2
+    counts = keep64.view(n2, 2, n2, 2).sum((1, 3)).float()
+    budget = (keep64.view(n2, 2, n).sum((1, 2)).float() / 4).round().clamp(min=1)
+    rows = torch.arange(n2, device=keep64.device).view(n2, 1)
+    cols = torch.arange(n2, device=keep64.device).view(1, n2)
+    score = torch.where(cols <= rows, counts + cols / (4.0 * n2), -1.0)
+    score = torch.where(cols == rows, float("inf"), score)
+    order = score.argsort(dim=-1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(n2, device=keep64.device).expand(n2, n2))
+    keep = (rank < budget.view(n2, 1).clamp(max=rows + 1)) & (cols <= rows)
+    b = 128
+    pairs = (keep & (cols < rows)).sum() * b * b + keep.diagonal().sum() * b * (b + 1) // 2
+    t = n * 64
+    return keep, float(pairs) / (t * (t + 1) / 2)
+
+
+def flex_ms(flex, q, k, v, mask, kernel_options) -> float | None:
+    try:
+        flex(q, k, v, block_mask=mask, enable_gqa=True, kernel_options=kernel_options)
+        return bench_ms(lambda: flex(q, k, v, block_mask=mask, enable_gqa=True,
+                                     kernel_options=kernel_options))
+    except Exception as err:  # noqa: BLE001 - report and go on
+        print(f"  FlexAttention failed: {str(err).splitlines()[0]}", flush=True)
+        return None
+
+
+# The kernel sparse_prefill runs by default on this device (csrc/cuda/sparse_prefill.cu).
+PREFILL_KERNEL = "sm90 kernel" if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9 else "sm80 kernel"
 
 
 def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
@@ -174,21 +219,27 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
                                                         validate=False))
         t_layer = bench_ms(lambda: sketchwalk.sketchwalk_attention(q, k, v, LAYER, state))
         t_select = bench_ms(lambda: select_prefill_blocks(q, k, LAYER, state))
-        mask = flex_block_mask(block_index, num_selected, num_tokens)
-        try:
-            # 64x64 tiles: the block mask's granularity (flex's default tile is 128 rows).
-            opts = {"BLOCK_M": 64, "BLOCK_N": 64}
-            flex(q, k, v, block_mask=mask, enable_gqa=True, kernel_options=opts)
-            t_flex = bench_ms(lambda: flex(q, k, v, block_mask=mask, enable_gqa=True,
-                                           kernel_options=opts))
-        except Exception as err:  # noqa: BLE001 - report and go on
-            print(f"  FlexAttention failed: {str(err).splitlines()[0]}", flush=True)
-            t_flex = None
+        os.environ["SKETCHWALK_PREFILL_ARCH"] = "sm80"
+        t_sm80 = bench_ms(lambda: ops.sparse_prefill(q, k, v, block_index, num_selected,
+                                                      validate=False))
+        del os.environ["SKETCHWALK_PREFILL_ARCH"]
+        keep64 = keep_matrix(block_index, num_selected)
+        t_flex = flex_ms(flex, q, k, v, flex_block_mask(keep64, 64, num_tokens),
+                         {"BLOCK_M": 64, "BLOCK_N": 64})  # the mask's granularity
+        keep128, density128 = coarsen_to_128(keep64)
+        t_flex128 = flex_ms(flex, q, k, v, flex_block_mask(keep128, 128, num_tokens), None)
         extra = dict(base, knobs=label, density=density)
         if t_flex is not None:
             rows.append(dict(extra, method="FlexAttention, same blocks", ms=t_flex,
                              tflops=flops / t_flex / 1e9))
-        rows.append(dict(extra, method="sketchwalk sparse_prefill", ms=t_sparse,
+        if t_flex128 is not None:
+            rows.append(dict(extra, density=density128, method="FlexAttention, 128x128 blocks",
+                             ms=t_flex128, tflops=density128 * dense_flops / t_flex128 / 1e9,
+                             speedup_vs_cudnn=(t_cudnn / t_flex128) if t_cudnn else None))
+        rows.append(dict(extra, method="sketchwalk sparse_prefill (sm80 kernel)", ms=t_sm80,
+                         tflops=flops / t_sm80 / 1e9,
+                         speedup_vs_cudnn=(t_cudnn / t_sm80) if t_cudnn else None))
+        rows.append(dict(extra, method=f"sketchwalk sparse_prefill ({PREFILL_KERNEL})", ms=t_sparse,
                          tflops=flops / t_sparse / 1e9,
                          speedup_vs_cudnn=(t_cudnn / t_sparse) if t_cudnn else None))
         rows.append(dict(extra, method="sketchwalk whole layer", ms=t_layer,
@@ -196,8 +247,9 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
                          selection_ms=t_select, selection_fraction=t_select / t_layer,
                          speedup_vs_cudnn=(t_cudnn / t_layer) if t_cudnn else None,
                          speedup_vs_flash=(t_flash / t_layer) if t_flash else None))
-        print(f"  {label}: density {density:.3f} sparse {t_sparse:.3f} ms layer {t_layer:.3f} ms "
-              f"(selection {t_select:.3f} ms) flex {t_flex} ms; dense/layer {t_ref / t_layer:.2f}x",
+        print(f"  {label}: density {density:.3f} sparse {t_sparse:.3f} ms (sm80 {t_sm80:.3f}) layer "
+              f"{t_layer:.3f} ms (selection {t_select:.3f} ms) flex {t_flex} ms, flex 128x128 "
+              f"{t_flex128} ms at {density128:.3f}; dense/layer {t_ref / t_layer:.2f}x",
               flush=True)
     torch.cuda.empty_cache()
 
