@@ -116,49 +116,98 @@ def select_prefill_blocks(
     docs/spec.md section 8). Exposed so that benchmarks and other attention backends (e.g.
     FlexAttention) can reuse the selection.
     """
-    cfg = state.config
-    b = cfg.block_size
-    num_tokens, head_dim = q.shape[2], q.shape[3]
-    signs, coords, c = _sketch_setup(state, head_dim, q.device)
-    q_blocks = ops.hadamard_sketch(q, signs, coords, b, validate=False)  # [B, Hq, N, m]
-    k_blocks = ops.hadamard_sketch(k, signs, coords, b, validate=False)  # [B, Hkv, N, m]
-    batch, num_kv_heads = k_blocks.shape[0], k_blocks.shape[1]
-    per_group = cfg.prefill_selection == "kv_group"
-    if per_group:  # each KV group a batch row of its own: the head sum runs over its heads only
-        rows = batch * num_kv_heads
-        q_rows = q_blocks.reshape(rows, q_blocks.shape[1] // num_kv_heads, *q_blocks.shape[2:])
-        transition = ops.score_blocks(q_rows, k_blocks.reshape(rows, 1, *k_blocks.shape[2:]), c)
-    else:
-        transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
-    n = transition.shape[-1]
-    walk = ops.walk_blocks(transition, transition,
-                           state.carried_walk(layer_idx, n, transition.shape[0]), cfg.degree,
-                           cfg.damping)
-    state.carry_walk(layer_idx, walk)
-    w = cfg.window_tokens(num_tokens)
-    block_index, num_selected = ops.select_blocks(
-        walk, num_tokens, num_tokens, b, cfg.kblocks_frac, w, cfg.sink_tokens(num_tokens), w,
-        cfg.dense_last_q_blocks)
-    if per_group:  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]: index_heads = num_kv_heads
-        block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
-        num_selected = num_selected.reshape(batch, num_kv_heads, num_selected.shape[-1])
+    walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
+    block_index, num_selected = _select_prefill(walk, q.shape[2], k_blocks.shape[1], state.config)
     return block_index, num_selected, transition, k_blocks
 
 
-def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+def _score_and_walk(q, k, layer_idx: int, state: SketchWalkState):
+    """Sketch -> scores -> walk of a prefill; carries the walk to the next layer.
+
+    Returns (walk W, transition A, key-block sketches). Memory: besides A, at most two N x N
+    buffers per selection row (W of the previous layer is let go after the walk's first step)."""
     cfg = state.config
     b = cfg.block_size
-    batch, _, num_tokens, head_dim = q.shape
-    block_index, num_selected, transition, k_blocks = select_prefill_blocks(q, k, layer_idx, state)
-    n = transition.shape[-1]
-    signs, coords, c = _sketch_setup(state, head_dim, q.device)
-    out, _ = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
-    state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
-    if cfg.decode_scorer == "keys4":
-        state.layers[layer_idx] = _keys4_state(k, state.cache_capacity)
-        return out
+    signs, coords, c = _sketch_setup(state, q.shape[3], q.device)
+    q_blocks = ops.hadamard_sketch(q, signs, coords, b, validate=False)  # [B, Hq, N, m]
+    k_blocks = ops.hadamard_sketch(k, signs, coords, b, validate=False)  # [B, Hkv, N, m]
+    batch, num_kv_heads = k_blocks.shape[0], k_blocks.shape[1]
+    if cfg.prefill_selection == "kv_group":  # each KV group a batch row of its own: the head
+        rows = batch * num_kv_heads          # sum runs over its heads only
+        q_rows = q_blocks.reshape(rows, q_blocks.shape[1] // num_kv_heads, *q_blocks.shape[2:])
+        transition = ops.score_blocks(q_rows, k_blocks.reshape(rows, 1, *k_blocks.shape[2:]), c)
+        del q_rows
+    else:
+        transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
+    del q_blocks  # [B, Hq, N, m] float32: 256 MiB at 1M tokens and 32 heads
+    walk = _carried_walk_blocks(transition, state, layer_idx)
+    state.carry_walk(layer_idx, walk)
+    return walk, transition, k_blocks
 
-    # Decode state: A, key-block sketches, the sketches of the last W queries and their logits.
+
+def _carried_walk_blocks(transition: torch.Tensor, state: SketchWalkState,
+                         layer_idx: int) -> torch.Tensor:
+    """``ops.walk_blocks(A, A, W_prev or None, degree, damping)`` bit for bit (the same baddbmm
+    calls, docs/spec.md section 3), in less memory: W_prev is taken from the state and freed
+    after the first step, and later steps write into the buffer two steps old. Peak: A and two
+    N x N buffers (the op, which cannot free its argument W_prev, holds A, W_prev and two)."""
+    cfg = state.config
+    init = state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0])
+    if cfg.degree == 0:
+        return (transition if init is None else init).clone()
+    beta, alpha = 1.0 - cfg.damping, cfg.damping
+    walk = torch.baddbmm(transition, transition if init is None else init, transition,
+                         beta=beta, alpha=alpha)
+    del init
+    spare = None
+    for _ in range(cfg.degree - 1):
+        walk, spare = torch.baddbmm(transition, walk, transition, beta=beta, alpha=alpha,
+                                    out=spare), walk
+    return walk
+
+
+def _select_prefill(walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg):
+    """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4)."""
+    w = cfg.window_tokens(num_tokens)
+    block_index, num_selected = ops.select_blocks(
+        walk, num_tokens, num_tokens, cfg.block_size, cfg.kblocks_frac, w,
+        cfg.sink_tokens(num_tokens), w, cfg.dense_last_q_blocks)
+    if cfg.prefill_selection == "kv_group":  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]:
+        batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads
+        block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
+        num_selected = num_selected.reshape(batch, num_kv_heads, num_selected.shape[-1])
+    return block_index, num_selected
+
+
+def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+    """One prefill layer. The N x N buffers (N = blocks) are let go as soon as they are done
+    with: A after the walk (or once copied into the walk decode state), the block index after the
+    density; W stays in the state for the next layer."""
+    cfg = state.config
+    b = cfg.block_size
+    num_tokens = q.shape[2]
+    state.layers.pop(layer_idx, None)  # a prefill restarts the layer: its old decode state goes now
+    walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
+    decode_state = _walk_decode_state(q, transition, k_blocks, state) \
+        if cfg.decode_scorer == "walk" else None
+    del transition
+    block_index, num_selected = _select_prefill(walk, num_tokens, k_blocks.shape[1], cfg)
+    del walk, k_blocks
+    out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
+    state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
+    del block_index, num_selected
+    state.layers[layer_idx] = decode_state if decode_state is not None \
+        else _keys4_state(k, state.cache_capacity)
+    return out
+
+
+def _walk_decode_state(q, transition, k_blocks, state: SketchWalkState) -> LayerDecodeState:
+    """The walk scorer's decode state after a prefill (docs/spec.md section 6): A, the key-block
+    sketches, the sketches of the last W queries and their logits, with spare capacity."""
+    cfg = state.config
+    batch, _, num_tokens, head_dim = q.shape
+    signs, coords, c = _sketch_setup(state, head_dim, q.device)
+    n = transition.shape[-1]
     window = min(cfg.query_window, num_tokens)
     q_window = q.new_zeros((batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32)
     q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1,
@@ -170,10 +219,9 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     kb_buf[:, :, :n] = k_blocks
     logits = q_window.new_zeros((*q_window.shape[:3], capacity))
     ops.update_window_logits_(logits, q_window, kb_buf, n, -1, c)
-    state.layers[layer_idx] = LayerDecodeState(
+    return LayerDecodeState(
         transition=t_buf, key_blocks=kb_buf, query_window=q_window, window_logits=logits,
         window_fill=window, pushes=window, num_keys=num_tokens)
-    return out
 
 
 def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeState) -> torch.Tensor:

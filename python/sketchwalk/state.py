@@ -149,6 +149,15 @@ class SketchWalkState:
             return w
         return None
 
+    def take_carried_walk(self, layer_idx: int, num_blocks: int,
+                          rows: int | None = None) -> torch.Tensor | None:
+        """carried_walk(...), and the state lets go of the walk it holds (which no later layer
+        can use once layer ``layer_idx`` runs): the prefill frees it mid-walk (N x N float32
+        per row: 1 GiB at 1M tokens)."""
+        w = self.carried_walk(layer_idx, num_blocks, rows)
+        self._carried_layer, self._carried_walk = None, None
+        return w
+
     def carry_walk(self, layer_idx: int, walk: torch.Tensor) -> None:
         self._carried_layer, self._carried_walk = layer_idx, walk
 
