@@ -9,6 +9,8 @@ temporary came back (one is 1 MiB at the sizes used here).
 """
 
 import dataclasses
+import pathlib
+import sys
 
 import pytest
 import reference as R
@@ -177,3 +179,21 @@ def test_carried_walk_memory():
     assert torch.equal(walk, sw.ops.walk_blocks(base, base, w_prev, 3, 0.25))
     assert peak <= 3 * n2 + n2 // 8, f"the walk peaked at {peak / n2:.2f} N x N buffers"
 
+
+def test_prefill_memory_bench_runs_on_cpu():
+    """bench/python/prefill_memory.py at 2048 tokens, 2 heads, on the CPU: every row reports the
+    block index shape and two bitwise-equal runs."""
+    pytest.importorskip("sketchwalk")
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from bench.python.prefill_memory import main
+
+    rows = main(["--tokens", "2048", "--heads", "2", "--kv-heads", "1", "--head-dim", "64",
+                 "--device", "cpu", "--configs", "default,paper,kv_group"])
+    assert [(r["config"], r["layer"]) for r in rows] == [
+        (c, layer) for c in ("default", "paper", "kv_group") for layer in (0, 1)]
+    for r in rows:
+        assert r["deterministic"] and r["extra"] is None and 0.0 < r["density"] <= 1.0
+        assert r["block_index"] == ((1, 1, 32, 32), "int32")
+        assert r["qkvo"] == 2 * (2 + 1) * 2048 * 64 * 4
