@@ -2,7 +2,9 @@
 # into nvcc flags; used by the extension (CMakeLists.txt) and the benchmarks (bench/cpp).
 #
 #   sketchwalk_cuda_flags(<archs> <out_flags_var> <out_sm_names_var>)
-#     out_flags: -gencode=arch=compute_90a,code=sm_90a ... plus the project's nvcc options
+#     out_flags: -gencode=arch=compute_90a,code=sm_90a ... plus the project's nvcc options, and
+#                -DSKETCHWALK_HAS_SM90A=1 when 9.0a is among the archs (the Hopper prefill,
+#                csrc/cuda/sparse_prefill_sm90.cu, runs only where its sm_90a code exists)
 #     out_sm_names: sm_90a ... (what `python -m sketchwalk info` reports)
 function(sketchwalk_cuda_flags archs out_flags out_sms)
   set(flags "")
@@ -17,6 +19,9 @@ function(sketchwalk_cuda_flags archs out_flags out_sms)
     list(APPEND flags "-gencode=arch=compute_${sm},code=sm_${sm}")
     list(APPEND sms "sm_${sm}")
   endforeach()
+  if("9.0a" IN_LIST archs)
+    list(APPEND flags -DSKETCHWALK_HAS_SM90A=1)
+  endif()
   list(APPEND flags -O3 --use_fast_math -lineinfo --expt-relaxed-constexpr)
   set(${out_flags} "${flags}" PARENT_SCOPE)
   set(${out_sms} "${sms}" PARENT_SCOPE)

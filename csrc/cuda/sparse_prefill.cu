@@ -1,11 +1,11 @@
 // run_sparse_prefill: checks what the CUDA path supports and dispatches on arch, then dtype x
-// head_dim, to the instantiations in sparse_prefill_{fp16,bf16}_hdim{64,128}.cu (sm80: mma.sync)
+// head_dim, to the instantiations in sparse_prefill_sm80_{fp16,bf16}_hdim{64,128}.cu (mma.sync)
 // and sparse_prefill_sm90_{fp16,bf16}_hdim{64,128}.cu (sm90a: TMA + wgmma).
 #include <cstdlib>
 #include <cstring>
 
 #include "launch.h"
-#include "sketchwalk/sparse_prefill.cuh"
+#include "sketchwalk/sparse_prefill_sm80.cuh"
 #include "sketchwalk/sparse_prefill_sm90.cuh"
 
 namespace sketchwalk {

@@ -1,5 +1,6 @@
 // Compile-time tile shapes, thread counts and shared-memory sizes of the sparse attention
-// kernels (sparse_prefill.cuh, sparse_decode_mma.cuh). Traits derive; kernels consume.
+// kernels (sparse_prefill_sm80.cuh, sparse_decode_mma.cuh; the sm90 prefill keeps its own in
+// sparse_prefill_sm90.cuh). Traits derive; kernels consume.
 // Torch-free; host code includes this to size launches.
 #pragma once
 

@@ -1,7 +1,7 @@
 // Warp-level tensor-core and async-copy primitives of sm_80+ (Ampere and Hopper both run
 // them): cp.async (16-byte, zero-filling), ldmatrix (.x4, plain and .trans), mma.sync
 // m16n8k16 with fp32 accumulators for fp16 and bf16, fp32 -> 16-bit packing and exp2.
-// Used by sparse_prefill.cuh. Raw PTX, no CuTe; nothing here reads threadIdx.
+// Used by sparse_prefill_sm80.cuh and sparse_decode_mma.cuh. Raw PTX, no CuTe; nothing here reads threadIdx.
 //
 // Fragment layouts of mma.m16n8k16.row.col (g = lane / 4, c = lane % 4):
 //   A 16x16 : a0 (row g, cols 2c..2c+1)  a1 (row g+8, cols 2c..)  a2 (row g, cols 2c+8..)  a3 (row g+8, cols 2c+8..)

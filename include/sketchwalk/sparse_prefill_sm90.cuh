@@ -1,6 +1,6 @@
 // Block-sparse prefill (op 5, sparse_prefill) for Hopper (sm_90a): warp-specialized, TMA +
 // wgmma. Same params, index format (block_index.h) and results as the sm80 kernel
-// (sparse_prefill.cuh); the host picks this one on a compute-capability-9 device when the
+// (sparse_prefill_sm80.cuh); the host picks this one on a compute-capability-9 device when the
 // GQA group size is even (csrc/cuda/sparse_prefill.cu).
 //
 // One CTA = one 64-query block (one row of the block index) x 2 query heads of one KV head

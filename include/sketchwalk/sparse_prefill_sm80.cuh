@@ -1,10 +1,11 @@
-// Block-sparse FlashAttention-2-style prefill (op 5, sparse_prefill) for sm_80 and sm_90:
+// Block-sparse FlashAttention-2-style prefill (op 5, sparse_prefill) for sm_80 and later:
 // mma.sync m16n8k16 + ldmatrix + cp.async K/V pipeline over the key blocks listed in the
 // row's block index (block_index.h), online softmax in the log2 domain, token-level causal
 // mask only in blocks that can hold a key after some query of the row. fp16/bf16,
-// head_dim 64/128, block_size 64. Parts: tile loads, the sm80 mainloop (QK^T, softmax,
-// PV), the epilogue (normalize, stage through smem, 16-byte stores, lse); a Hopper (wgmma)
-// mainloop can sit beside mainloop_sm80 with the same params, traits and epilogue.
+// head_dim 64/128, block_size 64. Parts: the swizzled tile loads (shared with the tensor-core
+// decode, sparse_decode_mma.cuh), one kernel holding the mainloop (QK^T, softmax, PV) and the
+// epilogue (normalize, stage through smem, 16-byte stores, lse). Hopper runs the TMA + wgmma
+// kernel of sparse_prefill_sm90.cuh instead when it can (csrc/cuda/sparse_prefill.cu).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -117,7 +118,9 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   }
   auto load_kv = [&](int stage, int key_block) {
     const int64_t key0 = static_cast<int64_t>(key_block) * kBlockN;
-    const int valid = min(kBlockN, static_cast<int>(params.num_keys - key0));
+    // In int64 before the narrowing (as the decode does): a block id far past the keys (trusted
+    // path) gives a count <= 0, so every row zero-fills.
+    const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), params.num_keys - key0));
     detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kKVTileElems,
                                         v_smem + stage * Traits::kKVTileElems, k_base, v_base,
                                         params.k_token_stride, params.v_token_stride, key0, valid,
