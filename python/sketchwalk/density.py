@@ -81,4 +81,6 @@ def prefill_density(block_index: torch.Tensor, num_selected: torch.Tensor, num_q
             whole = rows * torch.clamp(num_keys - j * b, max=b)
             fix = _causal_pairs(j, p0, p1, num_keys, b) - whole
             kept = kept + torch.where(count >= back, fix, 0)
+    # A tensor divisor: CUDA divides by a Python scalar as a multiply by its reciprocal.
+    total = torch.full((), total, dtype=torch.float64, device=device)
     return (kept.sum(-1).double() / total).mean()
