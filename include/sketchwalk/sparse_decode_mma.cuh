@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "sketchwalk/attention_core.cuh"
 #include "sketchwalk/common.h"
 #include "sketchwalk/kernel_traits.h"
 #include "sketchwalk/mma_sm80.cuh"
@@ -67,30 +68,25 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   const int group = params.num_q_heads / params.num_kv_heads;
   const int head_lo = chunk * Traits::kRows;  // first head of the chunk, within the group
   const int rows = min(Traits::kRows, group - head_lo);
-  const int index_head = params.index_heads == 1 ? 0 : kv_head;
-  const int num_keys = params.seq_lens != nullptr ? params.seq_lens[batch_idx] : params.num_keys;
+  SeqInfo seq = SeqInfo::dense(params, batch_idx);
+  if (params.seq_lens != nullptr) seq.num_keys = params.seq_lens[batch_idx];  // a fixed-capacity cache
+  const int num_keys = seq.num_keys;
 
-  const int* row_index = params.block_index + batch_idx * params.index_batch_stride +
-                         index_head * params.index_head_stride;
-  const int num_sel = params.num_selected[batch_idx * params.count_batch_stride +
-                                          index_head * params.count_head_stride];
+  const RowBlocks row_blocks = RowBlocks::of(params, seq, kv_head, 0);
+  const int* row_index = row_blocks.ids;
+  const int num_sel = row_blocks.count;
   const int per_split = (num_sel + num_splits - 1) / num_splits;
   const int sel_begin = split * per_split;
   const int sel_end = min(num_sel, sel_begin + per_split);
   const int num_blocks = sel_end > sel_begin ? sel_end - sel_begin : 0;
 
-  const Element* k_base = static_cast<const Element*>(params.k) +
-                          batch_idx * params.k_batch_stride + kv_head * params.k_head_stride;
-  const Element* v_base = static_cast<const Element*>(params.v) +
-                          batch_idx * params.v_batch_stride + kv_head * params.v_head_stride;
+  const DenseKv<Element> kv = DenseKv<Element>::make(params, seq, kv_head);
   // Block e of the slice -> stage: rows past num_keys (a partial last block) are zero-filled.
   auto load_block = [&](int e, int stage) {
     const int64_t key0 = static_cast<int64_t>(row_index[sel_begin + e]) * kBlockN;
     const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), num_keys - key0));
     detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kTileElems,
-                                        v_smem + stage * Traits::kTileElems, k_base, v_base,
-                                        params.k_token_stride, params.v_token_stride, key0, valid,
-                                        tid);
+                                        v_smem + stage * Traits::kTileElems, kv, key0, valid, tid);
   };
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "sketchwalk/attention_core.cuh"
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
 #include "sketchwalk/kernel_traits.h"
@@ -50,16 +51,72 @@ SW_DEVICE void load_tile_async(typename Traits::Element* smem,
   }
 }
 
-/// \brief Async copy of the K and V rows [key0, key0 + Traits::kBlockN) (from per-head bases
-/// k_base / v_base) into the swizzled tiles k_tile / v_tile; rows at or past `valid` are
-/// zero-filled, never read.
+/// \brief Async copy of the K and V rows [key0, key0 + Traits::kBlockN) of one KV head into the
+/// swizzled tiles k_tile / v_tile; rows at or past `valid` are zero-filled, never read.
 template <typename Traits>
 SW_DEVICE void load_kv_block_async(typename Traits::Element* k_tile, typename Traits::Element* v_tile,
-                                   const typename Traits::Element* k_base,
-                                   const typename Traits::Element* v_base, int64_t k_stride,
-                                   int64_t v_stride, int64_t key0, int valid, int tid) {
-  load_tile_async<Traits, Traits::kBlockN>(k_tile, k_base + key0 * k_stride, k_stride, valid, tid);
-  load_tile_async<Traits, Traits::kBlockN>(v_tile, v_base + key0 * v_stride, v_stride, valid, tid);
+                                   const DenseKv<typename Traits::Element>& kv, int64_t key0,
+                                   int valid, int tid) {
+  load_tile_async<Traits, Traits::kBlockN>(k_tile, kv.k_row(key0), kv.k_stride, valid, tid);
+  load_tile_async<Traits, Traits::kBlockN>(v_tile, kv.v_row(key0), kv.v_stride, valid, tid);
+}
+
+/// \brief The sm80 prefill's epilogue for one warp: normalize its rows of O by the row sums
+/// (quad-reduced), write lse, stage the rows through the (finished) Q tile and store them with
+/// 16-byte writes. Rows with no visible key (sum 0) get out 0 and lse -inf.
+template <typename Traits>
+SW_DEVICE void prefill_sm80_epilogue(
+    const SparseAttentionParams& params, const SeqInfo& seq,
+    float (&o_acc)[Traits::kMTilesPerWarp][Traits::kHeadDim / 8][4],
+    const float (&row_max)[Traits::kMTilesPerWarp][2], const float (&row_sum)[Traits::kMTilesPerWarp][2],
+    typename Traits::Element* q_smem, int q_head, int q_start, int warp_row0, int lane) {
+  using Element = typename Traits::Element;
+  constexpr int kHeadDim = Traits::kHeadDim;
+  constexpr int kE = Traits::kElemsPerChunk;
+  constexpr int kDTiles = kHeadDim / 8;
+  constexpr int kMTiles = Traits::kMTilesPerWarp;
+  const int g = lane / 4;
+  const int c = lane % 4;
+  const int row_in_block0 = warp_row0 % Traits::kBlockQ;
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float total = row_sum[mt][r];
+      total += __shfl_xor_sync(0xffffffffu, total, 1);
+      total += __shfl_xor_sync(0xffffffffu, total, 2);
+      // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
+      const float inv = total > 0.f ? 1.f / total : 0.f;
+      const int row = warp_row0 + mt * 16 + g + 8 * r;
+#pragma unroll
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        const uint32_t packed =
+            sm80::pack2<Element>(o_acc[mt][dt][2 * r] * inv, o_acc[mt][dt][2 * r + 1] * inv);
+        *reinterpret_cast<uint32_t*>(q_smem + detail::swizzle<kHeadDim, kE>(row, dt) + 2 * c) = packed;
+      }
+      const int t = q_start + row_in_block0 + mt * 16 + g + 8 * r;
+      if (c == 0 && t < seq.num_queries) {
+        const float lse = total > 0.f ? row_max[mt][r] * params.softmax_scale + logf(total) : -INFINITY;
+        params.lse[seq.q_offset(params.lse_batch_stride, params.lse_head_stride, 1, q_head, t)] = lse;
+      }
+    }
+  }
+  __syncwarp();
+  Element* out_base = static_cast<Element*>(params.out) +
+                      seq.q_offset(params.out_batch_stride, params.out_head_stride, params.out_token_stride,
+                                   q_head, 0);
+  constexpr int kChunks = Traits::kChunksPerRow;
+#pragma unroll
+  for (int idx = lane; idx < Traits::kRowsPerWarp * kChunks; idx += 32) {
+    const int r = idx / kChunks;
+    const int chunk = idx % kChunks;
+    const int t = q_start + row_in_block0 + r;
+    if (t < seq.num_queries) {
+      const uint4 v = *reinterpret_cast<const uint4*>(
+          q_smem + detail::swizzle<kHeadDim, kE>(warp_row0 + r, chunk));
+      *reinterpret_cast<uint4*>(out_base + t * params.out_token_stride + chunk * kE) = v;
+    }
+  }
 }
 
 }  // namespace detail
@@ -88,26 +145,19 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   const int warp = tid / 32;
   const int q_block = gridDim.x - 1 - blockIdx.x;
   const int q_head0 = blockIdx.y * Traits::kHeadsPerCta;
-  const int batch_idx = blockIdx.z;
+  const SeqInfo seq = SeqInfo::dense(params, blockIdx.z);
   const int group = params.num_q_heads / params.num_kv_heads;
   const int kv_head = q_head0 / group;
-  const int index_head = params.index_heads == 1 ? 0 : kv_head;
-
-  const int* row_index = params.block_index + batch_idx * params.index_batch_stride +
-                         index_head * params.index_head_stride + q_block * params.index_row_stride;
-  const int num_sel = params.num_selected[batch_idx * params.count_batch_stride +
-                                          index_head * params.count_head_stride + q_block];
+  const RowBlocks row = RowBlocks::of(params, seq, kv_head, q_block);
+  const int num_sel = row.count;
 
   const int q_start = q_block * Traits::kBlockQ;
-  const int q_valid = min(Traits::kBlockQ, params.num_queries - q_start);
-  const int first_query_pos = query_position(q_start, params.num_queries, params.num_keys);
+  const int q_valid = min(Traits::kBlockQ, seq.num_queries - q_start);
+  const int first_query_pos = seq.query_position(q_start);
 
   const Element* q_base = static_cast<const Element*>(params.q) +
-                          batch_idx * params.q_batch_stride + q_start * params.q_token_stride;
-  const Element* k_base = static_cast<const Element*>(params.k) +
-                          batch_idx * params.k_batch_stride + kv_head * params.k_head_stride;
-  const Element* v_base = static_cast<const Element*>(params.v) +
-                          batch_idx * params.v_batch_stride + kv_head * params.v_head_stride;
+                          seq.q_offset(params.q_batch_stride, 0, params.q_token_stride, 0, q_start);
+  const DenseKv<Element> kv = DenseKv<Element>::make(params, seq, kv_head);
 
   // Q tile: rows [64h, 64h + 64) hold head q_head0 + h; rows past Tq are zero.
 #pragma unroll
@@ -120,16 +170,14 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
     const int64_t key0 = static_cast<int64_t>(key_block) * kBlockN;
     // In int64 before the narrowing (as the decode does): a block id far past the keys (trusted
     // path) gives a count <= 0, so every row zero-fills.
-    const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), params.num_keys - key0));
+    const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), seq.num_keys - key0));
     detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kKVTileElems,
-                                        v_smem + stage * Traits::kKVTileElems, k_base, v_base,
-                                        params.k_token_stride, params.v_token_stride, key0, valid,
-                                        tid);
+                                        v_smem + stage * Traits::kKVTileElems, kv, key0, valid, tid);
   };
   // Prologue: tiles 0 .. kStages-2 in flight (group 0 also carries Q).
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < num_sel) load_kv(s, row_index[s]);
+    if (s < num_sel) load_kv(s, row[s]);
     sm80::cp_async_commit();
   }
 
@@ -153,17 +201,17 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   const uint32_t q_smem_u32 = sm80::smem_u32(q_smem);
   // Block ids are read one iteration before their tile load is issued, so the index
   // load's latency never sits in front of a cp.async.
-  int key_block_next = kStages - 1 < num_sel ? row_index[kStages - 1] : 0;
-  int key_block = num_sel > 0 ? row_index[0] : 0;
+  int key_block_next = kStages - 1 < num_sel ? row[kStages - 1] : 0;
+  int key_block = num_sel > 0 ? row[0] : 0;
   for (int it = 0; it < num_sel; ++it) {
     {
       const int next = it + kStages - 1;
       if (next < num_sel) load_kv(next % kStages, key_block_next);
       sm80::cp_async_commit();  // empty groups keep the wait count uniform
-      if (next + 1 < num_sel) key_block_next = row_index[next + 1];
+      if (next + 1 < num_sel) key_block_next = row[next + 1];
     }
     const int key_block_now = key_block;
-    if (it + 1 < num_sel) key_block = row_index[it + 1];
+    if (it + 1 < num_sel) key_block = row[it + 1];
     sm80::cp_async_wait<kStages - 1>();
     __syncthreads();
     const int stage = it % kStages;
@@ -200,7 +248,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
 
     // Causal mask, only where some key of the block can follow the row's first query
     // (the diagonal block(s) and a partial last key block).
-    if (static_cast<int64_t>(key_block_now) * kBlockN + kBlockN - 1 > first_query_pos) {
+    if (block_needs_causal_mask(key_block_now, kBlockN, first_query_pos)) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
@@ -276,45 +324,9 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   // Epilogue. Drain the copies (with no selected block the Q copies may still be in flight).
   sm80::cp_async_wait<0>();
   __syncthreads();
-  const int q_head = q_head0 + warp_row0 / Traits::kBlockQ;
-#pragma unroll
-  for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float total = row_sum[mt][r];
-      total += __shfl_xor_sync(0xffffffffu, total, 1);
-      total += __shfl_xor_sync(0xffffffffu, total, 2);
-      // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
-      const float inv = total > 0.f ? 1.f / total : 0.f;
-      const int row = warp_row0 + mt * 16 + g + 8 * r;
-#pragma unroll
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        const uint32_t packed =
-            sm80::pack2<Element>(o_acc[mt][dt][2 * r] * inv, o_acc[mt][dt][2 * r + 1] * inv);
-        *reinterpret_cast<uint32_t*>(q_smem + detail::swizzle<kHeadDim, kE>(row, dt) + 2 * c) = packed;
-      }
-      const int t = q_start + row_in_block0 + mt * 16 + g + 8 * r;
-      if (c == 0 && t < params.num_queries) {
-        const float lse = total > 0.f ? row_max[mt][r] * params.softmax_scale + logf(total) : -INFINITY;
-        params.lse[batch_idx * params.lse_batch_stride + q_head * params.lse_head_stride + t] = lse;
-      }
-    }
-  }
-  __syncwarp();
-  Element* out_base = static_cast<Element*>(params.out) + batch_idx * params.out_batch_stride +
-                      q_head * params.out_head_stride;
-  constexpr int kChunks = Traits::kChunksPerRow;
-#pragma unroll
-  for (int idx = lane; idx < Traits::kRowsPerWarp * kChunks; idx += 32) {
-    const int r = idx / kChunks;
-    const int chunk = idx % kChunks;
-    const int t = q_start + row_in_block0 + r;
-    if (t < params.num_queries) {
-      const uint4 v = *reinterpret_cast<const uint4*>(
-          q_smem + detail::swizzle<kHeadDim, kE>(warp_row0 + r, chunk));
-      *reinterpret_cast<uint4*>(out_base + t * params.out_token_stride + chunk * kE) = v;
-    }
-  }
+  detail::prefill_sm80_epilogue<Traits>(params, seq, o_acc, row_max, row_sum, q_smem,
+                                        q_head0 + warp_row0 / Traits::kBlockQ, q_start, warp_row0,
+                                        lane);
 }
 
 /// \brief Launch one (dtype, head_dim, heads-per-CTA) instantiation on `stream`.

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "sketchwalk/attention_core.cuh"
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
 #include "sketchwalk/mma_sm80.cuh"
@@ -130,7 +131,7 @@ struct PrefillSm90Softmax {
     constexpr int kBlockN = Traits::kBlockN;
     // b1 >= b0, so the stage needs the mask iff its last key can follow the first query.
     const int64_t last_block = b1 < 0 ? b0 : b1;
-    if (b1 < 0 || last_block * kBlockN + kBlockN - 1 > first_query_pos) {
+    if (b1 < 0 || block_needs_causal_mask(last_block, kBlockN, first_query_pos)) {
 #pragma unroll
       for (int i = 0; i < Traits::kSAccum; ++i) {
         const int col = 8 * (i / 4) + 2 * c + (i % 2);
@@ -172,13 +173,64 @@ struct PrefillSm90Softmax {
   }
 };
 
+/// \brief One consumer warpgroup's epilogue: normalize O by the quad-reduced row sums, write
+/// lse, stage the 64 rows through `staging` (this head's Q tile, swizzled by 16-byte chunk) and
+/// store them with 16-byte writes. Rows with no visible key (sum 0) get out 0 and lse -inf.
+template <typename Traits>
+SW_DEVICE void prefill_sm90_epilogue(const SparseAttentionParams& params, const SeqInfo& seq,
+                                     const float (&o)[Traits::kOAccum],
+                                     const PrefillSm90Softmax<Traits>& softmax,
+                                     typename Traits::Element* staging, int q_head, int q_start,
+                                     int consumer, int ctid) {
+  using Element = typename Traits::Element;
+  constexpr int kHeadDim = Traits::kHeadDim;
+  const int lane = ctid % 32;
+  const int g = lane / 4;
+  const int c = lane % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float total = softmax.row_sum[r];
+    total += __shfl_xor_sync(0xffffffffu, total, 1);
+    total += __shfl_xor_sync(0xffffffffu, total, 2);
+    // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
+    const float inv = total > 0.f ? 1.f / total : 0.f;
+    const int row = 16 * (ctid / 32) + g + 8 * r;
+#pragma unroll
+    for (int j = 0; j < Traits::kOAccum / 4; ++j) {
+      const uint32_t packed = sm80::pack2<Element>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+      *reinterpret_cast<uint32_t*>(staging + row * kHeadDim + ((j ^ (row & 7)) * 8) + 2 * c) = packed;
+    }
+    const int t = q_start + row;
+    if (c == 0 && t < seq.num_queries) {
+      const float lse =
+          total > 0.f ? softmax.row_max[r] * params.softmax_scale + logf(total) : -INFINITY;
+      params.lse[seq.q_offset(params.lse_batch_stride, params.lse_head_stride, 1, q_head, t)] = lse;
+    }
+  }
+  sm90::named_barrier_sync(1 + consumer, 128);  // the warpgroup's rows are staged
+  Element* out_base = static_cast<Element*>(params.out) +
+                      seq.q_offset(params.out_batch_stride, params.out_head_stride,
+                                   params.out_token_stride, q_head, 0);
+  constexpr int kChunks = kHeadDim / 8;
+#pragma unroll
+  for (int idx = ctid; idx < Traits::kBlockQ * kChunks; idx += 128) {
+    const int row = idx / kChunks;
+    const int chunk = idx % kChunks;
+    const int t = q_start + row;
+    if (t < seq.num_queries) {
+      const uint4 val =
+          *reinterpret_cast<const uint4*>(staging + row * kHeadDim + ((chunk ^ (row & 7)) * 8));
+      *reinterpret_cast<uint4*>(out_base + t * params.out_token_stride + chunk * 8) = val;
+    }
+  }
+}
+
 template <typename Traits>
 __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     sparse_prefill_sm90_kernel(const __grid_constant__ SparseAttentionParams params,
                                const __grid_constant__ PrefillTensorMaps maps) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Element = typename Traits::Element;
-  constexpr int kHeadDim = Traits::kHeadDim;
   constexpr int kStages = Traits::kStages;
   constexpr int kBlockN = Traits::kBlockN;
 
@@ -193,14 +245,16 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
 
   const int q_block = gridDim.x - 1 - blockIdx.x;  // heavy causal rows start first
   const int q_head0 = blockIdx.y * Traits::kHeadsPerCta;
-  const int batch_idx = blockIdx.z;
+  const SeqInfo seq = SeqInfo::dense(params, blockIdx.z);
+  const int batch_idx = seq.batch_idx;
   const int group = params.num_q_heads / params.num_kv_heads;
   const int kv_head = q_head0 / group;
-  const int index_head = params.index_heads == 1 ? 0 : kv_head;
-  const int* row_index = params.block_index + batch_idx * params.index_batch_stride +
-                         index_head * params.index_head_stride + q_block * params.index_row_stride;
-  const int num_sel = params.num_selected[batch_idx * params.count_batch_stride +
-                                          index_head * params.count_head_stride + q_block];
+  const RowBlocks row = RowBlocks::of(params, seq, kv_head, q_block);
+  const int num_sel = row.count;
+  // TMA token coordinates of the tile's first query and of key 0 (the tensor maps span the
+  // buffers; a packed varlen layout only moves these).
+  const int q_coord0 = static_cast<int>(seq.q_token0) + q_block * Traits::kBlockQ;
+  const int k_coord0 = static_cast<int>(seq.k_token0);
   const int num_steps = (num_sel + Traits::kBlocksPerStage - 1) / Traits::kBlocksPerStage;
   const int q_start = q_block * Traits::kBlockQ;
 
@@ -229,31 +283,31 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
 #pragma unroll
         for (int half = 0; half < Traits::kHalves; ++half)
           sm90::tma_load_4d(smem + h * Traits::kQHeadBytes + half * Traits::kQHalfBytes, &maps.q,
-                            q_full, half * 64, q_start, q_head0 + h, batch_idx);
+                            q_full, half * 64, q_coord0, q_head0 + h, batch_idx);
       constexpr uint32_t kStageTx = Traits::kKVStageBytes;
       for (int step = 0; step < num_steps; ++step) {
         const int s = step % kStages;
         if (step >= kStages) sm90::mbarrier_wait(&empty[s], ((step / kStages) - 1) & 1);
-        const int b0 = row_index[2 * step];
+        const int b0 = row[2 * step];
         // An odd tail repeats its block: finite data the consumers mask to zero weight.
-        const int b1 = 2 * step + 1 < num_sel ? row_index[2 * step + 1] : b0;
+        const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;
         unsigned char* k_stage = smem + Traits::kKOffset + s * Traits::kKVStageBytes;
         unsigned char* v_stage = smem + Traits::kVOffset + s * Traits::kKVStageBytes;
         sm90::mbarrier_arrive_expect_tx(&k_full[s], kStageTx);
 #pragma unroll
         for (int half = 0; half < Traits::kHalves; ++half) {
           unsigned char* dst = k_stage + half * Traits::kKVHalfBytes;
-          sm90::tma_load_4d(dst, &maps.k, &k_full[s], half * 64, b0 * kBlockN, kv_head, batch_idx);
+          sm90::tma_load_4d(dst, &maps.k, &k_full[s], half * 64, k_coord0 + b0 * kBlockN, kv_head, batch_idx);
           sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, &maps.k, &k_full[s], half * 64,
-                            b1 * kBlockN, kv_head, batch_idx);
+                            k_coord0 + b1 * kBlockN, kv_head, batch_idx);
         }
         sm90::mbarrier_arrive_expect_tx(&v_full[s], kStageTx);
 #pragma unroll
         for (int half = 0; half < Traits::kHalves; ++half) {
           unsigned char* dst = v_stage + half * Traits::kKVHalfBytes;
-          sm90::tma_load_4d(dst, &maps.v, &v_full[s], half * 64, b0 * kBlockN, kv_head, batch_idx);
+          sm90::tma_load_4d(dst, &maps.v, &v_full[s], half * 64, k_coord0 + b0 * kBlockN, kv_head, batch_idx);
           sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, &maps.v, &v_full[s], half * 64,
-                            b1 * kBlockN, kv_head, batch_idx);
+                            k_coord0 + b1 * kBlockN, kv_head, batch_idx);
         }
       }
     }
@@ -273,7 +327,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   const int c = lane % 4;
   PrefillSm90Softmax<Traits> softmax;
   softmax.scale_log2 = params.softmax_scale * kLog2e;
-  softmax.first_query_pos = query_position(q_start, params.num_queries, params.num_keys);
+  softmax.first_query_pos = seq.query_position(q_start);
   softmax.row_pos0 = softmax.first_query_pos + 16 * cwarp + g;
   softmax.c = c;
 
@@ -285,9 +339,9 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   const uint64_t v_desc0 =
       sm90::smem_desc_sw128(sm90::smem_u32(smem + Traits::kVOffset), Traits::kKVHalfBytes, 1024);
   auto stage_blocks = [&](int step, int& b0, int& b1) {
-    b0 = row_index[2 * step];
+    b0 = row[2 * step];
     const bool has_b1 = 2 * step + 1 < num_sel;
-    b1 = has_b1 ? row_index[2 * step + 1] : -1;  // -1: the repeated tail block, masked
+    b1 = has_b1 ? row[2 * step + 1] : -1;  // -1: the repeated tail block, masked
   };
 
   float o[Traits::kOAccum];
@@ -360,47 +414,9 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   } else if (step < num_steps) {
     last_step(step, Even{});
   }
-  const float* row_max = softmax.row_max;
-  const float* row_sum = softmax.row_sum;
-
-  // ---- epilogue: normalize, stage through this head's Q tile (its last reader, the final
-  // S wgmma, has completed), 16-byte stores; lse. ----
-  Element* staging = reinterpret_cast<Element*>(q_tile);
-  const int q_head = q_head0 + consumer;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float total = row_sum[r];
-    total += __shfl_xor_sync(0xffffffffu, total, 1);
-    total += __shfl_xor_sync(0xffffffffu, total, 2);
-    // total == 0: no visible key (empty row or all keys after the query): out 0, lse -inf.
-    const float inv = total > 0.f ? 1.f / total : 0.f;
-    const int row = 16 * cwarp + g + 8 * r;
-#pragma unroll
-    for (int j = 0; j < Traits::kOAccum / 4; ++j) {
-      const uint32_t packed = sm80::pack2<Element>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
-      *reinterpret_cast<uint32_t*>(staging + row * kHeadDim + ((j ^ (row & 7)) * 8) + 2 * c) = packed;
-    }
-    const int t = q_start + row;
-    if (c == 0 && t < params.num_queries) {
-      const float lse = total > 0.f ? row_max[r] * params.softmax_scale + logf(total) : -INFINITY;
-      params.lse[batch_idx * params.lse_batch_stride + q_head * params.lse_head_stride + t] = lse;
-    }
-  }
-  sm90::named_barrier_sync(1 + consumer, 128);
-  Element* out_base = static_cast<Element*>(params.out) + batch_idx * params.out_batch_stride +
-                      q_head * params.out_head_stride;
-  constexpr int kChunks = kHeadDim / 8;
-#pragma unroll
-  for (int idx = ctid; idx < Traits::kBlockQ * kChunks; idx += 128) {
-    const int row = idx / kChunks;
-    const int chunk = idx % kChunks;
-    const int t = q_start + row;
-    if (t < params.num_queries) {
-      const uint4 val =
-          *reinterpret_cast<const uint4*>(staging + row * kHeadDim + ((chunk ^ (row & 7)) * 8));
-      *reinterpret_cast<uint4*>(out_base + t * params.out_token_stride + chunk * 8) = val;
-    }
-  }
+  // ---- epilogue (its last reader, the final S wgmma, has completed: Q's tile stages O) ----
+  prefill_sm90_epilogue<Traits>(params, seq, o, softmax, reinterpret_cast<Element*>(q_tile),
+                                q_head0 + consumer, q_start, consumer, ctid);
 #endif  // sm_90a
 }
 
