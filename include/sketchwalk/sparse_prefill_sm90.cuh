@@ -1,7 +1,7 @@
 // Block-sparse prefill (op 5, sparse_prefill) for Hopper (sm_90a): warp-specialized, TMA +
-// wgmma. Same params, index format (block_index.h) and results as the sm80 kernel
-// (sparse_prefill_sm80.cuh); the host picks this one on a compute-capability-9 device when the
-// GQA group size is even (csrc/cuda/sparse_prefill.cu).
+// wgmma. Same params, index format (block_index.h) and semantics as the sm80 kernel
+// (sparse_prefill_sm80.cuh; results agree to rounding, not bitwise); the host picks this one on a
+// compute-capability-9 device when the GQA group size is even (csrc/cuda/sparse_prefill.cu).
 //
 // One CTA = one 64-query block (one row of the block index) x 2 query heads of one KV head
 // (128 rows), 3 warpgroups:
@@ -12,7 +12,8 @@
 //   warpgroups 1 and 2, the consumers: head q_head0 + (warpgroup - 1), 64 query rows each.
 //     Per stage S = Q K^T (wgmma, both from shared memory), causal mask where a key can follow
 //     a query, online softmax in the log2 domain, O += P V (wgmma, P from registers), then the
-//     stage is handed back to the producer.
+//     stage is handed back to the producer; the softmax of one stage runs while the tensor
+//     cores do the previous stage's P V (the consumers' loop below says how).
 // Barriers per stage s: k_full[s] / v_full[s] (the producer's arrival + the TMA bytes) and
 // empty[s] (one arrival per consumer warp). Stage of step p: p % kStages, phase (p / kStages) & 1.
 #pragma once
