@@ -3,7 +3,11 @@
 // The index keeps each row's diagonal block plus each earlier block with probability Density
 // (1.0 = dense causal). FLOPs = 4 * head_dim * Hq * kept causal (query, key) pairs;
 // bytes = q, k, v read once + out written (the minimum traffic; K/V blocks re-read by several
-// query rows hit L2 or are counted once).
+// query rows hit L2 or are counted once). Kernel axis: "sm90" (TMA + wgmma; skipped where it
+// cannot run) or "sm80" (mma.sync), through SKETCHWALK_PREFILL_ARCH (csrc/cuda/sparse_prefill.cu).
+#include <cstdlib>
+#include <string>
+
 #include "bench_attention.cuh"
 #include "launch.h"
 
@@ -13,8 +17,15 @@ namespace {
 void sparse_prefill(nvbench::state& state) {
   const int tokens = static_cast<int>(state.get_int64("Tokens"));
   const double density = state.get_float64("Density");
+  const std::string kernel = state.get_string("Kernel");
+  setenv("SKETCHWALK_PREFILL_ARCH", kernel.c_str(), 1);
   AttentionInputs in(1, tokens, tokens, density);
-  check_cuda(run_sparse_prefill(in.params, DType::kBFloat16, nullptr), "run_sparse_prefill");
+  const cudaError_t first = run_sparse_prefill(in.params, DType::kBFloat16, nullptr);
+  if (first == cudaErrorNotSupported) {
+    state.skip("the " + kernel + " kernel cannot run on this device or build");
+    return;
+  }
+  check_cuda(first, "run_sparse_prefill");
   check_cuda(cudaDeviceSynchronize(), "run_sparse_prefill sync");
 
   const double flops = 4.0 * kHeadDim * kQHeads * static_cast<double>(in.host_index.kept_causal_pairs);
@@ -41,6 +52,7 @@ void sparse_prefill(nvbench::state& state) {
 NVBENCH_BENCH(sparse_prefill)
     .set_name("sparse_prefill")
     .add_int64_power_of_two_axis("Tokens", {13, 15, 17})
-    .add_float64_axis("Density", {0.2, 1.0});
+    .add_float64_axis("Density", {0.2, 1.0})
+    .add_string_axis("Kernel", {"sm90", "sm80"});
 
 }  // namespace sketchwalk::bench
