@@ -121,6 +121,26 @@ def test_non_finite_scales_raise(device, value):
 
 
 @pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("value", [0.0, -0.125])
+def test_non_positive_softmax_scale_raises(device, value):
+    # The kernels subtract the max of the unscaled scores: right only for a positive scale
+    # (a scale of 0 gave NaN row sums on CUDA, a negative one overflowing P).
+    o = ops()
+    dt = torch.bfloat16 if device == "cuda" else torch.float32
+    q = torch.randn(1, 4, 1, 64, device=device, dtype=dt)
+    k = torch.randn(1, 2, 100, 64, device=device, dtype=dt)
+    idx, cnt = R.mask_to_block_index(torch.ones(1, 1, 2, dtype=torch.bool, device=device))
+    assert_raises_naming(lambda: o.sparse_decode(q, k, k, idx, cnt, value), "softmax_scale")
+    qp = torch.randn(1, 4, 100, 64, device=device, dtype=dt)
+    pidx, pcnt = R.mask_to_block_index(torch.ones(1, 2, 2, dtype=torch.bool, device=device).tril())
+    assert_raises_naming(lambda: o.sparse_prefill(qp, k, k, pidx, pcnt, value), "softmax_scale")
+    codes = torch.zeros(1, 2, 128, 32, dtype=torch.uint8, device=device)
+    scales = torch.ones(1, 2, 128, device=device)
+    assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, None, value), "softmax_scale")
+    assert o.sparse_prefill(qp, k, k, pidx, pcnt, 1e-3)[0].isfinite().all()  # small > 0 is fine
+
+
+@pytest.mark.parametrize("device", device_params())
 def test_signs_and_duplicate_coords_raise(device):
     o = ops()
     x = torch.randn(1, 1, 10, 64, device=device)

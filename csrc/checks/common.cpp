@@ -64,8 +64,13 @@ void check_finite(double value, const char* op, const char* arg) {
   SW_CHECK_ARG(std::isfinite(value), op, arg, "must be finite, got ", value);
 }
 
+// > 0: the attention kernels subtract each row's max of the unscaled scores, which is the
+// max of the scaled ones only for a positive scale (0 or a negative scale gave wrong rows).
 void check_softmax_scale(std::optional<double> softmax_scale, const char* op) {
-  if (softmax_scale.has_value()) check_finite(*softmax_scale, op, "softmax_scale");
+  if (softmax_scale.has_value()) {
+    SW_CHECK_ARG(std::isfinite(*softmax_scale) && *softmax_scale > 0.0, op, "softmax_scale",
+                 "must be finite and > 0, got ", *softmax_scale);
+  }
 }
 
 double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim) {
