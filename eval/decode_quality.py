@@ -6,13 +6,16 @@ this runs
 
 - needles: the demo's needle in a ~6K-token haystack (examples/demo.py), at --needles
   depths evenly spread over 0.04..0.96, scored as in the demo (the number is in the answer);
-- RULER niah tasks (NVIDIA's generators, eval/quality_sweep.py) at each of --lengths,
-  --samples per task, greedy decoding, RULER's string-match-all score,
+- RULER tasks (NVIDIA's generators, eval/quality_sweep.py; the six niah tasks by default,
+  `--tasks all` for RULER's 13, `--tasks niah` for its 8 niah ones) at each of --lengths,
+  --samples per task, greedy decoding, RULER's metric (string-match-all; string-match-part
+  for qa),
 
 and records the density achieved (hf.last_density, mean over the sparse layers, prefill and
 decode separately). Samples of one task and length run as one left-padded batch (CUDA), and
-generation stops per row at an end-of-turn/EOS token or as soon as every reference string is
-in the output (which cannot change a string-match-all score), up to RULER's 128 new tokens.
+generation stops per row at an end-of-turn/EOS token or as soon as every reference string (qa:
+any) is in the output (which cannot change the score), up to RULER's generation length of the
+task (128 tokens niah, 30 vt, 120 cwe, 50 fwe, 32 qa).
 A markdown table is printed at the end and written, with JSON, to --out.
 
     # from the repository root:
@@ -57,7 +60,6 @@ from examples import assets, demo
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_TASKS = ("niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,"
                  "niah_multiquery")
-RULER_NIAH_NEW_TOKENS = 128  # RULER's tokens_to_generate for the niah tasks
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
 
 
@@ -131,18 +133,20 @@ def batch_densities(model, cfg) -> tuple[float | None, float | None]:
 
 class _AllFound:
     """Stops a row once every reference string is in its new text (case-insensitive, as
-    RULER's string-match-all): more tokens cannot change its score."""
+    RULER's string-match-all), or any one with need_all=False (string-match-part): more
+    tokens cannot change its score."""
 
-    def __init__(self, tok, prompt_len: int, refs: list[list[str]]):
+    def __init__(self, tok, prompt_len: int, refs: list[list[str]], need_all: bool = True):
         self.tok, self.prompt_len = tok, prompt_len
         self.refs = [[r.lower() for r in rs] for rs in refs]
+        self.found = all if need_all else any
 
     def __call__(self, input_ids, scores, **kwargs):
         done = []
         for row, refs in enumerate(self.refs):
             text = self.tok.decode(input_ids[row, self.prompt_len:],
                                    skip_special_tokens=True).lower()
-            done.append(all(r in text for r in refs))
+            done.append(self.found(r in text for r in refs))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -161,7 +165,7 @@ def stop_token_ids(tok, model) -> list[int]:
 
 
 def generate_batch(model, tok, prompts: list[str], refs: list[list[str]], max_new_tokens: int,
-                   stop_ids: list[int]) -> list[dict]:
+                   stop_ids: list[int], need_all: bool = True) -> list[dict]:
     """Greedy answers for prompts run as one left-padded batch."""
     from transformers import StoppingCriteriaList
 
@@ -178,7 +182,8 @@ def generate_batch(model, tok, prompts: list[str], refs: list[list[str]], max_ne
         out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                              do_sample=False, temperature=None, top_p=None, top_k=None,
                              pad_token_id=pad, eos_token_id=stop_ids,
-                             stopping_criteria=StoppingCriteriaList([_AllFound(tok, length, refs)]))
+                             stopping_criteria=StoppingCriteriaList([_AllFound(tok, length, refs,
+                                                                               need_all)]))
     results = []
     stops = set(stop_ids)
     for row, e in enumerate(encoded):
@@ -187,6 +192,11 @@ def generate_batch(model, tok, prompts: list[str], refs: list[list[str]], max_ne
         results.append(dict(pred=tok.decode(new[:n], skip_special_tokens=True).strip(),
                             new_tokens=n, prompt_tokens=len(e)))
     return results
+
+
+def task_new_tokens(task: str, args) -> int:
+    """--max-new-tokens, else RULER's generation length of the task."""
+    return args.max_new_tokens or eq.ruler_new_tokens(task)
 
 
 def chunks(items: list, size: int) -> list[list]:
@@ -241,7 +251,7 @@ def run(args) -> dict:
     load_s = time.perf_counter() - t_load
     stop_ids = stop_token_ids(tok, model)
     lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    tasks = eq.ruler_tasks(args.tasks)
     unknown = [t for t in tasks if t not in eq.RULER_TASKS]
     if unknown:
         raise SystemExit(f"unknown RULER tasks {unknown}; known: {sorted(eq.RULER_TASKS)}")
@@ -282,7 +292,8 @@ def run(args) -> dict:
         transformers=__import__("transformers").__version__,
         sketchwalk=sketchwalk.__version__, commit=git_commit(),
         host=platform.node(), lengths=lengths, tasks=tasks, samples_per_task=args.samples,
-        ruler_seed=args.seed, max_new_tokens=args.max_new_tokens, batch_size=batch,
+        ruler_seed=args.seed, max_new_tokens={t: task_new_tokens(t, args) for t in tasks},
+        batch_size=batch,
         needles=dict(count=len(depths), depths=depths, tokens=args.needle_tokens, key=key,
                      value=value, max_new_tokens=args.needle_new_tokens),
         stop_token_ids=stop_ids, load_seconds=load_s, data_seconds=data_s,
@@ -320,14 +331,15 @@ def run(args) -> dict:
             for (task, L), items in samples.items():
                 bar.set_postfix_str(f"{method.name} | {task} @ {L}")
                 scores, answers, dens = [], [], []
+                need_all = eq.RULER_METRICS[eq.RULER_TASKS[task][0]] is eq.string_match_all
                 for part in chunks(items, batch):
                     outs = generate_batch(model, tok, [eq.chat_prompt(tok, it["input"]) for it in part],
-                                          [it["outputs"] for it in part], args.max_new_tokens,
-                                          stop_ids)
+                                          [it["outputs"] for it in part],
+                                          task_new_tokens(task, args), stop_ids, need_all)
                     dens.append((len(part), *batch_densities(model, cfg)))
                     for it, o in zip(part, outs):
                         o["refs"] = it["outputs"]
-                        o["score"] = eq.string_match_all(o["pred"], it["outputs"])
+                        o["score"] = eq.ruler_score(task, o["pred"], it["outputs"])
                         scores.append(o["score"])
                         answers.append(o)
                     bar.update(len(part))
@@ -380,6 +392,19 @@ def _pct(x) -> str:
     return "" if x is None else f"{100 * x:.1f}%"
 
 
+def _new_tokens_text(max_new_tokens) -> str:
+    """RULER's generation lengths of a result, grouped ('128 (niah_*), 30 (vt)'); an int from
+    results written before they were per task."""
+    if not isinstance(max_new_tokens, dict):
+        return str(max_new_tokens)
+    by_n: dict[int, list[str]] = {}
+    for t, n in max_new_tokens.items():
+        by_n.setdefault(n, []).append(t)
+    if len(by_n) == 1:
+        return str(next(iter(by_n)))
+    return ", ".join(f"{n} ({', '.join(ts)})" for n, ts in by_n.items())
+
+
 def markdown(result: dict) -> str:
     ms = result["methods"]
     nd = result["needles"]
@@ -389,8 +414,9 @@ def markdown(result: dict) -> str:
         f"{result['device_name']} ({result['dtype']}), torch {result['torch']}, transformers "
         f"{result['transformers']}, sketchwalk {result['sketchwalk']}, commit {result['commit']}. "
         f"RULER: {result['samples_per_task']} samples per task (seed {result['ruler_seed']}), "
-        f"greedy, string-match-all, up to {result['max_new_tokens']} new tokens (stopped at EOS or "
-        f"once every reference is in the output). Needles: the demo's needle at {nd['count']} "
+        f"greedy, RULER's metric (string-match-all; string-match-part for qa), up to "
+        f"{_new_tokens_text(result['max_new_tokens'])} new tokens (stopped at EOS or once the "
+        f"references are in the output). Needles: the demo's needle at {nd['count']} "
         f"depths of a ~{nd['tokens']}-token haystack, up to {nd['max_new_tokens']} new tokens. "
         "Density: kept fraction of the causal area, mean over the sparse layers "
         "(hf.last_density; decode = mean over decode steps).",
@@ -446,13 +472,15 @@ def main() -> None:
     parser.add_argument("--name", default="", help="model label (default: from the GGUF name)")
     parser.add_argument("--lengths", default="4096,8192", help="RULER lengths, comma-separated")
     parser.add_argument("--tasks", default=DEFAULT_TASKS,
-                        help=f"comma-separated, from {sorted(eq.RULER_TASKS)}")
+                        help=f"comma-separated, from {list(eq.RULER_TASKS)}; or 'all' (the 13) "
+                             "or 'niah' (the 8 niah_*)")
     parser.add_argument("--samples", type=int, default=10, help="RULER samples per task and length")
     parser.add_argument("--needles", type=int, default=12, help="needle depths (0 = none)")
     parser.add_argument("--needle-tokens", type=int, default=6000, help="needle prompt length")
     parser.add_argument("--needle-new-tokens", type=int, default=16)
     parser.add_argument("--needle-seed", type=int, default=7, help="the demo's seed: key and value")
-    parser.add_argument("--max-new-tokens", type=int, default=RULER_NIAH_NEW_TOKENS)
+    parser.add_argument("--max-new-tokens", type=int, default=0,
+                        help="generation cap for every task; 0: RULER's length of each task")
     parser.add_argument("--methods", default="dense,sparse_prefill,default,paper,keys4_10",
                         help=f"comma-separated, from {sorted(METHODS)}")
     parser.add_argument("--add-method", action="append", default=[],

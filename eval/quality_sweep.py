@@ -5,7 +5,8 @@ defaults and at two lower densities; an equal-density ablation of the walk: degr
 degree 0 vs an oracle that ranks blocks by their exact attention mass), it runs:
 
 - RULER tasks (NVIDIA's generators from `nvidia-long-context-eval`, a few samples per
-  task at ~4K tokens, greedy decoding, RULER's string-match-all score), and
+  task at ~4K tokens, greedy decoding, RULER's metric: string-match-all, string-match-part
+  for qa; `--tasks all` runs the 13), and
 - perplexity of the second half of long windows of real text (Paul Graham essays),
 
 and records the attention density actually achieved (kept fraction of the causal area,
@@ -74,13 +75,28 @@ RULER_TASKS = {
     "niah_multikey_1": ("niah", dict(type_haystack="essay", type_needle_k="words",
                                      type_needle_v="numbers", num_needle_k=4, num_needle_v=1,
                                      num_needle_q=1)),
+    "niah_multikey_2": ("niah", dict(type_haystack="needle", type_needle_k="words",
+                                     type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
+                                     num_needle_q=1)),
+    "niah_multikey_3": ("niah", dict(type_haystack="needle", type_needle_k="uuids",
+                                     type_needle_v="uuids", num_needle_k=1, num_needle_v=1,
+                                     num_needle_q=1)),
     "niah_multivalue": ("niah", dict(type_haystack="essay", type_needle_k="words",
                                      type_needle_v="numbers", num_needle_k=1, num_needle_v=4,
                                      num_needle_q=1)),
     "niah_multiquery": ("niah", dict(type_haystack="essay", type_needle_k="words",
                                      type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
                                      num_needle_q=4)),
+    "vt": ("variable_tracking", dict(num_chains=1, num_hops=4)),
+    "cwe": ("common_words_extraction", dict(freq_cw=30, freq_ucw=3, num_cw=10)),
+    "fwe": ("freq_words_extraction", dict(alpha=2.0)),
+    # qa reads the package's bundled json/squad.json and json/hotpotqa.json by dataset name.
+    "qa_1": ("qa", dict(dataset="squad")),
+    "qa_2": ("qa", dict(dataset="hotpotqa")),
 }
+# --tasks shortcuts: all 13 tasks, or the 8 needle-in-a-haystack ones.
+RULER_TASK_SETS = {"all": list(RULER_TASKS),
+                   "niah": [t for t in RULER_TASKS if t.startswith("niah_")]}
 ANSWER_SEP = "@@ANSWER@@"
 
 
@@ -344,33 +360,65 @@ from nltk.tokenize.punkt import PunktSentenceTokenizer
 _splitter = PunktSentenceTokenizer()  # untrained: no punkt_tab download needed
 nltk.tokenize.sent_tokenize = lambda text, language="english": _splitter.tokenize(text)
 sys.argv = [sys.argv[0]] + sys.argv[1:]
+import importlib.util, os
+# The script's own folder first, as `python <script>` has it (vt imports its sibling constants).
+sys.path.insert(0, os.path.dirname(importlib.util.find_spec(MODULE).origin))
 runpy.run_module(MODULE, run_name="__main__")
 """
+
+
+def ruler_tasks(spec: str) -> list[str]:
+    """--tasks: comma-separated task names, or "all" (the 13) / "niah" (the 8 niah_*)."""
+    spec = spec.strip()
+    if spec in RULER_TASK_SETS:
+        return list(RULER_TASK_SETS[spec])
+    return [t.strip() for t in spec.split(",") if t.strip()]
+
+
+def mark_answer_prefix(text: str, answer_prefix: str) -> str:
+    """`text` with ANSWER_SEP before its last answer prefix (the task's answer_prefix up to
+    its first placeholder): cwe's worked example and vt's few-shot chain carry one too."""
+    if ANSWER_SEP in text:  # generated with the separator inside the template
+        return text
+    cut = text.rindex(answer_prefix.split("{")[0])
+    return text[:cut] + ANSWER_SEP + text[cut:]
 
 
 def ruler_samples(task: str, num_samples: int, length: int, model_dir: Path,
                   seed: int) -> list[dict]:
     """RULER samples (cached under <assets>/ruler/): dicts with input (task prompt with
-    ANSWER_SEP before the answer prefix), outputs (list of reference strings)."""
+    ANSWER_SEP before the answer prefix), outputs (list of reference strings).
+
+    The generator gets RULER's own template (its prepare.py with --model_template_type base:
+    template + answer_prefix) and the task's arguments from synthetic.yaml (RULER_TASKS);
+    ANSWER_SEP is inserted afterwards (mark_answer_prefix)."""
     from long_context_eval.data.synthetic.constants import TASKS
 
     generator, task_args = RULER_TASKS[task]
     cache = (assets.asset_root() / "ruler" / model_dir.name /
              f"{task}_{length}_{num_samples}_{seed}")
-    out_file = cache / task / "validation.jsonl"
+    raw_file = cache / task / "validation.jsonl"  # the generator's output, as RULER writes it
+    out_file = cache / task / "marked.jsonl"
+    spec = TASKS[generator]
     if not out_file.exists():
-        spec = TASKS[generator]
-        template = spec["template"] + ANSWER_SEP + spec["answer_prefix"]
-        cmd = [sys.executable, "-c", _RULER_RUNNER.replace(
-                   "MODULE", repr(f"long_context_eval.data.synthetic.{generator}")),
-               "--save_dir", str(cache), "--save_name", task, "--tokenizer_type", "hf",
-               "--tokenizer_path", str(model_dir), "--max_seq_length", str(length),
-               "--tokens_to_generate", str(spec["tokens_to_generate"]),
-               "--num_samples", str(num_samples), "--random_seed", str(seed),
-               "--template", template]
-        for k, v in task_args.items():
-            cmd += [f"--{k}", str(v)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if not raw_file.exists():
+            cmd = [sys.executable, "-c", _RULER_RUNNER.replace(
+                       "MODULE", repr(f"long_context_eval.data.synthetic.{generator}")),
+                   "--save_dir", str(cache), "--save_name", task, "--tokenizer_type", "hf",
+                   "--tokenizer_path", str(model_dir), "--max_seq_length", str(length),
+                   "--tokens_to_generate", str(spec["tokens_to_generate"]),
+                   "--num_samples", str(num_samples), "--random_seed", str(seed),
+                   "--template", spec["template"] + spec["answer_prefix"]]
+            for k, v in task_args.items():
+                cmd += [f"--{k}", str(v)]
+            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+            if proc.returncode:
+                raise RuntimeError(f"RULER generator for {task} failed:\n{proc.stderr[-3000:]}")
+        items = [json.loads(line) for line in raw_file.read_text().splitlines() if line.strip()]
+        for item in items:
+            item["input"] = mark_answer_prefix(item["input"], spec["answer_prefix"])
+        out_file.write_text("".join(json.dumps(item) + "\n" for item in items))
     return [json.loads(line) for line in out_file.read_text().splitlines() if line.strip()]
 
 
@@ -385,6 +433,33 @@ def chat_prompt(tok, ruler_input: str) -> str:
 
 def string_match_all(pred: str, refs: list[str]) -> float:
     return sum(r.lower() in pred.lower() for r in refs) / len(refs)
+
+
+def string_match_part(pred: str, refs: list[str]) -> float:
+    """1 if any reference is in the prediction (case-insensitive), else 0: RULER's qa metric,
+    string_match_part_per_sample in long_context_eval/eval/synthetic/constants.py (which
+    scales it by 100; so does the caller here, after the mean over samples)."""
+    return max(float(r.lower() in pred.lower()) for r in refs)
+
+
+# RULER's metric per generator (long_context_eval/eval/synthetic/constants.py TASKS).
+RULER_METRICS = {"niah": string_match_all, "variable_tracking": string_match_all,
+                 "common_words_extraction": string_match_all,
+                 "freq_words_extraction": string_match_all, "qa": string_match_part}
+
+
+def ruler_score(task: str, pred: str, refs: list[str]) -> float:
+    """The sample's score in [0, 1] by the task's RULER metric (RULER reports it x100).
+    RULER's postprocessing (strip, control characters to newlines) cannot change a match."""
+    return RULER_METRICS[RULER_TASKS[task][0]](pred, refs)
+
+
+def ruler_new_tokens(task: str) -> int:
+    """RULER's tokens_to_generate for the task (long_context_eval/data/synthetic/constants.py):
+    128 niah, 30 vt, 120 cwe, 50 fwe, 32 qa."""
+    from long_context_eval.data.synthetic.constants import TASKS
+
+    return TASKS[RULER_TASKS[task][0]]["tokens_to_generate"]
 
 
 # --------------------------------------------------------------------------------------
@@ -422,11 +497,14 @@ def mean(xs):
 
 
 def new_tokens(task: str, args) -> int:
-    """Generation cap: --max-new-tokens, else enough for the answer (RULER's 128 for niah
-    costs minutes per sample on CPU; a 7-digit number fits in 16 tokens, a UUID in 48)."""
+    """Generation cap: --max-new-tokens, else for niah enough for the answer (RULER's 128
+    costs minutes per sample on CPU; a 7-digit number fits in 16 tokens, a UUID in 48), and
+    RULER's tokens_to_generate for the other tasks."""
     if args.max_new_tokens:
         return args.max_new_tokens
-    values = RULER_TASKS[task][1]
+    generator, values = RULER_TASKS[task]
+    if generator != "niah":
+        return ruler_new_tokens(task)
     per_value = 48 if values.get("type_needle_v") == "uuids" else 16
     return per_value * values.get("num_needle_v", 1) * values.get("num_needle_q", 1)
 
@@ -439,7 +517,7 @@ def run(args) -> dict:
     model, tok = assets.load_model(args.model, attn_implementation="sdpa", device=device)
     model_dir = assets.ensure_model(args.model)
     register_oracle()
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    tasks = ruler_tasks(args.tasks)
     samples = {t: ruler_samples(t, args.samples, args.length, model_dir, args.seed) for t in tasks}
     windows = ppl_windows(tok, args.ppl_length, args.ppl_windows)
     meths = methods(args)
@@ -482,7 +560,7 @@ def run(args) -> dict:
                                          max_new_tokens=new_tokens(task, args), do_sample=False,
                                          pad_token_id=tok.eos_token_id)
                 pred = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-                scores.append(string_match_all(pred, item["outputs"]))
+                scores.append(ruler_score(task, pred, item["outputs"]))
                 answers.append(dict(pred=pred.strip(), refs=item["outputs"],
                                     prompt_tokens=int(ids.shape[1])))
                 pre, dec = densities(model, method)
@@ -620,10 +698,12 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS))
     parser.add_argument("--length", type=int, default=4096, help="RULER max sequence length")
     parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
-                        help=f"comma-separated, from {sorted(RULER_TASKS)}")
+                        help=f"comma-separated, from {list(RULER_TASKS)}; or 'all' (the 13) "
+                             "or 'niah' (the 8 niah_*)")
     parser.add_argument("--samples", type=int, default=2, help="samples per RULER task")
     parser.add_argument("--max-new-tokens", type=int, default=0,
-                        help="generation cap; 0: 16 tokens per number, 48 per UUID answer")
+                        help="generation cap; 0: 16 tokens per number, 48 per UUID answer "
+                             "(niah), RULER's length for the other tasks")
     parser.add_argument("--ppl-length", type=int, default=4096)
     parser.add_argument("--ppl-windows", type=int, default=1)
     parser.add_argument("--methods", default="",
