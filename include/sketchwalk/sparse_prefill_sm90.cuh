@@ -430,6 +430,8 @@ template <typename Element, int kHeadDim>
 cudaError_t launch_sparse_prefill_sm90(const SparseAttentionParams& params,
                                        const PrefillTensorMaps& maps, cudaStream_t stream) {
   using Traits = SparsePrefillSm90Traits<kHeadDim, Element>;
+  // Two query heads per CTA share one KV head: the group size must be even.
+  if ((params.num_q_heads / params.num_kv_heads) % Traits::kHeadsPerCta != 0) return cudaErrorInvalidValue;
   auto kernel = sparse_prefill_sm90_kernel<Traits>;
   const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(Traits::kSmemBytes));
