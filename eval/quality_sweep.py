@@ -172,6 +172,11 @@ def methods(args) -> list[Method]:
                dict(kblocks_frac=0.12, window_frac=0.005, sink_frac=0.0025), "scores"),
         Method("scores: oracle ranking, split window 0.01, sink 0.005, top-k 0.092 ~20%",
                "oracle", dict(kblocks_frac=0.092, window_frac=0.01, sink_frac=0.005), "scores"),
+        Method("scores: oracle ranking, split window 0.005, sink 0.0025, top-k 0.12 ~20%",
+               "oracle", dict(kblocks_frac=0.12, window_frac=0.005, sink_frac=0.0025), "scores"),
+        # No window or sink budget at all (1 token each: the diagonal and the first block stay).
+        Method("scores: split window 0, sink 0, top-k 0.135 ~20%", "sketchwalk",
+               dict(kblocks_frac=0.135, window_frac=0.0, sink_frac=0.0), "scores"),
         Method("scores: sketch logits x1 + walk ~20% (check: = sketchwalk ~20%)", "scores", d20,
                "scores", scorer="sketch", scorer_args=dict(factor=1.0), walk=True),
     ]
