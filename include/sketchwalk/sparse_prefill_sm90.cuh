@@ -12,8 +12,8 @@
 //   warpgroups 1 and 2, the consumers: head q_head0 + (warpgroup - 1), 64 query rows each.
 //     Per stage S = Q K^T (wgmma, both from shared memory), causal mask where a key can follow
 //     a query, online softmax in the log2 domain, O += P V (wgmma, P from registers), then the
-//     stage is handed back to the producer; the softmax of one stage runs while the tensor
-//     cores do the previous stage's P V (the consumers' loop below says how).
+//     stage is handed back to the producer; the softmax of one stage is placed between the
+//     issue of the previous stage's P V and the wait for it (the consumers' loop below).
 // Barriers per stage s: k_full[s] / v_full[s] (the producer's arrival + the TMA bytes) and
 // empty[s] (one arrival per consumer warp). Stage of step p: p % kStages, phase (p / kStages) & 1.
 #pragma once
@@ -316,9 +316,11 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   }
 
   // ---- consumers ----
-  // Step j overlaps the softmax of S_{j+1} with O += P_j V_j on the tensor cores: issue
-  // S_{j+1} = Q K_{j+1}^T, issue O += P_j V_j, wait for S_{j+1}, softmax it into P_{j+1}, wait
-  // for P_j V_j, hand stage j back, rescale O by the correction of step j + 1.
+  // Step j: issue S_{j+1} = Q K_{j+1}^T, issue O += P_j V_j, wait for S_{j+1}, softmax it into
+  // P_{j+1}, wait for P_j V_j, hand stage j back, rescale O by the correction of step j + 1.
+  // The softmax sits between the two waits so that it can run while P_j V_j holds the tensor
+  // cores; ptxas (CUDA 13.0) still schedules its exp2 after the second wait, so today only the
+  // mask and part of the row max overlap (bench/RESULTS.md).
   sm90::setmaxnreg_inc<Traits::kConsumerRegs>();
   const int consumer = warpgroup - 1;  // head q_head0 + consumer
   const int ctid = threadIdx.x - 128 * warpgroup;
