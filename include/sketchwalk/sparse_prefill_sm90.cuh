@@ -292,24 +292,21 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
         const int b0 = row[2 * step];
         // An odd tail repeats its block: finite data the consumers mask to zero weight.
         const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;
-        unsigned char* k_stage = smem + Traits::kKOffset + s * Traits::kKVStageBytes;
-        unsigned char* v_stage = smem + Traits::kVOffset + s * Traits::kKVStageBytes;
-        sm90::mbarrier_arrive_expect_tx(&k_full[s], kStageTx);
+        // K, then V, of the stage's two blocks: per 64-column half, block b0 into key rows
+        // [0, 64) and block b1 into [64, 128), all on the tensor's full barrier.
+        auto load_stage = [&](const CUtensorMap* map, uint64_t* full, int offset) {
+          unsigned char* stage = smem + offset + s * Traits::kKVStageBytes;
+          sm90::mbarrier_arrive_expect_tx(full, kStageTx);
 #pragma unroll
-        for (int half = 0; half < Traits::kHalves; ++half) {
-          unsigned char* dst = k_stage + half * Traits::kKVHalfBytes;
-          sm90::tma_load_4d(dst, &maps.k, &k_full[s], half * 64, k_coord0 + b0 * kBlockN, kv_head, batch_idx);
-          sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, &maps.k, &k_full[s], half * 64,
-                            k_coord0 + b1 * kBlockN, kv_head, batch_idx);
-        }
-        sm90::mbarrier_arrive_expect_tx(&v_full[s], kStageTx);
-#pragma unroll
-        for (int half = 0; half < Traits::kHalves; ++half) {
-          unsigned char* dst = v_stage + half * Traits::kKVHalfBytes;
-          sm90::tma_load_4d(dst, &maps.v, &v_full[s], half * 64, k_coord0 + b0 * kBlockN, kv_head, batch_idx);
-          sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, &maps.v, &v_full[s], half * 64,
-                            k_coord0 + b1 * kBlockN, kv_head, batch_idx);
-        }
+          for (int half = 0; half < Traits::kHalves; ++half) {
+            unsigned char* dst = stage + half * Traits::kKVHalfBytes;
+            sm90::tma_load_4d(dst, map, full, half * 64, k_coord0 + b0 * kBlockN, kv_head, batch_idx);
+            sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, map, full, half * 64,
+                              k_coord0 + b1 * kBlockN, kv_head, batch_idx);
+          }
+        };
+        load_stage(&maps.k, &k_full[s], Traits::kKOffset);
+        load_stage(&maps.v, &v_full[s], Traits::kVOffset);
       }
     }
     return;
