@@ -186,14 +186,41 @@ def flex_ms(flex, q, k, v, mask, kernel_options) -> float | None:
 PREFILL_KERNEL = "sm90 kernel" if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9 else "sm80 kernel"
 
 
+def llama_qkv(num_tokens: int):
+    """Random normal q, k, v of one layer at the Llama-3.1-8B shapes, seeded by the length."""
+    gen = torch.Generator(device="cuda").manual_seed(num_tokens)
+    return tuple(torch.randn(BATCH, h, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+                 for h in (HQ, HKV, HKV))
+
+
+def calibrated_index(q, k):
+    """The prefill selection at the ~20% knobs (calibrate_knobs): (block_index, num_selected,
+    density achieved)."""
+    cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **calibrate_knobs(q, k))
+    block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, sketchwalk.SketchWalkState(cfg))
+    return block_index, num_selected, float(prefill_density(block_index, num_selected, q.shape[2], 64))
+
+
+def sparse_prefill_ms(q, k, v, block_index, num_selected, arch: str | None = None) -> float:
+    """Time of ops.sparse_prefill; `arch` ("sm80" / "sm90") picks the CUDA kernel through
+    SKETCHWALK_PREFILL_ARCH (csrc/cuda/sparse_prefill.cu), None the device's default."""
+    before = os.environ.get("SKETCHWALK_PREFILL_ARCH")
+    if arch is not None:
+        os.environ["SKETCHWALK_PREFILL_ARCH"] = arch
+    try:
+        return bench_ms(lambda: ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False))
+    finally:  # the caller's setting, as it was
+        if before is None:
+            os.environ.pop("SKETCHWALK_PREFILL_ARCH", None)
+        else:
+            os.environ["SKETCHWALK_PREFILL_ARCH"] = before
+
+
 def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
     from torch.nn.attention import SDPBackend
     from torch.nn.attention.flex_attention import flex_attention
 
-    gen = torch.Generator(device="cuda").manual_seed(num_tokens)
-    q = torch.randn(BATCH, HQ, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    k = torch.randn(BATCH, HKV, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-    v = torch.randn(BATCH, HKV, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+    q, k, v = llama_qkv(num_tokens)
     dense_flops = dense_causal_flops(num_tokens)
     base = dict(phase="prefill", tokens=num_tokens, batch=BATCH)
 
@@ -215,14 +242,10 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
         density = float(prefill_density(block_index, num_selected, num_tokens, 64))
         flops = density * dense_flops
 
-        t_sparse = bench_ms(lambda: ops.sparse_prefill(q, k, v, block_index, num_selected,
-                                                        validate=False))
+        t_sparse = sparse_prefill_ms(q, k, v, block_index, num_selected)
         t_layer = bench_ms(lambda: sketchwalk.sketchwalk_attention(q, k, v, LAYER, state))
         t_select = bench_ms(lambda: select_prefill_blocks(q, k, LAYER, state))
-        os.environ["SKETCHWALK_PREFILL_ARCH"] = "sm80"
-        t_sm80 = bench_ms(lambda: ops.sparse_prefill(q, k, v, block_index, num_selected,
-                                                      validate=False))
-        del os.environ["SKETCHWALK_PREFILL_ARCH"]
+        t_sm80 = sparse_prefill_ms(q, k, v, block_index, num_selected, "sm80")
         keep64 = keep_matrix(block_index, num_selected)
         t_flex = flex_ms(flex, q, k, v, flex_block_mask(keep64, 64, num_tokens),
                          {"BLOCK_M": 64, "BLOCK_N": 64})  # the mask's granularity

@@ -8,26 +8,11 @@ kept density. A quick check between full runs of bench_attention.py.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 
 import torch
 
-import sketchwalk
-from sketchwalk import ops
-from sketchwalk.attention import select_prefill_blocks
-from sketchwalk.density import prefill_density
-
-from bench.python.bench_attention import (BATCH, DTYPE, HEAD_DIM, HKV, HQ, LAYER, bench_ms,
-                                          calibrate_knobs, dense_causal_flops, sdpa_ms)
-
-
-def kernel_ms(arch: str, q, k, v, block_index, num_selected) -> float:
-    os.environ["SKETCHWALK_PREFILL_ARCH"] = arch
-    try:
-        return bench_ms(lambda: ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False))
-    finally:
-        os.environ.pop("SKETCHWALK_PREFILL_ARCH")
+from bench.python.bench_attention import (calibrated_index, dense_causal_flops, llama_qkv, sdpa_ms,
+                                          sparse_prefill_ms)
 
 
 def main() -> None:
@@ -40,16 +25,12 @@ def main() -> None:
     print("| tokens | density | cuDNN ms | sm80 ms | sm90 ms | sm80 TFLOP/s | sm90 TFLOP/s | sm90 vs sm80 | cuDNN / sm90 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in args.tokens:
-        gen = torch.Generator(device="cuda").manual_seed(n)
-        q, k, v = (torch.randn(BATCH, h, n, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-                   for h in (HQ, HKV, HKV))
-        cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **calibrate_knobs(q, k))
-        block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, sketchwalk.SketchWalkState(cfg))
-        density = float(prefill_density(block_index, num_selected, n, 64))
+        q, k, v = llama_qkv(n)
+        block_index, num_selected, density = calibrated_index(q, k)
         flops = density * dense_causal_flops(n)
         t_dense = sdpa_ms(q, k, v, SDPBackend.CUDNN_ATTENTION, True)
-        t80 = kernel_ms("sm80", q, k, v, block_index, num_selected)
-        t90 = kernel_ms("sm90", q, k, v, block_index, num_selected)
+        t80 = sparse_prefill_ms(q, k, v, block_index, num_selected, "sm80")
+        t90 = sparse_prefill_ms(q, k, v, block_index, num_selected, "sm90")
         print(f"| {n} | {density:.3f} | {t_dense:.3f} | {t80:.3f} | {t90:.3f} | {flops / t80 / 1e9:.0f} | "
               f"{flops / t90 / 1e9:.0f} | {t80 / t90:.2f}x | {t_dense / t90:.2f}x |", flush=True)
         del q, k, v

@@ -8,17 +8,13 @@ profiler wrapped around it (bench/RESULTS.md quotes the ncu summary):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import torch
 
-import sketchwalk
 from sketchwalk import ops
-from sketchwalk.attention import select_prefill_blocks
-from sketchwalk.density import prefill_density
 
-from bench.python.bench_attention import (BATCH, DTYPE, HEAD_DIM, HKV, HQ, LAYER, calibrate_knobs,
-                                          dense_causal_flops)
+from bench.python.bench_attention import (HEAD_DIM, HQ, calibrated_index, dense_causal_flops,
+                                          llama_qkv)
 
 
 def main() -> None:
@@ -27,12 +23,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3)
     args = parser.parse_args()
     n = args.tokens
-    gen = torch.Generator(device="cuda").manual_seed(n)
-    q, k, v = (torch.randn(BATCH, h, n, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-               for h in (HQ, HKV, HKV))
-    cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **calibrate_knobs(q, k))
-    block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, sketchwalk.SketchWalkState(cfg))
-    density = float(prefill_density(block_index, num_selected, n, 64))
+    q, k, v = llama_qkv(n)
+    block_index, num_selected, density = calibrated_index(q, k)
     kept = int(num_selected.sum())
     # Bytes the kernel must move at least: Q and O once, K and V of every kept (row, block) pair
     # once per CTA (2 query heads share a CTA's K/V), from L2 or HBM.
