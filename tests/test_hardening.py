@@ -110,22 +110,12 @@ def test_non_finite_scales_raise(device, value):
     assert_raises_naming(lambda: o.update_window_logits_(
         torch.zeros(1, 4, 8, 7, device=device), torch.randn(1, 4, 8, 32, device=device),
         torch.randn(1, 2, 6, 32, device=device), 5, 3, value), "logit_scale")
-    dt = torch.bfloat16 if device == "cuda" else torch.float32
-    q = torch.randn(1, 4, 1, 64, device=device, dtype=dt)
-    k = torch.randn(1, 2, 100, 64, device=device, dtype=dt)
-    idx, cnt = R.mask_to_block_index(torch.ones(1, 1, 2, dtype=torch.bool, device=device))
-    assert_raises_naming(lambda: o.sparse_decode(q, k, k, idx, cnt, value), "softmax_scale")
-    qp = torch.randn(1, 4, 100, 64, device=device, dtype=dt)
-    pidx, pcnt = R.mask_to_block_index(torch.ones(1, 2, 2, dtype=torch.bool, device=device).tril())
-    assert_raises_naming(lambda: o.sparse_prefill(qp, k, k, pidx, pcnt, value), "softmax_scale")
+    _assert_softmax_scale_refused(o, device, value)
 
 
-@pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("value", [0.0, -0.125])
-def test_non_positive_softmax_scale_raises(device, value):
-    # The kernels subtract the max of the unscaled scores: right only for a positive scale
-    # (a scale of 0 gave NaN row sums on CUDA, a negative one overflowing P).
-    o = ops()
+def _assert_softmax_scale_refused(o, device, value):
+    """sparse_decode, sparse_prefill and score_blocks_keys4 refuse `value` as softmax_scale,
+    naming it; returns the prefill inputs (valid but for the scale)."""
     dt = torch.bfloat16 if device == "cuda" else torch.float32
     q = torch.randn(1, 4, 1, 64, device=device, dtype=dt)
     k = torch.randn(1, 2, 100, 64, device=device, dtype=dt)
@@ -137,6 +127,16 @@ def test_non_positive_softmax_scale_raises(device, value):
     codes = torch.zeros(1, 2, 128, 32, dtype=torch.uint8, device=device)
     scales = torch.ones(1, 2, 128, device=device)
     assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, None, value), "softmax_scale")
+    return qp, k, pidx, pcnt
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("value", [0.0, -0.125])
+def test_non_positive_softmax_scale_raises(device, value):
+    # The kernels subtract the max of the unscaled scores: right only for a positive scale
+    # (a scale of 0 gave NaN row sums on CUDA, a negative one overflowing P).
+    o = ops()
+    qp, k, pidx, pcnt = _assert_softmax_scale_refused(o, device, value)
     assert o.sparse_prefill(qp, k, k, pidx, pcnt, 1e-3)[0].isfinite().all()  # small > 0 is fine
 
 
