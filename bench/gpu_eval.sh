@@ -1,49 +1,71 @@
 #!/usr/bin/env bash
-# Runs eval/decode_quality.py as several processes, one per method group, each on
-# its own GPU (round robin over the visible GPUs), so a two-GPU machine evaluates twice as many
-# methods in one call. Each group writes under $OUT/<group-index>/ with its own log.
+# Runs eval/decode_quality.py as many concurrent processes, one per group, spread round robin
+# over the visible GPUs. A process of this evaluation is bound by the host's kernel launches
+# (small model, one Python thread), so one GPU serves several at once; keep the groups at or
+# below the core count. Each group writes under $OUT/<group-index>/ with its own log.
 #
-#   GROUPS_SPEC="dense,sparse_prefill;default,keys4_10" GGUF=/tmp/models/.../x.gguf \
-#     EVAL_TIMEOUT=540 bash bench/gpu_eval.sh [extra eval/decode_quality.py args]
+#   GROUPS_SPEC="dense|--lengths 4096;paper20|--lengths 8192" MODEL=smollm2-135m \
+#     GGUF=/tmp/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf EVAL_TIMEOUT=540 \
+#     bash bench/gpu_eval.sh [args for every group]
+#   METHODS="dense paper20 narrow20" LENGTHS="4096 8192" ... bash bench/gpu_eval.sh ...
 #
-# EVAL_TIMEOUT bounds each process (partial results are written after every task). The GPU
-# tests can share the call: BEFORE_ON_GPU0="python3 -m pytest tests -m gpu -q" runs that
-# command on GPU 0 before its group starts.
+# A group is "methods[|its own extra arguments]"; without GROUPS_SPEC, one group per method of
+# METHODS and length of LENGTHS. MODEL (a name of examples/assets.py) is
+# converted once from GGUF to a Hugging Face folder under the asset root before the groups
+# start, so each process loads it in seconds; without MODEL every process loads GGUF itself.
+# EVAL_TIMEOUT bounds each process (partial results are written after every task).
+# SIDE_JOB, a command, runs beside the groups (its own log, on the last GPU): perplexity.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}
-: "${GROUPS_SPEC:?set GROUPS_SPEC to method groups separated by ';'}"
+if [ -z "${GROUPS_SPEC:-}" ]; then
+  : "${METHODS:?set GROUPS_SPEC, or METHODS and LENGTHS}" "${LENGTHS:?set LENGTHS}"
+  GROUPS_SPEC=$(for m in $METHODS; do for L in $LENGTHS; do printf '%s|--lengths %s;' "$m" "$L"; done; done)
+  GROUPS_SPEC=${GROUPS_SPEC%;}
+fi
 : "${GGUF:?set GGUF to the model file}"
 ASSETS=${ASSETS:-/tmp/gpu_assets/assets}
 SITE=${SITE:-/tmp/site}
+export SKETCHWALK_ASSETS=$ASSETS PYTHONPATH=$SITE PYTHONUNBUFFERED=1
+# One thread per process: the processes share the cores.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 ngpu=$(nvidia-smi -L | wc -l)
+mkdir -p "$OUT"
+
+if [ -n "${MODEL:-}" ]; then
+  mkdir -p "$ASSETS/gguf" && ln -sf "$GGUF" "$ASSETS/gguf/$(basename "$GGUF")"
+  start=$(date +%s)
+  python3 -c "from examples import assets; print(assets.ensure_model('$MODEL'))" > "$OUT/convert.log" 2>&1
+  echo "== converted $MODEL rc=$? in $(( $(date +%s) - start )) s"
+  source_args=(--model "$MODEL")
+else
+  source_args=(--gguf "$GGUF")
+fi
+
 IFS=';' read -r -a groups <<< "$GROUPS_SPEC"
-pids=()
 for i in "${!groups[@]}"; do
-  gpu=$(( i % ngpu ))
+  methods=${groups[$i]%%|*}
+  own=""; [[ "${groups[$i]}" == *"|"* ]] && own=${groups[$i]#*|}
   dir="$OUT/$i"; mkdir -p "$dir"
   (
-    export CUDA_VISIBLE_DEVICES=$gpu PYTHONUNBUFFERED=1
-    if [ "$gpu" -eq 0 ] && [ -n "${BEFORE_ON_GPU0:-}" ] && [ "$i" -eq 0 ]; then
-      start=$(date +%s)
-      bash -c "$BEFORE_ON_GPU0" > "$OUT/before-gpu0.log" 2>&1
-      echo "== before (GPU 0) rc=$? in $(( $(date +%s) - start )) s" >> "$dir/eval.log"
-    fi
-    PYTHONPATH=$SITE timeout "${EVAL_TIMEOUT:-540}" python3 -m eval.decode_quality \
-      --gguf "$GGUF" --assets "$ASSETS" --methods "${groups[$i]}" --out "$dir" "$@" \
-      >> "$dir/eval.log" 2>&1
-    echo "== group $i (${groups[$i]}) on GPU $gpu rc=$?" >> "$dir/eval.log"
+    export CUDA_VISIBLE_DEVICES=$(( i % ngpu ))
+    # shellcheck disable=SC2086  # $own holds several arguments
+    timeout "${EVAL_TIMEOUT:-540}" python3 -m eval.decode_quality "${source_args[@]}" \
+      --methods "$methods" --out "$dir" $own "$@" >> "$dir/eval.log" 2>&1
+    echo "== group $i ($methods $own) on GPU $CUDA_VISIBLE_DEVICES rc=$?" >> "$dir/eval.log"
   ) &
-  pids+=($!)
-  [ "$ngpu" -eq 1 ] && wait "${pids[-1]}"  # one GPU: groups run one after another
 done
+if [ -n "${SIDE_JOB:-}" ]; then
+  (CUDA_VISIBLE_DEVICES=$(( ngpu - 1 )) timeout "${EVAL_TIMEOUT:-540}" bash -c "$SIDE_JOB" \
+     > "$OUT/side.log" 2>&1; echo "== side job rc=$?" >> "$OUT/side.log") &
+fi
 wait
 for i in "${!groups[@]}"; do
   echo "---- group $i: ${groups[$i]}"
-  grep -E "^== |^\| |failed|Error" "$OUT/$i/eval.log" | tail -30
+  grep -E "^== |RULER mean|failed|Error" "$OUT/$i/eval.log" | tail -6
 done
-[ -f "$OUT/before-gpu0.log" ] && { echo "---- before (GPU 0)"; grep -E "passed|failed|FAILED|ERROR" "$OUT/before-gpu0.log" | tail -15; }
+[ -f "$OUT/side.log" ] && { echo "---- side job"; grep -E "^== |^\| |Error" "$OUT/side.log" | tail -30; }
 # One archive: the device tool brings back only a few files per call.
 tar czf /tmp/eval.tar.gz -C "$OUT" . && mv /tmp/eval.tar.gz "$OUT/" &&
-  find "$OUT" -mindepth 1 -type f ! -name eval.tar.gz ! -name '*.md' -delete
+  find "$OUT" -mindepth 1 -type f ! -name eval.tar.gz -delete
 exit 0

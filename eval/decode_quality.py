@@ -1,8 +1,9 @@
 """Decode-selection quality on a real model against dense attention, in one command.
 
 For each method (dense SDPA; Sketch&Walk with sparse prefill only; the default config with
-sparse prefill and decode; the paper's decode rule; the default at ~10% decode density),
-this runs
+sparse prefill and decode; the paper's decode rule; the default at ~10% decode density; and
+issue 11's set at ~20% and ~10%: paper20/10, p20/10, narrow20/10, narrow20_nowalk,
+narrow20_kv_group, oracle20/10, oracle_narrow20), this runs
 
 - needles: the demo's needle in a ~6K-token haystack (examples/demo.py), at --needles
   depths evenly spread over 0.04..0.96, scored as in the demo (the number is in the answer);
@@ -12,10 +13,12 @@ this runs
   for qa),
 
 and records the density achieved (hf.last_density, mean over the sparse layers, prefill and
-decode separately). Samples of one task and length run as one left-padded batch (CUDA), and
-generation stops per row at an end-of-turn/EOS token or as soon as every reference string (qa:
-any) is in the output (which cannot change the score), up to RULER's generation length of the
-task (128 tokens niah, 30 vt, 120 cwe, 50 fwe, 32 qa).
+decode separately, and per layer). The oracle methods rank blocks by their exact attention mass
+(eval/quality_sweep.py) and run one sample per generate call (no padding); the others run the
+samples of one task and length as one left-padded batch (CUDA). Generation stops per row at an
+end-of-turn/EOS token or as soon as every reference string (qa: any) is in the output (which
+cannot change the score), up to RULER's generation length of the task (128 tokens niah, 30 vt,
+120 cwe, 50 fwe, 32 qa).
 A markdown table is printed at the end and written, with JSON, to --out.
 
     # from the repository root:
@@ -72,7 +75,14 @@ class Method:
     name: str
     knobs: dict | None  # SketchWalkConfig keyword arguments; None = dense SDPA
     sparse_decode: bool = True
+    # Rank blocks by their exact attention mass (eval/quality_sweep.py's oracle, in prefill and
+    # decode) instead of the sketch: the same knobs and select_blocks rule, only the ranking
+    # differs. It runs unpadded batches only: one sample per generate call.
+    oracle: bool = False
 
+
+# The ~20% and ~10% knobs: the paper's split and the narrow one (eval/quality_sweep.py).
+P20, P10, NARROW20, NARROW10 = eq.P20, eq.P10, eq.NARROW20, eq.NARROW10
 
 METHODS = {
     "dense": Method("dense", None),
@@ -81,11 +91,23 @@ METHODS = {
     "paper": Method("paper", {"decode_scorer": "walk"}),
     "keys4_10": Method("keys4_10", {"kblocks_frac": 0.05}),
     # ~20% prefill density (the knobs of the paper's 20% setting), keys4 or dense decode.
-    "p20": Method("p20", {"kblocks_frac": 0.06, "window_frac": 0.02, "sink_frac": 0.01}),
-    "p20_prefill": Method("p20_prefill", {"kblocks_frac": 0.06, "window_frac": 0.02,
-                                          "sink_frac": 0.01}, sparse_decode=False),
+    "p20": Method("p20", P20),
+    "p20_prefill": Method("p20_prefill", P20, sparse_decode=False),
     # The default knobs with one prefill selection per KV group (docs/spec.md section 8).
     "kv_group": Method("kv_group", {"prefill_selection": "kv_group"}),
+    # Issue 11, at ~20% and ~10%: the authors' rule (prefill and decode walk); ours at the
+    # paper's split (keys4 decode); the narrow split, also without the walk (degree 0) and per
+    # KV group; the oracle ranking at the paper's and the narrow split.
+    "paper20": Method("paper20", {**P20, "decode_scorer": "walk"}),
+    "paper10": Method("paper10", {**P10, "decode_scorer": "walk"}),
+    "p10": Method("p10", P10),
+    "narrow20": Method("narrow20", NARROW20),
+    "narrow10": Method("narrow10", NARROW10),
+    "narrow20_nowalk": Method("narrow20_nowalk", {**NARROW20, "degree": 0}),
+    "narrow20_kv_group": Method("narrow20_kv_group", {**NARROW20, "prefill_selection": "kv_group"}),
+    "oracle20": Method("oracle20", P20, oracle=True),
+    "oracle10": Method("oracle10", P10, oracle=True),
+    "oracle_narrow20": Method("oracle_narrow20", NARROW20, oracle=True),
 }
 
 
@@ -110,8 +132,25 @@ def build_config(method: Method):
 def use_method(model, method: Method, cfg) -> None:
     if cfg is None:
         model.set_attn_implementation("sdpa")
+    elif method.oracle:
+        eq.register_oracle()
+        eq._OracleRuntime.config = cfg
+        eq._OracleRuntime.method = None  # exact block mass
+        model.set_attn_implementation("sketchwalk_oracle")
     else:
         hf.configure(model, cfg, sparse_decode=method.sparse_decode)
+
+
+def layer_densities(model, method: Method, cfg) -> tuple[dict[int, float], dict[int, float]]:
+    """(prefill, decode) density per layer of the latest batch (decode: mean over its steps)."""
+    if cfg is None:
+        every = {i: 1.0 for i in range(model.config.num_hidden_layers)}
+        return every, dict(every)
+    if method.oracle:
+        return eq.densities(model, eq.Method(method.name, "oracle", method.knobs, "decode"))
+    dense = {i: 1.0 for i in range(cfg.dense_layers)}
+    decode = hf.last_density(model, "decode")
+    return {**dense, **hf.last_density(model, "prefill")}, ({**dense, **decode} if decode else {})
 
 
 def sparse_layer_mean(per_layer: dict[int, float], first_sparse: int) -> float | None:
@@ -119,12 +158,32 @@ def sparse_layer_mean(per_layer: dict[int, float], first_sparse: int) -> float |
     return sum(vals) / len(vals) if vals else None
 
 
-def batch_densities(model, cfg) -> tuple[float | None, float | None]:
-    """(prefill, decode) density of the latest batch, mean over the sparse layers."""
+def batch_densities(per_layer: tuple[dict, dict], cfg) -> tuple[float | None, float | None]:
+    """(prefill, decode) density of a batch from layer_densities, mean over the sparse layers."""
     if cfg is None:
         return 1.0, 1.0
-    return (sparse_layer_mean(hf.last_density(model, "prefill"), cfg.dense_layers),
-            sparse_layer_mean(hf.last_density(model, "decode"), cfg.dense_layers))
+    return tuple(sparse_layer_mean(d, cfg.dense_layers) for d in per_layer)
+
+
+class LayerDensity:
+    """Row-weighted mean density per layer over batches, prefill and decode."""
+
+    def __init__(self):
+        self.sums = {"prefill": {}, "decode": {}}
+        self.rows = {"prefill": {}, "decode": {}}
+
+    def add(self, rows: int, per_layer: tuple[dict, dict]) -> None:
+        for phase, values in zip(("prefill", "decode"), per_layer):
+            for layer, value in values.items():
+                self.sums[phase][layer] = self.sums[phase].get(layer, 0.0) + rows * value
+                self.rows[phase][layer] = self.rows[phase].get(layer, 0) + rows
+
+    def means(self) -> dict[str, list[float | None]]:
+        out = {}
+        for phase, sums in self.sums.items():
+            out[phase] = [sums[i] / self.rows[phase][i] if i in sums else None
+                          for i in range(1 + max(sums, default=-1))]
+        return out
 
 
 # --------------------------------------------------------------------------------------
@@ -304,19 +363,21 @@ def run(args) -> dict:
                mininterval=0.1 if sys.stderr.isatty() else 10.0)
     for method, cfg in methods:
         rec = dict(name=method.name, knobs=method.knobs, sparse_decode=method.sparse_decode,
+                   oracle=method.oracle,
                    config=dataclasses.asdict(cfg) if cfg is not None else None,
                    ruler={}, ruler_mean={}, density={}, answers={}, error=None, seconds=0.0)
         result["methods"].append(rec)
         start = time.perf_counter()
+        rows_per_call = 1 if method.oracle else batch
         try:
             use_method(model, method, cfg)
             # Needles.
             bar.set_postfix_str(f"{method.name} | needles")
             found, answers, dens = 0, [], []
-            for part in chunks(list(zip(depths, needle_prompts)), batch):
+            for part in chunks(list(zip(depths, needle_prompts)), rows_per_call):
                 outs = generate_batch(model, tok, [p for _, p in part], [[value]] * len(part),
                                       args.needle_new_tokens, stop_ids)
-                dens.append((len(part), *batch_densities(model, cfg)))
+                dens.append((len(part), *batch_densities(layer_densities(model, method, cfg), cfg)))
                 for (depth, _), o in zip(part, outs):
                     o["depth"] = depth
                     o["found"] = value in o["pred"]
@@ -328,15 +389,18 @@ def run(args) -> dict:
             rec["density"]["needles"] = weighted(dens)
             write_outputs(result, args)
             # RULER.
+            per_layer = {L: LayerDensity() for L in lengths}
             for (task, L), items in samples.items():
                 bar.set_postfix_str(f"{method.name} | {task} @ {L}")
                 scores, answers, dens = [], [], []
                 need_all = eq.RULER_METRICS[eq.RULER_TASKS[task][0]] is eq.string_match_all
-                for part in chunks(items, batch):
+                for part in chunks(items, rows_per_call):
                     outs = generate_batch(model, tok, [eq.chat_prompt(tok, it["input"]) for it in part],
                                           [it["outputs"] for it in part],
                                           task_new_tokens(task, args), stop_ids, need_all)
-                    dens.append((len(part), *batch_densities(model, cfg)))
+                    layers = layer_densities(model, method, cfg)
+                    dens.append((len(part), *batch_densities(layers, cfg)))
+                    per_layer[L].add(len(part), layers)
                     for it, o in zip(part, outs):
                         o["refs"] = it["outputs"]
                         o["score"] = eq.ruler_score(task, o["pred"], it["outputs"])
@@ -347,6 +411,7 @@ def run(args) -> dict:
                 rec["answers"][f"{task}@{L}"] = answers
                 per_len = rec["density"].setdefault(str(L), [])
                 per_len.extend(dens)
+                rec["density_per_layer"] = {str(n): d.means() for n, d in per_layer.items()}
                 rec["seconds"] = time.perf_counter() - start
                 write_outputs(result, args)  # partial results survive a timeout
             for L in lengths:
@@ -448,12 +513,14 @@ def markdown(result: dict) -> str:
     row(f"decode density, needles (~{nd['tokens']})",
         lambda m: _pct(m["density"]["needles"]["decode"]))
     row("decode", lambda m: ("dense" if m["config"] is None or not m["sparse_decode"]
+                             else "oracle" if m.get("oracle")
                              else m["config"].get("decode_scorer", "walk (no decode_scorer knob)")))
     row("time (s)", lambda m: f"{m['seconds']:.0f}")
     lines += ["", "Methods (knobs on top of SketchWalkConfig defaults):"]
     for m in ms:
         knobs = "dense SDPA" if m["knobs"] is None else (m["knobs"] or "defaults")
-        extra = "" if m["sparse_decode"] else ", dense decode steps"
+        extra = ("" if m["sparse_decode"] else ", dense decode steps") + (
+            ", blocks ranked by their exact attention mass (oracle)" if m.get("oracle") else "")
         err = f" **FAILED: {m['error']}**" if m.get("error") else ""
         lines.append(f"- {m['name']}: {knobs}{extra}{err}")
     for name, why in result.get("skipped_methods", {}).items():

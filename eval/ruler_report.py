@@ -1,0 +1,213 @@
+"""Merges the RULER results of several eval/decode_quality.py processes (one per method group
+and length, bench/gpu_eval.sh) into one table per model, with the density achieved per length
+and per layer, and plots quality against density (RULER, and perplexity from
+eval/quality_sweep.py's JSON when given).
+
+    python -m eval.ruler_report --ruler 'out/*/decode_quality_*.json' \\
+        --ppl out/ppl/perplexity_smollm2-135m_8k.json --out bench/results/quality_smollm2-135m_h200
+
+Writes <out>.json (the merged records), <out>.md and <out>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+
+
+def merge(files: list[Path]) -> dict:
+    """One record per method: RULER scores, densities (per length, per layer) and answers of
+    every file; the run facts of the first file, the commits of all."""
+    merged: dict | None = None
+    by_name: dict[str, dict] = {}
+    for path in files:
+        run = json.loads(path.read_text())
+        if merged is None:
+            merged = {k: v for k, v in run.items() if k not in ("methods", "lengths", "tasks",
+                                                                 "commit", "load_seconds",
+                                                                 "data_seconds")}
+            merged.update(lengths=[], tasks=[], commits=[], methods=[])
+        elif run["model"] != merged["model"]:
+            raise SystemExit(f"{path}: model {run['model']}, expected {merged['model']}")
+        for key in ("lengths", "tasks"):
+            merged[key] += [x for x in run[key] if x not in merged[key]]
+        if run["commit"] not in merged["commits"]:
+            merged["commits"].append(run["commit"])
+        for rec in run["methods"]:
+            into = by_name.get(rec["name"])
+            if into is None:
+                into = by_name[rec["name"]] = dict(
+                    name=rec["name"], knobs=rec["knobs"], sparse_decode=rec["sparse_decode"],
+                    oracle=rec.get("oracle", False), config=rec["config"], ruler={},
+                    density={}, density_per_layer={}, answers={}, errors=[], seconds=0.0)
+                merged["methods"].append(into)
+            into["ruler"].update(rec["ruler"])
+            into["answers"].update({k: v for k, v in rec["answers"].items() if k != "needles"})
+            into["density_per_layer"].update(rec.get("density_per_layer", {}))
+            for length in run["lengths"]:
+                dens = rec["density"].get(str(length))
+                if isinstance(dens, dict):  # complete for this length
+                    into["density"][str(length)] = dens
+            if rec.get("error"):
+                into["errors"].append(rec["error"])
+            into["seconds"] += rec["seconds"]
+    if merged is None:
+        raise SystemExit("no result files")
+    merged["lengths"].sort()
+    for rec in merged["methods"]:
+        rec["ruler_mean"] = {}
+        for length in merged["lengths"]:
+            scores = [rec["ruler"].get(f"{t}@{length}") for t in merged["tasks"]]
+            if all(s is not None for s in scores):  # only complete lengths get a mean
+                rec["ruler_mean"][str(length)] = sum(scores) / len(scores)
+    return merged
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
+def markdown(result: dict, ppl: dict | None) -> str:
+    ms, lengths, tasks = result["methods"], result["lengths"], result["tasks"]
+    dense = next((m for m in ms if m["config"] is None), None)
+    samples = result["samples_per_task"]
+    lines = [
+        f"# RULER ({len(tasks)} tasks, {samples} samples each) vs dense: {result['model']}",
+        "",
+        f"{result['device_name']} ({result['dtype']}), torch {result['torch']}, transformers "
+        f"{result['transformers']}, commit(s) {', '.join(result['commits'])}. Greedy, RULER's "
+        "metric (string-match-all; string-match-part for qa), RULER's generation lengths, "
+        "prefill and decode sparse (keys4 decode; the paper's methods the walk decode). Density: "
+        "kept fraction of the causal area, mean over the sparse layers (decode: over the steps).",
+        "",
+        "| method | " + " | ".join(f"RULER @ {L} (vs dense) | prefill / decode density @ {L}"
+                                   for L in lengths) + " |",
+        "|---|" + "---|---|" * len(lengths),
+    ]
+    for m in ms:
+        cells = []
+        for L in lengths:
+            mean = m["ruler_mean"].get(str(L))
+            ref = dense["ruler_mean"].get(str(L)) if dense else None
+            delta = f" ({mean - ref:+.1f})" if mean is not None and ref is not None and m is not dense else ""
+            cells.append("" if mean is None else f"{mean:.1f}{delta}")
+            d = m["density"].get(str(L), {})
+            cells.append(f"{_pct(d.get('prefill'))} / {_pct(d.get('decode'))}" if d else "")
+        err = " (FAILED: " + "; ".join(m["errors"]) + ")" if m["errors"] else ""
+        lines.append(f"| {m['name']}{err} | " + " | ".join(cells) + " |")
+    # Per task, mean over the lengths every method completed.
+    lines += ["", f"Per task (score out of 100, mean over {', '.join(map(str, lengths))} where run):",
+              "", "| task | " + " | ".join(m["name"] for m in ms) + " |", "|---|" + "---|" * len(ms)]
+    for t in tasks:
+        cells = []
+        for m in ms:
+            vals = [m["ruler"][f"{t}@{L}"] for L in lengths if f"{t}@{L}" in m["ruler"]]
+            cells.append(f"{sum(vals) / len(vals):.0f}" if vals else "")
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    lines += ["", "Methods (knobs on top of SketchWalkConfig defaults):"]
+    for m in ms:
+        what = "dense SDPA" if m["knobs"] is None else (m["knobs"] or "defaults")
+        lines.append(f"- {m['name']}: {what}" + (", oracle ranking (exact block mass)"
+                                                 if m["oracle"] else ""))
+    # Density per layer at the longest length, prefill.
+    L = str(lengths[-1])
+    per_layer = [(m["name"], m["density_per_layer"].get(L, {}).get("prefill") or [])
+                 for m in ms if m["config"] is not None]
+    if any(p for _, p in per_layer):
+        n = max(len(p) for _, p in per_layer)
+        lines += ["", f"Prefill density per layer @ {L} (%, layer 0 first):", "",
+                  "| method | " + " | ".join(str(i) for i in range(n)) + " |",
+                  "|---|" + "---|" * n]
+        for name, p in per_layer:
+            lines.append(f"| {name} | " + " | ".join("" if v is None else f"{100 * v:.0f}"
+                                                     for v in p) + " |")
+    if ppl:
+        lines += ["", ppl_markdown(ppl)]
+    return "\n".join(lines)
+
+
+def ppl_markdown(ppl: dict) -> str:
+    ms = ppl["methods"]
+    dense = next(m for m in ms if m["kind"] == "dense")
+    windows = len(dense.get("window_perplexity", []))
+    lines = [f"Perplexity, second half of {windows} windows of {ppl['ppl_length']} tokens of "
+             f"Paul Graham essays ({ppl['device']}, commit {ppl['commit']}):", "",
+             "| method | prefill density (sparse layers) | perplexity | vs dense |",
+             "|---|---|---|---|"]
+    for m in ms:
+        vs = "" if m is dense else f"{100 * (m['perplexity'] / dense['perplexity'] - 1):+.2f}%"
+        lines.append(f"| {m['name']} | {_pct(m['density_sparse_layers'])} | "
+                     f"{m['perplexity']:.3f} | {vs} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, ppl: dict | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 2 if ppl else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.6), squeeze=False)
+    ax = axes[0][0]
+    markers = "osD^v<>pPX*h"
+    dense = next((m for m in result["methods"] if m["config"] is None), None)
+    for i, m in enumerate(result["methods"]):
+        xs, ys = [], []
+        for L in result["lengths"]:
+            mean, d = m["ruler_mean"].get(str(L)), m["density"].get(str(L), {})
+            if mean is not None and d.get("prefill") is not None:
+                xs.append(100 * d["prefill"]); ys.append(mean)
+        if xs:
+            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle=":", label=m["name"])
+    if dense:
+        for L in result["lengths"]:
+            if str(L) in dense["ruler_mean"]:
+                ax.axhline(dense["ruler_mean"][str(L)], color="grey", linewidth=0.6)
+    ax.set_xlabel("prefill density, sparse layers (%)")
+    ax.set_ylabel("RULER mean")
+    ax.set_title(f"{result['model']}: RULER at {', '.join(str(L) for L in result['lengths'])} "
+                 "(points joined by length)", fontsize=9)
+    ax.legend(fontsize=7)
+    if ppl:
+        ax = axes[0][1]
+        base = next(m for m in ppl["methods"] if m["kind"] == "dense")["perplexity"]
+        for m in ppl["methods"]:
+            if m["kind"] == "dense":
+                continue
+            ax.scatter(100 * m["density_sparse_layers"], 100 * (m["perplexity"] / base - 1),
+                       marker={"oracle": "*", "scores": "D"}.get(m["kind"], "o"), s=30)
+            ax.annotate(m["name"][:34], (100 * m["density_sparse_layers"],
+                                         100 * (m["perplexity"] / base - 1)), fontsize=6)
+        ax.set_xlabel("prefill density, sparse layers (%)")
+        ax.set_ylabel("perplexity vs dense (%)")
+        ax.set_title(f"perplexity at {ppl['ppl_length']} tokens", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m eval.ruler_report",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--ruler", action="append", required=True,
+                        help="decode_quality JSON files (globs; repeatable)")
+    parser.add_argument("--ppl", default="", help="a quality_sweep JSON with perplexity")
+    parser.add_argument("--out", required=True, help="output stem (.json, .md, .png added)")
+    args = parser.parse_args()
+    files = sorted({Path(f) for pattern in args.ruler for f in glob.glob(pattern)})
+    result = merge(files)
+    ppl = json.loads(Path(args.ppl).read_text()) if args.ppl else None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / (out.name + ".json")).write_text(json.dumps(result, indent=1) + "\n")
+    text = markdown(result, ppl)
+    (out.parent / (out.name + ".md")).write_text(text + "\n")
+    plot(result, ppl, out.parent / (out.name + ".png"))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Issue 11's GPU evaluation plumbing, on CPU without a model: the method table of
+eval/decode_quality.py (every config builds; the oracle methods share the knobs of the rule they
+rank for), its per-layer density accumulator, and eval/ruler_report.py's merge of the results of
+several processes (one per method and length)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+dq = pytest.importorskip("eval.decode_quality")
+report = pytest.importorskip("eval.ruler_report")
+
+
+def test_issue11_methods_build_and_pair_up():
+    for name in ("paper20", "paper10", "p20", "p10", "narrow20", "narrow10", "narrow20_nowalk",
+                 "narrow20_kv_group", "oracle20", "oracle10", "oracle_narrow20"):
+        method = dq.METHODS[name]
+        cfg = dq.build_config(method)
+        assert method.oracle == name.startswith("oracle")
+        assert cfg.block_size == 64
+    cfg = dq.build_config(dq.METHODS["paper20"])
+    assert (cfg.decode_scorer, cfg.kblocks_frac, cfg.window_frac) == ("walk", 0.06, 0.02)
+    assert dq.METHODS["oracle20"].knobs == dq.METHODS["p20"].knobs == dq.eq.P20
+    assert dq.METHODS["oracle10"].knobs == dq.METHODS["p10"].knobs == dq.eq.P10
+    assert dq.METHODS["oracle_narrow20"].knobs == dq.METHODS["narrow20"].knobs == dq.eq.NARROW20
+    assert dq.build_config(dq.METHODS["narrow20_nowalk"]).degree == 0
+    assert dq.build_config(dq.METHODS["narrow20_kv_group"]).prefill_selection == "kv_group"
+
+
+def test_layer_density_is_row_weighted_per_layer():
+    acc = dq.LayerDensity()
+    acc.add(3, ({0: 1.0, 2: 0.5}, {2: 0.25}))
+    acc.add(1, ({0: 1.0, 2: 0.1}, {}))
+    means = acc.means()
+    assert means["prefill"] == [1.0, None, pytest.approx((3 * 0.5 + 0.1) / 4)]
+    assert means["decode"] == [None, None, 0.25]
+    assert dq.LayerDensity().means() == {"prefill": [], "decode": []}
+
+
+def test_batch_densities_skip_the_dense_layers():
+    cfg = dq.build_config(dq.METHODS["p20"])  # dense_layers 2
+    pre, dec = dq.batch_densities(({0: 1.0, 1: 1.0, 2: 0.2, 3: 0.4}, {2: 0.1, 3: 0.3}), cfg)
+    assert pre == pytest.approx(0.3) and dec == pytest.approx(0.2)
+    assert dq.batch_densities(({}, {}), None) == (1.0, 1.0)
+
+
+def _run(method_records, lengths, tasks, commit="abc1234"):
+    return dict(model="m", device_name="cpu", dtype="float32", torch="t", transformers="x",
+                commit=commit, lengths=lengths, tasks=tasks, samples_per_task=10,
+                load_seconds=1.0, data_seconds=1.0, methods=method_records)
+
+
+def _rec(name, knobs, scores, density, error=None):
+    return dict(name=name, knobs=knobs, sparse_decode=True, oracle=False,
+                config=None if knobs is None else {"dense_layers": 2}, ruler=scores,
+                density=density, density_per_layer={}, answers={}, error=error, seconds=5.0)
+
+
+def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_path):
+    tasks = ["a", "b"]
+    files = [
+        _run([_rec("dense", None, {"a@4096": 100.0, "b@4096": 50.0},
+                   {"4096": {"prefill": 1.0, "decode": 1.0}})], [4096], tasks),
+        _run([_rec("dense", None, {"a@8192": 80.0, "b@8192": 40.0},
+                   {"8192": {"prefill": 1.0, "decode": 1.0}})], [8192], tasks, commit="def5678"),
+        # Timed out after task a at 8192: a score, a partial density list, no mean.
+        _run([_rec("p20", {}, {"a@8192": 70.0}, {"8192": [[10, 0.2, 0.1]]}, error="Timeout")],
+             [8192], tasks),
+    ]
+    paths = []
+    for i, run in enumerate(files):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(run))
+    merged = report.merge(paths)
+    assert merged["lengths"] == [4096, 8192] and merged["commits"] == ["abc1234", "def5678"]
+    dense, p20 = merged["methods"]
+    assert dense["ruler_mean"] == {"4096": 75.0, "8192": 60.0}
+    assert dense["seconds"] == 10.0
+    assert p20["ruler_mean"] == {} and p20["density"] == {} and p20["errors"] == ["Timeout"]
+    text = report.markdown(merged, None)
+    assert "| dense | 75.0 | 100.0% / 100.0% | 60.0 | 100.0% / 100.0% |" in text
+    assert "p20 (FAILED: Timeout)" in text
+
+
+def test_merge_refuses_mixed_models(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_run([], [4096], ["a"])))
+    other = _run([], [4096], ["a"])
+    other["model"] = "n"
+    b.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="model n"):
+        report.merge([a, b])
