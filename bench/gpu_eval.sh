@@ -35,7 +35,11 @@ mkdir -p "$OUT"
 if [ -n "${MODEL:-}" ]; then
   mkdir -p "$ASSETS/gguf" && ln -sf "$GGUF" "$ASSETS/gguf/$(basename "$GGUF")"
   start=$(date +%s)
-  python3 -c "from examples import assets; print(assets.ensure_model('$MODEL'))" > "$OUT/convert.log" 2>&1
+  # ... and its tokenizer folder made once too (decode_quality.tokenizer_dir), not by every group.
+  python3 -c "from examples import assets; from transformers import AutoTokenizer
+from eval.decode_quality import tokenizer_dir
+d = assets.ensure_model('$MODEL'); print(d, tokenizer_dir(AutoTokenizer.from_pretrained(str(d)), '$MODEL'))" \
+    > "$OUT/convert.log" 2>&1
   echo "== converted $MODEL rc=$? in $(( $(date +%s) - start )) s"
   source_args=(--model "$MODEL")
 else
