@@ -178,11 +178,14 @@ class LayerDensity:
                 self.sums[phase][layer] = self.sums[phase].get(layer, 0.0) + rows * value
                 self.rows[phase][layer] = self.rows[phase].get(layer, 0) + rows
 
-    def means(self) -> dict[str, list[float | None]]:
+    def means(self) -> dict[str, list[float | None] | int]:
+        """Per-layer means of each phase, and the rows behind them ("rows": their weight when
+        eval/ruler_report.py merges the results of several processes)."""
         out = {}
         for phase, sums in self.sums.items():
             out[phase] = [sums[i] / self.rows[phase][i] if i in sums else None
                           for i in range(1 + max(sums, default=-1))]
+        out["rows"] = max(self.rows["prefill"].values(), default=0)
         return out
 
 
@@ -411,6 +414,8 @@ def run(args) -> dict:
                 rec["answers"][f"{task}@{L}"] = answers
                 per_len = rec["density"].setdefault(str(L), [])
                 per_len.extend(dens)
+                rec["density_batches"] = {n: list(v) for n, v in rec["density"].items()
+                                          if n != "needles"}
                 rec["density_per_layer"] = {str(n): d.means() for n, d in per_layer.items()}
                 rec["seconds"] = time.perf_counter() - start
                 write_outputs(result, args)  # partial results survive a timeout
@@ -540,7 +545,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="4096,8192", help="RULER lengths, comma-separated")
     parser.add_argument("--tasks", default=DEFAULT_TASKS,
                         help=f"comma-separated, from {list(eq.RULER_TASKS)}; or 'all' (the 13) "
-                             "or 'niah' (the 8 niah_*)")
+                             "or 'niah' (the 8 niah_*), 'half1' / 'half2' (the 13 split 6 + 7)")
     parser.add_argument("--samples", type=int, default=10, help="RULER samples per task and length")
     parser.add_argument("--needles", type=int, default=12, help="needle depths (0 = none)")
     parser.add_argument("--needle-tokens", type=int, default=6000, help="needle prompt length")

@@ -94,9 +94,11 @@ RULER_TASKS = {
     "qa_1": ("qa", dict(dataset="squad")),
     "qa_2": ("qa", dict(dataset="hotpotqa")),
 }
-# --tasks shortcuts: all 13 tasks, or the 8 needle-in-a-haystack ones.
+# --tasks shortcuts: all 13 tasks, the 8 needle-in-a-haystack ones, or the 13 in two halves
+# (one process each: the first six niah tasks, and the other seven).
 RULER_TASK_SETS = {"all": list(RULER_TASKS),
-                   "niah": [t for t in RULER_TASKS if t.startswith("niah_")]}
+                   "niah": [t for t in RULER_TASKS if t.startswith("niah_")],
+                   "half1": list(RULER_TASKS)[:6], "half2": list(RULER_TASKS)[6:]}
 ANSWER_SEP = "@@ANSWER@@"
 
 
@@ -754,7 +756,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=4096, help="RULER max sequence length")
     parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
                         help=f"comma-separated, from {list(RULER_TASKS)}; or 'all' (the 13) "
-                             "or 'niah' (the 8 niah_*)")
+                             "or 'niah' (the 8 niah_*), 'half1' / 'half2' (the 13 split 6 + 7)")
     parser.add_argument("--samples", type=int, default=2, help="samples per RULER task")
     parser.add_argument("--max-new-tokens", type=int, default=0,
                         help="generation cap; 0: 16 tokens per number, 48 per UUID answer "

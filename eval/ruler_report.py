@@ -41,15 +41,16 @@ def merge(files: list[Path]) -> dict:
                 into = by_name[rec["name"]] = dict(
                     name=rec["name"], knobs=rec["knobs"], sparse_decode=rec["sparse_decode"],
                     oracle=rec.get("oracle", False), config=rec["config"], ruler={},
-                    density={}, density_per_layer={}, answers={}, errors=[], seconds=0.0)
+                    density={}, density_per_layer={}, answers={}, errors=[], seconds=0.0,
+                    _batches={}, _layers={})
                 merged["methods"].append(into)
             into["ruler"].update(rec["ruler"])
             into["answers"].update({k: v for k, v in rec["answers"].items() if k != "needles"})
-            into["density_per_layer"].update(rec.get("density_per_layer", {}))
-            for length in run["lengths"]:
-                dens = rec["density"].get(str(length))
-                if isinstance(dens, dict):  # complete for this length
-                    into["density"][str(length)] = dens
+            for length in map(str, run["lengths"]):
+                into["_batches"].setdefault(length, []).extend(_density_batches(rec, length))
+                layers = rec.get("density_per_layer", {}).get(length)
+                if layers:
+                    into["_layers"].setdefault(length, []).append(layers)
             if rec.get("error"):
                 into["errors"].append(rec["error"])
             into["seconds"] += rec["seconds"]
@@ -57,12 +58,54 @@ def merge(files: list[Path]) -> dict:
         raise SystemExit("no result files")
     merged["lengths"].sort()
     for rec in merged["methods"]:
+        for length, batches in rec.pop("_batches").items():
+            rec["density"][length] = _weighted(batches)
+        for length, parts in rec.pop("_layers").items():
+            rec["density_per_layer"][length] = _weighted_layers(parts)
         rec["ruler_mean"] = {}
         for length in merged["lengths"]:
             scores = [rec["ruler"].get(f"{t}@{length}") for t in merged["tasks"]]
             if all(s is not None for s in scores):  # only complete lengths get a mean
                 rec["ruler_mean"][str(length)] = sum(scores) / len(scores)
     return merged
+
+
+def _density_batches(rec: dict, length: str) -> list[tuple[int, float | None, float | None]]:
+    """(rows, prefill, decode) per generate call of one length: the stored batches, else (older
+    or finished files) the length's weighted means, weighted by the samples answered."""
+    if length in rec.get("density_batches", {}):
+        return [tuple(b) for b in rec["density_batches"][length]]
+    dens = rec["density"].get(length)
+    if isinstance(dens, list):
+        return [tuple(b) for b in dens]
+    if isinstance(dens, dict):
+        rows = sum(len(v) for k, v in rec["answers"].items() if k.endswith(f"@{length}"))
+        return [(rows, dens.get("prefill"), dens.get("decode"))]
+    return []
+
+
+def _weighted(batches) -> dict:
+    out = {}
+    for i, key in ((1, "prefill"), (2, "decode")):
+        pairs = [(b[0], b[i]) for b in batches if b[i] is not None]
+        rows = sum(n for n, _ in pairs)
+        out[key] = sum(n * v for n, v in pairs) / rows if rows else None
+    return out
+
+
+def _weighted_layers(parts: list[dict]) -> dict:
+    """Per-layer means of several processes, weighted by their rows."""
+    out = {"rows": sum(p.get("rows", 1) for p in parts)}
+    for phase in ("prefill", "decode"):
+        n = max(len(p[phase]) for p in parts)
+        layers = []
+        for i in range(n):
+            pairs = [(p.get("rows", 1), p[phase][i]) for p in parts
+                     if i < len(p[phase]) and p[phase][i] is not None]
+            rows = sum(r for r, _ in pairs)
+            layers.append(sum(r * v for r, v in pairs) / rows if rows else None)
+        out[phase] = layers
+    return out
 
 
 def _pct(x) -> str:

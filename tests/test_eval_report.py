@@ -37,7 +37,8 @@ def test_layer_density_is_row_weighted_per_layer():
     means = acc.means()
     assert means["prefill"] == [1.0, None, pytest.approx((3 * 0.5 + 0.1) / 4)]
     assert means["decode"] == [None, None, 0.25]
-    assert dq.LayerDensity().means() == {"prefill": [], "decode": []}
+    assert means["rows"] == 4
+    assert dq.LayerDensity().means() == {"prefill": [], "decode": [], "rows": 0}
 
 
 def test_batch_densities_skip_the_dense_layers():
@@ -53,22 +54,24 @@ def _run(method_records, lengths, tasks, commit="abc1234"):
                 load_seconds=1.0, data_seconds=1.0, methods=method_records)
 
 
-def _rec(name, knobs, scores, density, error=None):
+def _rec(name, knobs, scores, density, error=None, **extra):
     return dict(name=name, knobs=knobs, sparse_decode=True, oracle=False,
                 config=None if knobs is None else {"dense_layers": 2}, ruler=scores,
-                density=density, density_per_layer={}, answers={}, error=error, seconds=5.0)
+                density=density, error=error, seconds=5.0,
+                answers={k: [{}] * 10 for k in scores}, **{"density_per_layer": {}, **extra})
 
 
 def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_path):
     tasks = ["a", "b"]
+    layers = lambda rows, v: {"prefill": [1.0, v], "decode": [1.0, v / 2], "rows": rows}  # noqa: E731
     files = [
         _run([_rec("dense", None, {"a@4096": 100.0, "b@4096": 50.0},
                    {"4096": {"prefill": 1.0, "decode": 1.0}})], [4096], tasks),
         _run([_rec("dense", None, {"a@8192": 80.0, "b@8192": 40.0},
                    {"8192": {"prefill": 1.0, "decode": 1.0}})], [8192], tasks, commit="def5678"),
-        # Timed out after task a at 8192: a score, a partial density list, no mean.
-        _run([_rec("p20", {}, {"a@8192": 70.0}, {"8192": [[10, 0.2, 0.1]]}, error="Timeout")],
-             [8192], tasks),
+        # Timed out after task a at 8192: its score and batches, no mean for 8192 ...
+        _run([_rec("p20", {}, {"a@8192": 70.0}, {"8192": [[10, 0.2, 0.1]]}, error="Timeout",
+                   density_per_layer={"8192": layers(10, 0.2)})], [8192], tasks),
     ]
     paths = []
     for i, run in enumerate(files):
@@ -78,11 +81,23 @@ def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_pat
     assert merged["lengths"] == [4096, 8192] and merged["commits"] == ["abc1234", "def5678"]
     dense, p20 = merged["methods"]
     assert dense["ruler_mean"] == {"4096": 75.0, "8192": 60.0}
+    assert dense["density"]["8192"] == {"prefill": 1.0, "decode": 1.0}
     assert dense["seconds"] == 10.0
-    assert p20["ruler_mean"] == {} and p20["density"] == {} and p20["errors"] == ["Timeout"]
+    assert p20["ruler_mean"] == {} and p20["errors"] == ["Timeout"]
     text = report.markdown(merged, None)
     assert "| dense | 75.0 | 100.0% / 100.0% | 60.0 | 100.0% / 100.0% |" in text
     assert "p20 (FAILED: Timeout)" in text
+    # ... until a later process answers task b: mean, densities and layers weighted by rows.
+    rest = _run([_rec("p20", {}, {"b@8192": 30.0}, {"8192": {"prefill": 0.4, "decode": 0.3}},
+                      density_batches={"8192": [[30, 0.4, 0.3]]},
+                      density_per_layer={"8192": layers(30, 0.4)})], [8192], tasks)
+    paths.append(tmp_path / "rest.json")
+    paths[-1].write_text(json.dumps(rest))
+    p20 = report.merge(paths)["methods"][1]
+    assert p20["ruler_mean"] == {"8192": 50.0}
+    assert p20["density"]["8192"] == {"prefill": pytest.approx(0.35), "decode": pytest.approx(0.25)}
+    assert p20["density_per_layer"]["8192"]["prefill"] == [1.0, pytest.approx(0.35)]
+    assert p20["density_per_layer"]["8192"]["rows"] == 40
 
 
 def test_merge_refuses_mixed_models(tmp_path):

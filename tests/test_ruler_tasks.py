@@ -28,6 +28,7 @@ def test_task_names_and_shortcuts():
     assert list(eq.RULER_TASKS) == ALL
     assert eq.ruler_tasks("all") == ALL
     assert eq.ruler_tasks("niah") == ALL[:8]
+    assert eq.ruler_tasks("half1") + eq.ruler_tasks("half2") == ALL
     assert eq.ruler_tasks(" vt, qa_1 ,") == ["vt", "qa_1"]
     assert eq.ruler_tasks("") == []
 
