@@ -15,6 +15,8 @@
 # start, so each process loads it in seconds; without MODEL every process loads GGUF itself.
 # EVAL_TIMEOUT bounds each process (partial results are written after every task).
 # SIDE_JOB, a command, runs beside the groups (its own log, on the last GPU): perplexity.
+# Set SKETCHWALK_COMMIT=<the commit sent> in the command: the device copy's git state can be
+# stale (the runs of 2026-11-30 stamped 233cf20+dirty on code of later commits).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import re
 from pathlib import Path
 
 
@@ -123,11 +124,12 @@ def markdown(result: dict, ppl: dict | None) -> str:
         f"{result['transformers']}, commit(s) {', '.join(result['commits'])}. Greedy, RULER's "
         "metric (string-match-all; string-match-part for qa), RULER's generation lengths, "
         "prefill and decode sparse (keys4 decode; the paper's methods the walk decode). Density: "
-        "kept fraction of the causal area, mean over the sparse layers (decode: over the steps).",
+        "kept fraction of the causal area, mean over the sparse layers (decode: over the steps)."
+        + (f" {result['note']}" if result.get("note") else ""),
         "",
         "| method | " + " | ".join(f"RULER @ {L} (vs dense) | prefill / decode density @ {L}"
-                                   for L in lengths) + " |",
-        "|---|" + "---|---|" * len(lengths),
+                                   for L in lengths) + " | (task, length) pairs run: vs dense on them |",
+        "|---|" + "---|---|" * len(lengths) + "---|",
     ]
     for m in ms:
         cells = []
@@ -138,7 +140,15 @@ def markdown(result: dict, ppl: dict | None) -> str:
             cells.append("" if mean is None else f"{mean:.1f}{delta}")
             d = m["density"].get(str(L), {})
             cells.append(f"{_pct(d.get('prefill'))} / {_pct(d.get('decode'))}" if d else "")
-        err = " (FAILED: " + "; ".join(m["errors"]) + ")" if m["errors"] else ""
+        # A process that failed and was rerun leaves an error but no gap: name only the gaps.
+        gaps = m["errors"] and len(m["ruler_mean"]) < len(lengths)
+        err = " (FAILED: " + "; ".join(m["errors"]) + ")" if gaps else ""
+        pairs = [k for k in m["ruler"] if dense and k in dense["ruler"]]
+        if pairs and m is not dense:
+            delta = sum(m["ruler"][k] - dense["ruler"][k] for k in pairs) / len(pairs)
+            cells.append(f"{len(pairs)}: {delta:+.1f}")
+        else:
+            cells.append(str(len(m["ruler"])))
         lines.append(f"| {m['name']}{err} | " + " | ".join(cells) + " |")
     # Per task, mean over the lengths every method completed.
     lines += ["", f"Per task (score out of 100, mean over {', '.join(map(str, lengths))} where run):",
@@ -198,21 +208,23 @@ def plot(result: dict, ppl: dict | None, path: Path) -> None:
     markers = "osD^v<>pPX*h"
     dense = next((m for m in result["methods"] if m["config"] is None), None)
     for i, m in enumerate(result["methods"]):
+        if m is dense or dense is None:
+            continue
         xs, ys = [], []
         for L in result["lengths"]:
             mean, d = m["ruler_mean"].get(str(L)), m["density"].get(str(L), {})
-            if mean is not None and d.get("prefill") is not None:
-                xs.append(100 * d["prefill"]); ys.append(mean)
+            ref = dense["ruler_mean"].get(str(L))
+            if mean is not None and ref is not None and d.get("prefill") is not None:
+                xs.append(100 * d["prefill"]); ys.append(mean - ref)
         if xs:
             ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle=":", label=m["name"])
-    if dense:
-        for L in result["lengths"]:
-            if str(L) in dense["ruler_mean"]:
-                ax.axhline(dense["ruler_mean"][str(L)], color="grey", linewidth=0.6)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axhline(-1, color="grey", linewidth=0.6, linestyle="--")  # the target
     ax.set_xlabel("prefill density, sparse layers (%)")
-    ax.set_ylabel("RULER mean")
-    ax.set_title(f"{result['model']}: RULER at {', '.join(str(L) for L in result['lengths'])} "
-                 "(points joined by length)", fontsize=9)
+    ax.set_ylabel("RULER mean minus dense's (points)")
+    ax.set_title(f"{result['model']}: RULER, one point per length "
+                 f"({', '.join(str(L) for L in result['lengths'])}), prefill and decode sparse",
+                 fontsize=9)
     ax.legend(fontsize=7)
     if ppl:
         ax = axes[0][1]
@@ -239,9 +251,14 @@ def main() -> None:
                         help="decode_quality JSON files (globs; repeatable)")
     parser.add_argument("--ppl", default="", help="a quality_sweep JSON with perplexity")
     parser.add_argument("--out", required=True, help="output stem (.json, .md, .png added)")
+    parser.add_argument("--note", default="", help="a sentence added under the table's header")
     args = parser.parse_args()
-    files = sorted({Path(f) for pattern in args.ruler for f in glob.glob(pattern)})
+    # Natural order (group 2 before group 10): the methods appear as the runs listed them.
+    files = sorted({Path(f) for pattern in args.ruler for f in glob.glob(pattern)},
+                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
     result = merge(files)
+    if args.note:
+        result["note"] = args.note
     ppl = json.loads(Path(args.ppl).read_text()) if args.ppl else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,8 @@ def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_pat
     assert dense["seconds"] == 10.0
     assert p20["ruler_mean"] == {} and p20["errors"] == ["Timeout"]
     text = report.markdown(merged, None)
-    assert "| dense | 75.0 | 100.0% / 100.0% | 60.0 | 100.0% / 100.0% |" in text
+    assert "| dense | 75.0 | 100.0% / 100.0% | 60.0 | 100.0% / 100.0% | 4 |" in text
+    assert "| 1: -10.0 |" in text  # p20's one pair (a@8192) against dense's
     assert "p20 (FAILED: Timeout)" in text
     # ... until a later process answers task b: mean, densities and layers weighted by rows.
     rest = _run([_rec("p20", {}, {"b@8192": 30.0}, {"8192": {"prefill": 0.4, "decode": 0.3}},
