@@ -3,7 +3,7 @@
 Loads SmolLM2-135M-Instruct from its PyPI wheel (converted once by examples/assets.py), hides a
 magic number at mid-depth in ~6K tokens of Paul Graham essays (RULER's haystack), and
 generates the answer twice: with attn_implementation="sdpa" and with "sketchwalk" at the
-paper's default knobs. Prints both answers, whether they agree and find the needle, the
+default knobs (python/sketchwalk/config.py). Prints both answers, whether they agree and find the needle, the
 attention density Sketch&Walk achieved, and the timings. Uses CUDA when available; a
 2-core CPU needs a few minutes.
 

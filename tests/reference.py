@@ -433,6 +433,9 @@ def window_block_scores(logits, window_fill: int, num_blocks: int):
 
 
 def _cfg(config, name, default):
+    """A knob of a SketchWalkConfig-like object or of a dict (the keys4 tests pass dicts)."""
+    if isinstance(config, dict):
+        return config.get(name, default)
     return getattr(config, name, default)
 
 
@@ -442,6 +445,13 @@ def window_tokens(config, num_keys: int) -> int:
 
 def sink_tokens(config, num_keys: int) -> int:
     return max(1, math.floor(_cfg(config, "sink_frac", 0.025) * num_keys))
+
+
+def decode_knob(config, name: str, default: float) -> float:
+    """A decode step's kblocks_frac / window_frac / sink_frac: decode_<name> when the config sets
+    it, else the prefill knob."""
+    value = _cfg(config, "decode_" + name, None)
+    return _cfg(config, name, default) if value is None else value
 
 
 def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
@@ -488,9 +498,9 @@ def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs
     grown[:, :n_prev, :n_prev] = transition.to(F64)
     a = update_block_matrix(grown, r, tk, b)
     walk = walk_blocks(r[:, None], a, None, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25))
-    w = window_tokens(config, tk)
-    st = sink_tokens(config, tk)
-    keep, idx, cnt = select_blocks(walk.float(), 1, tk, b, _cfg(config, "kblocks_frac", 0.125),
+    w = max(1, math.floor(decode_knob(config, "window_frac", 0.05) * tk))
+    st = max(1, math.floor(decode_knob(config, "sink_frac", 0.025) * tk))
+    keep, idx, cnt = select_blocks(walk.float(), 1, tk, b, decode_knob(config, "kblocks_frac", 0.125),
                                    w, st, max(w, st), 0)
     out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, block_size=b)
     return dict(out=out, lse=lse, r=r, transition=a, walk=walk, keep=keep, block_index=idx,
@@ -598,8 +608,8 @@ def layer_decode_step_keys4(q_new, k_cache, v_cache, config, softmax_scale=None)
     b = _cfg(config, "block_size", 64)
     codes, scales = quantize_keys4(k_cache)
     mass = score_blocks_keys4(q_new, codes, scales, None, softmax_scale, b)
-    keep, idx, cnt = select_blocks_keys4(mass.float(), None, _cfg(config, "kblocks_frac", 0.125),
-                                         _cfg(config, "window_frac", 0.05),
-                                         _cfg(config, "sink_frac", 0.025), b)
+    keep, idx, cnt = select_blocks_keys4(mass.float(), None, decode_knob(config, "kblocks_frac", 0.125),
+                                         decode_knob(config, "window_frac", 0.05),
+                                         decode_knob(config, "sink_frac", 0.025), b)
     out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, softmax_scale, block_size=b)
     return dict(mass=mass, keep=keep, block_index=idx, num_selected=cnt, out=out, lse=lse)

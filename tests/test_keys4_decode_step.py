@@ -114,7 +114,7 @@ def test_layer_keys4_decode_steps(device, tokens, hq, hkv, d):
     v = torch.randn(1, hkv, tokens + steps, d, device=device).to(dtype)
     state = sw.SketchWalkState(cfg)
     sw.sketchwalk_attention(q[:, :, :tokens], k[:, :, :tokens], v[:, :, :tokens], 0, state)
-    cfg_ref = dict(kblocks_frac=cfg.kblocks_frac, window_frac=cfg.window_frac, sink_frac=cfg.sink_frac)
+    cfg_ref = dict(zip(("kblocks_frac", "window_frac", "sink_frac"), cfg.decode_fracs()))
     for step in range(steps):
         tk = tokens + step + 1
         qn, kc, vc = q[:, :, tk - 1:tk], k[:, :, :tk], v[:, :, :tk]
@@ -133,9 +133,7 @@ def test_layer_keys4_decode_steps(device, tokens, hq, hkv, d):
             layer = state.layers[0]
             mass = sw.ops.score_blocks_keys4(qn.to(torch.bfloat16) if device == "cuda" else qn,
                                              layer.codes, layer.scales, layer.seq_lens)
-            idx, cnt = sw.ops.select_blocks_keys4(mass, layer.seq_lens, **{
-                "keep_frac": cfg.kblocks_frac, "window_frac": cfg.window_frac,
-                "sink_frac": cfg.sink_frac})
+            idx, cnt = sw.ops.select_blocks_keys4(mass, layer.seq_lens, *cfg.decode_fracs())
             got = R.block_index_to_mask(idx.cpu(), cnt.cpu(), idx.shape[-1])[:, :, 0, :keep.shape[-1]]
             near_tie_ok(got, keep, ref["mass"], tk, cfg_ref)
             assert not torch.equal(got, keep), f"same selection, different output: {base}"

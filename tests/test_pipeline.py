@@ -80,8 +80,8 @@ def reference_run(cfg, layers, tokens, steps, signs, coords):
             r = R.layer_decode_step(qn, kc, vc, win, trans[li], cfg, signs, coords)
             windows[li], trans[li] = win, r["transition"]
             per_layer[li] = r
-            margin = min(margin, _margin(r["walk"].float(), 1, tk, cfg.kblocks_frac,
-                                         cfg.window_tokens(tk), cfg.sink_tokens(tk)))
+            margin = min(margin, _margin(r["walk"].float(), 1, tk, cfg.decode_fracs()[0],
+                                         cfg.decode_window_tokens(tk), cfg.decode_sink_tokens(tk)))
         decode.append(per_layer)
     return prefill, decode, margin
 

@@ -31,7 +31,8 @@ def test_select_decode_blocks(device, tokens, batch, hq, hkv, d, window, pushes,
     num_keys = tokens + 1
     n_prev, n = R.ceil_div(tokens, B), R.ceil_div(num_keys, B)
     cap = n + 2
-    w, sink = cfg.window_tokens(num_keys), cfg.sink_tokens(num_keys)
+    w, sink = cfg.decode_window_tokens(num_keys), cfg.decode_sink_tokens(num_keys)
+    keep_frac = cfg.decode_fracs()[0]
     for _ in range(8):  # inputs whose reference selection is not within float32 noise of a tie
         k = (torch.randn(batch, hkv, num_keys, d, device=device) * 2).to(dtype)
         q_new = (torch.randn(batch, hq, 1, d, device=device) * 2).to(dtype)
@@ -42,7 +43,7 @@ def test_select_decode_blocks(device, tokens, batch, hq, hkv, d, window, pushes,
         win_ref = win.clone()
         win_ref[:, :, slot] = R.hadamard_sketch(q_new, signs, coords, 1)[:, :, 0].float()
         ref = R.layer_decode_step(q_new, k, k, win_ref, a_prev, cfg, signs, coords)
-        if _margin(ref["walk"].float(), 1, num_keys, cfg.kblocks_frac, w, sink) > 2e-7:
+        if _margin(ref["walk"].float(), 1, num_keys, keep_frac, w, sink) > 2e-7:
             break
 
     kb = poison(torch.empty(batch, hkv, cap, m, device=device))
@@ -53,7 +54,7 @@ def test_select_decode_blocks(device, tokens, batch, hq, hkv, d, window, pushes,
     trans[:, :n_prev, :n_prev] = a_prev
     bi, ns = ops().select_decode_blocks_(
         q_new, k, kb, win, logits, trans, signs, coords, window, pushes, B, cfg.degree,
-        cfg.damping, c, cfg.kblocks_frac, w, sink, max(w, sink))
+        cfg.damping, c, keep_frac, w, sink, max(w, sink))
 
     kept = R.block_index_to_mask(bi, ns, n)[:, 0, 0]
     assert torch.equal(kept, ref["keep"][:, 0]), "selected blocks differ from the reference"

@@ -231,12 +231,12 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     layer.ensure_capacity(-(-num_keys // b))
     window_fill = min(layer.window_fill + 1, cfg.query_window)
-    w, sink = cfg.window_tokens(num_keys), cfg.sink_tokens(num_keys)
+    w, sink = cfg.decode_window_tokens(num_keys), cfg.decode_sink_tokens(num_keys)
     # Steps 1-4 of docs/spec.md section 6 in one op (the state buffers are updated in place).
     block_index, num_selected = ops.select_decode_blocks_(
         q, k, layer.key_blocks, layer.query_window, layer.window_logits, layer.transition, signs,
-        coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink,
-        max(w, sink))
+        coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, cfg.decode_fracs()[0], w,
+        sink, max(w, sink))
     layer.pushes += 1
     layer.window_fill = window_fill
     layer.num_keys = num_keys
@@ -263,8 +263,7 @@ def _select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg)
     # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
     q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
     mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)
-    return ops.select_blocks_keys4(mass, seq_lens, cfg.kblocks_frac, cfg.window_frac,
-                                   cfg.sink_frac, False)
+    return ops.select_blocks_keys4(mass, seq_lens, *cfg.decode_fracs(), False)
 
 
 def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
