@@ -58,6 +58,7 @@ from sketchwalk.integrations import hf
 
 from bench.python.commit import git_commit
 from eval import quality_sweep as eq
+from eval.ruler_report import weighted
 from examples import assets, demo
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -431,16 +432,6 @@ def run(args) -> dict:
         write_outputs(result, args)
     bar.close()
     return result
-
-
-def weighted(entries) -> dict:
-    """[(rows, prefill, decode), ...] -> dict(prefill=, decode=) weighted by rows."""
-    out = {}
-    for i, key in ((1, "prefill"), (2, "decode")):
-        pairs = [(e[0], e[i]) for e in entries if e[i] is not None]
-        rows = sum(n for n, _ in pairs)
-        out[key] = sum(n * v for n, v in pairs) / rows if rows else None
-    return out
 
 
 # --------------------------------------------------------------------------------------

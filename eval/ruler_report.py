@@ -60,7 +60,7 @@ def merge(files: list[Path]) -> dict:
     merged["lengths"].sort()
     for rec in merged["methods"]:
         for length, batches in rec.pop("_batches").items():
-            rec["density"][length] = _weighted(batches)
+            rec["density"][length] = weighted(batches)
         for length, parts in rec.pop("_layers").items():
             rec["density_per_layer"][length] = _weighted_layers(parts)
         rec["ruler_mean"] = {}
@@ -85,10 +85,12 @@ def _density_batches(rec: dict, length: str) -> list[tuple[int, float | None, fl
     return []
 
 
-def _weighted(batches) -> dict:
+def weighted(entries) -> dict:
+    """[(rows, prefill, decode), ...] -> dict(prefill=, decode=) weighted by rows (None entries
+    skipped; None where no rows). eval/decode_quality.py uses it per length as well."""
     out = {}
     for i, key in ((1, "prefill"), (2, "decode")):
-        pairs = [(b[0], b[i]) for b in batches if b[i] is not None]
+        pairs = [(e[0], e[i]) for e in entries if e[i] is not None]
         rows = sum(n for n, _ in pairs)
         out[key] = sum(n * v for n, v in pairs) / rows if rows else None
     return out
