@@ -14,11 +14,10 @@ narrow20_kv_group, oracle20/10, oracle_narrow20), this runs
 
 and records the density achieved (hf.last_density, mean over the sparse layers, prefill and
 decode separately, and per layer). The oracle methods rank blocks by their exact attention mass
-(eval/quality_sweep.py) and run one sample per generate call (no padding); the others run the
-samples of one task and length as one left-padded batch (CUDA). Generation stops per row at an
-end-of-turn/EOS token or as soon as every reference string (qa: any) is in the output (which
-cannot change the score), up to RULER's generation length of the task (128 tokens niah, 30 vt,
-120 cwe, 50 fwe, 32 qa).
+(eval/quality_sweep.py). The samples of one task and length run as one left-padded batch
+(CUDA). Generation stops per row at an end-of-turn/EOS token or as soon as every reference
+string (qa: any) is in the output (which cannot change the score), up to RULER's generation
+length of the task (128 tokens niah, 30 vt, 120 cwe, 50 fwe, 32 qa).
 A markdown table is printed at the end and written, with JSON, to --out.
 
     # from the repository root:
@@ -78,7 +77,7 @@ class Method:
     sparse_decode: bool = True
     # Rank blocks by their exact attention mass (eval/quality_sweep.py's oracle, in prefill and
     # decode) instead of the sketch: the same knobs and select_blocks rule, only the ranking
-    # differs. It runs unpadded batches only: one sample per generate call.
+    # differs. Left-padded batches run row by row, as in sketchwalk.integrations.hf.
     oracle: bool = False
 
 
@@ -374,13 +373,12 @@ def run(args) -> dict:
                    ruler={}, ruler_mean={}, density={}, answers={}, error=None, seconds=0.0)
         result["methods"].append(rec)
         start = time.perf_counter()
-        rows_per_call = 1 if method.oracle else batch
         try:
             use_method(model, method, cfg)
             # Needles.
             bar.set_postfix_str(f"{method.name} | needles")
             found, answers, dens = 0, [], []
-            for part in chunks(list(zip(depths, needle_prompts)), rows_per_call):
+            for part in chunks(list(zip(depths, needle_prompts)), batch):
                 outs = generate_batch(model, tok, [p for _, p in part], [[value]] * len(part),
                                       args.needle_new_tokens, stop_ids)
                 dens.append((len(part), *batch_densities(layer_densities(model, method, cfg), cfg)))
@@ -400,7 +398,7 @@ def run(args) -> dict:
                 bar.set_postfix_str(f"{method.name} | {task} @ {L}")
                 scores, answers, dens = [], [], []
                 need_all = eq.RULER_METRICS[eq.RULER_TASKS[task][0]] is eq.string_match_all
-                for part in chunks(items, rows_per_call):
+                for part in chunks(items, batch):
                     outs = generate_batch(model, tok, [eq.chat_prompt(tok, it["input"]) for it in part],
                                           [it["outputs"] for it in part],
                                           task_new_tokens(task, args), stop_ids, need_all)

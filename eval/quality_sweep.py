@@ -339,12 +339,12 @@ def carried_walk(scores: torch.Tensor, layer: int) -> torch.Tensor:
 
 def oracle_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
                              scaling=None, **kwargs):
-    from sketchwalk.attention import dense_causal_attention
-    from sketchwalk.density import prefill_density
+    """transformers' attention interface: the exact-mass (or SCORERS) ranking, select_blocks and
+    sparse attention. Left-padded batches run row by row with the padding sliced away (as
+    sketchwalk.integrations.hf does), so padding never enters the scores or the density; the
+    density recorded is the mean over the rows."""
+    from sketchwalk.integrations.hf import _left_pads
 
-    if attention_mask is not None:
-        raise NotImplementedError("the oracle runs unpadded batches only")
-    cfg = _OracleRuntime.config
     layer = int(module.layer_idx)
     tq, tk = query.shape[2], key.shape[2]
     if layer == 0 and tq == 1:
@@ -353,9 +353,40 @@ def oracle_attention_forward(module, query, key, value, attention_mask, dropout=
         _OracleRuntime.prefill_density, _OracleRuntime.decode_density_sum = {}, {}
         _OracleRuntime.decode_steps = 0
         _OracleRuntime.carried = None
+    pads = _left_pads(attention_mask, query.shape[0], tk)
+    if pads is None:
+        out, density = _oracle_sequence(query, key, value, layer)
+    else:
+        method = _OracleRuntime.method
+        if method is not None and method.walk:
+            raise NotImplementedError("the walk of kind 'scores' runs unpadded batches only")
+        out = query.new_zeros(query.shape[0], query.shape[1], tq, value.shape[3])
+        densities = []
+        for row, pad in enumerate(pads):
+            q_row = query[row : row + 1, :, pad:] if tq == tk else query[row : row + 1]
+            o, d = _oracle_sequence(q_row, key[row : row + 1, :, pad:],
+                                    value[row : row + 1, :, pad:], layer)
+            out[row : row + 1, :, tq - o.shape[2]:] = o  # pad queries (prefill) stay zero
+            densities.append(d)
+        density = None if densities[0] is None else sum(densities) / len(densities)
+    if density is not None and tq == tk:  # None: a dense layer
+        _OracleRuntime.prefill_density[layer] = density
+    elif density is not None:
+        _OracleRuntime.decode_density_sum[layer] = (
+            _OracleRuntime.decode_density_sum.get(layer, 0.0) + density)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _oracle_sequence(query, key, value, layer: int) -> tuple[torch.Tensor, float | None]:
+    """One unpadded sequence of one layer: (attention output [B, Hq, Tq, D], density; None for
+    the dense first layers)."""
+    from sketchwalk.attention import dense_causal_attention
+    from sketchwalk.density import prefill_density
+
+    cfg = _OracleRuntime.config
     if layer < cfg.dense_layers:
-        out = dense_causal_attention(query, key, value)
-        return out.transpose(1, 2).contiguous(), None
+        return dense_causal_attention(query, key, value), None
+    tq, tk = query.shape[2], key.shape[2]
     b = cfg.block_size
     method = _OracleRuntime.method
     if method is None:
@@ -375,13 +406,7 @@ def oracle_attention_forward(module, query, key, value, attention_mask, dropout=
         index, count = sketchwalk.ops.select_blocks(scores, tq, tk, b, cfg.decode_fracs()[0], w,
                                                     sink, max(w, sink), 0)
     out, _ = sketchwalk.ops.sparse_prefill(query, key, value, index, count)
-    density = float(prefill_density(index, count, tq, b, tk))
-    if tq == tk:
-        _OracleRuntime.prefill_density[layer] = density
-    else:
-        _OracleRuntime.decode_density_sum[layer] = (
-            _OracleRuntime.decode_density_sum.get(layer, 0.0) + density)
-    return out.transpose(1, 2).contiguous(), None
+    return out, float(prefill_density(index, count, tq, b, tk))
 
 
 def register_oracle() -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 dq = pytest.importorskip("eval.decode_quality")
@@ -109,3 +110,53 @@ def test_merge_refuses_mixed_models(tmp_path):
     b.write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="model n"):
         report.merge([a, b])
+
+
+def _padded_mask(pads, tq, tk):
+    """A 4D bool mask as transformers' sdpa_mask makes it: causal, left padding masked."""
+    pos = torch.arange(tk)
+    rows = torch.arange(tq)[:, None] + (tk - tq)
+    causal = pos[None, :] <= rows
+    return torch.stack([causal & (pos[None, :] >= p) for p in pads])[:, None]
+
+
+@pytest.mark.parametrize("layer", [0, 2])  # a dense first layer and a sparse one
+def test_oracle_runs_left_padded_batches_row_by_row(layer):
+    """Each row of a left-padded batch gets what it gets alone, unpadded (prefill and a decode
+    step); the density recorded is the rows' mean."""
+    import types
+
+    sw = pytest.importorskip("sketchwalk")
+    eq = dq.eq
+    eq._OracleRuntime.config = sw.SketchWalkConfig(**eq.P20)  # dense_layers 2
+    eq._OracleRuntime.method = None
+    module = types.SimpleNamespace(layer_idx=layer)
+    torch.manual_seed(0)
+    lengths, hq, hkv, d = [1000, 520], 4, 2, 64
+    tk = max(lengths)
+    pads = [tk - n for n in lengths]
+    q, k, v = torch.randn(2, hq, tk, d), torch.randn(2, hkv, tk, d), torch.randn(2, hkv, tk, d)
+    for tq in (tk, 1):  # prefill, then one decode step (the last query)
+        qq = q[:, :, tk - tq:]
+        out, _ = eq.oracle_attention_forward(module, qq, k, v, _padded_mask(pads, tq, tk))
+        assert out.shape == (2, tq, hq, d)
+        eq._OracleRuntime.decode_density_sum.clear()  # a decode step adds: read per call below
+        dens = []
+        for row, pad in enumerate(pads):
+            q_row = qq[row:row + 1, :, pad:] if tq == tk else qq[row:row + 1]
+            alone, _ = eq.oracle_attention_forward(module, q_row, k[row:row + 1, :, pad:],
+                                                   v[row:row + 1, :, pad:], None)
+            torch.testing.assert_close(out[row:row + 1, tq - alone.shape[1]:], alone)
+            if tq == tk:
+                assert not out[row, :pad].any()  # pad queries stay zero
+            if layer >= 2:
+                dens.append(eq._OracleRuntime.prefill_density.get(layer) if tq == tk
+                            else eq._OracleRuntime.decode_density_sum[layer])
+                eq._OracleRuntime.decode_density_sum.clear()
+        if layer >= 2:  # rerun the batch to read its recorded density: the rows' mean
+            eq.oracle_attention_forward(module, qq, k, v, _padded_mask(pads, tq, tk))
+            got = (eq._OracleRuntime.prefill_density[layer] if tq == tk
+                   else eq._OracleRuntime.decode_density_sum[layer])
+            assert got == pytest.approx(sum(dens) / 2)
+            assert dens[0] != pytest.approx(dens[1])  # the rows differ, so the mean is a check
+            eq._OracleRuntime.decode_density_sum.clear()
