@@ -107,6 +107,11 @@ METHODS = {
     "narrow10": Method("narrow10", NARROW10),
     "narrow20_nowalk": Method("narrow20_nowalk", {**NARROW20, "degree": 0}),
     "narrow20_kv_group": Method("narrow20_kv_group", {**NARROW20, "prefill_selection": "kv_group"}),
+    # The ~20% prefill rules with the default decode split (decode_* = the authors' 0.125 / 0.05 /
+    # 0.025: ~20% decode density, a ~20% total budget) instead of the prefill's (~10-13%).
+    "p20_dec20": Method("p20_dec20", {k: v for k, v in P20.items() if not k.startswith("decode_")}),
+    "narrow20_dec20": Method("narrow20_dec20",
+                             {k: v for k, v in NARROW20.items() if not k.startswith("decode_")}),
     "oracle20": Method("oracle20", P20, oracle=True),
     "oracle10": Method("oracle10", P10, oracle=True),
     "oracle_narrow20": Method("oracle_narrow20", NARROW20, oracle=True),

@@ -28,6 +28,11 @@ def test_issue11_methods_build_and_pair_up():
     assert dq.METHODS["oracle10"].knobs == dq.METHODS["p10"].knobs == dq.eq.P10
     assert dq.METHODS["oracle_narrow20"].knobs == dq.METHODS["narrow20"].knobs == dq.eq.NARROW20
     assert dq.build_config(dq.METHODS["narrow20_nowalk"]).degree == 0
+    for name in ("p20", "narrow20"):  # one split for both phases, and the default decode split
+        assert dq.build_config(dq.METHODS[name]).decode_fracs()[0] == dq.METHODS[name].knobs["kblocks_frac"]
+        cfg = dq.build_config(dq.METHODS[name + "_dec20"])
+        assert cfg.kblocks_frac == dq.METHODS[name].knobs["kblocks_frac"]
+        assert cfg.decode_fracs() == (0.125, 0.05, 0.025)
     assert dq.build_config(dq.METHODS["narrow20_kv_group"]).prefill_selection == "kv_group"
 
 
