@@ -18,9 +18,8 @@ PREFILL_SELECTIONS = ("layer", "kv_group")
 class SketchWalkConfig:
     """Frozen, validated Sketch&Walk configuration. Change knobs with ``dataclasses.replace``.
 
-    The defaults keep about as much of the causal attention area as the authors' knobs: ~36% at
-    8K and ~33% at 16K in prefill (random scores; more at short contexts, ~44% at 4K), ~20% in
-    decode; the paper's "20% density" needs smaller ``kblocks_frac``. Always read the density
+    The defaults keep about as much of the causal attention area as the authors' knobs: ~43%,
+    ~36% and ~34% at 4K, 8K and 16K tokens in prefill (random scores), ~20% in decode; the paper's "20% density" needs smaller ``kblocks_frac``. Always read the density
     actually achieved from ``SketchWalkState.last_density``.
     """
 
