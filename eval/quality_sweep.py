@@ -125,9 +125,9 @@ class Method:
 # 4K/8K/16K, ~10% 15/12/9%; every run records the real ones.
 # Every method here names its budget split: one split for both phases (decode_* None), as the
 # authors have it and as the GPU runs of issue 11 ran; the project's defaults split the phases.
-ONE_SPLIT = dict(decode_kblocks_frac=None, decode_window_frac=None, decode_sink_frac=None)
+ONE_SPLIT = sketchwalk.config.ONE_SPLIT
 # The authors' knobs (the `paper` preset's), for the methods named "paper defaults".
-PAPER = dict(kblocks_frac=0.125, window_frac=0.05, sink_frac=0.025, **ONE_SPLIT)
+PAPER = dict(**sketchwalk.config.PAPER_BUDGET, **ONE_SPLIT)
 P20 = dict(kblocks_frac=0.06, window_frac=0.02, sink_frac=0.01, **ONE_SPLIT)
 P10 = dict(kblocks_frac=0.03, window_frac=0.01, sink_frac=0.005, dense_last_q_blocks=1, **ONE_SPLIT)
 # The narrow budget split (window 0.5%, sink 0.25%, the rest to the top-k: best in perplexity at

@@ -11,6 +11,8 @@ import math
 DECODE_SCORERS = ("keys4", "walk")
 # The authors' budget knobs (docs/spec.md, "Shapes and defaults"), used by both of their phases.
 PAPER_BUDGET = dict(kblocks_frac=0.125, window_frac=0.05, sink_frac=0.025)
+# The decode knobs that make the decode steps use the prefill's split (the authors' one split).
+ONE_SPLIT = {f"decode_{name}": None for name in PAPER_BUDGET}
 PREFILL_SELECTIONS = ("layer", "kv_group")
 
 
@@ -19,8 +21,9 @@ class SketchWalkConfig:
     """Frozen, validated Sketch&Walk configuration. Change knobs with ``dataclasses.replace``.
 
     The defaults keep about as much of the causal attention area as the authors' knobs: ~43%,
-    ~36% and ~34% at 4K, 8K and 16K tokens in prefill (random scores), ~20% in decode; the paper's "20% density" needs smaller ``kblocks_frac``. Always read the density
-    actually achieved from ``SketchWalkState.last_density``.
+    ~36% and ~34% at 4K, 8K and 16K tokens in prefill (random scores), ~20% in decode; the
+    paper's "20% density" needs smaller ``kblocks_frac``. Always read the density actually
+    achieved from ``SketchWalkState.last_density``.
     """
 
     block_size: int = 64
@@ -76,8 +79,7 @@ class SketchWalkConfig:
         """The authors' behaviour (docs/spec.md sections 1-6): their knobs (one budget split for
         both phases), one selection per layer and their decode walk."""
         return cls(**{"decode_scorer": "walk", "prefill_selection": "layer", **PAPER_BUDGET,
-                      "decode_kblocks_frac": None, "decode_window_frac": None,
-                      "decode_sink_frac": None, **overrides})
+                      **ONE_SPLIT, **overrides})
 
     def __post_init__(self) -> None:
         if self.block_size != 64:
@@ -95,6 +97,10 @@ class SketchWalkConfig:
             value = getattr(self, "decode_" + name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"decode_{name} must be None or lie in [0, 1], got {value}")
+        # Resolved once: the decode steps read them every step of every layer.
+        object.__setattr__(self, "_decode_fracs", tuple(
+            getattr(self, name) if getattr(self, "decode_" + name) is None
+            else getattr(self, "decode_" + name) for name in PAPER_BUDGET))
         if self.query_window < 1:
             raise ValueError(f"query_window must be >= 1, got {self.query_window}")
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
@@ -110,27 +116,30 @@ class SketchWalkConfig:
 
     def window_tokens(self, num_keys: int) -> int:
         """w = max(1, floor(window_frac * num_keys))."""
-        return max(1, int(math.floor(self.window_frac * num_keys)))
+        return _tokens(self.window_frac, num_keys)
 
     def sink_tokens(self, num_keys: int) -> int:
         """max(1, floor(sink_frac * num_keys))."""
-        return max(1, int(math.floor(self.sink_frac * num_keys)))
+        return _tokens(self.sink_frac, num_keys)
 
     def decode_fracs(self) -> tuple[float, float, float]:
         """(kblocks_frac, window_frac, sink_frac) of the decode steps: each decode_* knob, else its
         prefill value."""
-        return tuple(getattr(self, name) if getattr(self, "decode_" + name) is None
-                     else getattr(self, "decode_" + name)
-                     for name in ("kblocks_frac", "window_frac", "sink_frac"))
+        return self._decode_fracs
 
     def decode_window_tokens(self, num_keys: int) -> int:
-        """The decode steps' w = max(1, floor(window_frac * num_keys)), decode_window_frac if set."""
-        return max(1, int(math.floor(self.decode_fracs()[1] * num_keys)))
+        """The decode steps' w: window_tokens with decode_window_frac if set."""
+        return _tokens(self._decode_fracs[1], num_keys)
 
     def decode_sink_tokens(self, num_keys: int) -> int:
-        """The decode steps' sink, as sink_tokens with decode_sink_frac if set."""
-        return max(1, int(math.floor(self.decode_fracs()[2] * num_keys)))
+        """The decode steps' sink: sink_tokens with decode_sink_frac if set."""
+        return _tokens(self._decode_fracs[2], num_keys)
 
     def effective_sketch_dim(self, head_dim: int) -> int:
         """m actually used: sketch_dim capped at next_pow2(head_dim)."""
         return min(self.sketch_dim, 1 << (head_dim - 1).bit_length())
+
+
+def _tokens(frac: float, num_keys: int) -> int:
+    """A window or sink length in tokens: max(1, floor(frac * num_keys))."""
+    return max(1, int(math.floor(frac * num_keys)))
