@@ -72,6 +72,8 @@ for i in "${!groups[@]}"; do
 done
 [ -f "$OUT/side.log" ] && { echo "---- side job"; grep -E "^== |^\| |Error" "$OUT/side.log" | tail -30; }
 # One archive: the device tool brings back only a few files per call.
-tar czf /tmp/eval.tar.gz -C "$OUT" . && mv /tmp/eval.tar.gz "$OUT/" &&
+# Archived beside $OUT first, so that two of these runs (one per MODEL, OUT=$OUT/<model>) can
+# run side by side without sharing a temporary file.
+tar czf "$OUT.eval.tar.gz" -C "$OUT" . && mv "$OUT.eval.tar.gz" "$OUT/eval.tar.gz" &&
   find "$OUT" -mindepth 1 -type f ! -name eval.tar.gz -delete
 exit 0
