@@ -27,15 +27,18 @@ def merge(files: list[Path]) -> dict:
         run = json.loads(path.read_text())
         if merged is None:
             merged = {k: v for k, v in run.items() if k not in ("methods", "lengths", "tasks",
-                                                                 "commit", "load_seconds",
+                                                                 "commit", "commits", "note", "load_seconds",
                                                                  "data_seconds")}
             merged.update(lengths=[], tasks=[], commits=[], methods=[])
         elif run["model"] != merged["model"]:
             raise SystemExit(f"{path}: model {run['model']}, expected {merged['model']}")
         for key in ("lengths", "tasks"):
             merged[key] += [x for x in run[key] if x not in merged[key]]
-        if run["commit"] not in merged["commits"]:
-            merged["commits"].append(run["commit"])
+        # A process's file has "commit"; an earlier merge of this module, "commits" (it merges
+        # again: its densities are per-length means, weighted by the answers it holds).
+        for commit in run.get("commits", [run.get("commit")]):
+            if commit not in merged["commits"]:
+                merged["commits"].append(commit)
         for rec in run["methods"]:
             into = by_name.get(rec["name"])
             if into is None:
@@ -109,6 +112,33 @@ def _weighted_layers(parts: list[dict]) -> dict:
             layers.append(sum(r * v for r, v in pairs) / rows if rows else None)
         out[phase] = layers
     return out
+
+
+def paired(result: dict, a: str, b: str) -> tuple[float, float, int] | None:
+    """Mean of method a's score minus method b's over the samples both answered (same task,
+    length and sample index: the generators are seeded), in points, with its standard error
+    over samples, and the count; None without common samples."""
+    ms = {m["name"]: m for m in result["methods"]}
+    diffs = []
+    for key, rows in ms[a]["answers"].items():
+        other = ms[b]["answers"].get(key, [])
+        diffs += [100 * (x["score"] - y["score"]) for x, y in zip(rows, other)]
+    if not diffs:
+        return None
+    n = len(diffs)
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
+    return mean, (var / n) ** 0.5, n
+
+
+def pairs_markdown(result: dict, pairs: list[tuple[str, str]]) -> str:
+    lines = ["Paired differences (same samples; points, ± standard error over samples):", "",
+             "| a - b | mean | samples |", "|---|---|---|"]
+    for a, b in pairs:
+        got = paired(result, a, b)
+        cell = "no common samples" if got is None else f"{got[0]:+.1f} ± {got[1]:.1f} | {got[2]}"
+        lines.append(f"| {a} - {b} | {cell} |")
+    return "\n".join(lines)
 
 
 def _pct(x) -> str:
@@ -254,6 +284,8 @@ def main() -> None:
     parser.add_argument("--ppl", default="", help="a quality_sweep JSON with perplexity")
     parser.add_argument("--out", required=True, help="output stem (.json, .md, .png added)")
     parser.add_argument("--note", default="", help="a sentence added under the table's header")
+    parser.add_argument("--pairs", default="",
+                        help="A-B,C-D: paired differences between methods added to the .md")
     args = parser.parse_args()
     # Natural order (group 2 before group 10): the methods appear as the runs listed them.
     files = sorted({Path(f) for pattern in args.ruler for f in glob.glob(pattern)},
@@ -266,6 +298,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     (out.parent / (out.name + ".json")).write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(result, ppl)
+    pairs = [tuple(p.split("-", 1)) for p in args.pairs.split(",") if p]
+    if pairs:
+        text += "\n\n" + pairs_markdown(result, pairs)
     (out.parent / (out.name + ".md")).write_text(text + "\n")
     plot(result, ppl, out.parent / (out.name + ".png"))
     print(text)
