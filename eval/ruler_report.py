@@ -27,8 +27,8 @@ def merge(files: list[Path]) -> dict:
         run = json.loads(path.read_text())
         if merged is None:
             merged = {k: v for k, v in run.items() if k not in ("methods", "lengths", "tasks",
-                                                                 "commit", "commits", "note", "load_seconds",
-                                                                 "data_seconds")}
+                                                                 "commit", "commits", "note",
+                                                                 "load_seconds", "data_seconds")}
             merged.update(lengths=[], tasks=[], commits=[], methods=[])
         elif run["model"] != merged["model"]:
             raise SystemExit(f"{path}: model {run['model']}, expected {merged['model']}")
@@ -119,6 +119,9 @@ def paired(result: dict, a: str, b: str) -> tuple[float, float, int] | None:
     length and sample index: the generators are seeded), in points, with its standard error
     over samples, and the count; None without common samples."""
     ms = {m["name"]: m for m in result["methods"]}
+    unknown = [name for name in (a, b) if name not in ms]
+    if unknown:
+        raise SystemExit(f"--pairs: no method {unknown} in the results; have {sorted(ms)}")
     diffs = []
     for key, rows in ms[a]["answers"].items():
         other = ms[b]["answers"].get(key, [])
