@@ -31,6 +31,9 @@ SITE=${SITE:-/tmp/site}
 export SKETCHWALK_ASSETS=$ASSETS PYTHONPATH=$SITE PYTHONUNBUFFERED=1
 # One thread per process: the processes share the cores.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
+# Expandable segments let each process give back what its longest prompt reserved: two dozen
+# processes peaked at 139 GB of one H200 without, 47 GB with (2026-12-01).
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 ngpu=$(nvidia-smi -L | wc -l)
 mkdir -p "$OUT"
 

@@ -162,8 +162,9 @@ def markdown(result: dict, ppl: dict | None) -> str:
         "kept fraction of the causal area, mean over the sparse layers (decode: over the steps)."
         + (f" {result['note']}" if result.get("note") else ""),
         "",
-        "| method | " + " | ".join(f"RULER @ {L} (vs dense) | prefill / decode density @ {L}"
-                                   for L in lengths) + " | (task, length) pairs run: vs dense on them |",
+        "| method | "
+        + " | ".join(f"RULER @ {L} (vs dense) | prefill / decode density @ {L}" for L in lengths)
+        + " | (task, length) pairs run: vs dense on them |",
         "|---|" + "---|---|" * len(lengths) + "---|",
     ]
     for m in ms:
@@ -171,7 +172,8 @@ def markdown(result: dict, ppl: dict | None) -> str:
         for L in lengths:
             mean = m["ruler_mean"].get(str(L))
             ref = dense["ruler_mean"].get(str(L)) if dense else None
-            delta = f" ({mean - ref:+.1f})" if mean is not None and ref is not None and m is not dense else ""
+            paired = mean is not None and ref is not None and m is not dense
+            delta = f" ({mean - ref:+.1f})" if paired else ""
             cells.append("" if mean is None else f"{mean:.1f}{delta}")
             d = m["density"].get(str(L), {})
             cells.append(f"{_pct(d.get('prefill'))} / {_pct(d.get('decode'))}" if d else "")
@@ -186,8 +188,9 @@ def markdown(result: dict, ppl: dict | None) -> str:
             cells.append(str(len(m["ruler"])))
         lines.append(f"| {m['name']}{err} | " + " | ".join(cells) + " |")
     # Per task, mean over the lengths every method completed.
-    lines += ["", f"Per task (score out of 100, mean over {', '.join(map(str, lengths))} where run):",
-              "", "| task | " + " | ".join(m["name"] for m in ms) + " |", "|---|" + "---|" * len(ms)]
+    over = ", ".join(map(str, lengths))
+    lines += ["", f"Per task (score out of 100, mean over {over} where run):", "",
+              "| task | " + " | ".join(m["name"] for m in ms) + " |", "|---|" + "---|" * len(ms)]
     for t in tasks:
         cells = []
         for m in ms:
