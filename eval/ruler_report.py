@@ -15,6 +15,7 @@ import argparse
 import glob
 import json
 import re
+import statistics
 from pathlib import Path
 
 
@@ -129,9 +130,8 @@ def paired(result: dict, a: str, b: str) -> tuple[float, float, int] | None:
     if not diffs:
         return None
     n = len(diffs)
-    mean = sum(diffs) / n
-    var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
-    return mean, (var / n) ** 0.5, n
+    se = statistics.stdev(diffs) / n**0.5 if n > 1 else 0.0
+    return statistics.fmean(diffs), se, n
 
 
 def pairs_markdown(result: dict, pairs: list[tuple[str, str]]) -> str:
@@ -172,8 +172,8 @@ def markdown(result: dict, ppl: dict | None) -> str:
         for L in lengths:
             mean = m["ruler_mean"].get(str(L))
             ref = dense["ruler_mean"].get(str(L)) if dense else None
-            paired = mean is not None and ref is not None and m is not dense
-            delta = f" ({mean - ref:+.1f})" if paired else ""
+            vs_dense = mean is not None and ref is not None and m is not dense
+            delta = f" ({mean - ref:+.1f})" if vs_dense else ""
             cells.append("" if mean is None else f"{mean:.1f}{delta}")
             d = m["density"].get(str(L), {})
             cells.append(f"{_pct(d.get('prefill'))} / {_pct(d.get('decode'))}" if d else "")

@@ -107,6 +107,23 @@ def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_pat
     assert p20["density_per_layer"]["8192"]["rows"] == 40
 
 
+
+def test_paired_differences_match_by_sample_and_name_unknown_methods():
+    def method(name, scores):  # scores per key: one per sample index
+        return dict(name=name, answers={k: [{"score": x} for x in v] for k, v in scores.items()})
+    result = dict(methods=[method("a", {"t@4096": [1, 0, 1], "u@4096": [1]}),
+                           method("b", {"t@4096": [0, 0, 1, 1], "v@4096": [0]}),
+                           method("c", {"w@4096": [1]})])
+    mean, se, n = report.paired(result, "a", "b")  # t@4096 samples 0-2 only: +100, 0, 0
+    assert (n, mean) == (3, pytest.approx(100 / 3))
+    assert se == pytest.approx((((200 / 3) ** 2 + 2 * (100 / 3) ** 2) / 2) ** 0.5 / 3 ** 0.5)
+    assert report.paired(result, "a", "c") is None
+    assert report.paired(result, "c", "c") == (0.0, 0.0, 1)
+    text = report.pairs_markdown(result, [("a", "b"), ("a", "c")])
+    assert "| a - b | +33.3 ± 33.3 | 3 |" in text and "| a - c | no common samples |" in text
+    with pytest.raises(SystemExit, match=r"no method \['d'\]"):
+        report.paired(result, "a", "d")
+
 def test_merge_refuses_mixed_models(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_run([], [4096], ["a"])))
