@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sketchwalk {
 
@@ -154,6 +155,39 @@ AttentionShape check_sparse_decode_args(const at::Tensor& q, const at::Tensor& k
 void check_sparse_decode_index(const at::Tensor& q, const at::Tensor& block_index,
                                const at::Tensor& num_selected, const AttentionShape& s,
                                const std::optional<at::Tensor>& seq_lens, bool validate);
+// sparse_prefill_varlen (csrc/checks/sparse_prefill_varlen.cpp): a ragged batch. shape.batch is
+// the number of sequences, num_queries / num_keys the packed token counts (paged: 64 x pages).
+struct VarlenAttentionShape {
+  AttentionShape shape;
+  bool paged;         // keys in a page pool (page_table, seq_lens_k), else packed (cu_seqlens_k)
+  int64_t num_pages;  // pages in the pool (paged only)
+};
+// One sequence of a ragged batch, read on the host: its queries are tokens [q0, q0 + num_queries)
+// of q; its keys tokens [k0, k0 + num_keys) of packed k / v, or its first num_keys page rows.
+struct VarlenSpan {
+  int64_t q0, num_queries, k0, num_keys;
+};
+VarlenAttentionShape check_sparse_prefill_varlen_args(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, const at::Tensor& cu_seqlens_q,
+    const std::optional<at::Tensor>& cu_seqlens_k, const std::optional<at::Tensor>& seq_lens_k,
+    const std::optional<at::Tensor>& page_table, std::optional<double> softmax_scale);
+// Reads the length arrays (one sync on CUDA) and checks them: cu_seqlens start at 0, end at the
+// packed token counts and never decrease; each sequence has no more queries than keys and no
+// more query blocks than block_index has rows; paged lengths fit the page table.
+std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const at::Tensor& cu_seqlens_q,
+                                     const std::optional<at::Tensor>& cu_seqlens_k,
+                                     const std::optional<at::Tensor>& seq_lens_k,
+                                     const std::optional<at::Tensor>& page_table);
+// With validate (and no capture): varlen_spans, each sequence's block-index rows
+// (validate_block_index) and its live page ids in [0, num_pages).
+void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at::Tensor& q,
+                                        const at::Tensor& block_index,
+                                        const at::Tensor& num_selected,
+                                        const at::Tensor& cu_seqlens_q,
+                                        const std::optional<at::Tensor>& cu_seqlens_k,
+                                        const std::optional<at::Tensor>& seq_lens_k,
+                                        const std::optional<at::Tensor>& page_table, bool validate);
 void check_update_block_sketch_args(const at::Tensor& block_sketch,
                                     const at::Tensor& token_sketch, int64_t num_tokens_before,
                                     int64_t block_size);

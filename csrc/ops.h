@@ -24,6 +24,12 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
+std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cpu(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, const at::Tensor& cu_seqlens_q,
+    const std::optional<at::Tensor>& cu_seqlens_k, const std::optional<at::Tensor>& seq_lens_k,
+    const std::optional<at::Tensor>& page_table, std::optional<double> softmax_scale,
+    bool validate);
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
@@ -57,6 +63,12 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
+std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cuda(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
+    const at::Tensor& num_selected, const at::Tensor& cu_seqlens_q,
+    const std::optional<at::Tensor>& cu_seqlens_k, const std::optional<at::Tensor>& seq_lens_k,
+    const std::optional<at::Tensor>& page_table, std::optional<double> softmax_scale,
+    bool validate);
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,

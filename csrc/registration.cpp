@@ -18,6 +18,13 @@ TORCH_LIBRARY(sketchwalk, m) {
   // Block-sparse causal attention over the block index -> (out like q, lse [B,Hq,Tq] fp32).
   m.def("sparse_prefill(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
         "float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)");
+  // A ragged batch in one call: packed queries [total_q,Hq,D] (cu_seqlens_q) against packed keys
+  // [total_k,Hkv,D] (cu_seqlens_k) or a paged cache [pages,64,Hkv,D] (page_table, seq_lens_k);
+  // -> (out like q, lse [Hq,total_q] fp32). Chunks (fewer queries than keys) end at the last key.
+  m.def("sparse_prefill_varlen(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
+        "Tensor cu_seqlens_q, Tensor? cu_seqlens_k=None, Tensor? seq_lens_k=None, "
+        "Tensor? page_table=None, float? softmax_scale=None, bool validate=True) "
+        "-> (Tensor out, Tensor lse)");
   // Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
   // seq_lens [B] int32 (optional): keys per sequence of a fixed-capacity cache (CUDA graphs).
   m.def("sparse_decode(Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_index, "
@@ -58,6 +65,7 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
   m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
+  m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cpu);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cpu);
@@ -73,6 +81,7 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
   m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
+  m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cuda);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);

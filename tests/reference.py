@@ -333,6 +333,43 @@ def sparse_attention(q, k, v, block_index, num_selected, softmax_scale=None,
     return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
 
 
+def sparse_attention_varlen(q, k, v, block_index, num_selected, cu_seqlens_q, cu_seqlens_k=None,
+                            seq_lens_k=None, page_table=None, softmax_scale=None,
+                            block_size: int = 64):
+    """Reference of sparse_prefill_varlen: a ragged batch as its sequences, one at a time.
+
+    q [total_q, Hq, D] packed (NHD); sequence b's queries are rows cu_seqlens_q[b] ..
+    cu_seqlens_q[b + 1] - 1. Its keys: rows cu_seqlens_k[b] .. of packed k / v
+    [total_k, Hkv, D], or (paged) its first seq_lens_k[b] keys in pages page_table[b, 0],
+    page_table[b, 1], ... of k / v [num_pages, block_size, Hkv, D]. Each sequence is
+    sparse_attention (causal, queries ending at its last key) over its rows
+    block_index[b, :, :ceil(Tq_b / block_size)]. Returns float64 (out [total_q, Hq, D],
+    lse [Hq, total_q])."""
+    total_q, hq, d = q.shape
+    out = torch.zeros(total_q, hq, d, dtype=F64, device=q.device)
+    lse = torch.full((hq, total_q), float("-inf"), dtype=F64, device=q.device)
+    cq = cu_seqlens_q.tolist()
+    for b in range(len(cq) - 1):
+        q0, q1 = cq[b], cq[b + 1]
+        if q1 == q0:
+            continue
+        if page_table is None:
+            k0, k1 = int(cu_seqlens_k[b]), int(cu_seqlens_k[b + 1])
+            kb, vb = k[k0:k1], v[k0:k1]
+        else:
+            length = int(seq_lens_k[b])
+            pages = page_table[b, :ceil_div(length, block_size)].long()
+            kb = k[pages].flatten(0, 1)[:length]
+            vb = v[pages].flatten(0, 1)[:length]
+        nq = ceil_div(q1 - q0, block_size)
+        o, l = sparse_attention(q[q0:q1].transpose(0, 1)[None], kb.transpose(0, 1)[None],
+                                vb.transpose(0, 1)[None], block_index[b:b + 1, :, :nq],
+                                num_selected[b:b + 1, :, :nq], softmax_scale, block_size)
+        out[q0:q1] = o[0].transpose(0, 1)
+        lse[:, q0:q1] = l[0]
+    return out, lse
+
+
 def dense_causal_attention(q, k, v, softmax_scale=None):
     """float64 dense causal attention (queries at the end of keys) via torch SDPA with a
     bottom-right causal mask; k/v GQA-expanded. Returns out float64 [B, Hq, Tq, D]."""

@@ -30,6 +30,20 @@ def op_cases(device):
     a = torch.rand(1, 5, 5, device=device)
     r = torch.rand(1, 5, device=device)
     lens = torch.tensor([290], dtype=torch.int32, device=device)
+    # A ragged batch: sequences of 100 and 200 queries (the second a chunk of 300 keys); packed
+    # keys, and the same keys in a paged cache (pages 0-1 and 2-6).
+    cu_q = torch.tensor([0, 100, 300], dtype=torch.int32, device=device)
+    cu_k = torch.tensor([0, 100, 400], dtype=torch.int32, device=device)
+    qv = torch.randn(300, 4, 64, device=device, dtype=adt)
+    kv = torch.randn(400, 2, 64, device=device, dtype=adt)
+    vv = torch.randn(400, 2, 64, device=device, dtype=adt)
+    vidx = torch.arange(5, dtype=torch.int32, device=device).expand(2, 1, 4, 5).contiguous()
+    vcnt = torch.tensor([[[1, 2, 0, 0]], [[3, 4, 5, 5]]], dtype=torch.int32, device=device)
+    pages = torch.zeros(7, 64, 2, 64, device=device, dtype=adt)
+    pages.view(-1, 2, 64)[:100] = kv[:100]
+    pages.view(-1, 2, 64)[128:428] = kv[100:]
+    table = torch.tensor([[0, 1, 0, 0, 0], [2, 3, 4, 5, 6]], dtype=torch.int32, device=device)
+    seq_k = torch.tensor([100, 300], dtype=torch.int32, device=device)
     codes = torch.randint(1, 16, (1, 2, tq, 32), dtype=torch.uint8, device=device)
     scales = torch.rand(1, 2, tq, device=device)
     return [
@@ -39,6 +53,10 @@ def op_cases(device):
         ("walk_blocks_init", ns.walk_blocks.default, (base, trans, base.clone(), 2, 0.25)),
         ("select_blocks", ns.select_blocks.default, (scores, tq, tq, 64, 0.125, 15, 7, 15, 4)),
         ("sparse_prefill", ns.sparse_prefill.default, (q, k, v, idx, cnt, None, True)),
+        ("sparse_prefill_varlen", ns.sparse_prefill_varlen.default,
+         (qv, kv, vv, vidx, vcnt, cu_q, cu_k, None, None, None, True)),
+        ("sparse_prefill_varlen_paged", ns.sparse_prefill_varlen.default,
+         (qv, pages, pages, vidx, vcnt, cu_q, None, seq_k, table, None, True)),
         ("sparse_decode", ns.sparse_decode.default, (qd, k, v, didx, dcnt, 0.125, True)),
         ("update_block_sketch_", ns.update_block_sketch_.default,
          (torch.randn(1, 2, 6, 32, device=device), torch.randn(1, 2, 1, 32, device=device), 70, 64)),
@@ -66,7 +84,8 @@ def op_cases(device):
 
 
 NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "select_blocks",
-         "sparse_prefill", "sparse_decode", "update_block_sketch_", "push_query_window_",
+         "sparse_prefill", "sparse_prefill_varlen", "sparse_prefill_varlen_paged", "sparse_decode",
+         "update_block_sketch_", "push_query_window_",
          "update_block_matrix_", "update_window_logits_", "window_block_scores",
          "select_decode_blocks_", "sparse_decode_seq_lens", "quantize_keys4_",
          "score_blocks_keys4", "select_blocks_keys4"]

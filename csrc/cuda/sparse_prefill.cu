@@ -40,7 +40,8 @@ cudaError_t run_sm90(const SparseAttentionParams& params, DType dtype, bool bf16
   *ran = false;
   const int group = params.num_q_heads / params.num_kv_heads;
   PrefillTensorMaps maps;
-  if (group % 2 != 0 || !sparse_prefill_sm90_available() ||
+  // A paged cache takes the sm80 kernel (PrefillTensorMaps says why).
+  if (group % 2 != 0 || params.page_table != nullptr || !sparse_prefill_sm90_available() ||
       !make_prefill_tensor_maps(params, dtype, &maps)) {
     return cudaSuccess;
   }
@@ -63,8 +64,11 @@ cudaError_t run_sparse_prefill(const SparseAttentionParams& params, DType dtype,
   if (params.block_size != 64 || params.num_kv_heads <= 0 ||
       params.num_q_heads % params.num_kv_heads != 0 ||
       (params.index_heads != 1 && params.index_heads != params.num_kv_heads) ||
-      params.num_queries > params.num_keys || params.num_queries <= 0 ||
-      params.num_q_blocks != ceil_div(params.num_queries, 64)) {
+      params.num_queries <= 0 ||
+      // Dense: one length pair for every sequence. Ragged: per sequence (SeqInfo::make),
+      // checked by the host wrapper with validate.
+      (params.cu_seqlens_q == nullptr && (params.num_queries > params.num_keys ||
+                                          params.num_q_blocks != ceil_div(params.num_queries, 64)))) {
     return cudaErrorInvalidValue;
   }
   if (params.batch == 0 || params.num_q_heads == 0) return cudaSuccess;

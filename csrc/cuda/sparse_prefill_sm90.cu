@@ -52,12 +52,22 @@ bool make_prefill_tensor_maps(const SparseAttentionParams& p, DType dtype, Prefi
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) return false;
   const auto type = dtype == DType::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                               : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  return encode(&maps->q, p.q, type, p.head_dim, p.num_queries, p.num_q_heads, p.batch,
-                p.q_token_stride, p.q_head_stride, p.q_batch_stride) &&
-         encode(&maps->k, p.k, type, p.head_dim, p.num_keys, p.num_kv_heads, p.batch,
-                p.k_token_stride, p.k_head_stride, p.k_batch_stride) &&
-         encode(&maps->v, p.v, type, p.head_dim, p.num_keys, p.num_kv_heads, p.batch,
-                p.v_token_stride, p.v_head_stride, p.v_batch_stride);
+  if (p.page_table != nullptr) return false;  // paged: the sm80 kernel (PrefillTensorMaps)
+  // Packed ragged tokens: one outer slice spanning all of them (its stride is never stepped).
+  const bool packed_q = p.cu_seqlens_q != nullptr, packed_k = p.cu_seqlens_k != nullptr;
+  const int q_outer = packed_q ? 1 : p.batch, k_outer = packed_k ? 1 : p.batch;
+  auto outer_stride = [](bool packed, int64_t batch_stride, int64_t token_stride, int tokens) {
+    return packed ? token_stride * tokens : batch_stride;
+  };
+  return encode(&maps->q, p.q, type, p.head_dim, p.num_queries, p.num_q_heads, q_outer,
+                p.q_token_stride, p.q_head_stride,
+                outer_stride(packed_q, p.q_batch_stride, p.q_token_stride, p.num_queries)) &&
+         encode(&maps->k, p.k, type, p.head_dim, p.num_keys, p.num_kv_heads, k_outer,
+                p.k_token_stride, p.k_head_stride,
+                outer_stride(packed_k, p.k_batch_stride, p.k_token_stride, p.num_keys)) &&
+         encode(&maps->v, p.v, type, p.head_dim, p.num_keys, p.num_kv_heads, k_outer,
+                p.v_token_stride, p.v_head_stride,
+                outer_stride(packed_k, p.v_batch_stride, p.v_token_stride, p.num_keys));
 }
 
 bool sparse_prefill_sm90_available() {

@@ -108,9 +108,26 @@ struct SparseAttentionParams {
   int batch, num_q_heads, num_kv_heads, num_queries, num_keys, head_dim;
   int block_size, num_q_blocks, max_selected;
   float softmax_scale;
-  // sparse_decode only: keys per sequence [batch] (device), or nullptr for num_keys. Keys at or
-  // past seq_lens[b] are never attended (a fixed-capacity cache, as in a CUDA-graph loop).
+  // Keys per sequence [batch] (device), or nullptr. sparse_decode: a fixed-capacity cache (keys
+  // at or past seq_lens[b] are never attended, as in a CUDA-graph loop); the paged layout: the
+  // sequence's key count. Overrides num_keys and cu_seqlens_k's lengths.
   const int* __restrict__ seq_lens;
+  // Ragged batches (sparse_prefill_varlen), read through SeqInfo::make (attention_core.cuh):
+  // sequence b's queries are tokens [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of q / out / lse
+  // (q_batch_stride = 0: packed [total_q, heads, D] tokens), and with cu_seqlens_k its keys are
+  // tokens [cu_seqlens_k[b], cu_seqlens_k[b + 1]) of k / v. num_queries / num_keys then hold
+  // the packed buffers' token counts (total_q, total_k: the tensor maps' extents) and
+  // num_q_blocks the block index's rows, ceil(longest query span / 64) or more: the grid's
+  // extent. nullptr: dense.
+  const int* __restrict__ cu_seqlens_q;  // [batch + 1] or nullptr
+  const int* __restrict__ cu_seqlens_k;  // [batch + 1] or nullptr
+  // Paged K / V (page = one 64-key block): k / v are page pools [num_pages, 64, num_kv_heads,
+  // head_dim] and key block j of sequence b lives in page page_table[b * page_table_stride + j];
+  // k_batch_stride / v_batch_stride are then the strides between pages and seq_lens gives the
+  // key counts. nullptr: k / v rows of sequence b are its batch row (dense) or its cu_seqlens_k
+  // span (packed).
+  const int* __restrict__ page_table;    // [batch, max_pages] or nullptr
+  int64_t page_table_stride;             // elements between the rows of page_table
 };
 
 // quantize_keys4_: k [batch, num_kv_heads, tokens, head_dim] -> rows [L_b - tokens, L_b) of the

@@ -68,8 +68,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   const int group = params.num_q_heads / params.num_kv_heads;
   const int head_lo = chunk * Traits::kRows;  // first head of the chunk, within the group
   const int rows = min(Traits::kRows, group - head_lo);
-  SeqInfo seq = SeqInfo::dense(params, batch_idx);
-  if (params.seq_lens != nullptr) seq.num_keys = params.seq_lens[batch_idx];  // a fixed-capacity cache
+  const SeqInfo seq = SeqInfo::make(params, batch_idx);  // seq_lens: a fixed-capacity or paged cache
   const int num_keys = seq.num_keys;
 
   const RowBlocks row_blocks = RowBlocks::of(params, seq, kv_head, 0);
@@ -80,13 +79,13 @@ __global__ void __launch_bounds__(Traits::kNumThreads)
   const int sel_end = min(num_sel, sel_begin + per_split);
   const int num_blocks = sel_end > sel_begin ? sel_end - sel_begin : 0;
 
-  const DenseKv<Element> kv = DenseKv<Element>::make(params, seq, kv_head);
+  const KvSource<Element> kv = KvSource<Element>::make(params, seq, kv_head);
   // Block e of the slice -> stage: rows past num_keys (a partial last block) are zero-filled.
   auto load_block = [&](int e, int stage) {
-    const int64_t key0 = static_cast<int64_t>(row_index[sel_begin + e]) * kBlockN;
-    const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), num_keys - key0));
+    const int64_t block = row_index[sel_begin + e];
+    const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), num_keys - block * kBlockN));
     detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kTileElems,
-                                        v_smem + stage * Traits::kTileElems, kv, key0, valid, tid);
+                                        v_smem + stage * Traits::kTileElems, kv, block, valid, tid);
   };
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {

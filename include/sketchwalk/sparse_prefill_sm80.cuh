@@ -51,14 +51,18 @@ SW_DEVICE void load_tile_async(typename Traits::Element* smem,
   }
 }
 
-/// \brief Async copy of the K and V rows [key0, key0 + Traits::kBlockN) of one KV head into the
-/// swizzled tiles k_tile / v_tile; rows at or past `valid` are zero-filled, never read.
+/// \brief Async copy of the K and V rows of key block `block` (Traits::kBlockN keys) of one KV
+/// head into the swizzled tiles k_tile / v_tile; rows at or past `valid` are zero-filled, never
+/// read (and, in a paged cache, never addressed: valid <= 0 reads no page-table entry).
 template <typename Traits>
 SW_DEVICE void load_kv_block_async(typename Traits::Element* k_tile, typename Traits::Element* v_tile,
-                                   const DenseKv<typename Traits::Element>& kv, int64_t key0,
+                                   const KvSource<typename Traits::Element>& kv, int64_t block,
                                    int valid, int tid) {
-  load_tile_async<Traits, Traits::kBlockN>(k_tile, kv.k_row(key0), kv.k_stride, valid, tid);
-  load_tile_async<Traits, Traits::kBlockN>(v_tile, kv.v_row(key0), kv.v_stride, valid, tid);
+  static_assert(Traits::kBlockN == kIndexBlockSize, "a K/V tile is one index block (one page)");
+  const auto* k_rows = valid > 0 ? kv.k_block(block) : kv.k;
+  const auto* v_rows = valid > 0 ? kv.v_block(block) : kv.v;
+  load_tile_async<Traits, Traits::kBlockN>(k_tile, k_rows, kv.k_stride, valid, tid);
+  load_tile_async<Traits, Traits::kBlockN>(v_tile, v_rows, kv.v_stride, valid, tid);
 }
 
 /// \brief The sm80 prefill's epilogue for one warp: normalize its rows of O by the row sums
@@ -122,7 +126,9 @@ SW_DEVICE void prefill_sm80_epilogue(
 }  // namespace detail
 
 /// \brief One CTA: query block blockIdx.x (reversed: heavy causal rows start first),
-/// query heads [blockIdx.y * kHeadsPerCta, +kHeadsPerCta) (one kv head), batch blockIdx.z.
+/// query heads [blockIdx.y * kHeadsPerCta, +kHeadsPerCta) (one kv head), sequence blockIdx.z.
+/// In a ragged batch the grid spans the longest sequence; a CTA past its sequence's queries
+/// returns at once.
 template <typename Traits>
 __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
     sparse_prefill_kernel(const SparseAttentionParams params) {
@@ -145,7 +151,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
   const int warp = tid / 32;
   const int q_block = gridDim.x - 1 - blockIdx.x;
   const int q_head0 = blockIdx.y * Traits::kHeadsPerCta;
-  const SeqInfo seq = SeqInfo::dense(params, blockIdx.z);
+  const SeqInfo seq = SeqInfo::make(params, blockIdx.z);
+  if (q_block * Traits::kBlockQ >= seq.num_queries) return;  // past a shorter sequence's end
   const int group = params.num_q_heads / params.num_kv_heads;
   const int kv_head = q_head0 / group;
   const RowBlocks row = RowBlocks::of(params, seq, kv_head, q_block);
@@ -157,7 +164,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
 
   const Element* q_base = static_cast<const Element*>(params.q) +
                           seq.q_offset(params.q_batch_stride, 0, params.q_token_stride, 0, q_start);
-  const DenseKv<Element> kv = DenseKv<Element>::make(params, seq, kv_head);
+  const KvSource<Element> kv = KvSource<Element>::make(params, seq, kv_head);
 
   // Q tile: rows [64h, 64h + 64) hold head q_head0 + h; rows past Tq are zero.
 #pragma unroll
@@ -172,7 +179,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads, Traits::kMinBlocksPerSm)
     // path) gives a count <= 0, so every row zero-fills.
     const int valid = static_cast<int>(min(static_cast<int64_t>(kBlockN), seq.num_keys - key0));
     detail::load_kv_block_async<Traits>(k_smem + stage * Traits::kKVTileElems,
-                                        v_smem + stage * Traits::kKVTileElems, kv, key0, valid, tid);
+                                        v_smem + stage * Traits::kKVTileElems, kv, key_block, valid,
+                                        tid);
   };
   // Prologue: tiles 0 .. kStages-2 in flight (group 0 also carries Q).
 #pragma unroll

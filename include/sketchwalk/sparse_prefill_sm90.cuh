@@ -73,8 +73,11 @@ struct SparsePrefillSm90Traits {
   static_assert(kSmemBytes <= 227 * 1024, "one CTA must fit an SM's shared memory");
 };
 
-/// \brief The three tensor maps of a launch: 4-D (head_dim, tokens, heads, batch), box
+/// \brief The three tensor maps of a launch: 4-D (head_dim, tokens, heads, outer), box
 /// (64, 64, 1, 1), 128-byte swizzle; built by make_prefill_tensor_maps (sparse_prefill_sm90.cu).
+/// `outer` is the batch (dense) or 1 (packed ragged tokens: only the token coordinate moves).
+/// A paged cache is not taken here: TMA copies a page's unused rows as they are, and a NaN there
+/// would reach O through P V (0 * NaN); the sm80 kernel zero-fills them (sparse_prefill.cu).
 struct PrefillTensorMaps {
   CUtensorMap q, k, v;
 };
@@ -246,14 +249,19 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
 
   const int q_block = gridDim.x - 1 - blockIdx.x;  // heavy causal rows start first
   const int q_head0 = blockIdx.y * Traits::kHeadsPerCta;
-  const SeqInfo seq = SeqInfo::dense(params, blockIdx.z);
-  const int batch_idx = seq.batch_idx;
+  const SeqInfo seq = SeqInfo::make(params, blockIdx.z);
+  // A ragged batch's grid spans its longest sequence: CTAs past this one's queries leave before
+  // any barrier exists (the whole CTA takes the branch).
+  if (q_block * Traits::kBlockQ >= seq.num_queries) return;
+  const int q_outer = params.cu_seqlens_q != nullptr ? 0 : seq.batch_idx;  // see PrefillTensorMaps
+  const int kv_outer = params.cu_seqlens_k != nullptr ? 0 : seq.batch_idx;
   const int group = params.num_q_heads / params.num_kv_heads;
   const int kv_head = q_head0 / group;
   const RowBlocks row = RowBlocks::of(params, seq, kv_head, q_block);
   const int num_sel = row.count;
-  // TMA token coordinates of the tile's first query and of key 0 (the tensor maps span the
-  // buffers; a packed varlen layout only moves these).
+  // TMA token coordinates of the tile's first query and of key 0 (packed ragged tokens move
+  // them by the sequence's offsets; query rows past its end belong to the next sequence:
+  // computed, never stored).
   const int q_coord0 = static_cast<int>(seq.q_token0) + q_block * Traits::kBlockQ;
   const int k_coord0 = static_cast<int>(seq.k_token0);
   const int num_steps = (num_sel + Traits::kBlocksPerStage - 1) / Traits::kBlocksPerStage;
@@ -284,7 +292,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
 #pragma unroll
         for (int half = 0; half < Traits::kHalves; ++half)
           sm90::tma_load_4d(smem + h * Traits::kQHeadBytes + half * Traits::kQHalfBytes, &maps.q,
-                            q_full, half * 64, q_coord0, q_head0 + h, batch_idx);
+                            q_full, half * 64, q_coord0, q_head0 + h, q_outer);
       constexpr uint32_t kStageTx = Traits::kKVStageBytes;
       for (int step = 0; step < num_steps; ++step) {
         const int s = step % kStages;
@@ -292,6 +300,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
         const int b0 = row[2 * step];
         // An odd tail repeats its block: finite data the consumers mask to zero weight.
         const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;
+        // Keys past the sequence's end in a partial last block (zeros past the buffer, the next
+        // sequence's finite rows in a packed batch) are masked by the causal rule: every one of
+        // them lies after every query.
+        const int t0 = k_coord0 + b0 * kBlockN, t1 = k_coord0 + b1 * kBlockN;
         // K, then V, of the stage's two blocks: per 64-column half, block b0 into key rows
         // [0, 64) and block b1 into [64, 128), all on the tensor's full barrier.
         auto load_stage = [&](const CUtensorMap* map, uint64_t* full, int offset) {
@@ -300,9 +312,9 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
 #pragma unroll
           for (int half = 0; half < Traits::kHalves; ++half) {
             unsigned char* dst = stage + half * Traits::kKVHalfBytes;
-            sm90::tma_load_4d(dst, map, full, half * 64, k_coord0 + b0 * kBlockN, kv_head, batch_idx);
-            sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, map, full, half * 64,
-                              k_coord0 + b1 * kBlockN, kv_head, batch_idx);
+            sm90::tma_load_4d(dst, map, full, half * 64, t0, kv_head, kv_outer);
+            sm90::tma_load_4d(dst + kBlockN * Traits::kRowBytes, map, full, half * 64, t1, kv_head,
+                              kv_outer);
           }
         };
         load_stage(&maps.k, &k_full[s], Traits::kKOffset);

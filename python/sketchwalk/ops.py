@@ -19,6 +19,7 @@ __all__ = [
     "walk_blocks",
     "select_blocks",
     "sparse_prefill",
+    "sparse_prefill_varlen",
     "sparse_decode",
     "update_block_sketch_",
     "push_query_window_",
@@ -242,6 +243,74 @@ def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, vali
 
 
 torch.library.register_fake("sketchwalk::sparse_prefill")(_attention_fake)
+
+
+def sparse_prefill_varlen(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    block_index: torch.Tensor,
+    num_selected: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    cu_seqlens_k: torch.Tensor | None = None,
+    seq_lens_k: torch.Tensor | None = None,
+    page_table: torch.Tensor | None = None,
+    softmax_scale: float | None = None,
+    validate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block-sparse causal attention of a ragged batch in one call (the flash-attn varlen layout).
+
+    q: [total_q, num_q_heads, head_dim] packed tokens (NHD); sequence b's queries are rows
+    ``cu_seqlens_q[b] : cu_seqlens_q[b + 1]`` (int32 [num_seqs + 1], starting at 0). Its keys
+    either packed, k, v: [total_k, num_kv_heads, head_dim] with ``cu_seqlens_k`` (int32
+    [num_seqs + 1]), or in a paged cache, k, v: [num_pages, 64, num_kv_heads, head_dim] with
+    ``page_table`` (int32 [num_seqs, max_pages]: key block j of sequence b is page
+    page_table[b, j]) and ``seq_lens_k`` (int32 [num_seqs]). A sequence's queries end at its
+    last key, so a chunk of a longer prompt (fewer queries than keys) is one sequence.
+    block_index: [num_seqs, index_heads, num_q_blocks, max_selected], num_q_blocks >= the most
+    query blocks of any sequence (rows past a sequence's are never read); num_selected:
+    [num_seqs, index_heads, num_q_blocks]. head_dim 64 or 128; fp16 / bf16 (CUDA), + fp32 (CPU).
+    Returns (out [total_q, num_q_heads, head_dim], lse [num_q_heads, total_q] float32).
+    Equivalent to ``reference.sparse_attention_varlen(q, k, v, block_index, num_selected,
+    cu_seqlens_q, cu_seqlens_k, seq_lens_k, page_table, softmax_scale)``. ``validate=False``
+    skips reading the lengths, page ids and index (on CUDA: no host synchronization, so the
+    call can be captured in a CUDA graph).
+    """
+    return _ops.sparse_prefill_varlen(q, k, v, block_index, num_selected, cu_seqlens_q,
+                                      cu_seqlens_k, seq_lens_k, page_table, softmax_scale,
+                                      validate)
+
+
+@torch.library.register_fake("sketchwalk::sparse_prefill_varlen")
+def _(q, k, v, block_index, num_selected, cu_seqlens_q, cu_seqlens_k=None, seq_lens_k=None,
+      page_table=None, softmax_scale=None, validate=True):
+    op = "sparse_prefill_varlen"
+    _check_same_device(op, "q", q, k=k, v=v, block_index=block_index, num_selected=num_selected,
+                       cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
+                       seq_lens_k=seq_lens_k, page_table=page_table)
+    paged = page_table is not None
+    torch._check(paged != (cu_seqlens_k is not None),
+                 lambda: f"sketchwalk.{op}: argument 'cu_seqlens_k' must be given for packed keys "
+                         "and omitted for a paged cache (page_table)")
+    torch._check(paged == (seq_lens_k is not None),
+                 lambda: f"sketchwalk.{op}: argument 'seq_lens_k' must be given with page_table "
+                         "and only then")
+    _check_rank(op, "q", q, 3)
+    for name, t in (("k", k), ("v", v)):
+        _check_rank(op, name, t, 4 if paged else 3)
+    _check_rank(op, "block_index", block_index, 4)
+    _check_rank(op, "num_selected", num_selected, 3)
+    torch._check(q.shape[-1] in (64, 128), lambda: f"sketchwalk.{op}: argument 'q' has unsupported "
+                 f"head_dim {q.shape[-1]}; supported head_dim values are {{64, 128}}")
+    num_kv_heads = k.shape[-2]
+    torch._check(q.shape[1] % num_kv_heads == 0,
+                 lambda: f"sketchwalk.{op}: argument 'k' has {num_kv_heads} heads, which must "
+                         f"divide the {q.shape[1]} heads of 'q' (GQA)")
+    num_seqs = block_index.shape[0]
+    torch._check(cu_seqlens_q.shape == (num_seqs + 1,),
+                 lambda: f"sketchwalk.{op}: argument 'cu_seqlens_q' must have shape "
+                         f"[num_seqs + 1] = [{num_seqs + 1}], got {tuple(cu_seqlens_q.shape)}")
+    return q.new_empty(q.shape), q.new_empty((q.shape[1], q.shape[0]), dtype=torch.float32)
 
 
 def sparse_decode(
