@@ -148,7 +148,7 @@ def test_sparse_prefill_varlen_errors(device):
         args.update(over)
         return op(**args)
 
-    cu_q, cu_k = kw["cu_seqlens_q"], kw["cu_seqlens_k"]
+    cu_q = kw["cu_seqlens_q"]
     assert_raises_naming(lambda: call(cu_seqlens_q=cu_q.flip(0)), "cu_seqlens_q")
     assert_raises_naming(lambda: call(cu_seqlens_q=cu_q.long()), "cu_seqlens_q")
     assert_raises_naming(lambda: call(cu_seqlens_q=cu_q[:-1]), "cu_seqlens_q")
