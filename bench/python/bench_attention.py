@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 import sketchwalk
 from sketchwalk import ops
+from sketchwalk.plan import SelectionArgs
 from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import decode_density, prefill_density
 
@@ -419,7 +420,7 @@ def bench_keys4_parts(layer, q1, k, v, n, cfg, row, rows, speedup) -> str:
     seq_lens = torch.full((batch,), n, dtype=torch.int32, device="cuda")
     k_new = k[:, :, n - 1 : n]
     codes, scales = layer.codes, layer.scales
-    frac = (cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac)
+    frac = SelectionArgs.decode(cfg).keys4_fracs()  # the decode knobs, as the layer uses them
 
     def select():
         mass = ops.score_blocks_keys4(q1, codes, scales, seq_lens, None, False)

@@ -19,6 +19,7 @@ import torch
 
 import sketchwalk
 from sketchwalk import ops
+from sketchwalk.plan import SelectionArgs
 from sketchwalk.state import LayerKeys4State
 
 
@@ -40,13 +41,13 @@ def keys4_pieces(q1, kk, vv, layer, cfg) -> dict:
     codes, scales, lens = layer.codes.clone(), layer.scales.clone(), layer.seq_lens.clone()
     q_score = q1.to(torch.bfloat16)
     mass = ops.score_blocks_keys4(q_score, codes, scales, lens, None, False)
-    bi, ns = ops.select_blocks_keys4(mass, lens, cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, False)
+    fracs = SelectionArgs.decode(cfg).keys4_fracs()  # the decode knobs, as the layer uses them
+    bi, ns = ops.select_blocks_keys4(mass, lens, *fracs, False)
     return {
         "python step (sketchwalk_attention)": None,
         "quantize_keys4_ (1 token)": lambda: ops.quantize_keys4_(codes, scales, kk[:, :, -1:], lens, False),
         "score_blocks_keys4": lambda: ops.score_blocks_keys4(q_score, codes, scales, lens, None, False),
-        "select_blocks_keys4": lambda: ops.select_blocks_keys4(mass, lens, cfg.kblocks_frac,
-                                                               cfg.window_frac, cfg.sink_frac, False),
+        "select_blocks_keys4": lambda: ops.select_blocks_keys4(mass, lens, *fracs, False),
         "sparse_decode": lambda: ops.sparse_decode(q1, kk, vv, bi, ns, validate=False),
     }
 
@@ -61,8 +62,8 @@ def walk_pieces(q1, kk, vv, layer, state, cfg) -> dict:
     r = ops.window_block_scores(layer.window_logits, cfg.query_window, nb)
     a = layer.transition[:, :nb, :nb]
     walk = ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping)
-    w, sink = cfg.window_tokens(nk), cfg.sink_tokens(nk)
-    bi, ns = ops.select_blocks(walk, 1, nk, 64, cfg.kblocks_frac, w, sink, max(w, sink), 0)
+    args = SelectionArgs.decode(cfg, nk)  # the decode knobs, as the layer uses them
+    bi, ns = ops.select_blocks(walk, *args.select_blocks_args(1, nk, 64))
     scratch_kb = layer.key_blocks.clone()
     scratch_win = layer.query_window.clone()
     scratch_logits = layer.window_logits.clone()
@@ -72,8 +73,8 @@ def walk_pieces(q1, kk, vv, layer, state, cfg) -> dict:
         "python step (sketchwalk_attention)": None,
         "select_decode_blocks_ (op)": lambda: ops.select_decode_blocks_(
             q1, kk, scratch_kb, scratch_win, scratch_logits, scratch_t, signs, coords,
-            cfg.query_window, 100, 64, cfg.degree, cfg.damping, c, cfg.kblocks_frac, w, sink,
-            max(w, sink)),
+            cfg.query_window, 100, 64, cfg.degree, cfg.damping, c, args.keep_frac,
+            args.window_tokens, args.exclude_sink_tokens, args.attend_sink_tokens),
         "hadamard_sketch (1 token)": lambda: ops.hadamard_sketch(q1, signs, coords, 1, validate=False),
         "update_block_sketch_": lambda: ops.update_block_sketch_(scratch_kb, qs[:, :8], nk - 1, 64),
         "push_query_window_": lambda: ops.push_query_window_(scratch_win, qs, 7),
@@ -82,8 +83,7 @@ def walk_pieces(q1, kk, vv, layer, state, cfg) -> dict:
         "window_block_scores": lambda: ops.window_block_scores(scratch_logits, cfg.query_window, nb),
         "update_block_matrix_": lambda: ops.update_block_matrix_(scratch_a, r, nk, 64),
         "walk_blocks": lambda: ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping),
-        "select_blocks": lambda: ops.select_blocks(walk, 1, nk, 64, cfg.kblocks_frac, w, sink,
-                                                   max(w, sink), 0),
+        "select_blocks": lambda: ops.select_blocks(walk, *args.select_blocks_args(1, nk, 64)),
         "sparse_decode": lambda: ops.sparse_decode(q1, kk, vv, bi, ns, validate=False),
     }
 

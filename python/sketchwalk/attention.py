@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from . import ops
 from .density import decode_density_per_row, prefill_density
+from .plan import SelectionArgs
 from .state import LayerDecodeState, LayerKeys4State, SketchWalkState, keys4_capacity
 
 
@@ -168,10 +169,9 @@ def _carried_walk_blocks(transition: torch.Tensor, state: SketchWalkState,
 
 def _select_prefill(walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg):
     """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4)."""
-    w = cfg.window_tokens(num_tokens)
+    args = SelectionArgs.prefill(cfg, num_tokens)
     block_index, num_selected = ops.select_blocks(
-        walk, num_tokens, num_tokens, cfg.block_size, cfg.kblocks_frac, w,
-        cfg.sink_tokens(num_tokens), w, cfg.dense_last_q_blocks)
+        walk, *args.select_blocks_args(num_tokens, num_tokens, cfg.block_size))
     if cfg.prefill_selection == "kv_group":  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]:
         batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads
         block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
@@ -231,12 +231,12 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     layer.ensure_capacity(-(-num_keys // b))
     window_fill = min(layer.window_fill + 1, cfg.query_window)
-    w, sink = cfg.decode_window_tokens(num_keys), cfg.decode_sink_tokens(num_keys)
+    args = SelectionArgs.decode(cfg, num_keys)
     # Steps 1-4 of docs/spec.md section 6 in one op (the state buffers are updated in place).
     block_index, num_selected = ops.select_decode_blocks_(
         q, k, layer.key_blocks, layer.query_window, layer.window_logits, layer.transition, signs,
-        coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, cfg.decode_fracs()[0], w,
-        sink, max(w, sink))
+        coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, args.keep_frac,
+        args.window_tokens, args.exclude_sink_tokens, args.attend_sink_tokens)
     layer.pushes += 1
     layer.window_fill = window_fill
     layer.num_keys = num_keys
@@ -263,7 +263,7 @@ def _select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg)
     # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
     q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
     mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)
-    return ops.select_blocks_keys4(mass, seq_lens, *cfg.decode_fracs(), False)
+    return ops.select_blocks_keys4(mass, seq_lens, *SelectionArgs.decode(cfg).keys4_fracs(), False)
 
 
 def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
