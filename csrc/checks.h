@@ -148,13 +148,18 @@ AttentionShape check_sparse_prefill_args(const at::Tensor& q, const at::Tensor& 
 void check_sparse_prefill_index(const at::Tensor& q, const at::Tensor& block_index,
                                 const at::Tensor& num_selected, const AttentionShape& s,
                                 bool validate);
+// A paged cache (page_table) gives num_keys = 64 x max_pages: the most keys a sequence can hold.
 AttentionShape check_sparse_decode_args(const at::Tensor& q, const at::Tensor& k_cache,
                                         const at::Tensor& v_cache, const at::Tensor& block_index,
                                         const at::Tensor& num_selected,
-                                        std::optional<double> softmax_scale);
+                                        std::optional<double> softmax_scale,
+                                        const std::optional<at::Tensor>& seq_lens,
+                                        const std::optional<at::Tensor>& page_table);
 void check_sparse_decode_index(const at::Tensor& q, const at::Tensor& block_index,
                                const at::Tensor& num_selected, const AttentionShape& s,
-                               const std::optional<at::Tensor>& seq_lens, bool validate);
+                               const std::optional<at::Tensor>& seq_lens,
+                               const std::optional<at::Tensor>& page_table, int64_t num_pages,
+                               bool validate);
 // sparse_prefill_varlen (csrc/checks/sparse_prefill_varlen.cpp): a ragged batch. shape.batch is
 // the number of sequences, num_queries / num_keys the packed token counts (paged: 64 x pages).
 struct VarlenAttentionShape {

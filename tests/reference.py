@@ -333,6 +333,14 @@ def sparse_attention(q, k, v, block_index, num_selected, softmax_scale=None,
     return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
 
 
+def pages_to_dense(pool, page_table):
+    """A paged cache as dense per-sequence caches: pool [num_pages, block_size, H, D], page_table
+    [batch, max_pages] -> [batch, H, max_pages * block_size, D] (page table row b in order;
+    entries outside [0, num_pages) read page 0: callers never look past a sequence's keys)."""
+    ids = page_table.long().clamp(0, pool.shape[0] - 1)
+    return pool[ids].flatten(1, 2).transpose(1, 2)
+
+
 def sparse_attention_varlen(q, k, v, block_index, num_selected, cu_seqlens_q, cu_seqlens_k=None,
                             seq_lens_k=None, page_table=None, softmax_scale=None,
                             block_size: int = 64):

@@ -39,23 +39,63 @@ void check_decode_seq_lens(const char* op, const std::optional<at::Tensor>& seq_
 AttentionShape check_sparse_decode_args(const at::Tensor& q, const at::Tensor& k_cache,
                                         const at::Tensor& v_cache, const at::Tensor& block_index,
                                         const at::Tensor& num_selected,
-                                        std::optional<double> softmax_scale) {
+                                        std::optional<double> softmax_scale,
+                                        const std::optional<at::Tensor>& seq_lens,
+                                        const std::optional<at::Tensor>& page_table) {
   constexpr const char* op = "sparse_decode";
   SW_CHECK_ARG(q.dim() != 4 || q.size(2) == 1, op, "q",
                "must hold one query per sequence [batch, num_q_heads, 1, head_dim], got shape ",
                q.sizes());
-  const AttentionShape s =
-      check_attention_args(op, q, k_cache, v_cache, block_index, num_selected, kIndexBlockSize);
+  if (!page_table.has_value()) {
+    const AttentionShape s =
+        check_attention_args(op, q, k_cache, v_cache, block_index, num_selected, kIndexBlockSize);
+    check_softmax_scale(softmax_scale, op);
+    return s;
+  }
+  // A paged cache: pools [num_pages, 64, num_kv_heads, head_dim] and a page table per sequence.
+  const char* pool = "[num_pages, 64, num_kv_heads, head_dim] (a paged cache: page_table given)";
+  check_rank(k_cache, op, "k_cache", 4, pool);
+  check_rank(v_cache, op, "v_cache", 4, pool);
+  SW_CHECK_ARG(seq_lens.has_value(), op, "seq_lens",
+               "must be given with page_table (the keys of each sequence)");
+  check_tensor(*page_table, op, "page_table", 2, "[batch, max_pages]", {at::kInt});
+  check_same_device(*page_table, q, op, "page_table", "q");
+  check_size(k_cache, op, "k_cache", 1, kIndexBlockSize, "tokens per page = the block size, 64");
+  SW_CHECK_ARG(v_cache.sizes() == k_cache.sizes(), op, "v_cache", "must have the shape of "
+               "'k_cache' ", k_cache.sizes(), ", got ", v_cache.sizes());
+  // The dense-layout checks on stand-ins of the sequences' caches [batch, num_kv_heads,
+  // 64 * max_pages, head_dim]: strided views of one row of the pools (they are never read).
+  const int64_t batch = q.dim() == 4 ? q.size(0) : 0;
+  const std::vector<int64_t> dense = {batch, k_cache.size(2), kIndexBlockSize * page_table->size(1),
+                                      k_cache.size(3)};
+  const std::vector<int64_t> strides = {0, 0, 0, 1};
+  const AttentionShape s = check_attention_args(
+      op, q, k_cache.flatten(0, 2).select(0, 0).as_strided(dense, strides),
+      v_cache.flatten(0, 2).select(0, 0).as_strided(dense, strides), block_index, num_selected,
+      kIndexBlockSize);
+  check_size(*page_table, op, "page_table", 0, s.batch, "batch of 'q'");
   check_softmax_scale(softmax_scale, op);
   return s;
 }
 
 void check_sparse_decode_index(const at::Tensor& q, const at::Tensor& block_index,
                                const at::Tensor& num_selected, const AttentionShape& s,
-                               const std::optional<at::Tensor>& seq_lens, bool validate) {
+                               const std::optional<at::Tensor>& seq_lens,
+                               const std::optional<at::Tensor>& page_table, int64_t num_pages,
+                               bool validate) {
   constexpr const char* op = "sparse_decode";
   if (read_values(validate, q)) validate_block_index(op, block_index, num_selected, s);
   check_decode_seq_lens(op, seq_lens, q, block_index, num_selected, s, validate);
+  if (page_table.has_value() && read_values(validate, q) && s.batch > 0) {
+    // Live pages (those holding keys [0, seq_lens[b])) must be pages of the pool; the rest of
+    // a row is never read.
+    const auto page = at::arange(page_table->size(1), page_table->options()).view({1, -1});
+    const auto live = at::lt(page * kIndexBlockSize, seq_lens->view({-1, 1}));
+    const auto ok = at::logical_and(*page_table >= 0, *page_table < num_pages);
+    SW_CHECK_ARG(at::all(at::logical_or(live.logical_not(), ok)).item<bool>(), op, "page_table",
+                 "holds a page id out of [0, num_pages=", num_pages, ") among a sequence's live "
+                 "pages (those below seq_lens[b] keys)");
+  }
 }
 
 }  // namespace sketchwalk

@@ -13,14 +13,28 @@ namespace sketchwalk {
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens,
+    const std::optional<at::Tensor>& page_table) {
   // Always validated on the CPU (no device sync to save).
   (void)validate;
-  const AttentionShape s =
-      check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected, softmax_scale);
-  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, true);
-  return cpu::sparse_attention(q, k_cache, v_cache, block_index, num_selected, s, softmax_scale,
-                               seq_lens);
+  const AttentionShape s = check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected,
+                                                    softmax_scale, seq_lens, page_table);
+  const int64_t num_pages = page_table.has_value() ? k_cache.size(0) : 0;
+  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, page_table, num_pages, true);
+  if (!page_table.has_value()) {
+    return cpu::sparse_attention(q, k_cache, v_cache, block_index, num_selected, s, softmax_scale,
+                                 seq_lens);
+  }
+  // A paged cache: each sequence's pages gathered in order into a dense [batch, num_kv_heads,
+  // 64 * max_pages, head_dim] cache (ids past a sequence's length are never read: clamped).
+  const auto ids = page_table->clamp(0, num_pages - 1).to(at::kLong).flatten();
+  auto gather = [&](const at::Tensor& pool) {
+    return pool.index_select(0, ids)
+        .view({s.batch, s.num_keys, pool.size(2), pool.size(3)})
+        .permute({0, 2, 1, 3});
+  };
+  return cpu::sparse_attention(q, gather(k_cache), gather(v_cache), block_index, num_selected, s,
+                               softmax_scale, seq_lens);
 }
 
 }  // namespace sketchwalk

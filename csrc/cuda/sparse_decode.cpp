@@ -19,16 +19,21 @@ namespace sketchwalk {
 std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
-    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens) {
+    std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens,
+    const std::optional<at::Tensor>& page_table) {
   constexpr const char* op = "sparse_decode";
   // softmax_scale first on CUDA (check_sparse_decode_args checks it again, after the tensors).
   check_softmax_scale(softmax_scale, op);
   const c10::cuda::CUDAGuard guard(q.device());
   check_cuda(q, op, "q");
-  const AttentionShape s =
-      check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected, softmax_scale);
+  const AttentionShape s = check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected,
+                                                    softmax_scale, seq_lens, page_table);
   check_rows_aligned(op, q, k_cache, v_cache);
-  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, validate);
+  const int64_t num_pages = page_table.has_value() ? k_cache.size(0) : 0;
+  check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, page_table, num_pages,
+                            validate);
+  SW_CHECK_ARG(!page_table.has_value() || q.scalar_type() != at::kFloat, op, "q",
+               "must be float16 or bfloat16 with a paged cache on CUDA, got float32");
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
     return masked_attention_aten(q, k_cache, v_cache, block_index, num_selected, s,
                                  softmax_scale_or_default(softmax_scale, s.head_dim), seq_lens);
@@ -40,6 +45,12 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
       fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
   at::Tensor lens;
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
+  if (page_table.has_value()) {  // pools [pages, 64, heads, D]: the batch stride steps pages
+    copy_strides(k_cache, p.k_batch_stride, p.k_token_stride, p.k_head_stride);
+    copy_strides(v_cache, p.v_batch_stride, p.v_token_stride, p.v_head_stride);
+    p.page_table = page_table->data_ptr<int>();
+    p.page_table_stride = page_table->stride(0);
+  }
   const size_t ws_floats = sparse_decode_workspace_floats(p);
   auto workspace = at::empty({static_cast<int64_t>(std::max<size_t>(ws_floats, 1))},
                              q.options().dtype(at::kFloat));

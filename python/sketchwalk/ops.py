@@ -322,6 +322,7 @@ def sparse_decode(
     softmax_scale: float | None = None,
     validate: bool = True,
     seq_lens: torch.Tensor | None = None,
+    page_table: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
 
@@ -330,18 +331,25 @@ def sparse_decode(
     seq_lens: optional int32 [batch] on q's device: sequence b holds keys [0, seq_lens[b]) of a
     fixed-capacity cache (its query sits at key seq_lens[b] - 1; later keys are never read), so
     a CUDA-graph decode loop needs no host-side length. None means num_keys for every row.
+    page_table: optional int32 [batch, max_pages], with seq_lens: a paged cache. k_cache and
+    v_cache are then page pools [num_pages, 64, num_kv_heads, head_dim] and key block j of
+    sequence b lives in page page_table[b, j] (entries past a sequence's length are never read).
     Returns (out like q, lse [batch, num_q_heads, 1]).
     Equivalent to ``reference.sparse_attention(q, k_cache[:, :, :L], v_cache[:, :, :L], ...)`` per
-    batch row with L = seq_lens[b].
+    batch row with L = seq_lens[b] (paged: on ``reference.pages_to_dense(k_cache, page_table)``).
     """
     return _ops.sparse_decode(q, k_cache, v_cache, block_index, num_selected, softmax_scale,
-                              validate, seq_lens)
+                              validate, seq_lens, page_table)
 
 
 @torch.library.register_fake("sketchwalk::sparse_decode")
 def _(q, k_cache, v_cache, block_index, num_selected, softmax_scale=None, validate=True,
-      seq_lens=None):
-    _check_same_device("sparse_decode", "q", q, seq_lens=seq_lens)
+      seq_lens=None, page_table=None):
+    _check_same_device("sparse_decode", "q", q, seq_lens=seq_lens, page_table=page_table)
+    if page_table is not None:
+        torch._check(seq_lens is not None, lambda: "sketchwalk.sparse_decode: argument 'seq_lens' "
+                     "must be given with page_table (the keys of each sequence)")
+        _check_rank("sparse_decode", "page_table", page_table, 2)
     return _attention_fake(q, k_cache, v_cache, block_index, num_selected)
 
 
