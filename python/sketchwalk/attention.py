@@ -14,13 +14,16 @@ from .state import LayerDecodeState, LayerKeys4State, SketchWalkState, keys4_cap
 
 def sketchwalk_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, state: SketchWalkState,
-    seq_lens: torch.Tensor | None = None,
+    seq_lens: torch.Tensor | None = None, *, layout: str = "HND",
 ) -> torch.Tensor:
     """Causal attention of one layer, sparse per Sketch&Walk.
 
-    q: [batch, num_q_heads, num_queries, head_dim]; k, v: [batch, num_kv_heads, num_keys, head_dim]
-    holding every key of the sequence (cache included; queries end at the last key).
-    Returns [batch, num_q_heads, num_queries, head_dim] in q's dtype.
+    layout "HND" (default): q [batch, num_q_heads, num_queries, head_dim], k, v [batch,
+    num_kv_heads, num_keys, head_dim]; "NHD" (flash-attn's order): q [batch, num_queries,
+    num_q_heads, head_dim], k, v [batch, num_keys, num_kv_heads, head_dim]. k and v hold every
+    key of the sequence (cache included; queries end at the last key). Returns the output in
+    q's layout and dtype. Nothing is guessed from shapes: a head count above MAX_HEADS is
+    refused as a token count passed in the heads' place.
 
     - ``layer_idx < config.dense_layers``: dense causal attention (SDPA);
     - ``num_queries == num_keys``: prefill; (re)starts this layer's decode state;
@@ -34,6 +37,15 @@ def sketchwalk_attention(
     layers never read the slots past a length; dense layers (``layer_idx < dense_layers``) mask
     them in SDPA, which needs them finite (a static cache starts zeroed).
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"sketchwalk_attention: argument 'layout' must be one of {LAYOUTS}, got "
+                         f"{layout!r}")
+    if layout == "NHD":
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            _check_rank4(name, t, "[batch, tokens, heads, head_dim] (layout 'NHD')")
+        out = sketchwalk_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                   layer_idx, state, seq_lens)
+        return out.transpose(1, 2)
     _check_layer_args(q, k, v, layer_idx, state)
     cfg = state.config
     num_queries, num_keys = q.shape[2], k.shape[2]
@@ -57,6 +69,17 @@ def sketchwalk_attention(
 
 
 MAX_LAYERS = 1 << 16  # a bound on layer_idx far above any model's depth
+LAYOUTS = ("HND", "NHD")  # dims of q / k / v: heads before tokens, or tokens before heads
+# A bound on the head count far above any model's (128 query heads is the largest we know of):
+# more "heads" than this is a token count in the heads' place, i.e. NHD tensors passed as HND.
+MAX_HEADS = 1024
+
+
+def _check_rank4(name: str, t, dims: str) -> None:
+    if not isinstance(t, torch.Tensor) or t.dim() != 4:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"sketchwalk_attention: argument '{name}' must be a 4-D tensor {dims}, "
+                         f"got {shape}")
 
 
 def _check_layer_args(q, k, v, layer_idx, state) -> None:
@@ -71,10 +94,12 @@ def _check_layer_args(q, k, v, layer_idx, state) -> None:
         raise ValueError(f"sketchwalk_attention: argument 'layer_idx' must lie in [0, {MAX_LAYERS}), "
                          f"got {layer_idx}")
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"sketchwalk_attention: argument '{name}' must be a 4-D tensor "
-                             f"[batch, heads, tokens, head_dim], got {shape}")
+        _check_rank4(name, t, "[batch, heads, tokens, head_dim] (layout 'HND')")
+        if t.shape[1] > MAX_HEADS:
+            raise ValueError(
+                f"sketchwalk_attention: argument '{name}' has {t.shape[1]} heads at dim 1 (layout "
+                f"'HND': [batch, heads, tokens, head_dim]), more than any model's ({MAX_HEADS}): "
+                "for [batch, tokens, heads, head_dim] tensors pass layout='NHD'")
     if q.shape[2] < 1 or k.shape[2] < 1:
         raise ValueError("sketchwalk_attention: arguments 'q' and 'k' must hold at least one "
                          f"token (an empty prompt has nothing to attend), got q {tuple(q.shape)}, "

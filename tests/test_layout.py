@@ -1,0 +1,41 @@
+"""sketchwalk_attention's layout argument: HND and NHD named, never guessed. An NHD call equals
+the HND call on the transposed tensors; NHD tensors passed as HND are refused once their token
+count cannot be a head count."""
+
+import pytest
+import torch
+
+from utils import assert_raises_naming
+
+
+def test_nhd_equals_hnd(sw):
+    cfg = sw.SketchWalkConfig(dense_layers=0)
+    q = torch.randn(1, 4, 200, 64)
+    k = torch.randn(1, 2, 200, 64)
+    v = torch.randn(1, 2, 200, 64)
+    want = sw.sketchwalk_attention(q, k, v, 0, sw.SketchWalkState(cfg))
+    got = sw.sketchwalk_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), 0,
+                                  sw.SketchWalkState(cfg), layout="NHD")
+    assert got.shape == (1, 200, 4, 64)
+    assert torch.equal(got.transpose(1, 2), want)
+    # A decode step in NHD continues the same state.
+    state = sw.SketchWalkState(cfg)
+    sw.sketchwalk_attention(q.transpose(1, 2)[:, :199], k.transpose(1, 2)[:, :199],
+                            v.transpose(1, 2)[:, :199], 0, state, layout="NHD")
+    step = sw.sketchwalk_attention(q.transpose(1, 2)[:, 199:], k.transpose(1, 2),
+                                   v.transpose(1, 2), 0, state, layout="NHD")
+    assert step.shape == (1, 1, 4, 64)
+
+
+def test_layout_refusals(sw):
+    cfg = sw.SketchWalkConfig(dense_layers=0)
+    q = torch.randn(1, 2048, 4, 64)  # NHD: 2048 tokens, 4 heads (Hq = Hkv)
+    k = torch.randn(1, 2048, 4, 64)
+    assert_raises_naming(lambda: sw.sketchwalk_attention(q, k, k, 0, sw.SketchWalkState(cfg)),
+                         "q")
+    with pytest.raises(ValueError, match="layout='NHD'"):
+        sw.sketchwalk_attention(q, k, k, 0, sw.SketchWalkState(cfg))
+    assert_raises_naming(lambda: sw.sketchwalk_attention(q, k, k, 0, sw.SketchWalkState(cfg),
+                                                         layout="BTHD"), "layout")
+    assert_raises_naming(lambda: sw.sketchwalk_attention(q[0], k, k, 0, sw.SketchWalkState(cfg),
+                                                         layout="NHD"), "q")
