@@ -15,6 +15,8 @@ from . import ops
 from ._build_info import VERSION as __version__
 from .attention import sketchwalk_attention
 from .config import SketchWalkConfig
+from .plan import StepPlan
+from .ragged import sketchwalk_attention_varlen
 from .state import SketchWalkState
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "SketchWalkState",
     "ops",
     "sketchwalk_attention",
+    "sketchwalk_attention_varlen",
+    "StepPlan",
     "build_info",
     "__version__",
 ]

@@ -222,7 +222,7 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
     del block_index, num_selected
     state.layers[layer_idx] = decode_state if decode_state is not None \
-        else _keys4_state(k, state.cache_capacity)
+        else keys4_layer_state(k, state.cache_capacity)
     return out
 
 
@@ -270,7 +270,7 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     return out
 
 
-def _keys4_state(k: torch.Tensor, cache_capacity: int | None = None) -> LayerKeys4State:
+def keys4_layer_state(k: torch.Tensor, cache_capacity: int | None = None) -> LayerKeys4State:
     """The keys4 decode state after a prefill: every key of k encoded (docs/spec.md section 7), with
     room for at least cache_capacity keys (a fixed-capacity cache's size) when given."""
     batch, num_kv_heads, num_keys, head_dim = k.shape

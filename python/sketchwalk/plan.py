@@ -1,4 +1,4 @@
-"""Where knobs become op arguments: one frozen SelectionArgs per phase of a step.
+"""A step's layout as data (StepPlan), and where knobs become op arguments (SelectionArgs).
 
 SketchWalkConfig holds fractions; the selection ops take token counts and fractions resolved for
 one phase (prefill, or a decode step of the keys4 or walk scorer). SelectionArgs is the one
@@ -10,6 +10,9 @@ knobs: issue 20). Built once per phase and length, never per layer: it holds pla
 from __future__ import annotations
 
 import dataclasses
+import itertools
+
+import torch
 
 from .config import SketchWalkConfig
 
@@ -60,3 +63,103 @@ class SelectionArgs:
     def keys4_fracs(self) -> tuple[float, float, float]:
         """ops.select_blocks_keys4's (keep_frac, window_frac, sink_frac)."""
         return self.keep_frac, self.window_frac, self.sink_frac
+
+
+PHASES = ("prefill", "chunk", "decode")
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceStep:
+    """One sequence of a step: its new queries and its keys after the step (cache included;
+    the queries end at the last key)."""
+
+    num_queries: int
+    num_keys: int
+
+    @property
+    def phase(self) -> str:
+        """"prefill" (the whole prompt at once), "decode" (one new token on a cache) or "chunk"
+        (several new tokens on a cache: chunked prefill, or a prompt continuing a cache)."""
+        if self.num_queries == self.num_keys:
+            return "prefill"
+        return "decode" if self.num_queries == 1 else "chunk"
+
+
+class StepPlan:
+    """A step's layout as data: built once per forward (or engine step), read by every layer.
+
+    Holds the sequences of the step (host lengths, known to the caller without a sync), their
+    packed token offsets on the device (``cu_seqlens_q``, ``cu_seqlens_k``: int32 [num_seqs + 1],
+    the flash-attn varlen convention) and key counts (``seq_lens_k``: int32 [num_seqs]), each
+    sequence's phase, and the selection arguments of each phase (SelectionArgs: the only place
+    knobs become op arguments). Layers never infer the phase from tensor shapes.
+
+    ``query_lens`` / ``key_lens``: host ints per sequence (1 <= queries <= keys). The device
+    copies are made once here, through pinned memory without a host synchronization.
+    """
+
+    def __init__(self, config: SketchWalkConfig, query_lens, key_lens,
+                 device: torch.device | str = "cpu") -> None:
+        query_lens, key_lens = [int(x) for x in query_lens], [int(x) for x in key_lens]
+        if len(query_lens) != len(key_lens) or not query_lens:
+            raise ValueError(f"StepPlan: query_lens and key_lens must name the same sequences (at "
+                             f"least one), got {len(query_lens)} and {len(key_lens)}")
+        for b, (tq, tk) in enumerate(zip(query_lens, key_lens)):
+            if not 1 <= tq <= tk:
+                raise ValueError(f"StepPlan: sequence {b} has {tq} queries over {tk} keys; need "
+                                 "1 <= queries <= keys (queries end at the last key; a sequence "
+                                 "with no new token is not part of the step)")
+        self.config = config
+        self.device = torch.device(device)
+        self.sequences = tuple(SequenceStep(tq, tk) for tq, tk in zip(query_lens, key_lens))
+        self.max_seqlen_q = max(query_lens)
+        self.max_seqlen_k = max(key_lens)
+        self.total_q = sum(query_lens)
+        self.total_k = sum(key_lens)
+        b = config.block_size
+        self.num_q_blocks = -(-self.max_seqlen_q // b)
+        self.num_kv_blocks = -(-self.max_seqlen_k // b)
+        lens = torch.tensor([0, *itertools.accumulate(query_lens), 0, *itertools.accumulate(key_lens),
+                             *key_lens], dtype=torch.int32)
+        n = len(query_lens)
+        lens = _to_device(lens, self.device)
+        self.cu_seqlens_q = lens[: n + 1]
+        self.cu_seqlens_k = lens[n + 1 : 2 * n + 2]
+        self.seq_lens_k = lens[2 * n + 2 :]
+        self.q_offsets = (0, *itertools.accumulate(query_lens))  # host copies of the cu_seqlens
+        self.k_offsets = (0, *itertools.accumulate(key_lens))
+        self.prefill_args = tuple(SelectionArgs.prefill(config, tk) for tk in key_lens)
+        self.decode_args = SelectionArgs.decode(config)
+        self._dense_index: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def num_seqs(self) -> int:
+        return len(self.sequences)
+
+    def phases(self) -> tuple[str, ...]:
+        return tuple(s.phase for s in self.sequences)
+
+    def dense_index(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every causal block of every sequence as a block index [num_seqs, 1, num_q_blocks,
+        num_kv_blocks] (block_index.h), for the dense layers of a ragged step (one varlen call
+        computes exact causal attention). Made once per plan, on first use."""
+        if self._dense_index is None:
+            b = self.config.block_size
+            index = torch.arange(self.num_kv_blocks, dtype=torch.int32, device=self.device)
+            index = index.expand(self.num_seqs, 1, self.num_q_blocks, -1).contiguous()
+            rows = torch.arange(self.num_q_blocks, dtype=torch.int64)
+            counts = []
+            for s in self.sequences:  # host lengths: the count of row i is causal_limit(i) + 1
+                last_q = torch.clamp(rows * b + b - 1, max=max(s.num_queries - 1, 0))
+                count = (s.num_keys - s.num_queries + last_q) // b + 1
+                counts.append(torch.where(rows * b < s.num_queries, count, 0))
+            count = _to_device(torch.stack(counts).to(torch.int32)[:, None], self.device)
+            self._dense_index = (index, count)
+        return self._dense_index
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on `device` without a host synchronization (pinned, non-blocking)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)

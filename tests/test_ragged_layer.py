@@ -1,0 +1,107 @@
+"""sketchwalk_attention_varlen: a ragged step through a StepPlan equals each sequence run alone
+through sketchwalk_attention (the selection is the same per sequence; the attention of the step
+is one varlen call), in prefill, in decode and with both phases in one step."""
+
+import pytest
+import torch
+
+from utils import assert_raises_naming
+
+LENS = [300, 65, 1000]
+HQ, HKV, D = 4, 2, 64
+
+
+def packed(tensors):
+    """[1, H, T, D] tensors -> packed [sum T, H, D]."""
+    return torch.cat([t[0].transpose(0, 1) for t in tensors])
+
+
+def qkv(lens):
+    return ([torch.randn(1, HQ, t, D) for t in lens], [torch.randn(1, HKV, t, D) for t in lens],
+            [torch.randn(1, HKV, t, D) for t in lens])
+
+
+@pytest.mark.parametrize("layer_idx", [0, 2])
+def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
+    cfg = sw.SketchWalkConfig()
+    qs, ks, vs = qkv([t + 1 for t in LENS])  # the last token of each: its decode step
+    alone = [sw.SketchWalkState(cfg) for _ in LENS]
+    ragged = [sw.SketchWalkState(cfg) for _ in LENS]
+    want = [sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], layer_idx, s)
+            for q, k, v, t, s in zip(qs, ks, vs, LENS, alone)]
+    plan = sw.StepPlan(cfg, LENS, LENS)
+    assert plan.phases() == ("prefill",) * 3
+    got = sw.sketchwalk_attention_varlen(
+        packed([q[:, :, :t] for q, t in zip(qs, LENS)]), packed([k[:, :, :t] for k, t in zip(ks, LENS)]),
+        packed([v[:, :, :t] for v, t in zip(vs, LENS)]), layer_idx, ragged, plan)
+    want_packed = packed(want)
+    if layer_idx < cfg.dense_layers:  # SDPA alone, the varlen kernel with every block ragged
+        torch.testing.assert_close(got, want_packed, atol=1e-5, rtol=1e-5)
+    else:
+        assert torch.equal(got, want_packed)
+        for a, r in zip(alone, ragged):
+            assert a.last_density == r.last_density
+    # One decode step of every sequence, and then a step mixing a prefill with two decodes.
+    step_want = [sw.sketchwalk_attention(q[:, :, t:], k, v, layer_idx, s)
+                 for q, k, v, t, s in zip(qs, ks, vs, LENS, alone)]
+    plan = sw.StepPlan(cfg, [1, 1, 1], [t + 1 for t in LENS])
+    assert plan.phases() == ("decode",) * 3
+    got = sw.sketchwalk_attention_varlen(packed([q[:, :, t:] for q, t in zip(qs, LENS)]),
+                                         packed(ks), packed(vs), layer_idx, ragged, plan)
+    assert torch.equal(got, packed(step_want))
+    fresh = sw.SketchWalkState(cfg)
+    q_new, k_new, v_new = qkv([129])
+    want_new = sw.sketchwalk_attention(q_new[0], k_new[0], v_new[0], layer_idx,
+                                       sw.SketchWalkState(cfg))
+    plan = sw.StepPlan(cfg, [1, 129, 1], [LENS[0] + 1, 129, LENS[2] + 1])
+    assert plan.phases() == ("decode", "prefill", "decode")
+    mixed_q = packed([qs[0][:, :, -1:], q_new[0], qs[2][:, :, -1:]])
+    mixed_k = packed([ks[0], k_new[0], ks[2]])
+    mixed_v = packed([vs[0], v_new[0], vs[2]])
+    states = [sw.SketchWalkState(cfg), fresh, sw.SketchWalkState(cfg)]
+    # Sequences 0 and 2 continue the decode states of a prefill of their own first LENS keys.
+    for b in (0, 2):
+        t = LENS[b]
+        sw.sketchwalk_attention(qs[b][:, :, :t], ks[b][:, :, :t], vs[b][:, :, :t], layer_idx,
+                                states[b])
+    got = sw.sketchwalk_attention_varlen(mixed_q, mixed_k, mixed_v, layer_idx, states, plan)
+    tol = dict(atol=1e-5, rtol=1e-5) if layer_idx < cfg.dense_layers else dict(atol=0, rtol=0)
+    torch.testing.assert_close(got[1:130], want_new[0].transpose(0, 1), **tol)
+    torch.testing.assert_close(got[0], step_want[0][0, :, 0], **tol)
+    torch.testing.assert_close(got[130], step_want[2][0, :, 0], **tol)
+
+
+def test_ragged_layer_refusals(sw):
+    cfg = sw.SketchWalkConfig()
+    qs, ks, vs = qkv([100, 200])
+    states = [sw.SketchWalkState(cfg) for _ in range(2)]
+    plan = sw.StepPlan(cfg, [100, 200], [100, 200])
+    f = sw.sketchwalk_attention_varlen
+    assert_raises_naming(lambda: f(packed(qs)[:-1], packed(ks), packed(vs), 2, states, plan), "q")
+    assert_raises_naming(lambda: f(packed(qs), packed(ks), packed(vs), 2, states[:1], plan),
+                         "states")
+    assert_raises_naming(lambda: f(packed(qs), packed(ks), packed(vs), 2, states, None), "plan",
+                         exc=TypeError)
+    chunk = sw.StepPlan(cfg, [50, 200], [100, 200])
+    with pytest.raises(NotImplementedError, match="chunk"):
+        f(packed([qs[0][:, :, 50:], qs[1]]), packed(ks), packed(vs), 2, states, chunk)
+    with pytest.raises(ValueError, match="queries"):
+        sw.StepPlan(cfg, [101], [100])
+    with pytest.raises(ValueError, match="same sequences"):
+        sw.StepPlan(cfg, [1, 2], [3])
+
+
+def test_plan_device_lengths(sw):
+    plan = sw.StepPlan(sw.SketchWalkConfig(), [3, 1, 70], [3, 5, 200])
+    assert plan.cu_seqlens_q.tolist() == [0, 3, 4, 74]
+    assert plan.cu_seqlens_k.tolist() == [0, 3, 8, 208]
+    assert plan.seq_lens_k.tolist() == [3, 5, 200]
+    assert plan.cu_seqlens_q.dtype == torch.int32
+    assert plan.phases() == ("prefill", "decode", "chunk")
+    index, count = plan.dense_index()
+    assert index.shape == (3, 1, 2, 4)
+    # Row i keeps every causal block: causal_limit(i) + 1 (sequence 2's 70 queries sit at keys
+    # 130-199: blocks 0-3 for both rows); rows past a sequence's queries 0.
+    assert count[:, 0].tolist() == [[1, 0], [1, 0], [4, 4]]
+    with pytest.raises(ValueError, match="no new token"):
+        sw.StepPlan(sw.SketchWalkConfig(), [0], [5])
