@@ -166,6 +166,30 @@ def test_left_padded_rows_equal_rows_alone(arch):
         assert torch.equal(batched[row, PROMPT_LEN:], alone[row][0, -NEW_TOKENS:]), row
 
 
+def test_left_padded_prefill_is_one_ragged_call_per_layer(monkeypatch):
+    """The prefill of a padded batch runs as one ragged step per layer (no row loop); its decode
+    steps run row by row."""
+    import sketchwalk
+
+    _, model = make_pair("llama")
+    hf.configure(model, sparse_config())
+    calls = []
+    real = sketchwalk.sketchwalk_attention_varlen
+
+    def counting(q, k, v, layer_idx, states, plan):
+        calls.append((layer_idx, plan.phases(), q.shape[0]))
+        return real(q, k, v, layer_idx, states, plan)
+
+    monkeypatch.setattr(sketchwalk, "sketchwalk_attention_varlen", counting)
+    base = prompts(2, PROMPT_LEN)
+    ids, mask = left_pad(base, [0, 130])
+    with torch.no_grad():
+        model.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False, pad_token_id=0)
+    layers = model.config.num_hidden_layers
+    assert [c[0] for c in calls] == list(range(layers))
+    assert all(c[1] == ("prefill", "prefill") and c[2] == 2 * PROMPT_LEN - 130 for c in calls)
+
+
 def test_dense_decode_after_sparse_prefill():
     """sparse_decode=False: decode steps attend densely (density 1.0), padding still sliced."""
     _, model = make_pair("llama")

@@ -25,9 +25,11 @@ sequence therefore lives in a small runtime object keyed on the model's config:
   attending with a stale walk. `configure()` also installs a forward pre-hook that records
   the `past_key_values` object, so a decode step on another cache is detected as well.
 
-Left-padded batches: the boolean mask gives each row's pad length; rows with padding are
-run one at a time with their pad sliced away (each with its own state), so padding never
-enters the sketches, the walk or the density. Right padding and packed sequences raise.
+Left-padded batches: the boolean mask gives each row's pad length, and each row keeps a state
+of its own; padding never enters the sketches, the walk or the density. The prefill runs as one
+ragged step (a StepPlan of the rows' unpadded lengths: each row's selection on its own tokens,
+one varlen attention call per layer); decode steps run row by row with the pad sliced away (the
+keys4 states are per row). Right padding and packed sequences raise.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class _Runtime:
     static_capacity: int | None = None  # slots of a fixed-capacity (static) cache, else None
     hooked_cache: Any = None  # weakref set by the forward pre-hook of configure()
     hook_installed: bool = False
+    plan: Any = None  # StepPlan of a left-padded prefill (its rows as one ragged step), else None
     prefill_density: dict[int, Any] = field(default_factory=dict)  # float or 0-dim tensor
     decode_density_sum: dict[int, Any] = field(default_factory=dict)
     decode_steps: int = 0
@@ -85,6 +88,7 @@ class _Runtime:
     def reset(self) -> None:
         self.states = []
         self.pads = None
+        self.plan = None
         self.num_keys = 0
         self.cache_ref = None
         self.static_capacity = None
@@ -218,6 +222,8 @@ def sketchwalk_attention_forward(
         return out.transpose(1, 2).contiguous(), None
     if rt.pads is None:
         out = pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0])
+    elif rt.plan is not None:  # a padded prefill: the rows without their padding, in one call
+        out = _ragged_prefill(pkg, query, key, value, layer_idx, rt)
     else:
         out = query.new_zeros(query.shape)
         for row, pad in enumerate(rt.pads):
@@ -235,6 +241,21 @@ def sketchwalk_attention_forward(
     _record_density(rt, layer_idx, num_queries == num_keys)
     rt.num_keys = num_keys
     return out.transpose(1, 2).contiguous(), None
+
+
+def _ragged_prefill(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> torch.Tensor:
+    """A left-padded prefill as one ragged step (rt.plan): each row's tokens after its padding,
+    packed, through sketchwalk_attention_varlen; padded query rows of the output are 0."""
+    def pack(x):
+        return torch.cat([x[row, :, pad:].transpose(0, 1) for row, pad in enumerate(rt.pads)])
+
+    packed = pkg.sketchwalk_attention_varlen(pack(query), pack(key), pack(value), layer_idx,
+                                             rt.states, rt.plan)
+    out = query.new_zeros(query.shape)
+    offsets = rt.plan.q_offsets
+    for row, pad in enumerate(rt.pads):
+        out[row, :, pad:] = packed[offsets[row] : offsets[row + 1]].transpose(0, 1)
+    return out
 
 
 def _static_cache_attention(module, rt: _Runtime, query, key, value, attention_mask, kwargs):
@@ -301,6 +322,9 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         count = 1 if pads is None else batch
         rt.start_sequence([pkg.SketchWalkState(cfg) for _ in range(count)], hooked)
         rt.pads = pads
+        if pads is not None and cfg.decode_scorer == "keys4":  # one ragged call per layer
+            lens = [num_keys - pad for pad in pads]
+            rt.plan = pkg.StepPlan(cfg, lens, lens, attention_mask.device)
         return
     bound = rt.bound_cache()
     if num_queries != 1 or not rt.states or num_keys != rt.num_keys + 1 or (
@@ -314,6 +338,7 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
     if pads != rt.pads:
         raise NotImplementedError(
             f"sketchwalk: padding changed between prefill ({rt.pads}) and decode ({pads})")
+    rt.plan = None  # decode steps of a padded batch run row by row (per-row keys4 states)
     rt.decode_steps += 1
 
 
