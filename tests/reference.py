@@ -524,6 +524,25 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
                 window=window, key_blocks=ks, transition=a)
 
 
+def layer_prefill_chunk(q, k, v, config, signs, coords):
+    """One sparse layer's prefill chunk (Tq < Tk: the chunk's queries are the last Tq of the
+    Tk keys) per docs/spec.md section 10: block scores of the chunk's query blocks (64 queries
+    from the chunk's first) against every key block, no walk, section 4's selection with the
+    chunk's query positions and w / sink from Tk. Returns dict: out, lse, A, keep, block_index,
+    num_selected."""
+    b = _cfg(config, "block_size", 64)
+    tq, tk = q.shape[2], k.shape[2]
+    assert tq < tk
+    c = logit_scale(coords.numel(), q.shape[-1])
+    a = score_blocks(hadamard_sketch(q, signs, coords, b), hadamard_sketch(k, signs, coords, b), c)
+    w = window_tokens(config, tk)
+    keep, idx, cnt = select_blocks(
+        a.float(), tq, tk, b, _cfg(config, "kblocks_frac", 0.125), w, sink_tokens(config, tk), w,
+        _cfg(config, "dense_last_q_blocks", 4))
+    out, lse = sparse_attention(q, k, v, idx, cnt, block_size=b)
+    return dict(out=out, lse=lse, A=a, keep=keep, block_index=idx, num_selected=cnt)
+
+
 def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs, coords):
     """One decode step of one sparse layer per docs/spec.md section 6 and docs/ops.md.
     q_new [B,Hq,1,D]; k_cache/v_cache [B,Hkv,Tk,D] already hold the new token (Tk = keys

@@ -71,6 +71,33 @@ def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
     torch.testing.assert_close(got[130], step_want[2][0, :, 0], **tol)
 
 
+@pytest.mark.parametrize("layer_idx", [0, 2])
+def test_ragged_chunks_equal_each_sequence_alone(sw, layer_idx):
+    """A step of two chunks (over caches their states hold) and a prefill, in one call."""
+    cfg = sw.SketchWalkConfig()
+    qs, ks, vs = qkv([500, 130, 300])
+    cut = [200, 64]  # sequences 0 and 1: a first prefill of `cut` tokens, then the rest
+    alone = [sw.SketchWalkState(cfg) for _ in range(3)]
+    ragged = [sw.SketchWalkState(cfg) for _ in range(3)]
+    for b, c in enumerate(cut):
+        for st in (alone[b], ragged[b]):
+            sw.sketchwalk_attention(qs[b][:, :, :c], ks[b][:, :, :c], vs[b][:, :, :c], layer_idx, st)
+    want = [sw.sketchwalk_attention(qs[b][:, :, cut[b]:], ks[b], vs[b], layer_idx, alone[b])
+            for b in range(2)]
+    want.append(sw.sketchwalk_attention(qs[2], ks[2], vs[2], layer_idx, alone[2]))
+    plan = sw.StepPlan(cfg, [500 - 200, 130 - 64, 300], [500, 130, 300])
+    assert plan.phases() == ("chunk", "chunk", "prefill")
+    got = sw.sketchwalk_attention_varlen(
+        packed([qs[0][:, :, 200:], qs[1][:, :, 64:], qs[2]]), packed(ks), packed(vs), layer_idx,
+        ragged, plan)
+    tol = dict(atol=1e-5, rtol=1e-5) if layer_idx < cfg.dense_layers else dict(atol=0, rtol=0)
+    torch.testing.assert_close(got, packed(want), **tol)
+    if layer_idx >= cfg.dense_layers:
+        for a, r in zip(alone, ragged):
+            assert a.last_density == r.last_density
+            assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
+
+
 def test_ragged_layer_refusals(sw):
     cfg = sw.SketchWalkConfig()
     qs, ks, vs = qkv([100, 200])
@@ -82,9 +109,6 @@ def test_ragged_layer_refusals(sw):
                          "states")
     assert_raises_naming(lambda: f(packed(qs), packed(ks), packed(vs), 2, states, None), "plan",
                          exc=TypeError)
-    chunk = sw.StepPlan(cfg, [50, 200], [100, 200])
-    with pytest.raises(NotImplementedError, match="chunk"):
-        f(packed([qs[0][:, :, 50:], qs[1]]), packed(ks), packed(vs), 2, states, chunk)
     with pytest.raises(ValueError, match="queries"):
         sw.StepPlan(cfg, [101], [100])
     with pytest.raises(ValueError, match="same sequences"):

@@ -27,7 +27,8 @@ def sketchwalk_attention(
 
     - ``layer_idx < config.dense_layers``: dense causal attention (SDPA);
     - ``num_queries == num_keys``: prefill; (re)starts this layer's decode state;
-    - ``num_queries == 1`` after this layer saw ``num_keys - 1`` keys: one decode step.
+    - ``num_queries == 1`` after this layer saw ``num_keys - 1`` keys: one decode step;
+    - ``1 < num_queries < num_keys``: a prefill chunk over a cache (docs/spec.md section 10).
 
     ``seq_lens`` (int32 [batch] on q's device): one decode step over a fixed-capacity cache
     (e.g. a static cache): k and v hold ``num_keys`` slots of which sequence b uses the first
@@ -60,10 +61,12 @@ def sketchwalk_attention(
         if isinstance(layer, LayerKeys4State):
             return _decode_keys4(q, k, v, layer_idx, state, layer)
         return _decode(q, k, v, layer_idx, state, layer)
+    if num_queries > 1:
+        return prefill_chunk(q, k, v, layer_idx, state)
     raise ValueError(
         f"sketchwalk_attention: layer {layer_idx} got {num_queries} queries against {num_keys} keys; "
-        "supported are a prefill (num_queries == num_keys) and one decode step (num_queries == 1 "
-        "after the layer saw num_keys - 1 keys)"
+        "supported are a prefill (num_queries == num_keys), a prefill chunk (1 < num_queries < "
+        "num_keys) and one decode step (num_queries == 1 after the layer saw num_keys - 1 keys)"
         + ("" if layer is None else f"; the layer's state holds {layer.num_keys} keys")
     )
 
@@ -152,6 +155,15 @@ def _score_and_walk(q, k, layer_idx: int, state: SketchWalkState):
 
     Returns (walk W, transition A, key-block sketches). Memory: besides A, at most two N x N
     buffers per selection row (W of the previous layer is let go after the walk's first step)."""
+    transition, k_blocks = _block_scores(q, k, state)
+    walk = _carried_walk_blocks(transition, state, layer_idx)
+    state.carry_walk(layer_idx, walk)
+    return walk, transition, k_blocks
+
+
+def _block_scores(q, k, state: SketchWalkState):
+    """Sketches and block scores (docs/spec.md sections 1-2): (A [rows, Nq, Nk], key-block
+    sketches), rows = batch, or batch x num_kv_heads under prefill_selection "kv_group"."""
     cfg = state.config
     b = cfg.block_size
     signs, coords, c = _sketch_setup(state, q.shape[3], q.device)
@@ -166,9 +178,7 @@ def _score_and_walk(q, k, layer_idx: int, state: SketchWalkState):
     else:
         transition = ops.score_blocks(q_blocks, k_blocks, c)  # A [B, N, N]
     del q_blocks  # [B, Hq, N, m] float32: 256 MiB at 1M tokens and 32 heads
-    walk = _carried_walk_blocks(transition, state, layer_idx)
-    state.carry_walk(layer_idx, walk)
-    return walk, transition, k_blocks
+    return transition, k_blocks
 
 
 def _carried_walk_blocks(transition: torch.Tensor, state: SketchWalkState,
@@ -192,11 +202,14 @@ def _carried_walk_blocks(transition: torch.Tensor, state: SketchWalkState,
     return walk
 
 
-def _select_prefill(walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg):
-    """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4)."""
-    args = SelectionArgs.prefill(cfg, num_tokens)
+def _select_prefill(walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg,
+                    num_keys: int | None = None):
+    """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4);
+    num_keys > num_tokens for a chunk (section 10)."""
+    num_keys = num_tokens if num_keys is None else num_keys
+    args = SelectionArgs.prefill(cfg, num_keys)
     block_index, num_selected = ops.select_blocks(
-        walk, *args.select_blocks_args(num_tokens, num_tokens, cfg.block_size))
+        walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size))
     if cfg.prefill_selection == "kv_group":  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]:
         batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads
         block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
@@ -224,6 +237,49 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     state.layers[layer_idx] = decode_state if decode_state is not None \
         else keys4_layer_state(k, state.cache_capacity)
     return out
+
+
+def select_chunk_blocks(q, k, layer_idx: int, state: SketchWalkState):
+    """The selection of a prefill chunk (docs/spec.md section 10): block scores of the chunk's
+    query blocks against every key block, no walk (none is carried to or from the layer), the
+    prefill rules with the chunk's own query positions. Returns (block_index, num_selected)."""
+    transition, k_blocks = _block_scores(q, k, state)
+    state.take_carried_walk(layer_idx, -1)  # a chunk neither uses nor leaves a carried walk
+    return _select_prefill(transition, q.shape[2], k_blocks.shape[1], state.config, k.shape[2])
+
+
+def prefill_chunk(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+    """One prefill chunk: num_queries new tokens over num_keys keys (the cache, then the chunk).
+    Its keys join the layer's 4-bit key state when that state holds the keys before the chunk;
+    otherwise (a cache this state has not seen: reuse across prompts, prefix caching) the state
+    is rebuilt from every key."""
+    cfg = state.config
+    if cfg.decode_scorer != "keys4":
+        raise NotImplementedError("sketchwalk_attention: a prefill chunk needs decode_scorer "
+                                  "'keys4' (the walk decode state has no chunk update)")
+    num_queries, num_keys = q.shape[2], k.shape[2]
+    block_index, num_selected = select_chunk_blocks(q, k, layer_idx, state)
+    out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
+    state.record_density(layer_idx, prefill_density(block_index, num_selected, num_queries,
+                                                    cfg.block_size, num_keys))
+    append_chunk_keys4(state, layer_idx, k, num_queries)
+    return out
+
+
+def append_chunk_keys4(state: SketchWalkState, layer_idx: int, k: torch.Tensor,
+                       num_queries: int) -> None:
+    """The layer's keys4 state after a chunk of num_queries keys at the end of k."""
+    num_keys = k.shape[2]
+    layer = state.layers.get(layer_idx)
+    if isinstance(layer, LayerKeys4State) and layer.num_keys == num_keys - num_queries and \
+            layer.codes.shape[0] == k.shape[0]:
+        layer.ensure_capacity(num_keys)
+        layer.seq_lens.fill_(num_keys)
+        ops.quantize_keys4_(layer.codes, layer.scales, k[:, :, num_keys - num_queries:],
+                            layer.seq_lens, False)
+        layer.num_keys = num_keys
+    else:
+        state.layers[layer_idx] = keys4_layer_state(k, state.cache_capacity)
 
 
 def _walk_decode_state(q, transition, k_blocks, state: SketchWalkState) -> LayerDecodeState:

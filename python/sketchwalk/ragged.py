@@ -1,9 +1,9 @@
 """One layer of a ragged step: the sequences of a StepPlan (plan.py), packed, in one call.
 
-The attention of every prefill sequence of the step runs as ONE sparse_prefill_varlen call (the
-dense layers too, with every causal block kept); each sequence's selection (sketch, scores, walk,
-select) runs on its own rows, as in a single-sequence prefill, and its rows of the block index
-are placed in one padded index. Decode steps (one new token on a cache) run per sequence
+The attention of every prefill and chunk sequence of the step runs as ONE sparse_prefill_varlen
+call (the dense layers too, with every causal block kept); each sequence's selection (sketch,
+scores, walk, select) runs on its own rows, as in a single-sequence prefill or chunk, and its
+rows of the block index are placed in one padded index. Decode steps (one new token on a cache) run per sequence
 through the single-sequence layer for now: their keys4 states are per sequence.
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from . import ops
-from .attention import keys4_layer_state, select_prefill_blocks, sketchwalk_attention
+from .attention import (append_chunk_keys4, keys4_layer_state, select_chunk_blocks,
+                        select_prefill_blocks, sketchwalk_attention)
 from .density import prefill_density
 from .plan import StepPlan
 from .state import SketchWalkState
@@ -30,21 +31,16 @@ def sketchwalk_attention_varlen(
     key). ``states``: one SketchWalkState per sequence (its walk and decode state), all of one
     config. Returns [total_q, num_q_heads, head_dim] in q's dtype.
 
-    Phases come from the plan: "prefill" sequences are selected and attended in one varlen call
-    (their states' layer `layer_idx` restarts, as a single-sequence prefill), "decode" ones take
-    the single-sequence decode step. "chunk" (several queries on a cache) is not supported yet.
+    Phases come from the plan: "prefill" and "chunk" sequences (docs/spec.md section 10) are
+    selected and attended in one varlen call (a prefill restarts its state's layer `layer_idx`,
+    a chunk extends it, as in the single-sequence layer); "decode" ones take the
+    single-sequence decode step.
     """
     _check_varlen_args(q, k, v, layer_idx, states, plan)
     cfg = plan.config
     phases = plan.phases()
-    if "chunk" in phases:
-        b = phases.index("chunk")
-        s = plan.sequences[b]
-        raise NotImplementedError(
-            f"sketchwalk_attention_varlen: sequence {b} has {s.num_queries} queries over "
-            f"{s.num_keys} keys (a prefill chunk); chunked prefill is not supported yet")
     out = None
-    if "prefill" in phases:
+    if "prefill" in phases or "chunk" in phases:
         if layer_idx < cfg.dense_layers:
             index, count = plan.dense_index()
         else:
@@ -71,18 +67,22 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
     cfg = plan.config
     rows = []
     for b, seq in enumerate(plan.sequences):
-        if seq.phase != "prefill":
+        if seq.phase == "decode":
             rows.append(None)
             continue
         q0, q1 = plan.q_offsets[b], plan.q_offsets[b + 1]
         k0, k1 = plan.k_offsets[b], plan.k_offsets[b + 1]
         qb, kb = q[q0:q1].transpose(0, 1)[None], k[k0:k1].transpose(0, 1)[None]
         state = states[b]
-        state.layers.pop(layer_idx, None)  # a prefill restarts the layer
-        index, count, _, _ = select_prefill_blocks(qb, kb, layer_idx, state)
+        if seq.phase == "prefill":
+            state.layers.pop(layer_idx, None)  # a prefill restarts the layer
+            index, count, _, _ = select_prefill_blocks(qb, kb, layer_idx, state)
+            state.layers[layer_idx] = keys4_layer_state(kb, state.cache_capacity)
+        else:
+            index, count = select_chunk_blocks(qb, kb, layer_idx, state)
+            append_chunk_keys4(state, layer_idx, kb, seq.num_queries)
         state.record_density(layer_idx, prefill_density(index, count, seq.num_queries,
-                                                        cfg.block_size))
-        state.layers[layer_idx] = keys4_layer_state(kb, state.cache_capacity)
+                                                        cfg.block_size, seq.num_keys))
         rows.append((index, count))
     live = [r for r in rows if r is not None]
     heads = live[0][0].shape[1]
@@ -112,8 +112,8 @@ def _check_varlen_args(q, k, v, layer_idx, states, plan) -> None:
                          f"SketchWalkState per sequence of the plan ({plan.num_seqs})")
     if any(s.config != plan.config for s in states):
         raise ValueError("sketchwalk_attention_varlen: every state must use the plan's config")
-    if plan.config.decode_scorer != "keys4" and "prefill" in plan.phases() \
-            and layer_idx >= plan.config.dense_layers:
+    if plan.config.decode_scorer != "keys4" and layer_idx >= plan.config.dense_layers and \
+            ("prefill" in plan.phases() or "chunk" in plan.phases()):
         raise NotImplementedError("sketchwalk_attention_varlen: the ragged prefill keeps the keys4 "
                                   "decode state (decode_scorer 'keys4'); run the walk decode "
                                   "scorer's sequences one at a time")
