@@ -219,14 +219,56 @@ def test_new_prompt_starts_a_new_walk():
     assert torch.equal(after_first, fresh)
 
 
-def test_chunked_prefill_raises():
+def test_chunked_prefill_at_full_density_matches_sdpa():
+    """A prompt fed in two chunks over the cache, then greedy decode: at full density the logits
+    and tokens equal SDPA's (every causal block kept by the chunk rule too)."""
+    dense, sparse = make_pair("llama")
+    hf.configure(sparse, full_density_config())
+    ids = prompts(1, PROMPT_LEN)
+    with torch.no_grad():
+        want = dense(ids).logits
+        first = sparse(ids[:, :400], use_cache=True)
+        second = sparse(ids[:, 400:], past_key_values=first.past_key_values, use_cache=True)
+    got = torch.cat([first.logits, second.logits], dim=1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert all(d == pytest.approx(1.0) for d in hf.last_density(sparse).values())
+
+
+def test_chunked_prefill_then_generate_sparse():
+    """Chunks at the default knobs: sparse (density below 1 in the sparse layers), then decode
+    steps continue the same sequence."""
     _, model = make_pair("llama")
     hf.configure(model, sparse_config())
     ids = prompts(1, PROMPT_LEN)
     with torch.no_grad():
-        out = model(ids[:, :400], use_cache=True)
-        with pytest.raises(NotImplementedError, match="prefill"):
-            model(ids[:, 400:], past_key_values=out.past_key_values, use_cache=True)
+        out = model(ids[:, :256], use_cache=True)
+        out = model(ids[:, 256:], past_key_values=out.past_key_values, use_cache=True)
+        density = hf.last_density(model)
+        cache = out.past_key_values
+        nxt = out.logits[:, -1:].argmax(-1)
+        for _ in range(3):
+            out = model(nxt, past_key_values=cache, use_cache=True)
+            nxt = out.logits[:, -1:].argmax(-1)
+    assert any(0.0 < d < 1.0 for layer, d in density.items() if layer >= 1), density
+    assert hf.last_density(model, "decode")
+
+
+def test_generate_reusing_a_cache_across_prompts():
+    """generate() on a longer prompt with the cache of its prefix (cache reuse): the new tokens
+    are a chunk over fresh states; at full density the output equals SDPA's with the same reuse."""
+    import copy
+
+    dense, sparse = make_pair("llama")
+    hf.configure(sparse, full_density_config())
+    ids = prompts(1, PROMPT_LEN)
+    kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False)
+    with torch.no_grad():
+        prefix_d = dense(ids[:, :300], use_cache=True).past_key_values
+        prefix_s = sparse(ids[:, :300], use_cache=True).past_key_values
+        sparse(prompts(1, 200))  # another sequence in between: the states move on
+        want = dense.generate(ids, past_key_values=copy.deepcopy(prefix_d), **kw)
+        got = sparse.generate(ids, past_key_values=copy.deepcopy(prefix_s), **kw)
+    assert torch.equal(got, want)
 
 
 def test_right_padding_raises():

@@ -239,6 +239,15 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     return out
 
 
+def prefill_chunk_or_dense(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+    """New tokens over a cache, named a chunk by the caller (whatever their count, one
+    included): dense causal attention in the dense layers, else prefill_chunk."""
+    _check_layer_args(q, k, v, layer_idx, state)
+    if layer_idx < state.config.dense_layers:
+        return dense_causal_attention(q, k, v)
+    return prefill_chunk(q, k, v, layer_idx, state)
+
+
 def select_chunk_blocks(q, k, layer_idx: int, state: SketchWalkState):
     """The selection of a prefill chunk (docs/spec.md section 10): block scores of the chunk's
     query blocks against every key block, no walk (none is carried to or from the layer), the

@@ -20,10 +20,11 @@ sequence therefore lives in a small runtime object keyed on the model's config:
   sequence (its keys are the first Tq slots), and a decode step reads the sequence length from
   `position_ids` on the device (keys4 decode scorer, unpadded batches), so nothing on the host
   depends on the step and the model's decode forward can be captured in a CUDA graph;
-- anything else (chunked prefill, several new tokens on top of a cache, a different cache
-  than the one the state was built with) raises NotImplementedError instead of silently
-  attending with a stale walk. `configure()` also installs a forward pre-hook that records
-  the `past_key_values` object, so a decode step on another cache is detected as well.
+- new tokens on top of a cache (chunked prefill, a prompt continuing a cache, a cache reused
+  across prompts) run as prefill chunks (docs/spec.md section 10): on the same states when
+  they continue the sequence, on fresh ones for a cache the states have not seen. Padded
+  batches over a cache raise NotImplementedError. `configure()` installs a forward pre-hook
+  that records the `past_key_values` object, so a step on another cache is detected.
 
 Left-padded batches: the boolean mask gives each row's pad length, and each row keeps a state
 of its own; padding never enters the sketches, the walk or the density. The prefill runs as one
@@ -81,6 +82,7 @@ class _Runtime:
     hooked_cache: Any = None  # weakref set by the forward pre-hook of configure()
     hook_installed: bool = False
     plan: Any = None  # StepPlan of a left-padded prefill (its rows as one ragged step), else None
+    chunk: bool = False  # this forward's new tokens are a prefill chunk over a cache
     prefill_density: dict[int, Any] = field(default_factory=dict)  # float or 0-dim tensor
     decode_density_sum: dict[int, Any] = field(default_factory=dict)
     decode_steps: int = 0
@@ -89,6 +91,7 @@ class _Runtime:
         self.states = []
         self.pads = None
         self.plan = None
+        self.chunk = False
         self.num_keys = 0
         self.cache_ref = None
         self.static_capacity = None
@@ -220,7 +223,9 @@ def sketchwalk_attention_forward(
         _record_dense_decode(rt, layer_idx)
         rt.num_keys = num_keys
         return out.transpose(1, 2).contiguous(), None
-    if rt.pads is None:
+    if rt.chunk:  # new tokens over a cache: a prefill chunk, named (never inferred per layer)
+        out = pkg.attention.prefill_chunk_or_dense(query, key, value, layer_idx, rt.states[0])
+    elif rt.pads is None:
         out = pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0])
     elif rt.plan is not None:  # a padded prefill: the rows without their padding, in one call
         out = _ragged_prefill(pkg, query, key, value, layer_idx, rt)
@@ -238,7 +243,7 @@ def sketchwalk_attention_forward(
                 rt.states[row])
             out[row : row + 1, :, num_queries - out_row.shape[2] :] = out_row
 
-    _record_density(rt, layer_idx, num_queries == num_keys)
+    _record_density(rt, layer_idx, num_queries == num_keys or rt.chunk)
     rt.num_keys = num_keys
     return out.transpose(1, 2).contiguous(), None
 
@@ -327,18 +332,30 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
             rt.plan = pkg.StepPlan(cfg, lens, lens, attention_mask.device)
         return
     bound = rt.bound_cache()
-    if num_queries != 1 or not rt.states or num_keys != rt.num_keys + 1 or (
-            hooked is not None and bound is not hooked):
-        raise NotImplementedError(
-            "sketchwalk: a forward must be a prefill (no cached keys) or one decode token on "
-            f"top of the previous call; got {num_queries} queries over {num_keys} keys after "
-            f"{rt.num_keys} keys (chunked prefill and reusing a cache across prompts are not "
-            "supported)")
+    continues = bool(rt.states) and num_keys == rt.num_keys + num_queries and (
+        hooked is None or bound is hooked)
+    if not continues or num_queries > 1:
+        # New tokens on a cache: a prefill chunk (docs/spec.md section 10), continuing this
+        # sequence's states, or fresh ones for a cache they have not seen (a cache reused across
+        # prompts, prefix caching: each layer's keys4 state is then built from every key).
+        if attention_mask is not None and _left_pads(attention_mask, batch, num_keys) is not None:
+            raise NotImplementedError(
+                "sketchwalk: padded batches over a cache (chunked prefill, cache reuse) are not "
+                f"supported; got {num_queries} new tokens over {num_keys} keys with padding")
+        if cfg.decode_scorer != "keys4":
+            raise NotImplementedError(
+                "sketchwalk: chunked prefill and cache reuse need decode_scorer='keys4'; got "
+                f"{num_queries} new tokens over {num_keys} keys")
+        if not continues or rt.pads is not None or len(rt.states) != 1:
+            rt.start_sequence([pkg.SketchWalkState(cfg)], hooked)
+        rt.chunk = True
+        return
     pads = _left_pads(attention_mask, batch, num_keys)
     if pads != rt.pads:
         raise NotImplementedError(
             f"sketchwalk: padding changed between prefill ({rt.pads}) and decode ({pads})")
     rt.plan = None  # decode steps of a padded batch run row by row (per-row keys4 states)
+    rt.chunk = False
     rt.decode_steps += 1
 
 
