@@ -106,10 +106,24 @@ void validate_block_index(const char* op, const at::Tensor& block_index,
 // float32 (token stride 1), on the device of `ref`.
 struct Keys4CacheShape {
   int64_t batch, num_kv_heads, capacity, head_dim;
+  int64_t num_pages;  // pages of a paged cache, 0 for a dense one
 };
 Keys4CacheShape check_keys4_cache(const char* op, const at::Tensor& codes,
                                   const at::Tensor& scales, const at::Tensor& ref,
                                   const char* ref_arg);
+// A paged 4-bit key cache (include/sketchwalk/keys4.h): codes [num_pages, num_kv_heads, 64,
+// head_dim / 2], scales [num_pages, num_kv_heads, 64], page_table [batch, max_pages] int32, and
+// seq_lens, which a paged cache needs; batch from page_table, capacity 64 * max_pages. Without
+// page_table: check_keys4_cache. With validate (no capture): live page ids in range.
+Keys4CacheShape check_keys4_cache_maybe_paged(const char* op, const at::Tensor& codes,
+                                              const at::Tensor& scales,
+                                              const std::optional<at::Tensor>& page_table,
+                                              const std::optional<at::Tensor>& seq_lens,
+                                              const at::Tensor& ref, const char* ref_arg);
+void check_keys4_page_ids(const char* op, const Keys4CacheShape& s,
+                          const std::optional<at::Tensor>& page_table,
+                          const std::optional<at::Tensor>& seq_lens, const at::Tensor& ref,
+                          bool validate);
 // seq_lens of the keys4 ops and sparse_decode, when given: [batch] int32 on the device of `ref`.
 void check_seq_lens_tensor(const char* op, const std::optional<at::Tensor>& seq_lens,
                            int64_t batch, const at::Tensor& ref, const char* ref_arg);
@@ -215,11 +229,13 @@ int64_t check_select_decode_blocks_args(
     int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Tensor& scales,
                                           const at::Tensor& k,
-                                          const std::optional<at::Tensor>& seq_lens, bool validate);
+                                          const std::optional<at::Tensor>& seq_lens, bool validate,
+                                          const std::optional<at::Tensor>& page_table);
 Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Tensor& codes,
                                               const at::Tensor& scales,
                                               const std::optional<at::Tensor>& seq_lens,
-                                              std::optional<double> softmax_scale, bool validate);
+                                              std::optional<double> softmax_scale, bool validate,
+                                              const std::optional<at::Tensor>& page_table);
 void check_select_blocks_keys4_args(const at::Tensor& mass,
                                     const std::optional<at::Tensor>& seq_lens, double keep_frac,
                                     double window_frac, double sink_frac, bool validate);

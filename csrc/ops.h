@@ -43,11 +43,13 @@ void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor&
 at::Tensor window_block_scores_cpu(const at::Tensor& window_logits, int64_t window_fill,
                                    int64_t num_blocks);
 void quantize_keys4_cpu(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
-                        const std::optional<at::Tensor>& seq_lens, bool validate);
+                        const std::optional<at::Tensor>& seq_lens, bool validate,
+    const std::optional<at::Tensor>& page_table);
 at::Tensor score_blocks_keys4_cpu(const at::Tensor& q, const at::Tensor& codes,
                                   const at::Tensor& scales,
                                   const std::optional<at::Tensor>& seq_lens,
-                                  std::optional<double> softmax_scale, bool validate);
+                                  std::optional<double> softmax_scale, bool validate,
+    const std::optional<at::Tensor>& page_table);
 std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);
@@ -89,11 +91,13 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
     int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
     int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
-                         const std::optional<at::Tensor>& seq_lens, bool validate);
+                         const std::optional<at::Tensor>& seq_lens, bool validate,
+    const std::optional<at::Tensor>& page_table);
 at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
                                    const at::Tensor& scales,
                                    const std::optional<at::Tensor>& seq_lens,
-                                   std::optional<double> softmax_scale, bool validate);
+                                   std::optional<double> softmax_scale, bool validate,
+    const std::optional<at::Tensor>& page_table);
 std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);

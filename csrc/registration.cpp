@@ -52,11 +52,12 @@ TORCH_LIBRARY(sketchwalk, m) {
         "int degree, float damping, float logit_scale, float keep_frac, int window_tokens, "
         "int exclude_sink_tokens, int attend_sink_tokens) -> (Tensor block_index, Tensor num_selected)");
   // keys4 decode scorer (docs/spec.md section 7). 4-bit key cache rows [seq_lens - T, seq_lens) from k.
+  // page_table [B,max_pages] (optional, with seq_lens): codes/scales are page pools [pages,Hkv,64,..].
   m.def("quantize_keys4_(Tensor(a!) codes, Tensor(b!) scales, Tensor k, Tensor? seq_lens=None, "
-        "bool validate=True) -> ()");
+        "bool validate=True, Tensor? page_table=None) -> ()");
   // Block attention mass of the current query per kv group from the 4-bit keys: [B,Hkv,ceil(cap/64)].
   m.def("score_blocks_keys4(Tensor q, Tensor codes, Tensor scales, Tensor? seq_lens=None, "
-        "float? softmax_scale=None, bool validate=True) -> Tensor");
+        "float? softmax_scale=None, bool validate=True, Tensor? page_table=None) -> Tensor");
   // Sink + window + quantile rule per kv group -> (block_index [B,Hkv,1,W], num_selected [B,Hkv,1]).
   m.def("select_blocks_keys4(Tensor mass, Tensor? seq_lens, float keep_frac, float window_frac, "
         "float sink_frac, bool validate=True) -> (Tensor block_index, Tensor num_selected)");

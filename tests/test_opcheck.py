@@ -82,6 +82,14 @@ def op_cases(device):
          (codes, scales, k[:, :, :5], lens, True)),
         ("score_blocks_keys4", ns.score_blocks_keys4.default,
          (qd, codes, scales, lens, None, True)),
+        ("quantize_keys4_paged", ns.quantize_keys4_.default,
+         (torch.zeros(7, 2, 64, 32, dtype=torch.uint8, device=device),
+          torch.zeros(7, 2, 64, device=device), kv[:2, None].transpose(1, 2).contiguous(), seq_k,
+          True, table)),
+        ("score_blocks_keys4_paged", ns.score_blocks_keys4.default,
+         (qd[:, :, :, :64].expand(2, 4, 1, 64).contiguous(),
+          torch.randint(1, 16, (7, 2, 64, 32), dtype=torch.uint8, device=device),
+          torch.rand(7, 2, 64, device=device), seq_k, None, True, table)),
         ("select_blocks_keys4", ns.select_blocks_keys4.default,
          (torch.rand(1, 2, 5, device=device), lens, 0.125, 0.05, 0.025, True)),
     ]
@@ -92,7 +100,8 @@ NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "
          "update_block_sketch_", "push_query_window_",
          "update_block_matrix_", "update_window_logits_", "window_block_scores",
          "select_decode_blocks_", "sparse_decode_seq_lens", "sparse_decode_paged", "quantize_keys4_",
-         "score_blocks_keys4", "select_blocks_keys4"]
+         "score_blocks_keys4", "quantize_keys4_paged", "score_blocks_keys4_paged",
+         "select_blocks_keys4"]
 
 
 def test_every_registered_op_is_checked():

@@ -1,5 +1,6 @@
-// Argument checks of quantize_keys4_: k, the 4-bit key cache and seq_lens; with validate (and
-// no graph capture) also the lengths in seq_lens. All before the cache is written.
+// Argument checks of quantize_keys4_: k, the 4-bit key cache (dense or paged) and seq_lens; with
+// validate (and no graph capture) also the lengths in seq_lens and the live page ids. All before
+// the cache is written.
 #include "checks.h"
 
 namespace sketchwalk {
@@ -7,11 +8,13 @@ namespace sketchwalk {
 Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Tensor& scales,
                                           const at::Tensor& k,
                                           const std::optional<at::Tensor>& seq_lens,
-                                          bool validate) {
+                                          bool validate,
+                                          const std::optional<at::Tensor>& page_table) {
   constexpr const char* op = "quantize_keys4_";
   check_tensor(k, op, "k", 4, "[batch, num_kv_heads, tokens, head_dim]",
                {at::kHalf, at::kBFloat16, at::kFloat});
-  const Keys4CacheShape s = check_keys4_cache(op, codes, scales, k, "k");
+  const Keys4CacheShape s =
+      check_keys4_cache_maybe_paged(op, codes, scales, page_table, seq_lens, k, "k");
   SW_CHECK_ARG(k.size(0) == s.batch && k.size(1) == s.num_kv_heads && k.size(3) == s.head_dim, op,
                "k", "must be [batch=", s.batch, ", num_kv_heads=", s.num_kv_heads,
                ", tokens, head_dim=", s.head_dim, "] to match 'codes' ", codes.sizes(), ", got ",
@@ -24,6 +27,7 @@ Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Ten
     check_seq_lens_values(op, *seq_lens, tokens, s.capacity,
                           "the tokens of 'k' land at [seq_lens - tokens, seq_lens) of the cache");
   }
+  check_keys4_page_ids(op, s, page_table, seq_lens, k, validate);
   return s;
 }
 

@@ -8,11 +8,13 @@ Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Ten
                                               const at::Tensor& scales,
                                               const std::optional<at::Tensor>& seq_lens,
                                               std::optional<double> softmax_scale,
-                                              bool validate) {
+                                              bool validate,
+                                              const std::optional<at::Tensor>& page_table) {
   constexpr const char* op = "score_blocks_keys4";
   check_tensor(q, op, "q", 4, "[batch, num_q_heads, 1, head_dim]",
                {at::kHalf, at::kBFloat16, at::kFloat});
-  const Keys4CacheShape s = check_keys4_cache(op, codes, scales, q, "q");
+  const Keys4CacheShape s =
+      check_keys4_cache_maybe_paged(op, codes, scales, page_table, seq_lens, q, "q");
   SW_CHECK_ARG(q.size(2) == 1, op, "q", "must hold one query per sequence [batch, num_q_heads, 1, "
                "head_dim], got shape ", q.sizes());
   SW_CHECK_ARG(q.size(0) == s.batch && q.size(3) == s.head_dim, op, "q", "must be [batch=",
@@ -26,6 +28,7 @@ Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Ten
   if (seq_lens.has_value() && read_values(validate, q)) {
     check_seq_lens_values(op, *seq_lens, 1, s.capacity, "1 <= length <= the cache capacity");
   }
+  check_keys4_page_ids(op, s, page_table, seq_lens, q, validate);
   return s;
 }
 

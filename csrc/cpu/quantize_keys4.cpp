@@ -16,7 +16,8 @@ namespace {
 
 template <typename scalar_t>
 void quantize_rows(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
-                   const int* seq_lens, const Keys4CacheShape& s) {
+                   const int* seq_lens, const int* page_table, int64_t page_table_stride,
+                   const Keys4CacheShape& s) {
   const int64_t tokens = k.size(2), pairs = s.head_dim / 2;
   const scalar_t* kp = k.data_ptr<scalar_t>();
   uint8_t* cp = codes.data_ptr<uint8_t>();
@@ -30,13 +31,14 @@ void quantize_rows(const at::Tensor& codes, const at::Tensor& scales, const at::
         float amax = 0.f;
         for (int64_t d = 0; d < s.head_dim; ++d) amax = std::fmax(amax, std::fabs(static_cast<float>(x[d])));
         const float scale = keys4_scale(amax);
-        const int64_t pos = first + t;
-        uint8_t* row = cp + b * codes.stride(0) + g * codes.stride(1) + pos * codes.stride(2);
+        const Keys4Slot at = keys4_slot(page_table, page_table_stride, static_cast<int>(b),
+                                        static_cast<int>(first + t));
+        uint8_t* row = cp + at.outer * codes.stride(0) + g * codes.stride(1) + at.slot * codes.stride(2);
         for (int64_t i = 0; i < pairs; ++i) {
           row[i] = static_cast<uint8_t>(keys4_nibble(static_cast<float>(x[2 * i]), scale) |
                                         (keys4_nibble(static_cast<float>(x[2 * i + 1]), scale) << 4));
         }
-        sp[b * scales.stride(0) + g * scales.stride(1) + pos] = scale;
+        sp[at.outer * scales.stride(0) + g * scales.stride(1) + at.slot] = scale;
       }
     }
   });
@@ -45,14 +47,17 @@ void quantize_rows(const at::Tensor& codes, const at::Tensor& scales, const at::
 }  // namespace
 
 void quantize_keys4_cpu(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
-                        const std::optional<at::Tensor>& seq_lens, bool validate) {
+                        const std::optional<at::Tensor>& seq_lens, bool validate,
+                        const std::optional<at::Tensor>& page_table) {
   // Always validated on the CPU: reading the lengths costs no device sync.
-  const Keys4CacheShape s = check_quantize_keys4_args(codes, scales, k, seq_lens, true);
+  const Keys4CacheShape s = check_quantize_keys4_args(codes, scales, k, seq_lens, true, page_table);
   (void)validate;
   const auto sl = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
   const int* sl_p = sl.defined() ? sl.data_ptr<int>() : nullptr;
+  const int* pt_p = page_table.has_value() ? page_table->data_ptr<int>() : nullptr;
+  const int64_t pt_stride = page_table.has_value() ? page_table->stride(0) : 0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, k.scalar_type(), "quantize_keys4_", [&] {
-    quantize_rows<scalar_t>(codes, scales, k, sl_p, s);
+    quantize_rows<scalar_t>(codes, scales, k, sl_p, pt_p, pt_stride, s);
   });
 }
 

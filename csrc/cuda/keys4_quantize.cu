@@ -54,15 +54,16 @@ __global__ void __launch_bounds__(32 * kWarpsPerCta) quantize_keys4_kernel(const
 #pragma unroll
   for (int off = 16; off >= 1; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
   const float s = keys4_scale(amax);
-  uint8_t* codes = p.codes + batch_idx * p.codes_batch_stride + kv_head * p.codes_head_stride +
-                   pos * p.codes_token_stride;
+  const Keys4Slot at = keys4_slot(p.page_table, p.page_table_stride, batch_idx, pos);
+  uint8_t* codes = p.codes + at.outer * p.codes_batch_stride + kv_head * p.codes_head_stride +
+                   at.slot * p.codes_token_stride;
 #pragma unroll
   for (int i = 0; i < kMaxPairsPerLane; ++i) {
     const int pair = lane + 32 * i;
     if (pair < pairs)
       codes[pair] = static_cast<uint8_t>(keys4_nibble(x[i][0], s) | (keys4_nibble(x[i][1], s) << 4));
   }
-  if (lane == 0) p.scales[batch_idx * p.scales_batch_stride + kv_head * p.scales_head_stride + pos] = s;
+  if (lane == 0) p.scales[at.outer * p.scales_batch_stride + kv_head * p.scales_head_stride + at.slot] = s;
 }
 
 }  // namespace

@@ -13,10 +13,12 @@
 namespace sketchwalk {
 
 void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, const at::Tensor& k,
-                         const std::optional<at::Tensor>& seq_lens, bool validate) {
+                         const std::optional<at::Tensor>& seq_lens, bool validate,
+                         const std::optional<at::Tensor>& page_table) {
   constexpr const char* op = "quantize_keys4_";
   check_cuda(k, op, "k");
-  const Keys4CacheShape s = check_quantize_keys4_args(codes, scales, k, seq_lens, validate);
+  const Keys4CacheShape s =
+      check_quantize_keys4_args(codes, scales, k, seq_lens, validate, page_table);
   const c10::cuda::CUDAGuard guard(k.device());
   at::Tensor lens;
   QuantizeKeys4Params p{};
@@ -32,6 +34,10 @@ void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, cons
   p.tokens = static_cast<int>(k.size(2));
   p.head_dim = static_cast<int>(s.head_dim);
   p.capacity = static_cast<int>(s.capacity);
+  if (page_table.has_value()) {
+    p.page_table = page_table->data_ptr<int>();
+    p.page_table_stride = page_table->stride(0);
+  }
   check_launch(run_quantize_keys4(p, to_dtype(k.scalar_type()), c10::cuda::getCurrentCUDAStream()), op);
 }
 

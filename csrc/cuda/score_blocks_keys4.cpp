@@ -24,17 +24,19 @@ bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p
 at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
                                    const at::Tensor& scales,
                                    const std::optional<at::Tensor>& seq_lens,
-                                   std::optional<double> softmax_scale, bool validate) {
+                                   std::optional<double> softmax_scale, bool validate,
+                                   const std::optional<at::Tensor>& page_table) {
   constexpr const char* op = "score_blocks_keys4";
   check_cuda(q, op, "q");
   const Keys4CacheShape s =
-      check_score_blocks_keys4_args(q, codes, scales, seq_lens, softmax_scale, validate);
+      check_score_blocks_keys4_args(q, codes, scales, seq_lens, softmax_scale, validate, page_table);
   SW_CHECK_ARG(q.scalar_type() != at::kFloat, op, "q",
                "must be float16 or bfloat16 on CUDA (the scorer runs on tensor cores), got float32");
   SW_CHECK_ARG(s.head_dim == 64 || s.head_dim == 128, op, "q", "has unsupported head_dim ",
                s.head_dim, " on CUDA; supported head_dim values are {64, 128}");
   SW_CHECK_ARG(s.batch <= 65535 && s.num_kv_heads <= 65535, op, "codes",
-               "must have batch and num_kv_heads <= 65535 on CUDA, got shape ", codes.sizes());
+               "must have batch and num_kv_heads <= 65535 on CUDA, got batch ", s.batch,
+               " and shape ", codes.sizes());
   // Each lane reads head_dim / 8 contiguous bytes of a code row: rows aligned to that.
   const int64_t row_align = s.head_dim / 8;
   SW_CHECK_ARG(aligned(codes.data_ptr(), 16) && codes.stride(2) % row_align == 0 &&
@@ -66,6 +68,10 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   p.capacity = static_cast<int>(s.capacity);
   p.num_blocks = static_cast<int>(width);
   p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
+  if (page_table.has_value()) {  // pools [pages, heads, 64, ...]: the batch strides step pages
+    p.page_table = page_table->data_ptr<int>();
+    p.page_table_stride = page_table->stride(0);
+  }
   auto workspace = at::empty({static_cast<int64_t>(score_keys4_workspace_floats(p))},
                              q.options().dtype(at::kFloat));
   check_launch(run_score_keys4(p, to_dtype(q.scalar_type()), workspace.data_ptr<float>(),

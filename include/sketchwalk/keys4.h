@@ -14,6 +14,10 @@
 //             kernel and the float64 reference (which replays them in float32) agree bit for bit.
 //
 // Rows at or past a sequence's length (seq_lens) are never read by the scorer.
+//
+// Paged (page_table [batch, max_pages], seq_lens given): codes [num_pages, num_kv_heads, 64,
+// head_dim / 2] and scales [num_pages, num_kv_heads, 64]; token t of sequence b is row t % 64 of
+// page page_table[b, t / 64] (keys4_slot), the same page ids as a paged K / V cache's.
 // Memory: head_dim / 2 + 4 bytes per token and kv head, against 4 * head_dim for a bf16 K and V
 // cache: 68 / 512 = 13.3% at head_dim 128, 36 / 256 = 14.1% at head_dim 64.
 #pragma once
@@ -28,6 +32,18 @@ namespace sketchwalk {
 constexpr int kKeys4MaxCode = 7;  // codes lie in [-kKeys4MaxCode, kKeys4MaxCode]
 constexpr int kKeys4Offset = 8;   // nibble = code + kKeys4Offset
 constexpr int kKeys4MaxHeadDim = 256;  // CPU and quantize; the CUDA scorer takes 64 and 128
+
+/// \brief Where token `pos` of sequence `batch_idx` lives in the 4-bit cache: `outer` (the
+/// batch row, or the page of a paged cache) and the row `slot` within it.
+struct Keys4Slot {
+  int64_t outer;
+  int slot;
+};
+SW_HOST_DEVICE Keys4Slot keys4_slot(const int* page_table, int64_t page_table_stride, int batch_idx,
+                                    int pos) {
+  if (page_table == nullptr) return Keys4Slot{batch_idx, pos};
+  return Keys4Slot{page_table[batch_idx * page_table_stride + pos / 64], pos % 64};
+}
 
 /// \brief s = amax / 7 in float32 (amax = max |k| over the token's head_dim values).
 SW_HOST_DEVICE float keys4_scale(float amax) {

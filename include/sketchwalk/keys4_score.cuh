@@ -206,9 +206,16 @@ __global__ void __launch_bounds__(32 * kStatsWarps, kStatsCtasPerSm)
   }
   __syncthreads();
 
-  const uint8_t* codes = p.codes + batch_idx * p.codes_batch_stride +
-                         kv_head * p.codes_head_stride + c * kChunk;
-  const float* scales = p.scales + batch_idx * p.scales_batch_stride + kv_head * p.scales_head_stride;
+  // Token 0 of key block `block` of this (sequence, kv head): its batch row, or its page.
+  auto block_codes = [&](int block) {
+    const Keys4Slot at = keys4_slot(p.page_table, p.page_table_stride, batch_idx, block * kIndexBlockSize);
+    return p.codes + at.outer * p.codes_batch_stride + kv_head * p.codes_head_stride +
+           at.slot * p.codes_token_stride + c * kChunk;
+  };
+  auto block_scales = [&](int block) {
+    const Keys4Slot at = keys4_slot(p.page_table, p.page_table_stride, batch_idx, block * kIndexBlockSize);
+    return p.scales + at.outer * p.scales_batch_stride + kv_head * p.scales_head_stride + at.slot;
+  };
   const float qk_scale = p.softmax_scale * kLog2e;
   const Element* q_group = static_cast<const Element*>(p.q) + batch_idx * p.q_batch_stride +
                            static_cast<int64_t>(kv_head) * group * p.q_head_stride;
@@ -225,16 +232,18 @@ __global__ void __launch_bounds__(32 * kStatsWarps, kStatsCtasPerSm)
   // counts the same on every iteration. Thread (r, c) copies code chunks (k, lane) = piece c of
   // token r + 8k, k < 8, and the scales of tokens r + 8c and r + 8c + 32.
   const int64_t row8_bytes = 8 * p.codes_token_stride;
-  const uint8_t* thread_codes = codes + r * p.codes_token_stride;
   const uint32_t ring_u32 = sm80::smem_u32(ring);
   auto issue = [&](int i, int stage) {
     if (i < count) {
-      const int key0 = (first + kStatsWarps * i) * kIndexBlockSize;
+      const int block = first + kStatsWarps * i;
+      const int key0 = block * kIndexBlockSize;
       const uint32_t dst = ring_u32 + stage * Stage::kBytes + lane * kChunk;
       const uint32_t dst_scales = ring_u32 + stage * Stage::kBytes + Stage::kCodeBytes +
                                   static_cast<uint32_t>(sizeof(float)) * (r + 8 * c);
-      const uint8_t* src = thread_codes + static_cast<int64_t>(key0) * p.codes_token_stride;
-      const float* src_scales = scales + key0 + r + 8 * c;
+      const uint8_t* row0 = block_codes(block);  // token 0 of the block: always live
+      const float* scales0 = block_scales(block);
+      const uint8_t* src = row0 + r * p.codes_token_stride;
+      const float* src_scales = scales0 + r + 8 * c;
       if (key0 + kIndexBlockSize <= seq_len) {  // every row live: all blocks but the last
 #pragma unroll
         for (int k = 0; k < 8; ++k) cp_async_ca<kChunk>(dst + 32 * k * kChunk, src + k * row8_bytes, true);
@@ -242,12 +251,11 @@ __global__ void __launch_bounds__(32 * kStatsWarps, kStatsCtasPerSm)
         cp_async_ca<4>(dst_scales + 32 * sizeof(float), src_scales + 32, true);
       } else {
         const int live = seq_len - key0 - r;  // token r + 8k is live iff 8k < live
-        const uint8_t* row0 = codes + static_cast<int64_t>(key0) * p.codes_token_stride;  // live
 #pragma unroll
         for (int k = 0; k < 8; ++k)
           cp_async_ca<kChunk>(dst + 32 * k * kChunk, 8 * k < live ? src + k * row8_bytes : row0, 8 * k < live);
-        cp_async_ca<4>(dst_scales, 8 * c < live ? src_scales : scales + key0, 8 * c < live);
-        cp_async_ca<4>(dst_scales + 32 * sizeof(float), 8 * c + 32 < live ? src_scales + 32 : scales + key0,
+        cp_async_ca<4>(dst_scales, 8 * c < live ? src_scales : scales0, 8 * c < live);
+        cp_async_ca<4>(dst_scales + 32 * sizeof(float), 8 * c + 32 < live ? src_scales + 32 : scales0,
                        8 * c + 32 < live);
       }
     }

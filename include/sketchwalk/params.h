@@ -141,6 +141,10 @@ struct QuantizeKeys4Params {
   int64_t codes_batch_stride, codes_head_stride, codes_token_stride;  // bytes (= elements)
   int64_t scales_batch_stride, scales_head_stride;              // elements; token stride 1
   int batch, num_kv_heads, tokens, head_dim, capacity;
+  // A paged cache (keys4_slot, keys4.h): codes / scales are page pools [num_pages, num_kv_heads,
+  // 64, ...] (their batch strides step pages) and capacity is 64 * max_pages. nullptr: dense.
+  const int* __restrict__ page_table;   // [batch, max_pages] or nullptr
+  int64_t page_table_stride;            // elements between the rows of page_table
 };
 
 // score_blocks_keys4: block attention mass of one query per sequence from the 4-bit key cache,
@@ -162,6 +166,8 @@ struct ScoreKeys4Params {
   int batch, num_q_heads, num_kv_heads, head_dim, capacity;
   int num_blocks;                       // ceil(capacity / kIndexBlockSize); mass is 0 past L_b
   float softmax_scale;
+  const int* __restrict__ page_table;   // as QuantizeKeys4Params
+  int64_t page_table_stride;
 };
 
 // select_blocks_keys4: per (batch, kv group) row of mass [batch, num_kv_heads, width], with

@@ -513,6 +513,7 @@ def quantize_keys4_(
     k: torch.Tensor,
     seq_lens: torch.Tensor | None = None,
     validate: bool = True,
+    page_table: torch.Tensor | None = None,
 ) -> None:
     """Write 4-bit key rows into the key cache, in place.
 
@@ -523,11 +524,21 @@ def quantize_keys4_(
     code = clamp(rint(k / s), -7, 7) in float32, stored as code + 8, dim 2i in the low nibble of byte i.
     Equivalent to ``reference.quantize_keys4(k)`` written at those rows. ``validate=False`` trusts
     seq_lens on CUDA (no device sync); the CPU always checks.
+    page_table: int32 [batch, max_pages] with seq_lens: a paged cache, codes uint8 [num_pages,
+    num_kv_heads, 64, head_dim / 2] and scales float32 [num_pages, num_kv_heads, 64]; token t of
+    sequence b is row t % 64 of page page_table[b, t // 64] (the page ids of a paged K/V cache).
     """
-    _ops.quantize_keys4_(codes, scales, k, seq_lens, validate)
+    _ops.quantize_keys4_(codes, scales, k, seq_lens, validate, page_table)
 
 
-def _check_keys4_cache(op: str, codes, scales) -> None:
+def _check_keys4_cache(op: str, codes, scales, page_table=None, seq_lens=None) -> None:
+    if page_table is not None:
+        torch._check(seq_lens is not None, lambda: f"sketchwalk.{op}: argument 'seq_lens' must be "
+                     "given with page_table (the keys of each sequence)")
+        _check_rank(op, "page_table", page_table, 2)
+        torch._check(codes.dim() == 4 and codes.shape[2] == 64,
+                     lambda: f"sketchwalk.{op}: argument 'codes' must be [num_pages, num_kv_heads, "
+                             f"64, head_dim / 2] (paged), got {tuple(codes.shape)}")
     torch._check(codes.dim() == 4 and codes.dtype == torch.uint8,
                  lambda: f"sketchwalk.{op}: argument 'codes' must be uint8 [batch, num_kv_heads, "
                          f"capacity, head_dim / 2], got {codes.dtype} {tuple(codes.shape)}")
@@ -537,9 +548,10 @@ def _check_keys4_cache(op: str, codes, scales) -> None:
 
 
 @torch.library.register_fake("sketchwalk::quantize_keys4_")
-def _(codes, scales, k, seq_lens=None, validate=True):
-    _check_same_device("quantize_keys4_", "k", k, codes=codes, scales=scales, seq_lens=seq_lens)
-    _check_keys4_cache("quantize_keys4_", codes, scales)
+def _(codes, scales, k, seq_lens=None, validate=True, page_table=None):
+    _check_same_device("quantize_keys4_", "k", k, codes=codes, scales=scales, seq_lens=seq_lens,
+                       page_table=page_table)
+    _check_keys4_cache("quantize_keys4_", codes, scales, page_table, seq_lens)
     torch._check(k.dim() == 4 and k.shape[3] == 2 * codes.shape[3],
                  lambda: "sketchwalk.quantize_keys4_: argument 'k' must be [batch, num_kv_heads, "
                          "tokens, head_dim] with head_dim = 2 * codes.shape[3]")
@@ -553,6 +565,7 @@ def score_blocks_keys4(
     seq_lens: torch.Tensor | None = None,
     softmax_scale: float | None = None,
     validate: bool = True,
+    page_table: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Block attention mass of the current query per kv group, from the 4-bit key cache.
 
@@ -562,17 +575,22 @@ def score_blocks_keys4(
     its query heads of softmax_t(softmax_scale * <q_h, s_t * code_t>) over the keys t < L_b of
     each 64-key block (each head's softmax sums to 1, so a row sums to the group size); 0 past L_b.
     No token-level logits are stored. Equivalent to ``reference.score_blocks_keys4(...)``.
+    page_table (with seq_lens): a paged cache as in ``quantize_keys4_``; capacity = 64 * max_pages.
     """
-    return _ops.score_blocks_keys4(q, codes, scales, seq_lens, softmax_scale, validate)
+    return _ops.score_blocks_keys4(q, codes, scales, seq_lens, softmax_scale, validate, page_table)
 
 
 @torch.library.register_fake("sketchwalk::score_blocks_keys4")
-def _(q, codes, scales, seq_lens=None, softmax_scale=None, validate=True):
-    _check_same_device("score_blocks_keys4", "q", q, codes=codes, scales=scales, seq_lens=seq_lens)
-    _check_keys4_cache("score_blocks_keys4", codes, scales)
+def _(q, codes, scales, seq_lens=None, softmax_scale=None, validate=True, page_table=None):
+    _check_same_device("score_blocks_keys4", "q", q, codes=codes, scales=scales, seq_lens=seq_lens,
+                       page_table=page_table)
+    _check_keys4_cache("score_blocks_keys4", codes, scales, page_table, seq_lens)
     torch._check(q.dim() == 4 and q.shape[2] == 1 and q.shape[3] == 2 * codes.shape[3],
                  lambda: "sketchwalk.score_blocks_keys4: argument 'q' must be [batch, num_q_heads, "
                          "1, head_dim] with head_dim = 2 * codes.shape[3]")
+    if page_table is not None:
+        return q.new_empty((page_table.shape[0], codes.shape[1], page_table.shape[1]),
+                           dtype=torch.float32)
     width = (codes.shape[2] + 63) // 64
     return q.new_empty((codes.shape[0], codes.shape[1], width), dtype=torch.float32)
 
