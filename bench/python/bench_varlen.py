@@ -1,10 +1,11 @@
-"""A ragged prefill batch in one call (issue 20's target row): 16 sequences, lengths drawn once
-from 1K-64K (seed 0), Llama-3.1-8B attention shapes (32 query / 8 KV heads, head_dim 128, bf16,
-random inputs). Each sequence's Sketch&Walk selection (sketch, scores, walk, select) runs as
-today, per sequence; the attention of the whole batch is one sparse_prefill_varlen call, against
-the dense baselines on the same batch: SDPA per sequence (the faster of cuDNN and flash) and
-torch's varlen attention where this torch has one. Density is the kept fraction of the batch's
-causal area (sum over sequences of kept pairs / sum of causal pairs).
+"""A ragged batch (issue 20's target rows): 16 sequences, lengths drawn once from 1K-64K (seed 0),
+Llama-3.1-8B attention shapes (32 query / 8 KV heads, head_dim 128, bf16, random inputs).
+Decode: one step of every sequence from a paged cache, in a CUDA graph, against SDPA per sequence
+on contiguous caches (also in a graph); density = kept keys / keys. Prefill: each sequence's
+Sketch&Walk selection (sketch, scores, walk, select) runs per sequence; the attention of the
+whole batch is one sparse_prefill_varlen call, against the dense baselines on the same batch:
+SDPA per sequence (cuDNN, flash) and torch's varlen attention where this torch has one. Density
+is the kept fraction of the batch's causal area (kept pairs / causal pairs, over sequences).
 
     python -m bench.python.bench_varlen [--json PATH]
 """
@@ -23,6 +24,7 @@ import sketchwalk
 from sketchwalk import ops
 from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import prefill_density
+from sketchwalk.plan import SelectionArgs
 
 from .bench_attention import KNOBS_20, bench_ms, environment
 
@@ -59,11 +61,122 @@ def select_ragged(qs, ks, cfg):
     return index, count, kept / sum(causal_pairs(q.shape[2]) for q in qs), rows
 
 
+def graph_ms(fn, replays: int = 20, reps: int = 10) -> float:
+    """Per-call time of fn captured once in a CUDA graph (median of `reps` x `replays`)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(replays):
+            graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / replays)
+    return sorted(times)[len(times) // 2]
+
+
+def bench_decode(lens: list[int], rows: list[dict]) -> None:
+    """One decode step of the ragged batch from a paged cache (64-key pages, shuffled), keys4 at
+    the defaults and at ~10%: append the new key's 4-bit row, score, select, attend (4 ops, one
+    graph), against dense SDPA per sequence on contiguous caches (also in a graph)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(1)
+    dt = torch.bfloat16
+    pages = [-(-t // 64) for t in lens]
+    num_pages = sum(pages)
+    order = torch.randperm(num_pages, device="cuda").to(torch.int32)
+    table = torch.zeros(len(lens), max(pages), dtype=torch.int32, device="cuda")
+    at = 0
+    for b, n in enumerate(pages):
+        table[b, :n] = order[at : at + n]
+        at += n
+    k_pool = torch.randn(num_pages, 64, HKV, HEAD_DIM, device="cuda", dtype=dt)
+    v_pool = torch.randn_like(k_pool)
+    codes = torch.zeros(num_pages, HKV, 64, HEAD_DIM // 2, dtype=torch.uint8, device="cuda")
+    scales = torch.zeros(num_pages, HKV, 64, device="cuda")
+    seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
+    # The prompts' 4-bit keys, sequence by sequence (the prefill's work; not timed).
+    for b, t in enumerate(lens):
+        kb = k_pool[table[b, : pages[b]].long()].flatten(0, 1)[:t].transpose(0, 1)[None]
+        ops.quantize_keys4_(codes, scales, kb, seq_lens[b : b + 1], False, table[b : b + 1])
+    q = torch.randn(len(lens), HQ, 1, HEAD_DIM, device="cuda", dtype=dt)
+    k_new = torch.randn(len(lens), HKV, 1, HEAD_DIM, device="cuda", dtype=dt)
+    caches = [(k_pool[table[b, : pages[b]].long()].flatten(0, 1)[:t].transpose(0, 1)[None].contiguous(),
+               v_pool[table[b, : pages[b]].long()].flatten(0, 1)[:t].transpose(0, 1)[None].contiguous())
+              for b, t in enumerate(lens)]
+
+    def dense(backend):
+        def run():
+            with sdpa_kernel(backend):
+                for b, (kc, vc) in enumerate(caches):
+                    F.scaled_dot_product_attention(q[b : b + 1], kc, vc, enable_gqa=True)
+        return run
+
+    dense_ms = {}
+    for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
+                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        try:
+            dense_ms[name] = graph_ms(dense(backend))
+        except RuntimeError as err:
+            print(f"dense decode {name}: {err}")
+    best = min(dense_ms.values())
+    kv_bytes = 2 * sum(lens) * HKV * HEAD_DIM * 2
+    for name, ms in dense_ms.items():
+        rows.append(dict(method=f"decode, dense SDPA {name} per sequence (graph)", density=1.0,
+                         ms=ms, tb_s=kv_bytes / ms / 1e9, speedup=best / ms))
+    base = sketchwalk.SketchWalkConfig()
+    for label, cfg in (("defaults", base), ("~10%", dataclasses.replace(
+            base, decode_kblocks_frac=0.07, decode_window_frac=0.02, decode_sink_frac=0.01))):
+        fracs = SelectionArgs.decode(cfg).keys4_fracs()
+
+        def step():
+            ops.quantize_keys4_(codes, scales, k_new, seq_lens, False, table)
+            mass = ops.score_blocks_keys4(q, codes, scales, seq_lens, None, False, table)
+            bi, ns = ops.select_blocks_keys4(mass, seq_lens, *fracs, False)
+            return ops.sparse_decode(q, k_pool, v_pool, bi, ns, None, False, seq_lens, table)
+
+        mass = ops.score_blocks_keys4(q, codes, scales, seq_lens, None, False, table)
+        _, ns = ops.select_blocks_keys4(mass, seq_lens, *fracs, False)
+        last = [t - (-(-t // 64) - 1) * 64 for t in lens]  # keys of each last (own) block
+        kept = sum(float(((ns[b].double() - 1) * 64 + last[b]).mean()) for b in range(len(lens)))
+        density = kept / sum(lens)
+        ms = graph_ms(step)
+        rows.append(dict(method=f"decode {label}: keys4 step from the paged cache (graph, 4 ops)",
+                         density=density, ms=ms, tb_s=None, speedup=best / ms))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", default=None)
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: prefill,decode")
     args = parser.parse_args()
     lens = ragged_lengths()
+    rows = []
+    if "decode" not in args.skip:
+        bench_decode(lens, rows)
+    if "prefill" not in args.skip:
+        bench_prefill(lens, rows)
+    env = environment()
+    print(json.dumps(env))
+    print(f"lengths {lens} (total {sum(lens)} tokens)")
+    print(f"{'method':<75} {'density':>8} {'ms':>9} {'vs best dense':>13}")
+    for r in rows:
+        print(f"{r['method']:<75} {r['density']:8.3f} {r['ms']:9.3f} {r['speedup']:12.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(env=env, lengths=lens, rows=rows), f, indent=1)
+
+
+def bench_prefill(lens: list[int], rows: list[dict]) -> None:
     torch.manual_seed(0)
     qs = [torch.randn(1, HQ, t, HEAD_DIM, device="cuda", dtype=torch.bfloat16) for t in lens]
     ks = [torch.randn(1, HKV, t, HEAD_DIM, device="cuda", dtype=torch.bfloat16) for t in lens]
@@ -71,7 +184,6 @@ def main() -> None:
     packed = [torch.cat([x[0].transpose(0, 1) for x in xs]).contiguous() for xs in (qs, ks, vs)]
     cu = torch.tensor([0] + lens, device="cuda").cumsum(0).to(torch.int32)
     total_flops = sum(4 * HQ * HEAD_DIM * causal_pairs(t) for t in lens)
-    print(f"lengths {lens} (total {sum(lens)} tokens)")
 
     def sdpa_all(backend):
         from torch.nn.attention import sdpa_kernel
@@ -84,7 +196,6 @@ def main() -> None:
 
     from torch.nn.attention import SDPBackend
 
-    rows = []
     dense = {}
     for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
         try:
@@ -94,15 +205,15 @@ def main() -> None:
     try:
         from torch.nn.attention.varlen import varlen_attn
 
+        k_rep, v_rep = (x.repeat_interleave(HQ // HKV, 1) for x in packed[1:])  # not timed
         dense["torch varlen_attn"] = bench_ms(lambda: varlen_attn(
-            packed[0], packed[1].repeat_interleave(HQ // HKV, 1),
-            packed[2].repeat_interleave(HQ // HKV, 1), cu, cu, max(lens), max(lens), is_causal=True))
+            packed[0], k_rep, v_rep, cu, cu, max(lens), max(lens), is_causal=True))
     except (ImportError, RuntimeError, TypeError) as err:
         print(f"torch varlen_attn: {err}")
     best = min(dense.values())
     for name, ms in dense.items():
         rows.append(dict(method=f"dense: {name} (per sequence)" if "varlen" not in name else
-                         f"dense: {name} (one call; K/V repeated to the query heads, not timed)",
+                         f"dense: {name} (one call; K/V repeated to the query heads beforehand)",
                          density=1.0, ms=ms, tflops=total_flops / ms / 1e9, speedup=best / ms))
     base = sketchwalk.SketchWalkConfig()
     for label, cfg in (("defaults", base),
@@ -119,15 +230,6 @@ def main() -> None:
                             t_varlen + t_select)):
             rows.append(dict(method=method, density=density, ms=ms,
                              tflops=total_flops * density / ms / 1e9, speedup=best / ms))
-    env = environment()
-    print(json.dumps(env))
-    print(f"{'method':<75} {'density':>8} {'ms':>9} {'eff TF/s':>9} {'vs best dense':>13}")
-    for r in rows:
-        print(f"{r['method']:<75} {r['density']:8.3f} {r['ms']:9.3f} {r['tflops']:9.1f} "
-              f"{r['speedup']:12.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(env=env, lengths=lens, rows=rows), f, indent=1)
 
 
 if __name__ == "__main__":
