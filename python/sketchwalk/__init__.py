@@ -15,6 +15,7 @@ from . import ops
 from ._build_info import VERSION as __version__
 from .attention import sketchwalk_attention
 from .config import SketchWalkConfig
+from .paged import PagedKeys4Cache, sketchwalk_attention_paged
 from .plan import StepPlan
 from .ragged import sketchwalk_attention_varlen
 from .state import SketchWalkState
@@ -25,6 +26,8 @@ __all__ = [
     "ops",
     "sketchwalk_attention",
     "sketchwalk_attention_varlen",
+    "sketchwalk_attention_paged",
+    "PagedKeys4Cache",
     "StepPlan",
     "build_info",
     "__version__",

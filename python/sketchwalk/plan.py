@@ -99,7 +99,8 @@ class StepPlan:
     """
 
     def __init__(self, config: SketchWalkConfig, query_lens, key_lens,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu",
+                 page_table: torch.Tensor | None = None) -> None:
         query_lens, key_lens = [int(x) for x in query_lens], [int(x) for x in key_lens]
         if len(query_lens) != len(key_lens) or not query_lens:
             raise ValueError(f"StepPlan: query_lens and key_lens must name the same sequences (at "
@@ -131,6 +132,25 @@ class StepPlan:
         self.prefill_args = tuple(SelectionArgs.prefill(config, tk) for tk in key_lens)
         self.decode_args = SelectionArgs.decode(config)
         self._dense_index: tuple[torch.Tensor, torch.Tensor] | None = None
+        if page_table is not None:
+            pages_needed = -(-self.max_seqlen_k // config.block_size)
+            if page_table.dtype != torch.int32 or page_table.dim() != 2 or \
+                    page_table.shape[0] != n or page_table.shape[1] < pages_needed or \
+                    page_table.device != self.device:
+                raise ValueError(
+                    f"StepPlan: page_table must be int32 [num_seqs={n}, max_pages >= "
+                    f"{pages_needed}] on {self.device}, got {page_table.dtype} "
+                    f"{tuple(page_table.shape)} on {page_table.device}")
+        self.page_table = page_table
+        """int32 [num_seqs, max_pages] or None: where the keys live (block j of sequence b in page
+        page_table[b, j] of the caller's pools), or packed rows (cu_seqlens_k)."""
+        # Per-forward, per-sequence states of the prefill / chunk sequences of a paged step (the
+        # walk carried from layer to layer, and the density), made on first use (paged.py).
+        self.forward_states: dict[int, object] = {}
+        self._decode: tuple | None = None
+        # Made now, not on first use: a step captured in a CUDA graph must not copy host data.
+        self.decode_rows()
+        self.dense_index()
 
     @property
     def num_seqs(self) -> int:
@@ -142,7 +162,7 @@ class StepPlan:
     def dense_index(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every causal block of every sequence as a block index [num_seqs, 1, num_q_blocks,
         num_kv_blocks] (block_index.h), for the dense layers of a ragged step (one varlen call
-        computes exact causal attention). Made once per plan, on first use."""
+        computes exact causal attention). Made once, with the plan."""
         if self._dense_index is None:
             b = self.config.block_size
             index = torch.arange(self.num_kv_blocks, dtype=torch.int32, device=self.device)
@@ -156,6 +176,25 @@ class StepPlan:
             count = _to_device(torch.stack(counts).to(torch.int32)[:, None], self.device)
             self._dense_index = (index, count)
         return self._dense_index
+
+
+    def decode_rows(self) -> tuple[list[int], torch.Tensor | None, torch.Tensor | None,
+                                   torch.Tensor | None]:
+        """The decode sequences of the step, batched: (their indices, their query rows in the
+        packed q (device int64), their key counts (int32), their page-table rows), or
+        ([], None, None, None). Made once, with the plan."""
+        if self._decode is None:
+            rows = [b for b, s in enumerate(self.sequences) if s.phase == "decode"]
+            if not rows:
+                self._decode = ([], None, None, None)
+            else:
+                idx = _to_device(torch.tensor(rows, dtype=torch.int64), self.device)
+                q_rows = _to_device(torch.tensor([self.q_offsets[b] for b in rows],
+                                                 dtype=torch.int64), self.device)
+                lens = self.seq_lens_k.index_select(0, idx)
+                table = None if self.page_table is None else self.page_table.index_select(0, idx)
+                self._decode = (rows, q_rows, lens, table)
+        return self._decode
 
 
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
