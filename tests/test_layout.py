@@ -39,3 +39,13 @@ def test_layout_refusals(sw):
                                                          layout="BTHD"), "layout")
     assert_raises_naming(lambda: sw.sketchwalk_attention(q[0], k, k, 0, sw.SketchWalkState(cfg),
                                                          layout="NHD"), "q")
+
+
+def test_track_density_off_records_nothing(sw):
+    """SketchWalkState(track_density=False): the prefill computes no density (its ~30 kernels a
+    layer); the outputs are the same."""
+    cfg = sw.SketchWalkConfig(dense_layers=0)
+    q, k = torch.randn(1, 4, 300, 64), torch.randn(1, 2, 300, 64)
+    on, off = sw.SketchWalkState(cfg), sw.SketchWalkState(cfg, track_density=False)
+    assert torch.equal(sw.sketchwalk_attention(q, k, k, 0, on), sw.sketchwalk_attention(q, k, k, 0, off))
+    assert on.last_density and not off.last_density

@@ -95,6 +95,11 @@ def main() -> None:
     def prefill():
         return sketchwalk.sketchwalk_attention(q[:, :, :n], k[:, :, :n], v[:, :, :n], LAYER, state)
 
+    quiet = sketchwalk.SketchWalkState(cfg, track_density=False)
+
+    def prefill_untracked():
+        return sketchwalk.sketchwalk_attention(q[:, :, :n], k[:, :, :n], v[:, :, :n], LAYER, quiet)
+
     def decode():
         # The step re-run on the same state: each call appends key n again (same work per call).
         state.layers[LAYER].num_keys = n
@@ -113,6 +118,7 @@ def main() -> None:
     prefill()
     print(f"device {torch.cuda.get_device_name(0)}, torch {torch.__version__}, {n} tokens")
     for name, fn in (("prefill layer (sketchwalk_attention)", prefill),
+                     ("prefill layer, track_density=False", prefill_untracked),
                      ("cuDNN SDPA prefill", cudnn_prefill),
                      ("decode step (sketchwalk_attention, keys4)", decode),
                      ("dense SDPA decode", dense_decode)):

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .density import decode_density_per_row, prefill_density
 from .plan import SelectionArgs
 from .state import LayerDecodeState, LayerKeys4State, SketchWalkState, keys4_capacity
 
@@ -232,7 +231,7 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     block_index, num_selected = _select_prefill(walk, num_tokens, k_blocks.shape[1], cfg)
     del walk, k_blocks
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
-    state.record_density(layer_idx, prefill_density(block_index, num_selected, num_tokens, b))
+    state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)
     del block_index, num_selected
     state.layers[layer_idx] = decode_state if decode_state is not None \
         else keys4_layer_state(k, state.cache_capacity)
@@ -269,8 +268,8 @@ def prefill_chunk(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tens
     num_queries, num_keys = q.shape[2], k.shape[2]
     block_index, num_selected = select_chunk_blocks(q, k, layer_idx, state)
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
-    state.record_density(layer_idx, prefill_density(block_index, num_selected, num_queries,
-                                                    cfg.block_size, num_keys))
+    state.record_prefill_selection(layer_idx, block_index, num_selected, num_queries,
+                                   cfg.block_size, num_keys)
     append_chunk_keys4(state, layer_idx, k, num_queries)
     return out
 
@@ -398,5 +397,5 @@ def _decode_keys4_fixed(q, k, v, seq_lens: torch.Tensor, layer_idx: int,
     ops.quantize_keys4_(layer.codes, layer.scales, k.gather(2, slot), seq_lens, False)
     block_index, num_selected = _select_keys4_blocks(q, layer, seq_lens, cfg)
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, None, False, seq_lens)
-    state.record_density(layer_idx, decode_density_per_row(num_selected, seq_lens, cfg.block_size))
+    state.record_decode_rows(layer_idx, num_selected, seq_lens, cfg.block_size)
     return out

@@ -100,7 +100,7 @@ class StepPlan:
 
     def __init__(self, config: SketchWalkConfig, query_lens, key_lens,
                  device: torch.device | str = "cpu",
-                 page_table: torch.Tensor | None = None) -> None:
+                 page_table: torch.Tensor | None = None, track_density: bool = True) -> None:
         query_lens, key_lens = [int(x) for x in query_lens], [int(x) for x in key_lens]
         if len(query_lens) != len(key_lens) or not query_lens:
             raise ValueError(f"StepPlan: query_lens and key_lens must name the same sequences (at "
@@ -147,6 +147,7 @@ class StepPlan:
         # Per-forward, per-sequence states of the prefill / chunk sequences of a paged step (the
         # walk carried from layer to layer, and the density), made on first use (paged.py).
         self.forward_states: dict[int, object] = {}
+        self.track_density = track_density  # prefill / chunk densities (SketchWalkState's flag)
         self._decode: tuple | None = None
         # Made now, not on first use: a step captured in a CUDA graph must not copy host data.
         self.decode_rows()

@@ -14,7 +14,6 @@ import torch
 from . import ops
 from .attention import (append_chunk_keys4, keys4_layer_state, select_chunk_blocks,
                         select_prefill_blocks, sketchwalk_attention)
-from .density import prefill_density
 from .plan import StepPlan
 from .state import SketchWalkState
 
@@ -81,8 +80,8 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
         else:
             index, count = select_chunk_blocks(qb, kb, layer_idx, state)
             append_chunk_keys4(state, layer_idx, kb, seq.num_queries)
-        state.record_density(layer_idx, prefill_density(index, count, seq.num_queries,
-                                                        cfg.block_size, seq.num_keys))
+        state.record_prefill_selection(layer_idx, index, count, seq.num_queries, cfg.block_size,
+                                       seq.num_keys)
         rows.append((index, count))
     live = [r for r in rows if r is not None]
     heads = live[0][0].shape[1]

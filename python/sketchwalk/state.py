@@ -8,7 +8,7 @@ import dataclasses
 import torch
 
 from .config import SketchWalkConfig
-from .density import decode_density
+from .density import decode_density, decode_density_per_row, prefill_density
 
 
 @dataclasses.dataclass
@@ -103,8 +103,12 @@ class SketchWalkState:
     layer's decode state.
     """
 
-    def __init__(self, config: SketchWalkConfig | None = None) -> None:
+    def __init__(self, config: SketchWalkConfig | None = None, track_density: bool = True) -> None:
         self.config = config if config is not None else SketchWalkConfig()
+        # Whether prefill layers compute their kept fraction (about 30 small kernels per layer,
+        # from the block index that is freed after the layer); decode steps only keep their
+        # num_selected and compute it when read. False: last_density is empty after a prefill.
+        self.track_density = track_density
         # Slots of a fixed-capacity KV cache (a static cache) that decode steps will use: the
         # keys4 state of a prefill gets room for them up front (sketchwalk_attention's seq_lens).
         self.cache_capacity: int | None = None
@@ -165,6 +169,23 @@ class SketchWalkState:
     def record_density(self, layer_idx: int, density: torch.Tensor) -> None:
         self._density[layer_idx] = density
 
+    def record_prefill_selection(self, layer_idx: int, block_index: torch.Tensor,
+                                 num_selected: torch.Tensor, num_queries: int, block_size: int,
+                                 num_keys: int | None = None) -> None:
+        """The kept fraction of a prefill or chunk layer, computed now when track_density (the
+        index is freed after the layer), else not at all (the layer's entry is dropped)."""
+        if self.track_density:
+            self._density[layer_idx] = prefill_density(block_index, num_selected, num_queries,
+                                                       block_size, num_keys)
+        else:
+            self._density.pop(layer_idx, None)
+
+    def record_decode_rows(self, layer_idx: int, num_selected: torch.Tensor,
+                           seq_lens: torch.Tensor, block_size: int) -> None:
+        """A decode step with a length per batch row on the device: kept only, turned into a
+        density when read (no work per step)."""
+        self._density[layer_idx] = ("rows", num_selected, seq_lens, block_size)
+
     def record_decode_selection(self, layer_idx: int, num_selected: torch.Tensor, num_keys: int,
                                 block_size: int) -> None:
         """Kept keys of a decode step, turned into a density only when read (no work per step).
@@ -177,7 +198,7 @@ class SketchWalkState:
         device (no sync), or None when the layer has not run sparse."""
         d = self._density.get(layer_idx)
         if isinstance(d, tuple):
-            d = decode_density(*d)
+            d = decode_density_per_row(*d[1:]) if d[0] == "rows" else decode_density(*d)
         return d
 
     @property
