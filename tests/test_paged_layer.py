@@ -147,3 +147,63 @@ def test_paged_refusals(sw):
                                    keys4), "k_pages")
     with pytest.raises(ValueError, match="page_table"):
         sw.StepPlan(cfg, [10], [200], page_table=table)  # 200 keys need 4 pages
+
+
+@pytest.mark.gpu
+def test_paged_step_no_sync_and_graph(sw):
+    """Over a paged cache, a prefill step (a chunk and a new prompt) and a decode step of every
+    sequence run with no host synchronization once the plan is built, and the decode step of
+    all layers replays from a CUDA graph."""
+    cfg = sw.SketchWalkConfig()
+    dt = torch.bfloat16
+    cache = PagedCache(64, 16, 3, "cuda", dt)
+    keys4 = sw.PagedKeys4Cache(64, HKV, D, "cuda")
+    lens = [300, 130, 700]
+    qs = [tokens(t + 1, HQ, "cuda", dt) for t in lens]
+    ks = [tokens(t + 1, HKV, "cuda", dt) for t in lens]
+    vs = [tokens(t + 1, HKV, "cuda", dt) for t in lens]
+    for b, t in enumerate(lens):
+        cache.append(b, ks[b][:t], vs[b][:t])
+    layers = range(4)
+    warm = sw.StepPlan(cfg, [100], [100], "cuda", page_table=cache.table[2:].contiguous())
+    for layer in layers:  # first use: the sketch's draw reaches the device, pools are made
+        sw.sketchwalk_attention_paged(qs[2][:100], ks[2][:100], cache.k, cache.v, layer, warm, keys4)
+    plan = sw.StepPlan(cfg, [200, 130, 700], lens, "cuda", page_table=cache.table)
+    assert plan.phases() == ("chunk", "prefill", "prefill")
+    q = torch.cat([qs[0][100:300], qs[1][:130], qs[2][:700]])
+    k = torch.cat([ks[0][100:300], ks[1][:130], ks[2][:700]])
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for layer in layers:
+            sw.sketchwalk_attention_paged(q, k, cache.k, cache.v, layer, plan, keys4)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for b, t in enumerate(lens):
+        cache.append(b, ks[b][t : t + 1], vs[b][t : t + 1])
+    step = sw.StepPlan(cfg, [1, 1, 1], [t + 1 for t in lens], "cuda", page_table=cache.table)
+    q1 = torch.cat([qs[b][t : t + 1] for b, t in enumerate(lens)])
+    k1 = torch.cat([ks[b][t : t + 1] for b, t in enumerate(lens)])
+
+    def decode_all_layers():
+        return [sw.sketchwalk_attention_paged(q1, k1, cache.k, cache.v, layer, step, keys4)
+                for layer in layers]
+
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        eager = decode_all_layers()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        decode_all_layers()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = decode_all_layers()
+    graph.replay()
+    torch.cuda.synchronize()
+    for a, b in zip(captured, eager):
+        assert torch.equal(a, b)  # the same step again: the same 4-bit rows, the same output

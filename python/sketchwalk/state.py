@@ -90,6 +90,19 @@ class LayerKeys4State:
         self.codes, self.scales = codes, scales
 
 
+# The sketch's draw on each device, shared by every state of a process: a state made per request
+# (or per benchmark call) copies nothing to the device after the first.
+_DEVICE_TRANSFORMS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _on_device(signs: torch.Tensor, coords: torch.Tensor, seed: int,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (signs.numel(), coords.numel(), seed, str(torch.device(device)))
+    if key not in _DEVICE_TRANSFORMS:
+        _DEVICE_TRANSFORMS[key] = (signs.to(device), coords.to(device))
+    return _DEVICE_TRANSFORMS[key]
+
+
 def keys4_capacity(num_keys: int) -> int:
     """Rows to allocate for num_keys keys: 1/8 spare (at least 256), rounded to 64-key blocks."""
     return -(-(num_keys + max(256, num_keys // 8)) // 64) * 64
@@ -132,7 +145,7 @@ class SketchWalkState:
         key = (n, m, str(device))
         if key not in self._transforms:
             signs, perm = self._transforms_cpu[n]
-            self._transforms[key] = (signs.to(device), perm[:m].to(device))
+            self._transforms[key] = _on_device(signs, perm[:m], self.config.seed, device)
         return self._transforms[key]
 
     def reset(self) -> None:
