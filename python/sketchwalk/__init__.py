@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch  # noqa: F401  (must be imported before the extension: it resolves libtorch)
 
 from . import _C  # noqa: F401  (loads the library; registers torch.ops.sketchwalk.*)
-from . import ops
+from . import ops, scorers
 from ._build_info import VERSION as __version__
 from .attention import sketchwalk_attention
 from .config import SketchWalkConfig
@@ -24,6 +24,7 @@ __all__ = [
     "SketchWalkConfig",
     "SketchWalkState",
     "ops",
+    "scorers",
     "sketchwalk_attention",
     "sketchwalk_attention_varlen",
     "sketchwalk_attention_paged",

@@ -6,9 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import ops
+from . import ops, scorers
 from .plan import SelectionArgs
-from .state import LayerDecodeState, LayerKeys4State, SketchWalkState, keys4_capacity
+from .state import (LayerDecodeState, LayerKeys4State, LayerStepState, SketchWalkState,
+                    keys4_capacity)
 
 
 def sketchwalk_attention(
@@ -59,6 +60,8 @@ def sketchwalk_attention(
     if num_queries == 1 and layer is not None and layer.num_keys == num_keys - 1:
         if isinstance(layer, LayerKeys4State):
             return _decode_keys4(q, k, v, layer_idx, state, layer)
+        if isinstance(layer, LayerStepState):
+            return _decode_registered(q, k, v, layer_idx, state, layer)
         return _decode(q, k, v, layer_idx, state, layer)
     if num_queries > 1:
         return prefill_chunk(q, k, v, layer_idx, state)
@@ -144,9 +147,25 @@ def select_prefill_blocks(
     docs/spec.md section 8). Exposed so that benchmarks and other attention backends (e.g.
     FlexAttention) can reuse the selection.
     """
+    cfg = state.config
+    if cfg.prefill_scorer != "sketch_walk":  # a registered scorer (scorers.py): scores only
+        block_index, num_selected = _select_prefill(_registered_scores(q, k, layer_idx, state),
+                                                    q.shape[2], k.shape[1], cfg)
+        return block_index, num_selected, None, None
     walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
-    block_index, num_selected = _select_prefill(walk, q.shape[2], k_blocks.shape[1], state.config)
+    block_index, num_selected = _select_prefill(walk, q.shape[2], k_blocks.shape[1], cfg)
     return block_index, num_selected, transition, k_blocks
+
+
+def _registered_scores(q, k, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
+    """The block scores of the config's registered prefill scorer, shape-checked."""
+    cfg = state.config
+    scores = scorers.prefill_scorer(cfg.prefill_scorer)(q, k, layer_idx, state)
+    want = (q.shape[0], -(-q.shape[2] // cfg.block_size), -(-k.shape[2] // cfg.block_size))
+    if tuple(scores.shape) != want or scores.dtype != torch.float32:
+        raise ValueError(f"prefill_scorer {cfg.prefill_scorer!r} must return float32 {want}, got "
+                         f"{scores.dtype} {tuple(scores.shape)}")
+    return scores
 
 
 def _score_and_walk(q, k, layer_idx: int, state: SketchWalkState):
@@ -224,6 +243,12 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     b = cfg.block_size
     num_tokens = q.shape[2]
     state.layers.pop(layer_idx, None)  # a prefill restarts the layer: its old decode state goes now
+    if cfg.prefill_scorer != "sketch_walk":
+        block_index, num_selected, _, _ = select_prefill_blocks(q, k, layer_idx, state)
+        out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
+        state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)
+        state.layers[layer_idx] = decode_state_after_prefill(k, state)
+        return out
     walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
     decode_state = _walk_decode_state(q, transition, k_blocks, state) \
         if cfg.decode_scorer == "walk" else None
@@ -234,8 +259,16 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)
     del block_index, num_selected
     state.layers[layer_idx] = decode_state if decode_state is not None \
-        else keys4_layer_state(k, state.cache_capacity)
+        else decode_state_after_prefill(k, state)
     return out
+
+
+def decode_state_after_prefill(k: torch.Tensor, state: SketchWalkState):
+    """A layer's decode state after a prefill of the keys k, for the keys4 or a registered decode
+    scorer (the walk's is made from the prefill's sketches: _walk_decode_state)."""
+    if state.config.decode_scorer == "keys4":
+        return keys4_layer_state(k, state.cache_capacity)
+    return LayerStepState(num_keys=k.shape[2])
 
 
 def prefill_chunk_or_dense(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
@@ -251,6 +284,9 @@ def select_chunk_blocks(q, k, layer_idx: int, state: SketchWalkState):
     """The selection of a prefill chunk (docs/spec.md section 10): block scores of the chunk's
     query blocks against every key block, no walk (none is carried to or from the layer), the
     prefill rules with the chunk's own query positions. Returns (block_index, num_selected)."""
+    if state.config.prefill_scorer != "sketch_walk":
+        scores = _registered_scores(q, k, layer_idx, state)
+        return _select_prefill(scores, q.shape[2], k.shape[1], state.config, k.shape[2])
     transition, k_blocks = _block_scores(q, k, state)
     state.take_carried_walk(layer_idx, -1)  # a chunk neither uses nor leaves a carried walk
     return _select_prefill(transition, q.shape[2], k_blocks.shape[1], state.config, k.shape[2])
@@ -262,9 +298,9 @@ def prefill_chunk(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tens
     otherwise (a cache this state has not seen: reuse across prompts, prefix caching) the state
     is rebuilt from every key."""
     cfg = state.config
-    if cfg.decode_scorer != "keys4":
-        raise NotImplementedError("sketchwalk_attention: a prefill chunk needs decode_scorer "
-                                  "'keys4' (the walk decode state has no chunk update)")
+    if cfg.decode_scorer == "walk":
+        raise NotImplementedError("sketchwalk_attention: a prefill chunk needs a decode scorer "
+                                  "other than 'walk' (the walk decode state has no chunk update)")
     num_queries, num_keys = q.shape[2], k.shape[2]
     block_index, num_selected = select_chunk_blocks(q, k, layer_idx, state)
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
@@ -276,8 +312,12 @@ def prefill_chunk(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tens
 
 def append_chunk_keys4(state: SketchWalkState, layer_idx: int, k: torch.Tensor,
                        num_queries: int) -> None:
-    """The layer's keys4 state after a chunk of num_queries keys at the end of k."""
+    """The layer's keys4 state (or a registered decode scorer's) after a chunk of num_queries keys
+    at the end of k."""
     num_keys = k.shape[2]
+    if state.config.decode_scorer != "keys4":
+        state.layers[layer_idx] = LayerStepState(num_keys=num_keys)
+        return
     layer = state.layers.get(layer_idx)
     if isinstance(layer, LayerKeys4State) and layer.num_keys == num_keys - num_queries and \
             layer.codes.shape[0] == k.shape[0]:
@@ -331,6 +371,26 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, b)
+    return out
+
+
+def _decode_registered(q, k, v, layer_idx: int, state: SketchWalkState,
+                       layer: LayerStepState) -> torch.Tensor:
+    """A decode step ranked by the config's registered decode scorer (scorers.py), selected by
+    the decode knobs' rule (docs/spec.md section 6 step 4), attended by sparse_decode."""
+    cfg = state.config
+    num_keys = k.shape[2]
+    scores = scorers.decode_scorer(cfg.decode_scorer)(q, k, layer_idx, state)
+    want = (q.shape[0], 1, -(-num_keys // cfg.block_size))
+    if tuple(scores.shape) != want or scores.dtype != torch.float32:
+        raise ValueError(f"decode_scorer {cfg.decode_scorer!r} must return float32 {want}, got "
+                         f"{scores.dtype} {tuple(scores.shape)}")
+    args = SelectionArgs.decode(cfg, num_keys)
+    block_index, num_selected = ops.select_blocks(
+        scores, *args.select_blocks_args(1, num_keys, cfg.block_size))
+    layer.num_keys = num_keys
+    out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
+    state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
     return out
 
 

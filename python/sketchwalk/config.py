@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-DECODE_SCORERS = ("keys4", "walk")
+from . import scorers
+
+DECODE_SCORERS = scorers.BUILTIN_DECODE_SCORERS  # and those registered (scorers.py)
 # The authors' budget knobs (docs/spec.md, "Shapes and defaults"), used by both of their phases.
 PAPER_BUDGET = dict(kblocks_frac=0.125, window_frac=0.05, sink_frac=0.025)
 # The decode knobs that make the decode steps use the prefill's split (the authors' one split).
@@ -55,7 +57,9 @@ class SketchWalkConfig:
     query against a 4-bit copy of every cached key, block attention mass per KV group, the same
     sink / window / quantile rule; it kept 10 of 12 needles where "walk" kept 2-4. "walk": the
     authors' rule (docs/spec.md section 6: pooled window queries, sketches, the block matrix and
-    the walk), one selection shared by all heads."""
+    the walk), one selection shared by all heads. Or a scorer registered with
+    sketchwalk.scorers.register_decode_scorer: block scores of the step from its query and every
+    key, selected by the decode knobs' rule (eval/'s exact-attention oracle plugs in this way)."""
 
     decode_kblocks_frac: float | None = PAPER_BUDGET["kblocks_frac"]
     """kblocks_frac of the decode steps; None: kblocks_frac (the authors use one set for both).
@@ -64,6 +68,12 @@ class SketchWalkConfig:
     """window_frac of the decode steps (fraction of the cached keys); None: window_frac."""
     decode_sink_frac: float | None = PAPER_BUDGET["sink_frac"]
     """sink_frac of the decode steps; None: sink_frac."""
+
+    prefill_scorer: str = "sketch_walk"
+    """How a prefill ranks key blocks: "sketch_walk" (docs/spec.md sections 1-3) or a scorer
+    registered with sketchwalk.scorers.register_prefill_scorer (e.g. eval/'s oracle). A
+    registered one feeds the same selection rule and needs prefill_selection "layer" and a
+    decode scorer other than "walk" (whose state is the sketch's)."""
 
     prefill_selection: str = "layer"
     """Whose heads a prefill selection serves. "layer" (default, the authors' rule, docs/spec.md
@@ -105,8 +115,17 @@ class SketchWalkConfig:
             raise ValueError(f"query_window must be >= 1, got {self.query_window}")
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
-        if self.decode_scorer not in DECODE_SCORERS:
-            raise ValueError(f"decode_scorer must be one of {DECODE_SCORERS}, got {self.decode_scorer!r}")
+        if self.decode_scorer not in scorers.decode_scorer_names():
+            raise ValueError(f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
+                             f"{self.decode_scorer!r}")
+        if self.prefill_scorer not in scorers.prefill_scorer_names():
+            raise ValueError(f"prefill_scorer must be one of {scorers.prefill_scorer_names()}, got "
+                             f"{self.prefill_scorer!r}")
+        if self.prefill_scorer != "sketch_walk" and (self.prefill_selection != "layer" or
+                                                     self.decode_scorer == "walk"):
+            raise ValueError(f"prefill_scorer {self.prefill_scorer!r} needs prefill_selection "
+                             "'layer' and a decode_scorer other than 'walk' (the walk decode "
+                             "state is built from the sketch)")
         if self.prefill_selection not in PREFILL_SELECTIONS:
             raise ValueError(f"prefill_selection must be one of {PREFILL_SELECTIONS}, got "
                              f"{self.prefill_selection!r}")

@@ -103,6 +103,14 @@ def _on_device(signs: torch.Tensor, coords: torch.Tensor, seed: int,
     return _DEVICE_TRANSFORMS[key]
 
 
+@dataclasses.dataclass
+class LayerStepState:
+    """What a layer keeps between decode steps under a registered decode scorer (scorers.py),
+    which sees the query and every key each step: only the key count, to tell a decode step."""
+
+    num_keys: int
+
+
 def keys4_capacity(num_keys: int) -> int:
     """Rows to allocate for num_keys keys: 1/8 spare (at least 256), rounded to 64-key blocks."""
     return -(-(num_keys + max(256, num_keys // 8)) // 64) * 64

@@ -342,10 +342,10 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
             raise NotImplementedError(
                 "sketchwalk: padded batches over a cache (chunked prefill, cache reuse) are not "
                 f"supported; got {num_queries} new tokens over {num_keys} keys with padding")
-        if cfg.decode_scorer != "keys4":
+        if cfg.decode_scorer == "walk":
             raise NotImplementedError(
-                "sketchwalk: chunked prefill and cache reuse need decode_scorer='keys4'; got "
-                f"{num_queries} new tokens over {num_keys} keys")
+                "sketchwalk: chunked prefill and cache reuse need a decode scorer other than "
+                f"'walk'; got {num_queries} new tokens over {num_keys} keys")
         if not continues or rt.pads is not None or len(rt.states) != 1:
             rt.start_sequence([pkg.SketchWalkState(cfg)], hooked)
         rt.chunk = True

@@ -1,0 +1,67 @@
+"""Block scorers: how a layer ranks its key blocks, chosen by name in the config.
+
+SketchWalkConfig.prefill_scorer names how a prefill (or chunk) ranks blocks: "sketch_walk", the
+package's (docs/spec.md sections 1-3: sketch, block scores, the walk carried between layers), or
+a scorer registered here. SketchWalkConfig.decode_scorer names how a decode step ranks them:
+"keys4" (section 7) and "walk" (section 6) are built in (each keeps its own state), or a
+registered scorer, which sees the step's query and every key. A registered scorer returns block
+scores and nothing else: the selection rule (sink, window, quantile, dense last rows; the
+phase's knobs, plan.SelectionArgs) and the sparse attention stay the package's, so a scorer
+plugs into every caller (sketchwalk_attention, the ragged layer, transformers) unchanged.
+eval/ registers its exact-attention oracle this way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+BUILTIN_PREFILL_SCORERS = ("sketch_walk",)
+BUILTIN_DECODE_SCORERS = ("keys4", "walk")
+
+# fn(q [B, Hq, Tq, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, ceil(Tq/64),
+# ceil(Tk/64)]: higher ranks first; queries end at the last key (Tq < Tk for a chunk). `state` is
+# the sequence's SketchWalkState (a scorer may carry what it needs between layers there).
+PrefillScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
+# fn(q [B, Hq, 1, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, 1, ceil(Tk/64)].
+DecodeScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
+
+_PREFILL: dict[str, PrefillScorer] = {}
+_DECODE: dict[str, DecodeScorer] = {}
+
+
+def register_prefill_scorer(name: str, fn: PrefillScorer) -> None:
+    """Make `name` a prefill_scorer (replacing a registered one of that name)."""
+    if name in BUILTIN_PREFILL_SCORERS:
+        raise ValueError(f"register_prefill_scorer: {name!r} is built in")
+    _PREFILL[name] = fn
+
+
+def register_decode_scorer(name: str, fn: DecodeScorer) -> None:
+    """Make `name` a decode_scorer (replacing a registered one of that name)."""
+    if name in BUILTIN_DECODE_SCORERS:
+        raise ValueError(f"register_decode_scorer: {name!r} is built in")
+    _DECODE[name] = fn
+
+
+def prefill_scorer_names() -> tuple[str, ...]:
+    return BUILTIN_PREFILL_SCORERS + tuple(_PREFILL)
+
+
+def decode_scorer_names() -> tuple[str, ...]:
+    return BUILTIN_DECODE_SCORERS + tuple(_DECODE)
+
+
+def prefill_scorer(name: str) -> PrefillScorer:
+    """The registered prefill scorer `name` (not a built-in one)."""
+    if name not in _PREFILL:
+        raise ValueError(f"prefill_scorer {name!r} is not registered; registered: {tuple(_PREFILL)}")
+    return _PREFILL[name]
+
+
+def decode_scorer(name: str) -> DecodeScorer:
+    """The registered decode scorer `name` (not a built-in one)."""
+    if name not in _DECODE:
+        raise ValueError(f"decode_scorer {name!r} is not registered; registered: {tuple(_DECODE)}")
+    return _DECODE[name]
