@@ -75,9 +75,10 @@ class Method:
     name: str
     knobs: dict | None  # SketchWalkConfig keyword arguments; None = dense SDPA
     sparse_decode: bool = True
-    # Rank blocks by their exact attention mass (eval/quality_sweep.py's oracle, in prefill and
-    # decode) instead of the sketch: the same knobs and select_blocks rule, only the ranking
-    # differs. Left-padded batches run row by row, as in sketchwalk.integrations.hf.
+    # Rank blocks by their exact attention mass (eval/quality_sweep.py's oracle, registered as
+    # the package's prefill and decode scorer) instead of the sketch: the same knobs and
+    # select_blocks rule, only the ranking differs; padding, chunks and densities are the
+    # package's (sketchwalk.integrations.hf).
     oracle: bool = False
 
 
@@ -132,18 +133,18 @@ def parse_extra_method(spec: str) -> Method:
 
 
 def build_config(method: Method):
-    """The method's SketchWalkConfig, or None for dense; raises if this package rejects it."""
-    return None if method.knobs is None else sketchwalk.SketchWalkConfig(**method.knobs)
+    """The method's SketchWalkConfig, or None for dense; raises if this package rejects it. An
+    oracle method's names the exact-mass ranking registered as the package's scorer."""
+    if method.knobs is None:
+        return None
+    if method.oracle:
+        return eq.method_config(eq.Method(method.name, "oracle", method.knobs, "decode"))
+    return sketchwalk.SketchWalkConfig(**method.knobs)
 
 
 def use_method(model, method: Method, cfg) -> None:
     if cfg is None:
         model.set_attn_implementation("sdpa")
-    elif method.oracle:
-        eq.register_oracle()
-        eq._OracleRuntime.config = cfg
-        eq._OracleRuntime.method = None  # exact block mass
-        model.set_attn_implementation("sketchwalk_oracle")
     else:
         hf.configure(model, cfg, sparse_decode=method.sparse_decode)
 
@@ -153,8 +154,6 @@ def layer_densities(model, method: Method, cfg) -> tuple[dict[int, float], dict[
     if cfg is None:
         every = {i: 1.0 for i in range(model.config.num_hidden_layers)}
         return every, dict(every)
-    if method.oracle:
-        return eq.densities(model, eq.Method(method.name, "oracle", method.knobs, "decode"))
     dense = {i: 1.0 for i in range(cfg.dense_layers)}
     decode = hf.last_density(model, "decode")
     return {**dense, **hf.last_density(model, "prefill")}, ({**dense, **decode} if decode else {})

@@ -44,7 +44,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import ClassVar
 
 # Shared CPUs: libgomp's default spin-waiting made the CPU kernels 5 to 10x slower here
 # whenever another job held a core; passive waiting costs little when the cores are free.
@@ -227,18 +226,7 @@ def methods(args) -> list[Method]:
 # Oracle: exact block attention mass -> select_blocks -> sparse attention
 
 
-class _OracleRuntime:
-    """Knobs and densities of the oracle (one sequence at a time, module-global)."""
-
-    config: ClassVar[sketchwalk.SketchWalkConfig] = sketchwalk.SketchWalkConfig()
-    method: ClassVar[Method | None] = None
-    carried: ClassVar[tuple[int, torch.Tensor] | None] = None  # (layer, W) of the walk
-    prefill_density: ClassVar[dict[int, float]] = {}
-    decode_density_sum: ClassVar[dict[int, float]] = {}
-    decode_steps: ClassVar[int] = 0
-
-
-def exact_block_mass(q, k, block_size: int, chunk: int = 256) -> torch.Tensor:
+def exact_block_mass(q, k, block_size: int, chunk: int = 256, config=None) -> torch.Tensor:
     """[B, Nq, Nk] float32: per query block, the exact causal softmax attention mass of
     each key block, summed over query heads and the block's queries, rows normalized."""
     batch, hq, tq, d = q.shape
@@ -259,7 +247,7 @@ def exact_block_mass(q, k, block_size: int, chunk: int = 256) -> torch.Tensor:
     return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
-def block_mean_query_mass(q, k, block_size: int, last_rows: int = 0) -> torch.Tensor:
+def block_mean_query_mass(q, k, block_size: int, last_rows: int = 0, config=None) -> torch.Tensor:
     """[B, Nq, Nk] float32: per query block, its mean query (per head; of the block's last
     `last_rows` queries when > 0) against every key token it may see (causal to the block's
     last query), exact softmax at 1/sqrt(D); probabilities summed per key block and over all
@@ -286,10 +274,11 @@ def block_mean_query_mass(q, k, block_size: int, last_rows: int = 0) -> torch.Te
     return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
-def sketch_scores(q, k, block_size: int, factor: float = 1.0) -> torch.Tensor:
+def sketch_scores(q, k, block_size: int, factor: float = 1.0, config=None) -> torch.Tensor:
     """The paper's A (docs/spec.md sections 1-2: ops.hadamard_sketch, ops.score_blocks) with
-    the logit scale m^1.5 / (100 n) multiplied by `factor` (a sharper softmax when > 1)."""
-    cfg = _OracleRuntime.config
+    the logit scale m^1.5 / (100 n) multiplied by `factor` (a sharper softmax when > 1).
+    `config`: the SketchWalkConfig whose sketch_dim and seed are used."""
+    cfg = config if config is not None else sketchwalk.SketchWalkConfig()
     d = q.shape[3]
     signs, coords = sketchwalk.ops.sketch_transform(d, cfg.sketch_dim, cfg.seed, q.device)
     qs = sketchwalk.ops.hadamard_sketch(q, signs, coords, block_size)
@@ -297,11 +286,11 @@ def sketch_scores(q, k, block_size: int, factor: float = 1.0) -> torch.Tensor:
     return sketchwalk.ops.score_blocks(qs, ks, factor * sketchwalk.ops.logit_scale(cfg.sketch_dim, d))
 
 
-def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0) -> torch.Tensor:
+def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0, config=None) -> torch.Tensor:
     """sketch_scores with the per-head softmax over the causal key blocks j <= i only (the
     paper's runs over all key blocks), in Python: the sketched logits, masked, softmax, summed
     over heads, rows normalized."""
-    cfg = _OracleRuntime.config
+    cfg = config if config is not None else sketchwalk.SketchWalkConfig()
     d = q.shape[3]
     signs, coords = sketchwalk.ops.sketch_transform(d, cfg.sketch_dim, cfg.seed, q.device)
     qs = sketchwalk.ops.hadamard_sketch(q, signs, coords, block_size)
@@ -320,113 +309,67 @@ SCORERS = {"exact_mass": exact_block_mass, "block_mean_query": block_mean_query_
            "sketch": sketch_scores, "sketch_causal": sketch_scores_causal}
 
 
-def carried_walk(scores: torch.Tensor, layer: int) -> torch.Tensor:
-    """docs/spec.md section 3 on `scores` as A: W = W(layer-1) if it exists with A's size,
-    else A; degree x: W = (1 - beta) A + beta W @ A (the baddbmm calls of the package)."""
-    cfg = _OracleRuntime.config
-    prev = _OracleRuntime.carried
-    init = prev[1] if prev is not None and prev[0] == layer - 1 and prev[1].shape == scores.shape \
-        else None
+def scorer_name(method: Method) -> str:
+    """The name the method's block scorer is registered under (sketchwalk.scorers)."""
+    args = ",".join(f"{k}={v}" for k, v in sorted(method.scorer_args.items()))
+    return f"eval_{method.scorer}({args})" + ("+walk" if method.walk else "")
+
+
+def register_method_scorer(method: Method) -> str:
+    """Registers the method's ranking as the package's prefill and decode scorer (the selection
+    rule, the sparse attention, padding, chunks and densities are then the package's, through
+    sketchwalk.integrations.hf) and returns its name. With method.walk the paper's walk runs on
+    the prefill scores, carried between layers in the sequence's state."""
+    fn, args, b = SCORERS[method.scorer], dict(method.scorer_args), 64
+
+    def prefill(q, k, layer_idx, state):
+        scores = fn(q, k, b, config=state.config, **args)
+        if not method.walk:
+            return scores
+        if q.shape[2] != k.shape[2]:
+            raise NotImplementedError("the walk of kind 'scores' runs on whole prompts only")
+        return state_walk(scores, layer_idx, state)
+
+    def decode(q, k, layer_idx, state):
+        if method.walk:
+            raise NotImplementedError("the walk of kind 'scores' runs in prefill only")
+        return fn(q, k, b, config=state.config, **args)
+
+    name = scorer_name(method)
+    sketchwalk.scorers.register_prefill_scorer(name, prefill)
+    sketchwalk.scorers.register_decode_scorer(name, decode)
+    return name
+
+
+def state_walk(scores: torch.Tensor, layer: int, state) -> torch.Tensor:
+    """docs/spec.md section 3 on `scores` as A: W = W(layer-1) if the state carries one of A's
+    size, else A; degree x: W = (1 - beta) A + beta W @ A (the package's baddbmm calls)."""
+    cfg = state.config
+    init = state.take_carried_walk(layer, scores.shape[-1], scores.shape[0])
     walk = (scores if init is None else init).clone()
     if cfg.degree > 0:
         walk = torch.baddbmm(scores, walk if init is not None else scores, scores,
                              beta=1.0 - cfg.damping, alpha=cfg.damping)
         for _ in range(cfg.degree - 1):
             walk = torch.baddbmm(scores, walk, scores, beta=1.0 - cfg.damping, alpha=cfg.damping)
-    _OracleRuntime.carried = (layer, walk)
+    state.carry_walk(layer, walk)
     return walk
 
 
-def oracle_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
-                             scaling=None, **kwargs):
-    """transformers' attention interface: the exact-mass (or SCORERS) ranking, select_blocks and
-    sparse attention. Left-padded batches run row by row with the padding sliced away (as
-    sketchwalk.integrations.hf does), so padding never enters the scores or the density; the
-    density recorded is the mean over the rows."""
-    from sketchwalk.integrations.hf import _left_pads
-
-    layer = int(module.layer_idx)
-    tq, tk = query.shape[2], key.shape[2]
-    if layer == 0 and tq == 1:
-        _OracleRuntime.decode_steps += 1
-    if layer == 0 and tq == tk:
-        _OracleRuntime.prefill_density, _OracleRuntime.decode_density_sum = {}, {}
-        _OracleRuntime.decode_steps = 0
-        _OracleRuntime.carried = None
-    pads = _left_pads(attention_mask, query.shape[0], tk)
-    if pads is None:
-        out, density = _oracle_sequence(query, key, value, layer)
-    else:
-        method = _OracleRuntime.method
-        if method is not None and method.walk:
-            raise NotImplementedError("the walk of kind 'scores' runs unpadded batches only")
-        out = query.new_zeros(query.shape[0], query.shape[1], tq, value.shape[3])
-        densities = []
-        for row, pad in enumerate(pads):
-            q_row = query[row : row + 1, :, pad:] if tq == tk else query[row : row + 1]
-            o, d = _oracle_sequence(q_row, key[row : row + 1, :, pad:],
-                                    value[row : row + 1, :, pad:], layer)
-            out[row : row + 1, :, tq - o.shape[2]:] = o  # pad queries (prefill) stay zero
-            densities.append(d)
-        density = None if densities[0] is None else sum(densities) / len(densities)
-    if density is not None and tq == tk:  # None: a dense layer
-        _OracleRuntime.prefill_density[layer] = density
-    elif density is not None:
-        _OracleRuntime.decode_density_sum[layer] = (
-            _OracleRuntime.decode_density_sum.get(layer, 0.0) + density)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _oracle_sequence(query, key, value, layer: int) -> tuple[torch.Tensor, float | None]:
-    """One unpadded sequence of one layer: (attention output [B, Hq, Tq, D], density; None for
-    the dense first layers)."""
-    from sketchwalk.attention import dense_causal_attention
-    from sketchwalk.density import prefill_density
-
-    cfg = _OracleRuntime.config
-    if layer < cfg.dense_layers:
-        return dense_causal_attention(query, key, value), None
-    tq, tk = query.shape[2], key.shape[2]
-    b = cfg.block_size
-    method = _OracleRuntime.method
-    if method is None:
-        scores = exact_block_mass(query, key, b)
-    else:
-        scores = SCORERS[method.scorer](query, key, b, **method.scorer_args)
-        if method.walk:
-            if tq != tk:
-                raise NotImplementedError("the walk of kind 'scores' runs in prefill only")
-            scores = carried_walk(scores, layer)
-    if tq == tk:
-        w, sink = cfg.window_tokens(tk), cfg.sink_tokens(tk)
-        index, count = sketchwalk.ops.select_blocks(scores, tq, tk, b, cfg.kblocks_frac, w, sink,
-                                                    w, cfg.dense_last_q_blocks)
-    else:  # a decode step: the decode knobs
-        w, sink = cfg.decode_window_tokens(tk), cfg.decode_sink_tokens(tk)
-        index, count = sketchwalk.ops.select_blocks(scores, tq, tk, b, cfg.decode_fracs()[0], w,
-                                                    sink, max(w, sink), 0)
-    out, _ = sketchwalk.ops.sparse_prefill(query, key, value, index, count)
-    return out, float(prefill_density(index, count, tq, b, tk))
-
-
-def register_oracle() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register("sketchwalk_oracle", oracle_attention_forward)
-    AttentionMaskInterface.register("sketchwalk_oracle", sdpa_mask)
+def method_config(method: Method):
+    """The method's SketchWalkConfig; kinds "oracle" / "scores" with their registered scorer."""
+    if method.kind in ("oracle", "scores"):
+        name = register_method_scorer(method)
+        return sketchwalk.SketchWalkConfig(**{**method.knobs, "prefill_scorer": name,
+                                              "decode_scorer": name})
+    return sketchwalk.SketchWalkConfig(**method.knobs)
 
 
 def use_method(model, method: Method) -> None:
     if method.kind == "dense":
         model.set_attn_implementation("sdpa")
-    elif method.kind == "sketchwalk":
-        hf.configure(model, sketchwalk.SketchWalkConfig(**method.knobs),
-                     sparse_decode=method.sparse_decode)
-    else:
-        _OracleRuntime.config = sketchwalk.SketchWalkConfig(**method.knobs)
-        _OracleRuntime.method = method
-        model.set_attn_implementation("sketchwalk_oracle")
+    else:  # "sketchwalk", or a ranking registered as the package's scorer ("oracle", "scores")
+        hf.configure(model, method_config(method), sparse_decode=method.sparse_decode)
 
 
 def densities(model, method: Method) -> tuple[dict[int, float], dict[int, float]]:
@@ -434,12 +377,7 @@ def densities(model, method: Method) -> tuple[dict[int, float], dict[int, float]
     n = model.config.num_hidden_layers
     if method.kind == "dense":
         return {i: 1.0 for i in range(n)}, {i: 1.0 for i in range(n)}
-    if method.kind == "sketchwalk":
-        pre, dec = hf.last_density(model, "prefill"), hf.last_density(model, "decode")
-    else:
-        pre = dict(_OracleRuntime.prefill_density)
-        steps = max(_OracleRuntime.decode_steps, 1)
-        dec = {k: v / steps for k, v in _OracleRuntime.decode_density_sum.items()}
+    pre, dec = hf.last_density(model, "prefill"), hf.last_density(model, "decode")
     return ({i: pre.get(i, 1.0) for i in range(n)},
             {i: dec.get(i, 1.0) for i in range(n)} if dec else {})
 
@@ -611,7 +549,6 @@ def run(args) -> dict:
     device = args.device
     model, tok = assets.load_model(args.model, attn_implementation="sdpa", device=device)
     model_dir = assets.ensure_model(args.model)
-    register_oracle()
     tasks = ruler_tasks(args.tasks)
     samples = {t: ruler_samples(t, args.samples, args.length, model_dir, args.seed) for t in tasks}
     windows = ppl_windows(tok, args.ppl_length, args.ppl_windows)

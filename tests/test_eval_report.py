@@ -134,51 +134,46 @@ def test_merge_refuses_mixed_models(tmp_path):
         report.merge([a, b])
 
 
-def _padded_mask(pads, tq, tk):
-    """A 4D bool mask as transformers' sdpa_mask makes it: causal, left padding masked."""
-    pos = torch.arange(tk)
-    rows = torch.arange(tq)[:, None] + (tk - tq)
-    causal = pos[None, :] <= rows
-    return torch.stack([causal & (pos[None, :] >= p) for p in pads])[:, None]
-
-
-@pytest.mark.parametrize("layer", [0, 2])  # a dense first layer and a sparse one
-def test_oracle_runs_left_padded_batches_row_by_row(layer):
-    """Each row of a left-padded batch gets what it gets alone, unpadded (prefill and a decode
-    step); the density recorded is the rows' mean."""
-    import types
-
+def test_oracle_is_a_registered_scorer():
+    """The eval oracle ranks blocks through the package (sketchwalk.scorers): a layer's output is
+    select_blocks on the exact block mass (prefill knobs), then sparse_prefill; a decode step the
+    same with the decode knobs and sparse_decode."""
     sw = pytest.importorskip("sketchwalk")
     eq = dq.eq
-    eq._OracleRuntime.config = sw.SketchWalkConfig(**eq.P20)  # dense_layers 2
-    eq._OracleRuntime.method = None
-    module = types.SimpleNamespace(layer_idx=layer)
+    method = eq.Method("oracle20", "oracle", dict(eq.P20, dense_layers=0), "decode")
+    cfg = eq.method_config(method)
+    assert cfg.prefill_scorer == cfg.decode_scorer == eq.scorer_name(method)
     torch.manual_seed(0)
-    lengths, hq, hkv, d = [1000, 520], 4, 2, 64
-    tk = max(lengths)
-    pads = [tk - n for n in lengths]
-    q, k, v = torch.randn(2, hq, tk, d), torch.randn(2, hkv, tk, d), torch.randn(2, hkv, tk, d)
-    for tq in (tk, 1):  # prefill, then one decode step (the last query)
-        qq = q[:, :, tk - tq:]
-        out, _ = eq.oracle_attention_forward(module, qq, k, v, _padded_mask(pads, tq, tk))
-        assert out.shape == (2, tq, hq, d)
-        eq._OracleRuntime.decode_density_sum.clear()  # a decode step adds: read per call below
-        dens = []
-        for row, pad in enumerate(pads):
-            q_row = qq[row:row + 1, :, pad:] if tq == tk else qq[row:row + 1]
-            alone, _ = eq.oracle_attention_forward(module, q_row, k[row:row + 1, :, pad:],
-                                                   v[row:row + 1, :, pad:], None)
-            torch.testing.assert_close(out[row:row + 1, tq - alone.shape[1]:], alone)
-            if tq == tk:
-                assert not out[row, :pad].any()  # pad queries stay zero
-            if layer >= 2:
-                dens.append(eq._OracleRuntime.prefill_density.get(layer) if tq == tk
-                            else eq._OracleRuntime.decode_density_sum[layer])
-                eq._OracleRuntime.decode_density_sum.clear()
-        if layer >= 2:  # rerun the batch to read its recorded density: the rows' mean
-            eq.oracle_attention_forward(module, qq, k, v, _padded_mask(pads, tq, tk))
-            got = (eq._OracleRuntime.prefill_density[layer] if tq == tk
-                   else eq._OracleRuntime.decode_density_sum[layer])
-            assert got == pytest.approx(sum(dens) / 2)
-            assert dens[0] != pytest.approx(dens[1])  # the rows differ, so the mean is a check
-            eq._OracleRuntime.decode_density_sum.clear()
+    q, k, v = torch.randn(1, 4, 701, 64), torch.randn(1, 2, 701, 64), torch.randn(1, 2, 701, 64)
+    state = sw.SketchWalkState(cfg)
+    out = sw.sketchwalk_attention(q[:, :, :700], k[:, :, :700], v[:, :, :700], 0, state)
+    args = sw.plan.SelectionArgs.prefill(cfg, 700)
+    index, count = sw.ops.select_blocks(eq.exact_block_mass(q[:, :, :700], k[:, :, :700], 64),
+                                        *args.select_blocks_args(700, 700, 64))
+    assert torch.equal(out, sw.ops.sparse_prefill(q[:, :, :700], k[:, :, :700], v[:, :, :700],
+                                                  index, count)[0])
+    step = sw.sketchwalk_attention(q[:, :, 700:], k, v, 0, state)
+    args = sw.plan.SelectionArgs.decode(cfg, 701)
+    index, count = sw.ops.select_blocks(eq.exact_block_mass(q[:, :, 700:], k, 64),
+                                        *args.select_blocks_args(1, 701, 64))
+    assert torch.equal(step, sw.ops.sparse_decode(q[:, :, 700:], k, v, index, count)[0])
+
+
+def test_oracle_left_padded_rows_equal_rows_alone():
+    """Through transformers, each row of a left-padded batch generates what it generates alone
+    under the oracle's ranking (padding never enters its scores)."""
+    pytest.importorskip("sketchwalk")
+    hf_test = pytest.importorskip("test_hf_integration")
+    eq = dq.eq
+    method = eq.Method("oracle20", "oracle", dict(eq.P20, dense_layers=1), "decode")
+    _, model = hf_test.make_pair("llama")
+    hf_test.hf.configure(model, eq.method_config(method))
+    base = hf_test.prompts(2, hf_test.PROMPT_LEN)
+    pads = [0, 130]
+    ids, mask = hf_test.left_pad(base, pads)
+    kw = dict(max_new_tokens=4, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        batched = model.generate(ids, attention_mask=mask, **kw)
+        alone = [model.generate(base[row : row + 1, pad:], **kw) for row, pad in enumerate(pads)]
+    for row in range(2):
+        assert torch.equal(batched[row, hf_test.PROMPT_LEN:], alone[row][0, -4:]), row
