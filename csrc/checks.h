@@ -207,6 +207,13 @@ void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at
                                         const std::optional<at::Tensor>& cu_seqlens_k,
                                         const std::optional<at::Tensor>& seq_lens_k,
                                         const std::optional<at::Tensor>& page_table, bool validate);
+// sparse_decode's seq_starts (a left-padded cache): int32 [batch] on q's device, given with
+// seq_lens and without page_table; with validate (no capture) 0 <= start and start + length <=
+// num_keys for every row.
+void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor>& seq_starts,
+                             const std::optional<at::Tensor>& seq_lens,
+                             const std::optional<at::Tensor>& page_table,
+                             const AttentionShape& s, bool validate);
 void check_update_block_sketch_args(const at::Tensor& block_sketch,
                                     const at::Tensor& token_sketch, int64_t num_tokens_before,
                                     int64_t block_size);

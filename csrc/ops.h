@@ -34,7 +34,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens,
-    const std::optional<at::Tensor>& page_table);
+    const std::optional<at::Tensor>& page_table,
+    const std::optional<at::Tensor>& seq_starts);
 void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
                              int64_t block_size);
 void update_window_logits_cpu(const at::Tensor& window_logits, const at::Tensor& query_window,
@@ -76,7 +77,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens,
-    const std::optional<at::Tensor>& page_table);
+    const std::optional<at::Tensor>& page_table,
+    const std::optional<at::Tensor>& seq_starts);
 void update_block_matrix_cuda(const at::Tensor& transition, const at::Tensor& r, int64_t num_keys,
                               int64_t block_size);
 void update_window_logits_cuda(const at::Tensor& window_logits, const at::Tensor& query_window,

@@ -29,9 +29,10 @@ TORCH_LIBRARY(sketchwalk, m) {
   // seq_lens [B] int32 (optional): keys per sequence of a fixed-capacity cache (CUDA graphs).
   // page_table [B,max_pages] int32 (optional, with seq_lens): k/v_cache are page pools
   // [pages,64,Hkv,D] and key block j of sequence b is page page_table[b,j].
+  // seq_starts [B] int32 (optional, with seq_lens): a left-padded cache, row b's keys from seq_starts[b].
   m.def("sparse_decode(Tensor q, Tensor k_cache, Tensor v_cache, Tensor block_index, "
         "Tensor num_selected, float? softmax_scale=None, bool validate=True, Tensor? seq_lens=None, "
-        "Tensor? page_table=None) -> (Tensor out, Tensor lse)");
+        "Tensor? page_table=None, Tensor? seq_starts=None) -> (Tensor out, Tensor lse)");
   // Running mean of one new token's sketch into its key block's sketch, in place.
   m.def("update_block_sketch_(Tensor(a!) block_sketch, Tensor token_sketch, int num_tokens_before, "
         "int block_size) -> ()");

@@ -167,8 +167,8 @@ def test_left_padded_rows_equal_rows_alone(arch):
 
 
 def test_left_padded_prefill_is_one_ragged_call_per_layer(monkeypatch):
-    """The prefill of a padded batch runs as one ragged step per layer (no row loop); its decode
-    steps run row by row."""
+    """The prefill of a padded batch runs as one ragged step per layer, and its decode steps as
+    one batched call per op (no row loop in either)."""
     import sketchwalk
 
     _, model = make_pair("llama")
@@ -181,13 +181,19 @@ def test_left_padded_prefill_is_one_ragged_call_per_layer(monkeypatch):
         return real(q, k, v, layer_idx, states, plan)
 
     monkeypatch.setattr(sketchwalk, "sketchwalk_attention_varlen", counting)
+    rows = []
+    single = sketchwalk.sketchwalk_attention
+    monkeypatch.setattr(sketchwalk, "sketchwalk_attention",
+                        lambda *a, **kw: rows.append(1) or single(*a, **kw))
     base = prompts(2, PROMPT_LEN)
     ids, mask = left_pad(base, [0, 130])
     with torch.no_grad():
-        model.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False, pad_token_id=0)
+        model.generate(ids, attention_mask=mask, max_new_tokens=3, do_sample=False, pad_token_id=0)
     layers = model.config.num_hidden_layers
     assert [c[0] for c in calls] == list(range(layers))
     assert all(c[1] == ("prefill", "prefill") and c[2] == 2 * PROMPT_LEN - 130 for c in calls)
+    assert not rows, "decode steps of a padded batch ran row by row"
+    assert hf.last_density(model, "decode")
 
 
 def test_dense_decode_after_sparse_prefill():

@@ -74,6 +74,9 @@ def op_cases(device):
           signs, coords, 4, 4, 64, 3, 0.25, 0.1, 0.125, 15, 7, 15)),
         ("sparse_decode_seq_lens", ns.sparse_decode.default,
          (qd, k, v, didx, dcnt, 0.125, True, lens)),
+        ("sparse_decode_left_padded", ns.sparse_decode.default,
+         (qd, k, v, didx, dcnt, 0.125, True, lens, None,
+          torch.tensor([5], dtype=torch.int32, device=device))),
         ("sparse_decode_paged", ns.sparse_decode.default,
          (qd[:, :, :, :64].expand(2, 4, 1, 64).contiguous(), pages, pages,
           vidx[:, :, :1].contiguous(), torch.tensor([[[2]], [[5]]], dtype=torch.int32,
@@ -99,7 +102,8 @@ NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "
          "sparse_prefill", "sparse_prefill_varlen", "sparse_prefill_varlen_paged", "sparse_decode",
          "update_block_sketch_", "push_query_window_",
          "update_block_matrix_", "update_window_logits_", "window_block_scores",
-         "select_decode_blocks_", "sparse_decode_seq_lens", "sparse_decode_paged", "quantize_keys4_",
+         "select_decode_blocks_", "sparse_decode_seq_lens", "sparse_decode_left_padded",
+         "sparse_decode_paged", "quantize_keys4_",
          "score_blocks_keys4", "quantize_keys4_paged", "score_blocks_keys4_paged",
          "select_blocks_keys4"]
 

@@ -124,3 +124,48 @@ def test_sparse_decode_seq_lens(device, dtype, head_dim):
                          "block_index")
     assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens + 1000),
                          "seq_lens")
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sparse_decode_left_padded(device, dtype):
+    """seq_starts: a left-padded dense cache (NaN in the padding): each row equals the call on
+    its own keys, and the float64 reference."""
+    if device == "cpu":
+        dtype = torch.float32
+    if device == "cuda" and dtype == torch.float32:
+        pytest.skip("CUDA takes fp16 / bf16 with seq_starts")
+    cap, lens = 700, [1, 64, 65, 700, 333]
+    starts = [cap - n for n in lens]  # left padding
+    batch = len(lens)
+    k = torch.randn(batch, 2, cap, 64, device=device).to(dtype)
+    v = torch.randn(batch, 2, cap, 64, device=device).to(dtype)
+    for b, s in enumerate(starts):
+        k[b, :, :s] = float("nan")
+        v[b, :, :s] = float("nan")
+    q = torch.randn(batch, 8, 1, 64, device=device).to(dtype)
+    width = R.ceil_div(cap, B)
+    keep = torch.rand(batch, 2, 1, width, device=device) < 0.5
+    for b, n in enumerate(lens):
+        nb = R.ceil_div(n, B)
+        keep[b, ..., nb:] = False
+        keep[b, ..., nb - 1] = True
+    idx, cnt = R.mask_to_block_index(keep)
+    seq_lens = torch.tensor(lens, dtype=torch.int32, device=device)
+    seq_starts = torch.tensor(starts, dtype=torch.int32, device=device)
+    out, lse = ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None, seq_starts)
+    for b, (s, n) in enumerate(zip(starts, lens)):
+        row, row_lse = ops().sparse_decode(q[b:b + 1], k[b:b + 1, :, s:].contiguous(),
+                                           v[b:b + 1, :, s:].contiguous(), idx[b:b + 1],
+                                           cnt[b:b + 1], None, True, seq_lens[b:b + 1])
+        assert torch.equal(out[b:b + 1], row) and torch.equal(lse[b:b + 1], row_lse), b
+        ref, _ = R.sparse_attention(q[b:b + 1], k[b:b + 1, :, s:], v[b:b + 1, :, s:],
+                                    idx[b:b + 1], cnt[b:b + 1])
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(out[b:b + 1].double(), ref, atol=tol, rtol=tol)
+    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, None, None,
+                                                     seq_starts), "seq_starts")
+    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None,
+                                                     seq_starts + 1), "seq_starts")
+    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None,
+                                                     seq_starts.long()), "seq_starts")

@@ -98,4 +98,24 @@ void check_sparse_decode_index(const at::Tensor& q, const at::Tensor& block_inde
   }
 }
 
+void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor>& seq_starts,
+                             const std::optional<at::Tensor>& seq_lens,
+                             const std::optional<at::Tensor>& page_table,
+                             const AttentionShape& s, bool validate) {
+  constexpr const char* op = "sparse_decode";
+  if (!seq_starts.has_value()) return;
+  SW_CHECK_ARG(seq_lens.has_value(), op, "seq_starts",
+               "needs seq_lens (row b's keys are [seq_starts[b], seq_starts[b] + seq_lens[b]))");
+  SW_CHECK_ARG(!page_table.has_value(), op, "seq_starts",
+               "is for a left-padded dense cache; a paged cache (page_table) has no padding");
+  check_tensor(*seq_starts, op, "seq_starts", 1, "[batch]", {at::kInt});
+  check_same_device(*seq_starts, q, op, "seq_starts", "q");
+  check_size(*seq_starts, op, "seq_starts", 0, s.batch, "batch");
+  if (!read_values(validate, q) || s.batch == 0) return;
+  SW_CHECK_ARG(at::all(at::logical_and(*seq_starts >= 0, (*seq_starts + *seq_lens) <= s.num_keys))
+                   .item<bool>(),
+               op, "seq_starts", "must hold starts with 0 <= seq_starts[b] and seq_starts[b] + "
+               "seq_lens[b] <= num_keys=", s.num_keys);
+}
+
 }  // namespace sketchwalk

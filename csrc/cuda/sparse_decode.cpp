@@ -20,7 +20,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
     const at::Tensor& block_index, const at::Tensor& num_selected,
     std::optional<double> softmax_scale, bool validate, const std::optional<at::Tensor>& seq_lens,
-    const std::optional<at::Tensor>& page_table) {
+    const std::optional<at::Tensor>& page_table, const std::optional<at::Tensor>& seq_starts) {
   constexpr const char* op = "sparse_decode";
   // softmax_scale first on CUDA (check_sparse_decode_args checks it again, after the tensors).
   check_softmax_scale(softmax_scale, op);
@@ -32,6 +32,9 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
   const int64_t num_pages = page_table.has_value() ? k_cache.size(0) : 0;
   check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, page_table, num_pages,
                             validate);
+  check_decode_seq_starts(q, seq_starts, seq_lens, page_table, s, validate);
+  SW_CHECK_ARG(!seq_starts.has_value() || q.scalar_type() != at::kFloat, op, "q",
+               "must be float16 or bfloat16 with seq_starts on CUDA, got float32");
   SW_CHECK_ARG(!page_table.has_value() || q.scalar_type() != at::kFloat, op, "q",
                "must be float16 or bfloat16 with a paged cache on CUDA, got float32");
   if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
@@ -45,6 +48,11 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
       fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
   at::Tensor lens;
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
+  at::Tensor starts;
+  if (seq_starts.has_value()) {  // a left-padded cache: SeqInfo::make offsets each row's keys
+    starts = seq_starts->contiguous();
+    p.k_starts = starts.data_ptr<int>();
+  }
   if (page_table.has_value()) {  // pools [pages, 64, heads, D]: the batch stride steps pages
     copy_strides(k_cache, p.k_batch_stride, p.k_token_stride, p.k_head_stride);
     copy_strides(v_cache, p.v_batch_stride, p.v_token_stride, p.v_head_stride);

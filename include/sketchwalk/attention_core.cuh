@@ -27,8 +27,8 @@ struct SeqInfo {
   int64_t k_token0;  // token of its first key in k / v (packed keys; 0 otherwise)
 
   /// Sequence `batch_idx` of `p`: the dense layout (every sequence of the same lengths, batch
-  /// row b), or its spans of a ragged batch (cu_seqlens_q / cu_seqlens_k) and its key count
-  /// (seq_lens). The only reader of those arrays.
+  /// row b), or its spans of a ragged batch (cu_seqlens_q / cu_seqlens_k), its key count
+  /// (seq_lens) and the first key of a left-padded row (k_starts). The only reader of those.
   static SW_DEVICE SeqInfo make(const SparseAttentionParams& p, int batch_idx) {
     SeqInfo s{batch_idx, p.num_queries, p.num_keys, 0, 0};
     if (p.cu_seqlens_q != nullptr) {
@@ -40,6 +40,7 @@ struct SeqInfo {
       s.num_keys = p.cu_seqlens_k[batch_idx + 1] - p.cu_seqlens_k[batch_idx];
     }
     if (p.seq_lens != nullptr) s.num_keys = p.seq_lens[batch_idx];
+    if (p.k_starts != nullptr) s.k_token0 = p.k_starts[batch_idx];
     return s;
   }
 

@@ -128,6 +128,10 @@ struct SparseAttentionParams {
   // span (packed).
   const int* __restrict__ page_table;    // [batch, max_pages] or nullptr
   int64_t page_table_stride;             // elements between the rows of page_table
+  // sparse_decode over a left-padded dense cache: sequence b's first key is token k_starts[b]
+  // of its batch row (its keys [k_starts[b], k_starts[b] + seq_lens[b]); block j of the index
+  // starts at key 64 j of the sequence). nullptr: 0.
+  const int* __restrict__ k_starts;      // [batch] or nullptr
 };
 
 // quantize_keys4_: k [batch, num_kv_heads, tokens, head_dim] -> rows [L_b - tokens, L_b) of the

@@ -406,7 +406,7 @@ def keys4_layer_state(k: torch.Tensor, cache_capacity: int | None = None) -> Lay
     return LayerKeys4State(codes=codes, scales=scales, seq_lens=seq_lens, num_keys=num_keys)
 
 
-def _select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg):
+def select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg):
     """docs/spec.md section 7 steps 1-3 on the layer's 4-bit keys: (block_index, num_selected) with
     index_heads = num_kv_heads. Lengths come from seq_lens on the device (no sync)."""
     # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
@@ -424,7 +424,7 @@ def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
     layer.ensure_capacity(num_keys)
     layer.seq_lens.fill_(num_keys)  # a scalar fill: no host-device sync
     ops.quantize_keys4_(layer.codes, layer.scales, k[:, :, -1:], layer.seq_lens, False)
-    block_index, num_selected = _select_keys4_blocks(q, layer, layer.seq_lens, cfg)
+    block_index, num_selected = select_keys4_blocks(q, layer, layer.seq_lens, cfg)
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
@@ -455,7 +455,7 @@ def _decode_keys4_fixed(q, k, v, seq_lens: torch.Tensor, layer_idx: int,
             f"state.cache_capacity >= {capacity}")
     slot = (seq_lens.long() - 1).view(batch, 1, 1, 1).expand(batch, num_kv_heads, 1, head_dim)
     ops.quantize_keys4_(layer.codes, layer.scales, k.gather(2, slot), seq_lens, False)
-    block_index, num_selected = _select_keys4_blocks(q, layer, seq_lens, cfg)
+    block_index, num_selected = select_keys4_blocks(q, layer, seq_lens, cfg)
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, None, False, seq_lens)
     state.record_decode_rows(layer_idx, num_selected, seq_lens, cfg.block_size)
     return out

@@ -323,6 +323,7 @@ def sparse_decode(
     validate: bool = True,
     seq_lens: torch.Tensor | None = None,
     page_table: torch.Tensor | None = None,
+    seq_starts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
 
@@ -337,15 +338,22 @@ def sparse_decode(
     Returns (out like q, lse [batch, num_q_heads, 1]).
     Equivalent to ``reference.sparse_attention(q, k_cache[:, :, :L], v_cache[:, :, :L], ...)`` per
     batch row with L = seq_lens[b] (paged: on ``reference.pages_to_dense(k_cache, page_table)``).
+    seq_starts: optional int32 [batch], with seq_lens, for a left-padded dense cache: row b's keys
+    are ``k_cache[b, :, seq_starts[b] : seq_starts[b] + seq_lens[b]]`` (the index counts blocks
+    from its first key), equivalent to the call on those slices row by row.
     """
     return _ops.sparse_decode(q, k_cache, v_cache, block_index, num_selected, softmax_scale,
-                              validate, seq_lens, page_table)
+                              validate, seq_lens, page_table, seq_starts)
 
 
 @torch.library.register_fake("sketchwalk::sparse_decode")
 def _(q, k_cache, v_cache, block_index, num_selected, softmax_scale=None, validate=True,
-      seq_lens=None, page_table=None):
-    _check_same_device("sparse_decode", "q", q, seq_lens=seq_lens, page_table=page_table)
+      seq_lens=None, page_table=None, seq_starts=None):
+    _check_same_device("sparse_decode", "q", q, seq_lens=seq_lens, page_table=page_table,
+                       seq_starts=seq_starts)
+    torch._check(seq_starts is None or (seq_lens is not None and page_table is None),
+                 lambda: "sketchwalk.sparse_decode: argument 'seq_starts' needs seq_lens and no "
+                         "page_table")
     if page_table is not None:
         torch._check(seq_lens is not None, lambda: "sketchwalk.sparse_decode: argument 'seq_lens' "
                      "must be given with page_table (the keys of each sequence)")

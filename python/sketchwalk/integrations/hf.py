@@ -29,8 +29,9 @@ sequence therefore lives in a small runtime object keyed on the model's config:
 Left-padded batches: the boolean mask gives each row's pad length, and each row keeps a state
 of its own; padding never enters the sketches, the walk or the density. The prefill runs as one
 ragged step (a StepPlan of the rows' unpadded lengths: each row's selection on its own tokens,
-one varlen attention call per layer); decode steps run row by row with the pad sliced away (the
-keys4 states are per row). Right padding and packed sequences raise.
+one varlen attention call per layer); with the keys4 decode scorer the decode steps run batched
+(one 4-bit key state per layer for the batch, lengths on the device, sparse_decode from each
+row's first key), with the others row by row. Right padding and packed sequences raise.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class _Runtime:
     hook_installed: bool = False
     plan: Any = None  # StepPlan of a left-padded prefill (its rows as one ragged step), else None
     chunk: bool = False  # this forward's new tokens are a prefill chunk over a cache
+    # Decode steps of a left-padded batch (keys4): per sparse layer one batched 4-bit key state
+    # (row b's keys at slots [0, L_b)), made from the rows' states at the first step; the rows'
+    # first keys (their pad lengths) on the device. None: rows run one at a time.
+    padded: dict | None = None
+    pad_starts: Any = None
     prefill_density: dict[int, Any] = field(default_factory=dict)  # float or 0-dim tensor
     decode_density_sum: dict[int, Any] = field(default_factory=dict)
     decode_steps: int = 0
@@ -92,6 +98,8 @@ class _Runtime:
         self.pads = None
         self.plan = None
         self.chunk = False
+        self.padded = None
+        self.pad_starts = None
         self.num_keys = 0
         self.cache_ref = None
         self.static_capacity = None
@@ -225,6 +233,10 @@ def sketchwalk_attention_forward(
         return out.transpose(1, 2).contiguous(), None
     if rt.chunk:  # new tokens over a cache: a prefill chunk, named (never inferred per layer)
         out = pkg.attention.prefill_chunk_or_dense(query, key, value, layer_idx, rt.states[0])
+    elif rt.padded is not None and num_queries == 1:  # a padded batch's decode step, batched
+        out = _padded_decode(pkg, query, key, value, layer_idx, rt)
+        rt.num_keys = num_keys
+        return out.transpose(1, 2).contiguous(), None
     elif rt.pads is None:
         out = pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0])
     elif rt.plan is not None:  # a padded prefill: the rows without their padding, in one call
@@ -246,6 +258,44 @@ def sketchwalk_attention_forward(
     _record_density(rt, layer_idx, num_queries == num_keys or rt.chunk)
     rt.num_keys = num_keys
     return out.transpose(1, 2).contiguous(), None
+
+
+def _padded_decode(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> torch.Tensor:
+    """One decode step of a left-padded batch in one call per op: the dense layers through SDPA
+    with the padding masked; a sparse layer appends each row's new 4-bit key to the batched
+    state, scores and selects per row (lengths on the device) and attends with sparse_decode
+    from each row's first key (seq_starts = the pads)."""
+    cfg = rt.config
+    if layer_idx < cfg.dense_layers:
+        _record_dense_decode(rt, layer_idx)
+        return _dense_decode(query, key, value, rt.pads)
+    layer = rt.padded.get(layer_idx)
+    if layer is None:  # the first step: the rows' states (keys at slots [0, L_b)) in one batch
+        layer = rt.padded[layer_idx] = _batched_keys4(pkg, [s.layers[layer_idx] for s in rt.states])
+    num_keys = key.shape[2]
+    layer.ensure_capacity(num_keys - min(rt.pads))  # the longest row after this step
+    layer.seq_lens.add_(1)  # every row gains its new key (on the device: no sync)
+    pkg.ops.quantize_keys4_(layer.codes, layer.scales, key[:, :, -1:], layer.seq_lens, False)
+    index, count = pkg.attention.select_keys4_blocks(query, layer, layer.seq_lens, cfg)
+    out, _ = pkg.ops.sparse_decode(query, key, value, index, count, None, False, layer.seq_lens,
+                                   None, rt.pad_starts)
+    density = pkg.density.decode_density_per_row(count, layer.seq_lens, cfg.block_size)
+    rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + density
+    return out
+
+
+def _batched_keys4(pkg, rows: list):
+    """One keys4 state for a batch from per-row ones ([1, ...] each, row b's keys at [0, L_b))."""
+    capacity = max(r.capacity for r in rows)
+    first = rows[0]
+    codes = first.codes.new_zeros((len(rows), first.codes.shape[1], capacity, first.codes.shape[3]))
+    scales = first.scales.new_zeros((len(rows), first.scales.shape[1], capacity))
+    for b, r in enumerate(rows):
+        codes[b, :, : r.num_keys] = r.codes[0, :, : r.num_keys]
+        scales[b, :, : r.num_keys] = r.scales[0, :, : r.num_keys]
+    lens = torch.cat([r.seq_lens for r in rows])
+    return pkg.state.LayerKeys4State(codes=codes, scales=scales, seq_lens=lens,
+                                     num_keys=max(r.num_keys for r in rows))
 
 
 def _ragged_prefill(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> torch.Tensor:
@@ -330,6 +380,8 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         if pads is not None and cfg.decode_scorer == "keys4":  # one ragged call per layer
             lens = [num_keys - pad for pad in pads]
             rt.plan = pkg.StepPlan(cfg, lens, lens, attention_mask.device)
+            rt.padded = {}
+            rt.pad_starts = torch.tensor(pads, dtype=torch.int32).to(attention_mask.device)
         return
     bound = rt.bound_cache()
     continues = bool(rt.states) and num_keys == rt.num_keys + num_queries and (
