@@ -198,6 +198,9 @@ std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const at::T
                                      const std::optional<at::Tensor>& cu_seqlens_k,
                                      const std::optional<at::Tensor>& seq_lens_k,
                                      const std::optional<at::Tensor>& page_table);
+// The dense AttentionShape of one sequence of a ragged batch (batch 1, its own lengths and
+// query blocks), for the per-sequence checks and the CPU kernel.
+AttentionShape sequence_shape(const VarlenAttentionShape& vs, const VarlenSpan& sp);
 // With validate (and no capture): varlen_spans, each sequence's block-index rows
 // (validate_block_index) and its live page ids in [0, num_pages).
 void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at::Tensor& q,

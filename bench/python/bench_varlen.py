@@ -26,7 +26,7 @@ from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import prefill_density
 from sketchwalk.plan import SelectionArgs
 
-from .bench_attention import KNOBS_20, bench_ms, environment
+from .bench_attention import KNOBS_20, bench_ms, environment, graph_ms
 
 HQ, HKV, HEAD_DIM = 32, 8, 128
 NUM_SEQS = 16
@@ -59,28 +59,6 @@ def select_ragged(qs, ks, cfg):
         index[b, :, : bi.shape[2], : bi.shape[3]] = bi[0]
         count[b, :, : ns.shape[2]] = ns[0]
     return index, count, kept / sum(causal_pairs(q.shape[2]) for q in qs), rows
-
-
-def graph_ms(fn, replays: int = 20, reps: int = 10) -> float:
-    """Per-call time of fn captured once in a CUDA graph (median of `reps` x `replays`)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(replays):
-            graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / replays)
-    return sorted(times)[len(times) // 2]
 
 
 def bench_decode(lens: list[int], rows: list[dict]) -> None:

@@ -161,6 +161,15 @@ std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const at::T
   return spans;
 }
 
+AttentionShape sequence_shape(const VarlenAttentionShape& vs, const VarlenSpan& sp) {
+  AttentionShape s = vs.shape;
+  s.batch = 1;
+  s.num_queries = sp.num_queries;
+  s.num_keys = sp.num_keys;
+  s.num_q_blocks = (sp.num_queries + kIndexBlockSize - 1) / kIndexBlockSize;
+  return s;
+}
+
 void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at::Tensor& q,
                                         const at::Tensor& block_index,
                                         const at::Tensor& num_selected,
@@ -175,11 +184,7 @@ void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at
     const VarlenSpan& sp = spans[b];
     if (sp.num_queries == 0) continue;  // no row of this sequence is read
     const int64_t bi = static_cast<int64_t>(b);
-    AttentionShape s = vs.shape;
-    s.batch = 1;
-    s.num_queries = sp.num_queries;
-    s.num_keys = sp.num_keys;
-    s.num_q_blocks = (sp.num_queries + kIndexBlockSize - 1) / kIndexBlockSize;
+    const AttentionShape s = sequence_shape(vs, sp);
     validate_block_index(kOp, block_index.slice(0, bi, bi + 1).slice(2, 0, s.num_q_blocks),
                          num_selected.slice(0, bi, bi + 1).slice(2, 0, s.num_q_blocks), s);
     if (vs.paged) {

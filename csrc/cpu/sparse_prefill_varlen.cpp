@@ -47,11 +47,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cpu(
     const VarlenSpan& sp = spans[b];
     if (sp.num_queries == 0) continue;
     const int64_t bi = static_cast<int64_t>(b);
-    AttentionShape s = vs.shape;
-    s.batch = 1;
-    s.num_queries = sp.num_queries;
-    s.num_keys = sp.num_keys;
-    s.num_q_blocks = (sp.num_queries + kIndexBlockSize - 1) / kIndexBlockSize;
+    const AttentionShape s = sequence_shape(vs, sp);
     const auto [o, l] = cpu::sparse_attention(
         as_hnd(q.slice(0, sp.q0, sp.q0 + sp.num_queries)), sequence_keys(k, vs, sp, page_table, bi),
         sequence_keys(v, vs, sp, page_table, bi),

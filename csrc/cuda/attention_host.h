@@ -16,7 +16,30 @@
 
 namespace sketchwalk {
 
-// Every field but seq_lens, which stays null (sparse_decode sets it).
+// The block index, the sizes and the softmax scale of SparseAttentionParams: the fields every
+// layout (dense, packed, paged) fills the same way.
+inline void fill_index_and_sizes(SparseAttentionParams& p, const at::Tensor& block_index,
+                                 const at::Tensor& num_selected, const AttentionShape& s,
+                                 std::optional<double> softmax_scale) {
+  p.block_index = block_index.data_ptr<int>();
+  p.num_selected = num_selected.data_ptr<int>();
+  copy_strides(block_index, p.index_batch_stride, p.index_head_stride, p.index_row_stride);
+  copy_strides(num_selected, p.count_batch_stride, p.count_head_stride);
+  p.index_heads = static_cast<int>(s.index_heads);
+  p.batch = static_cast<int>(s.batch);
+  p.num_q_heads = static_cast<int>(s.num_q_heads);
+  p.num_kv_heads = static_cast<int>(s.num_kv_heads);
+  p.num_queries = static_cast<int>(s.num_queries);
+  p.num_keys = static_cast<int>(s.num_keys);
+  p.head_dim = static_cast<int>(s.head_dim);
+  p.block_size = static_cast<int>(s.block_size);
+  p.num_q_blocks = static_cast<int>(s.num_q_blocks);
+  p.max_selected = static_cast<int>(s.max_selected);
+  p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
+}
+
+// Every field of the dense layout but the optional arrays (seq_lens, page_table, ...), which stay
+// null (sparse_decode sets them).
 inline SparseAttentionParams fill_attention_params(const at::Tensor& q, const at::Tensor& k,
                                                    const at::Tensor& v, const at::Tensor& block_index,
                                                    const at::Tensor& num_selected,
@@ -34,21 +57,7 @@ inline SparseAttentionParams fill_attention_params(const at::Tensor& q, const at
   copy_strides(v, p.v_batch_stride, p.v_head_stride, p.v_token_stride);
   copy_strides(out, p.out_batch_stride, p.out_head_stride, p.out_token_stride);
   copy_strides(lse, p.lse_batch_stride, p.lse_head_stride);
-  p.block_index = block_index.data_ptr<int>();
-  p.num_selected = num_selected.data_ptr<int>();
-  copy_strides(block_index, p.index_batch_stride, p.index_head_stride, p.index_row_stride);
-  copy_strides(num_selected, p.count_batch_stride, p.count_head_stride);
-  p.index_heads = static_cast<int>(s.index_heads);
-  p.batch = static_cast<int>(s.batch);
-  p.num_q_heads = static_cast<int>(s.num_q_heads);
-  p.num_kv_heads = static_cast<int>(s.num_kv_heads);
-  p.num_queries = static_cast<int>(s.num_queries);
-  p.num_keys = static_cast<int>(s.num_keys);
-  p.head_dim = static_cast<int>(s.head_dim);
-  p.block_size = static_cast<int>(s.block_size);
-  p.num_q_blocks = static_cast<int>(s.num_q_blocks);
-  p.max_selected = static_cast<int>(s.max_selected);
-  p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
+  fill_index_and_sizes(p, block_index, num_selected, s, softmax_scale);
   return p;
 }
 

@@ -9,6 +9,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
+#include "cuda/attention_host.h"
 #include "cuda/host.h"
 #include "cuda/launch.h"
 #include "ops.h"
@@ -73,21 +74,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cuda(
     p.cu_seqlens_k = cu_seqlens_k->data_ptr<int>();
   }
   p.cu_seqlens_q = cu_seqlens_q.data_ptr<int>();
-  p.block_index = block_index.data_ptr<int>();
-  p.num_selected = num_selected.data_ptr<int>();
-  copy_strides(block_index, p.index_batch_stride, p.index_head_stride, p.index_row_stride);
-  copy_strides(num_selected, p.count_batch_stride, p.count_head_stride);
-  p.index_heads = static_cast<int>(s.index_heads);
-  p.batch = static_cast<int>(s.batch);
-  p.num_q_heads = static_cast<int>(s.num_q_heads);
-  p.num_kv_heads = static_cast<int>(s.num_kv_heads);
-  p.num_queries = static_cast<int>(s.num_queries);
-  p.num_keys = static_cast<int>(s.num_keys);
-  p.head_dim = static_cast<int>(s.head_dim);
-  p.block_size = static_cast<int>(s.block_size);
-  p.num_q_blocks = static_cast<int>(s.num_q_blocks);
-  p.max_selected = static_cast<int>(s.max_selected);
-  p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
+  fill_index_and_sizes(p, block_index, num_selected, s, softmax_scale);
   check_launch(run_sparse_prefill(p, to_dtype(q.scalar_type()), c10::cuda::getCurrentCUDAStream()),
                kOp);
   return {out, lse};

@@ -131,18 +131,7 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
         ops.quantize_keys4_(codes, scales, new_k, plan.seq_lens_k[b : b + 1], False,
                             plan.page_table[b : b + 1])
         rows.append((index, count))
-    live = [r for r in rows if r is not None]
-    heads = live[0][0].shape[1]
-    width = max(r[0].shape[3] for r in live)
-    index = torch.full((plan.num_seqs, heads, plan.num_q_blocks, width), -1, dtype=torch.int32,
-                       device=q.device)
-    count = torch.zeros((plan.num_seqs, heads, plan.num_q_blocks), dtype=torch.int32,
-                        device=q.device)
-    for b, r in enumerate(rows):
-        if r is not None:
-            index[b, :, : r[0].shape[2], : r[0].shape[3]] = r[0][0]
-            count[b, :, : r[1].shape[2]] = r[1][0]
-    return index, count
+    return plan.pad_index(rows)
 
 
 def _varlen(q, k_pages, v_pages, index, count, plan: StepPlan) -> torch.Tensor:

@@ -198,6 +198,24 @@ class StepPlan:
         return self._decode
 
 
+    def pad_index(self, rows: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence selections (block_index [1, G, Nq_b, W_b], num_selected [1, G, Nq_b]), or
+        None for a sequence with none (a decode step), as one index [num_seqs, G, num_q_blocks,
+        max W_b] (block_index.h): padded with -1, num_selected 0 where a sequence has no row."""
+        live = [r for r in rows if r is not None]
+        heads = live[0][0].shape[1]
+        width = max(r[0].shape[3] for r in live)
+        index = torch.full((self.num_seqs, heads, self.num_q_blocks, width), -1, dtype=torch.int32,
+                           device=self.device)
+        count = torch.zeros((self.num_seqs, heads, self.num_q_blocks), dtype=torch.int32,
+                            device=self.device)
+        for b, r in enumerate(rows):
+            if r is not None:
+                index[b, :, : r[0].shape[2], : r[0].shape[3]] = r[0][0]
+                count[b, :, : r[1].shape[2]] = r[1][0]
+        return index, count
+
+
 def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A small host tensor on `device` without a host synchronization (pinned, non-blocking)."""
     if device.type != "cuda":

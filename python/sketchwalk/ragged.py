@@ -83,18 +83,7 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
         state.record_prefill_selection(layer_idx, index, count, seq.num_queries, cfg.block_size,
                                        seq.num_keys)
         rows.append((index, count))
-    live = [r for r in rows if r is not None]
-    heads = live[0][0].shape[1]
-    width = max(r[0].shape[3] for r in live)
-    index = torch.full((plan.num_seqs, heads, plan.num_q_blocks, width), -1, dtype=torch.int32,
-                       device=q.device)
-    count = torch.zeros((plan.num_seqs, heads, plan.num_q_blocks), dtype=torch.int32,
-                        device=q.device)
-    for b, r in enumerate(rows):
-        if r is not None:
-            index[b, :, : r[0].shape[2], : r[0].shape[3]] = r[0][0]
-            count[b, :, : r[1].shape[2]] = r[1][0]
-    return index, count
+    return plan.pad_index(rows)
 
 
 def _check_varlen_args(q, k, v, layer_idx, states, plan) -> None:
