@@ -49,3 +49,23 @@ def test_track_density_off_records_nothing(sw):
     on, off = sw.SketchWalkState(cfg), sw.SketchWalkState(cfg, track_density=False)
     assert torch.equal(sw.sketchwalk_attention(q, k, k, 0, on), sw.sketchwalk_attention(q, k, k, 0, off))
     assert on.last_density and not off.last_density
+
+
+def test_mismatched_heads_are_refused(sw):
+    """q / k of other batch or head counts than the layer's state was made with, and q / k that
+    do not match each other, are refused naming the argument (they used to run: issue 23)."""
+    cfg = sw.SketchWalkConfig(dense_layers=0)
+    q, k = torch.randn(1, 4, 301, 64), torch.randn(1, 2, 301, 64)
+    state = sw.SketchWalkState(cfg)
+    sw.sketchwalk_attention(q[:, :, :300], k[:, :, :300], k[:, :, :300], 0, state)
+    q8 = torch.randn(1, 8, 1, 64)
+    with pytest.raises(ValueError, match="state was made for"):
+        sw.sketchwalk_attention(q8, k, k, 0, state)
+    assert_raises_naming(lambda: sw.sketchwalk_attention(q, k[:, :, :, :32], k[:, :, :, :32], 0,
+                                                         sw.SketchWalkState(cfg)), "k")
+    assert_raises_naming(lambda: sw.sketchwalk_attention(torch.randn(1, 3, 300, 64), k[:, :, :300],
+                                                         k[:, :, :300], 0, sw.SketchWalkState(cfg)),
+                         "k")
+    assert_raises_naming(lambda: sw.sketchwalk_attention(torch.randn(2, 4, 300, 64), k[:, :, :300],
+                                                         k[:, :, :300], 0, sw.SketchWalkState(cfg)),
+                         "k")

@@ -49,11 +49,20 @@ def sketchwalk_attention(
         return out.transpose(1, 2)
     _check_layer_args(q, k, v, layer_idx, state)
     cfg = state.config
+    if layer_idx < cfg.dense_layers:
+        if seq_lens is not None:
+            return _decode_keys4_fixed(q, k, v, seq_lens, layer_idx, state)
+        return dense_causal_attention(q, k, v)
+    out = _sparse_layer(q, k, v, layer_idx, state, seq_lens)
+    state.layer_heads[layer_idx] = (q.shape[0], q.shape[1], k.shape[1])
+    return out
+
+
+def _sparse_layer(q, k, v, layer_idx: int, state: SketchWalkState, seq_lens) -> torch.Tensor:
+    """A sparse layer's prefill, chunk or decode step (sketchwalk_attention's dispatch)."""
     num_queries, num_keys = q.shape[2], k.shape[2]
     if seq_lens is not None:
         return _decode_keys4_fixed(q, k, v, seq_lens, layer_idx, state)
-    if layer_idx < cfg.dense_layers:
-        return dense_causal_attention(q, k, v)
     if num_queries == num_keys:
         return _prefill(q, k, v, layer_idx, state)
     layer = state.layers.get(layer_idx)
@@ -112,6 +121,18 @@ def _check_layer_args(q, k, v, layer_idx, state) -> None:
     if k.shape != v.shape:
         raise ValueError(f"sketchwalk_attention: argument 'v' must have the shape of 'k' "
                          f"{tuple(k.shape)}, got {tuple(v.shape)}")
+    if k.shape[0] != q.shape[0] or k.shape[3] != q.shape[3] or k.shape[1] < 1 or \
+            q.shape[1] % k.shape[1] != 0:
+        raise ValueError(f"sketchwalk_attention: argument 'k' must be [batch={q.shape[0]}, "
+                         f"num_kv_heads dividing the {q.shape[1]} heads of 'q', tokens, "
+                         f"head_dim={q.shape[3]}], got {tuple(k.shape)}")
+    shape = state.layer_heads.get(layer_idx)
+    if shape is not None and q.shape[2] < k.shape[2] and shape != (q.shape[0], q.shape[1], k.shape[1]):
+        raise ValueError(
+            f"sketchwalk_attention: layer {layer_idx}'s state was made for batch {shape[0]}, "
+            f"{shape[1]} query and {shape[2]} KV heads; arguments 'q' / 'k' have batch "
+            f"{q.shape[0]}, {q.shape[1]} and {k.shape[1]} heads (a new sequence starts with a "
+            "prefill, or a state of its own)")
     if q.device != k.device or q.device != v.device:
         raise ValueError(f"sketchwalk_attention: q, k and v must be on one device, got {q.device}, "
                          f"{k.device}, {v.device}")

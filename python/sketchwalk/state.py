@@ -134,6 +134,9 @@ class SketchWalkState:
         # keys4 state of a prefill gets room for them up front (sketchwalk_attention's seq_lens).
         self.cache_capacity: int | None = None
         self.layers: dict[int, LayerDecodeState | LayerKeys4State] = {}
+        # (batch, num_q_heads, num_kv_heads) each sparse layer last ran with: a decode step or
+        # chunk with other shapes is refused (it would read a state made for other heads).
+        self.layer_heads: dict[int, tuple[int, int, int]] = {}
         self._carried_layer: int | None = None
         self._carried_walk: torch.Tensor | None = None
         self._density: dict[int, torch.Tensor | tuple] = {}
@@ -159,6 +162,7 @@ class SketchWalkState:
     def reset(self) -> None:
         """Forget everything (a new sequence starts)."""
         self.layers.clear()
+        self.layer_heads.clear()
         self._carried_layer = None
         self._carried_walk = None
         self._density.clear()
