@@ -319,6 +319,25 @@ def test_static_cache_generate_matches_dynamic(arch):
         assert static_density[layer] == pytest.approx(d, rel=1e-9), f"layer {layer}"
 
 
+@pytest.mark.parametrize("first", ["static", "dynamic"])
+def test_static_cache_without_configure(first):
+    """The README's lines as written: a model switched to "sketchwalk" without configure() (no
+    hook records the cache) still tells a fixed-capacity cache's empty slots from keys, whether
+    the static generate comes first or after a dynamic one, and gives the dynamic tokens."""
+    _, model = make_pair("llama")
+    model.set_attn_implementation("sketchwalk")
+    ids = prompts(1, 100)
+    kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False)
+    with torch.no_grad():
+        if first == "static":
+            static = model.generate(ids, cache_implementation="static", **kw)
+            dynamic = model.generate(ids, **kw)
+        else:
+            dynamic = model.generate(ids, **kw)
+            static = model.generate(ids, cache_implementation="static", **kw)
+    assert torch.equal(static, dynamic)
+
+
 def test_static_cache_needs_keys4():
     _, sparse = make_pair("llama")
     hf.configure(sparse, sparse_config(decode_scorer="walk"))

@@ -214,7 +214,8 @@ def sketchwalk_attention_forward(
     cfg = _sketchwalk_config(module.config, rt)
 
     if layer_idx == 0:
-        _begin_forward(rt, cfg, attention_mask, batch, num_queries, num_keys)
+        _begin_forward(rt, cfg, attention_mask, batch, num_queries, num_keys,
+                       kwargs.get("position_ids"))
     elif not rt.states:
         raise RuntimeError("sketchwalk: layer 0 must run before the other layers")
     if rt.static_capacity is not None:
@@ -348,11 +349,18 @@ def _dense_decode(query, key, value, pads: list[int] | None) -> torch.Tensor:
 
 
 def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: int,
-                   num_keys: int) -> None:
+                   num_keys: int, position_ids=None) -> None:
     """Layer 0 of a forward: start a new sequence (prefill) or continue one (decode)."""
     pkg = _package()
     hooked = rt.hooked_cache() if rt.hooked_cache is not None else None
     static = hooked is not None and bool(getattr(hooked, "is_compileable", False))
+    static_step = rt.static_capacity is not None and num_queries == 1 and \
+        num_keys == rt.static_capacity
+    if hooked is None and not static_step and num_keys > num_queries and position_ids is not None:
+        # No cache recorded (configure() installs the hook that records it; a model loaded with
+        # attn_implementation="sketchwalk" alone has none): a fixed-capacity cache shows as key
+        # slots past the last position. One host read per sequence, never in a decode step.
+        static = int(position_ids[0, -1]) + 1 < num_keys
     if static and num_queries > 1:  # a new sequence in a fixed-capacity cache
         if attention_mask is not None:
             raise NotImplementedError("sketchwalk: padded batches with a static cache are not "
