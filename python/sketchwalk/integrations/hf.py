@@ -361,6 +361,12 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         # attn_implementation="sketchwalk" alone has none): a fixed-capacity cache shows as key
         # slots past the last position. One host read per sequence, never in a decode step.
         static = int(position_ids[0, -1]) + 1 < num_keys
+    elif hooked is None and not static_step and num_keys > num_queries and not (
+            rt.states and num_keys == rt.num_keys + num_queries):
+        raise NotImplementedError(
+            "sketchwalk: new tokens over a cache this model's states have not seen, with neither "
+            "the cache recorded nor position_ids to tell empty fixed-capacity slots from keys: "
+            "call sketchwalk.integrations.hf.configure(model) once (it records the cache)")
     if static and num_queries > 1:  # a new sequence in a fixed-capacity cache
         if attention_mask is not None:
             raise NotImplementedError("sketchwalk: padded batches with a static cache are not "
