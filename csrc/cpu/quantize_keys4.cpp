@@ -1,6 +1,6 @@
 // quantize_keys4_ on the CPU (docs/spec.md section 7, docs/ops.md section 9): writes 4-bit key
 // rows by the rule of include/sketchwalk/keys4.h, with the same float32 operations as the CUDA
-// kernel (csrc/cuda/keys4_quantize.cu), so the codes agree bit for bit.
+// kernel (csrc/cuda/quantize_keys4.cu), so the codes agree bit for bit.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 

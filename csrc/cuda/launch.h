@@ -36,7 +36,7 @@ cudaError_t run_update_block_matrix(float* transition, int64_t batch_stride, int
 cudaError_t run_update_window_logits(const WindowLogitsParams& params, cudaStream_t stream);
 cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream_t stream);
 
-// decode_walk.cu: the decode walk of one row per sequence over transition [batch, n, n]
+// select_decode_blocks.cu: the decode walk of one row per sequence over transition [batch, n, n]
 // (strided rows), r [batch, n] contiguous -> out [batch, n]. The caller allocates
 // `workspace` with decode_walk_workspace_floats(batch, n) floats.
 size_t decode_walk_workspace_floats(int batch, int n);
@@ -54,17 +54,17 @@ size_t sparse_decode_workspace_floats(const SparseAttentionParams& params);
 cudaError_t run_sparse_decode(const SparseAttentionParams& params, DType dtype, float* workspace,
                               cudaStream_t stream);
 
-// keys4_quantize.cu: quantize_keys4_ (4-bit key cache rows, include/sketchwalk/keys4.h).
+// quantize_keys4.cu: quantize_keys4_ (4-bit key cache rows, include/sketchwalk/keys4.h).
 cudaError_t run_quantize_keys4(const QuantizeKeys4Params& params, DType dtype, cudaStream_t stream);
 
-// keys4_score.cu: score_blocks_keys4 (fp16/bf16 q, head_dim 64/128). The caller allocates
+// score_blocks_keys4.cu: score_blocks_keys4 (fp16/bf16 q, head_dim 64/128). The caller allocates
 // `workspace` with score_keys4_workspace_floats(params) floats (same params, same device);
 // params.block_max / block_sum are set from it.
 size_t score_keys4_workspace_floats(const ScoreKeys4Params& params);
 cudaError_t run_score_keys4(const ScoreKeys4Params& params, DType dtype, float* workspace,
                             cudaStream_t stream);
 
-// keys4_select.cu: select_blocks_keys4 (sink, window and quantile rule per kv group).
+// select_blocks_keys4.cu: select_blocks_keys4 (sink, window and quantile rule per kv group).
 cudaError_t run_select_blocks_keys4(const SelectKeys4Params& params, cudaStream_t stream);
 
 }  // namespace sketchwalk

@@ -1,5 +1,5 @@
 // quantize_keys4_, CUDA host wrapper: checks (csrc/checks/quantize_keys4.cpp), params, launch
-// (csrc/cuda/keys4_quantize.cu). With validate=false, or while a CUDA graph is captured, the
+// (csrc/cuda/quantize_keys4.cu). With validate=false, or while a CUDA graph is captured, the
 // lengths in seq_lens are trusted (no device sync); every shape, dtype and device check still runs.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -1,6 +1,6 @@
 // score_blocks_keys4, CUDA host wrapper: checks (csrc/checks/score_blocks_keys4.cpp), the
 // CUDA-only limits (fp16/bf16 q, head_dim 64 or 128, aligned code rows), params, launch
-// (csrc/cuda/keys4_score.cu). With validate=false, or while a CUDA graph is captured, the lengths
+// (csrc/cuda/score_blocks_keys4.cu). With validate=false, or while a CUDA graph is captured, the lengths
 // in seq_lens are trusted (no device sync); every shape, dtype, device and alignment check still
 // runs.
 #include <ATen/ATen.h>

@@ -1,5 +1,5 @@
 // select_blocks_keys4, CUDA host wrapper: checks (csrc/checks/select_blocks_keys4.cpp), params,
-// launch (csrc/cuda/keys4_select.cu). With validate=false, or while a CUDA graph is captured, the
+// launch (csrc/cuda/select_blocks_keys4.cu). With validate=false, or while a CUDA graph is captured, the
 // lengths in seq_lens are trusted (no device sync); every shape, dtype and device check still runs.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>

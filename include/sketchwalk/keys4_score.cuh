@@ -1,6 +1,6 @@
 // score_blocks_keys4 on tensor cores (docs/spec.md section 7 steps 1-2): the logits of one query per
 // sequence against the 4-bit key cache (keys4.h), as per-(query head, key block) softmax
-// statistics, then per kv group the block attention mass. Used by csrc/cuda/keys4_score.cu.
+// statistics, then per kv group the block attention mass. Used by csrc/cuda/score_blocks_keys4.cu.
 // Token-level logits never reach memory. fp16/bf16 queries, head_dim 64/128. Torch-free.
 //
 // Why tensor cores: per token and kv group the scorer reads head_dim / 2 + 4 bytes (68 at 128)
