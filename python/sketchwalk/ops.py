@@ -234,15 +234,41 @@ def sparse_prefill(
     return _ops.sparse_prefill(q, k, v, block_index, num_selected, softmax_scale, validate)
 
 
-def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, validate=True):
-    _check_same_device("sparse_attention", "q", q, k=k, v=v, block_index=block_index,
-                       num_selected=num_selected)
+def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, validate=True,
+                    op="sparse_prefill", num_kv_heads=None):
+    """The shape checks of sparse_prefill / sparse_decode (csrc/checks/common.cpp
+    check_attention_args) that need no data, named as the real op names them."""
+    _check_same_device(op, "q", q, k=k, v=v, block_index=block_index, num_selected=num_selected)
     for name, t in (("q", q), ("k", k), ("v", v), ("block_index", block_index)):
-        _check_rank("sparse_attention", name, t, 4)
+        _check_rank(op, name, t, 4)
+    _check_rank(op, "num_selected", num_selected, 3)
+    hkv = k.shape[1] if num_kv_heads is None else num_kv_heads
+    torch._check(q.shape[3] in (64, 128), lambda: f"sketchwalk.{op}: argument 'q' has unsupported "
+                 f"head_dim {q.shape[3]}; supported head_dim values are {{64, 128}}")
+    torch._check(hkv >= 1 and q.shape[1] % hkv == 0,
+                 lambda: f"sketchwalk.{op}: argument 'k' has {hkv} heads, which must divide the "
+                         f"{q.shape[1]} heads of 'q' (GQA)")
+    torch._check(block_index.shape[0] == q.shape[0] and block_index.shape[1] in (1, hkv),
+                 lambda: f"sketchwalk.{op}: argument 'block_index' must be [batch={q.shape[0]}, "
+                         f"index_heads in (1, {hkv}), num_q_blocks, max_selected], got "
+                         f"{tuple(block_index.shape)}")
+    torch._check(num_selected.shape == block_index.shape[:3],
+                 lambda: f"sketchwalk.{op}: argument 'num_selected' must have shape "
+                         f"{tuple(block_index.shape[:3])}, got {tuple(num_selected.shape)}")
     return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
-torch.library.register_fake("sketchwalk::sparse_prefill")(_attention_fake)
+@torch.library.register_fake("sketchwalk::sparse_prefill")
+def _(q, k, v, block_index, num_selected, softmax_scale=None, validate=True):
+    out = _attention_fake(q, k, v, block_index, num_selected)
+    torch._check(1 <= q.shape[2] <= k.shape[2],
+                 lambda: f"sketchwalk.sparse_prefill: argument 'q' has {q.shape[2]} queries; need "
+                         f"1 <= queries <= the {k.shape[2]} keys of 'k' (queries end at the last key)")
+    torch._check(block_index.shape[2] == (q.shape[2] + 63) // 64,
+                 lambda: f"sketchwalk.sparse_prefill: argument 'block_index' must have "
+                         f"num_q_blocks = ceil(num_queries / 64) = {(q.shape[2] + 63) // 64} rows "
+                         f"(dim 2), got {tuple(block_index.shape)}")
+    return out
 
 
 def sparse_prefill_varlen(
@@ -354,11 +380,16 @@ def _(q, k_cache, v_cache, block_index, num_selected, softmax_scale=None, valida
     torch._check(seq_starts is None or (seq_lens is not None and page_table is None),
                  lambda: "sketchwalk.sparse_decode: argument 'seq_starts' needs seq_lens and no "
                          "page_table")
+    torch._check(q.dim() != 4 or q.shape[2] == 1,
+                 lambda: "sketchwalk.sparse_decode: argument 'q' must hold one query per sequence "
+                         f"[batch, num_q_heads, 1, head_dim], got {tuple(q.shape)}")
     if page_table is not None:
         torch._check(seq_lens is not None, lambda: "sketchwalk.sparse_decode: argument 'seq_lens' "
                      "must be given with page_table (the keys of each sequence)")
         _check_rank("sparse_decode", "page_table", page_table, 2)
-    return _attention_fake(q, k_cache, v_cache, block_index, num_selected)
+        return _attention_fake(q, k_cache, v_cache, block_index, num_selected, op="sparse_decode",
+                               num_kv_heads=k_cache.shape[2])
+    return _attention_fake(q, k_cache, v_cache, block_index, num_selected, op="sparse_decode")
 
 
 # 7. decode-state updates (in place)
@@ -430,8 +461,18 @@ def update_window_logits_(
 
 @torch.library.register_fake("sketchwalk::update_window_logits_")
 def _(window_logits, query_window, key_blocks, num_blocks, slot, logit_scale):
-    _check_same_device("update_window_logits_", "window_logits", window_logits,
+    op = "update_window_logits_"
+    _check_same_device(op, "window_logits", window_logits,
                        query_window=query_window, key_blocks=key_blocks)
+    _check_rank(op, "window_logits", window_logits, 4)
+    _check_rank(op, "query_window", query_window, 4)
+    _check_rank(op, "key_blocks", key_blocks, 4)
+    torch._check(1 <= num_blocks <= window_logits.shape[3] and num_blocks <= key_blocks.shape[2],
+                 lambda: f"sketchwalk.{op}: argument 'num_blocks' must lie in [1, capacity="
+                         f"{window_logits.shape[3]}] and within 'key_blocks', got {num_blocks}")
+    torch._check(-1 <= slot < window_logits.shape[2],
+                 lambda: f"sketchwalk.{op}: argument 'slot' must lie in [-1, W="
+                         f"{window_logits.shape[2]}), got {slot}")
     return None
 
 
@@ -445,6 +486,14 @@ def window_block_scores(window_logits: torch.Tensor, window_fill: int, num_block
 
 @torch.library.register_fake("sketchwalk::window_block_scores")
 def _(window_logits, window_fill, num_blocks):
+    op = "window_block_scores"
+    _check_rank(op, "window_logits", window_logits, 4)
+    torch._check(1 <= window_fill <= window_logits.shape[2],
+                 lambda: f"sketchwalk.{op}: argument 'window_fill' must lie in [1, W="
+                         f"{window_logits.shape[2]}], got {window_fill}")
+    torch._check(1 <= num_blocks <= window_logits.shape[3],
+                 lambda: f"sketchwalk.{op}: argument 'num_blocks' must lie in [1, capacity="
+                         f"{window_logits.shape[3]}], got {num_blocks}")
     return window_logits.new_empty((window_logits.shape[0], num_blocks))
 
 
@@ -502,9 +551,24 @@ def _(q, k, key_blocks, query_window, window_logits, transition, signs, coords, 
     _check_same_device("select_decode_blocks_", "q", q, k=k, key_blocks=key_blocks,
                        query_window=query_window, window_logits=window_logits,
                        transition=transition, signs=signs, coords=coords)
-    _check_rank("select_decode_blocks_", "q", q, 4)
-    _check_rank("select_decode_blocks_", "k", k, 4)
+    op = "select_decode_blocks_"
+    _check_rank(op, "q", q, 4)
+    _check_rank(op, "k", k, 4)
+    torch._check(q.shape[2] == 1, lambda: f"sketchwalk.{op}: argument 'q' must hold one query per "
+                 f"sequence, got shape {tuple(q.shape)}")
+    torch._check(block_size >= 1, lambda: f"sketchwalk.{op}: argument 'block_size' must be >= 1, "
+                 f"got {block_size}")
     n = (k.shape[2] + block_size - 1) // block_size
+    torch._check(transition.dim() == 3 and min(transition.shape[1], transition.shape[2]) >= n and
+                 key_blocks.dim() == 4 and key_blocks.shape[2] >= n and
+                 window_logits.dim() == 4 and window_logits.shape[3] >= n,
+                 lambda: f"sketchwalk.{op}: argument 'transition' and 'key_blocks', "
+                         f"'window_logits' need capacity for {n} blocks, got "
+                         f"{tuple(transition.shape)}, {tuple(key_blocks.shape)} and "
+                         f"{tuple(window_logits.shape)}")
+    torch._check(query_window.dim() == 4 and 1 <= window_fill <= query_window.shape[2],
+                 lambda: f"sketchwalk.{op}: argument 'window_fill' must lie in [1, W], got "
+                         f"{window_fill}")
     return (
         q.new_empty((q.shape[0], 1, 1, n), dtype=torch.int32),
         q.new_empty((q.shape[0], 1, 1), dtype=torch.int32),
