@@ -202,6 +202,16 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
             packed[0], packed[1], packed[2], index, count, cu, cu, validate=False))
         t_loop = bench_ms(lambda: [ops.sparse_prefill(q, k, v, bi, ns, validate=False)
                                    for q, k, v, (bi, ns) in zip(qs, ks, vs, per_seq)])
+        plan = sketchwalk.StepPlan(cfg, lens, lens, "cuda", track_density=False)
+
+        def layer():
+            states = [sketchwalk.SketchWalkState(cfg, track_density=False) for _ in lens]
+            return sketchwalk.sketchwalk_attention_varlen(packed[0], packed[1], packed[2],
+                                                          cfg.dense_layers, states, plan)
+        t_layer = bench_ms(layer, warmup_ms=20, rep_ms=100)
+        rows.append(dict(method=f"{label}: whole layer, sketchwalk_attention_varlen (public API)",
+                         density=density, ms=t_layer, tflops=total_flops * density / t_layer / 1e9,
+                         speedup=best / t_layer))
         for method, ms in ((f"{label}: sparse_prefill_varlen, one call", t_varlen),
                            (f"{label}: sparse_prefill per sequence (16 calls)", t_loop),
                            (f"{label}: whole layer (selection per sequence + one varlen call)",
