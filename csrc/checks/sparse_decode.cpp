@@ -63,15 +63,17 @@ AttentionShape check_sparse_decode_args(const at::Tensor& q, const at::Tensor& k
   check_size(k_cache, op, "k_cache", 1, kIndexBlockSize, "tokens per page = the block size, 64");
   SW_CHECK_ARG(v_cache.sizes() == k_cache.sizes(), op, "v_cache", "must have the shape of "
                "'k_cache' ", k_cache.sizes(), ", got ", v_cache.sizes());
+  SW_CHECK_ARG(k_cache.size(0) >= 1, op, "k_cache", "must hold at least one page, got shape ",
+               k_cache.sizes());
   // The dense-layout checks on stand-ins of the sequences' caches [batch, num_kv_heads,
-  // 64 * max_pages, head_dim]: strided views of one row of the pools (they are never read).
+  // 64 * max_pages, head_dim]: views of the pools' first row (never read; no copy).
   const int64_t batch = q.dim() == 4 ? q.size(0) : 0;
   const std::vector<int64_t> dense = {batch, k_cache.size(2), kIndexBlockSize * page_table->size(1),
                                       k_cache.size(3)};
-  const std::vector<int64_t> strides = {0, 0, 0, 1};
+  const std::vector<int64_t> strides = {0, 0, 0, k_cache.stride(3)};
   const AttentionShape s = check_attention_args(
-      op, q, k_cache.flatten(0, 2).select(0, 0).as_strided(dense, strides),
-      v_cache.flatten(0, 2).select(0, 0).as_strided(dense, strides), block_index, num_selected,
+      op, q, k_cache.as_strided(dense, strides, k_cache.storage_offset()),
+      v_cache.as_strided(dense, strides, v_cache.storage_offset()), block_index, num_selected,
       kIndexBlockSize);
   check_size(*page_table, op, "page_table", 0, s.batch, "batch of 'q'");
   check_softmax_scale(softmax_scale, op);

@@ -1,8 +1,8 @@
-// score_blocks_keys4, CUDA: launches the two kernels of include/sketchwalk/score_blocks_keys4.cuh
+// score_blocks_keys4, CUDA: launches the two kernels of include/sketchwalk/keys4_score.cuh
 // (per-(head, block) softmax statistics on tensor cores, then the per-group block mass) with
 // dispatch on dtype x head_dim. The caller allocates the workspace. Kernel-only.
 #include "launch.h"
-#include "sketchwalk/score_blocks_keys4.cuh"
+#include "sketchwalk/keys4_score.cuh"
 
 namespace sketchwalk {
 namespace {

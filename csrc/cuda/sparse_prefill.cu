@@ -71,11 +71,19 @@ cudaError_t run_sparse_prefill(const SparseAttentionParams& params, DType dtype,
                                           params.num_q_blocks != ceil_div(params.num_queries, 64)))) {
     return cudaErrorInvalidValue;
   }
+  // A ragged batch reads its keys from cu_seqlens_k or, paged, from its pages with their counts.
+  if (params.cu_seqlens_q != nullptr &&
+      ((params.cu_seqlens_k == nullptr && params.page_table == nullptr) ||
+       (params.page_table != nullptr && params.seq_lens == nullptr) || params.num_q_blocks < 1)) {
+    return cudaErrorInvalidValue;
+  }
   if (params.batch == 0 || params.num_q_heads == 0) return cudaSuccess;
   const bool bf16 = dtype == DType::kBFloat16;
   if (dtype != DType::kFloat16 && !bf16) return cudaErrorInvalidValue;
   if (params.head_dim != 64 && params.head_dim != 128) return cudaErrorInvalidValue;
-  const ArchChoice choice = arch_choice();
+  // A paged cache always takes the sm80 kernel (PrefillTensorMaps says why), whatever
+  // SKETCHWALK_PREFILL_ARCH asks for.
+  const ArchChoice choice = params.page_table != nullptr ? ArchChoice::kSm80 : arch_choice();
   if (choice != ArchChoice::kSm80) {
     bool ran = false;
     const cudaError_t err = run_sm90(params, dtype, bf16, stream, &ran);

@@ -301,8 +301,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
         // An odd tail repeats its block: finite data the consumers mask to zero weight.
         const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;
         // Keys past the sequence's end in a partial last block (zeros past the buffer, the next
-        // sequence's finite rows in a packed batch) are masked by the causal rule: every one of
-        // them lies after every query.
+        // sequence's rows in a packed batch) are masked by the causal rule: every one of them
+        // lies after every query, so P is 0 there. Their V rows still enter P V: a non-finite
+        // value in the next sequence's V would reach this one's output (0 * inf); the sm80
+        // kernel zero-fills them instead (docs/ops.md, sparse_prefill_varlen).
         const int t0 = k_coord0 + b0 * kBlockN, t1 = k_coord0 + b1 * kBlockN;
         // K, then V, of the stage's two blocks: per 64-column half, block b0 into key rows
         // [0, 64) and block b1 into [64, 128), all on the tensor's full barrier.
