@@ -48,11 +48,12 @@ def tiny_config(arch: str):
 
 
 def make_pair(arch: str, device: str = "cpu", dtype=torch.float32):
-    """(sdpa model, sketchwalk model) with identical random weights."""
-    cfg = tiny_config(arch)
-    dense = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    """(sdpa model, sketchwalk model) with identical random weights. Each model gets a config
+    object of its own: transformers 5.2x keeps the object it is given, and configure() writes
+    to it, so one shared config would switch the dense model to sketchwalk as well."""
+    dense = transformers.AutoModelForCausalLM.from_config(tiny_config(arch), attn_implementation="sdpa")
     dense = dense.to(device=device, dtype=dtype).eval()
-    sparse = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    sparse = transformers.AutoModelForCausalLM.from_config(tiny_config(arch), attn_implementation="sdpa")
     sparse.load_state_dict(dense.state_dict())
     sparse = sparse.to(device=device, dtype=dtype).eval()
     return dense, sparse
@@ -65,8 +66,9 @@ def sparse_config(**overrides):
 
 def full_density_config():
     # A window as long as the sequence keeps every causal block (and token) in prefill
-    # and in decode, whatever the walk scores are.
-    return sparse_config(kblocks_frac=1.0, window_frac=1.0, sink_frac=1.0)
+    # and in decode (the decode knobs too), whatever the walk scores are.
+    return sparse_config(kblocks_frac=1.0, window_frac=1.0, sink_frac=1.0, decode_kblocks_frac=1.0,
+                         decode_window_frac=1.0, decode_sink_frac=1.0)
 
 
 def prompts(batch: int, length: int, device: str = "cpu") -> torch.Tensor:
@@ -102,6 +104,7 @@ def test_configure_stores_config_on_model():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_full_density_logits_match_sdpa(arch):
     dense, sparse = make_pair(arch)
+    assert dense.config is not sparse.config
     hf.configure(sparse, full_density_config())
     ids = prompts(2, PROMPT_LEN)
     with torch.no_grad():
@@ -238,6 +241,20 @@ def test_chunked_prefill_at_full_density_matches_sdpa():
     got = torch.cat([first.logits, second.logits], dim=1)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert all(d == pytest.approx(1.0) for d in hf.last_density(sparse).values())
+
+
+def test_decode_after_a_prefill_without_a_cache_object():
+    """A prefill run with use_cache and no cache given binds none; its next step (one token on
+    the cache it returned) is a decode step of the same sequence, not a new chunk."""
+    _, model = make_pair("llama")
+    hf.configure(model, sparse_config())
+    ids = prompts(1, PROMPT_LEN)
+    with torch.no_grad():
+        out = model(ids, use_cache=True)
+        prefill = hf.last_density(model)
+        model(out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
+    assert hf.last_density(model) == prefill  # a chunk would have replaced the prefill's
+    assert hf.last_density(model, "decode")
 
 
 def test_chunked_prefill_then_generate_sparse():

@@ -295,10 +295,13 @@ def decode_state_after_prefill(k: torch.Tensor, state: SketchWalkState):
 def prefill_chunk_or_dense(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     """New tokens over a cache, named a chunk by the caller (whatever their count, one
     included): dense causal attention in the dense layers, else prefill_chunk."""
+    state.layer_heads.pop(layer_idx, None)  # a chunk over another cache may change the shapes
     _check_layer_args(q, k, v, layer_idx, state)
     if layer_idx < state.config.dense_layers:
         return dense_causal_attention(q, k, v)
-    return prefill_chunk(q, k, v, layer_idx, state)
+    out = prefill_chunk(q, k, v, layer_idx, state)
+    state.layer_heads[layer_idx] = (q.shape[0], q.shape[1], k.shape[1])
+    return out
 
 
 def select_chunk_blocks(q, k, layer_idx: int, state: SketchWalkState):

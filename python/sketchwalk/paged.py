@@ -128,6 +128,7 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
             index, count = select_chunk_blocks(qb, kb, layer_idx, state)
         state.record_prefill_selection(layer_idx, index, count, seq.num_queries, b_size,
                                        seq.num_keys)
+        state.layer_heads[layer_idx] = (1, qb.shape[1], new_k.shape[1])
         ops.quantize_keys4_(codes, scales, new_k, plan.seq_lens_k[b : b + 1], False,
                             plan.page_table[b : b + 1])
         rows.append((index, count))

@@ -82,6 +82,7 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
             append_chunk_keys4(state, layer_idx, kb, seq.num_queries)
         state.record_prefill_selection(layer_idx, index, count, seq.num_queries, cfg.block_size,
                                        seq.num_keys)
+        state.layer_heads[layer_idx] = (1, qb.shape[1], kb.shape[1])
         rows.append((index, count))
     return plan.pad_index(rows)
 

@@ -267,8 +267,7 @@ def _padded_decode(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> to
     state, scores and selects per row (lengths on the device) and attends with sparse_decode
     from each row's first key (seq_starts = the pads)."""
     cfg = rt.config
-    if layer_idx < cfg.dense_layers:
-        _record_dense_decode(rt, layer_idx)
+    if layer_idx < cfg.dense_layers:  # (not recorded: as in the unpadded decode steps)
         return _dense_decode(query, key, value, rt.pads)
     layer = rt.padded.get(layer_idx)
     if layer is None:  # the first step: the rows' states (keys at slots [0, L_b)) in one batch
@@ -356,18 +355,23 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
     static = hooked is not None and bool(getattr(hooked, "is_compileable", False))
     static_step = rt.static_capacity is not None and num_queries == 1 and \
         num_keys == rt.static_capacity
-    if hooked is None and not static_step and num_keys > num_queries and position_ids is not None:
+    if hooked is None and num_queries > 1 and num_keys > num_queries and position_ids is not None:
         # No cache recorded (configure() installs the hook that records it; a model loaded with
         # attn_implementation="sketchwalk" alone has none): a fixed-capacity cache shows as key
-        # slots past the last position. One host read per sequence, never in a decode step.
-        static = int(position_ids[0, -1]) + 1 < num_keys
-    elif hooked is None and not static_step and num_keys > num_queries and not (
-            rt.states and num_keys == rt.num_keys + num_queries):
+        # slots past every row's last position. One host read per prompt or chunk, never in a
+        # decode step.
+        static = int(position_ids[:, -1].max()) + 1 < num_keys
+    elif hooked is None and not static_step and num_keys > num_queries and position_ids is None \
+            and not (rt.states and num_keys == rt.num_keys + num_queries):
         raise NotImplementedError(
             "sketchwalk: new tokens over a cache this model's states have not seen, with neither "
             "the cache recorded nor position_ids to tell empty fixed-capacity slots from keys: "
             "call sketchwalk.integrations.hf.configure(model) once (it records the cache)")
     if static and num_queries > 1:  # a new sequence in a fixed-capacity cache
+        if position_ids is not None and int(position_ids[:, 0].min()) > 0:
+            raise NotImplementedError("sketchwalk: chunked prefill over a static cache is not "
+                                      "supported (its chunks after the first start past position "
+                                      "0); use a dynamic cache for chunked prefill")
         if attention_mask is not None:
             raise NotImplementedError("sketchwalk: padded batches with a static cache are not "
                                       "supported; run the rows separately or use a dynamic cache")
@@ -391,15 +395,21 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         count = 1 if pads is None else batch
         rt.start_sequence([pkg.SketchWalkState(cfg) for _ in range(count)], hooked)
         rt.pads = pads
-        if pads is not None and cfg.decode_scorer == "keys4":  # one ragged call per layer
-            lens = [num_keys - pad for pad in pads]
+        if pads is not None and cfg.decode_scorer == "keys4" and max(pads) < num_keys:
+            lens = [num_keys - pad for pad in pads]  # one ragged call per layer
             rt.plan = pkg.StepPlan(cfg, lens, lens, attention_mask.device)
             rt.padded = {}
             rt.pad_starts = torch.tensor(pads, dtype=torch.int32).to(attention_mask.device)
         return
     bound = rt.bound_cache()
+    # The prefill may have run without a cache object (use_cache with none given): the first
+    # step that continues its lengths adopts the cache it brings.
+    unbound = rt.cache_ref is None and bool(rt.states)
     continues = bool(rt.states) and num_keys == rt.num_keys + num_queries and (
-        hooked is None or bound is hooked)
+        hooked is None or bound is hooked or unbound)
+    if continues and unbound and hooked is not None:
+        rt.cache_ref = weakref.ref(hooked)
+    rt.static_capacity = None  # a static cache's steps returned above
     if not continues or num_queries > 1:
         # New tokens on a cache: a prefill chunk (docs/spec.md section 10), continuing this
         # sequence's states, or fresh ones for a cache they have not seen (a cache reused across
