@@ -1,7 +1,8 @@
-// What the CUDA host wrappers of sparse_prefill and sparse_decode share
-// (csrc/cuda/sparse_prefill.cpp, csrc/cuda/sparse_decode.cpp): the params fill of
-// SparseAttentionParams (include/sketchwalk/params.h) and the row-alignment check of the
-// tensor-core kernels (csrc/cuda/sparse_prefill*.cu, sparse_decode.cu).
+// What the CUDA host wrappers of sparse_prefill, sparse_prefill_varlen and sparse_decode share
+// (csrc/cuda/sparse_prefill.cpp, sparse_prefill_varlen.cpp, sparse_decode.cpp): the params fill
+// of SparseAttentionParams (include/sketchwalk/params.h: the dense layout, the index and sizes,
+// a paged cache) and the row-alignment check of the tensor-core kernels
+// (csrc/cuda/sparse_prefill*.cu, sparse_decode.cu).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -36,6 +37,17 @@ inline void fill_index_and_sizes(SparseAttentionParams& p, const at::Tensor& blo
   p.num_q_blocks = static_cast<int>(s.num_q_blocks);
   p.max_selected = static_cast<int>(s.max_selected);
   p.softmax_scale = static_cast<float>(softmax_scale_or_default(softmax_scale, s.head_dim));
+}
+
+// K / V as page pools [num_pages, 64, num_kv_heads, head_dim] (the batch strides step pages,
+// KvSource in attention_core.cuh) and the page table [batch, max_pages]: sparse_decode and
+// sparse_prefill_varlen fill a paged cache the same way.
+inline void fill_paged_kv(SparseAttentionParams& p, const at::Tensor& k_pages,
+                          const at::Tensor& v_pages, const at::Tensor& page_table) {
+  copy_strides(k_pages, p.k_batch_stride, p.k_token_stride, p.k_head_stride);
+  copy_strides(v_pages, p.v_batch_stride, p.v_token_stride, p.v_head_stride);
+  p.page_table = page_table.data_ptr<int>();
+  p.page_table_stride = page_table.stride(0);
 }
 
 // Every field of the dense layout but the optional arrays (seq_lens, page_table, ...), which stay

@@ -53,12 +53,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
     starts = seq_starts->contiguous();
     p.k_starts = starts.data_ptr<int>();
   }
-  if (page_table.has_value()) {  // pools [pages, 64, heads, D]: the batch stride steps pages
-    copy_strides(k_cache, p.k_batch_stride, p.k_token_stride, p.k_head_stride);
-    copy_strides(v_cache, p.v_batch_stride, p.v_token_stride, p.v_head_stride);
-    p.page_table = page_table->data_ptr<int>();
-    p.page_table_stride = page_table->stride(0);
-  }
+  if (page_table.has_value()) fill_paged_kv(p, k_cache, v_cache, *page_table);
   const size_t ws_floats = sparse_decode_workspace_floats(p);
   auto workspace = at::empty({static_cast<int64_t>(std::max<size_t>(ws_floats, 1))},
                              q.options().dtype(at::kFloat));

@@ -64,11 +64,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cuda(
   p.q_batch_stride = 0, p.q_head_stride = q.stride(1), p.q_token_stride = q.stride(0);
   p.out_batch_stride = 0, p.out_head_stride = out.stride(1), p.out_token_stride = out.stride(0);
   p.lse_batch_stride = 0, p.lse_head_stride = lse.stride(0);
-  if (vs.paged) {  // [pages, 64, heads, D]: the batch stride steps pages
-    p.k_batch_stride = k.stride(0), p.k_token_stride = k.stride(1), p.k_head_stride = k.stride(2);
-    p.v_batch_stride = v.stride(0), p.v_token_stride = v.stride(1), p.v_head_stride = v.stride(2);
-    p.page_table = page_table->data_ptr<int>();
-    p.page_table_stride = page_table->stride(0);
+  if (vs.paged) {
+    fill_paged_kv(p, k, v, *page_table);
     p.seq_lens = seq_lens_k->data_ptr<int>();
   } else {
     p.k_batch_stride = 0, p.k_token_stride = k.stride(0), p.k_head_stride = k.stride(1);
