@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 
 from . import ops
-from .attention import select_chunk_blocks, select_prefill_blocks
 from .density import decode_density_per_row
 from .plan import StepPlan
+from .ragged import select_sequence
 from .state import SketchWalkState
 
 
@@ -120,18 +120,13 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
         state = plan.forward_states.get(b)
         if state is None:
             state = plan.forward_states[b] = SketchWalkState(cfg, plan.track_density)
-        if seq.phase == "prefill":
-            index, count, _, _ = select_prefill_blocks(qb, new_k, layer_idx, state)
-        else:
+        kb = new_k  # a prompt's keys are its new tokens; a chunk's are gathered from its pages
+        if seq.phase == "chunk":
             pages = plan.page_table[b, : -(-seq.num_keys // b_size)].long()
             kb = k_pages.index_select(0, pages).flatten(0, 1)[: seq.num_keys].transpose(0, 1)[None]
-            index, count = select_chunk_blocks(qb, kb, layer_idx, state)
-        state.record_prefill_selection(layer_idx, index, count, seq.num_queries, b_size,
-                                       seq.num_keys)
-        state.layer_heads[layer_idx] = (1, qb.shape[1], new_k.shape[1])
+        rows.append(select_sequence(qb, kb, layer_idx, state, seq))
         ops.quantize_keys4_(codes, scales, new_k, plan.seq_lens_k[b : b + 1], False,
                             plan.page_table[b : b + 1])
-        rows.append((index, count))
     return plan.pad_index(rows)
 
 

@@ -63,7 +63,6 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
     of the packed tokens), written into one index [num_seqs, index_heads, num_q_blocks, width];
     rows of other sequences stay empty (num_selected 0). Also sets each state's keys4 decode
     state and density, as the single-sequence prefill does."""
-    cfg = plan.config
     rows = []
     for b, seq in enumerate(plan.sequences):
         if seq.phase == "decode":
@@ -75,16 +74,26 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
         state = states[b]
         if seq.phase == "prefill":
             state.layers.pop(layer_idx, None)  # a prefill restarts the layer
-            index, count, _, _ = select_prefill_blocks(qb, kb, layer_idx, state)
+        rows.append(select_sequence(qb, kb, layer_idx, state, seq))
+        if seq.phase == "prefill":
             state.layers[layer_idx] = keys4_layer_state(kb, state.cache_capacity)
         else:
-            index, count = select_chunk_blocks(qb, kb, layer_idx, state)
             append_chunk_keys4(state, layer_idx, kb, seq.num_queries)
-        state.record_prefill_selection(layer_idx, index, count, seq.num_queries, cfg.block_size,
-                                       seq.num_keys)
-        state.layer_heads[layer_idx] = (1, qb.shape[1], kb.shape[1])
-        rows.append((index, count))
     return plan.pad_index(rows)
+
+
+def select_sequence(qb, kb, layer_idx: int, state: SketchWalkState, seq) -> tuple:
+    """One prefill or chunk sequence of a step on its own rows (qb [1, Hq, Tq, D], kb [1, Hkv,
+    Tk, D]): its (block_index, num_selected), its density and shapes recorded in its state. The
+    ragged and the paged layer both select through here; each keeps its 4-bit keys its way."""
+    if seq.phase == "prefill":
+        index, count, _, _ = select_prefill_blocks(qb, kb, layer_idx, state)
+    else:
+        index, count = select_chunk_blocks(qb, kb, layer_idx, state)
+    state.record_prefill_selection(layer_idx, index, count, seq.num_queries,
+                                   state.config.block_size, seq.num_keys)
+    state.layer_heads[layer_idx] = (1, qb.shape[1], kb.shape[1])
+    return index, count
 
 
 def _check_varlen_args(q, k, v, layer_idx, states, plan) -> None:
