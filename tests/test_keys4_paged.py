@@ -9,7 +9,7 @@ import torch
 
 import reference as R
 from conftest import device_params
-from utils import assert_raises_naming, ops
+from utils import assert_raises_naming, capture_graph, ops, run_without_sync
 
 B = 64
 LENS = [1, 64, 65, 700, 333]
@@ -99,23 +99,13 @@ def test_paged_keys4_no_sync_and_graph():
     score, quant = ops().score_blocks_keys4, ops().quantize_keys4_
     quant(codes, scales, k, lens, True, table)
     want = score(q, codes, scales, lens, None, True, table)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
+
+    def step():  # append the new keys' rows (the same again), then score
         quant(codes, scales, k, lens, False, table)
-        got = score(q, codes, scales, lens, None, False, table)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert torch.equal(got, want)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        score(q, codes, scales, lens, None, False, table)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        quant(codes, scales, k, lens, False, table)
-        captured = score(q, codes, scales, lens, None, False, table)
+        return score(q, codes, scales, lens, None, False, table)
+
+    assert torch.equal(run_without_sync(step), want)
+    graph, captured = capture_graph(step)
     q.copy_(torch.randn_like(q))
     graph.replay()
     torch.cuda.synchronize()

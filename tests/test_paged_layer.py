@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import device_params
-from utils import assert_raises_naming
+from utils import assert_raises_naming, capture_graph, run_without_sync
 
 HQ, HKV, D, B = 4, 2, 64, 64
 
@@ -172,13 +172,8 @@ def test_paged_step_no_sync_and_graph(sw):
     assert plan.phases() == ("chunk", "prefill", "prefill")
     q = torch.cat([qs[0][100:300], qs[1][:130], qs[2][:700]])
     k = torch.cat([ks[0][100:300], ks[1][:130], ks[2][:700]])
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for layer in layers:
-            sw.sketchwalk_attention_paged(q, k, cache.k, cache.v, layer, plan, keys4)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    run_without_sync(lambda: [sw.sketchwalk_attention_paged(q, k, cache.k, cache.v, layer, plan,
+                                                            keys4) for layer in layers])
     for b, t in enumerate(lens):
         cache.append(b, ks[b][t : t + 1], vs[b][t : t + 1])
     step = sw.StepPlan(cfg, [1, 1, 1], [t + 1 for t in lens], "cuda", page_table=cache.table)
@@ -189,20 +184,8 @@ def test_paged_step_no_sync_and_graph(sw):
         return [sw.sketchwalk_attention_paged(q1, k1, cache.k, cache.v, layer, step, keys4)
                 for layer in layers]
 
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        eager = decode_all_layers()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        decode_all_layers()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = decode_all_layers()
+    eager = run_without_sync(decode_all_layers)
+    graph, captured = capture_graph(decode_all_layers)
     graph.replay()
     torch.cuda.synchronize()
     for a, b in zip(captured, eager):

@@ -6,17 +6,10 @@ import torch
 import reference as R
 from conftest import device_params, strided_copy
 from tolerances import assert_lse_close, assert_within_torch_error
-from utils import (ATTN_DTYPES, GQA, SEQ_LENS, assert_raises_naming, ops, random_qkv,
+from utils import (ATTN_DTYPES, GQA, SEQ_LENS, assert_raises_naming, decode_index, ops, random_qkv,
                    torch_masked_baseline)
 
 B = 64
-
-
-def decode_index(batch, g, tk, device, p=0.4):
-    nk = R.ceil_div(tk, B)
-    keep = torch.rand(batch, g, 1, nk, device=device) < p
-    keep[..., nk - 1] = True  # the new token's own block
-    return R.mask_to_block_index(keep)
 
 
 def check_decode(q, k, v, idx, cnt, softmax_scale=None, msg=""):
@@ -37,7 +30,7 @@ def check_decode(q, k, v, idx, cnt, softmax_scale=None, msg=""):
 def test_sparse_decode_random_index(device, tokens, hq, hkv, head_dim, dtype):
     q, k, v = random_qkv(2, hq, hkv, 1, tokens, head_dim, dtype, device)
     for g in sorted({1, hkv}):
-        idx, cnt = decode_index(2, g, tokens, device)
+        idx, cnt = decode_index([tokens] * 2, g, R.ceil_div(tokens, B), device, p=0.4)
         check_decode(q, k, v, idx, cnt, msg=f"index_heads={g}")
 
 
@@ -63,7 +56,7 @@ def test_sparse_decode_strided_cache_and_empty(device):
     vc = torch.randn(2, 2, cap, 64, device=device)
     k, v = kc[:, :, :tokens], vc[:, :, :tokens]
     q = strided_copy(torch.randn(2, 4, 1, 64, device=device))
-    idx, cnt = decode_index(2, 2, tokens, device)
+    idx, cnt = decode_index([tokens] * 2, 2, R.ceil_div(tokens, B), device, p=0.4)
     idx[1] = -1
     cnt[1] = 0
     check_decode(q, k, v, idx, cnt, softmax_scale=0.2, msg="strided cache")
@@ -100,13 +93,7 @@ def test_sparse_decode_seq_lens(device, dtype, head_dim):
         k[b, :, n:] = float("nan")
         v[b, :, n:] = float("nan")
     q = torch.randn(batch, 8, 1, head_dim, device=device).to(dtype)
-    width = R.ceil_div(cap, B)
-    keep = torch.rand(batch, 2, 1, width, device=device) < 0.5
-    for b, n in enumerate(lens):
-        nb = R.ceil_div(n, B)
-        keep[b, ..., nb:] = False
-        keep[b, ..., nb - 1] = True
-    idx, cnt = R.mask_to_block_index(keep)
+    idx, cnt = decode_index(lens, 2, R.ceil_div(cap, B), device)
     seq_lens = torch.tensor(lens, dtype=torch.int32, device=device)
     out, lse = ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens)
     for b, n in enumerate(lens):
@@ -144,13 +131,7 @@ def test_sparse_decode_left_padded(device, dtype):
         k[b, :, :s] = float("nan")
         v[b, :, :s] = float("nan")
     q = torch.randn(batch, 8, 1, 64, device=device).to(dtype)
-    width = R.ceil_div(cap, B)
-    keep = torch.rand(batch, 2, 1, width, device=device) < 0.5
-    for b, n in enumerate(lens):
-        nb = R.ceil_div(n, B)
-        keep[b, ..., nb:] = False
-        keep[b, ..., nb - 1] = True
-    idx, cnt = R.mask_to_block_index(keep)
+    idx, cnt = decode_index(lens, 2, R.ceil_div(cap, B), device)
     seq_lens = torch.tensor(lens, dtype=torch.int32, device=device)
     seq_starts = torch.tensor(starts, dtype=torch.int32, device=device)
     out, lse = ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None, seq_starts)

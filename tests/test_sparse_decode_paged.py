@@ -8,7 +8,7 @@ import torch
 
 import reference as R
 from conftest import device_params
-from utils import assert_raises_naming, ops
+from utils import assert_raises_naming, capture_graph, decode_index, ops, run_without_sync
 
 B = 64
 LENS = [1, 64, 65, 700, 333, 128]
@@ -34,11 +34,7 @@ def paged_step(dtype, head_dim, device, hq=8, hkv=2, lens=LENS):
             k_pool[page, :rows] = torch.randn(rows, hkv, head_dim, device=device).to(dtype)
             v_pool[page, :rows] = torch.randn(rows, hkv, head_dim, device=device).to(dtype)
     q = torch.randn(batch, hq, 1, head_dim, device=device).to(dtype)
-    keep = torch.rand(batch, hkv, 1, max_pages, device=device) < 0.5
-    for b, n in enumerate(lens):
-        keep[b, ..., pages[b]:] = False
-        keep[b, ..., pages[b] - 1] = True
-    idx, cnt = R.mask_to_block_index(keep)
+    idx, cnt = decode_index(lens, hkv, max_pages, device)
     seq_lens = torch.tensor(lens, dtype=torch.int32, device=device)
     return q, k_pool, v_pool, idx, cnt, seq_lens, table
 
@@ -95,21 +91,9 @@ def test_sparse_decode_paged_no_sync_and_graph():
     q, kp, vp, idx, cnt, lens, table = paged_step(torch.bfloat16, 128, "cuda")
     op = ops().sparse_decode
     want, _ = op(q, kp, vp, idx, cnt, None, True, lens, table)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        out, _ = op(q, kp, vp, idx, cnt, None, False, lens, table)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    out, _ = run_without_sync(lambda: op(q, kp, vp, idx, cnt, None, False, lens, table))
     assert torch.equal(out, want)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        op(q, kp, vp, idx, cnt, None, False, lens, table)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured, _ = op(q, kp, vp, idx, cnt, None, False, lens, table)
+    graph, (captured, _) = capture_graph(lambda: op(q, kp, vp, idx, cnt, None, False, lens, table))
     q.copy_(torch.randn_like(q))
     graph.replay()
     torch.cuda.synchronize()

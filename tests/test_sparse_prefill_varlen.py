@@ -8,7 +8,8 @@ import torch
 import reference as R
 from conftest import device_params
 from tolerances import assert_lse_close, assert_within_torch_error
-from utils import ATTN_DTYPES, assert_raises_naming, ops, random_keep, torch_masked_baseline
+from utils import (ATTN_DTYPES, assert_raises_naming, capture_graph, ops, random_keep,
+                   run_without_sync, torch_masked_baseline)
 
 B = 64
 # (queries, keys) per sequence: single tokens, block edges, chunks (fewer queries than keys),
@@ -196,21 +197,9 @@ def test_sparse_prefill_varlen_no_sync_and_graph(paged):
     q, k, v, index, count, _, kw = ragged_batch(RAGGED, 8, 2, 128, torch.bfloat16, "cuda", 2, paged)
     op = ops().sparse_prefill_varlen
     want, _ = op(q, k, v, index, count, **kw)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        out, _ = op(q, k, v, index, count, **kw, validate=False)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
+    out, _ = run_without_sync(lambda: op(q, k, v, index, count, **kw, validate=False))
     assert torch.equal(out, want)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        op(q, k, v, index, count, **kw, validate=False)  # warm-up off the default stream
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured, _ = op(q, k, v, index, count, **kw, validate=False)
+    graph, (captured, _) = capture_graph(lambda: op(q, k, v, index, count, **kw, validate=False))
     q.copy_(torch.randn_like(q))
     graph.replay()
     torch.cuda.synchronize()

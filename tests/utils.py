@@ -81,3 +81,39 @@ def sketch_params(head_dim, sketch_dim, device, seed=0):
     signs = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).float()
     coords = torch.randperm(n, generator=g)[:sketch_dim]
     return signs.to(device), coords.to(device)
+
+
+def decode_index(lens, num_kv_heads: int, width: int, device, p: float = 0.5):
+    """A random decode block index per KV group (index_heads = num_kv_heads, one row each):
+    each sequence keeps a random subset of its live blocks and always its own last block, none
+    past its length. Returns (block_index [batch, G, 1, width], num_selected [batch, G, 1])."""
+    keep = torch.rand(len(lens), num_kv_heads, 1, width, device=device) < p
+    for b, n in enumerate(lens):
+        nb = R.ceil_div(n, 64)
+        keep[b, ..., nb:] = False
+        keep[b, ..., nb - 1] = True
+    return R.mask_to_block_index(keep)
+
+
+def run_without_sync(fn):
+    """fn() under torch.cuda.set_sync_debug_mode("error"): a host synchronization inside raises."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        return fn()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def capture_graph(fn):
+    """fn() once on a side stream (warm-up), then captured in a CUDA graph: (graph, what fn
+    returned during the capture: the tensors each replay writes)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
