@@ -41,24 +41,21 @@ def causal_pairs(t: int) -> int:
     return t * (t + 1) // 2
 
 
-def select_ragged(qs, ks, cfg):
-    """Per-sequence selection -> one padded index [S, 1, max Nq, max Nk] and the density."""
-    rows = []
-    kept = 0.0
-    for q, k in zip(qs, ks):
-        state = sketchwalk.SketchWalkState(cfg)
-        bi, ns, _, _ = select_prefill_blocks(q, k, cfg.dense_layers, state)
-        t = q.shape[2]
-        kept += float(prefill_density(bi, ns, t, 64)) * causal_pairs(t)
-        rows.append((bi, ns))
-    nq = max(bi.shape[2] for bi, _ in rows)
-    width = max(bi.shape[3] for bi, _ in rows)
-    index = torch.full((len(rows), 1, nq, width), -1, dtype=torch.int32, device="cuda")
-    count = torch.zeros((len(rows), 1, nq), dtype=torch.int32, device="cuda")
-    for b, (bi, ns) in enumerate(rows):
-        index[b, :, : bi.shape[2], : bi.shape[3]] = bi[0]
-        count[b, :, : ns.shape[2]] = ns[0]
-    return index, count, kept / sum(causal_pairs(q.shape[2]) for q in qs), rows
+def select_ragged(qs, ks, cfg, plan):
+    """Per-sequence selection -> one padded index (StepPlan.pad_index) and the rows. No density
+    work here: it is timed as the layer's selection."""
+    rows = [select_prefill_blocks(q, k, cfg.dense_layers,
+                                  sketchwalk.SketchWalkState(cfg, track_density=False))[:2]
+            for q, k in zip(qs, ks)]
+    index, count = plan.pad_index(rows)
+    return index, count, rows
+
+
+def batch_density(rows, lens) -> float:
+    """Kept fraction of the batch's causal area: kept pairs over causal pairs, over sequences."""
+    kept = sum(float(prefill_density(bi, ns, t, 64)) * causal_pairs(t)
+               for (bi, ns), t in zip(rows, lens))
+    return kept / sum(causal_pairs(t) for t in lens)
 
 
 def bench_decode(lens: list[int], rows: list[dict]) -> None:
@@ -196,13 +193,14 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
     base = sketchwalk.SketchWalkConfig()
     for label, cfg in (("defaults", base),
                        ("~20%", dataclasses.replace(base, kblocks_frac=0.12, **KNOBS_20))):
-        index, count, density, per_seq = select_ragged(qs, ks, cfg)
-        t_select = bench_ms(lambda: select_ragged(qs, ks, cfg), warmup_ms=20, rep_ms=100)
+        plan = sketchwalk.StepPlan(cfg, lens, lens, "cuda", track_density=False)
+        index, count, per_seq = select_ragged(qs, ks, cfg, plan)
+        density = batch_density(per_seq, lens)
+        t_select = bench_ms(lambda: select_ragged(qs, ks, cfg, plan), warmup_ms=20, rep_ms=100)
         t_varlen = bench_ms(lambda: ops.sparse_prefill_varlen(
             packed[0], packed[1], packed[2], index, count, cu, cu, validate=False))
         t_loop = bench_ms(lambda: [ops.sparse_prefill(q, k, v, bi, ns, validate=False)
                                    for q, k, v, (bi, ns) in zip(qs, ks, vs, per_seq)])
-        plan = sketchwalk.StepPlan(cfg, lens, lens, "cuda", track_density=False)
 
         def layer():
             states = [sketchwalk.SketchWalkState(cfg, track_density=False) for _ in lens]
