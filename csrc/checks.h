@@ -127,6 +127,12 @@ void check_keys4_page_ids(const char* op, const Keys4CacheShape& s,
 // seq_lens of the keys4 ops and sparse_decode, when given: [batch] int32 on the device of `ref`.
 void check_seq_lens_tensor(const char* op, const std::optional<at::Tensor>& seq_lens,
                            int64_t batch, const at::Tensor& ref, const char* ref_arg);
+// Packed-sequence offsets (int32 [num_seqs + 1]): 0 first, `total` last, non-decreasing, and
+// every sequence at most `max_blocks` blocks of block_size (reads memory: one sync on CUDA;
+// callers run it only when read_values). `max_arg` names the argument that gave max_blocks.
+void check_cu_seqlens_values(const char* op, const char* arg, const at::Tensor& cu_seqlens,
+                             int64_t total, int64_t block_size, int64_t max_blocks,
+                             const char* max_arg);
 // lo <= seq_lens[b] <= hi for every b (reads memory; callers run it only when read_values).
 void check_seq_lens_values(const char* op, const at::Tensor& seq_lens, int64_t lo, int64_t hi,
                            const char* what);
@@ -140,11 +146,17 @@ struct SketchShape {
 };
 SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
                                        const at::Tensor& coords, int64_t block_size, bool validate);
+// batch = num_seqs, tokens = total tokens, num_blocks = max_blocks.
+SketchShape check_hadamard_sketch_varlen_args(const at::Tensor& x, const at::Tensor& signs,
+                                              const at::Tensor& coords, int64_t block_size,
+                                              const at::Tensor& cu_seqlens, int64_t max_blocks,
+                                              bool validate);
 // coords in [0, sketch_pow2) and distinct, signs all +-1 (reads memory: one sync on CUDA).
 void check_sketch_transform_values(const char* op, const at::Tensor& signs,
                                    const at::Tensor& coords, int64_t sketch_pow2);
 void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
-                             double logit_scale);
+                             double logit_scale, const std::optional<at::Tensor>& num_kv_blocks,
+                             bool validate);
 void check_walk_blocks_args(const at::Tensor& base, const at::Tensor& transition,
                             const std::optional<at::Tensor>& init, int64_t degree,
                             double damping);
@@ -152,6 +164,9 @@ void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int
                               int64_t block_size, double keep_frac, int64_t window_tokens,
                               int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
                               int64_t dense_last_q_blocks);
+void check_select_blocks_varlen_args(const at::Tensor& scores, const at::Tensor& seq_args,
+                                     int64_t block_size, double keep_frac,
+                                     int64_t dense_last_q_blocks, bool validate);
 // sparse_prefill and sparse_decode check in two steps, so that their CUDA wrappers can check
 // what the kernels alone need in between: the arguments (..._args), then the block index
 // contents and, for decode, seq_lens (..._index; values only with validate and no capture).

@@ -15,12 +15,20 @@ namespace sketchwalk {
 // ---- CPU ----------------------------------------------------------------------------
 at::Tensor hadamard_sketch_cpu(const at::Tensor& x, const at::Tensor& signs,
                                const at::Tensor& coords, int64_t block_size, bool validate);
+at::Tensor hadamard_sketch_varlen_cpu(const at::Tensor& x, const at::Tensor& signs,
+                                      const at::Tensor& coords, int64_t block_size,
+                                      const at::Tensor& cu_seqlens, int64_t max_blocks,
+                                      bool validate);
 at::Tensor score_blocks_cpu(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
-                            double logit_scale);
+                            double logit_scale, const std::optional<at::Tensor>& num_kv_blocks,
+                            bool validate);
 std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
     double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
     int64_t attend_sink_tokens, int64_t dense_last_q_blocks);
+std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cpu(
+    const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
+    int64_t dense_last_q_blocks, bool validate);
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
@@ -58,12 +66,20 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
 // ---- CUDA (csrc/cuda/*.cpp; compiled only with SKETCHWALK_WITH_CUDA) ------------------
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
                                 const at::Tensor& coords, int64_t block_size, bool validate);
+at::Tensor hadamard_sketch_varlen_cuda(const at::Tensor& x, const at::Tensor& signs,
+                                       const at::Tensor& coords, int64_t block_size,
+                                       const at::Tensor& cu_seqlens, int64_t max_blocks,
+                                       bool validate);
 at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
-                             double logit_scale);
+                             double logit_scale, const std::optional<at::Tensor>& num_kv_blocks,
+                             bool validate);
 std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
     double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
     int64_t attend_sink_tokens, int64_t dense_last_q_blocks);
+std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cuda(
+    const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
+    int64_t dense_last_q_blocks, bool validate);
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);

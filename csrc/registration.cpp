@@ -7,14 +7,24 @@
 TORCH_LIBRARY(sketchwalk, m) {
   // Block mean-pool + subsampled randomized Hadamard transform: [B,H,T,D] -> [B,H,ceil(T/b),m] fp32.
   m.def("hadamard_sketch(Tensor x, Tensor signs, Tensor coords, int block_size, bool validate=True) -> Tensor");
+  // The same for packed sequences [total,H,D] (cu_seqlens [S+1] int32): -> [S,H,max_blocks,m]
+  // fp32, zeros past each sequence's blocks.
+  m.def("hadamard_sketch_varlen(Tensor x, Tensor signs, Tensor coords, int block_size, "
+        "Tensor cu_seqlens, int max_blocks, bool validate=True) -> Tensor");
   // Row-stochastic block transition matrix from sketches, summed over heads: -> [B,rows,cols] fp32.
-  m.def("score_blocks(Tensor q_sketch, Tensor k_sketch, float logit_scale) -> Tensor");
+  // num_kv_blocks [B] int32 (optional): row b's softmax over its first num_kv_blocks[b] columns.
+  m.def("score_blocks(Tensor q_sketch, Tensor k_sketch, float logit_scale, "
+        "Tensor? num_kv_blocks=None, bool validate=True) -> Tensor");
   // Damped walk: state = (1-damping)*base + damping*state@transition, `degree` times.
   m.def("walk_blocks(Tensor base, Tensor transition, Tensor? init, int degree, float damping) -> Tensor");
   // Quantile top-k + sink/window/dense-row rules -> (block_index [B,1,Nq,Nk] int32, num_selected [B,1,Nq] int32).
   m.def("select_blocks(Tensor scores, int num_queries, int num_keys, int block_size, float keep_frac, "
         "int window_tokens, int exclude_sink_tokens, int attend_sink_tokens, int dense_last_q_blocks) "
         "-> (Tensor block_index, Tensor num_selected)");
+  // The same over padded scores of a ragged batch; seq_args [B,5] int32 holds each row's
+  // (num_queries, num_keys, window_tokens, exclude_sink_tokens, attend_sink_tokens).
+  m.def("select_blocks_varlen(Tensor scores, Tensor seq_args, int block_size, float keep_frac, "
+        "int dense_last_q_blocks, bool validate=True) -> (Tensor block_index, Tensor num_selected)");
   // Block-sparse causal attention over the block index -> (out like q, lse [B,Hq,Tq] fp32).
   m.def("sparse_prefill(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
         "float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)");
@@ -66,8 +76,10 @@ TORCH_LIBRARY(sketchwalk, m) {
 
 TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cpu);
+  m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cpu);
   m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
   m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
+  m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cpu);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cpu);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
@@ -82,8 +94,10 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
 #ifdef SKETCHWALK_WITH_CUDA
 TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cuda);
+  m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cuda);
   m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
   m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
+  m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cuda);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cuda);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);

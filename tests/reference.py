@@ -86,15 +86,37 @@ def hadamard_sketch(x, signs, coords, block_size: int) -> torch.Tensor:
     return transformed[..., coords.to(x.device).long()] / math.sqrt(m)
 
 
+def hadamard_sketch_varlen(x, signs, coords, block_size: int, cu_seqlens, max_blocks: int):
+    """x [total_tokens, heads, head_dim] packed, sequence s at rows cu_seqlens[s] :
+    cu_seqlens[s + 1] -> [num_seqs, heads, max_blocks, m] float64: each sequence's own
+    hadamard_sketch (blocks from its first token), zeros past its blocks."""
+    cu = [int(c) for c in cu_seqlens]
+    out = torch.zeros(len(cu) - 1, x.shape[1], max_blocks, coords.numel(), dtype=F64,
+                      device=x.device)
+    for s, (t0, t1) in enumerate(zip(cu[:-1], cu[1:])):
+        seq = hadamard_sketch(x[t0:t1].transpose(0, 1)[None], signs, coords, block_size)[0]
+        out[s, :, : seq.shape[1]] = seq
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # 2. Block scores
 # ---------------------------------------------------------------------------------------
 
 
-def score_blocks(q_sketch, k_sketch, logit_scale_value: float) -> torch.Tensor:
+def score_blocks(q_sketch, k_sketch, logit_scale_value: float, num_kv_blocks=None) -> torch.Tensor:
     """q_sketch [batch, Hq, rows, m], k_sketch [batch, Hkv, cols, m] -> A [batch, rows, cols]
     float64: softmax over all cols of <q, k> * scale per head (query head h reads kv head
-    h // (Hq/Hkv)), summed over heads, each row divided by its sum."""
+    h // (Hq/Hkv)), summed over heads, each row divided by its sum. With num_kv_blocks [batch]
+    (padded sketches), batch row b is score_blocks over its first num_kv_blocks[b] cols, the
+    other cols 0."""
+    if num_kv_blocks is not None:
+        out = torch.zeros(q_sketch.shape[0], q_sketch.shape[2], k_sketch.shape[2], dtype=F64,
+                          device=q_sketch.device)
+        for b, n in enumerate(int(c) for c in num_kv_blocks):
+            out[b, :, :n] = score_blocks(q_sketch[b : b + 1], k_sketch[b : b + 1, :, :n],
+                                         logit_scale_value)[0]
+        return out
     qs = q_sketch.to(F64)
     ks = k_sketch.to(F64)
     hq, hkv = qs.shape[1], ks.shape[1]
@@ -192,6 +214,26 @@ def select_blocks(
     keep = keep | ((sink | window | dense) & causal)[None]
     index, counts = mask_to_block_index(keep)
     return keep, index, counts
+
+
+def select_blocks_varlen(scores, seq_args, block_size: int, keep_frac: float,
+                         dense_last_q_blocks: int):
+    """scores [rows, Nq, Nk] padded, seq_args [rows, 5] = (num_queries, num_keys, window_tokens,
+    exclude_sink_tokens, attend_sink_tokens) per row -> (block_index int32 [rows, 1, Nq, Nk],
+    num_selected int32 [rows, 1, Nq]): row r's first ceil(nq / b) query blocks are
+    select_blocks of scores[r, :ceil(nq / b), :ceil(nk / b)] with its own arguments; its
+    other query blocks select nothing."""
+    rows, nq_max, nk_max = scores.shape
+    index = torch.full((rows, 1, nq_max, nk_max), -1, dtype=torch.int32, device=scores.device)
+    count = torch.zeros((rows, 1, nq_max), dtype=torch.int32, device=scores.device)
+    for r in range(rows):
+        tq, tk, w, exclude, attend = (int(a) for a in seq_args[r])
+        nq, nk = ceil_div(tq, block_size), ceil_div(tk, block_size)
+        _, idx, cnt = select_blocks(scores[r : r + 1, :nq, :nk], tq, tk, block_size, keep_frac, w,
+                                    exclude, attend, dense_last_q_blocks)
+        index[r, :, :nq, :nk] = idx[0]
+        count[r, :, :nq] = cnt[0]
+    return index, count
 
 
 def mask_to_block_index(keep: torch.Tensor, max_selected: int | None = None):

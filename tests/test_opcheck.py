@@ -48,7 +48,16 @@ def op_cases(device):
     scales = torch.rand(1, 2, tq, device=device)
     return [
         ("hadamard_sketch", ns.hadamard_sketch.default, (x, signs, coords, 64)),
+        ("hadamard_sketch_varlen", ns.hadamard_sketch_varlen.default,
+         (qv, signs, coords, 64, cu_q, 4, True)),
         ("score_blocks", ns.score_blocks.default, (qs, ks, 0.1)),
+        ("score_blocks_num_kv_blocks", ns.score_blocks.default,
+         (qs.expand(2, *qs.shape[1:]).contiguous(), ks.expand(2, *ks.shape[1:]).contiguous(), 0.1,
+          torch.tensor([ks.shape[2], 1], dtype=torch.int32, device=device), True)),
+        ("select_blocks_varlen", ns.select_blocks_varlen.default,
+         (torch.rand(2, 5, 5, device=device),
+          torch.tensor([[300, 300, 15, 7, 15], [100, 250, 64, 0, 64]], dtype=torch.int32,
+                       device=device), 64, 0.125, 1, True)),
         ("walk_blocks", ns.walk_blocks.default, (base, trans, None, 3, 0.25)),
         ("walk_blocks_init", ns.walk_blocks.default, (base, trans, base.clone(), 2, 0.25)),
         ("select_blocks", ns.select_blocks.default, (scores, tq, tq, 64, 0.125, 15, 7, 15, 4)),
@@ -98,7 +107,8 @@ def op_cases(device):
     ]
 
 
-NAMES = ["hadamard_sketch", "score_blocks", "walk_blocks", "walk_blocks_init", "select_blocks",
+NAMES = ["hadamard_sketch", "hadamard_sketch_varlen", "score_blocks", "score_blocks_num_kv_blocks",
+         "walk_blocks", "walk_blocks_init", "select_blocks", "select_blocks_varlen",
          "sparse_prefill", "sparse_prefill_varlen", "sparse_prefill_varlen_paged", "sparse_decode",
          "update_block_sketch_", "push_query_window_",
          "update_block_matrix_", "update_window_logits_", "window_block_scores",

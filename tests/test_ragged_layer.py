@@ -129,3 +129,23 @@ def test_plan_device_lengths(sw):
     assert count[:, 0].tolist() == [[1, 0], [1, 0], [4, 4]]
     with pytest.raises(ValueError, match="no new token"):
         sw.StepPlan(sw.SketchWalkConfig(), [0], [5])
+
+
+def test_ragged_walk_carried_between_layers_equals_each_sequence_alone(sw):
+    """Consecutive sparse layers of one step: the batched selection carries the walk (padded to
+    the longest sequence) from layer to layer as each sequence alone carries its own."""
+    cfg = sw.SketchWalkConfig()
+    first = cfg.dense_layers
+    alone = [sw.SketchWalkState(cfg) for _ in LENS]
+    ragged = [sw.SketchWalkState(cfg) for _ in LENS]
+    plan = sw.StepPlan(cfg, LENS, LENS)
+    for layer_idx in (first, first + 1, first + 2):
+        qs, ks, vs = qkv(LENS)
+        want = [sw.sketchwalk_attention(q, k, v, layer_idx, s)
+                for q, k, v, s in zip(qs, ks, vs, alone)]
+        got = sw.sketchwalk_attention_varlen(packed(qs), packed(ks), packed(vs), layer_idx,
+                                             ragged, plan)
+        torch.testing.assert_close(got, packed(want), atol=1e-6, rtol=1e-5)
+        for a, r in zip(alone, ragged):
+            assert a.last_density == r.last_density, f"layer {layer_idx}"
+    assert plan.carried_walk is not None and plan.carried_walk[0] == first + 2

@@ -1,6 +1,10 @@
-// Argument checks of select_blocks: the block scores and the integer and fraction knobs of the
-// selection rule.
+// Argument checks of select_blocks (the block scores and the integer and fraction knobs of the
+// selection rule) and select_blocks_varlen (padded scores of a ragged batch and each row's
+// lengths and token knobs in seq_args; their values only with validate and no graph capture).
+#include <ATen/ATen.h>
+
 #include "checks.h"
+#include "sketchwalk/params.h"
 
 namespace sketchwalk {
 
@@ -31,6 +35,42 @@ void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int
                attend_sink_tokens);
   SW_CHECK_ARG(dense_last_q_blocks >= 0, op, "dense_last_q_blocks", "must be >= 0, got ",
                dense_last_q_blocks);
+}
+
+void check_select_blocks_varlen_args(const at::Tensor& scores, const at::Tensor& seq_args,
+                                     int64_t block_size, double keep_frac,
+                                     int64_t dense_last_q_blocks, bool validate) {
+  constexpr const char* op = "select_blocks_varlen";
+  check_tensor(scores, op, "scores", 3, "[rows, num_q_blocks, num_kv_blocks] (padded)",
+               {at::kFloat});
+  check_tensor(seq_args, op, "seq_args", 2,
+               "[rows, 5]: (num_queries, num_keys, window_tokens, exclude_sink_tokens, "
+               "attend_sink_tokens) per row",
+               {at::kInt});
+  check_same_device(seq_args, scores, op, "seq_args", "scores");
+  SW_CHECK_ARG(seq_args.is_contiguous(), op, "seq_args", "must be contiguous");
+  check_size(seq_args, op, "seq_args", 0, scores.size(0), "rows of 'scores'");
+  check_size(seq_args, op, "seq_args", 1, kSelectSeqArgs, "5 columns");
+  check_int32(block_size, op, "block_size", 1);
+  check_int32(dense_last_q_blocks, op, "dense_last_q_blocks", 0);
+  SW_CHECK_ARG(keep_frac >= 0.0 && keep_frac <= 1.0, op, "keep_frac", "must lie in [0, 1], got ",
+               keep_frac);
+  if (!read_values(validate, scores) || seq_args.size(0) == 0) return;
+  const auto a = seq_args.to(at::kCPU);
+  const auto acc = a.accessor<int, 2>();
+  for (int64_t r = 0; r < a.size(0); ++r) {
+    const int64_t tq = acc[r][0], tk = acc[r][1];
+    SW_CHECK_ARG(tq >= 1 && tq <= tk, op, "seq_args", "row ", r, " has num_queries ", tq,
+                 " and num_keys ", tk, "; need 1 <= num_queries <= num_keys");
+    SW_CHECK_ARG((tq + block_size - 1) / block_size <= scores.size(1) &&
+                     (tk + block_size - 1) / block_size <= scores.size(2),
+                 op, "seq_args", "row ", r, " has ", tq, " queries over ", tk,
+                 " keys, more blocks than 'scores' has (", scores.size(1), " x ", scores.size(2),
+                 ")");
+    SW_CHECK_ARG(acc[r][2] >= 1 && acc[r][3] >= 0 && acc[r][4] >= 0, op, "seq_args", "row ", r,
+                 " must have window_tokens >= 1 and sink tokens >= 0, got ", acc[r][2], ", ",
+                 acc[r][3], ", ", acc[r][4]);
+  }
 }
 
 }  // namespace sketchwalk

@@ -5,6 +5,9 @@
 //
 // Padding to kN >= n is exact: H_{2n} [x; 0] = [H_n x; H_n x], so the first n outputs of
 // the larger transform are H_n x and every coordinate is < n.
+//
+// Packed sequences (hadamard_sketch_varlen, params.cu_seqlens): the same pass per (sequence,
+// head, block) over the sequence's own rows; blocks past its end are written as zeros.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -52,10 +55,21 @@ __global__ void __launch_bounds__(kSketchWarps * 32)
   const int head = static_cast<int>(bh % p.heads);
   const int batch_idx = static_cast<int>(bh / p.heads);
 
+  // Packed sequences: batch row b's tokens are x's rows [cu_seqlens[b], cu_seqlens[b + 1]).
+  const int seq_begin = p.cu_seqlens != nullptr ? __ldg(p.cu_seqlens + batch_idx) : 0;
+  const int seq_tokens =
+      p.cu_seqlens != nullptr ? __ldg(p.cu_seqlens + batch_idx + 1) - seq_begin : p.tokens;
+  float* out = p.out + batch_idx * p.out_batch_stride + head * p.out_head_stride +
+               block_idx * p.out_block_stride;
   const int t0 = block_idx * p.block_size;
-  const int count = min(p.block_size, p.tokens - t0);  // >= 1: partial last block
+  if (t0 >= seq_tokens) {  // a padded block of a shorter sequence (warp-uniform)
+    for (int k = lane; k < p.sketch_dim; k += 32) out[k] = 0.f;
+    return;
+  }
+  const int count = min(p.block_size, seq_tokens - t0);  // >= 1: partial last block
   const T* base = static_cast<const T*>(p.x) + batch_idx * p.x_batch_stride +
-                  head * p.x_head_stride + static_cast<int64_t>(t0) * p.x_token_stride;
+                  head * p.x_head_stride +
+                  static_cast<int64_t>(seq_begin + t0) * p.x_token_stride;
 
   const int chunk_lane = lane % L::kChunkLanes;
   const int token_lane = lane / L::kChunkLanes;
@@ -144,8 +158,6 @@ __global__ void __launch_bounds__(kSketchWarps * 32)
   }
   __syncwarp();
 
-  float* out = p.out + batch_idx * p.out_batch_stride + head * p.out_head_stride +
-               block_idx * p.out_block_stride;
   const float blend = static_cast<float>(p.blend_count);
   for (int k = lane; k < p.sketch_dim; k += 32) {
     const float value = row_smem[warp_idx][__ldg(p.coords + k)] * p.scale;

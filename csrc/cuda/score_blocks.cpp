@@ -12,9 +12,10 @@
 namespace sketchwalk {
 
 at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
-                             double logit_scale) {
+                             double logit_scale, const std::optional<at::Tensor>& num_kv_blocks,
+                             bool validate) {
   check_cuda(q_sketch, "score_blocks", "q_sketch");
-  check_score_blocks_args(q_sketch, k_sketch, logit_scale);
+  check_score_blocks_args(q_sketch, k_sketch, logit_scale, num_kv_blocks, validate);
   const c10::cuda::CUDAGuard guard(q_sketch.device());
   auto out = at::empty({q_sketch.size(0), q_sketch.size(2), k_sketch.size(2)}, q_sketch.options());
   if (out.numel() == 0) return out;
@@ -31,6 +32,7 @@ at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_ske
   p.cols = static_cast<int>(k_sketch.size(2));
   p.sketch_dim = static_cast<int>(q_sketch.size(3));
   p.logit_scale = static_cast<float>(logit_scale);
+  if (num_kv_blocks.has_value()) p.col_counts = num_kv_blocks->data_ptr<int>();
   check_launch(run_score_blocks(p, c10::cuda::getCurrentCUDAStream()), "score_blocks");
   return out;
 }

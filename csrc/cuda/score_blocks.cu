@@ -13,7 +13,9 @@
 // next step's global loads in registers while the current chunk is multiplied.
 // Row normalization: each head's softmax row sums to 1, so the head sum of a row is Hq up to
 // rounding (~1e-7 relative); dividing by Hq is the contract's "divide by its sum" without a
-// third pass. Kernel-only: no ATen.
+// third pass. With col_counts (padded sketches of a ragged batch) batch row b's softmax runs
+// over its first col_counts[b] columns (the row statistics sweep only those tiles) and the
+// other columns are written as 0. Kernel-only: no ATen.
 #include <cuda_runtime.h>
 
 #include "launch.h"
@@ -25,6 +27,12 @@ namespace sketchwalk {
 namespace {
 
 using Traits = ScoreTileTraits;
+
+// The columns of batch row b's softmax: all, or col_counts[b] (padded sketches of a ragged
+// batch; the host checks 1 <= count <= cols when it validates).
+__device__ __forceinline__ int live_cols(const ScoreBlocksParams& p, int batch_idx) {
+  return p.col_counts != nullptr ? min(p.cols, __ldg(p.col_counts + batch_idx)) : p.cols;
+}
 
 __global__ void __launch_bounds__(Traits::kThreads)
     score_row_stats_kernel(const ScoreBlocksParams p, int col_splits, float* __restrict__ row_offset,
@@ -42,9 +50,10 @@ __global__ void __launch_bounds__(Traits::kThreads)
                    row0 * p.q_row_stride;
   const float* k = p.k_sketch + batch_idx * p.k_batch_stride + kv_head * p.k_head_stride;
   const int rows_valid = min(Traits::kTileRows, p.rows - row0);
+  const int batch_cols = live_cols(p, batch_idx);
   const float scale2 = p.logit_scale * kLog2e;
   const int chunks = ceil_div(p.sketch_dim, Traits::kTileK);
-  const int col_tiles = ceil_div(p.cols, Traits::kTileCols);
+  const int col_tiles = ceil_div(batch_cols, Traits::kTileCols);
   const int tile_begin = col_split * col_tiles / col_splits;
   const int tile_end = (col_split + 1) * col_tiles / col_splits;
   const int steps = (tile_end - tile_begin) * chunks;
@@ -62,7 +71,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
     const int k0 = (step % chunks) * Traits::kTileK;
     block::fetch_sketch_tile(q, p.q_row_stride, rows_valid, k0, p.sketch_dim, tid, q_frag);
     block::fetch_sketch_tile(k + col0 * p.k_row_stride, p.k_row_stride,
-                             min(Traits::kTileCols, p.cols - col0), k0, p.sketch_dim, tid,
+                             min(Traits::kTileCols, batch_cols - col0), k0, p.sketch_dim, tid,
                              k_frag);
   };
   if (steps > 0) fetch(0);
@@ -77,7 +86,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
     if (step % chunks != chunks - 1) continue;
 
     const int cols_valid =
-        min(Traits::kTileCols, p.cols - (tile_begin + step / chunks) * Traits::kTileCols);
+        min(Traits::kTileCols, batch_cols - (tile_begin + step / chunks) * Traits::kTileCols);
 #pragma unroll
     for (int a = 0; a < Traits::kMicroRows; ++a) {
       float l[Traits::kMicroCols];
@@ -150,6 +159,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const int group = p.num_q_heads / p.num_kv_heads;
   const int rows_valid = min(Traits::kTileRows, p.rows - row0);
   const int cols_valid = min(Traits::kTileCols, p.cols - col0);
+  const int batch_cols = live_cols(p, batch_idx);
   const float scale2 = p.logit_scale * kLog2e;
   const int chunks = ceil_div(p.sketch_dim, Traits::kTileK);
   const int steps = (head_end - head_begin) * chunks;
@@ -213,7 +223,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
     for (int c = 0; c < Traits::kMicroCols; ++c) {
       const int col = tx * Traits::kMicroCols + c;
       if (col < cols_valid)
-        out[static_cast<int64_t>(row0 + r) * p.cols + col0 + col] = prob[a][c] * out_scale;
+        out[static_cast<int64_t>(row0 + r) * p.cols + col0 + col] =
+            col0 + col < batch_cols ? prob[a][c] * out_scale : 0.f;
     }
   }
 }

@@ -43,4 +43,34 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
   return {block_index, num_selected};
 }
 
+std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cuda(
+    const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
+    int64_t dense_last_q_blocks, bool validate) {
+  check_cuda(scores, "select_blocks_varlen", "scores");
+  check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
+                                  validate);
+  const c10::cuda::CUDAGuard guard(scores.device());
+  const int64_t batch = scores.size(0), nq = scores.size(1), nk = scores.size(2);
+  auto block_index = at::empty({batch, 1, nq, nk}, scores.options().dtype(at::kInt));
+  auto num_selected = at::empty({batch, 1, nq}, scores.options().dtype(at::kInt));
+  if (batch * nq == 0) return {block_index, num_selected};
+  SelectBlocksParams p{};
+  p.scores = scores.data_ptr<float>();
+  copy_strides(scores, p.scores_batch_stride, p.scores_row_stride);
+  p.block_index = block_index.data_ptr<int>();
+  p.num_selected = num_selected.data_ptr<int>();
+  p.batch = static_cast<int>(batch);
+  p.block_size = static_cast<int>(block_size);
+  p.num_q_blocks = static_cast<int>(nq);
+  p.num_kv_blocks = static_cast<int>(nk);
+  // The scalars stand for the padded maxima; every row reads its own from seq_args.
+  p.num_queries = p.num_keys = static_cast<int>(nk * block_size);
+  p.keep_frac = keep_frac;
+  p.window_tokens = 1;
+  p.dense_last_q_blocks = static_cast<int>(dense_last_q_blocks);
+  p.seq_args = seq_args.data_ptr<int>();
+  check_launch(run_select_blocks(p, c10::cuda::getCurrentCUDAStream()), "select_blocks_varlen");
+  return {block_index, num_selected};
+}
+
 }  // namespace sketchwalk

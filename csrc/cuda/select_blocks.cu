@@ -5,7 +5,9 @@
 // group::quantile_linear (float64, torch.quantile's interpolation; tie rule in topk.cuh),
 // then the keep rules are applied one group-width of blocks at a time and the kept ids are
 // compacted by ballot (plus a cross-warp prefix) in ascending order, padded with -1.
-// Fixed-size output, no host synchronization: CUDA-graph capturable. Kernel-only.
+// Fixed-size output, no host synchronization: CUDA-graph capturable. select_blocks_varlen
+// (params.seq_args) reads each row's sequence lengths and window / sink tokens from the device;
+// rows past a sequence's query blocks select nothing. Kernel-only.
 #include <cuda_runtime.h>
 
 
@@ -46,17 +48,37 @@ __global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWa
   const int i = static_cast<int>(row % p.num_q_blocks);
   const int batch_idx = static_cast<int>(row / p.num_q_blocks);
   const int b = p.block_size;
-  const int nk = p.num_kv_blocks;
+  const int nk = p.num_kv_blocks;             // the output row's width
   const int key_stride = round_up_to_4(nk);  // keeps each row's keys 16-byte aligned
 
-  const int lim = causal_limit_block(i, p.num_queries, p.num_keys, b);
-  const int q_lo = query_position(i * b, p.num_queries, p.num_keys);
-  const int w = p.window_tokens;
+  // This row's sequence: the scalars, or its row of seq_args (select_blocks_varlen).
+  int num_queries = p.num_queries, num_keys = p.num_keys, w = p.window_tokens;
+  int exclude_sink = p.exclude_sink_tokens, attend_sink = p.attend_sink_tokens;
+  int seq_q_blocks = p.num_q_blocks, seq_kv_blocks = nk;
+  if (p.seq_args != nullptr) {
+    const int* a = p.seq_args + static_cast<int64_t>(batch_idx) * kSelectSeqArgs;
+    num_queries = __ldg(a);
+    num_keys = __ldg(a + 1);
+    w = __ldg(a + 2);
+    exclude_sink = __ldg(a + 3);
+    attend_sink = __ldg(a + 4);
+    seq_q_blocks = ceil_div(num_queries, b);
+    seq_kv_blocks = ceil_div(num_keys, b);
+  }
+  int* index_row = p.block_index + row * nk;
+  if (i >= seq_q_blocks) {  // past the sequence's query blocks: nothing (group-uniform)
+    group::compact_ascending(0, nk, [](int) { return false; }, index_row, g);
+    if (g.tid == 0) p.num_selected[row] = 0;
+    return;
+  }
+
+  const int lim = causal_limit_block(i, num_queries, num_keys, b);
+  const int q_lo = query_position(i * b, num_queries, num_keys);
   const int wb = max(1, ceil_div(w, b));
-  const int sb = min(nk, max(1, ceil_div(p.exclude_sink_tokens, b)));
-  const int attend_sink_blocks = p.attend_sink_tokens > 0 ? ceil_div(p.attend_sink_tokens, b) : 0;
+  const int sb = min(seq_kv_blocks, max(1, ceil_div(exclude_sink, b)));
+  const int attend_sink_blocks = attend_sink > 0 ? ceil_div(attend_sink, b) : 0;
   const int window_lo = max(0, q_lo - w + 1) / b;
-  const bool dense_row = i >= p.num_q_blocks - p.dense_last_q_blocks;
+  const bool dense_row = i >= seq_q_blocks - p.dense_last_q_blocks;
 
   // Candidates: {j <= lim} - {j < sb} - {lim - wb + 1 <= j <= lim} = [sb, lim - wb].
   const int cand_lo = sb;
@@ -87,7 +109,7 @@ __global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWa
         const float v = kStaged ? thread::ordered_key_to_float(row_keys[j]) : __ldg(scores + j);
         return static_cast<double>(v) > threshold;  // strict: ties at the threshold dropped
       },
-      p.block_index + row * nk, g);
+      index_row, g);
   if (g.tid == 0) p.num_selected[row] = count;
 }
 

@@ -32,6 +32,10 @@ struct HadamardSketchParams {
   int block_size, num_blocks;           // num_blocks = ceil(tokens / block_size)
   int sketch_pow2, sketch_dim;          // n, m
   float scale;                          // 1 / sqrt(m)
+  // Packed sequences (hadamard_sketch_varlen): int32 [batch + 1] offsets into x's token axis
+  // (x_batch_stride 0), num_blocks the padded count; a block past its sequence's end is written
+  // as zeros. nullptr: every batch row holds `tokens` tokens.
+  const int* __restrict__ cu_seqlens;
 };
 
 // score_blocks: q_sketch [batch, num_q_heads, rows, m], k_sketch [batch, num_kv_heads, cols, m]
@@ -44,6 +48,9 @@ struct ScoreBlocksParams {
   int64_t k_batch_stride, k_head_stride, k_row_stride;  // elements
   int batch, num_q_heads, num_kv_heads, rows, cols, sketch_dim;
   float logit_scale;                    // m^1.5 / (100 n) for Sketch&Walk
+  // int32 [batch]: batch row b's softmax runs over its first col_counts[b] (>= 1) columns; the
+  // others are written as 0 (padded sketches of a ragged batch). nullptr: all `cols`.
+  const int* __restrict__ col_counts;
 };
 
 // Decode window logits (window_logits.cu): the cached sketched logits of the recent queries,
@@ -85,7 +92,15 @@ struct SelectBlocksParams {
   int exclude_sink_tokens;              // sink tokens removed from the candidate set
   int attend_sink_tokens;               // leading tokens every query attends
   int dense_last_q_blocks;              // trailing query blocks that keep every causal block
+  // select_blocks_varlen: int32 [batch, kSelectSeqArgs], each row's (num_queries, num_keys,
+  // window_tokens, exclude_sink_tokens, attend_sink_tokens) in place of the scalars above
+  // (num_q_blocks / num_kv_blocks are then the padded maxima; rows past a sequence's query
+  // blocks select nothing). nullptr: the scalars for every row.
+  const int* __restrict__ seq_args;
 };
+
+// Columns of select_blocks_varlen's seq_args.
+constexpr int kSelectSeqArgs = 5;
 
 // sparse_prefill / sparse_decode: q [batch, num_q_heads, num_queries, head_dim],
 // k, v [batch, num_kv_heads, num_keys, head_dim] -> out like q, lse [batch, num_q_heads, num_queries]

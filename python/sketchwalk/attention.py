@@ -222,12 +222,18 @@ def _block_scores(q, k, state: SketchWalkState):
 
 def _carried_walk_blocks(transition: torch.Tensor, state: SketchWalkState,
                          layer_idx: int) -> torch.Tensor:
-    """``ops.walk_blocks(A, A, W_prev or None, degree, damping)`` bit for bit (the same baddbmm
-    calls, docs/spec.md section 3), in less memory: W_prev is taken from the state and freed
-    after the first step, and later steps write into the buffer two steps old. Peak: A and two
-    N x N buffers (the op, which cannot free its argument W_prev, holds A, W_prev and two)."""
-    cfg = state.config
-    init = state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0])
+    """``ops.walk_blocks(A, A, W_prev or None, degree, damping)`` bit for bit with W_prev taken
+    from the state (walk_from), which holds the only reference to it and frees it mid-walk."""
+    return walk_from(transition,
+                     state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0]),
+                     state.config)
+
+
+def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch.Tensor:
+    """``ops.walk_blocks(A, A, init, degree, damping)`` bit for bit (the same baddbmm calls,
+    docs/spec.md section 3), in less memory: the caller's reference to init should be its last
+    (it is let go after the first step), and later steps write into the buffer two steps old.
+    Peak: A and two N x N buffers (the op, which cannot free its argument, holds A, init and two)."""
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
     beta, alpha = 1.0 - cfg.damping, cfg.damping

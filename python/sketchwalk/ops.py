@@ -15,9 +15,11 @@ _ops = torch.ops.sketchwalk
 
 __all__ = [
     "hadamard_sketch",
+    "hadamard_sketch_varlen",
     "score_blocks",
     "walk_blocks",
     "select_blocks",
+    "select_blocks_varlen",
     "sparse_prefill",
     "sparse_prefill_varlen",
     "sparse_decode",
@@ -117,25 +119,74 @@ def _(x, signs, coords, block_size, validate=True):
     return x.new_empty((x.shape[0], x.shape[1], num_blocks, coords.shape[0]), dtype=torch.float32)
 
 
+def hadamard_sketch_varlen(
+    x: torch.Tensor,
+    signs: torch.Tensor,
+    coords: torch.Tensor,
+    block_size: int,
+    cu_seqlens: torch.Tensor,
+    max_blocks: int,
+    validate: bool = True,
+) -> torch.Tensor:
+    """hadamard_sketch of packed sequences: each sequence's blocks start at its first token.
+
+    x: [total_tokens, heads, head_dim] (NHD), sequence s at rows cu_seqlens[s] : cu_seqlens[s + 1]
+    (int32 [num_seqs + 1], the flash-attn varlen convention). Returns [num_seqs, heads,
+    max_blocks, m] float32; blocks past a sequence's ceil(len / block_size) are zeros.
+    Equivalent to ``reference.hadamard_sketch_varlen(x, signs, coords, block_size, cu_seqlens,
+    max_blocks)``. ``validate=False`` skips the value checks of coords and cu_seqlens (they read
+    the device).
+    """
+    return _ops.hadamard_sketch_varlen(x, signs, coords, block_size, cu_seqlens, max_blocks,
+                                       validate)
+
+
+@torch.library.register_fake("sketchwalk::hadamard_sketch_varlen")
+def _(x, signs, coords, block_size, cu_seqlens, max_blocks, validate=True):
+    op = "hadamard_sketch_varlen"
+    _check_same_device(op, "x", x, signs=signs, coords=coords, cu_seqlens=cu_seqlens)
+    _check_rank(op, "x", x, 3)
+    _check_rank(op, "coords", coords, 1)
+    _check_rank(op, "cu_seqlens", cu_seqlens, 1)
+    torch._check(cu_seqlens.dtype == torch.int32 and cu_seqlens.shape[0] >= 1,
+                 lambda: f"sketchwalk.{op}: argument 'cu_seqlens' must be int32 [num_seqs + 1]")
+    torch._check(1 <= block_size <= 2**31 - 1,
+                 lambda: f"sketchwalk.{op}: argument 'block_size' must lie in [1, 2^31), got {block_size}")
+    torch._check(0 <= max_blocks <= 2**31 - 1,
+                 lambda: f"sketchwalk.{op}: argument 'max_blocks' must lie in [0, 2^31), got {max_blocks}")
+    return x.new_empty((cu_seqlens.shape[0] - 1, x.shape[1], max_blocks, coords.shape[0]),
+                       dtype=torch.float32)
+
+
 # 2. scores
 
 
-def score_blocks(q_sketch: torch.Tensor, k_sketch: torch.Tensor, logit_scale: float) -> torch.Tensor:
+def score_blocks(q_sketch: torch.Tensor, k_sketch: torch.Tensor, logit_scale: float,
+                 num_kv_blocks: torch.Tensor | None = None, validate: bool = True) -> torch.Tensor:
     """Row-stochastic block transition matrix shared by all heads.
 
     q_sketch: [batch, num_q_heads, rows, m]; k_sketch: [batch, num_kv_heads, cols, m] (float32).
     Returns A [batch, rows, cols] float32: per-head softmax over all key blocks of the
     sketched logits, summed over heads, rows normalized.
-    Equivalent to ``reference.score_blocks(q_sketch, k_sketch, logit_scale)``.
+    ``num_kv_blocks`` (int32 [batch], optional; padded sketches of a ragged batch): batch row
+    b's softmax runs over its first num_kv_blocks[b] columns only, the others are 0.
+    Equivalent to ``reference.score_blocks(q_sketch, k_sketch, logit_scale, num_kv_blocks)``.
+    ``validate=False`` skips the range check of num_kv_blocks (it reads the device).
     """
-    return _ops.score_blocks(q_sketch, k_sketch, logit_scale)
+    return _ops.score_blocks(q_sketch, k_sketch, logit_scale, num_kv_blocks, validate)
 
 
 @torch.library.register_fake("sketchwalk::score_blocks")
-def _(q_sketch, k_sketch, logit_scale):
-    _check_same_device("score_blocks", "q_sketch", q_sketch, k_sketch=k_sketch)
+def _(q_sketch, k_sketch, logit_scale, num_kv_blocks=None, validate=True):
+    _check_same_device("score_blocks", "q_sketch", q_sketch, k_sketch=k_sketch,
+                       num_kv_blocks=num_kv_blocks)
     _check_rank("score_blocks", "q_sketch", q_sketch, 4)
     _check_rank("score_blocks", "k_sketch", k_sketch, 4)
+    if num_kv_blocks is not None:
+        torch._check(num_kv_blocks.dtype == torch.int32 and num_kv_blocks.dim() == 1 and
+                     num_kv_blocks.shape[0] == q_sketch.shape[0],
+                     lambda: "sketchwalk.score_blocks: argument 'num_kv_blocks' must be int32 "
+                             f"[batch={q_sketch.shape[0]}]")
     return q_sketch.new_empty((q_sketch.shape[0], q_sketch.shape[2], k_sketch.shape[2]))
 
 
@@ -203,6 +254,44 @@ def select_blocks(
 def _(scores, num_queries, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
       attend_sink_tokens, dense_last_q_blocks):
     _check_rank("select_blocks", "scores", scores, 3)
+    b, nq, nk = scores.shape
+    return (
+        scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
+        scores.new_empty((b, 1, nq), dtype=torch.int32),
+    )
+
+
+def select_blocks_varlen(
+    scores: torch.Tensor,
+    seq_args: torch.Tensor,
+    block_size: int,
+    keep_frac: float,
+    dense_last_q_blocks: int,
+    validate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """select_blocks over the padded scores of a ragged batch, each row with its own sequence.
+
+    scores: [rows, num_q_blocks, num_kv_blocks] float32 (padded to the longest sequence);
+    seq_args: int32 [rows, 5], row r's (num_queries, num_keys, window_tokens,
+    exclude_sink_tokens, attend_sink_tokens) (plan.StepPlan makes it from SelectionArgs).
+    Returns (block_index [rows, 1, num_q_blocks, num_kv_blocks], num_selected [rows, 1,
+    num_q_blocks]); row r's first ceil(num_queries / block_size) query blocks are select_blocks of
+    its own [:nq, :nk] scores, its other rows select nothing. Equivalent to
+    ``reference.select_blocks_varlen(...)``. ``validate=False`` skips the value checks of
+    seq_args (they read the device).
+    """
+    return _ops.select_blocks_varlen(scores, seq_args, block_size, keep_frac,
+                                     dense_last_q_blocks, validate)
+
+
+@torch.library.register_fake("sketchwalk::select_blocks_varlen")
+def _(scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate=True):
+    op = "select_blocks_varlen"
+    _check_same_device(op, "scores", scores, seq_args=seq_args)
+    _check_rank(op, "scores", scores, 3)
+    _check_rank(op, "seq_args", seq_args, 2)
+    torch._check(seq_args.dtype == torch.int32 and tuple(seq_args.shape) == (scores.shape[0], 5),
+                 lambda: f"sketchwalk.{op}: argument 'seq_args' must be int32 [rows={scores.shape[0]}, 5]")
     b, nq, nk = scores.shape
     return (
         scores.new_empty((b, 1, nq, nk), dtype=torch.int32),

@@ -4,9 +4,10 @@ with a page table, their new tokens packed, their keys in 64-key pages.
 The 4-bit keys of the keys4 decode scorer live beside the caller's K/V pools, in pools of the
 same pages (PagedKeys4Cache): a sequence's selection state is its pages, so it comes and goes
 with them, and a decode step of many sequences is four launches per layer (append the new keys'
-4-bit rows, score, select, attend), with no host synchronization (graph-capturable). Prefill and
-chunk sequences are selected one by one on their own rows (their keys gathered from the pages),
-and attended together in one sparse_prefill_varlen call over the pages.
+4-bit rows, score, select, attend), with no host synchronization (graph-capturable). Prefill
+sequences are selected together (ragged.select_varlen_blocks); a step with chunks selects each
+prefill or chunk sequence on its own rows (a chunk's keys gathered from its pages). All are
+attended together in one sparse_prefill_varlen call over the pages.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from . import ops
 from .density import decode_density_per_row
 from .plan import StepPlan
-from .ragged import select_sequence
+from .ragged import record_sequence, select_sequence, select_varlen_blocks
 from .state import SketchWalkState
 
 
@@ -55,9 +56,9 @@ def sketchwalk_attention_paged(
     [total_q, num_q_heads, head_dim] in q's dtype.
 
     Dense layers: every causal block, one varlen call. Sparse layers: decode sequences in four
-    batched launches (keys4 append, score, select, sparse_decode on pages); prefill and chunk
-    sequences selected one by one (docs/spec.md sections 1-4 and 10; the walk carried from layer
-    to layer in plan.forward_states) and attended in one varlen call.
+    batched launches (keys4 append, score, select, sparse_decode on pages); prefill sequences
+    selected together, or with chunks each on its own (docs/spec.md sections 1-4 and 10; the
+    walk carried from layer to layer in the plan) and attended in one varlen call.
     """
     _check_paged_args(q, k, k_pages, v_pages, plan, keys4)
     cfg = plan.config
@@ -109,7 +110,11 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
     empty), and its new keys' 4-bit rows appended to the pools."""
     cfg = plan.config
     b_size = cfg.block_size
+    # Without chunks every selected sequence's keys are its new tokens, packed like q: one
+    # batched selection (ragged.select_varlen_blocks); a chunk's keys are gathered from its pages.
+    batched = cfg.prefill_scorer == "sketch_walk" and "chunk" not in plan.phases()
     rows = []
+    index = count = None
     for b, seq in enumerate(plan.sequences):
         if seq.phase == "decode":
             rows.append(None)
@@ -120,14 +125,20 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
         state = plan.forward_states.get(b)
         if state is None:
             state = plan.forward_states[b] = SketchWalkState(cfg, plan.track_density)
-        kb = new_k  # a prompt's keys are its new tokens; a chunk's are gathered from its pages
-        if seq.phase == "chunk":
-            pages = plan.page_table[b, : -(-seq.num_keys // b_size)].long()
-            kb = k_pages.index_select(0, pages).flatten(0, 1)[: seq.num_keys].transpose(0, 1)[None]
-        rows.append(select_sequence(qb, kb, layer_idx, state, seq))
+        if batched:
+            if index is None:
+                index, count = select_varlen_blocks(q, k, plan.cu_seqlens_q, layer_idx, plan, state)
+            record_sequence(index, count, b, layer_idx, state, seq, q.shape[1], k.shape[1])
+        else:
+            kb = new_k
+            if seq.phase == "chunk":
+                pages = plan.page_table[b, : -(-seq.num_keys // b_size)].long()
+                kb = k_pages.index_select(0, pages).flatten(0, 1)[: seq.num_keys]
+                kb = kb.transpose(0, 1)[None]
+            rows.append(select_sequence(qb, kb, layer_idx, state, seq))
         ops.quantize_keys4_(codes, scales, new_k, plan.seq_lens_k[b : b + 1], False,
                             plan.page_table[b : b + 1])
-    return plan.pad_index(rows)
+    return (index, count) if batched else plan.pad_index(rows)
 
 
 def _varlen(q, k_pages, v_pages, index, count, plan: StepPlan) -> torch.Tensor:

@@ -112,6 +112,8 @@ class StepPlan:
                                  "with no new token is not part of the step)")
         self.config = config
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:  # "cuda": the current one,
+            self.device = torch.device("cuda", torch.cuda.current_device())  # as tensors name it
         self.sequences = tuple(SequenceStep(tq, tk) for tq, tk in zip(query_lens, key_lens))
         self.max_seqlen_q = max(query_lens)
         self.max_seqlen_k = max(key_lens)
@@ -149,9 +151,14 @@ class StepPlan:
         self.forward_states: dict[int, object] = {}
         self.track_density = track_density  # prefill / chunk densities (SketchWalkState's flag)
         self._decode: tuple | None = None
+        self._selection: tuple | None = None
+        # The walk carried between consecutive sparse layers of a ragged step's batched selection
+        # (ragged.select_varlen_blocks): (layer_idx, W [rows, N, N]) or None.
+        self.carried_walk: tuple[int, torch.Tensor] | None = None
         # Made now, not on first use: a step captured in a CUDA graph must not copy host data.
         self.decode_rows()
         self.dense_index()
+        self.selection_args()
 
     @property
     def num_seqs(self) -> int:
@@ -197,6 +204,32 @@ class StepPlan:
                 self._decode = (rows, q_rows, lens, table)
         return self._decode
 
+
+    def selection_args(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
+                                      torch.Tensor | None]:
+        """The batched selection's per-sequence arguments on the device (ragged.py):
+        (num_kv_blocks int32 [num_seqs]; seq_args int32 [num_seqs, 5], ops.select_blocks_varlen's
+        (num_queries, num_keys, window_tokens, exclude_sink_tokens, attend_sink_tokens) from each
+        sequence's prefill SelectionArgs; walked bool [num_seqs], True for a prefill, or None when
+        every sequence is one; selected int32 [num_seqs], 1 for a prefill or chunk, or None when
+        none decodes). Made once, with the plan."""
+        if self._selection is None:
+            b = self.config.block_size
+            args = [[s.num_queries, s.num_keys, a.window_tokens, a.exclude_sink_tokens,
+                     a.attend_sink_tokens] for s, a in zip(self.sequences, self.prefill_args)]
+            phases = self.phases()
+            host = torch.tensor([[-(-s.num_keys // b)] + a for s, a in zip(self.sequences, args)],
+                                dtype=torch.int32)
+            dev = _to_device(host, self.device)
+            walked = None
+            if "chunk" in phases:
+                walked = _to_device(torch.tensor([p == "prefill" for p in phases]), self.device)
+            selected = None
+            if "decode" in phases:
+                selected = _to_device(torch.tensor([p != "decode" for p in phases],
+                                                   dtype=torch.int32), self.device)
+            self._selection = (dev[:, 0].contiguous(), dev[:, 1:].contiguous(), walked, selected)
+        return self._selection
 
     def pad_index(self, rows: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sequence selections (block_index [1, G, Nq_b, W_b], num_selected [1, G, Nq_b]), or

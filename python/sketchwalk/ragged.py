@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from . import ops
-from .attention import (append_chunk_keys4, keys4_layer_state, select_chunk_blocks,
-                        select_prefill_blocks, sketchwalk_attention)
+from .attention import (_sketch_setup, append_chunk_keys4, keys4_layer_state, select_chunk_blocks,
+                        select_prefill_blocks, sketchwalk_attention, walk_from)
 from .plan import StepPlan
 from .state import SketchWalkState
 
@@ -59,10 +59,15 @@ def sketchwalk_attention_varlen(
 
 
 def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: StepPlan):
-    """Each prefill sequence's selection on its own rows (a strided [1, heads, tokens, D] view
-    of the packed tokens), written into one index [num_seqs, index_heads, num_q_blocks, width];
-    rows of other sequences stay empty (num_selected 0). Also sets each state's keys4 decode
-    state and density, as the single-sequence prefill does."""
+    """The selection of every prefill and chunk sequence as one index [num_seqs, index_heads,
+    num_q_blocks, width] (rows of decode sequences empty: num_selected 0): batched
+    (select_varlen_blocks) for the sketch-and-walk scorer, else each sequence on its own rows (a
+    strided [1, heads, tokens, D] view of the packed tokens). Also sets each state's keys4
+    decode state, density and heads, as the single-sequence prefill does."""
+    batched = plan.config.prefill_scorer == "sketch_walk"
+    if batched:
+        index, count = select_varlen_blocks(q, k, plan.cu_seqlens_k, layer_idx, plan,
+                                            _any_state(states, plan))
     rows = []
     for b, seq in enumerate(plan.sequences):
         if seq.phase == "decode":
@@ -74,12 +79,91 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
         state = states[b]
         if seq.phase == "prefill":
             state.layers.pop(layer_idx, None)  # a prefill restarts the layer
-        rows.append(select_sequence(qb, kb, layer_idx, state, seq))
+        if batched:
+            record_sequence(index, count, b, layer_idx, state, seq, qb.shape[1], kb.shape[1])
+        else:
+            rows.append(select_sequence(qb, kb, layer_idx, state, seq))
         if seq.phase == "prefill":
             state.layers[layer_idx] = keys4_layer_state(kb, state.cache_capacity)
         else:
             append_chunk_keys4(state, layer_idx, kb, seq.num_queries)
-    return plan.pad_index(rows)
+    return (index, count) if batched else plan.pad_index(rows)
+
+
+def _any_state(states, plan: StepPlan) -> SketchWalkState:
+    """A state of the plan's config: the sketch's random draw is cached there."""
+    return states[0]
+
+
+def select_varlen_blocks(q, k, cu_seqlens_k, layer_idx: int, plan: StepPlan,
+                         state: SketchWalkState) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sketch -> scores -> walk -> select of every sequence of a ragged step at once (docs/spec.md
+    sections 1-4, 8 and 10), in six launches plus the walk's matrix products, whatever the
+    number of sequences; no host synchronization.
+
+    q: packed queries [total_q, Hq, D] (plan.cu_seqlens_q); k: packed keys [total, Hkv, D] with
+    offsets cu_seqlens_k, each sequence's keys whole. Block-level tensors are padded to the
+    longest sequence (N = plan.num_kv_blocks blocks): the sketches of missing blocks are zeros,
+    score_blocks leaves each sequence's missing key blocks out of its softmax (their scores are
+    0, so they add nothing to the walk's products), select_blocks_varlen applies each sequence's
+    own lengths, window and sink. A prefill walks (the walk carried from the previous sparse
+    layer of the same step, in the plan); a chunk keeps its scores (section 10); a decode
+    sequence selects nothing. ``state`` gives the sketch's random draw.
+
+    Returns (block_index [num_seqs, index_heads, plan.num_q_blocks, N], num_selected
+    [num_seqs, index_heads, plan.num_q_blocks]).
+    """
+    cfg = plan.config
+    b, n = cfg.block_size, plan.num_kv_blocks
+    num_seqs, num_q_heads, num_kv_heads = plan.num_seqs, q.shape[1], k.shape[1]
+    num_kv_blocks, seq_args, walked, selected = plan.selection_args()
+    signs, coords, c = _sketch_setup(state, q.shape[2], q.device)
+    # Query blocks padded to N too: A is square for the walk (a prefill has Tq = Tk).
+    q_blocks = ops.hadamard_sketch_varlen(q, signs, coords, b, plan.cu_seqlens_q, n, False)
+    k_blocks = ops.hadamard_sketch_varlen(k, signs, coords, b, cu_seqlens_k, n, False)
+    if cfg.prefill_selection == "kv_group":  # each (sequence, KV group) a row of its own
+        rows = num_seqs * num_kv_heads
+        q_blocks = q_blocks.reshape(rows, num_q_heads // num_kv_heads, n, q_blocks.shape[-1])
+        k_blocks = k_blocks.reshape(rows, 1, n, k_blocks.shape[-1])
+        num_kv_blocks = num_kv_blocks.repeat_interleave(num_kv_heads)
+        seq_args = seq_args.repeat_interleave(num_kv_heads, dim=0)
+        walked = None if walked is None else walked.repeat_interleave(num_kv_heads)
+    transition = ops.score_blocks(q_blocks, k_blocks, c, num_kv_blocks, False)
+    del q_blocks, k_blocks
+    walk = transition
+    if "prefill" in plan.phases():  # the call holds the only reference to the carried walk
+        walk = walk_from(transition, _take_carried_walk(plan, layer_idx, transition.shape), cfg)
+        if walked is not None:  # chunks keep their scores (no walk, section 10)
+            walk = torch.where(walked[:, None, None], walk, transition)
+        plan.carried_walk = (layer_idx, walk)
+    else:
+        plan.carried_walk = None
+    index, count = ops.select_blocks_varlen(walk[:, : plan.num_q_blocks], seq_args, b,
+                                            cfg.kblocks_frac, cfg.dense_last_q_blocks, False)
+    heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
+    index = index.reshape(num_seqs, heads, *index.shape[2:])
+    count = count.reshape(num_seqs, heads, count.shape[-1])
+    if selected is not None:
+        count = count * selected[:, None, None]
+    return index, count
+
+
+def _take_carried_walk(plan: StepPlan, layer_idx: int, shape) -> torch.Tensor | None:
+    """The walk of layer layer_idx - 1 when it has this shape (docs/spec.md section 3); the plan
+    lets go of it either way (no later layer can use it)."""
+    carried, plan.carried_walk = plan.carried_walk, None
+    if carried is None or carried[0] != layer_idx - 1 or carried[1].shape != shape:
+        return None
+    return carried[1]
+
+
+def record_sequence(index, count, b: int, layer_idx: int, state: SketchWalkState, seq,
+                    num_q_heads: int, num_kv_heads: int) -> None:
+    """Sequence b's density (when its state tracks it) and heads after a batched selection."""
+    nq = -(-seq.num_queries // state.config.block_size)
+    state.record_prefill_selection(layer_idx, index[b : b + 1, :, :nq], count[b : b + 1, :, :nq],
+                                   seq.num_queries, state.config.block_size, seq.num_keys)
+    state.layer_heads[layer_idx] = (1, num_q_heads, num_kv_heads)
 
 
 def select_sequence(qb, kb, layer_idx: int, state: SketchWalkState, seq) -> tuple:
