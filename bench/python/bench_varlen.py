@@ -181,8 +181,13 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
         from torch.nn.attention.varlen import varlen_attn
 
         k_rep, v_rep = (x.repeat_interleave(HQ // HKV, 1) for x in packed[1:])  # not timed
-        dense["torch varlen_attn"] = bench_ms(lambda: varlen_attn(
-            packed[0], k_rep, v_rep, cu, cu, max(lens), max(lens), is_causal=True))
+        args = (packed[0], k_rep, v_rep, cu, cu, max(lens), max(lens))
+        try:  # torch 2.10 takes is_causal; 2.11 on, a (left, right) window: (-1, 0) is causal
+            varlen_attn(*args, is_causal=True)
+            causal = dict(is_causal=True)
+        except TypeError:
+            causal = dict(window_size=(-1, 0))
+        dense["torch varlen_attn"] = bench_ms(lambda: varlen_attn(*args, **causal))
     except (ImportError, RuntimeError, TypeError) as err:
         print(f"torch varlen_attn: {err}")
     best = min(dense.values())

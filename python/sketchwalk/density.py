@@ -47,6 +47,18 @@ def _causal_pairs(j: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, num_keys:
     return partial_sum(p1 - k0 + 1) - partial_sum(p0 - k0)
 
 
+def kept_block_tails(block_index: torch.Tensor, num_selected: torch.Tensor) -> torch.Tensor:
+    """What prefill_density reads of an index: per row, its last and next-to-last kept block ids
+    (int64 [..., rows, 2]; garbage where a row keeps fewer, which the count masks). A few small
+    launches, and the index can be let go: the layer keeps this instead (O(rows), not O(rows x
+    key blocks)) and computes the density only when it is read."""
+    if block_index.shape[-1] == 0:
+        return num_selected.new_zeros((*num_selected.shape, 2), dtype=torch.int64)
+    back = torch.arange(1, 3, device=num_selected.device)  # slots count - 1 and count - 2
+    slot = (num_selected.long().unsqueeze(-1) - back).clamp_(min=0)
+    return block_index.gather(-1, slot).long()
+
+
 def prefill_density(block_index: torch.Tensor, num_selected: torch.Tensor, num_queries: int,
                     block_size: int, num_keys: int | None = None) -> torch.Tensor:
     """Kept fraction of the causal area (0-dim float64 tensor), averaged over index heads and batch.
@@ -56,31 +68,35 @@ def prefill_density(block_index: torch.Tensor, num_selected: torch.Tensor, num_q
     at most the row's last two (those reaching past its first query), so the count is exact
     integer arithmetic per row: memory O(batch x heads x rows), no [rows, key blocks] map (the
     dense float64 one this replaced took 2 GiB at 1M tokens, plus five temporaries its size)."""
+    return prefill_density_from_tails(kept_block_tails(block_index, num_selected), num_selected,
+                                      num_queries, block_size, num_keys)
+
+
+def prefill_density_from_tails(tails: torch.Tensor, num_selected: torch.Tensor, num_queries: int,
+                               block_size: int, num_keys: int | None = None) -> torch.Tensor:
+    """prefill_density from kept_block_tails(block_index, num_selected) (the index let go)."""
     num_keys = num_queries if num_keys is None else num_keys
-    device = block_index.device
+    device = num_selected.device
     b = block_size
     nk = -(-num_keys // b)
     offset = num_keys - num_queries
     # Every causal pair: query t (position offset + t) sees offset + t + 1 keys.
     total = num_queries * (offset + 1) + num_queries * (num_queries - 1) // 2
-    i = torch.arange(block_index.shape[2], device=device, dtype=torch.int64)
+    i = torch.arange(num_selected.shape[2], device=device, dtype=torch.int64)
     p0 = i * b + offset                                              # first query of row i
     p1 = torch.clamp((i + 1) * b, max=num_queries) - 1 + offset      # last query of row i
     rows = p1 - p0 + 1
     count = num_selected.long()
-    kept = torch.zeros(count.shape, dtype=torch.int64, device=device)
-    if block_index.shape[-1] > 0:
-        # Each kept block as if whole for every query of the row: rows x its length (all b but
-        # the last block's), then the exact pairs of the row's last two kept blocks.
-        last = block_index.gather(-1, (count - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1).long()
-        short = torch.where((count >= 1) & (last == nk - 1), b - (num_keys - (nk - 1) * b), 0)
-        kept = rows * (b * count - short)
-        for back in (1, 2):
-            slot = (count - back).clamp(min=0).unsqueeze(-1)
-            j = block_index.gather(-1, slot).squeeze(-1).long()
-            whole = rows * torch.clamp(num_keys - j * b, max=b)
-            fix = _causal_pairs(j, p0, p1, num_keys, b) - whole
-            kept = kept + torch.where(count >= back, fix, 0)
+    # Each kept block as if whole for every query of the row: rows x its length (all b but
+    # the last block's), then the exact pairs of the row's last two kept blocks.
+    last = tails[..., 0]
+    short = torch.where((count >= 1) & (last == nk - 1), b - (num_keys - (nk - 1) * b), 0)
+    kept = rows * (b * count - short)
+    for back in (1, 2):
+        j = tails[..., back - 1]
+        whole = rows * torch.clamp(num_keys - j * b, max=b)
+        fix = _causal_pairs(j, p0, p1, num_keys, b) - whole
+        kept = kept + torch.where(count >= back, fix, 0)
     # A tensor divisor: CUDA divides by a Python scalar as a multiply by its reciprocal.
     total = torch.full((), total, dtype=torch.float64, device=device)
     return (kept.sum(-1).double() / total).mean()

@@ -8,7 +8,8 @@ import dataclasses
 import torch
 
 from .config import SketchWalkConfig
-from .density import decode_density, decode_density_per_row, prefill_density
+from .density import (decode_density, decode_density_per_row, kept_block_tails,
+                      prefill_density_from_tails)
 
 
 @dataclasses.dataclass
@@ -126,9 +127,9 @@ class SketchWalkState:
 
     def __init__(self, config: SketchWalkConfig | None = None, track_density: bool = True) -> None:
         self.config = config if config is not None else SketchWalkConfig()
-        # Whether prefill layers compute their kept fraction (about 30 small kernels per layer,
-        # from the block index that is freed after the layer); decode steps only keep their
-        # num_selected and compute it when read. False: last_density is empty after a prefill.
+        # Whether layers keep what their kept fraction needs (a prefill: its rows' counts and last
+        # two kept blocks, a few small launches; a decode step: its num_selected) and compute
+        # it when read. False: last_density is empty after a prefill.
         self.track_density = track_density
         # Slots of a fixed-capacity KV cache (a static cache) that decode steps will use: the
         # keys4 state of a prefill gets room for them up front (sketchwalk_attention's seq_lens).
@@ -197,11 +198,12 @@ class SketchWalkState:
     def record_prefill_selection(self, layer_idx: int, block_index: torch.Tensor,
                                  num_selected: torch.Tensor, num_queries: int, block_size: int,
                                  num_keys: int | None = None) -> None:
-        """The kept fraction of a prefill or chunk layer, computed now when track_density (the
-        index is freed after the layer), else not at all (the layer's entry is dropped)."""
+        """The kept fraction of a prefill or chunk layer when track_density: what it needs of
+        the index (freed after the layer) is kept now, a few small launches, and the density is
+        computed when read; else nothing (the layer's entry is dropped)."""
         if self.track_density:
-            self._density[layer_idx] = prefill_density(block_index, num_selected, num_queries,
-                                                       block_size, num_keys)
+            self._density[layer_idx] = ("prefill", kept_block_tails(block_index, num_selected),
+                                        num_selected, num_queries, block_size, num_keys)
         else:
             self._density.pop(layer_idx, None)
 
@@ -223,7 +225,10 @@ class SketchWalkState:
         device (no sync), or None when the layer has not run sparse."""
         d = self._density.get(layer_idx)
         if isinstance(d, tuple):
-            d = decode_density_per_row(*d[1:]) if d[0] == "rows" else decode_density(*d)
+            if d[0] == "prefill":
+                d = prefill_density_from_tails(*d[1:])
+            else:
+                d = decode_density_per_row(*d[1:]) if d[0] == "rows" else decode_density(*d)
         return d
 
     @property
