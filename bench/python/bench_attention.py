@@ -282,7 +282,9 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
 # and at ~10%, and the authors' walk (the `paper` preset) at ~20%.
 DECODE_CONFIGS = (
     ("keys4 defaults", dict()),
-    ("keys4 ~10%", dict(kblocks_frac=0.07, window_frac=0.02, sink_frac=0.01)),
+    # The decode_* knobs: the default config sets them, so the prefill ones do not reach decode
+    # (until 2026-12-06 this row set kblocks_frac etc. and ran at the defaults' density).
+    ("keys4 ~10%", dict(decode_kblocks_frac=0.07, decode_window_frac=0.02, decode_sink_frac=0.01)),
     ("paper walk ~20%", dict(decode_scorer="walk", kblocks_frac=0.17, **KNOBS_20)),
 )
 
