@@ -106,12 +106,14 @@ def test_sparse_prefill_varlen_matches_reference(device, paged, hq, hkv, head_di
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("paged", [False, True], ids=["packed", "paged"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_sparse_prefill_varlen_bitwise_equals_dense_calls(device, paged, dtype, monkeypatch):
-    """The same arithmetic as a dense sparse_prefill per sequence: equal bit for bit. A paged
-    cache runs the sm80 kernel on every GPU (csrc/cuda/sparse_prefill.cu), so its dense calls
-    run that kernel too."""
-    if paged:
-        monkeypatch.setenv("SKETCHWALK_PREFILL_ARCH", "sm80")
+@pytest.mark.parametrize("arch", ["auto", "sm80"])
+def test_sparse_prefill_varlen_bitwise_equals_dense_calls(device, paged, dtype, arch, monkeypatch):
+    """The same arithmetic as a dense sparse_prefill per sequence on the same kernel (the GPU's
+    default, then the sm80 one): equal bit for bit. The page pool's unused rows hold NaN."""
+    if arch != "auto":
+        if device == "cpu":
+            pytest.skip("a CUDA kernel choice")
+        monkeypatch.setenv("SKETCHWALK_PREFILL_ARCH", arch)
     q, k, v, index, count, seqs, kw = ragged_batch(RAGGED, 8, 2, 128, dtype, device, 2, paged)
     out, lse = ops().sparse_prefill_varlen(q, k, v, index, count, **kw)
     dense = per_sequence(seqs, RAGGED, index, count, ops().sparse_prefill)

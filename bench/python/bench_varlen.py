@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 
 import torch
@@ -151,6 +152,28 @@ def main() -> None:
             json.dump(dict(env=env, lengths=lens, rows=rows), f, indent=1)
 
 
+def to_pages(k: torch.Tensor, v: torch.Tensor, lens: list[int]):
+    """Packed [total, Hkv, D] keys and values -> pools [pages, 64, Hkv, D] with the pages in a
+    shuffled order (unused rows of each last page NaN: never read) and the int32 page table."""
+    pages = [-(-t // 64) for t in lens]
+    order = torch.randperm(sum(pages), device="cuda").to(torch.int32)
+    table = torch.zeros(len(lens), max(pages), dtype=torch.int32, device="cuda")
+    pools = [torch.full((sum(pages), 64, *k.shape[1:]), float("nan"), device="cuda",
+                        dtype=k.dtype) for _ in (k, v)]
+    at, t0 = 0, 0
+    for b, (n, t) in enumerate(zip(pages, lens)):
+        ids = order[at : at + n]
+        table[b, :n] = ids
+        for pool, x in zip(pools, (k, v)):
+            rows = torch.zeros(n * 64, *x.shape[1:], device="cuda", dtype=x.dtype)
+            rows[:t] = x[t0 : t0 + t]
+            block = rows.view(n, 64, *x.shape[1:])
+            pool[ids.long()] = torch.where(torch.arange(n * 64, device="cuda").view(n, 64, 1, 1) < t,
+                                           block, pool[ids.long()])
+        at, t0 = at + n, t0 + t
+    return pools[0], pools[1], table
+
+
 def bench_prefill(lens: list[int], rows: list[dict]) -> None:
     torch.manual_seed(0)
     qs = [torch.randn(1, HQ, t, HEAD_DIM, device="cuda", dtype=torch.bfloat16) for t in lens]
@@ -195,6 +218,8 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
         rows.append(dict(method=f"dense: {name} (per sequence)" if "varlen" not in name else
                          f"dense: {name} (one call; K/V repeated to the query heads beforehand)",
                          density=1.0, ms=ms, tflops=total_flops / ms / 1e9, speedup=best / ms))
+    k_pool, v_pool, table = to_pages(packed[1], packed[2], lens)
+    seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
     base = sketchwalk.SketchWalkConfig()
     for label, cfg in (("defaults", base),
                        ("~20%", dataclasses.replace(base, kblocks_frac=0.12, **KNOBS_20))):
@@ -207,6 +232,16 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
         t_loop = bench_ms(lambda: [ops.sparse_prefill(q, k, v, bi, ns, validate=False)
                                    for q, k, v, (bi, ns) in zip(qs, ks, vs, per_seq)])
 
+        def paged():
+            return ops.sparse_prefill_varlen(packed[0], k_pool, v_pool, index, count, cu, None,
+                                             seq_lens, table, validate=False)
+        t_paged = bench_ms(paged)
+        os.environ["SKETCHWALK_PREFILL_ARCH"] = "sm80"  # read per call (sparse_prefill.cu)
+        try:
+            t_paged80 = bench_ms(paged)
+        finally:
+            del os.environ["SKETCHWALK_PREFILL_ARCH"]
+
         def layer():
             states = [sketchwalk.SketchWalkState(cfg, track_density=False) for _ in lens]
             return sketchwalk.sketchwalk_attention_varlen(packed[0], packed[1], packed[2],
@@ -216,6 +251,8 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
                          density=density, ms=t_layer, tflops=total_flops * density / t_layer / 1e9,
                          speedup=best / t_layer))
         for method, ms in ((f"{label}: sparse_prefill_varlen, one call", t_varlen),
+                           (f"{label}: sparse_prefill_varlen from a paged cache, one call", t_paged),
+                           (f"{label}: the same, sm80 kernel", t_paged80),
                            (f"{label}: sparse_prefill per sequence (16 calls)", t_loop),
                            (f"{label}: whole layer (selection per sequence + one varlen call)",
                             t_varlen + t_select)):

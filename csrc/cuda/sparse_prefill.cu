@@ -40,8 +40,7 @@ cudaError_t run_sm90(const SparseAttentionParams& params, DType dtype, bool bf16
   *ran = false;
   const int group = params.num_q_heads / params.num_kv_heads;
   PrefillTensorMaps maps;
-  // A paged cache takes the sm80 kernel (PrefillTensorMaps says why).
-  if (group % 2 != 0 || params.page_table != nullptr || !sparse_prefill_sm90_available() ||
+  if (group % 2 != 0 || !sparse_prefill_sm90_available() ||
       !make_prefill_tensor_maps(params, dtype, &maps)) {
     return cudaSuccess;
   }
@@ -81,9 +80,7 @@ cudaError_t run_sparse_prefill(const SparseAttentionParams& params, DType dtype,
   const bool bf16 = dtype == DType::kBFloat16;
   if (dtype != DType::kFloat16 && !bf16) return cudaErrorInvalidValue;
   if (params.head_dim != 64 && params.head_dim != 128) return cudaErrorInvalidValue;
-  // A paged cache always takes the sm80 kernel (PrefillTensorMaps says why), whatever
-  // SKETCHWALK_PREFILL_ARCH asks for.
-  const ArchChoice choice = params.page_table != nullptr ? ArchChoice::kSm80 : arch_choice();
+  const ArchChoice choice = arch_choice();
   if (choice != ArchChoice::kSm80) {
     bool ran = false;
     const cudaError_t err = run_sm90(params, dtype, bf16, stream, &ran);

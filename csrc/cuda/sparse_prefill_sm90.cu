@@ -52,9 +52,15 @@ bool make_prefill_tensor_maps(const SparseAttentionParams& p, DType dtype, Prefi
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16) return false;
   const auto type = dtype == DType::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                               : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  if (p.page_table != nullptr) return false;  // paged: the sm80 kernel (PrefillTensorMaps)
   // Packed ragged tokens: one outer slice spanning all of them (its stride is never stepped).
-  const bool packed_q = p.cu_seqlens_q != nullptr, packed_k = p.cu_seqlens_k != nullptr;
+  // A paged cache: the pool as one slice of num_pages x 64 token rows (k_batch_stride steps
+  // pages), so its pages must follow each other at 64 token strides; else the sm80 kernel.
+  const bool paged = p.page_table != nullptr;
+  if (paged && (p.k_batch_stride != kIndexBlockSize * p.k_token_stride ||
+                p.v_batch_stride != kIndexBlockSize * p.v_token_stride)) {
+    return false;
+  }
+  const bool packed_q = p.cu_seqlens_q != nullptr, packed_k = p.cu_seqlens_k != nullptr || paged;
   const int q_outer = packed_q ? 1 : p.batch, k_outer = packed_k ? 1 : p.batch;
   auto outer_stride = [](bool packed, int64_t batch_stride, int64_t token_stride, int tokens) {
     return packed ? token_stride * tokens : batch_stride;

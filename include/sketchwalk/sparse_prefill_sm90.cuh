@@ -7,13 +7,15 @@
 // (128 rows), 3 warpgroups:
 //   warpgroup 0, the producer: one thread issues every TMA copy. Q of both heads once; then per
 //     stage two selected key blocks (128 keys) of K and of V, each block a 64-row box per
-//     64-column half of head_dim, the block id from the index as the box's token coordinate.
+//     64-column half of head_dim, the block id from the index as the box's token coordinate
+//     (a paged cache: its page id x 64, the page table read by the producer thread).
 //     A stage of an odd tail repeats its one block (masked off by the consumers).
 //   warpgroups 1 and 2, the consumers: head q_head0 + (warpgroup - 1), 64 query rows each.
 //     Per stage S = Q K^T (wgmma, both from shared memory), causal mask where a key can follow
 //     a query, online softmax in the log2 domain, O += P V (wgmma, P from registers), then the
 //     stage is handed back to the producer; the softmax of one stage is placed between the
-//     issue of the previous stage's P V and the wait for it (the consumers' loop below).
+//     issue of the previous stage's P V and the wait for it (the consumers' loop below). The V
+//     rows past the sequence's last key in its partial last block are zeroed before P V.
 // Barriers per stage s: k_full[s] / v_full[s] (the producer's arrival + the TMA bytes) and
 // empty[s] (one arrival per consumer warp). Stage of step p: p % kStages, phase (p / kStages) & 1.
 #pragma once
@@ -75,9 +77,8 @@ struct SparsePrefillSm90Traits {
 
 /// \brief The three tensor maps of a launch: 4-D (head_dim, tokens, heads, outer), box
 /// (64, 64, 1, 1), 128-byte swizzle; built by make_prefill_tensor_maps (sparse_prefill_sm90.cu).
-/// `outer` is the batch (dense) or 1 (packed ragged tokens: only the token coordinate moves).
-/// A paged cache is not taken here: TMA copies a page's unused rows as they are, and a NaN there
-/// would reach O through P V (0 * NaN); the sm80 kernel zero-fills them (sparse_prefill.cu).
+/// `outer` is the batch (dense) or 1 (packed ragged tokens, or a paged cache's pool of
+/// contiguous 64-key pages: only the token coordinate moves, a page's is page id x 64).
 struct PrefillTensorMaps {
   CUtensorMap q, k, v;
 };
@@ -254,7 +255,8 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   // any barrier exists (the whole CTA takes the branch).
   if (q_block * Traits::kBlockQ >= seq.num_queries) return;
   const int q_outer = params.cu_seqlens_q != nullptr ? 0 : seq.batch_idx;  // see PrefillTensorMaps
-  const int kv_outer = params.cu_seqlens_k != nullptr ? 0 : seq.batch_idx;
+  const int kv_outer =
+      params.cu_seqlens_k != nullptr || params.page_table != nullptr ? 0 : seq.batch_idx;
   const int group = params.num_q_heads / params.num_kv_heads;
   const int kv_head = q_head0 / group;
   const RowBlocks row = RowBlocks::of(params, seq, kv_head, q_block);
@@ -264,6 +266,16 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   // computed, never stored).
   const int q_coord0 = static_cast<int>(seq.q_token0) + q_block * Traits::kBlockQ;
   const int k_coord0 = static_cast<int>(seq.k_token0);
+  // A paged cache: key block j is page pages[j] of the pool (KvSource's addressing, as TMA rows).
+  const int* pages = params.page_table != nullptr
+                         ? params.page_table + seq.batch_idx * params.page_table_stride
+                         : nullptr;
+  auto block_coord = [&](int block) {
+    return pages != nullptr ? pages[block] * kBlockN : k_coord0 + block * kBlockN;
+  };
+  // The sequence's last key block when it is partial (else -1), and its rows past the last key.
+  const int tail_rows = (kBlockN - seq.num_keys % kBlockN) % kBlockN;
+  const int last_block = tail_rows > 0 ? seq.num_keys / kBlockN : -1;
   const int num_steps = (num_sel + Traits::kBlocksPerStage - 1) / Traits::kBlocksPerStage;
   const int q_start = q_block * Traits::kBlockQ;
 
@@ -301,11 +313,10 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
         // An odd tail repeats its block: finite data the consumers mask to zero weight.
         const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;
         // Keys past the sequence's end in a partial last block (zeros past the buffer, the next
-        // sequence's rows in a packed batch) are masked by the causal rule: every one of them
-        // lies after every query, so P is 0 there. Their V rows still enter P V: a non-finite
-        // value in the next sequence's V would reach this one's output (0 * inf); the sm80
-        // kernel zero-fills them instead (docs/ops.md, sparse_prefill_varlen).
-        const int t0 = k_coord0 + b0 * kBlockN, t1 = k_coord0 + b1 * kBlockN;
+        // sequence's rows in a packed batch, a page's unused rows) are masked by the causal
+        // rule: every one of them lies after every query, so P is 0 there. Their V rows are
+        // zeroed by the consumers before P V (clear_tail_v): 0 * NaN would be NaN.
+        const int t0 = block_coord(b0), t1 = block_coord(b1);
         // K, then V, of the stage's two blocks: per 64-column half, block b0 into key rows
         // [0, 64) and block b1 into [64, 128), all on the tensor's full barrier.
         auto load_stage = [&](const CUtensorMap* map, uint64_t* full, int offset) {
@@ -352,6 +363,30 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   const uint64_t k_desc0 = sm90::smem_desc_sw128(sm90::smem_u32(smem + Traits::kKOffset), 16, 1024);
   const uint64_t v_desc0 =
       sm90::smem_desc_sw128(sm90::smem_u32(smem + Traits::kVOffset), Traits::kKVHalfBytes, 1024);
+  // Zeroes the V rows past the sequence's last key in the stage of `step` when it holds the
+  // partial last block (in slot 0, slot 1, or both for a repeated odd tail). Each consumer
+  // warpgroup clears before its own P V: the other one writes the same zeros, and the producer
+  // refills the stage only after every consumer warp has handed it back.
+  auto clear_tail_v = [&](int step, int s) {
+    const int b0 = row[2 * step];
+    const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;  // the producer's slot 1
+    if (b0 != last_block && b1 != last_block) return;  // warpgroup-uniform
+    unsigned char* stage = smem + Traits::kVOffset + s * Traits::kKVStageBytes;
+    constexpr int kChunks = Traits::kRowBytes / 16;  // 16-byte chunks per row (any swizzle)
+    const int per_slot = Traits::kHalves * tail_rows * kChunks;
+    for (int i = ctid; i < 2 * per_slot; i += 128) {
+      const int slot = i / per_slot;
+      if ((slot == 0 ? b0 : b1) != last_block) continue;
+      const int rest = i % per_slot;
+      const int half = rest / (tail_rows * kChunks);
+      const int row_in_block = kBlockN - tail_rows + (rest / kChunks) % tail_rows;
+      *reinterpret_cast<uint4*>(stage + half * Traits::kKVHalfBytes +
+                                (slot * kBlockN + row_in_block) * Traits::kRowBytes +
+                                (rest % kChunks) * 16) = make_uint4(0u, 0u, 0u, 0u);
+    }
+    sm90::fence_proxy_async_shared();  // the zeros, written generically, to wgmma's async proxy
+    sm90::named_barrier_sync(1 + consumer, 128);
+  };
   auto stage_blocks = [&](int step, int& b0, int& b1) {
     b0 = row[2 * step];
     const bool has_b1 = 2 * step + 1 < num_sel;
@@ -386,6 +421,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     sm90::mbarrier_wait(&k_full[s_next], ((step + 1) / kStages) & 1);
     prefill_sm90_issue_qk<Traits>(sacc, q_desc, k_desc0 + s_next * (Traits::kKVStageBytes >> 4));
     sm90::mbarrier_wait(&v_full[s], (step / kStages) & 1);
+    clear_tail_v(step, s);
     prefill_sm90_issue_pv<Traits>(o, p[kCur], v_desc0 + s * (Traits::kKVStageBytes >> 4));
     int b0, b1;
     stage_blocks(step + 1, b0, b1);
@@ -411,6 +447,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
     constexpr int kCur = decltype(cur_tag)::value;
     const int s = step % kStages;
     sm90::mbarrier_wait(&v_full[s], (step / kStages) & 1);
+    clear_tail_v(step, s);
     prefill_sm90_issue_pv<Traits>(o, p[kCur], v_desc0 + s * (Traits::kKVStageBytes >> 4));
     sm90::wgmma_wait<0>();
     sm90::fence_operands(o);
