@@ -100,3 +100,60 @@ def prefill_density_from_tails(tails: torch.Tensor, num_selected: torch.Tensor, 
     # A tensor divisor: CUDA divides by a Python scalar as a multiply by its reciprocal.
     total = torch.full((), total, dtype=torch.float64, device=device)
     return (kept.sum(-1).double() / total).mean()
+
+
+class DecodeDensityLog:
+    """The mean density of one layer's decode steps with no work per step: each step's
+    num_selected and key counts are kept as they are, and every ``fold_every`` steps (or when the
+    mean is read) the kept steps' densities are computed together (about a dozen launches for
+    all of them) and added to a sum on the device. decode_density_per_row's arithmetic."""
+
+    def __init__(self, block_size: int, fold_every: int = 256) -> None:
+        self.block_size = block_size
+        self.fold_every = fold_every
+        self.steps = 0
+        self._pending: list[tuple[torch.Tensor, object]] = []
+        self._total: torch.Tensor | float = 0.0
+
+    def add(self, num_selected: torch.Tensor, lens) -> None:
+        """One step: num_selected [batch, index_heads, 1]; lens the key count of every row (an
+        int), of each row (host ints), or an int tensor [batch] on the device that is not
+        changed afterwards (the caller clones one it updates in place)."""
+        self._pending.append((num_selected, lens))
+        self.steps += 1
+        if len(self._pending) >= self.fold_every:
+            self.fold()
+
+    def add_value(self, density) -> None:
+        """One step whose density is known (a float, or a 0-dim tensor): 1.0 for a dense step."""
+        self.fold()
+        self._total = self._total + density
+        self.steps += 1
+
+    def fold(self) -> None:
+        """Compute the kept steps' densities, grouped by shape, and add them to the sum."""
+        groups: dict[tuple, list] = {}
+        for count, lens in self._pending:
+            groups.setdefault((tuple(count.shape), isinstance(lens, torch.Tensor)), []).append(
+                (count, lens))
+        self._pending = []
+        for (shape, on_device), items in groups.items():
+            counts = torch.stack([c for c, _ in items]).double()  # [steps, batch, heads, 1]
+            if on_device:
+                lens = torch.stack([n for _, n in items]).long()
+            else:
+                rows = [[n] * shape[0] if isinstance(n, int) else list(n) for _, n in items]
+                lens = torch.tensor(rows, dtype=torch.int64)
+                if counts.is_cuda:  # pinned and non-blocking: no host synchronization
+                    lens = lens.pin_memory().to(counts.device, non_blocking=True)
+            last = _last_block_keys(lens, self.block_size).double()
+            kept = (counts - 1) * self.block_size + last[:, :, None, None]
+            self._total = self._total + (kept / lens.double()[:, :, None, None]).mean(
+                dim=(1, 2, 3)).sum()
+
+    def mean(self):
+        """The mean density over the steps so far (a 0-dim tensor, or a float), or None."""
+        if self.steps == 0:
+            return None
+        self.fold()
+        return self._total / self.steps

@@ -12,6 +12,17 @@ from .density import (decode_density, decode_density_per_row, kept_block_tails,
                       prefill_density_from_tails)
 
 
+def density_of(record) -> torch.Tensor | None:
+    """The kept fraction (0-dim tensor) of a SketchWalkState.density_record, or None."""
+    if isinstance(record, tuple):
+        if record[0] == "prefill":
+            return prefill_density_from_tails(*record[1:])
+        if record[0] == "rows":
+            return decode_density_per_row(*record[1:])
+        return decode_density(*record)
+    return record
+
+
 @dataclasses.dataclass
 class LayerDecodeState:
     """What one sparse layer keeps between decode steps (float32, on the layer's device).
@@ -223,13 +234,13 @@ class SketchWalkState:
     def density_tensor(self, layer_idx: int) -> torch.Tensor | None:
         """Layer ``layer_idx``'s kept fraction of its last call as a 0-dim tensor on the layer's
         device (no sync), or None when the layer has not run sparse."""
-        d = self._density.get(layer_idx)
-        if isinstance(d, tuple):
-            if d[0] == "prefill":
-                d = prefill_density_from_tails(*d[1:])
-            else:
-                d = decode_density_per_row(*d[1:]) if d[0] == "rows" else decode_density(*d)
-        return d
+        return density_of(self._density.get(layer_idx))
+
+    def density_record(self, layer_idx: int):
+        """What layer ``layer_idx`` kept of its last call to compute its density (a few small
+        tensors and ints; density_of turns it into the 0-dim tensor), or None. A caller that
+        averages over calls keeps these records and computes when it is read."""
+        return self._density.get(layer_idx)
 
     @property
     def last_density(self) -> dict[int, float]:

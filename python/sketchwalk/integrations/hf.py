@@ -89,8 +89,11 @@ class _Runtime:
     # first keys (their pad lengths) on the device. None: rows run one at a time.
     padded: dict | None = None
     pad_starts: Any = None
-    prefill_density: dict[int, Any] = field(default_factory=dict)  # float or 0-dim tensor
-    decode_density_sum: dict[int, Any] = field(default_factory=dict)
+    # Densities are computed when read (last_density), never per layer or step: a prefill layer
+    # keeps its rows' density records (SketchWalkState.density_record), a decode layer a
+    # DecodeDensityLog of its steps.
+    prefill_density: dict[int, list] = field(default_factory=dict)
+    decode_density: dict[int, Any] = field(default_factory=dict)
     decode_steps: int = 0
 
     def reset(self) -> None:
@@ -111,7 +114,7 @@ class _Runtime:
         self.states = states
         self.cache_ref = weakref.ref(cache) if cache is not None else None
         self.prefill_density = {}
-        self.decode_density_sum = {}
+        self.decode_density = {}
         self.decode_steps = 0
 
     def bound_cache(self):
@@ -279,8 +282,7 @@ def _padded_decode(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> to
     index, count = pkg.attention.select_keys4_blocks(query, layer, layer.seq_lens, cfg)
     out, _ = pkg.ops.sparse_decode(query, key, value, index, count, None, False, layer.seq_lens,
                                    None, rt.pad_starts)
-    density = pkg.density.decode_density_per_row(count, layer.seq_lens, cfg.block_size)
-    rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + density
+    _decode_log(rt, layer_idx, cfg.block_size).add(count, tuple(num_keys - p for p in rt.pads))
     return out
 
 
@@ -437,21 +439,36 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
 
 def _record_dense_decode(rt: _Runtime, layer_idx: int) -> None:
     """A decode step this layer ran densely (sparse_decode=False) keeps every key: density 1."""
-    rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + 1.0
+    _decode_log(rt, layer_idx).add_value(1.0)
+
+
+def _decode_log(rt: _Runtime, layer_idx: int, block_size: int = 64):
+    log = rt.decode_density.get(layer_idx)
+    if log is None:
+        log = rt.decode_density[layer_idx] = _package().density.DecodeDensityLog(block_size)
+    return log
 
 
 def _record_density(rt: _Runtime, layer_idx: int, is_prefill: bool) -> None:
-    """Kept fractions are kept as device tensors (summed over decode steps) and turned into
-    floats only when read (last_density): a sync per layer and step would stall generation."""
-    values = [s.density_tensor(layer_idx) for s in rt.states]
-    values = [v for v in values if v is not None]
-    if not values:
+    """Keeps what the rows' densities need (no computation: a few launches per layer and step
+    would add up over a generation; a sync would stall it); last_density computes them."""
+    records = [s.density_record(layer_idx) for s in rt.states]
+    records = [r for r in records if r is not None]
+    if not records:
         return
-    density = sum(values) / len(values)
     if is_prefill:
-        rt.prefill_density[layer_idx] = density
-    else:
-        rt.decode_density_sum[layer_idx] = rt.decode_density_sum.get(layer_idx, 0.0) + density
+        rt.prefill_density[layer_idx] = records
+        return
+    # A decode step: every row's (num_selected, key count), one log entry for the step.
+    if any(not isinstance(r, tuple) for r in records):  # densities already computed
+        _decode_log(rt, layer_idx).add_value(sum(records) / len(records))
+    elif len(records) == 1 and isinstance(records[0][0], str):  # ("rows", ...): device lengths
+        _, count, seq_lens, block_size = records[0]
+        _decode_log(rt, layer_idx, block_size).add(count, seq_lens.clone())
+    else:  # (num_selected [rows, heads, 1], num_keys, block_size) per state
+        counts = torch.cat([r[0] for r in records])
+        lens = tuple(n for r in records for n in [r[1]] * r[0].shape[0])
+        _decode_log(rt, layer_idx, records[0][2]).add(counts, lens)
 
 
 # --------------------------------------------------------------------------------------
@@ -553,8 +570,9 @@ def last_density(model, phase: str = "prefill") -> dict[int, float]:
     package ran dense report 1.0 when the package records them, else are absent."""
     rt = _runtime_for_config(_attention_configs(model)[0])
     if phase == "prefill":
-        return {k: float(v) for k, v in rt.prefill_density.items()}
+        density_of = _package().state.density_of
+        return {k: sum(float(density_of(r)) for r in records) / len(records)
+                for k, records in rt.prefill_density.items()}
     if phase == "decode":
-        steps = max(rt.decode_steps, 1)
-        return {k: float(v) / steps for k, v in rt.decode_density_sum.items()}
+        return {k: float(log.mean()) for k, log in rt.decode_density.items() if log.steps}
     raise ValueError(f"phase must be 'prefill' or 'decode', got {phase!r}")
