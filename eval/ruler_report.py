@@ -4,7 +4,7 @@ and per layer, and plots quality against density (RULER, and perplexity from
 eval/quality_sweep.py's JSON when given).
 
     python -m eval.ruler_report --ruler 'out/*/decode_quality_*.json' \\
-        --ppl out/ppl/perplexity_smollm2-135m_8k.json --out bench/results/quality_smollm2-135m_h200
+        --ppl out/ppl/perplexity_smollm2-135m_8k.json --out eval/results/quality_smollm2-135m_h200
 
 Writes <out>.json (the merged records), <out>.md and <out>.png.
 """
