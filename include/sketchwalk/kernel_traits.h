@@ -20,7 +20,7 @@ namespace sketchwalk {
 /// ldmatrix feed 4 mma instead of 2: at 16 rows/warp the smem reads (512 B per 2 mma)
 /// outrun the mma.sync rate on H100. Registers at D = 128, 2 m-tiles: S 64 + O 128 floats.
 /// Shared memory at D = 128, 2 heads, 2 stages: Q 128x128x2 B = 32 KiB + (K + V) 2 x 2 x
-/// 64x128x2 B = 64 KiB -> 96 KiB, so two CTAs (16 warps) fit in the 227 KiB of an H100 SM.
+/// 64x128x2 B = 64 KiB -> 96 KiB, so two CTAs (8 warps) fit in the 227 KiB of an H100 SM.
 template <int kHeadDim_, int kHeadsPerCta_, typename Element_>
 struct SparsePrefillTraits {
   using Element = Element_;
