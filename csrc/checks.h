@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "sketchwalk/common.h"
+
 namespace sketchwalk {
 
 // Error messages are assembled from strings here (integers through std::to_string), never

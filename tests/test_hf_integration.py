@@ -20,7 +20,7 @@ hf = pytest.importorskip("sketchwalk.integrations.hf")
 
 ARCHS = ["llama", "qwen2", "mistral"]
 VOCAB = 256
-BLOCK = 64  # the kernels are built for 64
+from utils import B as BLOCK  # noqa: E402  (the one block-size constant)
 PROMPT_LEN = 640  # 10 blocks: enough candidates for the selection to drop some
 NEW_TOKENS = 6
 

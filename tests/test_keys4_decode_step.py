@@ -10,9 +10,7 @@ from conftest import device_params
 from keys4_utils import empty_cache
 from utils import ops
 
-B = 64
-
-
+from utils import B  # noqa: E402  (the one block-size constant)
 # ---------------------------------------------------------------------------------------
 # The whole step: the kept set equals the reference's except at near-ties
 

@@ -10,9 +10,7 @@ from conftest import device_params
 from tolerances import assert_within_torch_error
 from utils import torch_masked_baseline
 
-B = 64
-
-
+from utils import B  # noqa: E402  (the one block-size constant)
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tq,tk", [(2, 130), (65, 400), (300, 1000), (128, 129)])
 @pytest.mark.parametrize("selection", ["layer", "kv_group"])

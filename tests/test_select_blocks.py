@@ -10,9 +10,7 @@ import reference as R
 from conftest import device_params, strided_copy
 from utils import SEQ_LENS, ops
 
-B = 64
-
-
+from utils import B  # noqa: E402  (the one block-size constant)
 def prefill_args(tk, keep_frac=0.125, window_frac=0.05, sink_frac=0.025):
     w = max(1, math.floor(window_frac * tk))
     sink = max(1, math.floor(sink_frac * tk))

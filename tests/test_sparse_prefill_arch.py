@@ -9,7 +9,7 @@ import reference as R
 from test_sparse_prefill import check_prefill
 from utils import ops, random_keep, random_qkv
 
-B = 64
+from utils import B  # noqa: E402  (the one block-size constant)
 pytestmark = pytest.mark.gpu
 
 

@@ -9,10 +9,7 @@ from conftest import device_params, poison
 from tolerances import assert_close64
 from utils import ops
 
-B = 64
-
-
-
+from utils import B  # noqa: E402  (the one block-size constant)
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("num_keys", [1, 2, 64, 65, 66, 128, 129, 700, 1000])
 @pytest.mark.parametrize("as_view", [False, True])

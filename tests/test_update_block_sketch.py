@@ -9,10 +9,7 @@ from conftest import device_params, poison
 from tolerances import assert_close64
 from utils import ops
 
-B = 64
-
-
-
+from utils import B  # noqa: E402  (the one block-size constant)
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("num_tokens_before", [0, 1, 63, 64, 65, 127, 999])
 def test_update_block_sketch(device, num_tokens_before):

@@ -9,10 +9,7 @@ from conftest import device_params, poison, strided_copy
 from tolerances import assert_close64
 from utils import ops
 
-B = 64
-
-
-
+from utils import B  # noqa: E402  (the one block-size constant)
 def _touched(shape, num_blocks, slot, device):
     mask = torch.zeros(shape, dtype=torch.bool, device=device)
     if slot < 0:

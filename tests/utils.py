@@ -12,7 +12,8 @@ import reference as R
 # Module-level parameter lists (narrow runs with -k).
 SEQ_LENS = [1, 63, 64, 65, 1000]
 GQA = [(1, 1), (4, 1), (7, 1), (8, 2)]  # (num_q_heads, num_kv_heads): ratios 1, 4, 7, 4
-ATTN_HEAD_DIMS = [64, 128]
+ATTN_HEAD_DIMS = [64, 128]  # sketchwalk.limits.ATTENTION_HEAD_DIMS (test_limits.py)
+B = 64  # the block size of every index and kernel: sketchwalk.limits.BLOCK_SIZE (test_limits.py)
 SKETCH_HEAD_DIMS = [64, 96, 128, 256]
 ATTN_DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
@@ -117,3 +118,24 @@ def capture_graph(fn):
     with torch.cuda.graph(graph):
         out = fn()
     return graph, out
+
+
+def cu_seqlens(lens, device):
+    """int32 [len(lens) + 1] offsets of packed sequences of these lengths (flash-attn varlen)."""
+    cu = [0]
+    for n in lens:
+        cu.append(cu[-1] + n)
+    return torch.tensor(cu, dtype=torch.int32, device=device)
+
+
+def seq_args(lens_q, lens_k, window, exclude, attend, device):
+    """select_blocks_varlen's seq_args: int32 [rows, 5] from per-row lists."""
+    rows = [list(r) for r in zip(lens_q, lens_k, window, exclude, attend)]
+    return torch.tensor(rows, dtype=torch.int32, device=device)
+
+
+def reuse_poisoned(nbytes, device):
+    """Leave a freed NaN block in the caching allocator, so that an output a kernel fails to
+    write shows NaN rather than the zeros a fresh allocation may hold."""
+    if device == "cuda":
+        torch.empty(nbytes // 4 + 1024, device=device).fill_(float("nan"))

@@ -131,8 +131,9 @@ AttentionShape check_attention_args(const char* op, const at::Tensor& q, const a
   s.head_dim = q.size(3);
   s.num_kv_heads = k.size(1);
   s.num_keys = k.size(2);
-  SW_CHECK_ARG(s.head_dim == 64 || s.head_dim == 128, op, "q",
-               "has unsupported head_dim ", s.head_dim, "; supported head_dim values are {64, 128}");
+  SW_CHECK_ARG(is_attention_head_dim(s.head_dim), op, "q", "has unsupported head_dim ", s.head_dim,
+               "; supported head_dim values are {", kAttentionHeadDimSmall, ", ",
+               kAttentionHeadDimLarge, "}");
   check_size(k, op, "k", 0, s.batch, "batch of 'q'");
   check_size(k, op, "k", 3, s.head_dim, "head_dim of 'q'");
   SW_CHECK_ARG(v.sizes() == k.sizes(), op, "v", "must have the shape of 'k' ", k.sizes(),

@@ -66,8 +66,9 @@ VarlenAttentionShape check_sparse_prefill_varlen_args(
   s.head_dim = q.size(2);
   s.num_queries = q.size(0);
   s.num_kv_heads = k.size(paged ? 2 : 1);
-  SW_CHECK_ARG(s.head_dim == 64 || s.head_dim == 128, kOp, "q", "has unsupported head_dim ",
-               s.head_dim, "; supported head_dim values are {64, 128}");
+  SW_CHECK_ARG(is_attention_head_dim(s.head_dim), kOp, "q", "has unsupported head_dim ",
+               s.head_dim, "; supported head_dim values are {", kAttentionHeadDimSmall, ", ",
+               kAttentionHeadDimLarge, "}");
   check_size(k, kOp, "k", k.dim() - 1, s.head_dim, "head_dim of 'q'");
   if (paged) {
     check_size(k, kOp, "k", 1, kIndexBlockSize, "tokens per page = the block size, 64");

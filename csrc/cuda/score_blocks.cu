@@ -258,14 +258,14 @@ cudaError_t run_score_blocks(const ScoreBlocksParams& params, cudaStream_t strea
   const ScoreBlocksParams& p = params;
   if (p.batch == 0 || p.rows == 0 || p.cols == 0) return cudaSuccess;
   if (p.num_q_heads < 1 || p.num_kv_heads < 1 || p.num_q_heads % p.num_kv_heads != 0 ||
-      p.sketch_dim < 1 || p.batch > 65535 || p.num_q_heads > 65535)
+      p.sketch_dim < 1 || p.batch > kMaxGridYZ || p.num_q_heads > kMaxGridYZ)
     return cudaErrorInvalidValue;
   const int col_tiles = ceil_div(p.cols, Traits::kTileCols);
   const int row_tiles = ceil_div(p.rows, Traits::kTileRows);
   int splits = splits_for_occupancy(col_tiles * row_tiles * p.batch, p.num_q_heads);
-  if (static_cast<int64_t>(splits) * p.batch > 65535) splits = 65535 / p.batch;
+  if (static_cast<int64_t>(splits) * p.batch > kMaxGridYZ) splits = kMaxGridYZ / p.batch;
   int col_splits = splits_for_occupancy(row_tiles * p.num_q_heads * p.batch, col_tiles);
-  if (static_cast<int64_t>(col_splits) * p.batch > 65535) col_splits = 65535 / p.batch;
+  if (static_cast<int64_t>(col_splits) * p.batch > kMaxGridYZ) col_splits = kMaxGridYZ / p.batch;
 
   // Workspace (stream-ordered, so graph-capturable): row offsets, then split partial sums.
   // TODO(score_blocks owner): take a caller-provided workspace once launch.h has one.

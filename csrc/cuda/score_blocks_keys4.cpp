@@ -32,10 +32,11 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
       check_score_blocks_keys4_args(q, codes, scales, seq_lens, softmax_scale, validate, page_table);
   SW_CHECK_ARG(q.scalar_type() != at::kFloat, op, "q",
                "must be float16 or bfloat16 on CUDA (the scorer runs on tensor cores), got float32");
-  SW_CHECK_ARG(s.head_dim == 64 || s.head_dim == 128, op, "q", "has unsupported head_dim ",
-               s.head_dim, " on CUDA; supported head_dim values are {64, 128}");
-  SW_CHECK_ARG(s.batch <= 65535 && s.num_kv_heads <= 65535, op, "codes",
-               "must have batch and num_kv_heads <= 65535 on CUDA, got batch ", s.batch,
+  SW_CHECK_ARG(is_attention_head_dim(s.head_dim), op, "q", "has unsupported head_dim ",
+               s.head_dim, " on CUDA; supported head_dim values are {", kAttentionHeadDimSmall,
+               ", ", kAttentionHeadDimLarge, "}");
+  SW_CHECK_ARG(s.batch <= kMaxGridYZ && s.num_kv_heads <= kMaxGridYZ, op, "codes",
+               "must have batch and num_kv_heads <= ", kMaxGridYZ, " on CUDA, got batch ", s.batch,
                " and shape ", codes.sizes());
   // Each lane reads head_dim / 8 contiguous bytes of a code row: rows aligned to that.
   const int64_t row_align = s.head_dim / 8;

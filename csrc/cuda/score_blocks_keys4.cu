@@ -45,7 +45,7 @@ size_t score_keys4_workspace_floats(const ScoreKeys4Params& params) {
 cudaError_t run_score_keys4(const ScoreKeys4Params& params, DType dtype, float* workspace,
                             cudaStream_t stream) {
   if (params.batch == 0 || params.num_kv_heads == 0 || params.num_blocks == 0) return cudaSuccess;
-  if (params.batch > 65535 || params.num_kv_heads > 65535 ||
+  if (params.batch > kMaxGridYZ || params.num_kv_heads > kMaxGridYZ ||
       params.num_q_heads % params.num_kv_heads != 0)
     return cudaErrorInvalidValue;
   const int splits = plan_splits(params);

@@ -18,8 +18,8 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
   constexpr const char* op = "select_blocks_keys4";
   check_cuda(mass, op, "mass");
   check_select_blocks_keys4_args(mass, seq_lens, keep_frac, window_frac, sink_frac, validate);
-  SW_CHECK_ARG(mass.size(0) <= 65535 && mass.size(1) <= 65535, op, "mass",
-               "must have batch and num_kv_heads <= 65535 on CUDA, got shape ", mass.sizes());
+  SW_CHECK_ARG(mass.size(0) <= kMaxGridYZ && mass.size(1) <= kMaxGridYZ, op, "mass",
+               "must have batch and num_kv_heads <= ", kMaxGridYZ, " on CUDA, got shape ", mass.sizes());
   const c10::cuda::CUDAGuard guard(mass.device());
   const int64_t batch = mass.size(0), heads = mass.size(1), width = mass.size(2);
   auto block_index = at::empty({batch, heads, 1, width}, mass.options().dtype(at::kInt));

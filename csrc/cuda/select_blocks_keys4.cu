@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(kRowWarps * 32)
 cudaError_t run_select_blocks_keys4(const SelectKeys4Params& params, cudaStream_t stream) {
   const SelectKeys4Params& p = params;
   if (p.batch == 0 || p.num_kv_heads == 0 || p.width == 0) return cudaSuccess;
-  if (p.batch > 65535 || p.num_kv_heads > 65535) return cudaErrorInvalidValue;
+  if (p.batch > kMaxGridYZ || p.num_kv_heads > kMaxGridYZ) return cudaErrorInvalidValue;
   // q = 1 - keep_frac in float64, as the reference's Python float arithmetic.
   const double quantile_q = 1.0 - p.keep_frac;
   const dim3 grid(p.num_kv_heads, p.batch);

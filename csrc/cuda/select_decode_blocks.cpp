@@ -39,7 +39,8 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_cuda(
   // Sizes for the sketch launches (the shared check above already named any bad argument).
   const SketchShape sq = check_hadamard_sketch_args(q, signs, coords, 1, false);
   const SketchShape sk = check_hadamard_sketch_args(k_new, signs, coords, 1, false);
-  SW_CHECK_ARG(sq.batch <= 65535, op, "q", "must have batch <= 65535 on CUDA, got ", sq.batch);
+  SW_CHECK_ARG(sq.batch <= kMaxGridYZ, op, "q", "must have batch <= ", kMaxGridYZ, " on CUDA, got ",
+               sq.batch);
   const int64_t slot = pushes % query_window.size(2);
   check_update_window_logits_args(window_logits, query_window, key_blocks, n, slot, logit_scale);
   const auto a = transition.narrow(1, 0, n).narrow(2, 0, n);

@@ -70,9 +70,9 @@ cudaError_t run_decode_walk(const float* r, const float* transition, int64_t bat
                             int64_t row_stride, int batch, int n, int degree, float damping,
                             float* workspace, float* out, cudaStream_t stream) {
   if (batch == 0 || n == 0) return cudaSuccess;
-  if (degree < 0 || batch > 65535) return cudaErrorInvalidValue;
+  if (degree < 0 || batch > kMaxGridYZ) return cudaErrorInvalidValue;
   const int slices = ceil_div(n, kWalkRows);
-  if (slices > 65535) return cudaErrorInvalidValue;
+  if (slices > kMaxGridYZ) return cudaErrorInvalidValue;
   const size_t half = static_cast<size_t>(batch) * slices * n;
   const float* prev = nullptr;
   for (int step = 0; step < degree; ++step) {

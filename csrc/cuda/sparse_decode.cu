@@ -19,7 +19,7 @@ bool decode_supported(const SparseAttentionParams& params) {
   return params.block_size == 64 && params.num_queries == 1 && params.num_q_blocks == 1 &&
          params.num_kv_heads > 0 && params.num_q_heads % params.num_kv_heads == 0 &&
          (params.index_heads == 1 || params.index_heads == params.num_kv_heads) &&
-         (params.head_dim == 64 || params.head_dim == 128) && params.num_keys >= 1;
+         is_attention_head_dim(params.head_dim) && params.num_keys >= 1;
 }
 
 }  // namespace

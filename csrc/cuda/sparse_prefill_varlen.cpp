@@ -47,8 +47,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cuda(
   SW_CHECK_ARG(q.scalar_type() != at::kFloat, kOp, "q",
                "must be float16 or bfloat16 on CUDA (the tensor-core kernels), got float32");
   for (auto [t, name] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}}) check_rows_aligned_nd(*t, name);
-  SW_CHECK_ARG(s.batch <= 65535, kOp, "cu_seqlens_q", "must describe at most 65535 sequences on "
-               "CUDA (the grid's third dimension), got ", s.batch);
+  SW_CHECK_ARG(s.batch <= kMaxGridYZ, kOp, "cu_seqlens_q", "must describe at most ", kMaxGridYZ,
+               " sequences on CUDA (the grid's third dimension), got ", s.batch);
   check_sparse_prefill_varlen_values(vs, q, block_index, num_selected, cu_seqlens_q, cu_seqlens_k,
                                      seq_lens_k, page_table, validate);
   auto out = at::empty(q.sizes(), q.options());

@@ -16,8 +16,8 @@ at::Tensor window_block_scores_cuda(const at::Tensor& window_logits, int64_t win
   constexpr const char* op = "window_block_scores";
   check_cuda(window_logits, op, "window_logits");
   check_window_block_scores_args(window_logits, window_fill, num_blocks);
-  SW_CHECK_ARG(window_logits.size(0) <= 65535, op, "window_logits",
-               "must have batch <= 65535 on CUDA, got ", window_logits.size(0));
+  SW_CHECK_ARG(window_logits.size(0) <= kMaxGridYZ, op, "window_logits",
+               "must have batch <= ", kMaxGridYZ, " on CUDA, got ", window_logits.size(0));
   const c10::cuda::CUDAGuard guard(window_logits.device());
   const int64_t batch = window_logits.size(0), heads = window_logits.size(1);
   auto r = at::empty({batch, num_blocks}, window_logits.options());

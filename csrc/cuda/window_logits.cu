@@ -249,7 +249,7 @@ cudaError_t run_update_window_logits(const WindowLogitsParams& params, cudaStrea
 cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream_t stream) {
   const WindowScoresParams& p = params;
   if (p.batch == 0 || p.num_blocks == 0) return cudaSuccess;
-  if (p.num_q_heads < 1 || p.window_fill < 1 || p.batch > 65535) return cudaErrorInvalidValue;
+  if (p.num_q_heads < 1 || p.window_fill < 1 || p.batch > kMaxGridYZ) return cudaErrorInvalidValue;
   const int64_t rows = static_cast<int64_t>(p.batch) * p.num_q_heads * p.window_fill;
   const int64_t offset_grid = ceil_div<int64_t>(rows, kOffsetWarps);
   if (offset_grid > 0x7fffffff) return cudaErrorInvalidConfiguration;

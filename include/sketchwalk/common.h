@@ -17,6 +17,17 @@ namespace sketchwalk {
 
 constexpr float kLog2e = 1.4426950408889634f;  // log2(e): exp(x) == exp2(x * kLog2e)
 constexpr int kMaxSketchHeadDim = 256;         // largest head_dim the sketch accepts (n <= 256)
+// head_dim values the attention kernels are built for (sparse_prefill, sparse_decode, and the
+// keys4 scorer on CUDA): every instantiation in csrc/cuda/ and every check use these.
+constexpr int kAttentionHeadDimSmall = 64;
+constexpr int kAttentionHeadDimLarge = 128;
+// The most blocks a launch's grid takes in y and z (CUDA's limit): batch rows, sequences and
+// head slices of the kernels that put them there.
+constexpr int kMaxGridYZ = 65535;
+
+SW_HOST_DEVICE constexpr bool is_attention_head_dim(int64_t head_dim) {
+  return head_dim == kAttentionHeadDimSmall || head_dim == kAttentionHeadDimLarge;
+}
 
 template <typename T>
 SW_HOST_DEVICE constexpr T ceil_div(T a, T b) {

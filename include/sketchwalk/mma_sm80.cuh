@@ -1,6 +1,7 @@
 // Warp-level tensor-core and async-copy primitives of sm_80+ (Ampere and Hopper both run
 // them): cp.async (16-byte, zero-filling), ldmatrix (.x4, plain and .trans), mma.sync
-// m16n8k16 with fp32 accumulators for fp16 and bf16, fp32 -> 16-bit packing and exp2.
+// m16n8k16 with fp32 accumulators for fp16 and bf16 (fp32 -> 16-bit packing and exp2 come from
+// fragment_math.cuh).
 // Used by sparse_prefill_sm80.cuh and sparse_decode_mma.cuh. Raw PTX, no CuTe; nothing here reads threadIdx.
 //
 // Fragment layouts of mma.m16n8k16.row.col (g = lane / 4, c = lane % 4):
@@ -15,6 +16,7 @@
 #include <cstdint>
 
 #include "sketchwalk/common.h"
+#include "sketchwalk/fragment_math.cuh"
 
 namespace sketchwalk::sm80 {
 
@@ -78,27 +80,8 @@ SW_DEVICE void mma_m16n8k16<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4]
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/// \brief Two floats -> one 32-bit register of two 16-bit values (lo = x), round to nearest.
-template <typename Element>
-SW_DEVICE uint32_t pack2(float x, float y);
-
-template <>
-SW_DEVICE uint32_t pack2<__half>(float x, float y) {
-  __half2 h = __floats2half2_rn(x, y);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-template <>
-SW_DEVICE uint32_t pack2<__nv_bfloat16>(float x, float y) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-/// \brief 2^x with the MUFU unit (ex2.approx.ftz): exp2(-inf) = 0, the case masking relies on.
-SW_DEVICE float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
+// pack2 and exp2_approx live in fragment_math.cuh (the sm90 kernel uses them without the rest).
+using sketchwalk::exp2_approx;
+using sketchwalk::pack2;
 
 }  // namespace sketchwalk::sm80

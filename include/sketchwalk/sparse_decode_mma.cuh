@@ -27,7 +27,7 @@
 #include "sketchwalk/mma_sm80.cuh"
 #include "sketchwalk/online_softmax.cuh"
 #include "sketchwalk/params.h"
-#include "sketchwalk/sparse_prefill_sm80.cuh"
+#include "sketchwalk/tile_load_sm80.cuh"
 
 namespace sketchwalk {
 

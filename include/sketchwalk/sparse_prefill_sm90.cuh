@@ -29,7 +29,7 @@
 #include "sketchwalk/attention_core.cuh"
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
-#include "sketchwalk/mma_sm80.cuh"
+#include "sketchwalk/fragment_math.cuh"
 #include "sketchwalk/online_softmax.cuh"
 #include "sketchwalk/params.h"
 #include "sketchwalk/ptx_sm90.cuh"
@@ -156,7 +156,7 @@ struct PrefillSm90Softmax {
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       m_scaled[r] = max_or_zero(mx) * scale_log2;
-      correction[r] = sm80::exp2_approx(row_max[r] * scale_log2 - m_scaled[r]);
+      correction[r] = exp2_approx(row_max[r] * scale_log2 - m_scaled[r]);
       row_max[r] = mx;
     }
     // Exponentiate and pack at once, so each S register dies as its P half is born. Accumulator
@@ -167,10 +167,10 @@ struct PrefillSm90Softmax {
     for (int j = 0; j < Traits::kSAccum / 4; ++j) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const float p0 = sm80::exp2_approx(fmaf(sacc[4 * j + 2 * r], scale_log2, -m_scaled[r]));
-        const float p1 = sm80::exp2_approx(fmaf(sacc[4 * j + 2 * r + 1], scale_log2, -m_scaled[r]));
+        const float p0 = exp2_approx(fmaf(sacc[4 * j + 2 * r], scale_log2, -m_scaled[r]));
+        const float p1 = exp2_approx(fmaf(sacc[4 * j + 2 * r + 1], scale_log2, -m_scaled[r]));
         sum[r] += p0 + p1;
-        p[j / 2][2 * (j % 2) + r] = sm80::pack2<typename Traits::Element>(p0, p1);
+        p[j / 2][2 * (j % 2) + r] = pack2<typename Traits::Element>(p0, p1);
       }
     }
 #pragma unroll
@@ -202,7 +202,7 @@ SW_DEVICE void prefill_sm90_epilogue(const SparseAttentionParams& params, const 
     const int row = 16 * (ctid / 32) + g + 8 * r;
 #pragma unroll
     for (int j = 0; j < Traits::kOAccum / 4; ++j) {
-      const uint32_t packed = sm80::pack2<Element>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
+      const uint32_t packed = pack2<Element>(o[4 * j + 2 * r] * inv, o[4 * j + 2 * r + 1] * inv);
       *reinterpret_cast<uint32_t*>(staging + row * kHeadDim + ((j ^ (row & 7)) * 8) + 2 * c) = packed;
     }
     const int t = q_start + row;

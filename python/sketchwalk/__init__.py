@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch  # noqa: F401  (must be imported before the extension: it resolves libtorch)
 
 from . import _C  # noqa: F401  (loads the library; registers torch.ops.sketchwalk.*)
-from . import ops, scorers
+from . import limits, ops, scorers  # noqa: F401  (limits: the kernels' sizes)
 from ._build_info import VERSION as __version__
 from .attention import sketchwalk_attention
 from .config import SketchWalkConfig

@@ -11,7 +11,10 @@ import functools
 
 import torch
 
+from .limits import ATTENTION_HEAD_DIMS
+
 _ops = torch.ops.sketchwalk
+_DIMS = "{" + ", ".join(map(str, ATTENTION_HEAD_DIMS)) + "}"  # as the C++ checks print them
 
 __all__ = [
     "hadamard_sketch",
@@ -332,8 +335,8 @@ def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, vali
         _check_rank(op, name, t, 4)
     _check_rank(op, "num_selected", num_selected, 3)
     hkv = k.shape[1] if num_kv_heads is None else num_kv_heads
-    torch._check(q.shape[3] in (64, 128), lambda: f"sketchwalk.{op}: argument 'q' has unsupported "
-                 f"head_dim {q.shape[3]}; supported head_dim values are {{64, 128}}")
+    torch._check(q.shape[3] in ATTENTION_HEAD_DIMS, lambda: f"sketchwalk.{op}: argument 'q' has "
+                 f"unsupported head_dim {q.shape[3]}; supported head_dim values are {_DIMS}")
     torch._check(hkv >= 1 and q.shape[1] % hkv == 0,
                  lambda: f"sketchwalk.{op}: argument 'k' has {hkv} heads, which must divide the "
                          f"{q.shape[1]} heads of 'q' (GQA)")
@@ -415,8 +418,8 @@ def _(q, k, v, block_index, num_selected, cu_seqlens_q, cu_seqlens_k=None, seq_l
         _check_rank(op, name, t, 4 if paged else 3)
     _check_rank(op, "block_index", block_index, 4)
     _check_rank(op, "num_selected", num_selected, 3)
-    torch._check(q.shape[-1] in (64, 128), lambda: f"sketchwalk.{op}: argument 'q' has unsupported "
-                 f"head_dim {q.shape[-1]}; supported head_dim values are {{64, 128}}")
+    torch._check(q.shape[-1] in ATTENTION_HEAD_DIMS, lambda: f"sketchwalk.{op}: argument 'q' has "
+                 f"unsupported head_dim {q.shape[-1]}; supported head_dim values are {_DIMS}")
     num_kv_heads = k.shape[-2]
     torch._check(q.shape[1] % num_kv_heads == 0,
                  lambda: f"sketchwalk.{op}: argument 'k' has {num_kv_heads} heads, which must "

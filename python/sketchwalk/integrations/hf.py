@@ -535,9 +535,6 @@ def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = 
     return cfg
 
 
-SUPPORTED_HEAD_DIMS = (64, 128)  # the attention kernels' instantiations (csrc/cuda/launch.h)
-
-
 def _check_model_supported(model) -> None:
     """Refuse, when configured rather than mid-forward, a model the kernels cannot serve."""
     mc = model.config
@@ -545,10 +542,11 @@ def _check_model_supported(model) -> None:
     heads = getattr(text, "num_attention_heads", None)
     head_dim = getattr(text, "head_dim", None) or (
         text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None)
-    if head_dim is not None and head_dim not in SUPPORTED_HEAD_DIMS:
+    supported = _package().limits.ATTENTION_HEAD_DIMS  # the attention kernels' (include/)
+    if head_dim is not None and head_dim not in supported:
         raise ValueError(
             f"sketchwalk: this model has head_dim {head_dim}; the sparse attention kernels are built "
-            f"for head_dim in {SUPPORTED_HEAD_DIMS}. Keep attn_implementation='sdpa' for it.")
+            f"for head_dim in {supported}. Keep attn_implementation='sdpa' for it.")
 
 
 def get_config(model):
