@@ -37,7 +37,9 @@ fi
 
 SANITIZE_DEFAULT="tests/test_sparse_prefill.py tests/test_sparse_prefill_arch.py tests/test_sparse_decode.py tests/test_hadamard_sketch.py
   tests/test_score_blocks.py tests/test_select_blocks.py tests/test_update_block_sketch.py tests/test_update_block_matrix.py
-  tests/test_window_logits.py tests/test_select_decode_blocks.py tests/test_quantize_keys4.py
+  tests/test_update_window_logits.py tests/test_window_block_scores.py tests/test_push_query_window.py
+  tests/test_hadamard_sketch_varlen.py tests/test_select_blocks_varlen.py tests/test_sparse_prefill_varlen.py
+  tests/test_sparse_decode_paged.py tests/test_keys4_paged.py tests/test_select_decode_blocks.py tests/test_quantize_keys4.py
   tests/test_score_blocks_keys4.py tests/test_select_blocks_keys4.py tests/test_keys4_decode_step.py tests/test_errors.py"
 if has sanitize; then
   # Only the project's kernels are instrumented (their names all carry the sketchwalk

@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.gpu,
 
 MODELS = {"llama3.1-8b": (32, 8, 128), "qwen2.5-1.5b": (12, 2, 128), "smollm2": (9, 3, 64)}
 LENGTHS = [4096, 32768, pytest.param(131072, marks=pytest.mark.slow)]
-from utils import B  # noqa: E402  (the one block-size constant)
+from utils import B  # the one block-size constant
+
+
 def _chunk_blocks(hq, tk):
     """Query blocks per chunk so one float64 logits chunk stays near 2 GB."""
     return max(1, int(2e9 // (hq * B * tk * 8)))

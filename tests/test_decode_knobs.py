@@ -12,7 +12,9 @@ sw = pytest.importorskip("sketchwalk")
 
 PREFILL = dict(kblocks_frac=0.5, window_frac=0.3, sink_frac=0.1)
 DECODE = dict(kblocks_frac=0.1, window_frac=0.02, sink_frac=0.01)
-from utils import B  # noqa: E402  (the one block-size constant)
+from utils import B  # the one block-size constant
+
+
 NONE = dict(decode_kblocks_frac=None, decode_window_frac=None, decode_sink_frac=None)
 
 

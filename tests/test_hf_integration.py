@@ -20,7 +20,9 @@ hf = pytest.importorskip("sketchwalk.integrations.hf")
 
 ARCHS = ["llama", "qwen2", "mistral"]
 VOCAB = 256
-from utils import B as BLOCK  # noqa: E402  (the one block-size constant)
+from utils import B as BLOCK  # the one block-size constant
+
+
 PROMPT_LEN = 640  # 10 blocks: enough candidates for the selection to drop some
 NEW_TOKENS = 6
 

@@ -9,8 +9,9 @@ import reference as R
 from conftest import device_params
 from keys4_utils import empty_cache
 from utils import ops
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 # ---------------------------------------------------------------------------------------
 # The whole step: the kept set equals the reference's except at near-ties
 

@@ -13,8 +13,9 @@ from conftest import device_params
 from test_pipeline import MIN_MARGIN, _margin
 from tolerances import assert_within_torch_error
 from utils import torch_masked_baseline
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 def group_reference(cfg, q, k, v, signs, coords, walks_prev):
     """R.layer_prefill per KV group g on q heads [g * group, (g + 1) * group) and kv head g.
     Returns (block_index [B, Hkv, Nq, W], num_selected [B, Hkv, Nq], walks per group, margin)."""

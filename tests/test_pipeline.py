@@ -10,8 +10,9 @@ import reference as R
 from conftest import device_params
 from tolerances import assert_within_torch_error
 from utils import torch_masked_baseline
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 def _margin(scores, tq, tk, keep_frac, w, sink):
     """How robust the reference selection is to float32 rounding in the kernels: the smallest
     gap between distinct sorted candidate scores of a row (the quantile's rank order), and

@@ -9,8 +9,9 @@ import reference as R
 from conftest import device_params
 from tolerances import assert_within_torch_error
 from utils import torch_masked_baseline
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tq,tk", [(2, 130), (65, 400), (300, 1000), (128, 129)])
 @pytest.mark.parametrize("selection", ["layer", "kv_group"])

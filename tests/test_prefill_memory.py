@@ -18,8 +18,9 @@ import torch
 from conftest import device_params
 from memory_utils import peak_allocated
 from utils import random_keep
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 def dense_map_density(block_index, num_selected, num_queries, block_size, num_keys=None):
     """prefill_density as it was up to 2253040: a dense float64 [Nq, Nk] map of the causal pairs
     of every block pair, masked by the index and summed. The per-row count must equal it bit for

@@ -8,8 +8,9 @@ import reference as R
 from conftest import device_params
 from keys4_utils import empty_cache
 from utils import GQA, SEQ_LENS, ops
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 def random_cache(batch, hkv, capacity, head_dim, device, dtype=torch.bfloat16):
     k = torch.randn(batch, hkv, capacity, head_dim, device=device).to(dtype)
     codes, scales = empty_cache(batch, hkv, capacity, head_dim, device)

@@ -7,8 +7,9 @@ import torch
 import reference as R
 from conftest import device_params
 from utils import ops
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 def check_select(mass, seq_lens, keep_frac, window_frac, sink_frac):
     idx, cnt = ops().select_blocks_keys4(mass, seq_lens, keep_frac, window_frac, sink_frac)
     lens = None if seq_lens is None else seq_lens.tolist()

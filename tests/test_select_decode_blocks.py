@@ -7,8 +7,9 @@ import reference as R
 from conftest import device_params, poison
 from tolerances import assert_close64
 from utils import ops
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tokens,batch,hq,hkv,d,window,pushes,degree", [
     (200, 2, 4, 2, 128, 32, 32, 3),   # the new key extends block 3

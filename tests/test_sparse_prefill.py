@@ -7,8 +7,9 @@ import reference as R
 from conftest import device_params, strided_copy
 from tolerances import assert_lse_close, assert_within_torch_error
 from utils import ATTN_DTYPES, GQA, SEQ_LENS, ops, random_keep, random_qkv, torch_masked_baseline
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 def check_prefill(q, k, v, idx, cnt, softmax_scale=None, msg=""):
     out, lse = ops().sparse_prefill(q, k, v, idx, cnt, softmax_scale)
     assert out.shape == q.shape and out.dtype == q.dtype

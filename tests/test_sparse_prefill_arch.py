@@ -8,8 +8,9 @@ import torch
 import reference as R
 from test_sparse_prefill import check_prefill
 from utils import ops, random_keep, random_qkv
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 pytestmark = pytest.mark.gpu
 
 

@@ -10,8 +10,9 @@ from conftest import device_params
 from tolerances import assert_lse_close, assert_within_torch_error
 from utils import (ATTN_DTYPES, assert_raises_naming, capture_graph, ops, random_keep,
                    run_without_sync, torch_masked_baseline)
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 # (queries, keys) per sequence: single tokens, block edges, chunks (fewer queries than keys),
 # an empty sequence and one longer than the others.
 RAGGED = [(1, 1), (63, 63), (65, 65), (0, 40), (64, 200), (1, 129), (300, 300), (70, 1000)]

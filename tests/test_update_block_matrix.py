@@ -8,8 +8,9 @@ import reference as R
 from conftest import device_params, poison
 from tolerances import assert_close64
 from utils import ops
+from utils import B  # the one block-size constant
 
-from utils import B  # noqa: E402  (the one block-size constant)
+
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("num_keys", [1, 2, 64, 65, 66, 128, 129, 700, 1000])
 @pytest.mark.parametrize("as_view", [False, True])

@@ -1,6 +1,6 @@
 // update_window_logits_ on the CPU (docs/ops.md section 7): the cached sketched logits of the
 // recent queries against the key blocks, one row and one column per decode step (every row when
-// slot == -1). Plain ATen on float32; the CUDA version (csrc/cuda/window_logits.cu) computes
+// slot == -1). Plain ATen on float32; the CUDA version (csrc/cuda/update_window_logits.cu) computes
 // the same.
 #include <ATen/ATen.h>
 

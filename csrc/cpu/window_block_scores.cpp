@@ -1,6 +1,6 @@
 // window_block_scores on the CPU (docs/ops.md section 7): the decode block scores r from the
 // cached window logits, the softmax of every live row averaged over heads and slots. Plain ATen
-// on float32; the CUDA version (csrc/cuda/window_logits.cu) computes the same.
+// on float32; the CUDA version (csrc/cuda/window_block_scores.cu) computes the same.
 #include <ATen/ATen.h>
 
 #include "checks.h"

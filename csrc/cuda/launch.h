@@ -30,9 +30,10 @@ cudaError_t run_update_block_matrix(float* transition, int64_t batch_stride, int
                                     const float* r, int batch, int n, float alpha,
                                     cudaStream_t stream);
 
-// window_logits.cu: decode window logits (rows [row_begin, row_end) over every block, plus the
-// last block's column when asked), in place; and r from them. run_window_block_scores needs
-// params.row_offset to hold batch * num_q_heads * window_fill floats of scratch.
+// update_window_logits.cu: decode window logits (rows [row_begin, row_end) over every block,
+// plus the last block's column when asked), in place. window_block_scores.cu: r from them;
+// run_window_block_scores needs params.row_offset to hold batch * num_q_heads * window_fill
+// floats of scratch.
 cudaError_t run_update_window_logits(const WindowLogitsParams& params, cudaStream_t stream);
 cudaError_t run_window_block_scores(const WindowScoresParams& params, cudaStream_t stream);
 

@@ -1,5 +1,5 @@
 // update_window_logits_, CUDA host wrapper: checks (csrc/checks/update_window_logits.cpp),
-// params, launch (csrc/cuda/window_logits.cu).
+// params, launch (csrc/cuda/update_window_logits.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>

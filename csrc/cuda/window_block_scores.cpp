@@ -1,5 +1,5 @@
 // window_block_scores, CUDA host wrapper: checks (csrc/checks/window_block_scores.cpp), the
-// CUDA-only batch limit, params, launch (csrc/cuda/window_logits.cu).
+// CUDA-only batch limit, params, launch (csrc/cuda/window_block_scores.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>

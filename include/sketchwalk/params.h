@@ -53,7 +53,7 @@ struct ScoreBlocksParams {
   const int* __restrict__ col_counts;
 };
 
-// Decode window logits (window_logits.cu): the cached sketched logits of the recent queries,
+// Decode window logits (update_window_logits.cu, window_block_scores.cu): the cached sketched logits of the recent queries,
 //   logits[b, h, s, j] = logit_scale * <query_window[b, h, s], key_blocks[b, h / g, j]>,
 // refreshed per step for the new query's row and the open key block's column only.
 struct WindowLogitsParams {
