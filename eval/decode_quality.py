@@ -53,16 +53,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 
 import sketchwalk
-from sketchwalk.integrations import hf
-
 from bench.python.commit import git_commit
 from eval import quality_sweep as eq
 from eval.ruler_report import weighted
 from examples import assets, demo
+from sketchwalk.integrations import hf
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_TASKS = ("niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,"
-                 "niah_multiquery")
+DEFAULT_TASKS = (
+    "niah_single_1,niah_single_2,niah_single_3,niah_multikey_1,niah_multivalue,niah_multiquery"
+)
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
 
 
@@ -111,8 +111,9 @@ METHODS = {
     # The ~20% prefill rules with the default decode split (decode_* = the authors' 0.125 / 0.05 /
     # 0.025: ~20% decode density, a ~20% total budget) instead of the prefill's (~10-13%).
     "p20_dec20": Method("p20_dec20", {k: v for k, v in P20.items() if not k.startswith("decode_")}),
-    "narrow20_dec20": Method("narrow20_dec20",
-                             {k: v for k, v in NARROW20.items() if not k.startswith("decode_")}),
+    "narrow20_dec20": Method(
+        "narrow20_dec20", {k: v for k, v in NARROW20.items() if not k.startswith("decode_")}
+    ),
     "oracle20": Method("oracle20", P20, oracle=True),
     "oracle10": Method("oracle10", P10, oracle=True),
     "oracle_narrow20": Method("oracle_narrow20", NARROW20, oracle=True),
@@ -129,7 +130,9 @@ def parse_extra_method(spec: str) -> Method:
             knobs[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             knobs[key.strip()] = raw.strip()
-    return Method(parts[0], knobs, sparse_decode=not (len(parts) > 2 and parts[2] == "dense_decode"))
+    return Method(
+        parts[0], knobs, sparse_decode=not (len(parts) > 2 and parts[2] == "dense_decode")
+    )
 
 
 def build_config(method: Method):
@@ -189,8 +192,10 @@ class LayerDensity:
         eval/ruler_report.py merges the results of several processes)."""
         out = {}
         for phase, sums in self.sums.items():
-            out[phase] = [sums[i] / self.rows[phase][i] if i in sums else None
-                          for i in range(1 + max(sums, default=-1))]
+            out[phase] = [
+                sums[i] / self.rows[phase][i] if i in sums else None
+                for i in range(1 + max(sums, default=-1))
+            ]
         out["rows"] = max(self.rows["prefill"].values(), default=0)
         return out
 
@@ -212,8 +217,9 @@ class _AllFound:
     def __call__(self, input_ids, scores, **kwargs):
         done = []
         for row, refs in enumerate(self.refs):
-            text = self.tok.decode(input_ids[row, self.prompt_len:],
-                                   skip_special_tokens=True).lower()
+            text = self.tok.decode(
+                input_ids[row, self.prompt_len :], skip_special_tokens=True
+            ).lower()
             done.append(self.found(r in text for r in refs))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
@@ -226,14 +232,21 @@ def stop_token_ids(tok, model) -> list[int]:
         if t in vocab and vocab[t] in special:
             ids.append(vocab[t])
     for extra in (tok.eos_token_id, model.generation_config.eos_token_id):
-        for i in (extra if isinstance(extra, (list, tuple)) else [extra]):
+        for i in extra if isinstance(extra, (list, tuple)) else [extra]:
             if i is not None:
                 ids.append(int(i))
     return list(dict.fromkeys(ids))
 
 
-def generate_batch(model, tok, prompts: list[str], refs: list[list[str]], max_new_tokens: int,
-                   stop_ids: list[int], need_all: bool = True) -> list[dict]:
+def generate_batch(
+    model,
+    tok,
+    prompts: list[str],
+    refs: list[list[str]],
+    max_new_tokens: int,
+    stop_ids: list[int],
+    need_all: bool = True,
+) -> list[dict]:
     """Greedy answers for prompts run as one left-padded batch."""
     from transformers import StoppingCriteriaList
 
@@ -243,22 +256,34 @@ def generate_batch(model, tok, prompts: list[str], refs: list[list[str]], max_ne
     ids = torch.full((len(encoded), length), pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for row, e in enumerate(encoded):
-        ids[row, length - len(e):] = torch.tensor(e)
-        mask[row, length - len(e):] = 1
+        ids[row, length - len(e) :] = torch.tensor(e)
+        mask[row, length - len(e) :] = 1
     ids, mask = ids.to(model.device), mask.to(model.device)
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             do_sample=False, temperature=None, top_p=None, top_k=None,
-                             pad_token_id=pad, eos_token_id=stop_ids,
-                             stopping_criteria=StoppingCriteriaList([_AllFound(tok, length, refs,
-                                                                               need_all)]))
+        out = model.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=pad,
+            eos_token_id=stop_ids,
+            stopping_criteria=StoppingCriteriaList([_AllFound(tok, length, refs, need_all)]),
+        )
     results = []
     stops = set(stop_ids)
     for row, e in enumerate(encoded):
         new = out[row, length:].tolist()
         n = next((i + 1 for i, t in enumerate(new) if t in stops), len(new))
-        results.append(dict(pred=tok.decode(new[:n], skip_special_tokens=True).strip(),
-                            new_tokens=n, prompt_tokens=len(e)))
+        results.append(
+            dict(
+                pred=tok.decode(new[:n], skip_special_tokens=True).strip(),
+                new_tokens=n,
+                prompt_tokens=len(e),
+            )
+        )
     return results
 
 
@@ -269,7 +294,7 @@ def task_new_tokens(task: str, args) -> int:
 
 def chunks(items: list, size: int) -> list[list]:
     size = size or len(items) or 1
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # --------------------------------------------------------------------------------------
@@ -278,8 +303,9 @@ def chunks(items: list, size: int) -> list[list]:
 
 def load(args):
     device = args.device
-    dtype = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16,
-             "fp32": torch.float32}[args.dtype]
+    dtype = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[
+        args.dtype
+    ]
     if args.gguf:
         gguf = Path(args.gguf)
         if not gguf.is_absolute() and args.model_dir:
@@ -289,8 +315,9 @@ def load(args):
         source = str(gguf)
     else:
         name = args.name or args.model
-        model, tok = assets.load_model(args.model, attn_implementation="sdpa", dtype=dtype,
-                                       device=device)
+        model, tok = assets.load_model(
+            args.model, attn_implementation="sdpa", dtype=dtype, device=device
+        )
         source = str(assets.ensure_model(args.model))
     return name, source, model, tok
 
@@ -331,50 +358,95 @@ def run(args) -> dict:
     for m_name in wanted + [n for n in extra if n not in wanted]:
         method = extra.get(m_name) or METHODS.get(m_name)
         if method is None:
-            raise SystemExit(f"unknown method {m_name!r}; known: {sorted(METHODS)} "
-                             "(or define one with --add-method)")
+            raise SystemExit(
+                f"unknown method {m_name!r}; known: {sorted(METHODS)} "
+                "(or define one with --add-method)"
+            )
         try:
             methods.append((method, build_config(method)))
         except (TypeError, ValueError) as err:
             skipped[m_name] = f"{type(err).__name__}: {err}"
-            print(f"note: skipping method {m_name!r}: its config does not build here "
-                  f"({skipped[m_name]})", flush=True)
+            print(
+                f"note: skipping method {m_name!r}: its config does not build here "
+                f"({skipped[m_name]})",
+                flush=True,
+            )
 
     # Data: RULER samples (cached under <assets>/ruler) and the demo's needle prompts.
     t_data = time.perf_counter()
     tok_dir = tokenizer_dir(tok, name)
-    samples = {(task, L): eq.ruler_samples(task, args.samples, L, tok_dir, args.seed)[: args.samples]
-               for L in lengths for task in tasks}
+    samples = {
+        (task, L): eq.ruler_samples(task, args.samples, L, tok_dir, args.seed)[: args.samples]
+        for L in lengths
+        for task in tasks
+    }
     rng = random.Random(args.needle_seed)  # the demo's key and value for its seed
     key = rng.choice(["lucky-falcon", "quiet-harbor", "amber-violin", "brisk-meadow"])
     value = str(rng.randint(1_000_000, 9_999_999))
-    depths = ([0.04 + 0.92 * i / (args.needles - 1) for i in range(args.needles)]
-              if args.needles > 1 else [0.5] * args.needles)
+    depths = (
+        [0.04 + 0.92 * i / (args.needles - 1) for i in range(args.needles)]
+        if args.needles > 1
+        else [0.5] * args.needles
+    )
     needle_prompts = [demo.build_prompt(tok, args.needle_tokens, d, key, value) for d in depths]
     data_s = time.perf_counter() - t_data
 
-    batch = args.batch_size if args.batch_size >= 0 else (0 if args.device.startswith("cuda") else 1)
+    batch = (
+        args.batch_size if args.batch_size >= 0 else (0 if args.device.startswith("cuda") else 1)
+    )
     result = dict(
-        model=name, source=source, device=args.device, device_name=device_name(args.device),
-        dtype=str(model.dtype).replace("torch.", ""), torch=torch.__version__,
+        model=name,
+        source=source,
+        device=args.device,
+        device_name=device_name(args.device),
+        dtype=str(model.dtype).replace("torch.", ""),
+        torch=torch.__version__,
         transformers=__import__("transformers").__version__,
-        sketchwalk=sketchwalk.__version__, commit=git_commit(),
-        host=platform.node(), lengths=lengths, tasks=tasks, samples_per_task=args.samples,
-        ruler_seed=args.seed, max_new_tokens={t: task_new_tokens(t, args) for t in tasks},
+        sketchwalk=sketchwalk.__version__,
+        commit=git_commit(),
+        host=platform.node(),
+        lengths=lengths,
+        tasks=tasks,
+        samples_per_task=args.samples,
+        ruler_seed=args.seed,
+        max_new_tokens={t: task_new_tokens(t, args) for t in tasks},
         batch_size=batch,
-        needles=dict(count=len(depths), depths=depths, tokens=args.needle_tokens, key=key,
-                     value=value, max_new_tokens=args.needle_new_tokens),
-        stop_token_ids=stop_ids, load_seconds=load_s, data_seconds=data_s,
-        skipped_methods=skipped, methods=[],
+        needles=dict(
+            count=len(depths),
+            depths=depths,
+            tokens=args.needle_tokens,
+            key=key,
+            value=value,
+            max_new_tokens=args.needle_new_tokens,
+        ),
+        stop_token_ids=stop_ids,
+        load_seconds=load_s,
+        data_seconds=data_s,
+        skipped_methods=skipped,
+        methods=[],
     )
     total = len(methods) * (len(depths) + sum(len(s) for s in samples.values()))
-    bar = tqdm(total=total, desc=f"eval {name}", unit="sample", dynamic_ncols=True,
-               mininterval=0.1 if sys.stderr.isatty() else 10.0)
+    bar = tqdm(
+        total=total,
+        desc=f"eval {name}",
+        unit="sample",
+        dynamic_ncols=True,
+        mininterval=0.1 if sys.stderr.isatty() else 10.0,
+    )
     for method, cfg in methods:
-        rec = dict(name=method.name, knobs=method.knobs, sparse_decode=method.sparse_decode,
-                   oracle=method.oracle,
-                   config=dataclasses.asdict(cfg) if cfg is not None else None,
-                   ruler={}, ruler_mean={}, density={}, answers={}, error=None, seconds=0.0)
+        rec = dict(
+            name=method.name,
+            knobs=method.knobs,
+            sparse_decode=method.sparse_decode,
+            oracle=method.oracle,
+            config=dataclasses.asdict(cfg) if cfg is not None else None,
+            ruler={},
+            ruler_mean={},
+            density={},
+            answers={},
+            error=None,
+            seconds=0.0,
+        )
         result["methods"].append(rec)
         start = time.perf_counter()
         try:
@@ -383,8 +455,14 @@ def run(args) -> dict:
             bar.set_postfix_str(f"{method.name} | needles")
             found, answers, dens = 0, [], []
             for part in chunks(list(zip(depths, needle_prompts)), batch):
-                outs = generate_batch(model, tok, [p for _, p in part], [[value]] * len(part),
-                                      args.needle_new_tokens, stop_ids)
+                outs = generate_batch(
+                    model,
+                    tok,
+                    [p for _, p in part],
+                    [[value]] * len(part),
+                    args.needle_new_tokens,
+                    stop_ids,
+                )
                 dens.append((len(part), *batch_densities(layer_densities(model, method, cfg), cfg)))
                 for (depth, _), o in zip(part, outs):
                     o["depth"] = depth
@@ -403,9 +481,15 @@ def run(args) -> dict:
                 scores, answers, dens = [], [], []
                 need_all = eq.RULER_METRICS[eq.RULER_TASKS[task][0]] is eq.string_match_all
                 for part in chunks(items, batch):
-                    outs = generate_batch(model, tok, [eq.chat_prompt(tok, it["input"]) for it in part],
-                                          [it["outputs"] for it in part],
-                                          task_new_tokens(task, args), stop_ids, need_all)
+                    outs = generate_batch(
+                        model,
+                        tok,
+                        [eq.chat_prompt(tok, it["input"]) for it in part],
+                        [it["outputs"] for it in part],
+                        task_new_tokens(task, args),
+                        stop_ids,
+                        need_all,
+                    )
                     layers = layer_densities(model, method, cfg)
                     dens.append((len(part), *batch_densities(layers, cfg)))
                     per_layer[L].add(len(part), layers)
@@ -419,8 +503,9 @@ def run(args) -> dict:
                 rec["answers"][f"{task}@{L}"] = answers
                 per_len = rec["density"].setdefault(str(L), [])
                 per_len.extend(dens)
-                rec["density_batches"] = {n: list(v) for n, v in rec["density"].items()
-                                          if n != "needles"}
+                rec["density_batches"] = {
+                    n: list(v) for n, v in rec["density"].items() if n != "needles"
+                }
                 rec["density_per_layer"] = {str(n): d.means() for n, d in per_layer.items()}
                 rec["seconds"] = time.perf_counter() - start
                 write_outputs(result, args)  # partial results survive a timeout
@@ -503,24 +588,37 @@ def markdown(result: dict) -> str:
         for t in result["tasks"]:
             row(f"{t} @ {L}", lambda m, k=f"{t}@{L}": f"{m['ruler'][k]:.0f}")
         row(f"**RULER mean @ {L}**", lambda m, L=L: f"**{m['ruler_mean'][str(L)]:.1f}**")
-    row(f"**needles found (of {nd['count']})**",
-        lambda m: f"**{m['needles_found']}/{nd['count']}**")
+    row(
+        f"**needles found (of {nd['count']})**", lambda m: f"**{m['needles_found']}/{nd['count']}**"
+    )
     for L in result["lengths"]:
         row(f"prefill density @ {L}", lambda m, L=L: _pct(m["density"][str(L)]["prefill"]))
         row(f"decode density @ {L}", lambda m, L=L: _pct(m["density"][str(L)]["decode"]))
-    row(f"prefill density, needles (~{nd['tokens']})",
-        lambda m: _pct(m["density"]["needles"]["prefill"]))
-    row(f"decode density, needles (~{nd['tokens']})",
-        lambda m: _pct(m["density"]["needles"]["decode"]))
-    row("decode", lambda m: ("dense" if m["config"] is None or not m["sparse_decode"]
-                             else "oracle" if m.get("oracle")
-                             else m["config"].get("decode_scorer", "walk (no decode_scorer knob)")))
+    row(
+        f"prefill density, needles (~{nd['tokens']})",
+        lambda m: _pct(m["density"]["needles"]["prefill"]),
+    )
+    row(
+        f"decode density, needles (~{nd['tokens']})",
+        lambda m: _pct(m["density"]["needles"]["decode"]),
+    )
+    row(
+        "decode",
+        lambda m: (
+            "dense"
+            if m["config"] is None or not m["sparse_decode"]
+            else "oracle"
+            if m.get("oracle")
+            else m["config"].get("decode_scorer", "walk (no decode_scorer knob)")
+        ),
+    )
     row("time (s)", lambda m: f"{m['seconds']:.0f}")
     lines += ["", "Methods (knobs on top of SketchWalkConfig defaults):"]
     for m in ms:
         knobs = "dense SDPA" if m["knobs"] is None else (m["knobs"] or "defaults")
         extra = ("" if m["sparse_decode"] else ", dense decode steps") + (
-            ", blocks ranked by their exact attention mass (oracle)" if m.get("oracle") else "")
+            ", blocks ranked by their exact attention mass (oracle)" if m.get("oracle") else ""
+        )
         err = f" **FAILED: {m['error']}**" if m.get("error") else ""
         lines.append(f"- {m['name']}: {knobs}{extra}{err}")
     for name, why in result.get("skipped_methods", {}).items():
@@ -529,40 +627,70 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval.decode_quality",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.decode_quality", description=__doc__.splitlines()[0]
+    )
     src = parser.add_argument_group("model (one of)")
     src.add_argument("--gguf", default="", help="GGUF file (absolute, or relative to --model-dir)")
     src.add_argument("--model-dir", default="", help="folder holding --gguf")
-    src.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS),
-                     help="without --gguf: a model converted by examples/assets.py")
+    src.add_argument(
+        "--model",
+        default="smollm2-135m",
+        choices=sorted(assets.MODELS),
+        help="without --gguf: a model converted by examples/assets.py",
+    )
     parser.add_argument("--name", default="", help="model label (default: from the GGUF name)")
     parser.add_argument("--lengths", default="4096,8192", help="RULER lengths, comma-separated")
-    parser.add_argument("--tasks", default=DEFAULT_TASKS,
-                        help=f"comma-separated, from {list(eq.RULER_TASKS)}; or 'all' (the 13) "
-                             "or 'niah' (the 8 niah_*), 'half1' / 'half2' (the 13 split 6 + 7)")
+    parser.add_argument(
+        "--tasks",
+        default=DEFAULT_TASKS,
+        help=f"comma-separated, from {list(eq.RULER_TASKS)}; or 'all' (the 13) "
+        "or 'niah' (the 8 niah_*), 'half1' / 'half2' (the 13 split 6 + 7)",
+    )
     parser.add_argument("--samples", type=int, default=10, help="RULER samples per task and length")
     parser.add_argument("--needles", type=int, default=12, help="needle depths (0 = none)")
     parser.add_argument("--needle-tokens", type=int, default=6000, help="needle prompt length")
     parser.add_argument("--needle-new-tokens", type=int, default=16)
     parser.add_argument("--needle-seed", type=int, default=7, help="the demo's seed: key and value")
-    parser.add_argument("--max-new-tokens", type=int, default=0,
-                        help="generation cap for every task; 0: RULER's length of each task")
-    parser.add_argument("--methods", default="dense,sparse_prefill,default,paper,keys4_10",
-                        help=f"comma-separated, from {sorted(METHODS)}")
-    parser.add_argument("--add-method", action="append", default=[],
-                        metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode]",
-                        help="an extra method with its own knobs (repeatable)")
-    parser.add_argument("--batch-size", type=int, default=-1,
-                        help="rows per generate call; 0 = all samples of a task and length; "
-                             "default 0 on CUDA, 1 on CPU")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=0,
+        help="generation cap for every task; 0: RULER's length of each task",
+    )
+    parser.add_argument(
+        "--methods",
+        default="dense,sparse_prefill,default,paper,keys4_10",
+        help=f"comma-separated, from {sorted(METHODS)}",
+    )
+    parser.add_argument(
+        "--add-method",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode]",
+        help="an extra method with its own knobs (repeatable)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=-1,
+        help="rows per generate call; 0 = all samples of a task and length; "
+        "default 0 on CUDA, 1 on CPU",
+    )
     parser.add_argument("--seed", type=int, default=42, help="RULER generator seed")
-    parser.add_argument("--assets", default="",
-                        help="asset root (sets $SKETCHWALK_ASSETS): RULER cache, tokenizer dirs")
+    parser.add_argument(
+        "--assets",
+        default="",
+        help="asset root (sets $SKETCHWALK_ASSETS): RULER cache, tokenizer dirs",
+    )
     parser.add_argument("--out", default="", help="output folder (default eval/results)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
-                        help="auto: bf16 on CUDA, fp32 on CPU")
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "fp32"],
+        help="auto: bf16 on CUDA, fp32 on CPU",
+    )
     args = parser.parse_args()
     if args.assets:
         os.environ["SKETCHWALK_ASSETS"] = str(Path(args.assets).resolve())

@@ -53,39 +53,102 @@ import torch
 import torch.nn.functional as F
 
 import sketchwalk
-from sketchwalk.integrations import hf
-
 from bench.python.commit import git_commit
 from examples import assets
+from sketchwalk.integrations import hf
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # RULER task -> generator module and its arguments (long_context_eval/synthetic.yaml).
 RULER_TASKS = {
-    "niah_single_1": ("niah", dict(type_haystack="repeat", type_needle_k="words",
-                                   type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
-                                   num_needle_q=1)),
-    "niah_single_2": ("niah", dict(type_haystack="essay", type_needle_k="words",
-                                   type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
-                                   num_needle_q=1)),
-    "niah_single_3": ("niah", dict(type_haystack="essay", type_needle_k="words",
-                                   type_needle_v="uuids", num_needle_k=1, num_needle_v=1,
-                                   num_needle_q=1)),
-    "niah_multikey_1": ("niah", dict(type_haystack="essay", type_needle_k="words",
-                                     type_needle_v="numbers", num_needle_k=4, num_needle_v=1,
-                                     num_needle_q=1)),
-    "niah_multikey_2": ("niah", dict(type_haystack="needle", type_needle_k="words",
-                                     type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
-                                     num_needle_q=1)),
-    "niah_multikey_3": ("niah", dict(type_haystack="needle", type_needle_k="uuids",
-                                     type_needle_v="uuids", num_needle_k=1, num_needle_v=1,
-                                     num_needle_q=1)),
-    "niah_multivalue": ("niah", dict(type_haystack="essay", type_needle_k="words",
-                                     type_needle_v="numbers", num_needle_k=1, num_needle_v=4,
-                                     num_needle_q=1)),
-    "niah_multiquery": ("niah", dict(type_haystack="essay", type_needle_k="words",
-                                     type_needle_v="numbers", num_needle_k=1, num_needle_v=1,
-                                     num_needle_q=4)),
+    "niah_single_1": (
+        "niah",
+        dict(
+            type_haystack="repeat",
+            type_needle_k="words",
+            type_needle_v="numbers",
+            num_needle_k=1,
+            num_needle_v=1,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_single_2": (
+        "niah",
+        dict(
+            type_haystack="essay",
+            type_needle_k="words",
+            type_needle_v="numbers",
+            num_needle_k=1,
+            num_needle_v=1,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_single_3": (
+        "niah",
+        dict(
+            type_haystack="essay",
+            type_needle_k="words",
+            type_needle_v="uuids",
+            num_needle_k=1,
+            num_needle_v=1,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_multikey_1": (
+        "niah",
+        dict(
+            type_haystack="essay",
+            type_needle_k="words",
+            type_needle_v="numbers",
+            num_needle_k=4,
+            num_needle_v=1,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_multikey_2": (
+        "niah",
+        dict(
+            type_haystack="needle",
+            type_needle_k="words",
+            type_needle_v="numbers",
+            num_needle_k=1,
+            num_needle_v=1,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_multikey_3": (
+        "niah",
+        dict(
+            type_haystack="needle",
+            type_needle_k="uuids",
+            type_needle_v="uuids",
+            num_needle_k=1,
+            num_needle_v=1,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_multivalue": (
+        "niah",
+        dict(
+            type_haystack="essay",
+            type_needle_k="words",
+            type_needle_v="numbers",
+            num_needle_k=1,
+            num_needle_v=4,
+            num_needle_q=1,
+        ),
+    ),
+    "niah_multiquery": (
+        "niah",
+        dict(
+            type_haystack="essay",
+            type_needle_k="words",
+            type_needle_v="numbers",
+            num_needle_k=1,
+            num_needle_v=1,
+            num_needle_q=4,
+        ),
+    ),
     "vt": ("variable_tracking", dict(num_chains=1, num_hops=4)),
     "cwe": ("common_words_extraction", dict(freq_cw=30, freq_ucw=3, num_cw=10)),
     "fwe": ("freq_words_extraction", dict(alpha=2.0)),
@@ -95,9 +158,12 @@ RULER_TASKS = {
 }
 # --tasks shortcuts: all 13 tasks, the 8 needle-in-a-haystack ones, or the 13 in two halves
 # (one process each: the first six niah tasks, and the other seven).
-RULER_TASK_SETS = {"all": list(RULER_TASKS),
-                   "niah": [t for t in RULER_TASKS if t.startswith("niah_")],
-                   "half1": list(RULER_TASKS)[:6], "half2": list(RULER_TASKS)[6:]}
+RULER_TASK_SETS = {
+    "all": list(RULER_TASKS),
+    "niah": [t for t in RULER_TASKS if t.startswith("niah_")],
+    "half1": list(RULER_TASKS)[:6],
+    "half2": list(RULER_TASKS)[6:],
+}
 ANSWER_SEP = "@@ANSWER@@"
 
 
@@ -133,8 +199,9 @@ P10 = dict(kblocks_frac=0.03, window_frac=0.01, sink_frac=0.005, dense_last_q_bl
 # ~20% on CPU, issue 11), with top-k fractions that match the densities above on random scores
 # (~20%: 30/21/18%; ~10%: 17/11/8%).
 NARROW20 = dict(kblocks_frac=0.12, window_frac=0.005, sink_frac=0.0025, **ONE_SPLIT)
-NARROW10 = dict(kblocks_frac=0.055, window_frac=0.0025, sink_frac=0.00125, dense_last_q_blocks=1,
-                **ONE_SPLIT)
+NARROW10 = dict(
+    kblocks_frac=0.055, window_frac=0.0025, sink_frac=0.00125, dense_last_q_blocks=1, **ONE_SPLIT
+)
 
 
 def methods(args) -> list[Method]:
@@ -143,82 +210,188 @@ def methods(args) -> list[Method]:
         Method("dense", "dense", {}, "sweep"),
         Method("sketchwalk (paper defaults)", "sketchwalk", PAPER, "sweep"),
         Method("sketchwalk ~20%", "sketchwalk", d20, "sweep"),
-        Method("sketchwalk (paper defaults), dense decode", "sketchwalk", PAPER, "decode",
-               sparse_decode=False),
+        Method(
+            "sketchwalk (paper defaults), dense decode",
+            "sketchwalk",
+            PAPER,
+            "decode",
+            sparse_decode=False,
+        ),
         Method("sketchwalk ~20%, dense decode", "sketchwalk", d20, "decode", sparse_decode=False),
         Method("sketchwalk ~10% (walk, degree 3)", "sketchwalk", d10, "ablation"),
         Method("no walk (degree 0) ~10%", "sketchwalk", {**d10, "degree": 0}, "ablation"),
         Method("oracle block ranking ~10%", "oracle", d10, "ablation"),
         # One selection per KV group (docs/spec.md section 8) against the layer-wide rule and the
         # oracle ranking at the same knobs.
-        Method("sketchwalk ~20%, per KV group", "sketchwalk", {**d20, "prefill_selection": "kv_group"},
-               "kv_group"),
-        Method("sketchwalk (paper defaults), per KV group", "sketchwalk",
-               {**PAPER, "prefill_selection": "kv_group"}, "kv_group"),
+        Method(
+            "sketchwalk ~20%, per KV group",
+            "sketchwalk",
+            {**d20, "prefill_selection": "kv_group"},
+            "kv_group",
+        ),
+        Method(
+            "sketchwalk (paper defaults), per KV group",
+            "sketchwalk",
+            {**PAPER, "prefill_selection": "kv_group"},
+            "kv_group",
+        ),
         Method("oracle block ranking ~20%", "oracle", d20, "kv_group"),
         # Issue 11: other block scores at the ~20% knobs, only the ranking differs (scores ->
         # select_blocks, the same knobs); the budget split of the paper's scores at ~20%.
-        Method("scores: block-mean query vs key tokens ~20%", "scores", d20, "scores",
-               scorer="block_mean_query"),
-        Method("scores: block-mean query vs key tokens + walk ~20%", "scores", d20, "scores",
-               scorer="block_mean_query", walk=True),
-        Method("scores: sketch logits x2 + walk ~20%", "scores", d20, "scores",
-               scorer="sketch", scorer_args=dict(factor=2.0), walk=True),
-        Method("scores: sketch logits x4 + walk ~20%", "scores", d20, "scores",
-               scorer="sketch", scorer_args=dict(factor=4.0), walk=True),
-        Method("scores: last 8 queries vs key tokens ~20%", "scores", d20, "scores",
-               scorer="block_mean_query", scorer_args=dict(last_rows=8)),
+        Method(
+            "scores: block-mean query vs key tokens ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="block_mean_query",
+        ),
+        Method(
+            "scores: block-mean query vs key tokens + walk ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="block_mean_query",
+            walk=True,
+        ),
+        Method(
+            "scores: sketch logits x2 + walk ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="sketch",
+            scorer_args=dict(factor=2.0),
+            walk=True,
+        ),
+        Method(
+            "scores: sketch logits x4 + walk ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="sketch",
+            scorer_args=dict(factor=4.0),
+            walk=True,
+        ),
+        Method(
+            "scores: last 8 queries vs key tokens ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="block_mean_query",
+            scorer_args=dict(last_rows=8),
+        ),
         # window 0.01 / sink 0.005 free budget for top-k: kblocks_frac 0.092 keeps the density
         # of the ~20% knobs (select_blocks on random scores at 8K: 21.4% both).
-        Method("scores: split window 0.01, sink 0.005, top-k 0.092 ~20%", "sketchwalk",
-               dict(kblocks_frac=0.092, window_frac=0.01, sink_frac=0.005), "scores"),
+        Method(
+            "scores: split window 0.01, sink 0.005, top-k 0.092 ~20%",
+            "sketchwalk",
+            dict(kblocks_frac=0.092, window_frac=0.01, sink_frac=0.005),
+            "scores",
+        ),
         # window 0.04 keeps 24% at 8K with top-k 0 (its sink in prefill is as long as the
         # window): window 0.03 with top-k 0.025 is the widest window at ~20% (random: 21.3%).
-        Method("scores: split window 0.03, top-k 0.025 ~20%", "sketchwalk",
-               dict(kblocks_frac=0.025, window_frac=0.03, sink_frac=0.01), "scores"),
-        Method("scores: split window 0.04, top-k 0.01, dense last 1 ~20%", "sketchwalk",
-               dict(kblocks_frac=0.01, window_frac=0.04, sink_frac=0.01, dense_last_q_blocks=1),
-               "scores"),
-        Method("scores: sketch logits x0.5 + walk ~20%", "scores", d20, "scores",
-               scorer="sketch", scorer_args=dict(factor=0.5), walk=True),
-        Method("scores: sketch logits, causal block softmax + walk ~20%", "scores", d20,
-               "scores", scorer="sketch_causal", walk=True),
+        Method(
+            "scores: split window 0.03, top-k 0.025 ~20%",
+            "sketchwalk",
+            dict(kblocks_frac=0.025, window_frac=0.03, sink_frac=0.01),
+            "scores",
+        ),
+        Method(
+            "scores: split window 0.04, top-k 0.01, dense last 1 ~20%",
+            "sketchwalk",
+            dict(kblocks_frac=0.01, window_frac=0.04, sink_frac=0.01, dense_last_q_blocks=1),
+            "scores",
+        ),
+        Method(
+            "scores: sketch logits x0.5 + walk ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="sketch",
+            scorer_args=dict(factor=0.5),
+            walk=True,
+        ),
+        Method(
+            "scores: sketch logits, causal block softmax + walk ~20%",
+            "scores",
+            d20,
+            "scores",
+            scorer="sketch_causal",
+            walk=True,
+        ),
         # The split above measured best: narrower still (window 40 tokens, sink 20; random
         # scores at 8K: 21.3%), and the oracle's ranking at that split.
-        Method("scores: split window 0.005, sink 0.0025, top-k 0.12 ~20%", "sketchwalk",
-               NARROW20, "scores"),
-        Method("scores: oracle ranking, split window 0.01, sink 0.005, top-k 0.092 ~20%",
-               "oracle", dict(kblocks_frac=0.092, window_frac=0.01, sink_frac=0.005), "scores"),
-        Method("scores: oracle ranking, split window 0.005, sink 0.0025, top-k 0.12 ~20%",
-               "oracle", NARROW20, "scores"),
+        Method(
+            "scores: split window 0.005, sink 0.0025, top-k 0.12 ~20%",
+            "sketchwalk",
+            NARROW20,
+            "scores",
+        ),
+        Method(
+            "scores: oracle ranking, split window 0.01, sink 0.005, top-k 0.092 ~20%",
+            "oracle",
+            dict(kblocks_frac=0.092, window_frac=0.01, sink_frac=0.005),
+            "scores",
+        ),
+        Method(
+            "scores: oracle ranking, split window 0.005, sink 0.0025, top-k 0.12 ~20%",
+            "oracle",
+            NARROW20,
+            "scores",
+        ),
         # No window or sink budget at all (1 token each: the diagonal and the first block stay).
-        Method("scores: split window 0, sink 0, top-k 0.135 ~20%", "sketchwalk",
-               dict(kblocks_frac=0.135, window_frac=0.0, sink_frac=0.0), "scores"),
+        Method(
+            "scores: split window 0, sink 0, top-k 0.135 ~20%",
+            "sketchwalk",
+            dict(kblocks_frac=0.135, window_frac=0.0, sink_frac=0.0),
+            "scores",
+        ),
         # ... which measured 21.3% (0.9 points over the others): top-k 0.12 to match.
-        Method("scores: split window 0, sink 0, top-k 0.12 ~20%", "sketchwalk",
-               dict(kblocks_frac=0.12, window_frac=0.0, sink_frac=0.0), "scores"),
-        Method("scores: sketch logits x1 + walk ~20% (check: = sketchwalk ~20%)", "scores", d20,
-               "scores", scorer="sketch", scorer_args=dict(factor=1.0), walk=True),
+        Method(
+            "scores: split window 0, sink 0, top-k 0.12 ~20%",
+            "sketchwalk",
+            dict(kblocks_frac=0.12, window_frac=0.0, sink_frac=0.0),
+            "scores",
+        ),
+        Method(
+            "scores: sketch logits x1 + walk ~20% (check: = sketchwalk ~20%)",
+            "scores",
+            d20,
+            "scores",
+            scorer="sketch",
+            scorer_args=dict(factor=1.0),
+            walk=True,
+        ),
         # The narrow split at ~10%, and at ~20% without the walk and per KV group (the GPU set
         # of eval/decode_quality.py; the narrow ~20% itself and its oracle are above).
         Method("narrow split ~10%", "sketchwalk", NARROW10, "narrow"),
-        Method("narrow split ~20%, no walk (degree 0)", "sketchwalk", {**NARROW20, "degree": 0},
-               "narrow"),
-        Method("narrow split ~20%, per KV group", "sketchwalk",
-               {**NARROW20, "prefill_selection": "kv_group"}, "narrow"),
+        Method(
+            "narrow split ~20%, no walk (degree 0)",
+            "sketchwalk",
+            {**NARROW20, "degree": 0},
+            "narrow",
+        ),
+        Method(
+            "narrow split ~20%, per KV group",
+            "sketchwalk",
+            {**NARROW20, "prefill_selection": "kv_group"},
+            "narrow",
+        ),
         Method("no walk (degree 0) ~20%", "sketchwalk", {**d20, "degree": 0}, "narrow"),
         # The narrow split at the density of the defaults (top-k 0.29: 36% at 8K on random
         # scores, as the defaults).
-        Method("narrow split at the defaults' density", "sketchwalk",
-               dict(kblocks_frac=0.29, window_frac=0.005, sink_frac=0.0025, **ONE_SPLIT), "narrow"),
+        Method(
+            "narrow split at the defaults' density",
+            "sketchwalk",
+            dict(kblocks_frac=0.29, window_frac=0.005, sink_frac=0.0025, **ONE_SPLIT),
+            "narrow",
+        ),
         # The project's defaults as they are (the narrow split above in prefill; issue 11).
         Method("sketchwalk (defaults)", "sketchwalk", {}, "narrow"),
     ]
     if args.methods:  # ';'-separated: an exact method name, else a substring of names
         names = {m.name for m in out}
         wanted = [w.strip() for w in args.methods.split(";") if w.strip()]
-        out = [m for m in out
-               if any(w == m.name if w in names else w in m.name for w in wanted)]
+        out = [m for m in out if any(w == m.name if w in names else w in m.name for w in wanted)]
     return out
 
 
@@ -258,8 +431,9 @@ def block_mean_query_mass(q, k, block_size: int, last_rows: int = 0, config=None
     qp = F.pad(q.float(), (0, 0, 0, nq * block_size - tq)).view(batch, hq, nq, block_size, d)
     valid = torch.arange(nq * block_size, device=q.device).view(nq, block_size) < tq
     if last_rows > 0:  # the last `last_rows` valid rows of each block
-        last = torch.clamp(torch.tensor([tq - i * block_size for i in range(nq)],
-                                        device=q.device), max=block_size)  # valid rows per block
+        last = torch.clamp(
+            torch.tensor([tq - i * block_size for i in range(nq)], device=q.device), max=block_size
+        )  # valid rows per block
         r = torch.arange(block_size, device=q.device)
         valid = valid & (r[None, :] >= (last[:, None] - last_rows))
     w = valid.float() / valid.float().sum(-1, keepdim=True)  # [nq, b]
@@ -283,7 +457,9 @@ def sketch_scores(q, k, block_size: int, factor: float = 1.0, config=None) -> to
     signs, coords = sketchwalk.ops.sketch_transform(d, cfg.sketch_dim, cfg.seed, q.device)
     qs = sketchwalk.ops.hadamard_sketch(q, signs, coords, block_size)
     ks = sketchwalk.ops.hadamard_sketch(k, signs, coords, block_size)
-    return sketchwalk.ops.score_blocks(qs, ks, factor * sketchwalk.ops.logit_scale(cfg.sketch_dim, d))
+    return sketchwalk.ops.score_blocks(
+        qs, ks, factor * sketchwalk.ops.logit_scale(cfg.sketch_dim, d)
+    )
 
 
 def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0, config=None) -> torch.Tensor:
@@ -305,8 +481,12 @@ def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0, config=None
     return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
-SCORERS = {"exact_mass": exact_block_mass, "block_mean_query": block_mean_query_mass,
-           "sketch": sketch_scores, "sketch_causal": sketch_scores_causal}
+SCORERS = {
+    "exact_mass": exact_block_mass,
+    "block_mean_query": block_mean_query_mass,
+    "sketch": sketch_scores,
+    "sketch_causal": sketch_scores_causal,
+}
 
 
 def scorer_name(method: Method) -> str:
@@ -348,8 +528,13 @@ def state_walk(scores: torch.Tensor, layer: int, state) -> torch.Tensor:
     init = state.take_carried_walk(layer, scores.shape[-1], scores.shape[0])
     walk = (scores if init is None else init).clone()
     if cfg.degree > 0:
-        walk = torch.baddbmm(scores, walk if init is not None else scores, scores,
-                             beta=1.0 - cfg.damping, alpha=cfg.damping)
+        walk = torch.baddbmm(
+            scores,
+            walk if init is not None else scores,
+            scores,
+            beta=1.0 - cfg.damping,
+            alpha=cfg.damping,
+        )
         for _ in range(cfg.degree - 1):
             walk = torch.baddbmm(scores, walk, scores, beta=1.0 - cfg.damping, alpha=cfg.damping)
     state.carry_walk(layer, walk)
@@ -360,8 +545,9 @@ def method_config(method: Method):
     """The method's SketchWalkConfig; kinds "oracle" / "scores" with their registered scorer."""
     if method.kind in ("oracle", "scores"):
         name = register_method_scorer(method)
-        return sketchwalk.SketchWalkConfig(**{**method.knobs, "prefill_scorer": name,
-                                              "decode_scorer": name})
+        return sketchwalk.SketchWalkConfig(
+            **{**method.knobs, "prefill_scorer": name, "decode_scorer": name}
+        )
     return sketchwalk.SketchWalkConfig(**method.knobs)
 
 
@@ -378,8 +564,10 @@ def densities(model, method: Method) -> tuple[dict[int, float], dict[int, float]
     if method.kind == "dense":
         return {i: 1.0 for i in range(n)}, {i: 1.0 for i in range(n)}
     pre, dec = hf.last_density(model, "prefill"), hf.last_density(model, "decode")
-    return ({i: pre.get(i, 1.0) for i in range(n)},
-            {i: dec.get(i, 1.0) for i in range(n)} if dec else {})
+    return (
+        {i: pre.get(i, 1.0) for i in range(n)},
+        {i: dec.get(i, 1.0) for i in range(n)} if dec else {},
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -417,8 +605,9 @@ def mark_answer_prefix(text: str, answer_prefix: str) -> str:
     return text[:cut] + ANSWER_SEP + text[cut:]
 
 
-def ruler_samples(task: str, num_samples: int, length: int, model_dir: Path,
-                  seed: int) -> list[dict]:
+def ruler_samples(
+    task: str, num_samples: int, length: int, model_dir: Path, seed: int
+) -> list[dict]:
     """RULER samples (cached under <assets>/ruler/): dicts with input (task prompt with
     ANSWER_SEP before the answer prefix), outputs (list of reference strings).
 
@@ -428,24 +617,40 @@ def ruler_samples(task: str, num_samples: int, length: int, model_dir: Path,
     from long_context_eval.data.synthetic.constants import TASKS
 
     generator, task_args = RULER_TASKS[task]
-    cache = (assets.asset_root() / "ruler" / model_dir.name /
-             f"{task}_{length}_{num_samples}_{seed}")
+    cache = assets.asset_root() / "ruler" / model_dir.name / f"{task}_{length}_{num_samples}_{seed}"
     raw_file = cache / task / "validation.jsonl"  # the generator's output, as RULER writes it
     out_file = cache / task / "marked.jsonl"
     spec = TASKS[generator]
     if not out_file.exists():
         if not raw_file.exists():
-            cmd = [sys.executable, "-c", _RULER_RUNNER.replace(
-                       "MODULE", repr(f"long_context_eval.data.synthetic.{generator}")),
-                   "--save_dir", str(cache), "--save_name", task, "--tokenizer_type", "hf",
-                   "--tokenizer_path", str(model_dir), "--max_seq_length", str(length),
-                   "--tokens_to_generate", str(spec["tokens_to_generate"]),
-                   "--num_samples", str(num_samples), "--random_seed", str(seed),
-                   "--template", spec["template"] + spec["answer_prefix"]]
+            cmd = [
+                sys.executable,
+                "-c",
+                _RULER_RUNNER.replace(
+                    "MODULE", repr(f"long_context_eval.data.synthetic.{generator}")
+                ),
+                "--save_dir",
+                str(cache),
+                "--save_name",
+                task,
+                "--tokenizer_type",
+                "hf",
+                "--tokenizer_path",
+                str(model_dir),
+                "--max_seq_length",
+                str(length),
+                "--tokens_to_generate",
+                str(spec["tokens_to_generate"]),
+                "--num_samples",
+                str(num_samples),
+                "--random_seed",
+                str(seed),
+                "--template",
+                spec["template"] + spec["answer_prefix"],
+            ]
             for k, v in task_args.items():
                 cmd += [f"--{k}", str(v)]
-            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)
+            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if proc.returncode:
                 raise RuntimeError(f"RULER generator for {task} failed:\n{proc.stderr[-3000:]}")
         items = [json.loads(line) for line in raw_file.read_text().splitlines() if line.strip()]
@@ -458,8 +663,9 @@ def ruler_samples(task: str, num_samples: int, length: int, model_dir: Path,
 def chat_prompt(tok, ruler_input: str) -> str:
     user, answer_prefix = ruler_input.split(ANSWER_SEP)
     if tok.chat_template:
-        chat = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                       add_generation_prompt=True)
+        chat = tok.apply_chat_template(
+            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        )
         return chat + answer_prefix.strip()
     return user + answer_prefix
 
@@ -476,9 +682,13 @@ def string_match_part(pred: str, refs: list[str]) -> float:
 
 
 # RULER's metric per generator (long_context_eval/eval/synthetic/constants.py TASKS).
-RULER_METRICS = {"niah": string_match_all, "variable_tracking": string_match_all,
-                 "common_words_extraction": string_match_all,
-                 "freq_words_extraction": string_match_all, "qa": string_match_part}
+RULER_METRICS = {
+    "niah": string_match_all,
+    "variable_tracking": string_match_all,
+    "common_words_extraction": string_match_all,
+    "freq_words_extraction": string_match_all,
+    "qa": string_match_part,
+}
 
 
 def ruler_score(task: str, pred: str, refs: list[str]) -> float:
@@ -556,11 +766,19 @@ def run(args) -> dict:
     total = len(meths) * (sum(len(s) for s in samples.values()) + len(windows))
     n_layers = model.config.num_hidden_layers
     result = dict(
-        model=args.model, device=device, torch=torch.__version__,
-        transformers=__import__("transformers").__version__, host=platform.node(),
-        cpu_threads=torch.get_num_threads(), commit=git_commit(), length=args.length,
-        ppl_length=args.ppl_length, tasks=tasks, samples_per_task=args.samples,
-        max_new_tokens={t: new_tokens(t, args) for t in tasks}, methods=[],
+        model=args.model,
+        device=device,
+        torch=torch.__version__,
+        transformers=__import__("transformers").__version__,
+        host=platform.node(),
+        cpu_threads=torch.get_num_threads(),
+        commit=git_commit(),
+        length=args.length,
+        ppl_length=args.ppl_length,
+        tasks=tasks,
+        samples_per_task=args.samples,
+        max_new_tokens={t: new_tokens(t, args) for t in tasks},
+        methods=[],
     )
     if args.append:  # keep the methods of an earlier run that this run does not redo
         previous = with_ext(output_stem(args), ".json")
@@ -571,30 +789,49 @@ def run(args) -> dict:
     bar = tqdm(total=total, desc="eval", unit="item", dynamic_ncols=True)
     for method in meths:
         use_method(model, method)
-        rec = dict(name=method.name, kind=method.kind, group=method.group, knobs=method.knobs,
-                   sparse_decode=method.sparse_decode,
-                   scorer=(dict(scorer=method.scorer, args=method.scorer_args, walk=method.walk)
-                           if method.kind in ("oracle", "scores") else None),
-                   config=(dataclasses.asdict(sketchwalk.SketchWalkConfig(**method.knobs))
-                           if method.kind != "dense" else None),
-                   ruler={}, answers={}, prefill_density_per_layer=[],
-                   decode_density_per_layer=[])
+        rec = dict(
+            name=method.name,
+            kind=method.kind,
+            group=method.group,
+            knobs=method.knobs,
+            sparse_decode=method.sparse_decode,
+            scorer=(
+                dict(scorer=method.scorer, args=method.scorer_args, walk=method.walk)
+                if method.kind in ("oracle", "scores")
+                else None
+            ),
+            config=(
+                dataclasses.asdict(sketchwalk.SketchWalkConfig(**method.knobs))
+                if method.kind != "dense"
+                else None
+            ),
+            ruler={},
+            answers={},
+            prefill_density_per_layer=[],
+            decode_density_per_layer=[],
+        )
         start = time.perf_counter()
         pre_layers, dec_layers = [], []
         for task, items in samples.items():
             scores, answers = [], []
             for item in items:
                 bar.set_postfix_str(f"{method.name[:28]} | {task}")
-                ids = tok(chat_prompt(tok, item["input"]), return_tensors="pt",
-                          add_special_tokens=False).input_ids.to(device)
+                ids = tok(
+                    chat_prompt(tok, item["input"]), return_tensors="pt", add_special_tokens=False
+                ).input_ids.to(device)
                 with torch.no_grad():
-                    out = model.generate(ids, attention_mask=torch.ones_like(ids),
-                                         max_new_tokens=new_tokens(task, args), do_sample=False,
-                                         pad_token_id=tok.eos_token_id)
-                pred = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+                    out = model.generate(
+                        ids,
+                        attention_mask=torch.ones_like(ids),
+                        max_new_tokens=new_tokens(task, args),
+                        do_sample=False,
+                        pad_token_id=tok.eos_token_id,
+                    )
+                pred = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
                 scores.append(ruler_score(task, pred, item["outputs"]))
-                answers.append(dict(pred=pred.strip(), refs=item["outputs"],
-                                    prompt_tokens=int(ids.shape[1])))
+                answers.append(
+                    dict(pred=pred.strip(), refs=item["outputs"], prompt_tokens=int(ids.shape[1]))
+                )
                 pre, dec = densities(model, method)
                 pre_layers.append(pre)
                 if dec:
@@ -615,15 +852,19 @@ def run(args) -> dict:
         rec["ruler_mean"] = mean(rec["ruler"].values())
         rec["prefill_density_per_layer"] = [mean(p[i] for p in pre_layers) for i in range(n_layers)]
         if dec_layers:
-            rec["decode_density_per_layer"] = [mean(d[i] for d in dec_layers)
-                                               for i in range(n_layers)]
+            rec["decode_density_per_layer"] = [
+                mean(d[i] for d in dec_layers) for i in range(n_layers)
+            ]
         dense_layers = rec["config"]["dense_layers"] if rec["config"] else 0
         rec["density_all_layers"] = mean(rec["prefill_density_per_layer"])
-        rec["density_sparse_layers"] = mean(rec["prefill_density_per_layer"][dense_layers:]) \
-            if method.kind != "dense" else 1.0
-        rec["decode_density_sparse_layers"] = mean(
-            rec["decode_density_per_layer"][dense_layers:]) if dec_layers and method.kind != "dense" \
+        rec["density_sparse_layers"] = (
+            mean(rec["prefill_density_per_layer"][dense_layers:]) if method.kind != "dense" else 1.0
+        )
+        rec["decode_density_sparse_layers"] = (
+            mean(rec["decode_density_per_layer"][dense_layers:])
+            if dec_layers and method.kind != "dense"
             else (1.0 if method.kind == "dense" else None)
+        )
         rec["seconds"] = time.perf_counter() - start
         result["methods"].append(rec)
         write_outputs(result, args)  # partial results survive an interrupted run
@@ -659,7 +900,8 @@ def markdown_table(result: dict) -> str:
     lines = [
         f"# Sketch&Walk quality vs dense: {result['model']}, RULER at {result['length']} tokens "
         f"({result['samples_per_task']} samples/task, greedy, new tokens <= "
-        f"{result['max_new_tokens']}), perplexity of the second half of {result['ppl_length']}-token windows",
+        f"{result['max_new_tokens']}), perplexity of the second half of "
+        f"{result['ppl_length']}-token windows",
         "",
         f"commit {result['commit']}, torch {result['torch']}, transformers "
         f"{result['transformers']}, {result['device']} ({result['cpu_threads']} threads). "
@@ -667,25 +909,37 @@ def markdown_table(result: dict) -> str:
         "averaged over layers; 'sparse layers' excludes the dense first layers.",
         "",
         "| method | group | density (all layers) | density (sparse layers) | decode density "
-        "(sparse layers) | " + " | ".join(tasks) + " | RULER mean | perplexity | vs dense | time (s) |",
+        "(sparse layers) | "
+        + " | ".join(tasks)
+        + " | RULER mean | perplexity | vs dense | time (s) |",
         "|---|---|---|---|---|" + "---|" * len(tasks) + "---|---|---|---|",
     ]
     for m in methods_:
-        vs = (f"{100 * (m['perplexity'] / dense['perplexity'] - 1):+.1f}%"
-              if dense and m is not dense else "")
+        vs = (
+            f"{100 * (m['perplexity'] / dense['perplexity'] - 1):+.1f}%"
+            if dense and m is not dense
+            else ""
+        )
         dec = m.get("decode_density_sparse_layers")
         lines.append(
             f"| {m['name']} | {m['group']} | {m['density_all_layers']:.1%} | "
             f"{m['density_sparse_layers']:.1%} | {'' if dec is None else f'{dec:.1%}'} | "
             + " | ".join(f"{m['ruler'].get(t, float('nan')):.0f}" for t in tasks)
-            + f" | {m['ruler_mean']:.1f} | {m['perplexity']:.3f} | {vs} | {m['seconds']:.0f} |")
-    knobs = [f"- {m['name']}: {m['knobs'] or 'defaults'}"
-             + (f", scorer {m['scorer']}" if m.get("scorer") else "")
-             + (f" (measured at commit {m['commit']})" if m.get("commit") else "")
-             for m in methods_ if m["kind"] != "dense"]
+            + f" | {m['ruler_mean']:.1f} | {m['perplexity']:.3f} | {vs} | {m['seconds']:.0f} |"
+        )
+    knobs = [
+        f"- {m['name']}: {m['knobs'] or 'defaults'}"
+        + (f", scorer {m['scorer']}" if m.get("scorer") else "")
+        + (f" (measured at commit {m['commit']})" if m.get("commit") else "")
+        for m in methods_
+        if m["kind"] != "dense"
+    ]
     lines += ["", "Knobs (on top of SketchWalkConfig defaults):", *knobs]
-    per_window = [f"- {m['name']}: " + ", ".join(f"{x:.3f}" for x in m["window_perplexity"])
-                  for m in methods_ if m.get("window_perplexity")]
+    per_window = [
+        f"- {m['name']}: " + ", ".join(f"{x:.3f}" for x in m["window_perplexity"])
+        for m in methods_
+        if m.get("window_perplexity")
+    ]
     if per_window:
         lines += ["", "Perplexity per window (second half of each window):", *per_window]
     return "\n".join(lines)
@@ -708,8 +962,13 @@ def plot(result: dict, path: Path) -> None:
         x = 100 * m["density_all_layers"]
         ax1.scatter(x, m["ruler_mean"], marker=marker, s=60, label=m["name"])
         if dense:
-            ax2.scatter(x, 100 * (m["perplexity"] / dense["perplexity"] - 1), marker=marker, s=60,
-                        label=m["name"])
+            ax2.scatter(
+                x,
+                100 * (m["perplexity"] / dense["perplexity"] - 1),
+                marker=marker,
+                s=60,
+                label=m["name"],
+            )
     ax1.set_xlabel("kept attention density, all layers (%)")
     ax1.set_ylabel("RULER score (mean over tasks)")
     ax2.set_xlabel("kept attention density, all layers (%)")
@@ -725,27 +984,42 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval.quality_sweep",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.quality_sweep", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model", default="smollm2-135m", choices=sorted(assets.MODELS))
     parser.add_argument("--length", type=int, default=4096, help="RULER max sequence length")
-    parser.add_argument("--tasks", default="niah_single_1,niah_single_2,niah_single_3",
-                        help=f"comma-separated, from {list(RULER_TASKS)}; or 'all' (the 13) "
-                             "or 'niah' (the 8 niah_*), 'half1' / 'half2' (the 13 split 6 + 7)")
+    parser.add_argument(
+        "--tasks",
+        default="niah_single_1,niah_single_2,niah_single_3",
+        help=f"comma-separated, from {list(RULER_TASKS)}; or 'all' (the 13) "
+        "or 'niah' (the 8 niah_*), 'half1' / 'half2' (the 13 split 6 + 7)",
+    )
     parser.add_argument("--samples", type=int, default=2, help="samples per RULER task")
-    parser.add_argument("--max-new-tokens", type=int, default=0,
-                        help="generation cap; 0: 16 tokens per number, 48 per UUID answer "
-                             "(niah), RULER's length for the other tasks")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=0,
+        help="generation cap; 0: 16 tokens per number, 48 per UUID answer "
+        "(niah), RULER's length for the other tasks",
+    )
     parser.add_argument("--ppl-length", type=int, default=4096)
     parser.add_argument("--ppl-windows", type=int, default=1)
-    parser.add_argument("--methods", default="",
-                        help="';'-separated method names (exact) or substrings of names")
+    parser.add_argument(
+        "--methods", default="", help="';'-separated method names (exact) or substrings of names"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default="", help="output folder (default eval/results)")
-    parser.add_argument("--out-name", default="",
-                        help="file name stem of the outputs (default quality_<model>_<length>k)")
-    parser.add_argument("--append", action="store_true",
-                        help="merge into the existing result file (methods re-run are replaced)")
+    parser.add_argument(
+        "--out-name",
+        default="",
+        help="file name stem of the outputs (default quality_<model>_<length>k)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="merge into the existing result file (methods re-run are replaced)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -27,9 +27,21 @@ def merge(files: list[Path]) -> dict:
     for path in files:
         run = json.loads(path.read_text())
         if merged is None:
-            merged = {k: v for k, v in run.items() if k not in ("methods", "lengths", "tasks",
-                                                                 "commit", "commits", "note",
-                                                                 "load_seconds", "data_seconds")}
+            merged = {
+                k: v
+                for k, v in run.items()
+                if k
+                not in (
+                    "methods",
+                    "lengths",
+                    "tasks",
+                    "commit",
+                    "commits",
+                    "note",
+                    "load_seconds",
+                    "data_seconds",
+                )
+            }
             merged.update(lengths=[], tasks=[], commits=[], methods=[])
         elif run["model"] != merged["model"]:
             raise SystemExit(f"{path}: model {run['model']}, expected {merged['model']}")
@@ -44,10 +56,20 @@ def merge(files: list[Path]) -> dict:
             into = by_name.get(rec["name"])
             if into is None:
                 into = by_name[rec["name"]] = dict(
-                    name=rec["name"], knobs=rec["knobs"], sparse_decode=rec["sparse_decode"],
-                    oracle=rec.get("oracle", False), config=rec["config"], ruler={},
-                    density={}, density_per_layer={}, answers={}, errors=[], seconds=0.0,
-                    _batches={}, _layers={})
+                    name=rec["name"],
+                    knobs=rec["knobs"],
+                    sparse_decode=rec["sparse_decode"],
+                    oracle=rec.get("oracle", False),
+                    config=rec["config"],
+                    ruler={},
+                    density={},
+                    density_per_layer={},
+                    answers={},
+                    errors=[],
+                    seconds=0.0,
+                    _batches={},
+                    _layers={},
+                )
                 merged["methods"].append(into)
             into["ruler"].update(rec["ruler"])
             into["answers"].update({k: v for k, v in rec["answers"].items() if k != "needles"})
@@ -107,8 +129,11 @@ def _weighted_layers(parts: list[dict]) -> dict:
         n = max(len(p[phase]) for p in parts)
         layers = []
         for i in range(n):
-            pairs = [(p.get("rows", 1), p[phase][i]) for p in parts
-                     if i < len(p[phase]) and p[phase][i] is not None]
+            pairs = [
+                (p.get("rows", 1), p[phase][i])
+                for p in parts
+                if i < len(p[phase]) and p[phase][i] is not None
+            ]
             rows = sum(r for r, _ in pairs)
             layers.append(sum(r * v for r, v in pairs) / rows if rows else None)
         out[phase] = layers
@@ -135,8 +160,12 @@ def paired(result: dict, a: str, b: str) -> tuple[float, float, int] | None:
 
 
 def pairs_markdown(result: dict, pairs: list[tuple[str, str]]) -> str:
-    lines = ["Paired differences (same samples; points, ± standard error over samples):", "",
-             "| a - b | mean | samples |", "|---|---|---|"]
+    lines = [
+        "Paired differences (same samples; points, ± standard error over samples):",
+        "",
+        "| a - b | mean | samples |",
+        "|---|---|---|",
+    ]
     for a, b in pairs:
         got = paired(result, a, b)
         cell = "no common samples" if got is None else f"{got[0]:+.1f} ± {got[1]:.1f} | {got[2]}"
@@ -189,8 +218,13 @@ def markdown(result: dict, ppl: dict | None) -> str:
         lines.append(f"| {m['name']}{err} | " + " | ".join(cells) + " |")
     # Per task, mean over the lengths every method completed.
     over = ", ".join(map(str, lengths))
-    lines += ["", f"Per task (score out of 100, mean over {over} where run):", "",
-              "| task | " + " | ".join(m["name"] for m in ms) + " |", "|---|" + "---|" * len(ms)]
+    lines += [
+        "",
+        f"Per task (score out of 100, mean over {over} where run):",
+        "",
+        "| task | " + " | ".join(m["name"] for m in ms) + " |",
+        "|---|" + "---|" * len(ms),
+    ]
     for t in tasks:
         cells = []
         for m in ms:
@@ -200,20 +234,30 @@ def markdown(result: dict, ppl: dict | None) -> str:
     lines += ["", "Methods (knobs on top of SketchWalkConfig defaults):"]
     for m in ms:
         what = "dense SDPA" if m["knobs"] is None else (m["knobs"] or "defaults")
-        lines.append(f"- {m['name']}: {what}" + (", oracle ranking (exact block mass)"
-                                                 if m["oracle"] else ""))
+        lines.append(
+            f"- {m['name']}: {what}"
+            + (", oracle ranking (exact block mass)" if m["oracle"] else "")
+        )
     # Density per layer at the longest length, prefill.
     L = str(lengths[-1])
-    per_layer = [(m["name"], m["density_per_layer"].get(L, {}).get("prefill") or [])
-                 for m in ms if m["config"] is not None]
+    per_layer = [
+        (m["name"], m["density_per_layer"].get(L, {}).get("prefill") or [])
+        for m in ms
+        if m["config"] is not None
+    ]
     if any(p for _, p in per_layer):
         n = max(len(p) for _, p in per_layer)
-        lines += ["", f"Prefill density per layer @ {L} (%, layer 0 first):", "",
-                  "| method | " + " | ".join(str(i) for i in range(n)) + " |",
-                  "|---|" + "---|" * n]
+        lines += [
+            "",
+            f"Prefill density per layer @ {L} (%, layer 0 first):",
+            "",
+            "| method | " + " | ".join(str(i) for i in range(n)) + " |",
+            "|---|" + "---|" * n,
+        ]
         for name, p in per_layer:
-            lines.append(f"| {name} | " + " | ".join("" if v is None else f"{100 * v:.0f}"
-                                                     for v in p) + " |")
+            lines.append(
+                f"| {name} | " + " | ".join("" if v is None else f"{100 * v:.0f}" for v in p) + " |"
+            )
     if ppl:
         lines += ["", ppl_markdown(ppl)]
     return "\n".join(lines)
@@ -223,14 +267,18 @@ def ppl_markdown(ppl: dict) -> str:
     ms = ppl["methods"]
     dense = next(m for m in ms if m["kind"] == "dense")
     windows = len(dense.get("window_perplexity", []))
-    lines = [f"Perplexity, second half of {windows} windows of {ppl['ppl_length']} tokens of "
-             f"Paul Graham essays ({ppl['device']}, commit {ppl['commit']}):", "",
-             "| method | prefill density (sparse layers) | perplexity | vs dense |",
-             "|---|---|---|---|"]
+    lines = [
+        f"Perplexity, second half of {windows} windows of {ppl['ppl_length']} tokens of "
+        f"Paul Graham essays ({ppl['device']}, commit {ppl['commit']}):",
+        "",
+        "| method | prefill density (sparse layers) | perplexity | vs dense |",
+        "|---|---|---|---|",
+    ]
     for m in ms:
         vs = "" if m is dense else f"{100 * (m['perplexity'] / dense['perplexity'] - 1):+.2f}%"
-        lines.append(f"| {m['name']} | {_pct(m['density_sparse_layers'])} | "
-                     f"{m['perplexity']:.3f} | {vs} |")
+        lines.append(
+            f"| {m['name']} | {_pct(m['density_sparse_layers'])} | {m['perplexity']:.3f} | {vs} |"
+        )
     return "\n".join(lines)
 
 
@@ -253,16 +301,19 @@ def plot(result: dict, ppl: dict | None, path: Path) -> None:
             mean, d = m["ruler_mean"].get(str(L)), m["density"].get(str(L), {})
             ref = dense["ruler_mean"].get(str(L))
             if mean is not None and ref is not None and d.get("prefill") is not None:
-                xs.append(100 * d["prefill"]); ys.append(mean - ref)
+                xs.append(100 * d["prefill"])
+                ys.append(mean - ref)
         if xs:
             ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle=":", label=m["name"])
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axhline(-1, color="grey", linewidth=0.6, linestyle="--")  # the target
     ax.set_xlabel("prefill density, sparse layers (%)")
     ax.set_ylabel("RULER mean minus dense's (points)")
-    ax.set_title(f"{result['model']}: RULER, one point per length "
-                 f"({', '.join(str(L) for L in result['lengths'])}), prefill and decode sparse",
-                 fontsize=9)
+    ax.set_title(
+        f"{result['model']}: RULER, one point per length "
+        f"({', '.join(str(L) for L in result['lengths'])}), prefill and decode sparse",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     if ppl:
         ax = axes[0][1]
@@ -270,10 +321,17 @@ def plot(result: dict, ppl: dict | None, path: Path) -> None:
         for m in ppl["methods"]:
             if m["kind"] == "dense":
                 continue
-            ax.scatter(100 * m["density_sparse_layers"], 100 * (m["perplexity"] / base - 1),
-                       marker={"oracle": "*", "scores": "D"}.get(m["kind"], "o"), s=30)
-            ax.annotate(m["name"][:34], (100 * m["density_sparse_layers"],
-                                         100 * (m["perplexity"] / base - 1)), fontsize=6)
+            ax.scatter(
+                100 * m["density_sparse_layers"],
+                100 * (m["perplexity"] / base - 1),
+                marker={"oracle": "*", "scores": "D"}.get(m["kind"], "o"),
+                s=30,
+            )
+            ax.annotate(
+                m["name"][:34],
+                (100 * m["density_sparse_layers"], 100 * (m["perplexity"] / base - 1)),
+                fontsize=6,
+            )
         ax.set_xlabel("prefill density, sparse layers (%)")
         ax.set_ylabel("perplexity vs dense (%)")
         ax.set_title(f"perplexity at {ppl['ppl_length']} tokens", fontsize=9)
@@ -283,19 +341,27 @@ def plot(result: dict, ppl: dict | None, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m eval.ruler_report",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--ruler", action="append", required=True,
-                        help="decode_quality JSON files (globs; repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.ruler_report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--ruler",
+        action="append",
+        required=True,
+        help="decode_quality JSON files (globs; repeatable)",
+    )
     parser.add_argument("--ppl", default="", help="a quality_sweep JSON with perplexity")
     parser.add_argument("--out", required=True, help="output stem (.json, .md, .png added)")
     parser.add_argument("--note", default="", help="a sentence added under the table's header")
-    parser.add_argument("--pairs", default="",
-                        help="A-B,C-D: paired differences between methods added to the .md")
+    parser.add_argument(
+        "--pairs", default="", help="A-B,C-D: paired differences between methods added to the .md"
+    )
     args = parser.parse_args()
     # Natural order (group 2 before group 10): the methods appear as the runs listed them.
-    files = sorted({Path(f) for pattern in args.ruler for f in glob.glob(pattern)},
-                   key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))])
+    files = sorted(
+        {Path(f) for pattern in args.ruler for f in glob.glob(pattern)},
+        key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))],
+    )
     result = merge(files)
     if args.note:
         result["note"] = args.note

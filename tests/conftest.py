@@ -85,8 +85,9 @@ def strided_copy(t: torch.Tensor, pad: int = 3) -> torch.Tensor:
         big_shape[-2] += pad
     if len(shape) >= 3:
         big_shape[1] += 1
-    big = torch.full(big_shape, float("nan") if t.is_floating_point() else -7,
-                     dtype=t.dtype, device=t.device)
+    big = torch.full(
+        big_shape, float("nan") if t.is_floating_point() else -7, dtype=t.dtype, device=t.device
+    )
     view = big[tuple(slice(0, s) for s in shape)]
     view.copy_(t)
     return view

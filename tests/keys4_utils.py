@@ -9,7 +9,8 @@ POISON_CODE = 0  # nibble 0 never occurs in a written row (codes are stored as c
 
 
 def empty_cache(batch, hkv, capacity, head_dim, device):
-    codes = torch.full((batch, hkv, capacity, head_dim // 2), POISON_CODE, dtype=torch.uint8,
-                       device=device)
+    codes = torch.full(
+        (batch, hkv, capacity, head_dim // 2), POISON_CODE, dtype=torch.uint8, device=device
+    )
     scales = poison(torch.empty(batch, hkv, capacity, device=device))
     return codes, scales

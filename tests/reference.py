@@ -91,8 +91,9 @@ def hadamard_sketch_varlen(x, signs, coords, block_size: int, cu_seqlens, max_bl
     cu_seqlens[s + 1] -> [num_seqs, heads, max_blocks, m] float64: each sequence's own
     hadamard_sketch (blocks from its first token), zeros past its blocks."""
     cu = [int(c) for c in cu_seqlens]
-    out = torch.zeros(len(cu) - 1, x.shape[1], max_blocks, coords.numel(), dtype=F64,
-                      device=x.device)
+    out = torch.zeros(
+        len(cu) - 1, x.shape[1], max_blocks, coords.numel(), dtype=F64, device=x.device
+    )
     for s, (t0, t1) in enumerate(zip(cu[:-1], cu[1:])):
         seq = hadamard_sketch(x[t0:t1].transpose(0, 1)[None], signs, coords, block_size)[0]
         out[s, :, : seq.shape[1]] = seq
@@ -111,11 +112,17 @@ def score_blocks(q_sketch, k_sketch, logit_scale_value: float, num_kv_blocks=Non
     (padded sketches), batch row b is score_blocks over its first num_kv_blocks[b] cols, the
     other cols 0."""
     if num_kv_blocks is not None:
-        out = torch.zeros(q_sketch.shape[0], q_sketch.shape[2], k_sketch.shape[2], dtype=F64,
-                          device=q_sketch.device)
+        out = torch.zeros(
+            q_sketch.shape[0],
+            q_sketch.shape[2],
+            k_sketch.shape[2],
+            dtype=F64,
+            device=q_sketch.device,
+        )
         for b, n in enumerate(int(c) for c in num_kv_blocks):
-            out[b, :, :n] = score_blocks(q_sketch[b : b + 1], k_sketch[b : b + 1, :, :n],
-                                         logit_scale_value)[0]
+            out[b, :, :n] = score_blocks(
+                q_sketch[b : b + 1], k_sketch[b : b + 1, :, :n], logit_scale_value
+            )[0]
         return out
     qs = q_sketch.to(F64)
     ks = k_sketch.to(F64)
@@ -150,8 +157,9 @@ def walk_blocks(base, transition, init, degree: int, damping: float) -> torch.Te
 # ---------------------------------------------------------------------------------------
 
 
-def _row_thresholds(s64, num_queries, num_keys, block_size, keep_frac, window_tokens,
-                    exclude_sink_tokens):
+def _row_thresholds(
+    s64, num_queries, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens
+):
     """th [batch, Nq] float64: the (1 - keep_frac) linear quantile of each row's candidates
     C = [sb, lim - wb] (a contiguous range once the sink and window blocks are removed);
     NaN when C is empty."""
@@ -164,14 +172,17 @@ def _row_thresholds(s64, num_queries, num_keys, block_size, keep_frac, window_to
         lim = causal_limit(i, num_queries, num_keys, b)
         lo, hi = sb, lim - wb  # inclusive
         if hi >= lo:
-            th[:, i] = torch.quantile(s64[:, i, lo : hi + 1], 1.0 - keep_frac, dim=-1,
-                                      interpolation="linear")
+            th[:, i] = torch.quantile(
+                s64[:, i, lo : hi + 1], 1.0 - keep_frac, dim=-1, interpolation="linear"
+            )
     return th
 
 
 def _causal_block_mask(num_q_blocks, num_kv_blocks, num_queries, num_keys, block_size, device):
-    lims = torch.tensor([causal_limit(i, num_queries, num_keys, block_size)
-                         for i in range(num_q_blocks)], device=device)
+    lims = torch.tensor(
+        [causal_limit(i, num_queries, num_keys, block_size) for i in range(num_q_blocks)],
+        device=device,
+    )
     return torch.arange(num_kv_blocks, device=device)[None, :] <= lims[:, None], lims
 
 
@@ -216,8 +227,9 @@ def select_blocks(
     return keep, index, counts
 
 
-def select_blocks_varlen(scores, seq_args, block_size: int, keep_frac: float,
-                         dense_last_q_blocks: int):
+def select_blocks_varlen(
+    scores, seq_args, block_size: int, keep_frac: float, dense_last_q_blocks: int
+):
     """scores [rows, Nq, Nk] padded, seq_args [rows, 5] = (num_queries, num_keys, window_tokens,
     exclude_sink_tokens, attend_sink_tokens) per row -> (block_index int32 [rows, 1, Nq, Nk],
     num_selected int32 [rows, 1, Nq]): row r's first ceil(nq / b) query blocks are
@@ -229,8 +241,17 @@ def select_blocks_varlen(scores, seq_args, block_size: int, keep_frac: float,
     for r in range(rows):
         tq, tk, w, exclude, attend = (int(a) for a in seq_args[r])
         nq, nk = ceil_div(tq, block_size), ceil_div(tk, block_size)
-        _, idx, cnt = select_blocks(scores[r : r + 1, :nq, :nk], tq, tk, block_size, keep_frac, w,
-                                    exclude, attend, dense_last_q_blocks)
+        _, idx, cnt = select_blocks(
+            scores[r : r + 1, :nq, :nk],
+            tq,
+            tk,
+            block_size,
+            keep_frac,
+            w,
+            exclude,
+            attend,
+            dense_last_q_blocks,
+        )
         index[r, :, :nq, :nk] = idx[0]
         count[r, :, :nq] = cnt[0]
     return index, count
@@ -260,8 +281,7 @@ def block_index_to_mask(block_index, num_selected, num_kv_blocks: int) -> torch.
     """(block_index [batch, G, Nq, S], num_selected [batch, G, Nq]) -> bool [batch, G, Nq, Nk]."""
     batch, g, nq, s = block_index.shape
     # One spare column receives the padding slots, then is dropped.
-    mask = torch.zeros(batch, g, nq, num_kv_blocks + 1, dtype=torch.bool,
-                       device=block_index.device)
+    mask = torch.zeros(batch, g, nq, num_kv_blocks + 1, dtype=torch.bool, device=block_index.device)
     slot = torch.arange(s, device=block_index.device)
     valid = slot < num_selected.long()[..., None]
     ids = torch.where(valid, block_index.long(), num_kv_blocks)
@@ -293,7 +313,9 @@ def token_mask_reference(
     th = _row_thresholds(s64, num_queries, num_keys, b, keep_frac, w, exclude_sink_tokens)
     causal_b, _ = _causal_block_mask(nq, nk, num_queries, num_keys, b, dev)
     block_keep = (s64 > th[..., None]) & causal_b
-    block_keep[:, max(0, nq - dense_last_q_blocks):] |= causal_b[max(0, nq - dense_last_q_blocks):]
+    block_keep[:, max(0, nq - dense_last_q_blocks) :] |= causal_b[
+        max(0, nq - dense_last_q_blocks) :
+    ]
     t = torch.arange(num_queries, device=dev)
     key = torch.arange(num_keys, device=dev)
     pos = t + (num_keys - num_queries)
@@ -309,8 +331,15 @@ def token_mask_reference(
 # ---------------------------------------------------------------------------------------
 
 
-def token_mask_from_block_index(block_index, num_selected, num_queries: int, num_keys: int,
-                                block_size: int, q_start: int = 0, q_end: int | None = None):
+def token_mask_from_block_index(
+    block_index,
+    num_selected,
+    num_queries: int,
+    num_keys: int,
+    block_size: int,
+    q_start: int = 0,
+    q_end: int | None = None,
+):
     """bool [batch, G, q_end - q_start, Tk]: the block mask expanded to tokens AND the causal
     mask (query t at key position Tk - Tq + t)."""
     q_end = num_queries if q_end is None else q_end
@@ -353,8 +382,16 @@ def masked_attention(q, k, v, mask, softmax_scale: float | None = None):
     return out.reshape(bsz, hq, tq, d), lse.reshape(bsz, hq, tq)
 
 
-def sparse_attention(q, k, v, block_index, num_selected, softmax_scale=None,
-                     block_size: int = 64, q_chunk_blocks: int | None = None):
+def sparse_attention(
+    q,
+    k,
+    v,
+    block_index,
+    num_selected,
+    softmax_scale=None,
+    block_size: int = 64,
+    q_chunk_blocks: int | None = None,
+):
     """Reference of sparse_prefill and sparse_decode: exact softmax attention of each query
     over the keys of its row's selected blocks, causal inside them. index_heads G = 1 (shared)
     or num_kv_heads (kv head g's query group reads row g). Computed chunk by chunk over query
@@ -369,9 +406,9 @@ def sparse_attention(q, k, v, block_index, num_selected, softmax_scale=None,
         t1 = min(tq, (c0 + chunk) * block_size)
         mask = token_mask_from_block_index(block_index, num_selected, tq, tk, block_size, t0, t1)
         # Shift queries: masked_attention's causal is in the mask already.
-        o, l = masked_attention(q[:, :, t0:t1], k, v, mask, softmax_scale)
+        o, lse_t = masked_attention(q[:, :, t0:t1], k, v, mask, softmax_scale)
         outs.append(o)
-        lses.append(l)
+        lses.append(lse_t)
     return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
 
 
@@ -383,9 +420,19 @@ def pages_to_dense(pool, page_table):
     return pool[ids].flatten(1, 2).transpose(1, 2)
 
 
-def sparse_attention_varlen(q, k, v, block_index, num_selected, cu_seqlens_q, cu_seqlens_k=None,
-                            seq_lens_k=None, page_table=None, softmax_scale=None,
-                            block_size: int = 64):
+def sparse_attention_varlen(
+    q,
+    k,
+    v,
+    block_index,
+    num_selected,
+    cu_seqlens_q,
+    cu_seqlens_k=None,
+    seq_lens_k=None,
+    page_table=None,
+    softmax_scale=None,
+    block_size: int = 64,
+):
     """Reference of sparse_prefill_varlen: a ragged batch as its sequences, one at a time.
 
     q [total_q, Hq, D] packed (NHD); sequence b's queries are rows cu_seqlens_q[b] ..
@@ -408,15 +455,21 @@ def sparse_attention_varlen(q, k, v, block_index, num_selected, cu_seqlens_q, cu
             kb, vb = k[k0:k1], v[k0:k1]
         else:
             length = int(seq_lens_k[b])
-            pages = page_table[b, :ceil_div(length, block_size)].long()
+            pages = page_table[b, : ceil_div(length, block_size)].long()
             kb = k[pages].flatten(0, 1)[:length]
             vb = v[pages].flatten(0, 1)[:length]
         nq = ceil_div(q1 - q0, block_size)
-        o, l = sparse_attention(q[q0:q1].transpose(0, 1)[None], kb.transpose(0, 1)[None],
-                                vb.transpose(0, 1)[None], block_index[b:b + 1, :, :nq],
-                                num_selected[b:b + 1, :, :nq], softmax_scale, block_size)
+        o, lse_b = sparse_attention(
+            q[q0:q1].transpose(0, 1)[None],
+            kb.transpose(0, 1)[None],
+            vb.transpose(0, 1)[None],
+            block_index[b : b + 1, :, :nq],
+            num_selected[b : b + 1, :, :nq],
+            softmax_scale,
+            block_size,
+        )
         out[q0:q1] = o[0].transpose(0, 1)
-        lse[:, q0:q1] = l[0]
+        lse[:, q0:q1] = lse_b[0]
     return out, lse
 
 
@@ -430,7 +483,8 @@ def dense_causal_attention(q, k, v, softmax_scale=None):
     pos = torch.arange(tq, device=q.device) + (tk - tq)
     mask = torch.arange(tk, device=q.device)[None, :] <= pos[:, None]
     return torch.nn.functional.scaled_dot_product_attention(
-        q.to(F64), kf, vf, attn_mask=mask, scale=softmax_scale)
+        q.to(F64), kf, vf, attn_mask=mask, scale=softmax_scale
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -492,8 +546,9 @@ def window_logits(window, key_blocks, logit_scale_value: float):
     return logit_scale_value * (window.to(F64) @ kb.transpose(-1, -2))
 
 
-def update_window_logits(logits, window, key_blocks, num_blocks: int, slot: int,
-                         logit_scale_value: float):
+def update_window_logits(
+    logits, window, key_blocks, num_blocks: int, slot: int, logit_scale_value: float
+):
     """logits [B, Hq, W, cap]; slot in [0, W): row `slot` over blocks < num_blocks and column
     num_blocks - 1 over every slot are recomputed; slot == -1: every row over every block
     < num_blocks. Everything else is kept."""
@@ -557,13 +612,31 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
     w_mat = walk_blocks(a, a, init, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25))
     w = window_tokens(config, tk)
     keep, idx, cnt = select_blocks(
-        w_mat.float(), tq, tk, b, _cfg(config, "kblocks_frac", 0.125), w,
-        sink_tokens(config, tk), w, _cfg(config, "dense_last_q_blocks", 4))
+        w_mat.float(),
+        tq,
+        tk,
+        b,
+        _cfg(config, "kblocks_frac", 0.125),
+        w,
+        sink_tokens(config, tk),
+        w,
+        _cfg(config, "dense_last_q_blocks", 4),
+    )
     out, lse = sparse_attention(q, k, v, idx, cnt, block_size=b)
     wq = _cfg(config, "query_window", 32)
     window = hadamard_sketch(q[:, :, -wq:], signs, coords, 1)
-    return dict(out=out, lse=lse, A=a, W=w_mat, keep=keep, block_index=idx, num_selected=cnt,
-                window=window, key_blocks=ks, transition=a)
+    return dict(
+        out=out,
+        lse=lse,
+        A=a,
+        W=w_mat,
+        keep=keep,
+        block_index=idx,
+        num_selected=cnt,
+        window=window,
+        key_blocks=ks,
+        transition=a,
+    )
 
 
 def layer_prefill_chunk(q, k, v, config, signs, coords):
@@ -579,8 +652,16 @@ def layer_prefill_chunk(q, k, v, config, signs, coords):
     a = score_blocks(hadamard_sketch(q, signs, coords, b), hadamard_sketch(k, signs, coords, b), c)
     w = window_tokens(config, tk)
     keep, idx, cnt = select_blocks(
-        a.float(), tq, tk, b, _cfg(config, "kblocks_frac", 0.125), w, sink_tokens(config, tk), w,
-        _cfg(config, "dense_last_q_blocks", 4))
+        a.float(),
+        tq,
+        tk,
+        b,
+        _cfg(config, "kblocks_frac", 0.125),
+        w,
+        sink_tokens(config, tk),
+        w,
+        _cfg(config, "dense_last_q_blocks", 4),
+    )
     out, lse = sparse_attention(q, k, v, idx, cnt, block_size=b)
     return dict(out=out, lse=lse, A=a, keep=keep, block_index=idx, num_selected=cnt)
 
@@ -603,14 +684,18 @@ def layer_decode_step(q_new, k_cache, v_cache, window, transition, config, signs
     grown = torch.zeros(bsz, n, n, dtype=F64, device=transition.device)
     grown[:, :n_prev, :n_prev] = transition.to(F64)
     a = update_block_matrix(grown, r, tk, b)
-    walk = walk_blocks(r[:, None], a, None, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25))
+    walk = walk_blocks(
+        r[:, None], a, None, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25)
+    )
     w = max(1, math.floor(decode_knob(config, "window_frac", 0.05) * tk))
     st = max(1, math.floor(decode_knob(config, "sink_frac", 0.025) * tk))
-    keep, idx, cnt = select_blocks(walk.float(), 1, tk, b, decode_knob(config, "kblocks_frac", 0.125),
-                                   w, st, max(w, st), 0)
+    keep, idx, cnt = select_blocks(
+        walk.float(), 1, tk, b, decode_knob(config, "kblocks_frac", 0.125), w, st, max(w, st), 0
+    )
     out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, block_size=b)
-    return dict(out=out, lse=lse, r=r, transition=a, walk=walk, keep=keep, block_index=idx,
-                num_selected=cnt)
+    return dict(
+        out=out, lse=lse, r=r, transition=a, walk=walk, keep=keep, block_index=idx, num_selected=cnt
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -638,7 +723,8 @@ def quantize_keys4(k):
 
 
 def pack_keys4(codes):
-    """codes int [.., D] in [-7, 7] -> uint8 [.., D / 2]: byte i = (code[2i] + 8) | (code[2i+1] + 8) << 4."""
+    """codes int [.., D] in [-7, 7] -> uint8 [.., D / 2]: byte i = (code[2i] + 8) |
+    (code[2i+1] + 8) << 4."""
     nib = (codes + KEYS4_OFFSET).to(torch.int64)
     return (nib[..., 0::2] | (nib[..., 1::2] << 4)).to(torch.uint8)
 
@@ -651,7 +737,8 @@ def unpack_keys4(packed):
 
 
 def score_blocks_keys4(q, codes, scales, seq_lens=None, softmax_scale=None, block_size=64):
-    """docs/spec.md section 7 steps 1-2. q [batch, Hq, 1, D]; codes int [batch, Hkv, cap, D] (unpacked);
+    """docs/spec.md section 7 steps 1-2. q [batch, Hq, 1, D]; codes int [batch, Hkv, cap, D]
+    (unpacked);
     scales [batch, Hkv, cap]; seq_lens list/tensor of lengths or None (= cap).
     Returns mass float64 [batch, Hkv, ceil(cap / block_size)]: per kv group g, sum over its query
     heads h and the keys t < L_b of block j of softmax_t(scale * <q_h, s_t c_t>); 0 past L_b."""
@@ -665,7 +752,7 @@ def score_blocks_keys4(q, codes, scales, seq_lens=None, softmax_scale=None, bloc
     for b in range(batch):
         length = cap if seq_lens is None else int(seq_lens[b])
         for g in range(hkv):
-            logits = scale * (q[b, g * grp:(g + 1) * grp, 0].to(F64) @ keys[b, g, :length].T)
+            logits = scale * (q[b, g * grp : (g + 1) * grp, 0].to(F64) @ keys[b, g, :length].T)
             p = torch.softmax(logits, dim=-1).sum(dim=0)  # [length]
             padded = torch.zeros(width * block_size, dtype=F64, device=q.device)
             padded[:length] = p
@@ -681,9 +768,11 @@ def keys4_budget(num_keys: int, window_frac: float, sink_frac: float, block_size
     return n, min(n, ceil_div(s, block_size)), min(n, ceil_div(w, block_size))
 
 
-def select_blocks_keys4(mass, seq_lens, keep_frac: float, window_frac: float, sink_frac: float,
-                        block_size: int = 64):
-    """docs/spec.md section 7 steps 3-4. mass [batch, Hkv, width] (float32 in the op); seq_lens or None
+def select_blocks_keys4(
+    mass, seq_lens, keep_frac: float, window_frac: float, sink_frac: float, block_size: int = 64
+):
+    """docs/spec.md section 7 steps 3-4. mass [batch, Hkv, width] (float32 in the op); seq_lens or
+    None
     (= width * block_size). Returns (keep bool [batch, Hkv, width], block_index int32
     [batch, Hkv, 1, width] ascending -1 padded, num_selected int32 [batch, Hkv, 1]).
     Row (b, g): candidates [sb, n - wb); th = torch.quantile(float64 mass[cand], 1 - keep_frac)
@@ -714,8 +803,13 @@ def layer_decode_step_keys4(q_new, k_cache, v_cache, config, softmax_scale=None)
     b = _cfg(config, "block_size", 64)
     codes, scales = quantize_keys4(k_cache)
     mass = score_blocks_keys4(q_new, codes, scales, None, softmax_scale, b)
-    keep, idx, cnt = select_blocks_keys4(mass.float(), None, decode_knob(config, "kblocks_frac", 0.125),
-                                         decode_knob(config, "window_frac", 0.05),
-                                         decode_knob(config, "sink_frac", 0.025), b)
+    keep, idx, cnt = select_blocks_keys4(
+        mass.float(),
+        None,
+        decode_knob(config, "kblocks_frac", 0.125),
+        decode_knob(config, "window_frac", 0.05),
+        decode_knob(config, "sink_frac", 0.025),
+        b,
+    )
     out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, softmax_scale, block_size=b)
     return dict(mass=mass, keep=keep, block_index=idx, num_selected=cnt, out=out, lse=lse)

@@ -40,4 +40,6 @@ def test_coarsened_layout_density_is_the_token_level_fraction(n, p):
     assert density == pytest.approx(pairs / (t * (t + 1) / 2), rel=1e-12)
     # The budget: a quarter of the kept 64-blocks of the two 64-rows, at least the diagonal.
     budget = (keep.view(n2, 2, n).sum((1, 2)).float() / 4).round().clamp(min=1)
-    assert torch.equal(keep128.sum(-1).float(), torch.minimum(budget, torch.arange(1, n2 + 1).float()))
+    assert torch.equal(
+        keep128.sum(-1).float(), torch.minimum(budget, torch.arange(1, n2 + 1).float())
+    )

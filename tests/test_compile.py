@@ -25,8 +25,9 @@ def test_compile_fullgraph_matches_eager(device):
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     layers = []
     for _ in range(3):
-        layers.append(tuple(torch.randn(1, h, tokens + 1, 64, device=device).to(dtype)
-                            for h in (4, 2, 2)))
+        layers.append(
+            tuple(torch.randn(1, h, tokens + 1, 64, device=device).to(dtype) for h in (4, 2, 2))
+        )
     eager = run_model(sw, sw.sketchwalk_attention, layers, tokens, cfg)
     compiled_fn = torch.compile(sw.sketchwalk_attention, fullgraph=True)
     compiled = run_model(sw, compiled_fn, layers, tokens, cfg)

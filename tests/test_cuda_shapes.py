@@ -12,14 +12,19 @@ import torch
 
 import reference as R
 from tolerances import assert_close64, assert_lse_close, assert_within_torch_error
-from utils import ops, torch_masked_baseline
+from utils import (
+    B,  # the one block-size constant
+    ops,
+    torch_masked_baseline,
+)
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+]
 
 MODELS = {"llama3.1-8b": (32, 8, 128), "qwen2.5-1.5b": (12, 2, 128), "smollm2": (9, 3, 64)}
 LENGTHS = [4096, 32768, pytest.param(131072, marks=pytest.mark.slow)]
-from utils import B  # the one block-size constant
 
 
 def _chunk_blocks(hq, tk):
@@ -110,7 +115,9 @@ def test_model_shape_dense_equivalence_fp16(model, tokens):
     out, _ = ops().sparse_prefill(q, k, v, idx, cnt, validate=False)
     g = hq // hkv
     base = torch.nn.functional.scaled_dot_product_attention(
-        q, k.repeat_interleave(g, 1), v.repeat_interleave(g, 1), is_causal=True)
-    ref, _ = R.sparse_attention(q, k, v, idx, cnt, block_size=B,
-                                q_chunk_blocks=_chunk_blocks(hq, tokens))
+        q, k.repeat_interleave(g, 1), v.repeat_interleave(g, 1), is_causal=True
+    )
+    ref, _ = R.sparse_attention(
+        q, k, v, idx, cnt, block_size=B, q_chunk_blocks=_chunk_blocks(hq, tokens)
+    )
     assert_within_torch_error(out, ref, base, torch.float16, msg="all blocks vs dense")

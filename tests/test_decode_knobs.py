@@ -7,13 +7,12 @@ import torch
 
 import reference as R
 from conftest import device_params
+from utils import B  # the one block-size constant
 
 sw = pytest.importorskip("sketchwalk")
 
 PREFILL = dict(kblocks_frac=0.5, window_frac=0.3, sink_frac=0.1)
 DECODE = dict(kblocks_frac=0.1, window_frac=0.02, sink_frac=0.01)
-from utils import B  # the one block-size constant
-
 
 NONE = dict(decode_kblocks_frac=None, decode_window_frac=None, decode_sink_frac=None)
 
@@ -26,7 +25,9 @@ def test_defaults_split_the_phases_and_the_paper_preset_does_not():
     assert cfg.decode_fracs() == (0.125, 0.05, 0.025)
     paper = sw.SketchWalkConfig.paper()
     assert (paper.kblocks_frac, paper.window_frac, paper.sink_frac) == (0.125, 0.05, 0.025)
-    assert (paper.decode_kblocks_frac, paper.decode_window_frac, paper.decode_sink_frac) == (None,) * 3
+    assert (paper.decode_kblocks_frac, paper.decode_window_frac, paper.decode_sink_frac) == (
+        None,
+    ) * 3
     assert paper.decode_fracs() == (0.125, 0.05, 0.025)
     assert sw.SketchWalkConfig.paper(kblocks_frac=0.06).decode_fracs()[0] == 0.06
 
@@ -35,8 +36,9 @@ def test_decode_knobs_none_follow_the_prefill_ones():
     cfg = sw.SketchWalkConfig(**PREFILL, **NONE)
     assert cfg.decode_fracs() == (0.5, 0.3, 0.1)
     assert cfg.decode_window_tokens(1000) == cfg.window_tokens(1000) == 300
-    cfg = sw.SketchWalkConfig(**PREFILL, decode_kblocks_frac=0.1, decode_window_frac=0.02,
-                              decode_sink_frac=0.01)
+    cfg = sw.SketchWalkConfig(
+        **PREFILL, decode_kblocks_frac=0.1, decode_window_frac=0.02, decode_sink_frac=0.01
+    )
     assert cfg.decode_fracs() == (0.1, 0.02, 0.01)
     assert (cfg.decode_window_tokens(1000), cfg.decode_sink_tokens(1000)) == (20, 10)
     assert (cfg.window_tokens(1000), cfg.sink_tokens(1000)) == (300, 100)  # prefill unchanged
@@ -69,7 +71,9 @@ def _density(keep, tk):
 
 @pytest.mark.parametrize("device", device_params())
 def test_keys4_decode_selects_with_the_decode_knobs(device):
-    cfg = sw.SketchWalkConfig(dense_layers=0, **PREFILL, **{"decode_" + k: v for k, v in DECODE.items()})
+    cfg = sw.SketchWalkConfig(
+        dense_layers=0, **PREFILL, **{"decode_" + k: v for k, v in DECODE.items()}
+    )
     q, k, v, out, state = _layer(cfg, device)
     tk = k.shape[2]
     ref = R.layer_decode_step_keys4(q[:, :, -1:].cpu(), k.cpu(), v.cpu(), DECODE)
@@ -81,8 +85,9 @@ def test_keys4_decode_selects_with_the_decode_knobs(device):
 
 @pytest.mark.parametrize("device", device_params())
 def test_walk_decode_selects_with_the_decode_knobs(device):
-    cfg = sw.SketchWalkConfig.paper(dense_layers=0, **PREFILL,
-                                    **{"decode_" + k: v for k, v in DECODE.items()})
+    cfg = sw.SketchWalkConfig.paper(
+        dense_layers=0, **PREFILL, **{"decode_" + k: v for k, v in DECODE.items()}
+    )
     _, k, _, _, state = _layer(cfg, device)
     tk = k.shape[2]
     # The walk's kept count per row: sink + window blocks + the top-k share of the rest. With

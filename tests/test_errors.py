@@ -57,7 +57,9 @@ def test_hadamard_sketch_errors(device):
     assert_raises_naming(lambda: o.hadamard_sketch(x, signs, coords, 0), "block_size")
     x300 = torch.randn(1, 1, 10, 300, device=device)
     s512 = torch.ones(512, device=device)
-    assert_raises_naming(lambda: o.hadamard_sketch(x300, s512, coords, 64), "head_dim", "x", "signs")
+    assert_raises_naming(
+        lambda: o.hadamard_sketch(x300, s512, coords, 64), "head_dim", "x", "signs"
+    )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -69,14 +71,21 @@ def test_score_and_walk_errors(device):
     assert_raises_naming(lambda: o.score_blocks(qs, ks.double(), 0.1), "k_sketch")
     assert_raises_naming(lambda: o.score_blocks(qs[0], ks, 0.1), "q_sketch")
     assert_raises_naming(lambda: o.score_blocks(qs, ks[..., :16], 0.1), "k_sketch", "q_sketch")
-    assert_raises_naming(lambda: o.score_blocks(qs[:, :3], ks, 0.1), "q_sketch", "k_sketch",
-                         "num_q_heads", "num_kv_heads")
+    assert_raises_naming(
+        lambda: o.score_blocks(qs[:, :3], ks, 0.1),
+        "q_sketch",
+        "k_sketch",
+        "num_q_heads",
+        "num_kv_heads",
+    )
     assert_raises_naming(lambda: o.score_blocks(qs, torch.cat([ks, ks]), 0.1), "k_sketch")
     assert_raises_naming(lambda: o.score_blocks(_not_last_contiguous(qs), ks, 0.1), "q_sketch")
     base = torch.rand(1, 3, 5, device=device)
     t = torch.rand(1, 5, 5, device=device)
     assert_raises_naming(lambda: o.walk_blocks(base, t[:, :, :4], None, 3, 0.25), "transition")
-    assert_raises_naming(lambda: o.walk_blocks(base[..., :4], t, None, 3, 0.25), "base", "transition")
+    assert_raises_naming(
+        lambda: o.walk_blocks(base[..., :4], t, None, 3, 0.25), "base", "transition"
+    )
     assert_raises_naming(lambda: o.walk_blocks(base, t, base[:, :2], 3, 0.25), "init")
     assert_raises_naming(lambda: o.walk_blocks(base, t, None, -1, 0.25), "degree")
 
@@ -86,15 +95,25 @@ def test_select_blocks_errors(device):
     o = ops()
     s = torch.rand(1, 4, 4, device=device)
     assert_raises_naming(lambda: o.select_blocks(s[0], 256, 256, 64, 0.1, 10, 5, 10, 4), "scores")
-    assert_raises_naming(lambda: o.select_blocks(s.double(), 256, 256, 64, 0.1, 10, 5, 10, 4), "scores")
-    assert_raises_naming(lambda: o.select_blocks(s, 300, 300, 64, 0.1, 10, 5, 10, 4), "scores",
-                         "num_queries")
-    assert_raises_naming(lambda: o.select_blocks(s, 256, 200, 64, 0.1, 10, 5, 10, 4), "scores",
-                         "num_keys", "num_queries")
-    assert_raises_naming(lambda: o.select_blocks(s, 256, 256, 64, 0.1, 0, 5, 10, 4), "window_tokens")
+    assert_raises_naming(
+        lambda: o.select_blocks(s.double(), 256, 256, 64, 0.1, 10, 5, 10, 4), "scores"
+    )
+    assert_raises_naming(
+        lambda: o.select_blocks(s, 300, 300, 64, 0.1, 10, 5, 10, 4), "scores", "num_queries"
+    )
+    assert_raises_naming(
+        lambda: o.select_blocks(s, 256, 200, 64, 0.1, 10, 5, 10, 4),
+        "scores",
+        "num_keys",
+        "num_queries",
+    )
+    assert_raises_naming(
+        lambda: o.select_blocks(s, 256, 256, 64, 0.1, 0, 5, 10, 4), "window_tokens"
+    )
     assert_raises_naming(lambda: o.select_blocks(s, 256, 256, 64, 1.5, 10, 5, 10, 4), "keep_frac")
-    assert_raises_naming(lambda: o.select_blocks(_not_last_contiguous(s), 256, 256, 64, 0.1, 10, 5,
-                                                 10, 4), "scores")
+    assert_raises_naming(
+        lambda: o.select_blocks(_not_last_contiguous(s), 256, 256, 64, 0.1, 10, 5, 10, 4), "scores"
+    )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -104,13 +123,29 @@ def test_attention_errors(device, op_name):
     fn = getattr(o, op_name)
     q, k, v, idx, cnt = _attn_inputs(device)
     if op_name == "sparse_decode":
-        q, idx, cnt = q[:, :, -1:].contiguous(), idx[:, :, -1:].contiguous(), cnt[:, :, -1:].contiguous()
-    call = lambda **kw: fn(kw.get("q", q), kw.get("k", k), kw.get("v", v),
-                           kw.get("idx", idx), kw.get("cnt", cnt), None, kw.get("validate", True))
+        q, idx, cnt = (
+            q[:, :, -1:].contiguous(),
+            idx[:, :, -1:].contiguous(),
+            cnt[:, :, -1:].contiguous(),
+        )
+
+    def call(**kw):
+        return fn(
+            kw.get("q", q),
+            kw.get("k", k),
+            kw.get("v", v),
+            kw.get("idx", idx),
+            kw.get("cnt", cnt),
+            None,
+            kw.get("validate", True),
+        )
+
     kname = ["k", "k_cache"]
     vname = ["v", "v_cache"]
     assert_raises_naming(lambda: call(k=k.half()), *kname, "q")
-    assert_raises_naming(lambda: call(v=v.float() if v.dtype != torch.float32 else v.half()), *vname, "q")
+    assert_raises_naming(
+        lambda: call(v=v.float() if v.dtype != torch.float32 else v.half()), *vname, "q"
+    )
     assert_raises_naming(lambda: call(q=q.double(), k=k.double(), v=v.double()), "q")
     assert_raises_naming(lambda: call(q=q[0]), "q")
     assert_raises_naming(lambda: call(k=k[:, :, :, :32]), *kname, "head_dim")
@@ -119,9 +154,13 @@ def test_attention_errors(device, op_name):
     assert_raises_naming(lambda: call(idx=idx.long()), "block_index")
     assert_raises_naming(lambda: call(cnt=cnt.long()), "num_selected")
     assert_raises_naming(lambda: call(idx=idx[0]), "block_index")
-    assert_raises_naming(lambda: call(idx=idx.expand(1, 3, -1, -1).contiguous(),
-                                      cnt=cnt.expand(1, 3, -1).contiguous()),
-                         "block_index", "index_heads")
+    assert_raises_naming(
+        lambda: call(
+            idx=idx.expand(1, 3, -1, -1).contiguous(), cnt=cnt.expand(1, 3, -1).contiguous()
+        ),
+        "block_index",
+        "index_heads",
+    )
     q3 = torch.randn(1, 3, q.shape[2], 64, device=device, dtype=q.dtype)
     assert_raises_naming(lambda: call(q=q3), "q", *kname, "num_q_heads", "num_kv_heads")
     # head_dim 96 is not built for attention.
@@ -153,10 +192,17 @@ def test_attention_errors(device, op_name):
         # More queries than keys.
         # More queries than keys (index shaped for Tq = 200 query blocks x Tk = 100 key blocks).
         idx2, cnt2 = R.mask_to_block_index(torch.ones(1, 4, 2, dtype=torch.bool, device=device))
-        assert_raises_naming(lambda: call(k=k[:, :, :100], v=v[:, :, :100], idx=idx2, cnt=cnt2),
-                             "q", *kname, "num_queries", "num_keys")
+        assert_raises_naming(
+            lambda: call(k=k[:, :, :100], v=v[:, :, :100], idx=idx2, cnt=cnt2),
+            "q",
+            *kname,
+            "num_queries",
+            "num_keys",
+        )
     else:
-        assert_raises_naming(lambda: call(q=torch.randn(1, 4, 2, 64, device=device, dtype=q.dtype)), "q")
+        assert_raises_naming(
+            lambda: call(q=torch.randn(1, 4, 2, 64, device=device, dtype=q.dtype)), "q"
+        )
 
 
 @pytest.mark.gpu
@@ -168,7 +214,11 @@ def test_misaligned_attention_rows_error(op_name):
     o = ops()
     q, k, v, idx, cnt = _attn_inputs("cuda")
     if op_name == "sparse_decode":
-        q, idx, cnt = q[:, :, -1:].contiguous(), idx[:, :, -1:].contiguous(), cnt[:, :, -1:].contiguous()
+        q, idx, cnt = (
+            q[:, :, -1:].contiguous(),
+            idx[:, :, -1:].contiguous(),
+            cnt[:, :, -1:].contiguous(),
+        )
     call = getattr(o, op_name)
     wide = torch.randn(*k.shape[:-1], 68, device="cuda", dtype=k.dtype)
     assert_raises_naming(lambda: call(q, wide[..., :64], v, idx, cnt), "k")  # token stride 68
@@ -194,7 +244,9 @@ def test_device_mismatch_errors():
     lg = torch.zeros(1, 4, 8, 6, device="cuda")
     qw = torch.zeros(1, 4, 8, 32, device="cuda")
     kb = torch.zeros(1, 2, 6, 32, device="cuda")
-    assert_raises_naming(lambda: o.update_window_logits_(lg, qw.cpu(), kb, 5, 0, 0.1), "query_window")
+    assert_raises_naming(
+        lambda: o.update_window_logits_(lg, qw.cpu(), kb, 5, 0, 0.1), "query_window"
+    )
     assert_raises_naming(lambda: o.update_window_logits_(lg, qw, kb.cpu(), 5, 0, 0.1), "key_blocks")
     assert_raises_naming(lambda: o.window_block_scores(lg.cpu().double(), 8, 5), "window_logits")
 
@@ -204,15 +256,20 @@ def test_decode_state_errors(device):
     o = ops()
     buf = torch.zeros(1, 2, 4, 32, device=device)
     tok = torch.zeros(1, 2, 1, 32, device=device)
-    assert_raises_naming(lambda: o.update_block_sketch_(buf.half(), tok.half(), 0, 64), "block_sketch")
+    assert_raises_naming(
+        lambda: o.update_block_sketch_(buf.half(), tok.half(), 0, 64), "block_sketch"
+    )
     assert_raises_naming(lambda: o.update_block_sketch_(buf, tok[..., :16], 0, 64), "token_sketch")
-    assert_raises_naming(lambda: o.update_block_sketch_(buf, tok, 4 * 64, 64), "num_tokens_before",
-                         "block_sketch")
+    assert_raises_naming(
+        lambda: o.update_block_sketch_(buf, tok, 4 * 64, 64), "num_tokens_before", "block_sketch"
+    )
     win = torch.zeros(1, 4, 8, 32, device=device)
-    assert_raises_naming(lambda: o.push_query_window_(win, torch.zeros(1, 4, 1, 16, device=device), 0),
-                         "q_sketch")
-    assert_raises_naming(lambda: o.push_query_window_(win, torch.zeros(1, 3, 1, 32, device=device), 0),
-                         "q_sketch")
+    assert_raises_naming(
+        lambda: o.push_query_window_(win, torch.zeros(1, 4, 1, 16, device=device), 0), "q_sketch"
+    )
+    assert_raises_naming(
+        lambda: o.push_query_window_(win, torch.zeros(1, 3, 1, 32, device=device), 0), "q_sketch"
+    )
     a = torch.rand(1, 5, 5, device=device)
     r = torch.rand(1, 5, device=device)
     assert_raises_naming(lambda: o.update_block_matrix_(a, r, 1000, 64), "transition", "num_keys")
@@ -233,12 +290,21 @@ def test_window_logits_errors(device):
     assert_raises_naming(lambda: upd(lg[0], qw, kb, 5, 0, 0.1), "window_logits")
     assert_raises_naming(lambda: upd(lg, qw[:, :, :4], kb, 5, 0, 0.1), "query_window")
     assert_raises_naming(lambda: upd(lg, qw.half(), kb, 5, 0, 0.1), "query_window")
-    assert_raises_naming(lambda: upd(lg, torch.zeros(1, 4, 8, 300, device=device),
-                                     torch.zeros(1, 2, 6, 300, device=device), 5, 0, 0.1),
-                         "query_window")
+    assert_raises_naming(
+        lambda: upd(
+            lg,
+            torch.zeros(1, 4, 8, 300, device=device),
+            torch.zeros(1, 2, 6, 300, device=device),
+            5,
+            0,
+            0.1,
+        ),
+        "query_window",
+    )
     assert_raises_naming(lambda: upd(lg, qw, kb[..., :16], 5, 0, 0.1), "key_blocks")
-    assert_raises_naming(lambda: upd(lg, qw, torch.zeros(1, 3, 6, 32, device=device), 5, 0, 0.1),
-                         "key_blocks")
+    assert_raises_naming(
+        lambda: upd(lg, qw, torch.zeros(1, 3, 6, 32, device=device), 5, 0, 0.1), "key_blocks"
+    )
     assert_raises_naming(lambda: upd(lg, qw, kb, 7, 0, 0.1), "num_blocks")
     assert_raises_naming(lambda: upd(lg, qw, kb, 0, 0, 0.1), "num_blocks")
     assert_raises_naming(lambda: upd(lg, qw, kb[:, :, :3], 5, 0, 0.1), "num_blocks")
@@ -287,8 +353,9 @@ def test_keys4_errors(device):
     assert_raises_naming(lambda: o.score_blocks_keys4(q.expand(2, 4, 2, 64), codes, scales), "q")
     assert_raises_naming(lambda: o.score_blocks_keys4(q[..., :32], codes, scales), "q")
     assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, lens * 0), "seq_lens")
-    assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, None, math.inf),
-                         "softmax_scale")
+    assert_raises_naming(
+        lambda: o.score_blocks_keys4(q, codes, scales, None, math.inf), "softmax_scale"
+    )
     # select_blocks_keys4
     mass = torch.rand(2, 2, 5, device=device)
     assert_raises_naming(lambda: o.select_blocks_keys4(mass.double(), lens, 0.1, 0.1, 0.1), "mass")
@@ -297,8 +364,9 @@ def test_keys4_errors(device):
     assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens, 0.1, -0.1, 0.1), "window_frac")
     assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens, 0.1, 0.1, 2.0), "sink_frac")
     assert_raises_naming(lambda: o.select_blocks_keys4(mass, lens + 400, 0.1, 0.1, 0.1), "seq_lens")
-    assert_raises_naming(lambda: o.select_blocks_keys4(mass.transpose(0, 1), lens, 0.1, 0.1, 0.1),
-                         "mass")
+    assert_raises_naming(
+        lambda: o.select_blocks_keys4(mass.transpose(0, 1), lens, 0.1, 0.1, 0.1), "mass"
+    )
 
 
 @pytest.mark.gpu

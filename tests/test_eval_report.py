@@ -16,8 +16,19 @@ report = pytest.importorskip("eval.ruler_report")
 
 
 def test_issue11_methods_build_and_pair_up():
-    for name in ("paper20", "paper10", "p20", "p10", "narrow20", "narrow10", "narrow20_nowalk",
-                 "narrow20_kv_group", "oracle20", "oracle10", "oracle_narrow20"):
+    for name in (
+        "paper20",
+        "paper10",
+        "p20",
+        "p10",
+        "narrow20",
+        "narrow10",
+        "narrow20_nowalk",
+        "narrow20_kv_group",
+        "oracle20",
+        "oracle10",
+        "oracle_narrow20",
+    ):
         method = dq.METHODS[name]
         cfg = dq.build_config(method)
         assert method.oracle == name.startswith("oracle")
@@ -29,7 +40,10 @@ def test_issue11_methods_build_and_pair_up():
     assert dq.METHODS["oracle_narrow20"].knobs == dq.METHODS["narrow20"].knobs == dq.eq.NARROW20
     assert dq.build_config(dq.METHODS["narrow20_nowalk"]).degree == 0
     for name in ("p20", "narrow20"):  # one split for both phases, and the default decode split
-        assert dq.build_config(dq.METHODS[name]).decode_fracs()[0] == dq.METHODS[name].knobs["kblocks_frac"]
+        assert (
+            dq.build_config(dq.METHODS[name]).decode_fracs()[0]
+            == dq.METHODS[name].knobs["kblocks_frac"]
+        )
         cfg = dq.build_config(dq.METHODS[name + "_dec20"])
         assert cfg.kblocks_frac == dq.METHODS[name].knobs["kblocks_frac"]
         assert cfg.decode_fracs() == (0.125, 0.05, 0.025)
@@ -55,29 +69,82 @@ def test_batch_densities_skip_the_dense_layers():
 
 
 def _run(method_records, lengths, tasks, commit="abc1234"):
-    return dict(model="m", device_name="cpu", dtype="float32", torch="t", transformers="x",
-                commit=commit, lengths=lengths, tasks=tasks, samples_per_task=10,
-                load_seconds=1.0, data_seconds=1.0, methods=method_records)
+    return dict(
+        model="m",
+        device_name="cpu",
+        dtype="float32",
+        torch="t",
+        transformers="x",
+        commit=commit,
+        lengths=lengths,
+        tasks=tasks,
+        samples_per_task=10,
+        load_seconds=1.0,
+        data_seconds=1.0,
+        methods=method_records,
+    )
 
 
 def _rec(name, knobs, scores, density, error=None, **extra):
-    return dict(name=name, knobs=knobs, sparse_decode=True, oracle=False,
-                config=None if knobs is None else {"dense_layers": 2}, ruler=scores,
-                density=density, error=error, seconds=5.0,
-                answers={k: [{}] * 10 for k in scores}, **{"density_per_layer": {}, **extra})
+    return dict(
+        name=name,
+        knobs=knobs,
+        sparse_decode=True,
+        oracle=False,
+        config=None if knobs is None else {"dense_layers": 2},
+        ruler=scores,
+        density=density,
+        error=error,
+        seconds=5.0,
+        answers={k: [{}] * 10 for k in scores},
+        **{"density_per_layer": {}, **extra},
+    )
 
 
 def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_path):
     tasks = ["a", "b"]
     layers = lambda rows, v: {"prefill": [1.0, v], "decode": [1.0, v / 2], "rows": rows}  # noqa: E731
     files = [
-        _run([_rec("dense", None, {"a@4096": 100.0, "b@4096": 50.0},
-                   {"4096": {"prefill": 1.0, "decode": 1.0}})], [4096], tasks),
-        _run([_rec("dense", None, {"a@8192": 80.0, "b@8192": 40.0},
-                   {"8192": {"prefill": 1.0, "decode": 1.0}})], [8192], tasks, commit="def5678"),
+        _run(
+            [
+                _rec(
+                    "dense",
+                    None,
+                    {"a@4096": 100.0, "b@4096": 50.0},
+                    {"4096": {"prefill": 1.0, "decode": 1.0}},
+                )
+            ],
+            [4096],
+            tasks,
+        ),
+        _run(
+            [
+                _rec(
+                    "dense",
+                    None,
+                    {"a@8192": 80.0, "b@8192": 40.0},
+                    {"8192": {"prefill": 1.0, "decode": 1.0}},
+                )
+            ],
+            [8192],
+            tasks,
+            commit="def5678",
+        ),
         # Timed out after task a at 8192: its score and batches, no mean for 8192 ...
-        _run([_rec("p20", {}, {"a@8192": 70.0}, {"8192": [[10, 0.2, 0.1]]}, error="Timeout",
-                   density_per_layer={"8192": layers(10, 0.2)})], [8192], tasks),
+        _run(
+            [
+                _rec(
+                    "p20",
+                    {},
+                    {"a@8192": 70.0},
+                    {"8192": [[10, 0.2, 0.1]]},
+                    error="Timeout",
+                    density_per_layer={"8192": layers(10, 0.2)},
+                )
+            ],
+            [8192],
+            tasks,
+        ),
     ]
     paths = []
     for i, run in enumerate(files):
@@ -95,9 +162,20 @@ def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_pat
     assert "| 1: -10.0 |" in text  # p20's one pair (a@8192) against dense's
     assert "p20 (FAILED: Timeout)" in text
     # ... until a later process answers task b: mean, densities and layers weighted by rows.
-    rest = _run([_rec("p20", {}, {"b@8192": 30.0}, {"8192": {"prefill": 0.4, "decode": 0.3}},
-                      density_batches={"8192": [[30, 0.4, 0.3]]},
-                      density_per_layer={"8192": layers(30, 0.4)})], [8192], tasks)
+    rest = _run(
+        [
+            _rec(
+                "p20",
+                {},
+                {"b@8192": 30.0},
+                {"8192": {"prefill": 0.4, "decode": 0.3}},
+                density_batches={"8192": [[30, 0.4, 0.3]]},
+                density_per_layer={"8192": layers(30, 0.4)},
+            )
+        ],
+        [8192],
+        tasks,
+    )
     paths.append(tmp_path / "rest.json")
     paths[-1].write_text(json.dumps(rest))
     p20 = report.merge(paths)["methods"][1]
@@ -107,22 +185,27 @@ def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_pat
     assert p20["density_per_layer"]["8192"]["rows"] == 40
 
 
-
 def test_paired_differences_match_by_sample_and_name_unknown_methods():
     def method(name, scores):  # scores per key: one per sample index
         return dict(name=name, answers={k: [{"score": x} for x in v] for k, v in scores.items()})
-    result = dict(methods=[method("a", {"t@4096": [1, 0, 1], "u@4096": [1]}),
-                           method("b", {"t@4096": [0, 0, 1, 1], "v@4096": [0]}),
-                           method("c", {"w@4096": [1]})])
+
+    result = dict(
+        methods=[
+            method("a", {"t@4096": [1, 0, 1], "u@4096": [1]}),
+            method("b", {"t@4096": [0, 0, 1, 1], "v@4096": [0]}),
+            method("c", {"w@4096": [1]}),
+        ]
+    )
     mean, se, n = report.paired(result, "a", "b")  # t@4096 samples 0-2 only: +100, 0, 0
     assert (n, mean) == (3, pytest.approx(100 / 3))
-    assert se == pytest.approx((((200 / 3) ** 2 + 2 * (100 / 3) ** 2) / 2) ** 0.5 / 3 ** 0.5)
+    assert se == pytest.approx((((200 / 3) ** 2 + 2 * (100 / 3) ** 2) / 2) ** 0.5 / 3**0.5)
     assert report.paired(result, "a", "c") is None
     assert report.paired(result, "c", "c") == (0.0, 0.0, 1)
     text = report.pairs_markdown(result, [("a", "b"), ("a", "c")])
     assert "| a - b | +33.3 ± 33.3 | 3 |" in text and "| a - c | no common samples |" in text
     with pytest.raises(SystemExit, match=r"no method \['d'\]"):
         report.paired(result, "a", "d")
+
 
 def test_merge_refuses_mixed_models(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
@@ -148,14 +231,18 @@ def test_oracle_is_a_registered_scorer():
     state = sw.SketchWalkState(cfg)
     out = sw.sketchwalk_attention(q[:, :, :700], k[:, :, :700], v[:, :, :700], 0, state)
     args = sw.plan.SelectionArgs.prefill(cfg, 700)
-    index, count = sw.ops.select_blocks(eq.exact_block_mass(q[:, :, :700], k[:, :, :700], 64),
-                                        *args.select_blocks_args(700, 700, 64))
-    assert torch.equal(out, sw.ops.sparse_prefill(q[:, :, :700], k[:, :, :700], v[:, :, :700],
-                                                  index, count)[0])
+    index, count = sw.ops.select_blocks(
+        eq.exact_block_mass(q[:, :, :700], k[:, :, :700], 64),
+        *args.select_blocks_args(700, 700, 64),
+    )
+    assert torch.equal(
+        out, sw.ops.sparse_prefill(q[:, :, :700], k[:, :, :700], v[:, :, :700], index, count)[0]
+    )
     step = sw.sketchwalk_attention(q[:, :, 700:], k, v, 0, state)
     args = sw.plan.SelectionArgs.decode(cfg, 701)
-    index, count = sw.ops.select_blocks(eq.exact_block_mass(q[:, :, 700:], k, 64),
-                                        *args.select_blocks_args(1, 701, 64))
+    index, count = sw.ops.select_blocks(
+        eq.exact_block_mass(q[:, :, 700:], k, 64), *args.select_blocks_args(1, 701, 64)
+    )
     assert torch.equal(step, sw.ops.sparse_decode(q[:, :, 700:], k, v, index, count)[0])
 
 
@@ -176,4 +263,4 @@ def test_oracle_left_padded_rows_equal_rows_alone():
         batched = model.generate(ids, attention_mask=mask, **kw)
         alone = [model.generate(base[row : row + 1, pad:], **kw) for row, pad in enumerate(pads)]
     for row in range(2):
-        assert torch.equal(batched[row, hf_test.PROMPT_LEN:], alone[row][0, -4:]), row
+        assert torch.equal(batched[row, hf_test.PROMPT_LEN :], alone[row][0, -4:]), row

@@ -1,7 +1,8 @@
 """Fuzzing every selection-side op's integer and float arguments, and the block index the
 attention ops read, with hypothesis (CPU, and CUDA where present): each case must either raise
 an error that names an argument ("sketchwalk.<op>: argument '...'") or return what the float64
-reference returns (for the block index: valid by docs/ops.md's rule if and only if accepted). Each op's
+reference returns (for the block index: valid by docs/ops.md's rule if and only if accepted). Each
+op's
 cases run in their own interpreter, so a crash or hang fails that op's test, not the suite."""
 
 import os
@@ -97,12 +98,14 @@ def run(cap, lens, keep, window, sink, nan_scale):
     codes = torch.zeros(2, 2, cap, 32, dtype=torch.uint8, device=DEVICE)
     scales = torch.zeros(2, 2, cap, device=DEVICE)
     ops.quantize_keys4_(codes, scales, k)
-    seq_lens = torch.tensor([min(max(v, -5), 2**31 - 1) for v in lens], dtype=torch.int32, device=DEVICE)
+    seq_lens = torch.tensor([min(max(v, -5), 2**31 - 1) for v in lens], dtype=torch.int32,
+    device=DEVICE)
     q = torch.randn(2, 4, 1, 64, device=DEVICE, dtype=dt)
     scale = math.nan if nan_scale else None
     mass, _ = named_error(lambda: ops.score_blocks_keys4(q, codes, scales, seq_lens, scale))
     if mass is not None:
-        ref = R.score_blocks_keys4(q.cpu(), R.unpack_keys4(codes.cpu()), scales.cpu(), seq_lens.tolist())
+        ref = R.score_blocks_keys4(q.cpu(), R.unpack_keys4(codes.cpu()), scales.cpu(),
+        seq_lens.tolist())
         torch.testing.assert_close(mass.cpu().double(), ref, atol=1e-4, rtol=1e-3)
         out, _ = named_error(lambda: ops.select_blocks_keys4(mass, seq_lens, keep, window, sink))
         if out is not None:
@@ -131,7 +134,8 @@ def index_valid(idx, cnt, tq, tks, b=64):
 @given(decode=st.booleans(), tq=st.integers(1, 150), extra=st.integers(0, 70),
        per_group=st.booleans(), seed=st.integers(0, 10**6),
        corrupt=st.sampled_from(["none", "high", "negative", "duplicate", "swap", "count_high",
-                                "count_negative", "huge", "padding", "seq_len_zero", "seq_len_high"]),
+                                "count_negative", "huge", "padding", "seq_len_zero",
+                                "seq_len_high"]),
        use_seq_lens=st.booleans(),
        layout=st.sampled_from(["contiguous", "token_major", "wide_pad8", "wide_pad4", "offset"]))
 def run(decode, tq, extra, per_group, seed, corrupt, use_seq_lens, layout):
@@ -229,8 +233,10 @@ run()
 def test_fuzz(name, device):
     pytest.importorskip("hypothesis")
     code = PRELUDE + textwrap.dedent(CASES[name])
-    proc = subprocess.run([sys.executable, "-c", code, device], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, device], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, (
         f"fuzz of {name} on {device} failed (return code {proc.returncode}):\n"
-        f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )

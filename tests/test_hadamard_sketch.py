@@ -1,6 +1,5 @@
 """hadamard_sketch and sketch_transform against the float64 reference."""
 
-
 import pytest
 import torch
 
@@ -62,7 +61,9 @@ def test_hadamard_sketch_inner_products_when_m_equals_n(device):
     torch.testing.assert_close(ip, (x.double() * y.double()).sum(-1), atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize("head_dim,sketch_dim", [(64, 64), (128, 128), (128, 32), (96, 128), (1, 1)])
+@pytest.mark.parametrize(
+    "head_dim,sketch_dim", [(64, 64), (128, 128), (128, 32), (96, 128), (1, 1)]
+)
 def test_sketch_transform(head_dim, sketch_dim):
     o = ops()
     n = R.next_pow2(head_dim)

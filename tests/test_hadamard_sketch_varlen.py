@@ -29,7 +29,7 @@ def test_hadamard_sketch_varlen_matches_reference(device, lens, dtype):
         assert got.shape == (len(lens), heads, max_blocks, m) and got.dtype == torch.float32
         assert_close64(got, exp, scale_atol=10, msg=f"m={m}")
         for s, n in enumerate(lens):  # exactly zero past each sequence's blocks
-            assert torch.all(got[s, :, R.ceil_div(n, b):] == 0)
+            assert torch.all(got[s, :, R.ceil_div(n, b) :] == 0)
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -55,9 +55,11 @@ def test_hadamard_sketch_varlen_errors_name_the_argument():
     sketch = ops().hadamard_sketch_varlen
     assert_raises_naming(lambda: sketch(x[None], signs, coords, 64, cu, 1), "x")
     assert_raises_naming(lambda: sketch(x, signs, coords, 64, cu.long(), 1), "cu_seqlens")
-    assert_raises_naming(lambda: sketch(x, signs, coords, 64, cu_seqlens((4, 5), "cpu"), 1),
-                         "cu_seqlens")
-    assert_raises_naming(lambda: sketch(x, signs, coords, 64, cu_seqlens((6, 4), "cpu").flip(0), 1),
-                         "cu_seqlens")
+    assert_raises_naming(
+        lambda: sketch(x, signs, coords, 64, cu_seqlens((4, 5), "cpu"), 1), "cu_seqlens"
+    )
+    assert_raises_naming(
+        lambda: sketch(x, signs, coords, 64, cu_seqlens((6, 4), "cpu").flip(0), 1), "cu_seqlens"
+    )
     assert_raises_naming(lambda: sketch(x, signs, coords, 4, cu, 1), "max_blocks")
     assert_raises_naming(lambda: sketch(x, signs, coords, 64, cu, -1), "max_blocks")

@@ -21,8 +21,12 @@ def run_isolated(code: str) -> subprocess.CompletedProcess:
     """Runs `code` (after importing torch, sketchwalk and the test helpers) in a fresh
     interpreter; returns the finished process (a crash shows as a negative return code)."""
     prelude = "import torch, sketchwalk\nfrom sketchwalk import ops\n"
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_isolated_error(code: str, *names: str):
@@ -50,50 +54,71 @@ def test_select_blocks_huge_sizes_raise(arg):
     big = 2**32
     args = dict(num_queries=64, num_keys=64, block_size=64)
     args[arg] = big
-    assert_isolated_error(f"""
+    assert_isolated_error(
+        f"""
 scores = torch.rand(1, 1, 1)
-ops.select_blocks(scores, {args['num_queries']}, {args['num_keys']}, {args['block_size']}, 0.1, 8, 1, 8, 0)
-""", arg, "num_queries", "scores")
+ops.select_blocks(scores, {args["num_queries"]}, {args["num_keys"]}, {args["block_size"]}, 0.1, 8,
+1, 8, 0)
+""",
+        arg,
+        "num_queries",
+        "scores",
+    )
 
 
 def test_select_blocks_num_keys_2_pow_31_raises():
-    assert_isolated_error("""
+    assert_isolated_error(
+        """
 ops.select_blocks(torch.rand(1, 1, 1), 1, 2**31, 2**31, 0.1, 8, 1, 8, 0)
-""", "block_size", "num_keys")
+""",
+        "block_size",
+        "num_keys",
+    )
 
 
 def test_hadamard_sketch_cpu_checks_coords_even_unvalidated():
-    assert_isolated_error("""
+    assert_isolated_error(
+        """
 x = torch.randn(1, 1, 10, 64)
 signs, coords = ops.sketch_transform(64, 32)
 coords = coords.clone(); coords[0] = 10**12
 ops.hadamard_sketch(x, signs, coords, 64, validate=False)
-""", "coords")
+""",
+        "coords",
+    )
 
 
 def test_hadamard_sketch_huge_block_size_raises():
-    assert_isolated_error("""
+    assert_isolated_error(
+        """
 x = torch.randn(1, 1, 10, 64)
 signs, coords = ops.sketch_transform(64, 32)
 ops.hadamard_sketch(x, signs, coords, 2**63 - 1)
-""", "block_size")
+""",
+        "block_size",
+    )
 
 
 @pytest.mark.parametrize("bad", [10**9, -3])
 def test_select_decode_blocks_checks_coords(bad):
-    assert_isolated_error(f"""
+    assert_isolated_error(
+        f"""
 q = torch.randn(1, 2, 1, 64); k = torch.randn(1, 1, 70, 64)
 signs, coords = ops.sketch_transform(64, 32)
 coords = coords.clone(); coords[3] = {bad}
 ops.select_decode_blocks_(q, k, torch.zeros(1, 1, 16, 32), torch.zeros(1, 2, 8, 32),
                           torch.zeros(1, 2, 8, 16), torch.zeros(1, 16, 16), signs, coords,
                           4, 4, 64, 3, 0.25, 0.1, 0.125, 3, 1, 3)
-""", "coords")
+""",
+        "coords",
+    )
 
 
 def test_walk_blocks_huge_degree_raises_at_once():
-    assert_raises_naming(lambda: ops().walk_blocks(torch.rand(1, 1, 4), torch.rand(1, 4, 4), None,
-                                                   2**40, 0.25), "degree")
+    assert_raises_naming(
+        lambda: ops().walk_blocks(torch.rand(1, 1, 4), torch.rand(1, 4, 4), None, 2**40, 0.25),
+        "degree",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,9 +132,17 @@ def test_non_finite_scales_raise(device, value):
     qs = torch.randn(1, 4, 3, 32, device=device)
     ks = torch.randn(1, 2, 5, 32, device=device)
     assert_raises_naming(lambda: o.score_blocks(qs, ks, value), "logit_scale")
-    assert_raises_naming(lambda: o.update_window_logits_(
-        torch.zeros(1, 4, 8, 7, device=device), torch.randn(1, 4, 8, 32, device=device),
-        torch.randn(1, 2, 6, 32, device=device), 5, 3, value), "logit_scale")
+    assert_raises_naming(
+        lambda: o.update_window_logits_(
+            torch.zeros(1, 4, 8, 7, device=device),
+            torch.randn(1, 4, 8, 32, device=device),
+            torch.randn(1, 2, 6, 32, device=device),
+            5,
+            3,
+            value,
+        ),
+        "logit_scale",
+    )
     _assert_softmax_scale_refused(o, device, value)
 
 
@@ -126,7 +159,9 @@ def _assert_softmax_scale_refused(o, device, value):
     assert_raises_naming(lambda: o.sparse_prefill(qp, k, k, pidx, pcnt, value), "softmax_scale")
     codes = torch.zeros(1, 2, 128, 32, dtype=torch.uint8, device=device)
     scales = torch.ones(1, 2, 128, device=device)
-    assert_raises_naming(lambda: o.score_blocks_keys4(q, codes, scales, None, value), "softmax_scale")
+    assert_raises_naming(
+        lambda: o.score_blocks_keys4(q, codes, scales, None, value), "softmax_scale"
+    )
     return qp, k, pidx, pcnt
 
 
@@ -162,8 +197,9 @@ def test_meta_tensor_beside_cpu_tensors_raises():
     signs, coords = o.sketch_transform(64, 32)
     assert_raises_naming(lambda: o.hadamard_sketch(x, signs, coords, 64), "signs", "coords")
     a = torch.rand(1, 5, 5)
-    assert_raises_naming(lambda: o.update_block_matrix_(a, torch.rand(1, 5, device="meta"), 300, 64),
-                         "r")
+    assert_raises_naming(
+        lambda: o.update_block_matrix_(a, torch.rand(1, 5, device="meta"), 300, 64), "r"
+    )
 
 
 def test_fakes_check_ranks():
@@ -171,9 +207,12 @@ def test_fakes_check_ranks():
     signs, coords = o.sketch_transform(64, 32, device="meta")
     x = torch.empty(1, 10, 64, device="meta")  # rank 3
     assert_raises_naming(lambda: o.hadamard_sketch(x, signs, coords, 64), "x")
-    assert_raises_naming(lambda: o.score_blocks(torch.empty(4, 3, 32, device="meta"),
-                                                torch.empty(1, 2, 5, 32, device="meta"), 0.1),
-                         "q_sketch")
+    assert_raises_naming(
+        lambda: o.score_blocks(
+            torch.empty(4, 3, 32, device="meta"), torch.empty(1, 2, 5, 32, device="meta"), 0.1
+        ),
+        "q_sketch",
+    )
 
 
 def test_cpu_index_out_of_range_is_checked_without_validate():
@@ -195,16 +234,50 @@ def test_select_decode_blocks_names_its_own_arguments():
     q = torch.randn(1, 2, 1, 64)
     k = torch.randn(2, 1, 70, 64)  # wrong batch
     with pytest.raises(RuntimeError, match=r"select_decode_blocks_: argument 'k'"):
-        o.select_decode_blocks_(q, k, torch.zeros(1, 1, 16, 32), torch.zeros(1, 2, 8, 32),
-                                torch.zeros(1, 2, 8, 16), torch.zeros(1, 16, 16), signs, coords,
-                                4, 4, 64, 3, 0.25, 0.1, 0.125, 3, 1, 3)
+        o.select_decode_blocks_(
+            q,
+            k,
+            torch.zeros(1, 1, 16, 32),
+            torch.zeros(1, 2, 8, 32),
+            torch.zeros(1, 2, 8, 16),
+            torch.zeros(1, 16, 16),
+            signs,
+            coords,
+            4,
+            4,
+            64,
+            3,
+            0.25,
+            0.1,
+            0.125,
+            3,
+            1,
+            3,
+        )
     k = torch.randn(1, 1, 70, 64)
     window = torch.zeros(1, 2, 8, 32)
     before = window.clone()
     with pytest.raises(RuntimeError, match=r"select_decode_blocks_: argument 'window_tokens'"):
-        o.select_decode_blocks_(q, k, torch.zeros(1, 1, 16, 32), window, torch.zeros(1, 2, 8, 16),
-                                torch.zeros(1, 16, 16), signs, coords, 4, 4, 64, 3, 0.25, 0.1,
-                                0.125, 0, 1, 3)
+        o.select_decode_blocks_(
+            q,
+            k,
+            torch.zeros(1, 1, 16, 32),
+            window,
+            torch.zeros(1, 2, 8, 16),
+            torch.zeros(1, 16, 16),
+            signs,
+            coords,
+            4,
+            4,
+            64,
+            3,
+            0.25,
+            0.1,
+            0.125,
+            0,
+            1,
+            3,
+        )
     assert torch.equal(window, before), "a failed call updated the state"
 
 

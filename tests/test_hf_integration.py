@@ -14,14 +14,14 @@ import dataclasses
 import pytest
 import torch
 
+from utils import B as BLOCK  # the one block-size constant
+
 transformers = pytest.importorskip("transformers")
 sketchwalk = pytest.importorskip("sketchwalk")
 hf = pytest.importorskip("sketchwalk.integrations.hf")
 
 ARCHS = ["llama", "qwen2", "mistral"]
 VOCAB = 256
-from utils import B as BLOCK  # the one block-size constant
-
 
 PROMPT_LEN = 640  # 10 blocks: enough candidates for the selection to drop some
 NEW_TOKENS = 6
@@ -53,9 +53,13 @@ def make_pair(arch: str, device: str = "cpu", dtype=torch.float32):
     """(sdpa model, sketchwalk model) with identical random weights. Each model gets a config
     object of its own: transformers 5.2x keeps the object it is given, and configure() writes
     to it, so one shared config would switch the dense model to sketchwalk as well."""
-    dense = transformers.AutoModelForCausalLM.from_config(tiny_config(arch), attn_implementation="sdpa")
+    dense = transformers.AutoModelForCausalLM.from_config(
+        tiny_config(arch), attn_implementation="sdpa"
+    )
     dense = dense.to(device=device, dtype=dtype).eval()
-    sparse = transformers.AutoModelForCausalLM.from_config(tiny_config(arch), attn_implementation="sdpa")
+    sparse = transformers.AutoModelForCausalLM.from_config(
+        tiny_config(arch), attn_implementation="sdpa"
+    )
     sparse.load_state_dict(dense.state_dict())
     sparse = sparse.to(device=device, dtype=dtype).eval()
     return dense, sparse
@@ -69,8 +73,14 @@ def sparse_config(**overrides):
 def full_density_config():
     # A window as long as the sequence keeps every causal block (and token) in prefill
     # and in decode (the decode knobs too), whatever the walk scores are.
-    return sparse_config(kblocks_frac=1.0, window_frac=1.0, sink_frac=1.0, decode_kblocks_frac=1.0,
-                         decode_window_frac=1.0, decode_sink_frac=1.0)
+    return sparse_config(
+        kblocks_frac=1.0,
+        window_frac=1.0,
+        sink_frac=1.0,
+        decode_kblocks_frac=1.0,
+        decode_window_frac=1.0,
+        decode_sink_frac=1.0,
+    )
 
 
 def prompts(batch: int, length: int, device: str = "cpu") -> torch.Tensor:
@@ -188,8 +198,9 @@ def test_left_padded_prefill_is_one_ragged_call_per_layer(monkeypatch):
     monkeypatch.setattr(sketchwalk, "sketchwalk_attention_varlen", counting)
     rows = []
     single = sketchwalk.sketchwalk_attention
-    monkeypatch.setattr(sketchwalk, "sketchwalk_attention",
-                        lambda *a, **kw: rows.append(1) or single(*a, **kw))
+    monkeypatch.setattr(
+        sketchwalk, "sketchwalk_attention", lambda *a, **kw: rows.append(1) or single(*a, **kw)
+    )
     base = prompts(2, PROMPT_LEN)
     ids, mask = left_pad(base, [0, 130])
     with torch.no_grad():
@@ -212,7 +223,7 @@ def test_dense_decode_after_sparse_prefill():
     with torch.no_grad():
         batched = model.generate(ids, attention_mask=mask, **kw)
         decode_density = hf.last_density(model, "decode")
-        alone = model.generate(base[1:, pads[1]:], **kw)
+        alone = model.generate(base[1:, pads[1] :], **kw)
     assert decode_density and all(d == 1.0 for d in decode_density.values()), decode_density
     assert torch.equal(batched[1, PROMPT_LEN:], alone[0, -NEW_TOKENS:])
 
@@ -329,8 +340,9 @@ def test_static_cache_generate_matches_dynamic(arch):
     ids = prompts(2, PROMPT_LEN)
     dynamic = sparse.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)
     dynamic_density = hf.last_density(sparse, "decode")
-    static = sparse.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False,
-                             cache_implementation="static")
+    static = sparse.generate(
+        ids, max_new_tokens=NEW_TOKENS, do_sample=False, cache_implementation="static"
+    )
     assert torch.equal(static, dynamic)
     static_density = hf.last_density(sparse, "decode")
     assert static_density.keys() == dynamic_density.keys() and static_density
@@ -361,8 +373,9 @@ def test_static_cache_needs_keys4():
     _, sparse = make_pair("llama")
     hf.configure(sparse, sparse_config(decode_scorer="walk"))
     with pytest.raises(NotImplementedError, match="keys4"):
-        sparse.generate(prompts(1, PROMPT_LEN), max_new_tokens=2, do_sample=False,
-                        cache_implementation="static")
+        sparse.generate(
+            prompts(1, PROMPT_LEN), max_new_tokens=2, do_sample=False, cache_implementation="static"
+        )
 
 
 def test_unsupported_head_dim_refused_at_configure():
@@ -377,9 +390,11 @@ def test_import_does_not_import_transformers_and_registers_after():
     import subprocess
     import sys
 
-    code = ("import sys, sketchwalk; assert 'transformers' not in sys.modules, 'imported'; "
-            "from transformers import AttentionInterface; "
-            "assert 'sketchwalk' in AttentionInterface._global_mapping, 'not registered'")
+    code = (
+        "import sys, sketchwalk; assert 'transformers' not in sys.modules, 'imported'; "
+        "from transformers import AttentionInterface; "
+        "assert 'sketchwalk' in AttentionInterface._global_mapping, 'not registered'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -387,7 +402,8 @@ def test_import_does_not_import_transformers_and_registers_after():
 def test_static_cache_dense_decode_reports_full_density():
     _, sparse = make_pair("llama")
     hf.configure(sparse, sparse_config(), sparse_decode=False)
-    sparse.generate(prompts(1, PROMPT_LEN), max_new_tokens=3, do_sample=False,
-                    cache_implementation="static")
+    sparse.generate(
+        prompts(1, PROMPT_LEN), max_new_tokens=3, do_sample=False, cache_implementation="static"
+    )
     decode = hf.last_density(sparse, "decode")
     assert decode and all(v == pytest.approx(1.0) for v in decode.values())

@@ -8,9 +8,10 @@ import torch
 import reference as R
 from conftest import device_params
 from keys4_utils import empty_cache
-from utils import ops
-from utils import B  # the one block-size constant
-
+from utils import (
+    B,  # the one block-size constant
+    ops,
+)
 
 # ---------------------------------------------------------------------------------------
 # The whole step: the kept set equals the reference's except at near-ties
@@ -20,10 +21,11 @@ def near_tie_ok(keep, ref_keep, mass_ref, seq_len, cfg):
     n, sb, wb = R.keys4_budget(seq_len, cfg["window_frac"], cfg["sink_frac"])
     diff = (keep != ref_keep).nonzero().tolist()
     for b, g, j in diff:
-        cand = mass_ref[b, g, sb:n - wb]
+        cand = mass_ref[b, g, sb : n - wb]
         th = torch.quantile(cand, 1 - cfg["kblocks_frac"]).item()
         assert abs(mass_ref[b, g, j].item() - th) <= 1e-4 * max(th, 1e-12) + 1e-7, (
-            f"block {j} of row ({b}, {g}) differs from the reference away from the threshold")
+            f"block {j} of row ({b}, {g}) differs from the reference away from the threshold"
+        )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -42,8 +44,9 @@ def test_keys4_decode_step_against_reference(device, tokens, hq, hkv, head_dim):
     seq_lens = torch.tensor([tokens], dtype=torch.int32, device=device)
     o.quantize_keys4_(codes, scales, k[:, :, -1:], seq_lens)  # the decode step appends its key
     mass = o.score_blocks_keys4(q, codes, scales, seq_lens)
-    idx, cnt = o.select_blocks_keys4(mass, seq_lens, cfg["kblocks_frac"], cfg["window_frac"],
-                                     cfg["sink_frac"])
+    idx, cnt = o.select_blocks_keys4(
+        mass, seq_lens, cfg["kblocks_frac"], cfg["window_frac"], cfg["sink_frac"]
+    )
     out, _ = o.sparse_decode(q, k, v, idx, cnt, None, True, seq_lens)
     ref = R.layer_decode_step_keys4(q.cpu(), k.cpu(), v.cpu(), cfg)
     width = R.ceil_div(tokens, B)
@@ -116,7 +119,7 @@ def test_layer_keys4_decode_steps(device, tokens, hq, hkv, d):
     cfg_ref = dict(zip(("kblocks_frac", "window_frac", "sink_frac"), cfg.decode_fracs()))
     for step in range(steps):
         tk = tokens + step + 1
-        qn, kc, vc = q[:, :, tk - 1:tk], k[:, :, :tk], v[:, :, :tk]
+        qn, kc, vc = q[:, :, tk - 1 : tk], k[:, :, :tk], v[:, :, :tk]
         out = sw.sketchwalk_attention(qn, kc, vc, 0, state)
         ref = R.layer_decode_step_keys4(qn.cpu(), kc.cpu(), vc.cpu(), cfg_ref)
         keep = ref["keep"]
@@ -130,10 +133,16 @@ def test_layer_keys4_decode_steps(device, tokens, hq, hkv, d):
             base = err
         if base is not None:
             layer = state.layers[0]
-            mass = sw.ops.score_blocks_keys4(qn.to(torch.bfloat16) if device == "cuda" else qn,
-                                             layer.codes, layer.scales, layer.seq_lens)
+            mass = sw.ops.score_blocks_keys4(
+                qn.to(torch.bfloat16) if device == "cuda" else qn,
+                layer.codes,
+                layer.scales,
+                layer.seq_lens,
+            )
             idx, cnt = sw.ops.select_blocks_keys4(mass, layer.seq_lens, *cfg.decode_fracs())
-            got = R.block_index_to_mask(idx.cpu(), cnt.cpu(), idx.shape[-1])[:, :, 0, :keep.shape[-1]]
+            got = R.block_index_to_mask(idx.cpu(), cnt.cpu(), idx.shape[-1])[
+                :, :, 0, : keep.shape[-1]
+            ]
             near_tie_ok(got, keep, ref["mass"], tk, cfg_ref)
             assert not torch.equal(got, keep), f"same selection, different output: {base}"
 
@@ -158,17 +167,22 @@ def test_layer_fixed_capacity_decode_equals_dynamic(device):
             dynamic = sw.SketchWalkState(cfg)
             fixed = sw.SketchWalkState(cfg)
             fixed.cache_capacity = cap
-            sw.sketchwalk_attention(q[rows, :, :n - 1], k[rows, :, :n - 1], v[rows, :, :n - 1],
-                                    layer, dynamic)
-            sw.sketchwalk_attention(q[rows, :, :n - 1], k[rows, :, :n - 1], v[rows, :, :n - 1],
-                                    layer, fixed)
-            want = sw.sketchwalk_attention(q[rows, :, n - 1:n], k[rows, :, :n], v[rows, :, :n],
-                                           layer, dynamic)
+            sw.sketchwalk_attention(
+                q[rows, :, : n - 1], k[rows, :, : n - 1], v[rows, :, : n - 1], layer, dynamic
+            )
+            sw.sketchwalk_attention(
+                q[rows, :, : n - 1], k[rows, :, : n - 1], v[rows, :, : n - 1], layer, fixed
+            )
+            want = sw.sketchwalk_attention(
+                q[rows, :, n - 1 : n], k[rows, :, :n], v[rows, :, :n], layer, dynamic
+            )
             kc, vc = k[rows].clone(), v[rows].clone()
             kc[:, :, n:] = float("nan") if layer == 1 else 0.0
             vc[:, :, n:] = float("nan") if layer == 1 else 0.0
             seq_lens = torch.tensor([n], dtype=torch.int32, device=device)
-            got = sw.sketchwalk_attention(q[rows, :, n - 1:n], kc, vc, layer, fixed, seq_lens=seq_lens)
+            got = sw.sketchwalk_attention(
+                q[rows, :, n - 1 : n], kc, vc, layer, fixed, seq_lens=seq_lens
+            )
             if layer == 1:  # the same ops on the same rows: bitwise equal
                 torch.testing.assert_close(got, want, atol=0, rtol=0)
             else:  # SDPA over the masked capacity against SDPA over the slice: rounding only

@@ -9,9 +9,13 @@ import torch
 
 import reference as R
 from conftest import device_params
-from utils import assert_raises_naming, capture_graph, ops, run_without_sync
-from utils import B  # the one block-size constant
-
+from utils import (
+    B,  # the one block-size constant
+    assert_raises_naming,
+    capture_graph,
+    ops,
+    run_without_sync,
+)
 
 LENS = [1, 64, 65, 700, 333]
 
@@ -50,22 +54,31 @@ def test_paged_keys4_quantize_and_score(device, head_dim):
     first = lens - 1
     for b, n in enumerate(LENS):
         if n > 1:
-            ops().quantize_keys4_(codes, scales, k[b:b + 1, :, : n - 1], first[b:b + 1], True,
-                                  table[b:b + 1])
-    ops().quantize_keys4_(codes, scales, torch.stack([k[b, :, n - 1 : n] for b, n in enumerate(LENS)]),
-                          lens, True, table)
+            ops().quantize_keys4_(
+                codes, scales, k[b : b + 1, :, : n - 1], first[b : b + 1], True, table[b : b + 1]
+            )
+    ops().quantize_keys4_(
+        codes,
+        scales,
+        torch.stack([k[b, :, n - 1 : n] for b, n in enumerate(LENS)]),
+        lens,
+        True,
+        table,
+    )
     want_codes, want_scales = R.quantize_keys4(k)
     dense_codes, dense_scales = gather(codes, table), gather(scales, table)
     for b, n in enumerate(LENS):
-        assert torch.equal(R.unpack_keys4(dense_codes[b:b + 1, :, :n].cpu()),
-                           want_codes[b:b + 1, :, :n].cpu())
+        assert torch.equal(
+            R.unpack_keys4(dense_codes[b : b + 1, :, :n].cpu()), want_codes[b : b + 1, :, :n].cpu()
+        )
         assert torch.equal(dense_scales[b, :, :n].cpu(), want_scales[b, :, :n].cpu())
-    assert (codes[untouched.to(device)] == 0xAB).all() and (scales[untouched.to(device)] == -1.5).all()
+    assert (codes[untouched.to(device)] == 0xAB).all() and (
+        scales[untouched.to(device)] == -1.5
+    ).all()
     q = torch.randn(len(LENS), hq, 1, head_dim, device=device).to(torch.bfloat16)
     mass = ops().score_blocks_keys4(q, codes, scales, lens, None, True, table)
     assert mass.shape == (len(LENS), hkv, table.shape[1])
-    ref = R.score_blocks_keys4(q.cpu(), R.unpack_keys4(dense_codes.cpu()), dense_scales.cpu(),
-                               LENS)
+    ref = R.score_blocks_keys4(q.cpu(), R.unpack_keys4(dense_codes.cpu()), dense_scales.cpu(), LENS)
     err = (mass.cpu().double() - ref).abs().max().item()
     assert err <= 2e-5 * (hq // hkv) + 1e-4 * ref.abs().max().item(), err
     dense = ops().score_blocks_keys4(q, dense_codes.contiguous(), dense_scales.contiguous(), lens)
@@ -83,10 +96,12 @@ def test_paged_keys4_errors(device):
     bad[3, 5] = codes.shape[0]  # a live page of the 700-token sequence out of the pool
     assert_raises_naming(lambda: score(q, codes, scales, lens, None, True, bad), "page_table")
     assert_raises_naming(lambda: quant(codes, scales, k, lens, True, bad), "page_table")
-    assert_raises_naming(lambda: score(q, codes[:, :, :32], scales[:, :, :32], lens, None, True,
-                                       table), "codes")
-    assert_raises_naming(lambda: score(q, codes, scales, lens, None, True, table.long()),
-                         "page_table")
+    assert_raises_naming(
+        lambda: score(q, codes[:, :, :32], scales[:, :, :32], lens, None, True, table), "codes"
+    )
+    assert_raises_naming(
+        lambda: score(q, codes, scales, lens, None, True, table.long()), "page_table"
+    )
     too_long = lens.clone()
     too_long[0] = B * table.shape[1] + 1
     assert_raises_naming(lambda: score(q, codes, scales, too_long, None, True, table), "seq_lens")

@@ -12,8 +12,10 @@ import reference as R
 from conftest import device_params
 from test_pipeline import MIN_MARGIN, _margin
 from tolerances import assert_within_torch_error
-from utils import torch_masked_baseline
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    torch_masked_baseline,
+)
 
 
 def group_reference(cfg, q, k, v, signs, coords, walks_prev):
@@ -24,14 +26,25 @@ def group_reference(cfg, q, k, v, signs, coords, walks_prev):
     idx, cnt, walks, margin = [], [], [], float("inf")
     for g in range(hkv):
         prev = None if walks_prev is None else walks_prev[g]
-        r = R.layer_prefill(q[:, g * group:(g + 1) * group], k[:, g:g + 1], v[:, g:g + 1], cfg,
-                            signs, coords, prev)
+        r = R.layer_prefill(
+            q[:, g * group : (g + 1) * group],
+            k[:, g : g + 1],
+            v[:, g : g + 1],
+            cfg,
+            signs,
+            coords,
+            prev,
+        )
         idx.append(r["block_index"])
         cnt.append(r["num_selected"])
         walks.append(r["W"])
         t = q.shape[2]
-        margin = min(margin, _margin(r["W"].float(), t, t, cfg.kblocks_frac, cfg.window_tokens(t),
-                                     cfg.sink_tokens(t)))
+        margin = min(
+            margin,
+            _margin(
+                r["W"].float(), t, t, cfg.kblocks_frac, cfg.window_tokens(t), cfg.sink_tokens(t)
+            ),
+        )
     width = max(i.shape[-1] for i in idx)
     idx = [torch.nn.functional.pad(i, (0, width - i.shape[-1]), value=-1) for i in idx]
     return torch.cat(idx, dim=1), torch.cat(cnt, dim=1), walks, margin
@@ -55,8 +68,13 @@ def test_kv_group_prefill_matches_per_group_reference(device, tokens, hq, hkv, d
     cfg = dataclasses.replace(sw.SketchWalkConfig(), prefill_selection="kv_group", dense_layers=0)
     signs, coords = sw.ops.sketch_transform(d, cfg.sketch_dim, seed=cfg.seed, device=device)
     for _ in range(8):  # inputs whose reference selection is not within float32 noise of a tie
-        layers = [tuple((torch.randn(1, h, tokens, d, device=device) * s).to(dtype)
-                        for h, s in ((hq, 3), (hkv, 3), (hkv, 1))) for _ in range(2)]
+        layers = [
+            tuple(
+                (torch.randn(1, h, tokens, d, device=device) * s).to(dtype)
+                for h, s in ((hq, 3), (hkv, 3), (hkv, 1))
+            )
+            for _ in range(2)
+        ]
         refs, walks, margin = [], None, float("inf")
         for q, k, v in layers:
             idx, cnt, walks, m = group_reference(cfg, q, k, v, signs, coords, walks)
@@ -74,8 +92,14 @@ def test_kv_group_prefill_matches_per_group_reference(device, tokens, hq, hkv, d
     state = sw.SketchWalkState(cfg)
     for layer, ((q, k, v), (ref_idx, ref_cnt)) in enumerate(zip(layers, refs)):
         out = sw.sketchwalk_attention(q, k, v, layer, state)
-        ref_out, _ = R.sparse_attention(q.double(), k.double(), v.double(), ref_idx.to(q.device),
-                                        ref_cnt.to(q.device), block_size=B)
+        ref_out, _ = R.sparse_attention(
+            q.double(),
+            k.double(),
+            v.double(),
+            ref_idx.to(q.device),
+            ref_cnt.to(q.device),
+            block_size=B,
+        )
         base = torch_masked_baseline(q, k, v, ref_idx.to(q.device), ref_cnt.to(q.device), B)
         assert_within_torch_error(out, ref_out, base, dtype, msg=f"layer {layer}")
         assert 0.0 < float(state.last_density[layer]) <= 1.0

@@ -48,82 +48,227 @@ def op_cases(device):
     scales = torch.rand(1, 2, tq, device=device)
     return [
         ("hadamard_sketch", ns.hadamard_sketch.default, (x, signs, coords, 64)),
-        ("hadamard_sketch_varlen", ns.hadamard_sketch_varlen.default,
-         (qv, signs, coords, 64, cu_q, 4, True)),
+        (
+            "hadamard_sketch_varlen",
+            ns.hadamard_sketch_varlen.default,
+            (qv, signs, coords, 64, cu_q, 4, True),
+        ),
         ("score_blocks", ns.score_blocks.default, (qs, ks, 0.1)),
-        ("score_blocks_num_kv_blocks", ns.score_blocks.default,
-         (qs.expand(2, *qs.shape[1:]).contiguous(), ks.expand(2, *ks.shape[1:]).contiguous(), 0.1,
-          torch.tensor([ks.shape[2], 1], dtype=torch.int32, device=device), True)),
-        ("select_blocks_varlen", ns.select_blocks_varlen.default,
-         (torch.rand(2, 5, 5, device=device),
-          torch.tensor([[300, 300, 15, 7, 15], [100, 250, 64, 0, 64]], dtype=torch.int32,
-                       device=device), 64, 0.125, 1, True)),
+        (
+            "score_blocks_num_kv_blocks",
+            ns.score_blocks.default,
+            (
+                qs.expand(2, *qs.shape[1:]).contiguous(),
+                ks.expand(2, *ks.shape[1:]).contiguous(),
+                0.1,
+                torch.tensor([ks.shape[2], 1], dtype=torch.int32, device=device),
+                True,
+            ),
+        ),
+        (
+            "select_blocks_varlen",
+            ns.select_blocks_varlen.default,
+            (
+                torch.rand(2, 5, 5, device=device),
+                torch.tensor(
+                    [[300, 300, 15, 7, 15], [100, 250, 64, 0, 64]], dtype=torch.int32, device=device
+                ),
+                64,
+                0.125,
+                1,
+                True,
+            ),
+        ),
         ("walk_blocks", ns.walk_blocks.default, (base, trans, None, 3, 0.25)),
         ("walk_blocks_init", ns.walk_blocks.default, (base, trans, base.clone(), 2, 0.25)),
         ("select_blocks", ns.select_blocks.default, (scores, tq, tq, 64, 0.125, 15, 7, 15, 4)),
         ("sparse_prefill", ns.sparse_prefill.default, (q, k, v, idx, cnt, None, True)),
-        ("sparse_prefill_varlen", ns.sparse_prefill_varlen.default,
-         (qv, kv, vv, vidx, vcnt, cu_q, cu_k, None, None, None, True)),
-        ("sparse_prefill_varlen_paged", ns.sparse_prefill_varlen.default,
-         (qv, pages, pages, vidx, vcnt, cu_q, None, seq_k, table, None, True)),
+        (
+            "sparse_prefill_varlen",
+            ns.sparse_prefill_varlen.default,
+            (qv, kv, vv, vidx, vcnt, cu_q, cu_k, None, None, None, True),
+        ),
+        (
+            "sparse_prefill_varlen_paged",
+            ns.sparse_prefill_varlen.default,
+            (qv, pages, pages, vidx, vcnt, cu_q, None, seq_k, table, None, True),
+        ),
         ("sparse_decode", ns.sparse_decode.default, (qd, k, v, didx, dcnt, 0.125, True)),
-        ("update_block_sketch_", ns.update_block_sketch_.default,
-         (torch.randn(1, 2, 6, 32, device=device), torch.randn(1, 2, 1, 32, device=device), 70, 64)),
-        ("push_query_window_", ns.push_query_window_.default,
-         (torch.randn(1, 4, 8, 32, device=device), torch.randn(1, 4, 1, 32, device=device), 11)),
+        (
+            "update_block_sketch_",
+            ns.update_block_sketch_.default,
+            (
+                torch.randn(1, 2, 6, 32, device=device),
+                torch.randn(1, 2, 1, 32, device=device),
+                70,
+                64,
+            ),
+        ),
+        (
+            "push_query_window_",
+            ns.push_query_window_.default,
+            (torch.randn(1, 4, 8, 32, device=device), torch.randn(1, 4, 1, 32, device=device), 11),
+        ),
         ("update_block_matrix_", ns.update_block_matrix_.default, (a, r, 300, 64)),
-        ("update_window_logits_", ns.update_window_logits_.default,
-         (torch.randn(1, 4, 8, 7, device=device), torch.randn(1, 4, 8, 32, device=device),
-          torch.randn(1, 2, 6, 32, device=device), 5, 3, 0.1)),
-        ("window_block_scores", ns.window_block_scores.default,
-         (torch.randn(1, 4, 8, 7, device=device), 6, 5)),
-        ("select_decode_blocks_", ns.select_decode_blocks_.default,
-         (qd, k, torch.zeros(1, 2, 16, 32, device=device), torch.zeros(1, 4, 8, 32, device=device),
-          torch.zeros(1, 4, 8, 16, device=device), torch.eye(16, device=device)[None].clone(),
-          signs, coords, 4, 4, 64, 3, 0.25, 0.1, 0.125, 15, 7, 15)),
-        ("sparse_decode_seq_lens", ns.sparse_decode.default,
-         (qd, k, v, didx, dcnt, 0.125, True, lens)),
-        ("sparse_decode_left_padded", ns.sparse_decode.default,
-         (qd, k, v, didx, dcnt, 0.125, True, lens, None,
-          torch.tensor([5], dtype=torch.int32, device=device))),
-        ("sparse_decode_paged", ns.sparse_decode.default,
-         (qd[:, :, :, :64].expand(2, 4, 1, 64).contiguous(), pages, pages,
-          vidx[:, :, :1].contiguous(), torch.tensor([[[2]], [[5]]], dtype=torch.int32,
-                                                    device=device), 0.125, True, seq_k, table)),
-        ("quantize_keys4_", ns.quantize_keys4_.default,
-         (codes, scales, k[:, :, :5], lens, True)),
-        ("score_blocks_keys4", ns.score_blocks_keys4.default,
-         (qd, codes, scales, lens, None, True)),
-        ("quantize_keys4_paged", ns.quantize_keys4_.default,
-         (torch.zeros(7, 2, 64, 32, dtype=torch.uint8, device=device),
-          torch.zeros(7, 2, 64, device=device), kv[:2, None].transpose(1, 2).contiguous(), seq_k,
-          True, table)),
-        ("score_blocks_keys4_paged", ns.score_blocks_keys4.default,
-         (qd[:, :, :, :64].expand(2, 4, 1, 64).contiguous(),
-          torch.randint(1, 16, (7, 2, 64, 32), dtype=torch.uint8, device=device),
-          torch.rand(7, 2, 64, device=device), seq_k, None, True, table)),
-        ("select_blocks_keys4", ns.select_blocks_keys4.default,
-         (torch.rand(1, 2, 5, device=device), lens, 0.125, 0.05, 0.025, True)),
+        (
+            "update_window_logits_",
+            ns.update_window_logits_.default,
+            (
+                torch.randn(1, 4, 8, 7, device=device),
+                torch.randn(1, 4, 8, 32, device=device),
+                torch.randn(1, 2, 6, 32, device=device),
+                5,
+                3,
+                0.1,
+            ),
+        ),
+        (
+            "window_block_scores",
+            ns.window_block_scores.default,
+            (torch.randn(1, 4, 8, 7, device=device), 6, 5),
+        ),
+        (
+            "select_decode_blocks_",
+            ns.select_decode_blocks_.default,
+            (
+                qd,
+                k,
+                torch.zeros(1, 2, 16, 32, device=device),
+                torch.zeros(1, 4, 8, 32, device=device),
+                torch.zeros(1, 4, 8, 16, device=device),
+                torch.eye(16, device=device)[None].clone(),
+                signs,
+                coords,
+                4,
+                4,
+                64,
+                3,
+                0.25,
+                0.1,
+                0.125,
+                15,
+                7,
+                15,
+            ),
+        ),
+        (
+            "sparse_decode_seq_lens",
+            ns.sparse_decode.default,
+            (qd, k, v, didx, dcnt, 0.125, True, lens),
+        ),
+        (
+            "sparse_decode_left_padded",
+            ns.sparse_decode.default,
+            (
+                qd,
+                k,
+                v,
+                didx,
+                dcnt,
+                0.125,
+                True,
+                lens,
+                None,
+                torch.tensor([5], dtype=torch.int32, device=device),
+            ),
+        ),
+        (
+            "sparse_decode_paged",
+            ns.sparse_decode.default,
+            (
+                qd[:, :, :, :64].expand(2, 4, 1, 64).contiguous(),
+                pages,
+                pages,
+                vidx[:, :, :1].contiguous(),
+                torch.tensor([[[2]], [[5]]], dtype=torch.int32, device=device),
+                0.125,
+                True,
+                seq_k,
+                table,
+            ),
+        ),
+        ("quantize_keys4_", ns.quantize_keys4_.default, (codes, scales, k[:, :, :5], lens, True)),
+        (
+            "score_blocks_keys4",
+            ns.score_blocks_keys4.default,
+            (qd, codes, scales, lens, None, True),
+        ),
+        (
+            "quantize_keys4_paged",
+            ns.quantize_keys4_.default,
+            (
+                torch.zeros(7, 2, 64, 32, dtype=torch.uint8, device=device),
+                torch.zeros(7, 2, 64, device=device),
+                kv[:2, None].transpose(1, 2).contiguous(),
+                seq_k,
+                True,
+                table,
+            ),
+        ),
+        (
+            "score_blocks_keys4_paged",
+            ns.score_blocks_keys4.default,
+            (
+                qd[:, :, :, :64].expand(2, 4, 1, 64).contiguous(),
+                torch.randint(1, 16, (7, 2, 64, 32), dtype=torch.uint8, device=device),
+                torch.rand(7, 2, 64, device=device),
+                seq_k,
+                None,
+                True,
+                table,
+            ),
+        ),
+        (
+            "select_blocks_keys4",
+            ns.select_blocks_keys4.default,
+            (torch.rand(1, 2, 5, device=device), lens, 0.125, 0.05, 0.025, True),
+        ),
     ]
 
 
-NAMES = ["hadamard_sketch", "hadamard_sketch_varlen", "score_blocks", "score_blocks_num_kv_blocks",
-         "walk_blocks", "walk_blocks_init", "select_blocks", "select_blocks_varlen",
-         "sparse_prefill", "sparse_prefill_varlen", "sparse_prefill_varlen_paged", "sparse_decode",
-         "update_block_sketch_", "push_query_window_",
-         "update_block_matrix_", "update_window_logits_", "window_block_scores",
-         "select_decode_blocks_", "sparse_decode_seq_lens", "sparse_decode_left_padded",
-         "sparse_decode_paged", "quantize_keys4_",
-         "score_blocks_keys4", "quantize_keys4_paged", "score_blocks_keys4_paged",
-         "select_blocks_keys4"]
+NAMES = [
+    "hadamard_sketch",
+    "hadamard_sketch_varlen",
+    "score_blocks",
+    "score_blocks_num_kv_blocks",
+    "walk_blocks",
+    "walk_blocks_init",
+    "select_blocks",
+    "select_blocks_varlen",
+    "sparse_prefill",
+    "sparse_prefill_varlen",
+    "sparse_prefill_varlen_paged",
+    "sparse_decode",
+    "update_block_sketch_",
+    "push_query_window_",
+    "update_block_matrix_",
+    "update_window_logits_",
+    "window_block_scores",
+    "select_decode_blocks_",
+    "sparse_decode_seq_lens",
+    "sparse_decode_left_padded",
+    "sparse_decode_paged",
+    "quantize_keys4_",
+    "score_blocks_keys4",
+    "quantize_keys4_paged",
+    "score_blocks_keys4_paged",
+    "select_blocks_keys4",
+]
 
 
 def test_every_registered_op_is_checked():
     ops()  # loads the extension
-    registered = {name.split("::")[1].split(".")[0] for name in torch._C._dispatch_get_all_op_names()
-                  if name.startswith("sketchwalk::")}
-    checked = {name for _, op, _ in op_cases("cpu") for name in [op.name().split("::")[1].split(".")[0]]}
-    assert registered and registered <= checked, f"ops without an opcheck case: {registered - checked}"
+    registered = {
+        name.split("::")[1].split(".")[0]
+        for name in torch._C._dispatch_get_all_op_names()
+        if name.startswith("sketchwalk::")
+    }
+    checked = {
+        name for _, op, _ in op_cases("cpu") for name in [op.name().split("::")[1].split(".")[0]]
+    }
+    assert registered and registered <= checked, (
+        f"ops without an opcheck case: {registered - checked}"
+    )
 
 
 @pytest.mark.parametrize("device", device_params())

@@ -70,8 +70,9 @@ def test_paged_step_equals_packed_and_alone(sw, device):
         want = sw.sketchwalk_attention_varlen(q, k, v, layer, states, packed_plan)
         torch.testing.assert_close(got, want, **tolerance(device, True), msg=f"layer {layer}")
     density = sw.paged.paged_density(plan, 3)
-    assert {b: float(d) for b, d in density.items()} == \
-        {b: s.last_density[3] for b, s in enumerate(states)}
+    assert {b: float(d) for b, d in density.items()} == {
+        b: s.last_density[3] for b, s in enumerate(states)
+    }
     # Decode steps: every sequence in one batched call per layer, equal to each alone.
     for step in range(2):
         for b, t in enumerate(lens):
@@ -83,9 +84,13 @@ def test_paged_step_equals_packed_and_alone(sw, device):
             k = torch.cat([x[n - 1 : n] for x, n in zip(ks, keys_now)])
             got = sw.sketchwalk_attention_paged(q, k, cache.k, cache.v, layer, plan, keys4)
             for b, n in enumerate(keys_now):
-                alone = sw.sketchwalk_attention(qs[b][n - 1 : n].transpose(0, 1)[None],
-                                                ks[b][:n].transpose(0, 1)[None],
-                                                vs[b][:n].transpose(0, 1)[None], layer, states[b])
+                alone = sw.sketchwalk_attention(
+                    qs[b][n - 1 : n].transpose(0, 1)[None],
+                    ks[b][:n].transpose(0, 1)[None],
+                    vs[b][:n].transpose(0, 1)[None],
+                    layer,
+                    states[b],
+                )
                 tol = tolerance(device, layer >= cfg.dense_layers)
                 torch.testing.assert_close(got[b], alone[0, :, 0], **tol, msg=f"{step} {layer} {b}")
         density = sw.paged.paged_density(plan, 2)
@@ -108,8 +113,15 @@ def test_paged_mixed_step(sw):
     cache.append(1, k1[:200], v1[:200])
     first = sw.StepPlan(cfg, [300, 200], [300, 200], page_table=cache.table[:2].contiguous())
     for layer in range(3):
-        sw.sketchwalk_attention_paged(torch.cat([q0[:300], q1[:200]]), torch.cat([k0[:300], k1[:200]]),
-                                      cache.k, cache.v, layer, first, keys4)
+        sw.sketchwalk_attention_paged(
+            torch.cat([q0[:300], q1[:200]]),
+            torch.cat([k0[:300], k1[:200]]),
+            cache.k,
+            cache.v,
+            layer,
+            first,
+            keys4,
+        )
         for b, (q, k, v, t) in enumerate(((q0, k0, v0, 300), (q1, k1, v1, 200))):
             hnd = [x[:t].transpose(0, 1)[None] for x in (q, k, v)]
             sw.sketchwalk_attention(*hnd, layer, alone[b])
@@ -119,15 +131,38 @@ def test_paged_mixed_step(sw):
     plan = sw.StepPlan(cfg, [200, 1, 130], [500, 201, 130], page_table=cache.table)
     assert plan.phases() == ("chunk", "decode", "prefill")
     for layer in range(3):
-        got = sw.sketchwalk_attention_paged(torch.cat([q0[300:], q1[200:], q2]),
-                                            torch.cat([k0[300:], k1[200:], k2]), cache.k, cache.v,
-                                            layer, plan, keys4)
-        want = [sw.sketchwalk_attention(q0[300:].transpose(0, 1)[None], k0.transpose(0, 1)[None],
-                                        v0.transpose(0, 1)[None], layer, alone[0]),
-                sw.sketchwalk_attention(q1[200:].transpose(0, 1)[None], k1.transpose(0, 1)[None],
-                                        v1.transpose(0, 1)[None], layer, alone[1]),
-                sw.sketchwalk_attention(q2.transpose(0, 1)[None], k2.transpose(0, 1)[None],
-                                        v2.transpose(0, 1)[None], layer, alone[2])]
+        got = sw.sketchwalk_attention_paged(
+            torch.cat([q0[300:], q1[200:], q2]),
+            torch.cat([k0[300:], k1[200:], k2]),
+            cache.k,
+            cache.v,
+            layer,
+            plan,
+            keys4,
+        )
+        want = [
+            sw.sketchwalk_attention(
+                q0[300:].transpose(0, 1)[None],
+                k0.transpose(0, 1)[None],
+                v0.transpose(0, 1)[None],
+                layer,
+                alone[0],
+            ),
+            sw.sketchwalk_attention(
+                q1[200:].transpose(0, 1)[None],
+                k1.transpose(0, 1)[None],
+                v1.transpose(0, 1)[None],
+                layer,
+                alone[1],
+            ),
+            sw.sketchwalk_attention(
+                q2.transpose(0, 1)[None],
+                k2.transpose(0, 1)[None],
+                v2.transpose(0, 1)[None],
+                layer,
+                alone[2],
+            ),
+        ]
         want = torch.cat([w[0].transpose(0, 1) for w in want])
         tol = dict(atol=1e-5, rtol=1e-5) if layer < cfg.dense_layers else dict(atol=0, rtol=0)
         torch.testing.assert_close(got, want, **tol, msg=f"layer {layer}")
@@ -140,11 +175,17 @@ def test_paged_refusals(sw):
     plan = sw.StepPlan(cfg, [10], [10], page_table=table)
     pool = torch.zeros(8, 64, HKV, D)
     f = sw.sketchwalk_attention_paged
-    assert_raises_naming(lambda: f(tokens(10, HQ), tokens(10, HKV), pool, pool, 2,
-                                   sw.StepPlan(cfg, [10], [10]), keys4), "plan", exc=TypeError)
+    assert_raises_naming(
+        lambda: f(
+            tokens(10, HQ), tokens(10, HKV), pool, pool, 2, sw.StepPlan(cfg, [10], [10]), keys4
+        ),
+        "plan",
+        exc=TypeError,
+    )
     assert_raises_naming(lambda: f(tokens(9, HQ), tokens(10, HKV), pool, pool, 2, plan, keys4), "q")
-    assert_raises_naming(lambda: f(tokens(10, HQ), tokens(10, HKV), pool[:4], pool[:4], 2, plan,
-                                   keys4), "k_pages")
+    assert_raises_naming(
+        lambda: f(tokens(10, HQ), tokens(10, HKV), pool[:4], pool[:4], 2, plan, keys4), "k_pages"
+    )
     with pytest.raises(ValueError, match="page_table"):
         sw.StepPlan(cfg, [10], [200], page_table=table)  # 200 keys need 4 pages
 
@@ -167,13 +208,19 @@ def test_paged_step_no_sync_and_graph(sw):
     layers = range(4)
     warm = sw.StepPlan(cfg, [100], [100], "cuda", page_table=cache.table[2:].contiguous())
     for layer in layers:  # first use: the sketch's draw reaches the device, pools are made
-        sw.sketchwalk_attention_paged(qs[2][:100], ks[2][:100], cache.k, cache.v, layer, warm, keys4)
+        sw.sketchwalk_attention_paged(
+            qs[2][:100], ks[2][:100], cache.k, cache.v, layer, warm, keys4
+        )
     plan = sw.StepPlan(cfg, [200, 130, 700], lens, "cuda", page_table=cache.table)
     assert plan.phases() == ("chunk", "prefill", "prefill")
     q = torch.cat([qs[0][100:300], qs[1][:130], qs[2][:700]])
     k = torch.cat([ks[0][100:300], ks[1][:130], ks[2][:700]])
-    run_without_sync(lambda: [sw.sketchwalk_attention_paged(q, k, cache.k, cache.v, layer, plan,
-                                                            keys4) for layer in layers])
+    run_without_sync(
+        lambda: [
+            sw.sketchwalk_attention_paged(q, k, cache.k, cache.v, layer, plan, keys4)
+            for layer in layers
+        ]
+    )
     for b, t in enumerate(lens):
         cache.append(b, ks[b][t : t + 1], vs[b][t : t + 1])
     step = sw.StepPlan(cfg, [1, 1, 1], [t + 1 for t in lens], "cuda", page_table=cache.table)
@@ -181,8 +228,10 @@ def test_paged_step_no_sync_and_graph(sw):
     k1 = torch.cat([ks[b][t : t + 1] for b, t in enumerate(lens)])
 
     def decode_all_layers():
-        return [sw.sketchwalk_attention_paged(q1, k1, cache.k, cache.v, layer, step, keys4)
-                for layer in layers]
+        return [
+            sw.sketchwalk_attention_paged(q1, k1, cache.k, cache.v, layer, step, keys4)
+            for layer in layers
+        ]
 
     eager = run_without_sync(decode_all_layers)
     graph, captured = capture_graph(decode_all_layers)

@@ -9,8 +9,10 @@ import torch
 import reference as R
 from conftest import device_params
 from tolerances import assert_within_torch_error
-from utils import torch_masked_baseline
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    torch_masked_baseline,
+)
 
 
 def _margin(scores, tq, tk, keep_frac, w, sink):
@@ -62,8 +64,17 @@ def reference_run(cfg, layers, tokens, steps, signs, coords):
         r = R.layer_prefill(q, k, v, cfg, signs, coords, walk_prev)
         walk_prev = r["W"]
         prefill[li] = r
-        margin = min(margin, _margin(r["W"].float(), tokens, tokens, cfg.kblocks_frac,
-                                     cfg.window_tokens(tokens), cfg.sink_tokens(tokens)))
+        margin = min(
+            margin,
+            _margin(
+                r["W"].float(),
+                tokens,
+                tokens,
+                cfg.kblocks_frac,
+                cfg.window_tokens(tokens),
+                cfg.sink_tokens(tokens),
+            ),
+        )
     windows = {li: r["window"] for li, r in prefill.items()}
     trans = {li: r["transition"] for li, r in prefill.items()}
     decode = []
@@ -75,23 +86,35 @@ def reference_run(cfg, layers, tokens, steps, signs, coords):
                 continue
             qn, kc, vc = q[:, :, tk - 1 : tk], k[:, :, :tk], v[:, :, :tk]
             new_q = R.hadamard_sketch(qn, signs, coords, 1)
-            win = torch.cat([windows[li], new_q], dim=2)[:, :, -cfg.query_window:]
+            win = torch.cat([windows[li], new_q], dim=2)[:, :, -cfg.query_window :]
             r = R.layer_decode_step(qn, kc, vc, win, trans[li], cfg, signs, coords)
             windows[li], trans[li] = win, r["transition"]
             per_layer[li] = r
-            margin = min(margin, _margin(r["walk"].float(), 1, tk, cfg.decode_fracs()[0],
-                                         cfg.decode_window_tokens(tk), cfg.decode_sink_tokens(tk)))
+            margin = min(
+                margin,
+                _margin(
+                    r["walk"].float(),
+                    1,
+                    tk,
+                    cfg.decode_fracs()[0],
+                    cfg.decode_window_tokens(tk),
+                    cfg.decode_sink_tokens(tk),
+                ),
+            )
         decode.append(per_layer)
     return prefill, decode, margin
 
 
 @pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("tokens,hq,hkv,d,dtype", [
-    (1023, 4, 1, 64, torch.float32),
-    (1000, 6, 2, 128, torch.float32),
-    (700, 4, 4, 64, torch.bfloat16),
-    (63, 2, 1, 64, torch.float32),
-])
+@pytest.mark.parametrize(
+    "tokens,hq,hkv,d,dtype",
+    [
+        (1023, 4, 1, 64, torch.float32),
+        (1000, 6, 2, 128, torch.float32),
+        (700, 4, 4, 64, torch.bfloat16),
+        (63, 2, 1, 64, torch.float32),
+    ],
+)
 def test_pipeline_prefill_and_decode(device, tokens, hq, hkv, d, dtype):
     sw = pytest.importorskip("sketchwalk")
     if device == "cuda" and dtype == torch.float32:
@@ -117,8 +140,11 @@ def test_pipeline_prefill_and_decode(device, tokens, hq, hkv, d, dtype):
         if li < cfg.dense_layers:
             ref = R.dense_causal_attention(q, k, v)
             base = torch.nn.functional.scaled_dot_product_attention(
-                q, k.repeat_interleave(hq // hkv, 1), v.repeat_interleave(hq // hkv, 1),
-                is_causal=True)
+                q,
+                k.repeat_interleave(hq // hkv, 1),
+                v.repeat_interleave(hq // hkv, 1),
+                is_causal=True,
+            )
             assert_within_torch_error(out, ref, base, dtype, msg=f"dense layer {li}")
             continue
         r = prefill[li]
@@ -139,8 +165,9 @@ def test_pipeline_prefill_and_decode(device, tokens, hq, hkv, d, dtype):
                 continue
             r = decode[step][li]
             base = torch_masked_baseline(qn, kc, vc, r["block_index"], r["num_selected"], B)
-            assert_within_torch_error(out, r["out"], base, dtype,
-                                      msg=f"decode step {step} layer {li} (tk={tk})")
+            assert_within_torch_error(
+                out, r["out"], base, dtype, msg=f"decode step {step} layer {li} (tk={tk})"
+            )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -156,6 +183,7 @@ def test_pipeline_all_dense_config_equals_dense(device):
     out = sw.sketchwalk_attention(q, k, v, 0, state)
     ref = R.dense_causal_attention(q, k, v)
     base = torch.nn.functional.scaled_dot_product_attention(
-        q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), is_causal=True)
+        q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), is_causal=True
+    )
     assert_within_torch_error(out, ref, base, dtype, msg="all blocks kept")
     assert float(state.last_density[0]) == pytest.approx(1.0)

@@ -8,8 +8,10 @@ import torch
 import reference as R
 from conftest import device_params
 from tolerances import assert_within_torch_error
-from utils import torch_masked_baseline
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    torch_masked_baseline,
+)
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -27,17 +29,27 @@ def test_prefill_chunk_matches_reference(sw, device, tq, tk, selection):
     if selection == "layer":
         ref = R.layer_prefill_chunk(q, k, v, cfg, signs, coords)
     else:  # per KV group: each group's query heads as their own batch row (section 8)
-        rows = [R.layer_prefill_chunk(q[:, 2 * g : 2 * g + 2], k[:, g : g + 1], v[:, g : g + 1],
-                                      cfg, signs, coords) for g in range(2)]
-        ref = dict(out=torch.cat([r["out"] for r in rows], 1),
-                   block_index=torch.cat([r["block_index"] for r in rows], 1),
-                   num_selected=torch.cat([r["num_selected"] for r in rows], 1))
+        rows = [
+            R.layer_prefill_chunk(
+                q[:, 2 * g : 2 * g + 2], k[:, g : g + 1], v[:, g : g + 1], cfg, signs, coords
+            )
+            for g in range(2)
+        ]
+        ref = dict(
+            out=torch.cat([r["out"] for r in rows], 1),
+            block_index=torch.cat([r["block_index"] for r in rows], 1),
+            num_selected=torch.cat([r["num_selected"] for r in rows], 1),
+        )
     base = torch_masked_baseline(q, k, v, ref["block_index"], ref["num_selected"], B)
     assert_within_torch_error(out, ref["out"], base, dtype, msg=f"chunk {tq} over {tk}")
     want = R.block_index_to_mask(ref["block_index"], ref["num_selected"], R.ceil_div(tk, B))
     density = state.last_density[0]
-    kept = R.token_mask_from_block_index(ref["block_index"], ref["num_selected"], tq, tk, B, 0,
-                                         tq).double().mean().item()
+    kept = (
+        R.token_mask_from_block_index(ref["block_index"], ref["num_selected"], tq, tk, B, 0, tq)
+        .double()
+        .mean()
+        .item()
+    )
     causal = (tq * (tk - tq) + tq * (tq + 1) / 2) / (tq * tk)
     assert density == pytest.approx(kept / causal, rel=1e-9), (density, kept / causal)
     assert want.any()

@@ -13,12 +13,15 @@ import pathlib
 import sys
 
 import pytest
-import reference as R
 import torch
+
+import reference as R
 from conftest import device_params
 from memory_utils import peak_allocated
-from utils import random_keep
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    random_keep,
+)
 
 
 def dense_map_density(block_index, num_selected, num_queries, block_size, num_keys=None):
@@ -49,8 +52,21 @@ def dense_map_density(block_index, num_selected, num_queries, block_size, num_ke
     return (kept / area.sum()).mean()
 
 
-@pytest.mark.parametrize("tq,tk", [(1, 1), (63, 63), (64, 64), (65, 65), (1000, 1000), (200, 1000),
-                                   (64, 130), (1, 700), (333, 4097), (4097, 4097)])
+@pytest.mark.parametrize(
+    "tq,tk",
+    [
+        (1, 1),
+        (63, 63),
+        (64, 64),
+        (65, 65),
+        (1000, 1000),
+        (200, 1000),
+        (64, 130),
+        (1, 700),
+        (333, 4097),
+        (4097, 4097),
+    ],
+)
 @pytest.mark.parametrize("heads", [1, 3])
 @pytest.mark.parametrize("device", device_params())
 def test_prefill_density_equals_dense_map(tq, tk, heads, device):
@@ -73,10 +89,13 @@ def test_prefill_density_of_select_blocks_equals_dense_map():
     for tokens in (300, 2048, 5000):
         n = -(-tokens // B)
         scores = torch.rand(2, n, n)
-        index, count = sw.ops.select_blocks(scores, tokens, tokens, B, 0.125, tokens // 20,
-                                            tokens // 40, tokens // 20, 4)
-        assert torch.equal(sw.density.prefill_density(index, count, tokens, B),
-                           dense_map_density(index, count, tokens, B))
+        index, count = sw.ops.select_blocks(
+            scores, tokens, tokens, B, 0.125, tokens // 20, tokens // 40, tokens // 20, 4
+        )
+        assert torch.equal(
+            sw.density.prefill_density(index, count, tokens, B),
+            dense_map_density(index, count, tokens, B),
+        )
 
 
 def test_prefill_density_memory_is_per_row():
@@ -107,8 +126,11 @@ def test_prefill_layer_peak_memory(preset, monkeypatch):
     group under kv_group."""
     sw = pytest.importorskip("sketchwalk")
     monkeypatch.setattr(sw.ops, "sparse_prefill", _stub_sparse_prefill)
-    cfg = {"default": sw.SketchWalkConfig(), "paper": sw.SketchWalkConfig.paper(),
-           "kv_group": sw.SketchWalkConfig(prefill_selection="kv_group")}[preset]
+    cfg = {
+        "default": sw.SketchWalkConfig(),
+        "paper": sw.SketchWalkConfig.paper(),
+        "kv_group": sw.SketchWalkConfig(prefill_selection="kv_group"),
+    }[preset]
     cfg = dataclasses.replace(cfg, dense_layers=0)
     hq, hkv = (4, 2) if preset == "kv_group" else (2, 1)
     tokens, d = 1024 * B, 64
@@ -126,14 +148,18 @@ def test_prefill_layer_peak_memory(preset, monkeypatch):
         expected = 2 * n2 + lse  # W and the block index, lse while the attention runs
         if preset == "paper":
             t_buf = state.layers[layer].transition
-            expected += t_buf.nbytes + state.layers[layer].key_blocks.nbytes \
+            expected += (
+                t_buf.nbytes
+                + state.layers[layer].key_blocks.nbytes
                 + state.layers[layer].window_logits.nbytes
+            )
         # Slack for the O(N) vectors (sketches of the key blocks, density counts): far below
         # one N x N buffer. The carried walk of layer 0 is freed inside layer 1's walk and is not
         # counted by the profiler there, which only sees allocations made during the call.
         assert beyond <= expected + n2 // 4, (
             f"layer {layer}: {beyond / n2:.2f} N x N float32 buffers beyond q/k/v/out, expected "
-            f"{expected / n2:.2f}")
+            f"{expected / n2:.2f}"
+        )
         assert state._carried_walk is not None and state._carried_walk.shape[-1] == n
 
 
@@ -188,10 +214,25 @@ def test_prefill_memory_bench_runs_on_cpu():
         sys.path.insert(0, root)
     from bench.python.prefill_memory import main
 
-    rows = main(["--tokens", "2048", "--heads", "2", "--kv-heads", "1", "--head-dim", "64",
-                 "--device", "cpu", "--configs", "default,paper,kv_group"])
+    rows = main(
+        [
+            "--tokens",
+            "2048",
+            "--heads",
+            "2",
+            "--kv-heads",
+            "1",
+            "--head-dim",
+            "64",
+            "--device",
+            "cpu",
+            "--configs",
+            "default,paper,kv_group",
+        ]
+    )
     assert [(r["config"], r["layer"]) for r in rows] == [
-        (c, layer) for c in ("default", "paper", "kv_group") for layer in (0, 1)]
+        (c, layer) for c in ("default", "paper", "kv_group") for layer in (0, 1)
+    ]
     for r in rows:
         assert r["deterministic"] and r["extra"] is None and 0.0 < r["density"] <= 1.0
         assert r["block_index"] == ((1, 1, 32, 32), "int32")

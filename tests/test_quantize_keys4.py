@@ -19,7 +19,9 @@ def check_rows(codes, scales, k, rows_of_batch):
     for b, rows in enumerate(rows_of_batch):
         assert torch.equal(codes[b, :, rows], packed[b]), f"codes of batch row {b}"
         got, want = scales[b, :, rows], ref_scales[b].to(scales.device)
-        assert torch.equal(got, want), f"scales of batch row {b}: max diff {(got - want).abs().max()}"
+        assert torch.equal(got, want), (
+            f"scales of batch row {b}: max diff {(got - want).abs().max()}"
+        )
         written[b, :, rows] = True
     assert (codes[~written] == POISON_CODE).all(), "a row outside the write was touched"
     assert torch.isnan(scales[~written]).all(), "a scale outside the write was touched"

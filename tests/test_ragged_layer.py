@@ -17,8 +17,11 @@ def packed(tensors):
 
 
 def qkv(lens):
-    return ([torch.randn(1, HQ, t, D) for t in lens], [torch.randn(1, HKV, t, D) for t in lens],
-            [torch.randn(1, HKV, t, D) for t in lens])
+    return (
+        [torch.randn(1, HQ, t, D) for t in lens],
+        [torch.randn(1, HKV, t, D) for t in lens],
+        [torch.randn(1, HKV, t, D) for t in lens],
+    )
 
 
 @pytest.mark.parametrize("layer_idx", [0, 2])
@@ -27,13 +30,20 @@ def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
     qs, ks, vs = qkv([t + 1 for t in LENS])  # the last token of each: its decode step
     alone = [sw.SketchWalkState(cfg) for _ in LENS]
     ragged = [sw.SketchWalkState(cfg) for _ in LENS]
-    want = [sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], layer_idx, s)
-            for q, k, v, t, s in zip(qs, ks, vs, LENS, alone)]
+    want = [
+        sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], layer_idx, s)
+        for q, k, v, t, s in zip(qs, ks, vs, LENS, alone)
+    ]
     plan = sw.StepPlan(cfg, LENS, LENS)
     assert plan.phases() == ("prefill",) * 3
     got = sw.sketchwalk_attention_varlen(
-        packed([q[:, :, :t] for q, t in zip(qs, LENS)]), packed([k[:, :, :t] for k, t in zip(ks, LENS)]),
-        packed([v[:, :, :t] for v, t in zip(vs, LENS)]), layer_idx, ragged, plan)
+        packed([q[:, :, :t] for q, t in zip(qs, LENS)]),
+        packed([k[:, :, :t] for k, t in zip(ks, LENS)]),
+        packed([v[:, :, :t] for v, t in zip(vs, LENS)]),
+        layer_idx,
+        ragged,
+        plan,
+    )
     want_packed = packed(want)
     if layer_idx < cfg.dense_layers:  # SDPA alone, the varlen kernel with every block ragged
         torch.testing.assert_close(got, want_packed, atol=1e-5, rtol=1e-5)
@@ -42,17 +52,26 @@ def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
         for a, r in zip(alone, ragged):
             assert a.last_density == r.last_density
     # One decode step of every sequence, and then a step mixing a prefill with two decodes.
-    step_want = [sw.sketchwalk_attention(q[:, :, t:], k, v, layer_idx, s)
-                 for q, k, v, t, s in zip(qs, ks, vs, LENS, alone)]
+    step_want = [
+        sw.sketchwalk_attention(q[:, :, t:], k, v, layer_idx, s)
+        for q, k, v, t, s in zip(qs, ks, vs, LENS, alone)
+    ]
     plan = sw.StepPlan(cfg, [1, 1, 1], [t + 1 for t in LENS])
     assert plan.phases() == ("decode",) * 3
-    got = sw.sketchwalk_attention_varlen(packed([q[:, :, t:] for q, t in zip(qs, LENS)]),
-                                         packed(ks), packed(vs), layer_idx, ragged, plan)
+    got = sw.sketchwalk_attention_varlen(
+        packed([q[:, :, t:] for q, t in zip(qs, LENS)]),
+        packed(ks),
+        packed(vs),
+        layer_idx,
+        ragged,
+        plan,
+    )
     assert torch.equal(got, packed(step_want))
     fresh = sw.SketchWalkState(cfg)
     q_new, k_new, v_new = qkv([129])
-    want_new = sw.sketchwalk_attention(q_new[0], k_new[0], v_new[0], layer_idx,
-                                       sw.SketchWalkState(cfg))
+    want_new = sw.sketchwalk_attention(
+        q_new[0], k_new[0], v_new[0], layer_idx, sw.SketchWalkState(cfg)
+    )
     plan = sw.StepPlan(cfg, [1, 129, 1], [LENS[0] + 1, 129, LENS[2] + 1])
     assert plan.phases() == ("decode", "prefill", "decode")
     mixed_q = packed([qs[0][:, :, -1:], q_new[0], qs[2][:, :, -1:]])
@@ -62,8 +81,9 @@ def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
     # Sequences 0 and 2 continue the decode states of a prefill of their own first LENS keys.
     for b in (0, 2):
         t = LENS[b]
-        sw.sketchwalk_attention(qs[b][:, :, :t], ks[b][:, :, :t], vs[b][:, :, :t], layer_idx,
-                                states[b])
+        sw.sketchwalk_attention(
+            qs[b][:, :, :t], ks[b][:, :, :t], vs[b][:, :, :t], layer_idx, states[b]
+        )
     got = sw.sketchwalk_attention_varlen(mixed_q, mixed_k, mixed_v, layer_idx, states, plan)
     tol = dict(atol=1e-5, rtol=1e-5) if layer_idx < cfg.dense_layers else dict(atol=0, rtol=0)
     torch.testing.assert_close(got[1:130], want_new[0].transpose(0, 1), **tol)
@@ -81,15 +101,24 @@ def test_ragged_chunks_equal_each_sequence_alone(sw, layer_idx):
     ragged = [sw.SketchWalkState(cfg) for _ in range(3)]
     for b, c in enumerate(cut):
         for st in (alone[b], ragged[b]):
-            sw.sketchwalk_attention(qs[b][:, :, :c], ks[b][:, :, :c], vs[b][:, :, :c], layer_idx, st)
-    want = [sw.sketchwalk_attention(qs[b][:, :, cut[b]:], ks[b], vs[b], layer_idx, alone[b])
-            for b in range(2)]
+            sw.sketchwalk_attention(
+                qs[b][:, :, :c], ks[b][:, :, :c], vs[b][:, :, :c], layer_idx, st
+            )
+    want = [
+        sw.sketchwalk_attention(qs[b][:, :, cut[b] :], ks[b], vs[b], layer_idx, alone[b])
+        for b in range(2)
+    ]
     want.append(sw.sketchwalk_attention(qs[2], ks[2], vs[2], layer_idx, alone[2]))
     plan = sw.StepPlan(cfg, [500 - 200, 130 - 64, 300], [500, 130, 300])
     assert plan.phases() == ("chunk", "chunk", "prefill")
     got = sw.sketchwalk_attention_varlen(
-        packed([qs[0][:, :, 200:], qs[1][:, :, 64:], qs[2]]), packed(ks), packed(vs), layer_idx,
-        ragged, plan)
+        packed([qs[0][:, :, 200:], qs[1][:, :, 64:], qs[2]]),
+        packed(ks),
+        packed(vs),
+        layer_idx,
+        ragged,
+        plan,
+    )
     tol = dict(atol=1e-5, rtol=1e-5) if layer_idx < cfg.dense_layers else dict(atol=0, rtol=0)
     torch.testing.assert_close(got, packed(want), **tol)
     if layer_idx >= cfg.dense_layers:
@@ -105,10 +134,12 @@ def test_ragged_layer_refusals(sw):
     plan = sw.StepPlan(cfg, [100, 200], [100, 200])
     f = sw.sketchwalk_attention_varlen
     assert_raises_naming(lambda: f(packed(qs)[:-1], packed(ks), packed(vs), 2, states, plan), "q")
-    assert_raises_naming(lambda: f(packed(qs), packed(ks), packed(vs), 2, states[:1], plan),
-                         "states")
-    assert_raises_naming(lambda: f(packed(qs), packed(ks), packed(vs), 2, states, None), "plan",
-                         exc=TypeError)
+    assert_raises_naming(
+        lambda: f(packed(qs), packed(ks), packed(vs), 2, states[:1], plan), "states"
+    )
+    assert_raises_naming(
+        lambda: f(packed(qs), packed(ks), packed(vs), 2, states, None), "plan", exc=TypeError
+    )
     with pytest.raises(ValueError, match="queries"):
         sw.StepPlan(cfg, [101], [100])
     with pytest.raises(ValueError, match="same sequences"):
@@ -141,10 +172,12 @@ def test_ragged_walk_carried_between_layers_equals_each_sequence_alone(sw):
     plan = sw.StepPlan(cfg, LENS, LENS)
     for layer_idx in (first, first + 1, first + 2):
         qs, ks, vs = qkv(LENS)
-        want = [sw.sketchwalk_attention(q, k, v, layer_idx, s)
-                for q, k, v, s in zip(qs, ks, vs, alone)]
-        got = sw.sketchwalk_attention_varlen(packed(qs), packed(ks), packed(vs), layer_idx,
-                                             ragged, plan)
+        want = [
+            sw.sketchwalk_attention(q, k, v, layer_idx, s) for q, k, v, s in zip(qs, ks, vs, alone)
+        ]
+        got = sw.sketchwalk_attention_varlen(
+            packed(qs), packed(ks), packed(vs), layer_idx, ragged, plan
+        )
         torch.testing.assert_close(got, packed(want), atol=1e-6, rtol=1e-5)
         for a, r in zip(alone, ragged):
             assert a.last_density == r.last_density, f"layer {layer_idx}"

@@ -14,13 +14,31 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 eq = pytest.importorskip("eval.quality_sweep")
 
-HAS_RULER = all(importlib.util.find_spec(m) is not None for m in
-                ("long_context_eval", "nltk", "wonderwords", "scipy", "tenacity", "yaml"))
-needs_ruler = pytest.mark.skipif(not HAS_RULER, reason="nvidia-long-context-eval (and its "
-                                 "dependencies nltk, wonderwords, scipy, tenacity, pyyaml) not installed")
+HAS_RULER = all(
+    importlib.util.find_spec(m) is not None
+    for m in ("long_context_eval", "nltk", "wonderwords", "scipy", "tenacity", "yaml")
+)
+needs_ruler = pytest.mark.skipif(
+    not HAS_RULER,
+    reason="nvidia-long-context-eval (and its "
+    "dependencies nltk, wonderwords, scipy, tenacity, pyyaml) not installed",
+)
 
-ALL = ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_1", "niah_multikey_2",
-       "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe", "qa_1", "qa_2"]
+ALL = [
+    "niah_single_1",
+    "niah_single_2",
+    "niah_single_3",
+    "niah_multikey_1",
+    "niah_multikey_2",
+    "niah_multikey_3",
+    "niah_multivalue",
+    "niah_multiquery",
+    "vt",
+    "cwe",
+    "fwe",
+    "qa_1",
+    "qa_2",
+]
 NEW = ["niah_multikey_2", "niah_multikey_3", "vt", "cwe", "fwe", "qa_1", "qa_2"]
 
 
@@ -59,8 +77,9 @@ def test_answer_separator_goes_before_the_last_prefix():
     assert marked.endswith(eq.ANSWER_SEP + prefix)
     # Placeholders end the literal part that is searched for; a marked text is left alone.
     vt = " Answer: According to the chain(s), {num_v} variables are assigned the value {query}:"
-    assert eq.mark_answer_prefix("Q?" + vt.format(num_v=5, query=7), vt) == \
-        "Q?" + eq.ANSWER_SEP + vt.format(num_v=5, query=7)
+    assert eq.mark_answer_prefix(
+        "Q?" + vt.format(num_v=5, query=7), vt
+    ) == "Q?" + eq.ANSWER_SEP + vt.format(num_v=5, query=7)
     assert eq.mark_answer_prefix(marked, prefix) == marked
 
 
@@ -70,10 +89,16 @@ def test_tasks_match_synthetic_yaml_and_lengths():
     from long_context_eval.data.synthetic.constants import TASKS
 
     config = yaml.safe_load((Path(eq.assets.ruler_data_dir()) / "synthetic.yaml").read_text())
-    assert {name: (c["task"], c["args"]) for name, c in config.items()} == \
-        {name: (gen, args) for name, (gen, args) in eq.RULER_TASKS.items()}
-    expected = {"niah": 128, "variable_tracking": 30, "common_words_extraction": 120,
-                "freq_words_extraction": 50, "qa": 32}
+    assert {name: (c["task"], c["args"]) for name, c in config.items()} == {
+        name: (gen, args) for name, (gen, args) in eq.RULER_TASKS.items()
+    }
+    expected = {
+        "niah": 128,
+        "variable_tracking": 30,
+        "common_words_extraction": 120,
+        "freq_words_extraction": 50,
+        "qa": 32,
+    }
     for name, (gen, _) in eq.RULER_TASKS.items():
         assert eq.ruler_new_tokens(name) == TASKS[gen]["tokens_to_generate"] == expected[gen]
 
@@ -106,5 +131,6 @@ def test_generator_accepts_its_arguments(task, tmp_path, monkeypatch):
     assert item["length"] <= budget
     assert item["outputs"] and all(isinstance(r, str) and r for r in item["outputs"])
     raw = tmp_path / "assets" / "ruler" / tok_dir.name / f"{task}_{length}_1_42" / task
-    assert json.loads((raw / "validation.jsonl").read_text())["input"] == \
-        item["input"].replace(eq.ANSWER_SEP, "")
+    assert json.loads((raw / "validation.jsonl").read_text())["input"] == item["input"].replace(
+        eq.ANSWER_SEP, ""
+    )

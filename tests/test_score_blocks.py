@@ -21,8 +21,12 @@ def test_score_blocks_matches_reference(device, hq, hkv, rows, cols, m):
     exp = R.score_blocks(qs, ks, scale)
     assert got.shape == (2, rows, cols) and got.dtype == torch.float32
     assert_close64(got, exp, scale_atol=10)
-    torch.testing.assert_close(got.double().sum(-1), torch.ones(2, rows, dtype=torch.float64,
-                                                                device=device), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        got.double().sum(-1),
+        torch.ones(2, rows, dtype=torch.float64, device=device),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -49,14 +53,20 @@ def test_score_blocks_num_kv_blocks_matches_reference(device, hq, hkv, cols):
     exp = R.score_blocks(qs, ks, 0.3, counts.cpu())
     assert_close64(got, exp, scale_atol=10)
     for b in range(batch):
-        assert torch.all(got[b, :, int(counts[b]):] == 0)
-        assert torch.allclose(got[b, :, : int(counts[b])].sum(-1),
-                              torch.ones(rows, device=device, dtype=torch.float32))
+        assert torch.all(got[b, :, int(counts[b]) :] == 0)
+        assert torch.allclose(
+            got[b, :, : int(counts[b])].sum(-1),
+            torch.ones(rows, device=device, dtype=torch.float32),
+        )
 
 
 def test_score_blocks_num_kv_blocks_errors_name_the_argument():
     qs, ks = torch.randn(2, 2, 3, 8), torch.randn(2, 1, 4, 8)
     score = ops().score_blocks
-    for bad in (torch.tensor([4, 5], dtype=torch.int32), torch.tensor([0, 1], dtype=torch.int32),
-                torch.tensor([1], dtype=torch.int32), torch.tensor([1, 1])):
+    for bad in (
+        torch.tensor([4, 5], dtype=torch.int32),
+        torch.tensor([0, 1], dtype=torch.int32),
+        torch.tensor([1], dtype=torch.int32),
+        torch.tensor([1, 1]),
+    ):
         assert_raises_naming(lambda: score(qs, ks, 0.1, bad), "num_kv_blocks")

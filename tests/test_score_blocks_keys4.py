@@ -7,8 +7,12 @@ import torch
 import reference as R
 from conftest import device_params
 from keys4_utils import empty_cache
-from utils import GQA, SEQ_LENS, ops
-from utils import B  # the one block-size constant
+from utils import (
+    GQA,
+    SEQ_LENS,
+    B,  # the one block-size constant
+    ops,
+)
 
 
 def random_cache(batch, hkv, capacity, head_dim, device, dtype=torch.bfloat16):
@@ -20,8 +24,9 @@ def random_cache(batch, hkv, capacity, head_dim, device, dtype=torch.bfloat16):
 
 def check_mass(mass, q, codes, scales, seq_lens, softmax_scale=None):
     lens = None if seq_lens is None else seq_lens.tolist()
-    ref = R.score_blocks_keys4(q.cpu(), R.unpack_keys4(codes.cpu()), scales.cpu(), lens,
-                               softmax_scale)
+    ref = R.score_blocks_keys4(
+        q.cpu(), R.unpack_keys4(codes.cpu()), scales.cpu(), lens, softmax_scale
+    )
     assert mass.shape == ref.shape and mass.dtype == torch.float32
     got = mass.cpu().double()
     # fp32 accumulation and exp2 on the GPU against float64: masses lie in [0, group].
@@ -32,8 +37,9 @@ def check_mass(mass, q, codes, scales, seq_lens, softmax_scale=None):
     for b in range(q.shape[0]):
         n = R.ceil_div(cap if lens is None else lens[b], B)
         assert (got[b, :, n:] == 0).all(), "mass past the sequence must be 0"
-        assert torch.allclose(got[b, :, :n].sum(-1), torch.full_like(got[b, :, 0], group),
-                              rtol=1e-4), "each head's softmax sums to 1"
+        assert torch.allclose(
+            got[b, :, :n].sum(-1), torch.full_like(got[b, :, 0], group), rtol=1e-4
+        ), "each head's softmax sums to 1"
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -71,7 +77,8 @@ def test_score_blocks_keys4_finds_a_planted_key(device):
     needle[..., :] = q[:, :1] * 8
     lens = torch.tensor([40 * B], dtype=torch.int32, device=device)
     k_new = needle.to(torch.bfloat16)
-    ops().quantize_keys4_(codes, scales, k_new, torch.tensor([11 * B + 5], dtype=torch.int32,
-                                                              device=device))
+    ops().quantize_keys4_(
+        codes, scales, k_new, torch.tensor([11 * B + 5], dtype=torch.int32, device=device)
+    )
     mass = ops().score_blocks_keys4(q.to(torch.bfloat16), codes, scales, lens)
     assert int(mass[0, 0].argmax()) == 11

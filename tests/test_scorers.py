@@ -16,15 +16,21 @@ def sketch_scores(sw):
     def fn(q, k, layer_idx, state):
         signs, coords = state.sketch_transform(q.shape[-1], q.device)
         c = sw.ops.logit_scale(state.config.sketch_dim, q.shape[-1])
-        return sw.ops.score_blocks(sw.ops.hadamard_sketch(q, signs, coords, 64),
-                                   sw.ops.hadamard_sketch(k, signs, coords, 64), c)
+        return sw.ops.score_blocks(
+            sw.ops.hadamard_sketch(q, signs, coords, 64),
+            sw.ops.hadamard_sketch(k, signs, coords, 64),
+            c,
+        )
+
     return fn
 
 
 def recency_scores(q, k, layer_idx, state):
     """Later blocks first (a toy decode scorer)."""
     n = -(-k.shape[2] // 64)
-    return torch.arange(n, dtype=torch.float32, device=q.device).expand(q.shape[0], 1, n).contiguous()
+    return (
+        torch.arange(n, dtype=torch.float32, device=q.device).expand(q.shape[0], 1, n).contiguous()
+    )
 
 
 def test_registered_prefill_scorer_equals_builtin_sketch(sw):
@@ -33,12 +39,16 @@ def test_registered_prefill_scorer_equals_builtin_sketch(sw):
     plugged = dataclasses.replace(builtin, prefill_scorer="test_sketch")
     q, k, v = torch.randn(1, 4, 700, 64), torch.randn(1, 2, 700, 64), torch.randn(1, 2, 700, 64)
     a, b = sw.SketchWalkState(builtin), sw.SketchWalkState(plugged)
-    assert torch.equal(sw.sketchwalk_attention(q, k, v, 0, a), sw.sketchwalk_attention(q, k, v, 0, b))
+    assert torch.equal(
+        sw.sketchwalk_attention(q, k, v, 0, a), sw.sketchwalk_attention(q, k, v, 0, b)
+    )
     assert a.last_density == b.last_density
     # A chunk and a decode step go on from the plugged prefill (keys4 decode).
     q2, k2, v2 = torch.randn(1, 4, 50, 64), torch.randn(1, 2, 750, 64), torch.randn(1, 2, 750, 64)
     k2[:, :, :700], v2[:, :, :700] = k, v
-    assert torch.equal(sw.sketchwalk_attention(q2, k2, v2, 0, a), sw.sketchwalk_attention(q2, k2, v2, 0, b))
+    assert torch.equal(
+        sw.sketchwalk_attention(q2, k2, v2, 0, a), sw.sketchwalk_attention(q2, k2, v2, 0, b)
+    )
 
 
 def test_registered_decode_scorer(sw):
@@ -78,8 +88,9 @@ def test_registered_scorers_through_transformers(sw):
     sw.scorers.register_prefill_scorer("test_sketch", sketch_scores(sw))
     sw.scorers.register_decode_scorer("test_recency", recency_scores)
     _, model = hf_test.make_pair("llama")
-    hf_test.hf.configure(model, hf_test.sparse_config(prefill_scorer="test_sketch",
-                                                      decode_scorer="test_recency"))
+    hf_test.hf.configure(
+        model, hf_test.sparse_config(prefill_scorer="test_sketch", decode_scorer="test_recency")
+    )
     ids = hf_test.prompts(2, hf_test.PROMPT_LEN)
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=4, do_sample=False)

@@ -8,31 +8,60 @@ import torch
 
 import reference as R
 from conftest import device_params, strided_copy
-from utils import SEQ_LENS, ops
-from utils import B  # the one block-size constant
+from utils import (
+    SEQ_LENS,
+    B,  # the one block-size constant
+    ops,
+)
 
 
 def prefill_args(tk, keep_frac=0.125, window_frac=0.05, sink_frac=0.025):
     w = max(1, math.floor(window_frac * tk))
     sink = max(1, math.floor(sink_frac * tk))
-    return dict(keep_frac=keep_frac, window_tokens=w, exclude_sink_tokens=sink,
-                attend_sink_tokens=w, dense_last_q_blocks=4)
+    return dict(
+        keep_frac=keep_frac,
+        window_tokens=w,
+        exclude_sink_tokens=sink,
+        attend_sink_tokens=w,
+        dense_last_q_blocks=4,
+    )
 
 
 def decode_args(tk, keep_frac=0.125, window_frac=0.05, sink_frac=0.025):
     w = max(1, math.floor(window_frac * tk))
     sink = max(1, math.floor(sink_frac * tk))
-    return dict(keep_frac=keep_frac, window_tokens=w, exclude_sink_tokens=sink,
-                attend_sink_tokens=max(w, sink), dense_last_q_blocks=0)
+    return dict(
+        keep_frac=keep_frac,
+        window_tokens=w,
+        exclude_sink_tokens=sink,
+        attend_sink_tokens=max(w, sink),
+        dense_last_q_blocks=0,
+    )
 
 
 def run_and_compare(scores, tq, tk, block_size, a):
-    idx, cnt = ops().select_blocks(scores, tq, tk, block_size, a["keep_frac"], a["window_tokens"],
-                                   a["exclude_sink_tokens"], a["attend_sink_tokens"],
-                                   a["dense_last_q_blocks"])
-    keep, ridx, rcnt = R.select_blocks(scores, tq, tk, block_size, a["keep_frac"],
-                                       a["window_tokens"], a["exclude_sink_tokens"],
-                                       a["attend_sink_tokens"], a["dense_last_q_blocks"])
+    idx, cnt = ops().select_blocks(
+        scores,
+        tq,
+        tk,
+        block_size,
+        a["keep_frac"],
+        a["window_tokens"],
+        a["exclude_sink_tokens"],
+        a["attend_sink_tokens"],
+        a["dense_last_q_blocks"],
+    )
+    keep, ridx, rcnt = R.select_blocks(
+        scores,
+        tq,
+        tk,
+        block_size,
+        a["keep_frac"],
+        a["window_tokens"],
+        a["exclude_sink_tokens"],
+        a["attend_sink_tokens"],
+        a["dense_last_q_blocks"],
+    )
     nq, nk = scores.shape[1], scores.shape[2]
     assert idx.dtype == torch.int32 and cnt.dtype == torch.int32
     assert idx.shape == (scores.shape[0], 1, nq, nk), idx.shape
@@ -40,8 +69,10 @@ def run_and_compare(scores, tq, tk, block_size, a):
     # Compare as sets first (readable diff), then the exact layout (sorted, -1 padded).
     got_mask = R.block_index_to_mask(idx.cpu(), cnt.cpu(), nk)[:, 0]
     diff = torch.nonzero(got_mask != keep.cpu())
-    assert diff.numel() == 0, (f"selection differs at (batch, q_block, kv_block) "
-                               f"{diff[:8].tolist()}; kernel={got_mask[tuple(diff[0])].item()}")
+    assert diff.numel() == 0, (
+        f"selection differs at (batch, q_block, kv_block) "
+        f"{diff[:8].tolist()}; kernel={got_mask[tuple(diff[0])].item()}"
+    )
     assert torch.equal(cnt.cpu(), rcnt.cpu())
     assert torch.equal(idx.cpu(), ridx.cpu()), "block_index layout (order / -1 padding) differs"
     return idx, cnt
@@ -119,13 +150,20 @@ def test_selection_superset_of_token_rule(device, tokens, window_frac, sink_frac
     n = R.ceil_div(tokens, block_size)
     scores = torch.rand(1, n, n, device=device)
     a = prefill_args(tokens, 0.125, window_frac, sink_frac)
-    args = (a["keep_frac"], a["window_tokens"], a["exclude_sink_tokens"], a["attend_sink_tokens"],
-            a["dense_last_q_blocks"])
+    args = (
+        a["keep_frac"],
+        a["window_tokens"],
+        a["exclude_sink_tokens"],
+        a["attend_sink_tokens"],
+        a["dense_last_q_blocks"],
+    )
     idx, cnt = ops().select_blocks(scores, tokens, tokens, block_size, *args)
     got = R.token_mask_from_block_index(idx, cnt, tokens, tokens, block_size)[:, 0]
     ref = R.token_mask_reference(scores, tokens, tokens, block_size, *args)
     missing = torch.nonzero(ref & ~got)
-    assert missing.numel() == 0, f"kernel drops (batch, query, key) {missing[:8].tolist()} kept by SPEC"
+    assert missing.numel() == 0, (
+        f"kernel drops (batch, query, key) {missing[:8].tolist()} kept by SPEC"
+    )
     # And selects only causal blocks, sorted, -1 padded.
     for i in range(n):
         row = idx[0, 0, i].tolist()
@@ -140,8 +178,13 @@ def test_selection_superset_of_token_rule(device, tokens, window_frac, sink_frac
 def test_decode_selection_superset_of_token_rule(device, tokens):
     scores = torch.rand(1, 1, R.ceil_div(tokens, B), device=device)
     a = decode_args(tokens)
-    args = (a["keep_frac"], a["window_tokens"], a["exclude_sink_tokens"], a["attend_sink_tokens"],
-            a["dense_last_q_blocks"])
+    args = (
+        a["keep_frac"],
+        a["window_tokens"],
+        a["exclude_sink_tokens"],
+        a["attend_sink_tokens"],
+        a["dense_last_q_blocks"],
+    )
     idx, cnt = ops().select_blocks(scores, 1, tokens, B, *args)
     got = R.token_mask_from_block_index(idx, cnt, 1, tokens, B)[:, 0]
     ref = R.token_mask_reference(scores, 1, tokens, B, *args)

@@ -6,8 +6,10 @@ import torch
 
 import reference as R
 from conftest import device_params
-from utils import ops
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    ops,
+)
 
 
 def check_select(mass, seq_lens, keep_frac, window_frac, sink_frac):
@@ -15,7 +17,9 @@ def check_select(mass, seq_lens, keep_frac, window_frac, sink_frac):
     lens = None if seq_lens is None else seq_lens.tolist()
     _, ref_idx, ref_cnt = R.select_blocks_keys4(mass.cpu(), lens, keep_frac, window_frac, sink_frac)
     assert idx.shape == ref_idx.shape and idx.dtype == torch.int32
-    assert torch.equal(cnt.cpu(), ref_cnt), f"counts {cnt.flatten().tolist()} vs {ref_cnt.flatten().tolist()}"
+    assert torch.equal(cnt.cpu(), ref_cnt), (
+        f"counts {cnt.flatten().tolist()} vs {ref_cnt.flatten().tolist()}"
+    )
     assert torch.equal(idx.cpu(), ref_idx)
     return idx, cnt
 
@@ -25,8 +29,11 @@ def check_select(mass, seq_lens, keep_frac, window_frac, sink_frac):
 @pytest.mark.parametrize("keep_frac", [0.0, 0.05, 0.125, 0.5, 1.0])
 def test_select_blocks_keys4_matches_reference(device, width, keep_frac):
     mass = torch.rand(3, 4, width, device=device)  # distinct float32 values
-    lens = torch.tensor([width * B, max(1, width * B - 100), max(1, (width * B) // 3)],
-                        dtype=torch.int32, device=device)
+    lens = torch.tensor(
+        [width * B, max(1, width * B - 100), max(1, (width * B) // 3)],
+        dtype=torch.int32,
+        device=device,
+    )
     check_select(mass, lens, keep_frac, 0.05, 0.025)
     check_select(mass, None, keep_frac, 0.2, 0.0)
 

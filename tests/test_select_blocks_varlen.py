@@ -7,8 +7,16 @@ import torch
 
 import reference as R
 from conftest import device_params
-from utils import (assert_raises_naming, capture_graph, cu_seqlens, ops, reuse_poisoned,
-                   run_without_sync, seq_args, sketch_params)
+from utils import (
+    assert_raises_naming,
+    capture_graph,
+    cu_seqlens,
+    ops,
+    reuse_poisoned,
+    run_without_sync,
+    seq_args,
+    sketch_params,
+)
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -26,8 +34,7 @@ def test_select_blocks_varlen_matches_reference(device, dense_last):
     for keep in (0.0, 0.3, 1.0):
         reuse_poisoned(len(lens_q) * nq * nk * 4 * 2, device)
         index, count = ops().select_blocks_varlen(scores, args, b, keep, dense_last)
-        exp_index, exp_count = R.select_blocks_varlen(scores.cpu(), args.cpu(), b, keep,
-                                                      dense_last)
+        exp_index, exp_count = R.select_blocks_varlen(scores.cpu(), args.cpu(), b, keep, dense_last)
         assert torch.equal(count.cpu(), exp_count), f"keep={keep}"
         assert torch.equal(index.cpu(), exp_index), f"keep={keep}"
 
@@ -48,10 +55,14 @@ def test_select_blocks_varlen_errors_name_the_argument():
     select = ops().select_blocks_varlen
     good = seq_args([100, 1], [200, 1], [1, 1], [0, 0], [0, 0], "cpu")
     select(scores, good, 64, 0.5, 0)
-    for bad in (seq_args([300, 1], [300, 1], [1, 1], [0, 0], [0, 0], "cpu"),  # too many blocks
-                seq_args([100, 2], [200, 1], [1, 1], [0, 0], [0, 0], "cpu"),  # queries > keys
-                seq_args([100, 1], [200, 1], [0, 1], [0, 0], [0, 0], "cpu"),  # window 0
-                good[:1], good.long(), good[:, :4]):
+    for bad in (
+        seq_args([300, 1], [300, 1], [1, 1], [0, 0], [0, 0], "cpu"),  # too many blocks
+        seq_args([100, 2], [200, 1], [1, 1], [0, 0], [0, 0], "cpu"),  # queries > keys
+        seq_args([100, 1], [200, 1], [0, 1], [0, 0], [0, 0], "cpu"),  # window 0
+        good[:1],
+        good.long(),
+        good[:, :4],
+    ):
         assert_raises_naming(lambda: select(scores, bad, 64, 0.5, 0), "seq_args")
     assert_raises_naming(lambda: select(scores, good, 64, 1.5, 0), "keep_frac")
 

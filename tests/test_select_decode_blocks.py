@@ -6,17 +6,22 @@ import torch
 import reference as R
 from conftest import device_params, poison
 from tolerances import assert_close64
-from utils import ops
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    ops,
+)
 
 
 @pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("tokens,batch,hq,hkv,d,window,pushes,degree", [
-    (200, 2, 4, 2, 128, 32, 32, 3),   # the new key extends block 3
-    (256, 1, 6, 2, 64, 8, 13, 3),     # the new key opens block 4; ring buffer wrapped
-    (63, 3, 2, 1, 64, 5, 5, 0),       # no walk
-    (1000, 1, 8, 8, 128, 32, 100, 2),
-])
+@pytest.mark.parametrize(
+    "tokens,batch,hq,hkv,d,window,pushes,degree",
+    [
+        (200, 2, 4, 2, 128, 32, 32, 3),  # the new key extends block 3
+        (256, 1, 6, 2, 64, 8, 13, 3),  # the new key opens block 4; ring buffer wrapped
+        (63, 3, 2, 1, 64, 5, 5, 0),  # no walk
+        (1000, 1, 8, 8, 128, 32, 100, 2),
+    ],
+)
 def test_select_decode_blocks(device, tokens, batch, hq, hkv, d, window, pushes, degree):
     sw = pytest.importorskip("sketchwalk")
     from test_pipeline import _margin
@@ -51,14 +56,39 @@ def test_select_decode_blocks(device, tokens, batch, hq, hkv, d, window, pushes,
     trans = poison(torch.empty(batch, cap, cap, device=device))
     trans[:, :n_prev, :n_prev] = a_prev
     bi, ns = ops().select_decode_blocks_(
-        q_new, k, kb, win, logits, trans, signs, coords, window, pushes, B, cfg.degree,
-        cfg.damping, c, keep_frac, w, sink, max(w, sink))
+        q_new,
+        k,
+        kb,
+        win,
+        logits,
+        trans,
+        signs,
+        coords,
+        window,
+        pushes,
+        B,
+        cfg.degree,
+        cfg.damping,
+        c,
+        keep_frac,
+        w,
+        sink,
+        max(w, sink),
+    )
 
     kept = R.block_index_to_mask(bi, ns, n)[:, 0, 0]
     assert torch.equal(kept, ref["keep"][:, 0]), "selected blocks differ from the reference"
-    assert_close64(kb[:, :, :n], R.hadamard_sketch(k, signs, coords, B), scale_atol=10,
-                   msg="key block sketches")
+    assert_close64(
+        kb[:, :, :n],
+        R.hadamard_sketch(k, signs, coords, B),
+        scale_atol=10,
+        msg="key block sketches",
+    )
     assert_close64(win, win_ref, scale_atol=10, msg="query window")
-    assert_close64(logits[..., :n], R.window_logits(win_ref, kb[:, :, :n], c), scale_atol=10,
-                   msg="window logits")
+    assert_close64(
+        logits[..., :n],
+        R.window_logits(win_ref, kb[:, :, :n], c),
+        scale_atol=10,
+        msg="window logits",
+    )
     assert_close64(trans[:, :n, :n], ref["transition"], scale_atol=10, msg="block matrix")

@@ -6,9 +6,17 @@ import torch
 import reference as R
 from conftest import device_params, strided_copy
 from tolerances import assert_lse_close, assert_within_torch_error
-from utils import (ATTN_DTYPES, GQA, SEQ_LENS, assert_raises_naming, decode_index, ops, random_qkv,
-                   torch_masked_baseline)
-from utils import B  # the one block-size constant
+from utils import (
+    ATTN_DTYPES,
+    GQA,
+    SEQ_LENS,
+    B,  # the one block-size constant
+    assert_raises_naming,
+    decode_index,
+    ops,
+    random_qkv,
+    torch_masked_baseline,
+)
 
 
 def check_decode(q, k, v, idx, cnt, softmax_scale=None, msg=""):
@@ -43,7 +51,8 @@ def test_sparse_decode_all_blocks_equals_dense(device, tokens, dtype):
     out, _ = ops().sparse_decode(q, k, v, idx, cnt)
     dense = R.dense_causal_attention(q, k, v)
     base = torch.nn.functional.scaled_dot_product_attention(
-        q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1))
+        q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1)
+    )
     assert_within_torch_error(out, dense, base, dtype, msg="all blocks vs dense")
 
 
@@ -96,20 +105,23 @@ def test_sparse_decode_seq_lens(device, dtype, head_dim):
     seq_lens = torch.tensor(lens, dtype=torch.int32, device=device)
     out, lse = ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens)
     for b, n in enumerate(lens):
-        ref_out, ref_lse = R.sparse_attention(q[b:b + 1], k[b:b + 1, :, :n], v[b:b + 1, :, :n],
-                                              idx[b:b + 1], cnt[b:b + 1])
+        ref_out, ref_lse = R.sparse_attention(
+            q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n], idx[b : b + 1], cnt[b : b + 1]
+        )
         tol = 1e-5 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(out[b:b + 1].double(), ref_out, atol=tol, rtol=tol)
-        torch.testing.assert_close(lse[b:b + 1].double(), ref_lse, atol=1e-3, rtol=1e-4)
+        torch.testing.assert_close(out[b : b + 1].double(), ref_out, atol=tol, rtol=tol)
+        torch.testing.assert_close(lse[b : b + 1].double(), ref_lse, atol=1e-3, rtol=1e-4)
     # An index entry at or past a sequence's length is refused.
     bad = idx.clone()
     bad[0, 0, 0, 0] = 3
     bad_cnt = cnt.clone()
     bad_cnt[0, 0, 0] = 1
-    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, bad, bad_cnt, None, True, seq_lens),
-                         "block_index")
-    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens + 1000),
-                         "seq_lens")
+    assert_raises_naming(
+        lambda: ops().sparse_decode(q, k, v, bad, bad_cnt, None, True, seq_lens), "block_index"
+    )
+    assert_raises_naming(
+        lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens + 1000), "seq_lens"
+    )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -135,17 +147,33 @@ def test_sparse_decode_left_padded(device, dtype):
     seq_starts = torch.tensor(starts, dtype=torch.int32, device=device)
     out, lse = ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None, seq_starts)
     for b, (s, n) in enumerate(zip(starts, lens)):
-        row, row_lse = ops().sparse_decode(q[b:b + 1], k[b:b + 1, :, s:].contiguous(),
-                                           v[b:b + 1, :, s:].contiguous(), idx[b:b + 1],
-                                           cnt[b:b + 1], None, True, seq_lens[b:b + 1])
-        assert torch.equal(out[b:b + 1], row) and torch.equal(lse[b:b + 1], row_lse), b
-        ref, _ = R.sparse_attention(q[b:b + 1], k[b:b + 1, :, s:], v[b:b + 1, :, s:],
-                                    idx[b:b + 1], cnt[b:b + 1])
+        row, row_lse = ops().sparse_decode(
+            q[b : b + 1],
+            k[b : b + 1, :, s:].contiguous(),
+            v[b : b + 1, :, s:].contiguous(),
+            idx[b : b + 1],
+            cnt[b : b + 1],
+            None,
+            True,
+            seq_lens[b : b + 1],
+        )
+        assert torch.equal(out[b : b + 1], row) and torch.equal(lse[b : b + 1], row_lse), b
+        ref, _ = R.sparse_attention(
+            q[b : b + 1], k[b : b + 1, :, s:], v[b : b + 1, :, s:], idx[b : b + 1], cnt[b : b + 1]
+        )
         tol = 1e-5 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(out[b:b + 1].double(), ref, atol=tol, rtol=tol)
-    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, None, None,
-                                                     seq_starts), "seq_starts")
-    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None,
-                                                     seq_starts + 1), "seq_starts")
-    assert_raises_naming(lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None,
-                                                     seq_starts.long()), "seq_starts")
+        torch.testing.assert_close(out[b : b + 1].double(), ref, atol=tol, rtol=tol)
+    assert_raises_naming(
+        lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, None, None, seq_starts),
+        "seq_starts",
+    )
+    assert_raises_naming(
+        lambda: ops().sparse_decode(q, k, v, idx, cnt, None, True, seq_lens, None, seq_starts + 1),
+        "seq_starts",
+    )
+    assert_raises_naming(
+        lambda: ops().sparse_decode(
+            q, k, v, idx, cnt, None, True, seq_lens, None, seq_starts.long()
+        ),
+        "seq_starts",
+    )

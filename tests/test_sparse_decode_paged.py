@@ -8,9 +8,14 @@ import torch
 
 import reference as R
 from conftest import device_params
-from utils import assert_raises_naming, capture_graph, decode_index, ops, run_without_sync
-from utils import B  # the one block-size constant
-
+from utils import (
+    B,  # the one block-size constant
+    assert_raises_naming,
+    capture_graph,
+    decode_index,
+    ops,
+    run_without_sync,
+)
 
 LENS = [1, 64, 65, 700, 333, 128]
 
@@ -50,14 +55,16 @@ def test_sparse_decode_paged_matches_reference(device, dtype, head_dim):
     out, lse = ops().sparse_decode(q, kp, vp, idx, cnt, None, True, lens, table)
     k, v = R.pages_to_dense(kp, table), R.pages_to_dense(vp, table)
     for b, n in enumerate(LENS):
-        ref_out, ref_lse = R.sparse_attention(q[b:b + 1], k[b:b + 1, :, :n], v[b:b + 1, :, :n],
-                                              idx[b:b + 1], cnt[b:b + 1])
+        ref_out, ref_lse = R.sparse_attention(
+            q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n], idx[b : b + 1], cnt[b : b + 1]
+        )
         tol = 1e-5 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(out[b:b + 1].double(), ref_out, atol=tol, rtol=tol)
-        torch.testing.assert_close(lse[b:b + 1].double(), ref_lse, atol=1e-3, rtol=1e-4)
+        torch.testing.assert_close(out[b : b + 1].double(), ref_out, atol=tol, rtol=tol)
+        torch.testing.assert_close(lse[b : b + 1].double(), ref_lse, atol=1e-3, rtol=1e-4)
     # The same step on the dense cache the pages make: the same arithmetic, bit for bit.
-    dense_out, dense_lse = ops().sparse_decode(q, k.contiguous(), v.contiguous(), idx, cnt, None,
-                                               True, lens)
+    dense_out, dense_lse = ops().sparse_decode(
+        q, k.contiguous(), v.contiguous(), idx, cnt, None, True, lens
+    )
     assert torch.equal(out, dense_out) and torch.equal(lse, dense_lse)
 
 
@@ -72,12 +79,13 @@ def test_sparse_decode_paged_errors(device):
     bad[3, 2] = -1
     assert_raises_naming(lambda: op(q, kp, vp, idx, cnt, None, True, lens, bad), "page_table")
     assert_raises_naming(lambda: op(q, kp, vp, idx, cnt, None, True, None, table), "seq_lens")
-    assert_raises_naming(lambda: op(q, kp, vp, idx, cnt, None, True, lens, table.long()),
-                         "page_table")
-    assert_raises_naming(lambda: op(q, kp, vp, idx, cnt, None, True, lens, table[:2]),
-                         "page_table")
-    assert_raises_naming(lambda: op(q, kp[:, :32], vp[:, :32], idx, cnt, None, True, lens, table),
-                         "k_cache")
+    assert_raises_naming(
+        lambda: op(q, kp, vp, idx, cnt, None, True, lens, table.long()), "page_table"
+    )
+    assert_raises_naming(lambda: op(q, kp, vp, idx, cnt, None, True, lens, table[:2]), "page_table")
+    assert_raises_naming(
+        lambda: op(q, kp[:, :32], vp[:, :32], idx, cnt, None, True, lens, table), "k_cache"
+    )
     too_long = lens.clone()
     too_long[0] = 64 * table.shape[1] + 1
     assert_raises_naming(lambda: op(q, kp, vp, idx, cnt, None, True, too_long, table), "seq_lens")

@@ -6,8 +6,16 @@ import torch
 import reference as R
 from conftest import device_params, strided_copy
 from tolerances import assert_lse_close, assert_within_torch_error
-from utils import ATTN_DTYPES, GQA, SEQ_LENS, ops, random_keep, random_qkv, torch_masked_baseline
-from utils import B  # the one block-size constant
+from utils import (
+    ATTN_DTYPES,
+    GQA,
+    SEQ_LENS,
+    B,  # the one block-size constant
+    ops,
+    random_keep,
+    random_qkv,
+    torch_masked_baseline,
+)
 
 
 def check_prefill(q, k, v, idx, cnt, softmax_scale=None, msg=""):
@@ -56,8 +64,9 @@ def test_sparse_prefill_all_blocks_equals_dense_causal(device, dtype, tokens, hq
     base = torch.nn.functional.scaled_dot_product_attention(q, kf, vf, is_causal=True)
     assert_within_torch_error(out, dense, base, dtype, msg="all causal blocks vs dense SDPA")
     logits = (q.double() @ kf.double().transpose(-1, -2)) / head_dim**0.5
-    logits = logits.masked_fill(~torch.ones(tokens, tokens, dtype=torch.bool,
-                                            device=device).tril(), float("-inf"))
+    logits = logits.masked_fill(
+        ~torch.ones(tokens, tokens, dtype=torch.bool, device=device).tril(), float("-inf")
+    )
     assert_lse_close(lse, torch.logsumexp(logits, -1), dtype)
 
 

@@ -7,9 +7,12 @@ import torch
 
 import reference as R
 from test_sparse_prefill import check_prefill
-from utils import ops, random_keep, random_qkv
-from utils import B  # the one block-size constant
-
+from utils import (
+    B,  # the one block-size constant
+    ops,
+    random_keep,
+    random_qkv,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -18,7 +21,10 @@ def _is_hopper():
     return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 
 
-ARCHS = ["sm80", pytest.param("sm90", marks=pytest.mark.skipif(not _is_hopper(), reason="needs sm_90"))]
+ARCHS = [
+    "sm80",
+    pytest.param("sm90", marks=pytest.mark.skipif(not _is_hopper(), reason="needs sm_90")),
+]
 
 
 @pytest.fixture(params=ARCHS)
@@ -82,7 +88,7 @@ def test_prefill_arch_empty_rows_and_determinism(arch):
     o1, l1 = check_prefill(q, k, v, idx, cnt, msg=f"{arch} empty row")
     o2, l2 = ops().sparse_prefill(q, k, v, idx, cnt)
     assert torch.equal(o1, o2) and torch.equal(l1, l2)
-    assert (o1[:, :, 3 * B:4 * B] == 0).all() and torch.isneginf(l1[:, :, 3 * B:4 * B]).all()
+    assert (o1[:, :, 3 * B : 4 * B] == 0).all() and torch.isneginf(l1[:, :, 3 * B : 4 * B]).all()
 
 
 def test_prefill_arch_poisoned_output_fully_written(arch):

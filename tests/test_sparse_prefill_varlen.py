@@ -8,10 +8,16 @@ import torch
 import reference as R
 from conftest import device_params
 from tolerances import assert_lse_close, assert_within_torch_error
-from utils import (ATTN_DTYPES, assert_raises_naming, capture_graph, ops, random_keep,
-                   run_without_sync, torch_masked_baseline)
-from utils import B  # the one block-size constant
-
+from utils import (
+    ATTN_DTYPES,
+    B,  # the one block-size constant
+    assert_raises_naming,
+    capture_graph,
+    ops,
+    random_keep,
+    run_without_sync,
+    torch_masked_baseline,
+)
 
 # (queries, keys) per sequence: single tokens, block edges, chunks (fewer queries than keys),
 # an empty sequence and one longer than the others.
@@ -43,8 +49,9 @@ def ragged_batch(lens, hq, hkv, d, dtype, device, g, paged, extra_rows=2):
         count[b, :, : cnt.shape[2]] = cnt[0]
     kw = dict(cu_seqlens_q=cu_q)
     if not paged:
-        kw["cu_seqlens_k"] = torch.tensor([0] + [tk for _, tk in lens], device=device).cumsum(0).to(
-            torch.int32)
+        kw["cu_seqlens_k"] = (
+            torch.tensor([0] + [tk for _, tk in lens], device=device).cumsum(0).to(torch.int32)
+        )
         k = torch.cat([s[1] for s in seqs])
         v = torch.cat([s[2] for s in seqs])
     else:
@@ -63,8 +70,10 @@ def ragged_batch(lens, hq, hkv, d, dtype, device, g, paged, extra_rows=2):
                 rows = min(B, tk - j * B)
                 k[page, :rows] = seqs[b][1][j * B : j * B + rows]
                 v[page, :rows] = seqs[b][2][j * B : j * B + rows]
-        kw.update(seq_lens_k=torch.tensor([tk for _, tk in lens], dtype=torch.int32, device=device),
-                  page_table=table)
+        kw.update(
+            seq_lens_k=torch.tensor([tk for _, tk in lens], dtype=torch.int32, device=device),
+            page_table=table,
+        )
     return q, k, v, index, count, seqs, kw
 
 
@@ -89,14 +98,21 @@ def test_sparse_prefill_varlen_matches_reference(device, paged, hq, hkv, head_di
     if device == "cuda" and dtype == torch.float32:
         pytest.skip("CUDA takes fp16 / bf16 (tested to refuse fp32 below)")
     for g in sorted({1, hkv}):
-        q, k, v, index, count, seqs, kw = ragged_batch(RAGGED, hq, hkv, head_dim, dtype, device, g,
-                                                       paged)
+        q, k, v, index, count, seqs, kw = ragged_batch(
+            RAGGED, hq, hkv, head_dim, dtype, device, g, paged
+        )
         out, lse = ops().sparse_prefill_varlen(q, k, v, index, count, **kw)
         assert out.shape == q.shape and out.dtype == dtype
         assert lse.shape == (hq, q.shape[0]) and lse.dtype == torch.float32
         ref_out, ref_lse = R.sparse_attention_varlen(q, k, v, index, count, **kw)
-        base = torch.cat([o[0].transpose(0, 1) for o in per_sequence(
-            seqs, RAGGED, index, count, lambda *a: torch_masked_baseline(*a, B))])
+        base = torch.cat(
+            [
+                o[0].transpose(0, 1)
+                for o in per_sequence(
+                    seqs, RAGGED, index, count, lambda *a: torch_masked_baseline(*a, B)
+                )
+            ]
+        )
         msg = f"{'paged' if paged else 'packed'} index_heads={g}"
         assert_within_torch_error(out, ref_out, base, dtype, msg=msg)
         assert_lse_close(lse, ref_lse, dtype, msg=msg)
@@ -162,11 +178,14 @@ def test_sparse_prefill_varlen_errors(device):
     assert_raises_naming(lambda: call(cu_seqlens_q=cu_q[:-1]), "cu_seqlens_q")
     if device == "cuda":
         assert_raises_naming(lambda: call(cu_seqlens_q=cu_q.cpu()), "cu_seqlens_q")
-    assert_raises_naming(lambda: call(cu_seqlens_k=torch.tensor([0, 30, 195], dtype=torch.int32,
-                                                                device=device)), "cu_seqlens_q")
+    assert_raises_naming(
+        lambda: call(cu_seqlens_k=torch.tensor([0, 30, 195], dtype=torch.int32, device=device)),
+        "cu_seqlens_q",
+    )
     assert_raises_naming(lambda: call(cu_seqlens_k=None), "cu_seqlens_k")
-    assert_raises_naming(lambda: call(block_index=index[:, :, :1], num_selected=count[:, :, :1]),
-                         "block_index")
+    assert_raises_naming(
+        lambda: call(block_index=index[:, :, :1], num_selected=count[:, :, :1]), "block_index"
+    )
     assert_raises_naming(lambda: call(q=q.transpose(0, 1)), "q", "cu_seqlens_q")
     assert_raises_naming(lambda: call(q=q[..., :32]), "q")
     bad = index.clone()
@@ -178,21 +197,25 @@ def test_sparse_prefill_varlen_errors(device):
     q, k, v, index, count, _, kw = ragged_batch(lens, 4, 2, 64, dtype, device, 1, True)
     table = kw["page_table"].clone()
     table[0, 0] = k.shape[0]
-    assert_raises_naming(lambda: op(q, k, v, index, count, **{**kw, "page_table": table}),
-                         "page_table")
+    assert_raises_naming(
+        lambda: op(q, k, v, index, count, **{**kw, "page_table": table}), "page_table"
+    )
     lens_k = kw["seq_lens_k"].clone()
     lens_k[1] = 64 * kw["page_table"].shape[1] + 1
-    assert_raises_naming(lambda: op(q, k, v, index, count, **{**kw, "seq_lens_k": lens_k}),
-                         "seq_lens_k")
-    assert_raises_naming(lambda: op(q, k, v, index, count, cu_seqlens_k=kw["cu_seqlens_q"], **kw),
-                         "cu_seqlens_k")
+    assert_raises_naming(
+        lambda: op(q, k, v, index, count, **{**kw, "seq_lens_k": lens_k}), "seq_lens_k"
+    )
+    assert_raises_naming(
+        lambda: op(q, k, v, index, count, cu_seqlens_k=kw["cu_seqlens_q"], **kw), "cu_seqlens_k"
+    )
     assert_raises_naming(lambda: op(q, k[:, :32], v[:, :32], index, count, **kw), "k")
 
 
 @pytest.mark.gpu
 def test_sparse_prefill_varlen_cuda_refuses_float32():
-    q, k, v, index, count, _, kw = ragged_batch([(65, 65)], 2, 1, 64, torch.float32, "cuda", 1,
-                                                False)
+    q, k, v, index, count, _, kw = ragged_batch(
+        [(65, 65)], 2, 1, 64, torch.float32, "cuda", 1, False
+    )
     assert_raises_naming(lambda: ops().sparse_prefill_varlen(q, k, v, index, count, **kw), "q")
 
 

@@ -7,8 +7,10 @@ import torch
 import reference as R
 from conftest import device_params, poison
 from tolerances import assert_close64
-from utils import ops
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    ops,
+)
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -33,8 +35,9 @@ def test_update_block_matrix(device, num_keys, as_view):
     ops().update_block_matrix_(a, r, num_keys, B)
     assert torch.isfinite(a).all(), "garbage leaked into the block matrix"
     assert_close64(a, expected, scale_atol=10)
-    torch.testing.assert_close(a.double().sum(-1), torch.ones(2, n, dtype=torch.float64,
-                                                              device=device), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        a.double().sum(-1), torch.ones(2, n, dtype=torch.float64, device=device), atol=1e-5, rtol=0
+    )
     if as_view:
         outside = torch.ones(cap, cap, dtype=torch.bool, device=device)
         outside[:n, :n] = False

@@ -7,8 +7,10 @@ import torch
 import reference as R
 from conftest import device_params, poison
 from tolerances import assert_close64
-from utils import ops
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    ops,
+)
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -30,8 +32,9 @@ def test_update_block_sketch(device, num_tokens_before):
     assert_close64(buf[:, :, j], expected[:, :, j], msg="slot j")
     others = [i for i in range(cap) if i != j]
     assert torch.equal(buf[:, :, others].isnan(), before[:, :, others].isnan())
-    assert torch.equal(buf[:, :, others].nan_to_num(), before[:, :, others].nan_to_num()), \
+    assert torch.equal(buf[:, :, others].nan_to_num(), before[:, :, others].nan_to_num()), (
         "slots other than j changed"
+    )
 
 
 @pytest.mark.parametrize("device", device_params())

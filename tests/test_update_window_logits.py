@@ -7,8 +7,10 @@ import torch
 import reference as R
 from conftest import device_params, poison, strided_copy
 from tolerances import assert_close64
-from utils import ops
-from utils import B  # the one block-size constant
+from utils import (
+    B,  # the one block-size constant
+    ops,
+)
 
 
 def _touched(shape, num_blocks, slot, device):
@@ -22,17 +24,20 @@ def _touched(shape, num_blocks, slot, device):
 
 
 @pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("num_blocks,window,hq,hkv,m,slot", [
-    (1, 1, 1, 1, 32, 0),
-    (63, 32, 4, 1, 128, 5),
-    (65, 32, 6, 2, 100, 31),   # sketch_dim not a multiple of 32
-    (130, 5, 2, 2, 1, 4),      # sketch_dim 1
-    (700, 33, 8, 8, 256, 32),  # W > 32: two slot chunks in the column pass
-    (64, 7, 2, 1, 30, 6),      # sketch_dim % 4 != 0: the scalar path on CUDA
-    (97, 32, 4, 2, 200, 0),    # 16-byte path with a partial second chunk
-    (65, 32, 4, 1, 128, -1),   # seeding: every row
-    (2, 40, 3, 1, 64, -1),
-])
+@pytest.mark.parametrize(
+    "num_blocks,window,hq,hkv,m,slot",
+    [
+        (1, 1, 1, 1, 32, 0),
+        (63, 32, 4, 1, 128, 5),
+        (65, 32, 6, 2, 100, 31),  # sketch_dim not a multiple of 32
+        (130, 5, 2, 2, 1, 4),  # sketch_dim 1
+        (700, 33, 8, 8, 256, 32),  # W > 32: two slot chunks in the column pass
+        (64, 7, 2, 1, 30, 6),  # sketch_dim % 4 != 0: the scalar path on CUDA
+        (97, 32, 4, 2, 200, 0),  # 16-byte path with a partial second chunk
+        (65, 32, 4, 1, 128, -1),  # seeding: every row
+        (2, 40, 3, 1, 64, -1),
+    ],
+)
 @pytest.mark.parametrize("strided", [False, True])
 def test_update_window_logits(device, num_blocks, window, hq, hkv, m, slot, strided):
     cap = num_blocks + 5
@@ -52,8 +57,9 @@ def test_update_window_logits(device, num_blocks, window, hq, hkv, m, slot, stri
     assert torch.isfinite(logits[touched]).all(), "an entry to refresh was not written"
     assert_close64(logits[touched], expected[touched], scale_atol=10)
     assert torch.equal(logits[~touched].isnan(), before[~touched].isnan())
-    assert torch.equal(logits[~touched].nan_to_num(), before[~touched].nan_to_num()), \
+    assert torch.equal(logits[~touched].nan_to_num(), before[~touched].nan_to_num()), (
         "entries outside the new row and the last column changed"
+    )
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -76,8 +82,12 @@ def test_window_logits_track_spec_scores_over_steps(device, window):
     pushes = window
     for t in range(tokens, tokens + steps):
         n = R.ceil_div(t + 1, B)
-        ops().update_block_sketch_(kb, ops().hadamard_sketch(k[:, :, t : t + 1], signs, coords, 1), t, B)
-        ops().push_query_window_(win, ops().hadamard_sketch(q[:, :, t : t + 1], signs, coords, 1), pushes)
+        ops().update_block_sketch_(
+            kb, ops().hadamard_sketch(k[:, :, t : t + 1], signs, coords, 1), t, B
+        )
+        ops().push_query_window_(
+            win, ops().hadamard_sketch(q[:, :, t : t + 1], signs, coords, 1), pushes
+        )
         ops().update_window_logits_(logits, win, kb, n, pushes % window, c)
         pushes += 1
         r = ops().window_block_scores(logits, window, n)

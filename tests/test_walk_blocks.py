@@ -34,5 +34,6 @@ def test_walk_blocks_damping_and_strides(device):
     init = torch.rand(1, 20, 20, device=device)
     for damping in [0.0, 0.6, 1.0]:
         got = ops().walk_blocks(base, t, init, 2, damping)
-        assert_close64(got, R.walk_blocks(base, t, init, 2, damping), scale_atol=10,
-                       msg=f"damping={damping}")
+        assert_close64(
+            got, R.walk_blocks(base, t, init, 2, damping), scale_atol=10, msg=f"damping={damping}"
+        )

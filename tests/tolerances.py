@@ -48,8 +48,13 @@ def assert_close64(actual, expected64, dtype=torch.float32, scale_atol=1.0, msg=
     """Fixed-tolerance comparison from ATOL_RTOL[dtype]; the message holds the worst diff."""
     atol, rtol = ATOL_RTOL[dtype]
     torch.testing.assert_close(
-        actual.to(torch.float64).cpu(), expected64.to(torch.float64).cpu(),
-        atol=atol * scale_atol, rtol=rtol, equal_nan=True, msg=lambda m: f"{msg}\n{m}")
+        actual.to(torch.float64).cpu(),
+        expected64.to(torch.float64).cpu(),
+        atol=atol * scale_atol,
+        rtol=rtol,
+        equal_nan=True,
+        msg=lambda m: f"{msg}\n{m}",
+    )
 
 
 def max_abs_err(a, b):
@@ -66,8 +71,10 @@ def assert_within_torch_error(actual, expected64, baseline, dtype, msg=""):
     err = max_abs_err(actual, expected64)
     base = max_abs_err(baseline, expected64)
     bound = FACTOR * base + NOISE_FLOOR[dtype]
-    assert err <= bound, (f"{msg}: max|kernel-ref64|={err:.3e} > {FACTOR}*{base:.3e} + "
-                          f"{NOISE_FLOOR[dtype]:.1e} = {bound:.3e} ({dtype})")
+    assert err <= bound, (
+        f"{msg}: max|kernel-ref64|={err:.3e} > {FACTOR}*{base:.3e} + "
+        f"{NOISE_FLOOR[dtype]:.1e} = {bound:.3e} ({dtype})"
+    )
 
 
 def assert_lse_close(actual, expected64, dtype, msg=""):
@@ -76,7 +83,10 @@ def assert_lse_close(actual, expected64, dtype, msg=""):
     e = expected64.to(torch.float64).cpu()
     ninf_e = torch.isneginf(e)
     ninf_a = torch.isneginf(a)
-    assert torch.equal(ninf_a, ninf_e), f"{msg}: -inf lse pattern differs at {torch.nonzero(ninf_a ^ ninf_e)[:5].tolist()}"
+    assert torch.equal(ninf_a, ninf_e), (
+        f"{msg}: -inf lse pattern differs at {torch.nonzero(ninf_a ^ ninf_e)[:5].tolist()}"
+    )
     fin = ~ninf_e
-    torch.testing.assert_close(a[fin], e[fin], atol=LSE_ATOL[dtype], rtol=1e-5,
-                               msg=lambda m: f"{msg} (lse)\n{m}")
+    torch.testing.assert_close(
+        a[fin], e[fin], atol=LSE_ATOL[dtype], rtol=1e-5, msg=lambda m: f"{msg} (lse)\n{m}"
+    )

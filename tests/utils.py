@@ -41,8 +41,9 @@ def random_keep(batch, g, tq, tk, block_size, device, p=0.4, empty_rows=True):
     return keep
 
 
-def torch_masked_baseline(q, k, v, block_index, num_selected, block_size, softmax_scale=None,
-                          q_chunk_blocks=None):
+def torch_masked_baseline(
+    q, k, v, block_index, num_selected, block_size, softmax_scale=None, q_chunk_blocks=None
+):
     """torch SDPA in q's own dtype under the same token mask (GQA expanded), rows with no
     visible key set to 0. The 'torch_same_dtype' term of the tolerance rule."""
     bsz, hq, tq, d = q.shape
@@ -59,7 +60,8 @@ def torch_masked_baseline(q, k, v, block_index, num_selected, block_size, softma
         m = R.token_mask_from_block_index(block_index, num_selected, tq, tk, block_size, t0, t1)
         m = m.repeat_interleave(hq // g, dim=1) if g > 1 else m
         o = torch.nn.functional.scaled_dot_product_attention(
-            q[:, :, t0:t1], ke, ve, attn_mask=m, scale=softmax_scale)
+            q[:, :, t0:t1], ke, ve, attn_mask=m, scale=softmax_scale
+        )
         o = torch.where(m.any(-1, keepdim=True), o, torch.zeros((), dtype=o.dtype, device=o.device))
         outs.append(o)
     return torch.cat(outs, dim=2)

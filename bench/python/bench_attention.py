@@ -35,12 +35,11 @@ import torch
 import torch.nn.functional as F
 
 import sketchwalk
+from bench.python.commit import git_commit
 from sketchwalk import ops
-from sketchwalk.plan import SelectionArgs
 from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import decode_density, prefill_density
-
-from bench.python.commit import git_commit
+from sketchwalk.plan import SelectionArgs
 
 BATCH, HQ, HKV, HEAD_DIM = 1, 32, 8, 128
 DTYPE = torch.bfloat16
@@ -79,7 +78,10 @@ def environment() -> dict:
     try:
         driver = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20).stdout.strip()
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         driver = "unknown"
     return {
@@ -119,21 +121,24 @@ def keep_matrix(block_index, num_selected) -> torch.Tensor:
     """The kept 64-blocks of a one-head index [1, 1, n, width] as a bool [n, n] matrix."""
     n = block_index.shape[2]
     idx = block_index[0, 0].long()
-    used = torch.arange(idx.shape[-1], device=idx.device).view(1, -1) < num_selected[0, 0].view(-1, 1)
+    used = torch.arange(idx.shape[-1], device=idx.device).view(1, -1) < num_selected[0, 0].view(
+        -1, 1
+    )
     keep = torch.zeros(n, n + 1, dtype=torch.bool, device=idx.device)
     keep.scatter_(1, torch.where(used, idx, n), True)
     return keep[:, :n]
 
 
 def flex_block_mask(keep, block_size, num_tokens):
-    """FlexAttention BlockMask keeping the blocks of bool [n, n] `keep` (causal mask in the diagonal)."""
+    """FlexAttention BlockMask keeping the blocks of bool [n, n] `keep` (causal mask in the
+    diagonal)."""
     from torch.nn.attention.flex_attention import BlockMask
 
     n = keep.shape[0]
     rows = torch.arange(n, device=keep.device).view(n, 1)
     cols = torch.arange(n, device=keep.device).view(1, n)
-    full = keep & (cols < rows)       # strictly below the diagonal: no mask needed
-    partial = keep & (cols == rows)   # the diagonal block: causal mask_mod
+    full = keep & (cols < rows)  # strictly below the diagonal: no mask needed
+    partial = keep & (cols == rows)  # the diagonal block: causal mask_mod
 
     def compact(sel):
         cnt = sel.sum(-1).to(torch.int32)
@@ -146,8 +151,15 @@ def flex_block_mask(keep, block_size, num_tokens):
     def causal(b, h, q_idx, kv_idx_):
         return q_idx >= kv_idx_
 
-    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block_size,
-                                    mask_mod=causal, seq_lengths=(num_tokens, num_tokens))
+    return BlockMask.from_kv_blocks(
+        kv_num,
+        kv_idx,
+        full_num,
+        full_idx,
+        BLOCK_SIZE=block_size,
+        mask_mod=causal,
+        seq_lengths=(num_tokens, num_tokens),
+    )
 
 
 def coarsen_to_128(keep64) -> tuple[torch.Tensor, float]:
@@ -176,30 +188,43 @@ def coarsen_to_128(keep64) -> tuple[torch.Tensor, float]:
 def flex_ms(flex, q, k, v, mask, kernel_options) -> float | None:
     try:
         flex(q, k, v, block_mask=mask, enable_gqa=True, kernel_options=kernel_options)
-        return bench_ms(lambda: flex(q, k, v, block_mask=mask, enable_gqa=True,
-                                     kernel_options=kernel_options))
+        return bench_ms(
+            lambda: flex(q, k, v, block_mask=mask, enable_gqa=True, kernel_options=kernel_options)
+        )
     except Exception as err:  # noqa: BLE001 - report and go on
         print(f"  FlexAttention failed: {str(err).splitlines()[0]}", flush=True)
         return None
 
 
 # The kernel sparse_prefill runs by default on this device (csrc/cuda/sparse_prefill.cu).
-PREFILL_KERNEL = "sm90 kernel" if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9 else "sm80 kernel"
+PREFILL_KERNEL = (
+    "sm90 kernel"
+    if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
+    else "sm80 kernel"
+)
 
 
 def llama_qkv(num_tokens: int):
     """Random normal q, k, v of one layer at the Llama-3.1-8B shapes, seeded by the length."""
     gen = torch.Generator(device="cuda").manual_seed(num_tokens)
-    return tuple(torch.randn(BATCH, h, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
-                 for h in (HQ, HKV, HKV))
+    return tuple(
+        torch.randn(BATCH, h, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
+        for h in (HQ, HKV, HKV)
+    )
 
 
 def calibrated_index(q, k):
     """The prefill selection at the ~20% knobs (calibrate_knobs): (block_index, num_selected,
     density achieved)."""
     cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **calibrate_knobs(q, k))
-    block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, sketchwalk.SketchWalkState(cfg))
-    return block_index, num_selected, float(prefill_density(block_index, num_selected, q.shape[2], 64))
+    block_index, num_selected, _, _ = select_prefill_blocks(
+        q, k, LAYER, sketchwalk.SketchWalkState(cfg)
+    )
+    return (
+        block_index,
+        num_selected,
+        float(prefill_density(block_index, num_selected, q.shape[2], 64)),
+    )
 
 
 def sparse_prefill_ms(q, k, v, block_index, num_selected, arch: str | None = None) -> float:
@@ -209,7 +234,9 @@ def sparse_prefill_ms(q, k, v, block_index, num_selected, arch: str | None = Non
     if arch is not None:
         os.environ["SKETCHWALK_PREFILL_ARCH"] = arch
     try:
-        return bench_ms(lambda: ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False))
+        return bench_ms(
+            lambda: ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
+        )
     finally:  # the caller's setting, as it was
         if before is None:
             os.environ.pop("SKETCHWALK_PREFILL_ARCH", None)
@@ -236,7 +263,10 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
     flex = torch.compile(flex_attention, dynamic=False)
     knobs_20 = calibrate_knobs(q, k)
     print(f"  ~20% knobs at {num_tokens}: {knobs_20}", flush=True)
-    for label, knobs in (("defaults", {}), (f"~20% (kblocks_frac={knobs_20['kblocks_frac']:.3f})", knobs_20)):
+    for label, knobs in (
+        ("defaults", {}),
+        (f"~20% (kblocks_frac={knobs_20['kblocks_frac']:.3f})", knobs_20),
+    ):
         cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **knobs)
         state = sketchwalk.SketchWalkState(cfg)
         block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, state)
@@ -248,33 +278,68 @@ def bench_prefill(num_tokens: int, rows: list[dict]) -> None:
         t_select = bench_ms(lambda: select_prefill_blocks(q, k, LAYER, state))
         t_sm80 = sparse_prefill_ms(q, k, v, block_index, num_selected, "sm80")
         keep64 = keep_matrix(block_index, num_selected)
-        t_flex = flex_ms(flex, q, k, v, flex_block_mask(keep64, 64, num_tokens),
-                         {"BLOCK_M": 64, "BLOCK_N": 64})  # the mask's granularity
+        t_flex = flex_ms(
+            flex, q, k, v, flex_block_mask(keep64, 64, num_tokens), {"BLOCK_M": 64, "BLOCK_N": 64}
+        )  # the mask's granularity
         keep128, density128 = coarsen_to_128(keep64)
         t_flex128 = flex_ms(flex, q, k, v, flex_block_mask(keep128, 128, num_tokens), None)
         extra = dict(base, knobs=label, density=density)
         if t_flex is not None:
-            rows.append(dict(extra, method="FlexAttention, same blocks", ms=t_flex,
-                             tflops=flops / t_flex / 1e9))
+            rows.append(
+                dict(
+                    extra,
+                    method="FlexAttention, same blocks",
+                    ms=t_flex,
+                    tflops=flops / t_flex / 1e9,
+                )
+            )
         if t_flex128 is not None:
-            rows.append(dict(extra, density=density128, method="FlexAttention, 128x128 blocks",
-                             ms=t_flex128, tflops=density128 * dense_flops / t_flex128 / 1e9,
-                             speedup_vs_cudnn=(t_cudnn / t_flex128) if t_cudnn else None))
-        rows.append(dict(extra, method="sketchwalk sparse_prefill (sm80 kernel)", ms=t_sm80,
-                         tflops=flops / t_sm80 / 1e9,
-                         speedup_vs_cudnn=(t_cudnn / t_sm80) if t_cudnn else None))
-        rows.append(dict(extra, method=f"sketchwalk sparse_prefill ({PREFILL_KERNEL})", ms=t_sparse,
-                         tflops=flops / t_sparse / 1e9,
-                         speedup_vs_cudnn=(t_cudnn / t_sparse) if t_cudnn else None))
-        rows.append(dict(extra, method="sketchwalk whole layer", ms=t_layer,
-                         tflops=flops / t_layer / 1e9,
-                         selection_ms=t_select, selection_fraction=t_select / t_layer,
-                         speedup_vs_cudnn=(t_cudnn / t_layer) if t_cudnn else None,
-                         speedup_vs_flash=(t_flash / t_layer) if t_flash else None))
-        print(f"  {label}: density {density:.3f} sparse {t_sparse:.3f} ms (sm80 {t_sm80:.3f}) layer "
-              f"{t_layer:.3f} ms (selection {t_select:.3f} ms) flex {t_flex} ms, flex 128x128 "
-              f"{t_flex128} ms at {density128:.3f}; dense/layer {t_ref / t_layer:.2f}x",
-              flush=True)
+            rows.append(
+                dict(
+                    extra,
+                    density=density128,
+                    method="FlexAttention, 128x128 blocks",
+                    ms=t_flex128,
+                    tflops=density128 * dense_flops / t_flex128 / 1e9,
+                    speedup_vs_cudnn=(t_cudnn / t_flex128) if t_cudnn else None,
+                )
+            )
+        rows.append(
+            dict(
+                extra,
+                method="sketchwalk sparse_prefill (sm80 kernel)",
+                ms=t_sm80,
+                tflops=flops / t_sm80 / 1e9,
+                speedup_vs_cudnn=(t_cudnn / t_sm80) if t_cudnn else None,
+            )
+        )
+        rows.append(
+            dict(
+                extra,
+                method=f"sketchwalk sparse_prefill ({PREFILL_KERNEL})",
+                ms=t_sparse,
+                tflops=flops / t_sparse / 1e9,
+                speedup_vs_cudnn=(t_cudnn / t_sparse) if t_cudnn else None,
+            )
+        )
+        rows.append(
+            dict(
+                extra,
+                method="sketchwalk whole layer",
+                ms=t_layer,
+                tflops=flops / t_layer / 1e9,
+                selection_ms=t_select,
+                selection_fraction=t_select / t_layer,
+                speedup_vs_cudnn=(t_cudnn / t_layer) if t_cudnn else None,
+                speedup_vs_flash=(t_flash / t_layer) if t_flash else None,
+            )
+        )
+        print(
+            f"  {label}: density {density:.3f} sparse {t_sparse:.3f} ms (sm80 {t_sm80:.3f}) layer "
+            f"{t_layer:.3f} ms (selection {t_select:.3f} ms) flex {t_flex} ms, flex 128x128 "
+            f"{t_flex128} ms at {density128:.3f}; dense/layer {t_ref / t_layer:.2f}x",
+            flush=True,
+        )
     torch.cuda.empty_cache()
 
 
@@ -322,8 +387,9 @@ def copy_bandwidth_tb_s(num_bytes: int = 2 << 30) -> float:
     return 2 * x.numel() / t / 1e9
 
 
-def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
-                 back_to_back: int = 20) -> None:
+def bench_decode(
+    num_tokens: int, batch: int, rows: list[dict], steps: int = 40, back_to_back: int = 20
+) -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     gen = torch.Generator(device="cuda").manual_seed(num_tokens + batch)
@@ -335,7 +401,10 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
     kd, vd = k[:, :, :num_tokens], v[:, :, :num_tokens]
     kv_bytes = 2 * batch * HKV * num_tokens * HEAD_DIM * 2
     t_dense = {}
-    for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+    for name, backend in (
+        ("cuDNN", SDPBackend.CUDNN_ATTENTION),
+        ("flash", SDPBackend.FLASH_ATTENTION),
+    ):
         t = sdpa_ms(q1, kd, vd, backend, False)
         if t is None:
             continue
@@ -346,8 +415,16 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
 
         t_graph = graph_ms(dense)
         t_dense[name] = min(t, t_graph)
-        rows.append(dict(base, method=f"dense SDPA {name} decode", density=1.0, ms=t,
-                         ms_graph=t_graph, tb_per_s=kv_bytes / min(t, t_graph) / 1e9))
+        rows.append(
+            dict(
+                base,
+                method=f"dense SDPA {name} decode",
+                density=1.0,
+                ms=t,
+                ms_graph=t_graph,
+                tb_per_s=kv_bytes / min(t, t_graph) / 1e9,
+            )
+        )
     best_dense = min(t_dense.values()) if t_dense else None
 
     def speedup(t):
@@ -382,11 +459,26 @@ def bench_decode(num_tokens: int, batch: int, rows: list[dict], steps: int = 40,
         density = state.last_density[LAYER]
         n = num_tokens + steps + back_to_back
         row = dict(base, knobs=label, density=density)
-        rows.append(dict(row, method="decode step, eager (isolated)", ms=t_step,
-                         speedup_vs_dense=speedup(t_step)))
-        rows.append(dict(row, method="decode step, eager (back to back)", ms=t_loop,
-                         speedup_vs_dense=speedup(t_loop)))
-        msg = f"[decode {num_tokens} x{batch}] {label}: density {density:.3f} eager {t_step:.3f} / {t_loop:.3f} ms"
+        rows.append(
+            dict(
+                row,
+                method="decode step, eager (isolated)",
+                ms=t_step,
+                speedup_vs_dense=speedup(t_step),
+            )
+        )
+        rows.append(
+            dict(
+                row,
+                method="decode step, eager (back to back)",
+                ms=t_loop,
+                speedup_vs_dense=speedup(t_loop),
+            )
+        )
+        msg = (
+            f"[decode {num_tokens} x{batch}] {label}: density {density:.3f} eager "
+            f"{t_step:.3f} / {t_loop:.3f} ms"
+        )
         layer = state.layers[LAYER]
         if cfg.decode_scorer == "keys4":
             msg += bench_keys4_parts(layer, q1, k, v, n + 1, cfg, row, rows, speedup)
@@ -443,61 +535,113 @@ def bench_keys4_parts(layer, q1, k, v, n, cfg, row, rows, speedup) -> str:
     t_kernel = bench_ms(lambda: ops.sparse_decode(q1, k, v, bi, ns, None, False, seq_lens))
     key_bytes = batch * HKV * n * (HEAD_DIM // 2 + 4)  # 4-bit codes + one float32 scale per key
     kept_bytes = 2 * HKV * HEAD_DIM * 2 * density * n * batch  # K and V of the kept keys
-    rows.append(dict(row, method="decode step, CUDA graph", density=density, ms=t_graph,
-                     speedup_vs_dense=speedup(t_graph)))
-    rows.append(dict(row, method="  selection alone (score + select), CUDA graph", density=density,
-                     ms=t_select_graph))
-    rows.append(dict(row, method="  score_blocks_keys4 alone", density=density, ms=t_score,
-                     tb_per_s=key_bytes / t_score / 1e9))
+    rows.append(
+        dict(
+            row,
+            method="decode step, CUDA graph",
+            density=density,
+            ms=t_graph,
+            speedup_vs_dense=speedup(t_graph),
+        )
+    )
+    rows.append(
+        dict(
+            row,
+            method="  selection alone (score + select), CUDA graph",
+            density=density,
+            ms=t_select_graph,
+        )
+    )
+    rows.append(
+        dict(
+            row,
+            method="  score_blocks_keys4 alone",
+            density=density,
+            ms=t_score,
+            tb_per_s=key_bytes / t_score / 1e9,
+        )
+    )
     rows.append(dict(row, method="  select_blocks_keys4 alone", density=density, ms=t_sel))
-    rows.append(dict(row, method="  sparse_decode alone", density=density, ms=t_kernel,
-                     tb_per_s=kept_bytes / t_kernel / 1e9, speedup_vs_dense=speedup(t_kernel)))
+    rows.append(
+        dict(
+            row,
+            method="  sparse_decode alone",
+            density=density,
+            ms=t_kernel,
+            tb_per_s=kept_bytes / t_kernel / 1e9,
+            speedup_vs_dense=speedup(t_kernel),
+        )
+    )
     profile = kernel_times_us(step)
     row["kernels_us"] = profile
-    return (f" kernels {profile} graph {t_graph:.3f} ms (selection {t_select_graph:.3f}; score {t_score:.3f} ms "
-            f"{key_bytes / t_score / 1e9:.2f} TB/s, select {t_sel:.3f}, kernel {t_kernel:.3f} ms "
-            f"{kept_bytes / t_kernel / 1e9:.2f} TB/s)")
+    return (
+        f" kernels {profile} graph {t_graph:.3f} ms (selection {t_select_graph:.3f}; score "
+        f"{t_score:.3f} ms "
+        f"{key_bytes / t_score / 1e9:.2f} TB/s, select {t_sel:.3f}, kernel {t_kernel:.3f} ms "
+        f"{kept_bytes / t_kernel / 1e9:.2f} TB/s)"
+    )
 
 
 def write_markdown(env: dict, rows: list[dict], path: str) -> None:
     def f(x, fmt):
         return "" if x is None else format(x, fmt)
 
-    lines = ["# Performance results", "",
-             "Produced by `python -m bench.python.bench_attention` (one GPU, one process).", "",
-             "| environment | |", "|---|---|"]
+    lines = [
+        "# Performance results",
+        "",
+        "Produced by `python -m bench.python.bench_attention` (one GPU, one process).",
+        "",
+        "| environment | |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in env.items()]
-    lines += ["", "## Prefill (B=1, 32 q / 8 kv heads, head_dim 128, bf16, causal)", "",
-              "Effective TFLOP/s count only the (query, key) pairs inside kept blocks; density is the "
-              "kept fraction of the causal area actually achieved.", "",
-              "| tokens | method | knobs | density | ms | eff. TFLOP/s | vs cuDNN | selection share |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Prefill (B=1, 32 q / 8 kv heads, head_dim 128, bf16, causal)",
+        "",
+        "Effective TFLOP/s count only the (query, key) pairs inside kept blocks; density is the "
+        "kept fraction of the causal area actually achieved.",
+        "",
+        "| tokens | method | knobs | density | ms | eff. TFLOP/s | vs cuDNN | selection share |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["phase"] != "prefill":
             continue
-        lines.append(f"| {r['tokens']} | {r['method']} | {r.get('knobs', '')} | {r['density']:.3f} | "
-                     f"{r['ms']:.3f} | {r['tflops']:.0f} | {f(r.get('speedup_vs_cudnn'), '.2f')} | "
-                     f"{f(r.get('selection_fraction'), '.1%')} |")
-    lines += ["", "## Decode (one new token per sequence; KV cache of `tokens`)", "",
-              "Density: the kept fraction of the keys at the measured step. TB/s: the bytes the row "
-              f"must read (dense: all of K and V; score: the 4-bit keys and their scales; "
-              f"sparse_decode: K and V of the kept keys) over its time; measured copy bandwidth "
-              f"{env.get('copy TB/s', 0):.2f} TB/s. Dense rows: min of eager and graph replay.", "",
-              "| tokens | batch | method | knobs | density | ms | TB/s | vs best dense |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['tokens']} | {r['method']} | {r.get('knobs', '')} | {r['density']:.3f} | "
+            f"{r['ms']:.3f} | {r['tflops']:.0f} | {f(r.get('speedup_vs_cudnn'), '.2f')} | "
+            f"{f(r.get('selection_fraction'), '.1%')} |"
+        )
+    lines += [
+        "",
+        "## Decode (one new token per sequence; KV cache of `tokens`)",
+        "",
+        "Density: the kept fraction of the keys at the measured step. TB/s: the bytes the row "
+        f"must read (dense: all of K and V; score: the 4-bit keys and their scales; "
+        f"sparse_decode: K and V of the kept keys) over its time; measured copy bandwidth "
+        f"{env.get('copy TB/s', 0):.2f} TB/s. Dense rows: min of eager and graph replay.",
+        "",
+        "| tokens | batch | method | knobs | density | ms | TB/s | vs best dense |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["phase"] != "decode":
             continue
         ms = f"{r['ms']:.4f}" + (f" (graph {r['ms_graph']:.4f})" if r.get("ms_graph") else "")
-        lines.append(f"| {r['tokens']} | {r['batch']} | {r['method']} | {r.get('knobs', '')} | "
-                     f"{r['density']:.3f} | {ms} | {f(r.get('tb_per_s'), '.2f')} | "
-                     f"{f(r.get('speedup_vs_dense'), '.2f')} |")
+        lines.append(
+            f"| {r['tokens']} | {r['batch']} | {r['method']} | {r.get('knobs', '')} | "
+            f"{r['density']:.3f} | {ms} | {f(r.get('tb_per_s'), '.2f')} | "
+            f"{f(r.get('speedup_vs_dense'), '.2f')} |"
+        )
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--prefill-tokens", type=int, nargs="*", default=[8192, 32768, 131072])
     parser.add_argument("--decode-tokens", type=int, nargs="*", default=[32768, 131072])
     parser.add_argument("--decode-batches", type=int, nargs="*", default=[1, 8])

@@ -19,15 +19,22 @@ import time
 import torch
 
 import sketchwalk
+from bench.python.bench_attention import KNOBS_20, environment
 from sketchwalk.integrations import hf
 
-from bench.python.bench_attention import KNOBS_20, environment
-
 # Llama-3.1-8B (meta-llama/Llama-3.1-8B config.json): shapes only, the weights are random.
-LLAMA_31_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                   num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
-                   rope_theta=500000.0, max_position_embeddings=131072, rms_norm_eps=1e-5,
-                   tie_word_embeddings=False)
+LLAMA_31_8B = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    rope_theta=500000.0,
+    max_position_embeddings=131072,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
 
 
 def build_model(layers: int):
@@ -90,23 +97,33 @@ def main() -> None:
     args = parser.parse_args()
     env = environment()
     model = build_model(args.layers)
-    lines = [f"Llama-3.1-8B shapes ({args.layers} layers, random weights, bf16), batch 1, "
-             f"{env['device']}, torch {env['torch']}, commit {env['commit']}, {env['date']}.", "",
-             "| tokens | attention | knobs | mean density (sparse layers) | TTFT s | SDPA / this |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Llama-3.1-8B shapes ({args.layers} layers, random weights, bf16), batch 1, "
+        f"{env['device']}, torch {env['torch']}, commit {env['commit']}, {env['date']}.",
+        "",
+        "| tokens | attention | knobs | mean density (sparse layers) | TTFT s | SDPA / this |",
+        "|---|---|---|---|---|---|",
+    ]
     for n in args.tokens:
         gen = torch.Generator(device="cuda").manual_seed(n)
-        input_ids = torch.randint(0, LLAMA_31_8B["vocab_size"], (1, n), device="cuda", generator=gen)
+        input_ids = torch.randint(
+            0, LLAMA_31_8B["vocab_size"], (1, n), device="cuda", generator=gen
+        )
         model.set_attn_implementation("sdpa")
         t_sdpa = ttft_s(model, input_ids, args.reps)
         lines.append(f"| {n} | SDPA (dense) | | 1.0 | {t_sdpa:.3f} | 1.00x |")
         print(lines[-1], flush=True)
         frac = kblocks_frac_20(model, input_ids)
-        for label, knobs in (("defaults", {}), (f"~20% (kblocks_frac={frac:.3f})", dict(kblocks_frac=frac, **KNOBS_20))):
+        for label, knobs in (
+            ("defaults", {}),
+            (f"~20% (kblocks_frac={frac:.3f})", dict(kblocks_frac=frac, **KNOBS_20)),
+        ):
             hf.configure(model, sketchwalk.SketchWalkConfig(), **knobs)
             t = ttft_s(model, input_ids, args.reps)
-            lines.append(f"| {n} | Sketch&Walk | {label} | {mean_density(model):.3f} | {t:.3f} | "
-                         f"{t_sdpa / t:.2f}x |")
+            lines.append(
+                f"| {n} | Sketch&Walk | {label} | {mean_density(model):.3f} | {t:.3f} | "
+                f"{t_sdpa / t:.2f}x |"
+            )
             print(lines[-1], flush=True)
         hf.configure(model, enable=False)
     text = "\n".join(lines) + "\n"

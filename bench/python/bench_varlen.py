@@ -45,17 +45,21 @@ def causal_pairs(t: int) -> int:
 def select_ragged(qs, ks, cfg, plan):
     """Per-sequence selection -> one padded index (StepPlan.pad_index) and the rows. No density
     work here: it is timed as the layer's selection."""
-    rows = [select_prefill_blocks(q, k, cfg.dense_layers,
-                                  sketchwalk.SketchWalkState(cfg, track_density=False))[:2]
-            for q, k in zip(qs, ks)]
+    rows = [
+        select_prefill_blocks(
+            q, k, cfg.dense_layers, sketchwalk.SketchWalkState(cfg, track_density=False)
+        )[:2]
+        for q, k in zip(qs, ks)
+    ]
     index, count = plan.pad_index(rows)
     return index, count, rows
 
 
 def batch_density(rows, lens) -> float:
     """Kept fraction of the batch's causal area: kept pairs over causal pairs, over sequences."""
-    kept = sum(float(prefill_density(bi, ns, t, 64)) * causal_pairs(t)
-               for (bi, ns), t in zip(rows, lens))
+    kept = sum(
+        float(prefill_density(bi, ns, t, 64)) * causal_pairs(t) for (bi, ns), t in zip(rows, lens)
+    )
     return kept / sum(causal_pairs(t) for t in lens)
 
 
@@ -86,20 +90,34 @@ def bench_decode(lens: list[int], rows: list[dict]) -> None:
         ops.quantize_keys4_(codes, scales, kb, seq_lens[b : b + 1], False, table[b : b + 1])
     q = torch.randn(len(lens), HQ, 1, HEAD_DIM, device="cuda", dtype=dt)
     k_new = torch.randn(len(lens), HKV, 1, HEAD_DIM, device="cuda", dtype=dt)
-    caches = [(k_pool[table[b, : pages[b]].long()].flatten(0, 1)[:t].transpose(0, 1)[None].contiguous(),
-               v_pool[table[b, : pages[b]].long()].flatten(0, 1)[:t].transpose(0, 1)[None].contiguous())
-              for b, t in enumerate(lens)]
+    caches = [
+        (
+            k_pool[table[b, : pages[b]].long()]
+            .flatten(0, 1)[:t]
+            .transpose(0, 1)[None]
+            .contiguous(),
+            v_pool[table[b, : pages[b]].long()]
+            .flatten(0, 1)[:t]
+            .transpose(0, 1)[None]
+            .contiguous(),
+        )
+        for b, t in enumerate(lens)
+    ]
 
     def dense(backend):
         def run():
             with sdpa_kernel(backend):
                 for b, (kc, vc) in enumerate(caches):
                     F.scaled_dot_product_attention(q[b : b + 1], kc, vc, enable_gqa=True)
+
         return run
 
     dense_ms = {}
-    for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
-                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+    for name, backend in (
+        ("cuDNN", SDPBackend.CUDNN_ATTENTION),
+        ("flash", SDPBackend.FLASH_ATTENTION),
+        ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+    ):
         try:
             dense_ms[name] = graph_ms(dense(backend))
         except RuntimeError as err:
@@ -107,11 +125,25 @@ def bench_decode(lens: list[int], rows: list[dict]) -> None:
     best = min(dense_ms.values())
     kv_bytes = 2 * sum(lens) * HKV * HEAD_DIM * 2
     for name, ms in dense_ms.items():
-        rows.append(dict(method=f"decode, dense SDPA {name} per sequence (graph)", density=1.0,
-                         ms=ms, tb_s=kv_bytes / ms / 1e9, speedup=best / ms))
+        rows.append(
+            dict(
+                method=f"decode, dense SDPA {name} per sequence (graph)",
+                density=1.0,
+                ms=ms,
+                tb_s=kv_bytes / ms / 1e9,
+                speedup=best / ms,
+            )
+        )
     base = sketchwalk.SketchWalkConfig()
-    for label, cfg in (("defaults", base), ("~10%", dataclasses.replace(
-            base, decode_kblocks_frac=0.07, decode_window_frac=0.02, decode_sink_frac=0.01))):
+    for label, cfg in (
+        ("defaults", base),
+        (
+            "~10%",
+            dataclasses.replace(
+                base, decode_kblocks_frac=0.07, decode_window_frac=0.02, decode_sink_frac=0.01
+            ),
+        ),
+    ):
         fracs = SelectionArgs.decode(cfg).keys4_fracs()
 
         def step():
@@ -126,8 +158,15 @@ def bench_decode(lens: list[int], rows: list[dict]) -> None:
         kept = sum(float(((ns[b].double() - 1) * 64 + last[b]).mean()) for b in range(len(lens)))
         density = kept / sum(lens)
         ms = graph_ms(step)
-        rows.append(dict(method=f"decode {label}: keys4 step from the paged cache (graph, 4 ops)",
-                         density=density, ms=ms, tb_s=None, speedup=best / ms))
+        rows.append(
+            dict(
+                method=f"decode {label}: keys4 step from the paged cache (graph, 4 ops)",
+                density=density,
+                ms=ms,
+                tb_s=None,
+                speedup=best / ms,
+            )
+        )
 
 
 def main() -> None:
@@ -158,8 +197,10 @@ def to_pages(k: torch.Tensor, v: torch.Tensor, lens: list[int]):
     pages = [-(-t // 64) for t in lens]
     order = torch.randperm(sum(pages), device="cuda").to(torch.int32)
     table = torch.zeros(len(lens), max(pages), dtype=torch.int32, device="cuda")
-    pools = [torch.full((sum(pages), 64, *k.shape[1:]), float("nan"), device="cuda",
-                        dtype=k.dtype) for _ in (k, v)]
+    pools = [
+        torch.full((sum(pages), 64, *k.shape[1:]), float("nan"), device="cuda", dtype=k.dtype)
+        for _ in (k, v)
+    ]
     at, t0 = 0, 0
     for b, (n, t) in enumerate(zip(pages, lens)):
         ids = order[at : at + n]
@@ -168,8 +209,9 @@ def to_pages(k: torch.Tensor, v: torch.Tensor, lens: list[int]):
             rows = torch.zeros(n * 64, *x.shape[1:], device="cuda", dtype=x.dtype)
             rows[:t] = x[t0 : t0 + t]
             block = rows.view(n, 64, *x.shape[1:])
-            pool[ids.long()] = torch.where(torch.arange(n * 64, device="cuda").view(n, 64, 1, 1) < t,
-                                           block, pool[ids.long()])
+            pool[ids.long()] = torch.where(
+                torch.arange(n * 64, device="cuda").view(n, 64, 1, 1) < t, block, pool[ids.long()]
+            )
         at, t0 = at + n, t0 + t
     return pools[0], pools[1], table
 
@@ -190,12 +232,16 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
             with sdpa_kernel(backend):
                 for q, k, v in zip(qs, ks, vs):
                     F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+
         return run
 
     from torch.nn.attention import SDPBackend
 
     dense = {}
-    for name, backend in (("cuDNN", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+    for name, backend in (
+        ("cuDNN", SDPBackend.CUDNN_ATTENTION),
+        ("flash", SDPBackend.FLASH_ATTENTION),
+    ):
         try:
             dense[name] = bench_ms(sdpa_all(backend))
         except RuntimeError as err:
@@ -215,26 +261,45 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
         print(f"torch varlen_attn: {err}")
     best = min(dense.values())
     for name, ms in dense.items():
-        rows.append(dict(method=f"dense: {name} (per sequence)" if "varlen" not in name else
-                         f"dense: {name} (one call; K/V repeated to the query heads beforehand)",
-                         density=1.0, ms=ms, tflops=total_flops / ms / 1e9, speedup=best / ms))
+        rows.append(
+            dict(
+                method=f"dense: {name} (per sequence)"
+                if "varlen" not in name
+                else f"dense: {name} (one call; K/V repeated to the query heads beforehand)",
+                density=1.0,
+                ms=ms,
+                tflops=total_flops / ms / 1e9,
+                speedup=best / ms,
+            )
+        )
     k_pool, v_pool, table = to_pages(packed[1], packed[2], lens)
     seq_lens = torch.tensor(lens, dtype=torch.int32, device="cuda")
     base = sketchwalk.SketchWalkConfig()
-    for label, cfg in (("defaults", base),
-                       ("~20%", dataclasses.replace(base, kblocks_frac=0.12, **KNOBS_20))):
+    for label, cfg in (
+        ("defaults", base),
+        ("~20%", dataclasses.replace(base, kblocks_frac=0.12, **KNOBS_20)),
+    ):
         plan = sketchwalk.StepPlan(cfg, lens, lens, "cuda", track_density=False)
         index, count, per_seq = select_ragged(qs, ks, cfg, plan)
         density = batch_density(per_seq, lens)
         t_select = bench_ms(lambda: select_ragged(qs, ks, cfg, plan), warmup_ms=20, rep_ms=100)
-        t_varlen = bench_ms(lambda: ops.sparse_prefill_varlen(
-            packed[0], packed[1], packed[2], index, count, cu, cu, validate=False))
-        t_loop = bench_ms(lambda: [ops.sparse_prefill(q, k, v, bi, ns, validate=False)
-                                   for q, k, v, (bi, ns) in zip(qs, ks, vs, per_seq)])
+        t_varlen = bench_ms(
+            lambda: ops.sparse_prefill_varlen(
+                packed[0], packed[1], packed[2], index, count, cu, cu, validate=False
+            )
+        )
+        t_loop = bench_ms(
+            lambda: [
+                ops.sparse_prefill(q, k, v, bi, ns, validate=False)
+                for q, k, v, (bi, ns) in zip(qs, ks, vs, per_seq)
+            ]
+        )
 
         def paged():
-            return ops.sparse_prefill_varlen(packed[0], k_pool, v_pool, index, count, cu, None,
-                                             seq_lens, table, validate=False)
+            return ops.sparse_prefill_varlen(
+                packed[0], k_pool, v_pool, index, count, cu, None, seq_lens, table, validate=False
+            )
+
         t_paged = bench_ms(paged)
         os.environ["SKETCHWALK_PREFILL_ARCH"] = "sm80"  # read per call (sparse_prefill.cu)
         try:
@@ -244,20 +309,39 @@ def bench_prefill(lens: list[int], rows: list[dict]) -> None:
 
         def layer():
             states = [sketchwalk.SketchWalkState(cfg, track_density=False) for _ in lens]
-            return sketchwalk.sketchwalk_attention_varlen(packed[0], packed[1], packed[2],
-                                                          cfg.dense_layers, states, plan)
+            return sketchwalk.sketchwalk_attention_varlen(
+                packed[0], packed[1], packed[2], cfg.dense_layers, states, plan
+            )
+
         t_layer = bench_ms(layer, warmup_ms=20, rep_ms=100)
-        rows.append(dict(method=f"{label}: whole layer, sketchwalk_attention_varlen (public API)",
-                         density=density, ms=t_layer, tflops=total_flops * density / t_layer / 1e9,
-                         speedup=best / t_layer))
-        for method, ms in ((f"{label}: sparse_prefill_varlen, one call", t_varlen),
-                           (f"{label}: sparse_prefill_varlen from a paged cache, one call", t_paged),
-                           (f"{label}: the same, sm80 kernel", t_paged80),
-                           (f"{label}: sparse_prefill per sequence (16 calls)", t_loop),
-                           (f"{label}: whole layer (selection per sequence + one varlen call)",
-                            t_varlen + t_select)):
-            rows.append(dict(method=method, density=density, ms=ms,
-                             tflops=total_flops * density / ms / 1e9, speedup=best / ms))
+        rows.append(
+            dict(
+                method=f"{label}: whole layer, sketchwalk_attention_varlen (public API)",
+                density=density,
+                ms=t_layer,
+                tflops=total_flops * density / t_layer / 1e9,
+                speedup=best / t_layer,
+            )
+        )
+        for method, ms in (
+            (f"{label}: sparse_prefill_varlen, one call", t_varlen),
+            (f"{label}: sparse_prefill_varlen from a paged cache, one call", t_paged),
+            (f"{label}: the same, sm80 kernel", t_paged80),
+            (f"{label}: sparse_prefill per sequence (16 calls)", t_loop),
+            (
+                f"{label}: whole layer (selection per sequence + one varlen call)",
+                t_varlen + t_select,
+            ),
+        ):
+            rows.append(
+                dict(
+                    method=method,
+                    density=density,
+                    ms=ms,
+                    tflops=total_flops * density / ms / 1e9,
+                    speedup=best / ms,
+                )
+            )
 
 
 if __name__ == "__main__":

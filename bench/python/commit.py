@@ -28,7 +28,11 @@ def git_commit() -> str:
     if not (REPO / ".git").exists():
         return "unknown"
     try:
-        return subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty=+dirty"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty=+dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

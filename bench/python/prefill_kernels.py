@@ -11,8 +11,13 @@ import argparse
 
 import torch
 
-from bench.python.bench_attention import (calibrated_index, dense_causal_flops, llama_qkv, sdpa_ms,
-                                          sparse_prefill_ms)
+from bench.python.bench_attention import (
+    calibrated_index,
+    dense_causal_flops,
+    llama_qkv,
+    sdpa_ms,
+    sparse_prefill_ms,
+)
 
 
 def main() -> None:
@@ -22,7 +27,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, nargs="*", default=[8192, 32768, 131072])
     args = parser.parse_args()
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print("| tokens | density | cuDNN ms | sm80 ms | sm90 ms | sm80 TFLOP/s | sm90 TFLOP/s | sm90 vs sm80 | cuDNN / sm90 |")
+    print(
+        "| tokens | density | cuDNN ms | sm80 ms | sm90 ms | sm80 TFLOP/s | sm90 TFLOP/s | sm90 "
+        "vs sm80 | cuDNN / sm90 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n in args.tokens:
         q, k, v = llama_qkv(n)
@@ -31,8 +39,12 @@ def main() -> None:
         t_dense = sdpa_ms(q, k, v, SDPBackend.CUDNN_ATTENTION, True)
         t80 = sparse_prefill_ms(q, k, v, block_index, num_selected, "sm80")
         t90 = sparse_prefill_ms(q, k, v, block_index, num_selected, "sm90")
-        print(f"| {n} | {density:.3f} | {t_dense:.3f} | {t80:.3f} | {t90:.3f} | {flops / t80 / 1e9:.0f} | "
-              f"{flops / t90 / 1e9:.0f} | {t80 / t90:.2f}x | {t_dense / t90:.2f}x |", flush=True)
+        print(
+            f"| {n} | {density:.3f} | {t_dense:.3f} | {t80:.3f} | {t90:.3f} | "
+            f"{flops / t80 / 1e9:.0f} | "
+            f"{flops / t90 / 1e9:.0f} | {t80 / t90:.2f}x | {t_dense / t90:.2f}x |",
+            flush=True,
+        )
         del q, k, v
         torch.cuda.empty_cache()
 

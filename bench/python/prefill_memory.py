@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import sketchwalk
 import torch
+
+import sketchwalk
 from sketchwalk.attention import select_prefill_blocks
 
 GIB = 2**30
@@ -42,8 +43,12 @@ def expected_extra(cfg, state, layer: int, hq: int, hkv: int, tokens: int) -> in
     extra = rows * n * n * 8 + hq * tokens * 4
     if cfg.decode_scorer == "walk":
         s = state.layers[layer]
-        extra += s.transition.nbytes + s.key_blocks.nbytes + s.window_logits.nbytes \
+        extra += (
+            s.transition.nbytes
+            + s.key_blocks.nbytes
+            + s.window_logits.nbytes
             + s.query_window.nbytes
+        )
     return extra
 
 
@@ -79,10 +84,19 @@ def measure(name: str, q, k, v) -> list[dict]:
         out2, _ = run_layer(q, k, v, layer, again)
         equal = torch.equal(out, out2) and float(again.density_tensor(layer)) == density
         del out2, again
-        rows.append({"config": name, "layer": layer, "carried_walk": layer == 1, "qkvo": qkvo,
-                     "extra": extra,
-                     "expected": expected_extra(cfg, state, layer, hq, hkv, tokens),
-                     "density": density, "checksum": checksum(out), "deterministic": equal})
+        rows.append(
+            {
+                "config": name,
+                "layer": layer,
+                "carried_walk": layer == 1,
+                "qkvo": qkvo,
+                "extra": extra,
+                "expected": expected_extra(cfg, state, layer, hq, hkv, tokens),
+                "density": density,
+                "checksum": checksum(out),
+                "deterministic": equal,
+            }
+        )
         del out
     bi, _, _, _ = select_prefill_blocks(q, k, 1, sketchwalk.SketchWalkState(cfg))
     for r in rows:
@@ -97,8 +111,9 @@ def size(nbytes: int) -> str:
 def checksum(out: torch.Tensor) -> int:
     """Sum of the raw bits of out, one head at a time (compares outputs across builds/commits)."""
     bits = torch.int16 if out.element_size() == 2 else torch.int32
-    return sum(int(out[:, h].contiguous().view(bits).to(torch.int64).sum())
-               for h in range(out.shape[1]))
+    return sum(
+        int(out[:, h].contiguous().view(bits).to(torch.int64).sum()) for h in range(out.shape[1])
+    )
 
 
 def report(r: dict) -> str:
@@ -109,10 +124,12 @@ def report(r: dict) -> str:
         peak = "peak not measured on CPU"
     else:
         peak = f"peak beyond them {size(r['extra'])}, ratio {(qkvo + r['extra']) / qkvo:.3f}"
-    return (f"{r['config']:8s} layer {r['layer']} (walk carried in: {r['carried_walk']!s:5s}): "
-            f"q+k+v+out {size(qkvo)}, {peak}; expected beyond {size(r['expected'])}; "
-            f"block_index {r['block_index'][0]} {r['block_index'][1]}; density {r['density']:.6f}; "
-            f"out checksum {r['checksum']}; two runs equal: {r['deterministic']}")
+    return (
+        f"{r['config']:8s} layer {r['layer']} (walk carried in: {r['carried_walk']!s:5s}): "
+        f"q+k+v+out {size(qkvo)}, {peak}; expected beyond {size(r['expected'])}; "
+        f"block_index {r['block_index'][0]} {r['block_index'][1]}; density {r['density']:.6f}; "
+        f"out checksum {r['checksum']}; two runs equal: {r['deterministic']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -121,8 +138,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--kv-heads", type=int, default=8)
     parser.add_argument("--head-dim", type=int, default=128)
-    parser.add_argument("--configs", default="default,paper",
-                        help=f"comma-separated, of {list(CONFIGS)}")
+    parser.add_argument(
+        "--configs", default="default,paper", help=f"comma-separated, of {list(CONFIGS)}"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -134,8 +152,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     k = torch.randn(kv_shape, device=device, dtype=dtype, generator=gen)
     v = torch.randn(kv_shape, device=device, dtype=dtype, generator=gen)
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
-    print(f"{args.tokens} tokens, q {tuple(q.shape)}, k/v {tuple(k.shape)}, {dtype}, {device}{gpu}",
-          flush=True)
+    print(
+        f"{args.tokens} tokens, q {tuple(q.shape)}, k/v {tuple(k.shape)}, {dtype}, {device}{gpu}",
+        flush=True,
+    )
     rows = []
     with torch.no_grad():
         for name in args.configs.split(","):

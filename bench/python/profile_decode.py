@@ -45,8 +45,12 @@ def keys4_pieces(q1, kk, vv, layer, cfg) -> dict:
     bi, ns = ops.select_blocks_keys4(mass, lens, *fracs, False)
     return {
         "python step (sketchwalk_attention)": None,
-        "quantize_keys4_ (1 token)": lambda: ops.quantize_keys4_(codes, scales, kk[:, :, -1:], lens, False),
-        "score_blocks_keys4": lambda: ops.score_blocks_keys4(q_score, codes, scales, lens, None, False),
+        "quantize_keys4_ (1 token)": lambda: ops.quantize_keys4_(
+            codes, scales, kk[:, :, -1:], lens, False
+        ),
+        "score_blocks_keys4": lambda: ops.score_blocks_keys4(
+            q_score, codes, scales, lens, None, False
+        ),
         "select_blocks_keys4": lambda: ops.select_blocks_keys4(mass, lens, *fracs, False),
         "sparse_decode": lambda: ops.sparse_decode(q1, kk, vv, bi, ns, validate=False),
     }
@@ -72,15 +76,36 @@ def walk_pieces(q1, kk, vv, layer, state, cfg) -> dict:
     return {
         "python step (sketchwalk_attention)": None,
         "select_decode_blocks_ (op)": lambda: ops.select_decode_blocks_(
-            q1, kk, scratch_kb, scratch_win, scratch_logits, scratch_t, signs, coords,
-            cfg.query_window, 100, 64, cfg.degree, cfg.damping, c, args.keep_frac,
-            args.window_tokens, args.exclude_sink_tokens, args.attend_sink_tokens),
-        "hadamard_sketch (1 token)": lambda: ops.hadamard_sketch(q1, signs, coords, 1, validate=False),
+            q1,
+            kk,
+            scratch_kb,
+            scratch_win,
+            scratch_logits,
+            scratch_t,
+            signs,
+            coords,
+            cfg.query_window,
+            100,
+            64,
+            cfg.degree,
+            cfg.damping,
+            c,
+            args.keep_frac,
+            args.window_tokens,
+            args.exclude_sink_tokens,
+            args.attend_sink_tokens,
+        ),
+        "hadamard_sketch (1 token)": lambda: ops.hadamard_sketch(
+            q1, signs, coords, 1, validate=False
+        ),
         "update_block_sketch_": lambda: ops.update_block_sketch_(scratch_kb, qs[:, :8], nk - 1, 64),
         "push_query_window_": lambda: ops.push_query_window_(scratch_win, qs, 7),
-        "update_window_logits_": lambda: ops.update_window_logits_(scratch_logits, scratch_win,
-                                                                   scratch_kb, nb, 7, c),
-        "window_block_scores": lambda: ops.window_block_scores(scratch_logits, cfg.query_window, nb),
+        "update_window_logits_": lambda: ops.update_window_logits_(
+            scratch_logits, scratch_win, scratch_kb, nb, 7, c
+        ),
+        "window_block_scores": lambda: ops.window_block_scores(
+            scratch_logits, cfg.query_window, nb
+        ),
         "update_block_matrix_": lambda: ops.update_block_matrix_(scratch_a, r, nk, 64),
         "walk_blocks": lambda: ops.walk_blocks(r[:, None], a, None, cfg.degree, cfg.damping),
         "select_blocks": lambda: ops.select_blocks(walk, *args.select_blocks_args(1, nk, 64)),
@@ -153,7 +178,9 @@ def main() -> None:
             graph.replay()  # re-applies the same step's in-place updates: timing only
         e1.record()
         e1.synchronize()
-        print(f"GPU only (graph replay of one step): {e0.elapsed_time(e1) * 1e3 / steps:.1f} us/step")
+        print(
+            f"GPU only (graph replay of one step): {e0.elapsed_time(e1) * 1e3 / steps:.1f} us/step"
+        )
     except RuntimeError as err:  # report and go on: the rest needs no graph
         print(f"graph capture of a step failed: {err}")
 
@@ -176,7 +203,9 @@ def main() -> None:
         for _ in range(steps // 2):
             step()
         torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60))
+    print(
+        prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=60)
+    )
 
 
 if __name__ == "__main__":

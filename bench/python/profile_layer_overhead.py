@@ -109,21 +109,26 @@ def main() -> None:
 
     def cudnn_prefill():
         with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-            return F.scaled_dot_product_attention(q[:, :, :n], k[:, :, :n], v[:, :, :n],
-                                                  is_causal=True, enable_gqa=True)
+            return F.scaled_dot_product_attention(
+                q[:, :, :n], k[:, :, :n], v[:, :, :n], is_causal=True, enable_gqa=True
+            )
 
     def dense_decode():
         return F.scaled_dot_product_attention(q[:, :, n:], k, v, enable_gqa=True)
 
     prefill()
     print(f"device {torch.cuda.get_device_name(0)}, torch {torch.__version__}, {n} tokens")
-    for name, fn in (("prefill layer (sketchwalk_attention)", prefill),
-                     ("prefill layer, track_density=False", prefill_untracked),
-                     ("cuDNN SDPA prefill", cudnn_prefill),
-                     ("decode step (sketchwalk_attention, keys4)", decode),
-                     ("dense SDPA decode", dense_decode)):
+    for name, fn in (
+        ("prefill layer (sketchwalk_attention)", prefill),
+        ("prefill layer, track_density=False", prefill_untracked),
+        ("cuDNN SDPA prefill", cudnn_prefill),
+        ("decode step (sketchwalk_attention, keys4)", decode),
+        ("dense SDPA decode", dense_decode),
+    ):
         wall, gpu = timed(fn)
-        print(f"{name}: wall {wall:.3f} ms/call, GPU {gpu:.3f} ms/call, runtime {runtime_counts(fn)}")
+        print(
+            f"{name}: wall {wall:.3f} ms/call, GPU {gpu:.3f} ms/call, runtime {runtime_counts(fn)}"
+        )
         for site in sync_sites(fn):
             print(f"   sync: {site}")
 

@@ -11,10 +11,14 @@ import argparse
 
 import torch
 
+from bench.python.bench_attention import (
+    HEAD_DIM,
+    HQ,
+    calibrated_index,
+    dense_causal_flops,
+    llama_qkv,
+)
 from sketchwalk import ops
-
-from bench.python.bench_attention import (HEAD_DIM, HQ, calibrated_index, dense_causal_flops,
-                                          llama_qkv)
 
 
 def main() -> None:
@@ -29,8 +33,12 @@ def main() -> None:
     # Bytes the kernel must move at least: Q and O once, K and V of every kept (row, block) pair
     # once per CTA (2 query heads share a CTA's K/V), from L2 or HBM.
     kv_bytes = kept * (HQ // 2) * 2 * 64 * HEAD_DIM * 2
-    print(f"tokens {n} density {density:.4f} effective GFLOP {density * dense_causal_flops(n) / 1e9:.1f} "
-          f"K/V bytes requested by CTAs {kv_bytes / 1e9:.2f} GB", flush=True)
+    print(
+        f"tokens {n} density {density:.4f} effective GFLOP "
+        f"{density * dense_causal_flops(n) / 1e9:.1f} "
+        f"K/V bytes requested by CTAs {kv_bytes / 1e9:.2f} GB",
+        flush=True,
+    )
     for _ in range(args.calls):
         ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)
     torch.cuda.synchronize()

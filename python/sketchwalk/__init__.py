@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import torch  # noqa: F401  (must be imported before the extension: it resolves libtorch)
 
-from . import _C  # noqa: F401  (loads the library; registers torch.ops.sketchwalk.*)
-from . import limits, ops, scorers  # noqa: F401  (limits: the kernels' sizes)
+from . import (  # noqa: F401  (limits: the kernels' sizes)
+    _C,  # noqa: F401  (loads the library; registers torch.ops.sketchwalk.*)
+    limits,
+    ops,
+    scorers,
+)
 from ._build_info import VERSION as __version__
 from .attention import sketchwalk_attention
 from .config import SketchWalkConfig

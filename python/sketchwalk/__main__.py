@@ -30,24 +30,32 @@ def _example(num_tokens: int, decode_steps: int) -> None:
     state = sketchwalk.SketchWalkState(sketchwalk.SketchWalkConfig())
     layer = 2  # the first sparse layer with the default dense_layers=2
     t0 = time.perf_counter()
-    out = sketchwalk.sketchwalk_attention(q, k[:, :, :num_tokens], v[:, :, :num_tokens], layer, state)
+    out = sketchwalk.sketchwalk_attention(
+        q, k[:, :, :num_tokens], v[:, :, :num_tokens], layer, state
+    )
     t1 = time.perf_counter()
     ref = dense_causal_attention(q, k[:, :, :num_tokens], v[:, :, :num_tokens])
     rel = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
-    print("Random q/k/v spread attention evenly over the keys (dense output ~ the mean of all\n"
-          "values), so dropping most blocks moves the output by a relative difference of order 1\n"
-          "here; real models concentrate attention and keep task accuracy (bench/RESULTS.md).\n"
-          "density = the kept fraction actually achieved.")
-    print(f"device={device} dtype={dtype} prefill tokens={num_tokens}: "
-          f"density={state.last_density[layer]:.3f} rel.diff vs dense={rel:.3f} time={t1 - t0:.3f}s")
+    print(
+        "Random q/k/v spread attention evenly over the keys (dense output ~ the mean of all\n"
+        "values), so dropping most blocks moves the output by a relative difference of order 1\n"
+        "here; real models concentrate attention and keep task accuracy (bench/RESULTS.md).\n"
+        "density = the kept fraction actually achieved."
+    )
+    print(
+        f"device={device} dtype={dtype} prefill tokens={num_tokens}: "
+        f"density={state.last_density[layer]:.3f} rel.diff vs dense={rel:.3f} time={t1 - t0:.3f}s"
+    )
     for step in range(decode_steps):
         n = num_tokens + step + 1
         qd = torch.randn(batch, hq, 1, d, device=device, dtype=dtype)
         out = sketchwalk.sketchwalk_attention(qd, k[:, :, :n], v[:, :, :n], layer, state)
         ref = dense_causal_attention(qd, k[:, :, :n], v[:, :, :n])
         rel = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
-        print(f"  decode step {step + 1}: keys={n} density={state.last_density[layer]:.3f} "
-              f"rel.diff vs dense={rel:.3f}")
+        print(
+            f"  decode step {step + 1}: keys={n} density={state.last_density[layer]:.3f} "
+            f"rel.diff vs dense={rel:.3f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

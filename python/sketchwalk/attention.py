@@ -8,13 +8,24 @@ import torch.nn.functional as F
 
 from . import ops, scorers
 from .plan import SelectionArgs
-from .state import (LayerDecodeState, LayerKeys4State, LayerStepState, SketchWalkState,
-                    keys4_capacity)
+from .state import (
+    LayerDecodeState,
+    LayerKeys4State,
+    LayerStepState,
+    SketchWalkState,
+    keys4_capacity,
+)
 
 
 def sketchwalk_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int, state: SketchWalkState,
-    seq_lens: torch.Tensor | None = None, *, layout: str = "HND",
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    layer_idx: int,
+    state: SketchWalkState,
+    seq_lens: torch.Tensor | None = None,
+    *,
+    layout: str = "HND",
 ) -> torch.Tensor:
     """Causal attention of one layer, sparse per Sketch&Walk.
 
@@ -39,13 +50,15 @@ def sketchwalk_attention(
     them in SDPA, which needs them finite (a static cache starts zeroed).
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"sketchwalk_attention: argument 'layout' must be one of {LAYOUTS}, got "
-                         f"{layout!r}")
+        raise ValueError(
+            f"sketchwalk_attention: argument 'layout' must be one of {LAYOUTS}, got {layout!r}"
+        )
     if layout == "NHD":
         for name, t in (("q", q), ("k", k), ("v", v)):
             _check_rank4(name, t, "[batch, tokens, heads, head_dim] (layout 'NHD')")
-        out = sketchwalk_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                   layer_idx, state, seq_lens)
+        out = sketchwalk_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), layer_idx, state, seq_lens
+        )
         return out.transpose(1, 2)
     _check_layer_args(q, k, v, layer_idx, state)
     cfg = state.config
@@ -75,7 +88,8 @@ def _sparse_layer(q, k, v, layer_idx: int, state: SketchWalkState, seq_lens) -> 
     if num_queries > 1:
         return prefill_chunk(q, k, v, layer_idx, state)
     raise ValueError(
-        f"sketchwalk_attention: layer {layer_idx} got {num_queries} queries against {num_keys} keys; "
+        f"sketchwalk_attention: layer {layer_idx} got {num_queries} queries against {num_keys} "
+        f"keys; "
         "supported are a prefill (num_queries == num_keys), a prefill chunk (1 < num_queries < "
         "num_keys) and one decode step (num_queries == 1 after the layer saw num_keys - 1 keys)"
         + ("" if layer is None else f"; the layer's state holds {layer.num_keys} keys")
@@ -92,50 +106,75 @@ MAX_HEADS = 1024
 def _check_rank4(name: str, t, dims: str) -> None:
     if not isinstance(t, torch.Tensor) or t.dim() != 4:
         shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"sketchwalk_attention: argument '{name}' must be a 4-D tensor {dims}, "
-                         f"got {shape}")
+        raise ValueError(
+            f"sketchwalk_attention: argument '{name}' must be a 4-D tensor {dims}, got {shape}"
+        )
 
 
 def _check_layer_args(q, k, v, layer_idx, state) -> None:
     """sketchwalk_attention's own argument checks, naming the argument (before any work)."""
     if not isinstance(state, SketchWalkState):
-        raise TypeError("sketchwalk_attention: argument 'state' must be a SketchWalkState "
-                        f"(make one per sequence: SketchWalkState(config)), got {type(state).__name__}")
+        raise TypeError(
+            "sketchwalk_attention: argument 'state' must be a SketchWalkState "
+            f"(make one per sequence: SketchWalkState(config)), got {type(state).__name__}"
+        )
     if isinstance(layer_idx, bool) or not isinstance(layer_idx, int):
-        raise TypeError(f"sketchwalk_attention: argument 'layer_idx' must be an int, got "
-                        f"{type(layer_idx).__name__}")
+        raise TypeError(
+            f"sketchwalk_attention: argument 'layer_idx' must be an int, got "
+            f"{type(layer_idx).__name__}"
+        )
     if not 0 <= layer_idx < MAX_LAYERS:
-        raise ValueError(f"sketchwalk_attention: argument 'layer_idx' must lie in [0, {MAX_LAYERS}), "
-                         f"got {layer_idx}")
+        raise ValueError(
+            f"sketchwalk_attention: argument 'layer_idx' must lie in [0, {MAX_LAYERS}), "
+            f"got {layer_idx}"
+        )
     for name, t in (("q", q), ("k", k), ("v", v)):
         _check_rank4(name, t, "[batch, heads, tokens, head_dim] (layout 'HND')")
         if t.shape[1] > MAX_HEADS:
             raise ValueError(
                 f"sketchwalk_attention: argument '{name}' has {t.shape[1]} heads at dim 1 (layout "
                 f"'HND': [batch, heads, tokens, head_dim]), more than any model's ({MAX_HEADS}): "
-                "for [batch, tokens, heads, head_dim] tensors pass layout='NHD'")
+                "for [batch, tokens, heads, head_dim] tensors pass layout='NHD'"
+            )
     if q.shape[2] < 1 or k.shape[2] < 1:
-        raise ValueError("sketchwalk_attention: arguments 'q' and 'k' must hold at least one "
-                         f"token (an empty prompt has nothing to attend), got q {tuple(q.shape)}, "
-                         f"k {tuple(k.shape)}")
+        raise ValueError(
+            "sketchwalk_attention: arguments 'q' and 'k' must hold at least one "
+            f"token (an empty prompt has nothing to attend), got q {tuple(q.shape)}, "
+            f"k {tuple(k.shape)}"
+        )
     if k.shape != v.shape:
-        raise ValueError(f"sketchwalk_attention: argument 'v' must have the shape of 'k' "
-                         f"{tuple(k.shape)}, got {tuple(v.shape)}")
-    if k.shape[0] != q.shape[0] or k.shape[3] != q.shape[3] or k.shape[1] < 1 or \
-            q.shape[1] % k.shape[1] != 0:
-        raise ValueError(f"sketchwalk_attention: argument 'k' must be [batch={q.shape[0]}, "
-                         f"num_kv_heads dividing the {q.shape[1]} heads of 'q', tokens, "
-                         f"head_dim={q.shape[3]}], got {tuple(k.shape)}")
+        raise ValueError(
+            f"sketchwalk_attention: argument 'v' must have the shape of 'k' "
+            f"{tuple(k.shape)}, got {tuple(v.shape)}"
+        )
+    if (
+        k.shape[0] != q.shape[0]
+        or k.shape[3] != q.shape[3]
+        or k.shape[1] < 1
+        or q.shape[1] % k.shape[1] != 0
+    ):
+        raise ValueError(
+            f"sketchwalk_attention: argument 'k' must be [batch={q.shape[0]}, "
+            f"num_kv_heads dividing the {q.shape[1]} heads of 'q', tokens, "
+            f"head_dim={q.shape[3]}], got {tuple(k.shape)}"
+        )
     shape = state.layer_heads.get(layer_idx)
-    if shape is not None and q.shape[2] < k.shape[2] and shape != (q.shape[0], q.shape[1], k.shape[1]):
+    if (
+        shape is not None
+        and q.shape[2] < k.shape[2]
+        and shape != (q.shape[0], q.shape[1], k.shape[1])
+    ):
         raise ValueError(
             f"sketchwalk_attention: layer {layer_idx}'s state was made for batch {shape[0]}, "
             f"{shape[1]} query and {shape[2]} KV heads; arguments 'q' / 'k' have batch "
             f"{q.shape[0]}, {q.shape[1]} and {k.shape[1]} heads (a new sequence starts with a "
-            "prefill, or a state of its own)")
+            "prefill, or a state of its own)"
+        )
     if q.device != k.device or q.device != v.device:
-        raise ValueError(f"sketchwalk_attention: q, k and v must be on one device, got {q.device}, "
-                         f"{k.device}, {v.device}")
+        raise ValueError(
+            f"sketchwalk_attention: q, k and v must be on one device, got {q.device}, "
+            f"{k.device}, {v.device}"
+        )
 
 
 def dense_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -170,8 +209,9 @@ def select_prefill_blocks(
     """
     cfg = state.config
     if cfg.prefill_scorer != "sketch_walk":  # a registered scorer (scorers.py): scores only
-        block_index, num_selected = _select_prefill(_registered_scores(q, k, layer_idx, state),
-                                                    q.shape[2], k.shape[1], cfg)
+        block_index, num_selected = _select_prefill(
+            _registered_scores(q, k, layer_idx, state), q.shape[2], k.shape[1], cfg
+        )
         return block_index, num_selected, None, None
     walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
     block_index, num_selected = _select_prefill(walk, q.shape[2], k_blocks.shape[1], cfg)
@@ -184,8 +224,10 @@ def _registered_scores(q, k, layer_idx: int, state: SketchWalkState) -> torch.Te
     scores = scorers.prefill_scorer(cfg.prefill_scorer)(q, k, layer_idx, state)
     want = (q.shape[0], -(-q.shape[2] // cfg.block_size), -(-k.shape[2] // cfg.block_size))
     if tuple(scores.shape) != want or scores.dtype != torch.float32:
-        raise ValueError(f"prefill_scorer {cfg.prefill_scorer!r} must return float32 {want}, got "
-                         f"{scores.dtype} {tuple(scores.shape)}")
+        raise ValueError(
+            f"prefill_scorer {cfg.prefill_scorer!r} must return float32 {want}, got "
+            f"{scores.dtype} {tuple(scores.shape)}"
+        )
     return scores
 
 
@@ -210,7 +252,7 @@ def _block_scores(q, k, state: SketchWalkState):
     k_blocks = ops.hadamard_sketch(k, signs, coords, b, validate=False)  # [B, Hkv, N, m]
     batch, num_kv_heads = k_blocks.shape[0], k_blocks.shape[1]
     if cfg.prefill_selection == "kv_group":  # each KV group a batch row of its own: the head
-        rows = batch * num_kv_heads          # sum runs over its heads only
+        rows = batch * num_kv_heads  # sum runs over its heads only
         q_rows = q_blocks.reshape(rows, q_blocks.shape[1] // num_kv_heads, *q_blocks.shape[2:])
         transition = ops.score_blocks(q_rows, k_blocks.reshape(rows, 1, *k_blocks.shape[2:]), c)
         del q_rows
@@ -220,41 +262,50 @@ def _block_scores(q, k, state: SketchWalkState):
     return transition, k_blocks
 
 
-def _carried_walk_blocks(transition: torch.Tensor, state: SketchWalkState,
-                         layer_idx: int) -> torch.Tensor:
+def _carried_walk_blocks(
+    transition: torch.Tensor, state: SketchWalkState, layer_idx: int
+) -> torch.Tensor:
     """``ops.walk_blocks(A, A, W_prev or None, degree, damping)`` bit for bit with W_prev taken
     from the state (walk_from), which holds the only reference to it and frees it mid-walk."""
-    return walk_from(transition,
-                     state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0]),
-                     state.config)
+    return walk_from(
+        transition,
+        state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0]),
+        state.config,
+    )
 
 
 def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch.Tensor:
     """``ops.walk_blocks(A, A, init, degree, damping)`` bit for bit (the same baddbmm calls,
     docs/spec.md section 3), in less memory: the caller's reference to init should be its last
     (it is let go after the first step), and later steps write into the buffer two steps old.
-    Peak: A and two N x N buffers (the op, which cannot free its argument, holds A, init and two)."""
+    Peak: A and two N x N buffers (the op, which cannot free its argument, holds A, init and
+    two)."""
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
     beta, alpha = 1.0 - cfg.damping, cfg.damping
-    walk = torch.baddbmm(transition, transition if init is None else init, transition,
-                         beta=beta, alpha=alpha)
+    walk = torch.baddbmm(
+        transition, transition if init is None else init, transition, beta=beta, alpha=alpha
+    )
     del init
     spare = None
     for _ in range(cfg.degree - 1):
-        walk, spare = torch.baddbmm(transition, walk, transition, beta=beta, alpha=alpha,
-                                    out=spare), walk
+        walk, spare = (
+            torch.baddbmm(transition, walk, transition, beta=beta, alpha=alpha, out=spare),
+            walk,
+        )
     return walk
 
 
-def _select_prefill(walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg,
-                    num_keys: int | None = None):
+def _select_prefill(
+    walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg, num_keys: int | None = None
+):
     """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4);
     num_keys > num_tokens for a chunk (section 10)."""
     num_keys = num_tokens if num_keys is None else num_keys
     args = SelectionArgs.prefill(cfg, num_keys)
     block_index, num_selected = ops.select_blocks(
-        walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size))
+        walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size)
+    )
     if cfg.prefill_selection == "kv_group":  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]:
         batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads
         block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
@@ -277,16 +328,18 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
         state.layers[layer_idx] = decode_state_after_prefill(k, state)
         return out
     walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
-    decode_state = _walk_decode_state(q, transition, k_blocks, state) \
-        if cfg.decode_scorer == "walk" else None
+    decode_state = (
+        _walk_decode_state(q, transition, k_blocks, state) if cfg.decode_scorer == "walk" else None
+    )
     del transition
     block_index, num_selected = _select_prefill(walk, num_tokens, k_blocks.shape[1], cfg)
     del walk, k_blocks
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
     state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)
     del block_index, num_selected
-    state.layers[layer_idx] = decode_state if decode_state is not None \
-        else decode_state_after_prefill(k, state)
+    state.layers[layer_idx] = (
+        decode_state if decode_state is not None else decode_state_after_prefill(k, state)
+    )
     return out
 
 
@@ -329,19 +382,23 @@ def prefill_chunk(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tens
     is rebuilt from every key."""
     cfg = state.config
     if cfg.decode_scorer == "walk":
-        raise NotImplementedError("sketchwalk_attention: a prefill chunk needs a decode scorer "
-                                  "other than 'walk' (the walk decode state has no chunk update)")
+        raise NotImplementedError(
+            "sketchwalk_attention: a prefill chunk needs a decode scorer "
+            "other than 'walk' (the walk decode state has no chunk update)"
+        )
     num_queries, num_keys = q.shape[2], k.shape[2]
     block_index, num_selected = select_chunk_blocks(q, k, layer_idx, state)
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
-    state.record_prefill_selection(layer_idx, block_index, num_selected, num_queries,
-                                   cfg.block_size, num_keys)
+    state.record_prefill_selection(
+        layer_idx, block_index, num_selected, num_queries, cfg.block_size, num_keys
+    )
     append_chunk_keys4(state, layer_idx, k, num_queries)
     return out
 
 
-def append_chunk_keys4(state: SketchWalkState, layer_idx: int, k: torch.Tensor,
-                       num_queries: int) -> None:
+def append_chunk_keys4(
+    state: SketchWalkState, layer_idx: int, k: torch.Tensor, num_queries: int
+) -> None:
     """The layer's keys4 state (or a registered decode scorer's) after a chunk of num_queries keys
     at the end of k."""
     num_keys = k.shape[2]
@@ -349,12 +406,16 @@ def append_chunk_keys4(state: SketchWalkState, layer_idx: int, k: torch.Tensor,
         state.layers[layer_idx] = LayerStepState(num_keys=num_keys)
         return
     layer = state.layers.get(layer_idx)
-    if isinstance(layer, LayerKeys4State) and layer.num_keys == num_keys - num_queries and \
-            layer.codes.shape[0] == k.shape[0]:
+    if (
+        isinstance(layer, LayerKeys4State)
+        and layer.num_keys == num_keys - num_queries
+        and layer.codes.shape[0] == k.shape[0]
+    ):
         layer.ensure_capacity(num_keys)
         layer.seq_lens.fill_(num_keys)
-        ops.quantize_keys4_(layer.codes, layer.scales, k[:, :, num_keys - num_queries:],
-                            layer.seq_lens, False)
+        ops.quantize_keys4_(
+            layer.codes, layer.scales, k[:, :, num_keys - num_queries :], layer.seq_lens, False
+        )
         layer.num_keys = num_keys
     else:
         state.layers[layer_idx] = keys4_layer_state(k, state.cache_capacity)
@@ -368,9 +429,12 @@ def _walk_decode_state(q, transition, k_blocks, state: SketchWalkState) -> Layer
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     n = transition.shape[-1]
     window = min(cfg.query_window, num_tokens)
-    q_window = q.new_zeros((batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32)
-    q_window[:, :, :window] = ops.hadamard_sketch(q[:, :, num_tokens - window:], signs, coords, 1,
-                                                  validate=False)
+    q_window = q.new_zeros(
+        (batch, q.shape[1], cfg.query_window, coords.numel()), dtype=torch.float32
+    )
+    q_window[:, :, :window] = ops.hadamard_sketch(
+        q[:, :, num_tokens - window :], signs, coords, 1, validate=False
+    )
     capacity = -(-(n + 16) // 16) * 16  # spare blocks; rows of 16 floats keep 16-byte alignment
     t_buf = transition.new_zeros((batch, capacity, capacity))
     t_buf[:, :n, :n] = transition
@@ -379,11 +443,19 @@ def _walk_decode_state(q, transition, k_blocks, state: SketchWalkState) -> Layer
     logits = q_window.new_zeros((*q_window.shape[:3], capacity))
     ops.update_window_logits_(logits, q_window, kb_buf, n, -1, c)
     return LayerDecodeState(
-        transition=t_buf, key_blocks=kb_buf, query_window=q_window, window_logits=logits,
-        window_fill=window, pushes=window, num_keys=num_tokens)
+        transition=t_buf,
+        key_blocks=kb_buf,
+        query_window=q_window,
+        window_logits=logits,
+        window_fill=window,
+        pushes=window,
+        num_keys=num_tokens,
+    )
 
 
-def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeState) -> torch.Tensor:
+def _decode(
+    q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeState
+) -> torch.Tensor:
     cfg = state.config
     b = cfg.block_size
     num_keys, head_dim = k.shape[2], q.shape[3]
@@ -393,9 +465,25 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     args = SelectionArgs.decode(cfg, num_keys)
     # Steps 1-4 of docs/spec.md section 6 in one op (the state buffers are updated in place).
     block_index, num_selected = ops.select_decode_blocks_(
-        q, k, layer.key_blocks, layer.query_window, layer.window_logits, layer.transition, signs,
-        coords, window_fill, layer.pushes, b, cfg.degree, cfg.damping, c, args.keep_frac,
-        args.window_tokens, args.exclude_sink_tokens, args.attend_sink_tokens)
+        q,
+        k,
+        layer.key_blocks,
+        layer.query_window,
+        layer.window_logits,
+        layer.transition,
+        signs,
+        coords,
+        window_fill,
+        layer.pushes,
+        b,
+        cfg.degree,
+        cfg.damping,
+        c,
+        args.keep_frac,
+        args.window_tokens,
+        args.exclude_sink_tokens,
+        args.attend_sink_tokens,
+    )
     layer.pushes += 1
     layer.window_fill = window_fill
     layer.num_keys = num_keys
@@ -404,8 +492,9 @@ def _decode(q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerDecodeS
     return out
 
 
-def _decode_registered(q, k, v, layer_idx: int, state: SketchWalkState,
-                       layer: LayerStepState) -> torch.Tensor:
+def _decode_registered(
+    q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerStepState
+) -> torch.Tensor:
     """A decode step ranked by the config's registered decode scorer (scorers.py), selected by
     the decode knobs' rule (docs/spec.md section 6 step 4), attended by sparse_decode."""
     cfg = state.config
@@ -413,11 +502,14 @@ def _decode_registered(q, k, v, layer_idx: int, state: SketchWalkState,
     scores = scorers.decode_scorer(cfg.decode_scorer)(q, k, layer_idx, state)
     want = (q.shape[0], 1, -(-num_keys // cfg.block_size))
     if tuple(scores.shape) != want or scores.dtype != torch.float32:
-        raise ValueError(f"decode_scorer {cfg.decode_scorer!r} must return float32 {want}, got "
-                         f"{scores.dtype} {tuple(scores.shape)}")
+        raise ValueError(
+            f"decode_scorer {cfg.decode_scorer!r} must return float32 {want}, got "
+            f"{scores.dtype} {tuple(scores.shape)}"
+        )
     args = SelectionArgs.decode(cfg, num_keys)
     block_index, num_selected = ops.select_blocks(
-        scores, *args.select_blocks_args(1, num_keys, cfg.block_size))
+        scores, *args.select_blocks_args(1, num_keys, cfg.block_size)
+    )
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
@@ -445,8 +537,9 @@ def select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg):
     return ops.select_blocks_keys4(mass, seq_lens, *SelectionArgs.decode(cfg).keys4_fracs(), False)
 
 
-def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
-                  layer: LayerKeys4State) -> torch.Tensor:
+def _decode_keys4(
+    q, k, v, layer_idx: int, state: SketchWalkState, layer: LayerKeys4State
+) -> torch.Tensor:
     """docs/spec.md section 7: append the new key's 4-bit row, block mass of the current query per
     KV group, sink / window / quantile rule per group, sparse attention (index_heads = Hkv)."""
     cfg = state.config
@@ -461,28 +554,36 @@ def _decode_keys4(q, k, v, layer_idx: int, state: SketchWalkState,
     return out
 
 
-def _decode_keys4_fixed(q, k, v, seq_lens: torch.Tensor, layer_idx: int,
-                        state: SketchWalkState) -> torch.Tensor:
+def _decode_keys4_fixed(
+    q, k, v, seq_lens: torch.Tensor, layer_idx: int, state: SketchWalkState
+) -> torch.Tensor:
     """One keys4 decode step over a fixed-capacity cache (sketchwalk_attention's seq_lens): the
     new key is read at seq_lens - 1 on the device; no host value depends on the length."""
     cfg = state.config
     batch, num_kv_heads, capacity, head_dim = k.shape
     if q.shape[2] != 1:
-        raise ValueError(f"sketchwalk_attention: seq_lens is for one decode step (1 query), "
-                         f"got {q.shape[2]} queries")
+        raise ValueError(
+            f"sketchwalk_attention: seq_lens is for one decode step (1 query), "
+            f"got {q.shape[2]} queries"
+        )
     if seq_lens.dtype != torch.int32 or seq_lens.shape != (batch,) or seq_lens.device != q.device:
-        raise ValueError(f"sketchwalk_attention: seq_lens must be int32 [batch={batch}] on "
-                         f"{q.device}, got {seq_lens.dtype} {tuple(seq_lens.shape)} on {seq_lens.device}")
+        raise ValueError(
+            f"sketchwalk_attention: seq_lens must be int32 [batch={batch}] on "
+            f"{q.device}, got {seq_lens.dtype} {tuple(seq_lens.shape)} on {seq_lens.device}"
+        )
     if layer_idx < cfg.dense_layers:
         visible = torch.arange(capacity, device=q.device)[None, :] < seq_lens[:, None]
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible[:, None, None, :],
-                                              enable_gqa=q.shape[1] != num_kv_heads)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=visible[:, None, None, :], enable_gqa=q.shape[1] != num_kv_heads
+        )
     layer = state.layers.get(layer_idx)
     if not isinstance(layer, LayerKeys4State) or layer.capacity < capacity:
         raise ValueError(
-            f"sketchwalk_attention: layer {layer_idx} has no keys4 state for a {capacity}-slot cache: "
+            f"sketchwalk_attention: layer {layer_idx} has no keys4 state for a {capacity}-slot "
+            f"cache: "
             "a fixed-capacity decode needs decode_scorer='keys4' and a prefill made with "
-            f"state.cache_capacity >= {capacity}")
+            f"state.cache_capacity >= {capacity}"
+        )
     slot = (seq_lens.long() - 1).view(batch, 1, 1, 1).expand(batch, num_kv_heads, 1, head_dim)
     ops.quantize_keys4_(layer.codes, layer.scales, k.gather(2, slot), seq_lens, False)
     block_index, num_selected = select_keys4_blocks(q, layer, seq_lens, cfg)

@@ -43,7 +43,8 @@ class SketchWalkConfig:
     """Prefill local window, as a fraction of the number of keys (tokens; authors: 0.05). The
     narrow split measured better at equal density on two models (docs/spec.md section 9)."""
     sink_frac: float = 0.0025
-    """Prefill attention-sink prefix, as a fraction of the number of keys (tokens; authors: 0.025)."""
+    """Prefill attention-sink prefix, as a fraction of the number of keys (tokens; authors:
+    0.025)."""
     query_window: int = 32
     """Recent queries pooled for decode scoring (W)."""
     dense_layers: int = 2
@@ -53,7 +54,8 @@ class SketchWalkConfig:
     seed: int = 0
     """Seed of the Hadamard sign flips and coordinate draw (shared by all layers and heads)."""
     decode_scorer: str = "keys4"
-    """How a decode step picks its key blocks. "keys4" (default, docs/spec.md section 7): the current
+    """How a decode step picks its key blocks. "keys4" (default, docs/spec.md section 7): the
+    current
     query against a 4-bit copy of every cached key, block attention mass per KV group, the same
     sink / window / quantile rule; it kept 10 of 12 needles where "walk" kept 2-4. "walk": the
     authors' rule (docs/spec.md section 6: pooled window queries, sketches, the block matrix and
@@ -88,12 +90,21 @@ class SketchWalkConfig:
     def paper(cls, **overrides) -> "SketchWalkConfig":
         """The authors' behaviour (docs/spec.md sections 1-6): their knobs (one budget split for
         both phases), one selection per layer and their decode walk."""
-        return cls(**{"decode_scorer": "walk", "prefill_selection": "layer", **PAPER_BUDGET,
-                      **ONE_SPLIT, **overrides})
+        return cls(
+            **{
+                "decode_scorer": "walk",
+                "prefill_selection": "layer",
+                **PAPER_BUDGET,
+                **ONE_SPLIT,
+                **overrides,
+            }
+        )
 
     def __post_init__(self) -> None:
         if self.block_size != 64:
-            raise ValueError(f"block_size: the attention kernels are built for 64, got {self.block_size}")
+            raise ValueError(
+                f"block_size: the attention kernels are built for 64, got {self.block_size}"
+            )
         if self.sketch_dim < 1:
             raise ValueError(f"sketch_dim must be >= 1, got {self.sketch_dim}")
         if self.degree < 0:
@@ -108,30 +119,48 @@ class SketchWalkConfig:
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"decode_{name} must be None or lie in [0, 1], got {value}")
         # Resolved once: the decode steps read them every step of every layer.
-        object.__setattr__(self, "_decode_fracs", tuple(
-            getattr(self, name) if getattr(self, "decode_" + name) is None
-            else getattr(self, "decode_" + name) for name in PAPER_BUDGET))
+        object.__setattr__(
+            self,
+            "_decode_fracs",
+            tuple(
+                getattr(self, name)
+                if getattr(self, "decode_" + name) is None
+                else getattr(self, "decode_" + name)
+                for name in PAPER_BUDGET
+            ),
+        )
         if self.query_window < 1:
             raise ValueError(f"query_window must be >= 1, got {self.query_window}")
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
         if self.decode_scorer not in scorers.decode_scorer_names():
-            raise ValueError(f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
-                             f"{self.decode_scorer!r}")
+            raise ValueError(
+                f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
+                f"{self.decode_scorer!r}"
+            )
         if self.prefill_scorer not in scorers.prefill_scorer_names():
-            raise ValueError(f"prefill_scorer must be one of {scorers.prefill_scorer_names()}, got "
-                             f"{self.prefill_scorer!r}")
-        if self.prefill_scorer != "sketch_walk" and (self.prefill_selection != "layer" or
-                                                     self.decode_scorer == "walk"):
-            raise ValueError(f"prefill_scorer {self.prefill_scorer!r} needs prefill_selection "
-                             "'layer' and a decode_scorer other than 'walk' (the walk decode "
-                             "state is built from the sketch)")
+            raise ValueError(
+                f"prefill_scorer must be one of {scorers.prefill_scorer_names()}, got "
+                f"{self.prefill_scorer!r}"
+            )
+        if self.prefill_scorer != "sketch_walk" and (
+            self.prefill_selection != "layer" or self.decode_scorer == "walk"
+        ):
+            raise ValueError(
+                f"prefill_scorer {self.prefill_scorer!r} needs prefill_selection "
+                "'layer' and a decode_scorer other than 'walk' (the walk decode "
+                "state is built from the sketch)"
+            )
         if self.prefill_selection not in PREFILL_SELECTIONS:
-            raise ValueError(f"prefill_selection must be one of {PREFILL_SELECTIONS}, got "
-                             f"{self.prefill_selection!r}")
+            raise ValueError(
+                f"prefill_selection must be one of {PREFILL_SELECTIONS}, got "
+                f"{self.prefill_selection!r}"
+            )
         if self.prefill_selection == "kv_group" and self.decode_scorer != "keys4":
-            raise ValueError("prefill_selection 'kv_group' needs decode_scorer 'keys4' (the walk "
-                             "decode keeps one block matrix per layer)")
+            raise ValueError(
+                "prefill_selection 'kv_group' needs decode_scorer 'keys4' (the walk "
+                "decode keeps one block matrix per layer)"
+            )
 
     def window_tokens(self, num_keys: int) -> int:
         """w = max(1, floor(window_frac * num_keys))."""

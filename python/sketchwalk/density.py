@@ -13,8 +13,9 @@ def _last_block_keys(num_keys, block_size: int):
     return num_keys - ((num_keys + block_size - 1) // block_size - 1) * block_size
 
 
-def decode_density_per_row(num_selected: torch.Tensor, seq_lens: torch.Tensor,
-                           block_size: int) -> torch.Tensor:
+def decode_density_per_row(
+    num_selected: torch.Tensor, seq_lens: torch.Tensor, block_size: int
+) -> torch.Tensor:
     """decode_density with a length per batch row on the device (fixed-capacity caches):
     num_selected [batch, index_heads, 1], seq_lens int32 [batch]."""
     lens = seq_lens.long()
@@ -32,8 +33,9 @@ def decode_density(num_selected: torch.Tensor, num_keys: int, block_size: int) -
     return ((num_selected.double() - 1) * block_size + last).mean() / num_keys
 
 
-def _causal_pairs(j: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, num_keys: int,
-                  block_size: int) -> torch.Tensor:
+def _causal_pairs(
+    j: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, num_keys: int, block_size: int
+) -> torch.Tensor:
     """int64: causal (query, key) pairs of key block j against the queries at positions
     [p0, p1] (elementwise, broadcast): sum over p of clamp(p - k0 + 1, 0, len_j)."""
     k0 = j * block_size
@@ -59,8 +61,13 @@ def kept_block_tails(block_index: torch.Tensor, num_selected: torch.Tensor) -> t
     return block_index.gather(-1, slot).long()
 
 
-def prefill_density(block_index: torch.Tensor, num_selected: torch.Tensor, num_queries: int,
-                    block_size: int, num_keys: int | None = None) -> torch.Tensor:
+def prefill_density(
+    block_index: torch.Tensor,
+    num_selected: torch.Tensor,
+    num_queries: int,
+    block_size: int,
+    num_keys: int | None = None,
+) -> torch.Tensor:
     """Kept fraction of the causal area (0-dim float64 tensor), averaged over index heads and batch.
 
     Reads the index as its contract has it (docs/ops.md): each row's used entries ascending,
@@ -68,12 +75,18 @@ def prefill_density(block_index: torch.Tensor, num_selected: torch.Tensor, num_q
     at most the row's last two (those reaching past its first query), so the count is exact
     integer arithmetic per row: memory O(batch x heads x rows), no [rows, key blocks] map (the
     dense float64 one this replaced took 2 GiB at 1M tokens, plus five temporaries its size)."""
-    return prefill_density_from_tails(kept_block_tails(block_index, num_selected), num_selected,
-                                      num_queries, block_size, num_keys)
+    return prefill_density_from_tails(
+        kept_block_tails(block_index, num_selected), num_selected, num_queries, block_size, num_keys
+    )
 
 
-def prefill_density_from_tails(tails: torch.Tensor, num_selected: torch.Tensor, num_queries: int,
-                               block_size: int, num_keys: int | None = None) -> torch.Tensor:
+def prefill_density_from_tails(
+    tails: torch.Tensor,
+    num_selected: torch.Tensor,
+    num_queries: int,
+    block_size: int,
+    num_keys: int | None = None,
+) -> torch.Tensor:
     """prefill_density from kept_block_tails(block_index, num_selected) (the index let go)."""
     num_keys = num_queries if num_keys is None else num_keys
     device = num_selected.device
@@ -83,8 +96,8 @@ def prefill_density_from_tails(tails: torch.Tensor, num_selected: torch.Tensor, 
     # Every causal pair: query t (position offset + t) sees offset + t + 1 keys.
     total = num_queries * (offset + 1) + num_queries * (num_queries - 1) // 2
     i = torch.arange(num_selected.shape[2], device=device, dtype=torch.int64)
-    p0 = i * b + offset                                              # first query of row i
-    p1 = torch.clamp((i + 1) * b, max=num_queries) - 1 + offset      # last query of row i
+    p0 = i * b + offset  # first query of row i
+    p1 = torch.clamp((i + 1) * b, max=num_queries) - 1 + offset  # last query of row i
     rows = p1 - p0 + 1
     count = num_selected.long()
     # Each kept block as if whole for every query of the row: rows x its length (all b but
@@ -135,7 +148,8 @@ class DecodeDensityLog:
         groups: dict[tuple, list] = {}
         for count, lens in self._pending:
             groups.setdefault((tuple(count.shape), isinstance(lens, torch.Tensor)), []).append(
-                (count, lens))
+                (count, lens)
+            )
         self._pending = []
         for (shape, on_device), items in groups.items():
             counts = torch.stack([c for c, _ in items]).double()  # [steps, batch, heads, 1]
@@ -148,8 +162,9 @@ class DecodeDensityLog:
                     lens = lens.pin_memory().to(counts.device, non_blocking=True)
             last = _last_block_keys(lens, self.block_size).double()
             kept = (counts - 1) * self.block_size + last[:, :, None, None]
-            self._total = self._total + (kept / lens.double()[:, :, None, None]).mean(
-                dim=(1, 2, 3)).sum()
+            self._total = (
+                self._total + (kept / lens.double()[:, :, None, None]).mean(dim=(1, 2, 3)).sum()
+            )
 
     def mean(self):
         """The mean density over the steps so far (a 0-dim tensor, or a float), or None."""

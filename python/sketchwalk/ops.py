@@ -46,14 +46,20 @@ def _check_same_device(op: str, ref_name: str, ref, **tensors) -> None:
     """Fakes run for meta tensors, also beside real ones: refuse a mix of devices there too."""
     for name, t in tensors.items():
         if t is not None:
-            torch._check(t.device == ref.device,
-                         lambda: f"sketchwalk.{op}: argument '{name}' must be on the same device "
-                                 f"as '{ref_name}' ({ref.device}), got {t.device}")
+            torch._check(
+                t.device == ref.device,
+                lambda: (
+                    f"sketchwalk.{op}: argument '{name}' must be on the same device "
+                    f"as '{ref_name}' ({ref.device}), got {t.device}"
+                ),
+            )
 
 
 def _check_rank(op: str, name: str, t, rank: int) -> None:
-    torch._check(t.dim() == rank,
-                 lambda: f"sketchwalk.{op}: argument '{name}' must have {rank} dims, got {t.dim()}")
+    torch._check(
+        t.dim() == rank,
+        lambda: f"sketchwalk.{op}: argument '{name}' must have {rank} dims, got {t.dim()}",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -116,8 +122,13 @@ def _(x, signs, coords, block_size, validate=True):
     _check_same_device("hadamard_sketch", "x", x, signs=signs, coords=coords)
     _check_rank("hadamard_sketch", "x", x, 4)
     _check_rank("hadamard_sketch", "coords", coords, 1)
-    torch._check(1 <= block_size <= 2**31 - 1,
-                 lambda: f"sketchwalk.hadamard_sketch: argument 'block_size' must lie in [1, 2^31), got {block_size}")
+    torch._check(
+        1 <= block_size <= 2**31 - 1,
+        lambda: (
+            f"sketchwalk.hadamard_sketch: argument 'block_size' must lie in [1, 2^31), got "
+            f"{block_size}"
+        ),
+    )
     num_blocks = (x.shape[2] + block_size - 1) // block_size
     return x.new_empty((x.shape[0], x.shape[1], num_blocks, coords.shape[0]), dtype=torch.float32)
 
@@ -140,8 +151,9 @@ def hadamard_sketch_varlen(
     max_blocks)``. ``validate=False`` skips the value checks of coords and cu_seqlens (they read
     the device).
     """
-    return _ops.hadamard_sketch_varlen(x, signs, coords, block_size, cu_seqlens, max_blocks,
-                                       validate)
+    return _ops.hadamard_sketch_varlen(
+        x, signs, coords, block_size, cu_seqlens, max_blocks, validate
+    )
 
 
 @torch.library.register_fake("sketchwalk::hadamard_sketch_varlen")
@@ -151,21 +163,33 @@ def _(x, signs, coords, block_size, cu_seqlens, max_blocks, validate=True):
     _check_rank(op, "x", x, 3)
     _check_rank(op, "coords", coords, 1)
     _check_rank(op, "cu_seqlens", cu_seqlens, 1)
-    torch._check(cu_seqlens.dtype == torch.int32 and cu_seqlens.shape[0] >= 1,
-                 lambda: f"sketchwalk.{op}: argument 'cu_seqlens' must be int32 [num_seqs + 1]")
-    torch._check(1 <= block_size <= 2**31 - 1,
-                 lambda: f"sketchwalk.{op}: argument 'block_size' must lie in [1, 2^31), got {block_size}")
-    torch._check(0 <= max_blocks <= 2**31 - 1,
-                 lambda: f"sketchwalk.{op}: argument 'max_blocks' must lie in [0, 2^31), got {max_blocks}")
-    return x.new_empty((cu_seqlens.shape[0] - 1, x.shape[1], max_blocks, coords.shape[0]),
-                       dtype=torch.float32)
+    torch._check(
+        cu_seqlens.dtype == torch.int32 and cu_seqlens.shape[0] >= 1,
+        lambda: f"sketchwalk.{op}: argument 'cu_seqlens' must be int32 [num_seqs + 1]",
+    )
+    torch._check(
+        1 <= block_size <= 2**31 - 1,
+        lambda: f"sketchwalk.{op}: argument 'block_size' must lie in [1, 2^31), got {block_size}",
+    )
+    torch._check(
+        0 <= max_blocks <= 2**31 - 1,
+        lambda: f"sketchwalk.{op}: argument 'max_blocks' must lie in [0, 2^31), got {max_blocks}",
+    )
+    return x.new_empty(
+        (cu_seqlens.shape[0] - 1, x.shape[1], max_blocks, coords.shape[0]), dtype=torch.float32
+    )
 
 
 # 2. scores
 
 
-def score_blocks(q_sketch: torch.Tensor, k_sketch: torch.Tensor, logit_scale: float,
-                 num_kv_blocks: torch.Tensor | None = None, validate: bool = True) -> torch.Tensor:
+def score_blocks(
+    q_sketch: torch.Tensor,
+    k_sketch: torch.Tensor,
+    logit_scale: float,
+    num_kv_blocks: torch.Tensor | None = None,
+    validate: bool = True,
+) -> torch.Tensor:
     """Row-stochastic block transition matrix shared by all heads.
 
     q_sketch: [batch, num_q_heads, rows, m]; k_sketch: [batch, num_kv_heads, cols, m] (float32).
@@ -181,15 +205,21 @@ def score_blocks(q_sketch: torch.Tensor, k_sketch: torch.Tensor, logit_scale: fl
 
 @torch.library.register_fake("sketchwalk::score_blocks")
 def _(q_sketch, k_sketch, logit_scale, num_kv_blocks=None, validate=True):
-    _check_same_device("score_blocks", "q_sketch", q_sketch, k_sketch=k_sketch,
-                       num_kv_blocks=num_kv_blocks)
+    _check_same_device(
+        "score_blocks", "q_sketch", q_sketch, k_sketch=k_sketch, num_kv_blocks=num_kv_blocks
+    )
     _check_rank("score_blocks", "q_sketch", q_sketch, 4)
     _check_rank("score_blocks", "k_sketch", k_sketch, 4)
     if num_kv_blocks is not None:
-        torch._check(num_kv_blocks.dtype == torch.int32 and num_kv_blocks.dim() == 1 and
-                     num_kv_blocks.shape[0] == q_sketch.shape[0],
-                     lambda: "sketchwalk.score_blocks: argument 'num_kv_blocks' must be int32 "
-                             f"[batch={q_sketch.shape[0]}]")
+        torch._check(
+            num_kv_blocks.dtype == torch.int32
+            and num_kv_blocks.dim() == 1
+            and num_kv_blocks.shape[0] == q_sketch.shape[0],
+            lambda: (
+                "sketchwalk.score_blocks: argument 'num_kv_blocks' must be int32 "
+                f"[batch={q_sketch.shape[0]}]"
+            ),
+        )
     return q_sketch.new_empty((q_sketch.shape[0], q_sketch.shape[2], k_sketch.shape[2]))
 
 
@@ -203,7 +233,8 @@ def walk_blocks(
     degree: int,
     damping: float,
 ) -> torch.Tensor:
-    """Damped walk: ``state = init (or base); degree x: state = (1-damping)*base + damping*state@transition``.
+    """Damped walk: ``state = init (or base); degree x: state = (1-damping)*base +
+    damping*state@transition``.
 
     base: [batch, rows, n]; transition: [batch, n, n]; init like base or None. float32.
     Equivalent to ``reference.walk_blocks(base, transition, init, degree, damping)``.
@@ -254,8 +285,17 @@ def select_blocks(
 
 
 @torch.library.register_fake("sketchwalk::select_blocks")
-def _(scores, num_queries, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
-      attend_sink_tokens, dense_last_q_blocks):
+def _(
+    scores,
+    num_queries,
+    num_keys,
+    block_size,
+    keep_frac,
+    window_tokens,
+    exclude_sink_tokens,
+    attend_sink_tokens,
+    dense_last_q_blocks,
+):
     _check_rank("select_blocks", "scores", scores, 3)
     b, nq, nk = scores.shape
     return (
@@ -283,8 +323,9 @@ def select_blocks_varlen(
     ``reference.select_blocks_varlen(...)``. ``validate=False`` skips the value checks of
     seq_args (they read the device).
     """
-    return _ops.select_blocks_varlen(scores, seq_args, block_size, keep_frac,
-                                     dense_last_q_blocks, validate)
+    return _ops.select_blocks_varlen(
+        scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate
+    )
 
 
 @torch.library.register_fake("sketchwalk::select_blocks_varlen")
@@ -293,8 +334,10 @@ def _(scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate=Tru
     _check_same_device(op, "scores", scores, seq_args=seq_args)
     _check_rank(op, "scores", scores, 3)
     _check_rank(op, "seq_args", seq_args, 2)
-    torch._check(seq_args.dtype == torch.int32 and tuple(seq_args.shape) == (scores.shape[0], 5),
-                 lambda: f"sketchwalk.{op}: argument 'seq_args' must be int32 [rows={scores.shape[0]}, 5]")
+    torch._check(
+        seq_args.dtype == torch.int32 and tuple(seq_args.shape) == (scores.shape[0], 5),
+        lambda: f"sketchwalk.{op}: argument 'seq_args' must be int32 [rows={scores.shape[0]}, 5]",
+    )
     b, nq, nk = scores.shape
     return (
         scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
@@ -317,7 +360,8 @@ def sparse_prefill(
     """Block-sparse causal attention over a block index of 64x64 blocks.
 
     q: [batch, num_q_heads, num_queries, head_dim]; k, v: [batch, num_kv_heads, num_keys, head_dim]
-    (queries end at the last key); block_index: [batch, index_heads, ceil(num_queries/64), max_selected];
+    (queries end at the last key); block_index: [batch, index_heads, ceil(num_queries/64),
+    max_selected];
     num_selected: [batch, index_heads, ceil(num_queries/64)]. head_dim 64 or 128.
     Returns (out like q, lse [batch, num_q_heads, num_queries] float32, natural log).
     Equivalent to ``reference.sparse_attention(q, k, v, block_index, num_selected, softmax_scale)``.
@@ -326,8 +370,17 @@ def sparse_prefill(
     return _ops.sparse_prefill(q, k, v, block_index, num_selected, softmax_scale, validate)
 
 
-def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, validate=True,
-                    op="sparse_prefill", num_kv_heads=None):
+def _attention_fake(
+    q,
+    k,
+    v,
+    block_index,
+    num_selected,
+    softmax_scale=None,
+    validate=True,
+    op="sparse_prefill",
+    num_kv_heads=None,
+):
     """The shape checks of sparse_prefill / sparse_decode (csrc/checks/common.cpp
     check_attention_args) that need no data, named as the real op names them."""
     _check_same_device(op, "q", q, k=k, v=v, block_index=block_index, num_selected=num_selected)
@@ -335,31 +388,56 @@ def _attention_fake(q, k, v, block_index, num_selected, softmax_scale=None, vali
         _check_rank(op, name, t, 4)
     _check_rank(op, "num_selected", num_selected, 3)
     hkv = k.shape[1] if num_kv_heads is None else num_kv_heads
-    torch._check(q.shape[3] in ATTENTION_HEAD_DIMS, lambda: f"sketchwalk.{op}: argument 'q' has "
-                 f"unsupported head_dim {q.shape[3]}; supported head_dim values are {_DIMS}")
-    torch._check(hkv >= 1 and q.shape[1] % hkv == 0,
-                 lambda: f"sketchwalk.{op}: argument 'k' has {hkv} heads, which must divide the "
-                         f"{q.shape[1]} heads of 'q' (GQA)")
-    torch._check(block_index.shape[0] == q.shape[0] and block_index.shape[1] in (1, hkv),
-                 lambda: f"sketchwalk.{op}: argument 'block_index' must be [batch={q.shape[0]}, "
-                         f"index_heads in (1, {hkv}), num_q_blocks, max_selected], got "
-                         f"{tuple(block_index.shape)}")
-    torch._check(num_selected.shape == block_index.shape[:3],
-                 lambda: f"sketchwalk.{op}: argument 'num_selected' must have shape "
-                         f"{tuple(block_index.shape[:3])}, got {tuple(num_selected.shape)}")
+    torch._check(
+        q.shape[3] in ATTENTION_HEAD_DIMS,
+        lambda: (
+            f"sketchwalk.{op}: argument 'q' has "
+            f"unsupported head_dim {q.shape[3]}; supported head_dim values are {_DIMS}"
+        ),
+    )
+    torch._check(
+        hkv >= 1 and q.shape[1] % hkv == 0,
+        lambda: (
+            f"sketchwalk.{op}: argument 'k' has {hkv} heads, which must divide the "
+            f"{q.shape[1]} heads of 'q' (GQA)"
+        ),
+    )
+    torch._check(
+        block_index.shape[0] == q.shape[0] and block_index.shape[1] in (1, hkv),
+        lambda: (
+            f"sketchwalk.{op}: argument 'block_index' must be [batch={q.shape[0]}, "
+            f"index_heads in (1, {hkv}), num_q_blocks, max_selected], got "
+            f"{tuple(block_index.shape)}"
+        ),
+    )
+    torch._check(
+        num_selected.shape == block_index.shape[:3],
+        lambda: (
+            f"sketchwalk.{op}: argument 'num_selected' must have shape "
+            f"{tuple(block_index.shape[:3])}, got {tuple(num_selected.shape)}"
+        ),
+    )
     return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
 @torch.library.register_fake("sketchwalk::sparse_prefill")
 def _(q, k, v, block_index, num_selected, softmax_scale=None, validate=True):
     out = _attention_fake(q, k, v, block_index, num_selected)
-    torch._check(1 <= q.shape[2] <= k.shape[2],
-                 lambda: f"sketchwalk.sparse_prefill: argument 'q' has {q.shape[2]} queries; need "
-                         f"1 <= queries <= the {k.shape[2]} keys of 'k' (queries end at the last key)")
-    torch._check(block_index.shape[2] == (q.shape[2] + 63) // 64,
-                 lambda: f"sketchwalk.sparse_prefill: argument 'block_index' must have "
-                         f"num_q_blocks = ceil(num_queries / 64) = {(q.shape[2] + 63) // 64} rows "
-                         f"(dim 2), got {tuple(block_index.shape)}")
+    torch._check(
+        1 <= q.shape[2] <= k.shape[2],
+        lambda: (
+            f"sketchwalk.sparse_prefill: argument 'q' has {q.shape[2]} queries; need "
+            f"1 <= queries <= the {k.shape[2]} keys of 'k' (queries end at the last key)"
+        ),
+    )
+    torch._check(
+        block_index.shape[2] == (q.shape[2] + 63) // 64,
+        lambda: (
+            f"sketchwalk.sparse_prefill: argument 'block_index' must have "
+            f"num_q_blocks = ceil(num_queries / 64) = {(q.shape[2] + 63) // 64} rows "
+            f"(dim 2), got {tuple(block_index.shape)}"
+        ),
+    )
     return out
 
 
@@ -394,40 +472,91 @@ def sparse_prefill_varlen(
     skips reading the lengths, page ids and index (on CUDA: no host synchronization, so the
     call can be captured in a CUDA graph).
     """
-    return _ops.sparse_prefill_varlen(q, k, v, block_index, num_selected, cu_seqlens_q,
-                                      cu_seqlens_k, seq_lens_k, page_table, softmax_scale,
-                                      validate)
+    return _ops.sparse_prefill_varlen(
+        q,
+        k,
+        v,
+        block_index,
+        num_selected,
+        cu_seqlens_q,
+        cu_seqlens_k,
+        seq_lens_k,
+        page_table,
+        softmax_scale,
+        validate,
+    )
 
 
 @torch.library.register_fake("sketchwalk::sparse_prefill_varlen")
-def _(q, k, v, block_index, num_selected, cu_seqlens_q, cu_seqlens_k=None, seq_lens_k=None,
-      page_table=None, softmax_scale=None, validate=True):
+def _(
+    q,
+    k,
+    v,
+    block_index,
+    num_selected,
+    cu_seqlens_q,
+    cu_seqlens_k=None,
+    seq_lens_k=None,
+    page_table=None,
+    softmax_scale=None,
+    validate=True,
+):
     op = "sparse_prefill_varlen"
-    _check_same_device(op, "q", q, k=k, v=v, block_index=block_index, num_selected=num_selected,
-                       cu_seqlens_q=cu_seqlens_q, cu_seqlens_k=cu_seqlens_k,
-                       seq_lens_k=seq_lens_k, page_table=page_table)
+    _check_same_device(
+        op,
+        "q",
+        q,
+        k=k,
+        v=v,
+        block_index=block_index,
+        num_selected=num_selected,
+        cu_seqlens_q=cu_seqlens_q,
+        cu_seqlens_k=cu_seqlens_k,
+        seq_lens_k=seq_lens_k,
+        page_table=page_table,
+    )
     paged = page_table is not None
-    torch._check(paged != (cu_seqlens_k is not None),
-                 lambda: f"sketchwalk.{op}: argument 'cu_seqlens_k' must be given for packed keys "
-                         "and omitted for a paged cache (page_table)")
-    torch._check(paged == (seq_lens_k is not None),
-                 lambda: f"sketchwalk.{op}: argument 'seq_lens_k' must be given with page_table "
-                         "and only then")
+    torch._check(
+        paged != (cu_seqlens_k is not None),
+        lambda: (
+            f"sketchwalk.{op}: argument 'cu_seqlens_k' must be given for packed keys "
+            "and omitted for a paged cache (page_table)"
+        ),
+    )
+    torch._check(
+        paged == (seq_lens_k is not None),
+        lambda: (
+            f"sketchwalk.{op}: argument 'seq_lens_k' must be given with page_table and only then"
+        ),
+    )
     _check_rank(op, "q", q, 3)
     for name, t in (("k", k), ("v", v)):
         _check_rank(op, name, t, 4 if paged else 3)
     _check_rank(op, "block_index", block_index, 4)
     _check_rank(op, "num_selected", num_selected, 3)
-    torch._check(q.shape[-1] in ATTENTION_HEAD_DIMS, lambda: f"sketchwalk.{op}: argument 'q' has "
-                 f"unsupported head_dim {q.shape[-1]}; supported head_dim values are {_DIMS}")
+    torch._check(
+        q.shape[-1] in ATTENTION_HEAD_DIMS,
+        lambda: (
+            f"sketchwalk.{op}: argument 'q' has "
+            f"unsupported head_dim {q.shape[-1]}; supported head_dim values are {_DIMS}"
+        ),
+    )
     num_kv_heads = k.shape[-2]
-    torch._check(q.shape[1] % num_kv_heads == 0,
-                 lambda: f"sketchwalk.{op}: argument 'k' has {num_kv_heads} heads, which must "
-                         f"divide the {q.shape[1]} heads of 'q' (GQA)")
+    torch._check(
+        q.shape[1] % num_kv_heads == 0,
+        lambda: (
+            f"sketchwalk.{op}: argument 'k' has {num_kv_heads} heads, which must "
+            f"divide the {q.shape[1]} heads of 'q' (GQA)"
+        ),
+    )
     num_seqs = block_index.shape[0]
-    torch._check(cu_seqlens_q.shape == (num_seqs + 1,),
-                 lambda: f"sketchwalk.{op}: argument 'cu_seqlens_q' must have shape "
-                         f"[num_seqs + 1] = [{num_seqs + 1}], got {tuple(cu_seqlens_q.shape)}")
+    torch._check(
+        cu_seqlens_q.shape == (num_seqs + 1,),
+        lambda: (
+            f"sketchwalk.{op}: argument 'cu_seqlens_q' must have shape "
+            f"[num_seqs + 1] = [{num_seqs + 1}], got {tuple(cu_seqlens_q.shape)}"
+        ),
+    )
     return q.new_empty(q.shape), q.new_empty((q.shape[1], q.shape[0]), dtype=torch.float32)
 
 
@@ -445,7 +574,8 @@ def sparse_decode(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block-sparse attention of one new query per sequence against a KV cache (split-KV on CUDA).
 
-    q: [batch, num_q_heads, 1, head_dim]; k_cache, v_cache: [batch, num_kv_heads, num_keys, head_dim];
+    q: [batch, num_q_heads, 1, head_dim]; k_cache, v_cache: [batch, num_kv_heads, num_keys,
+    head_dim];
     block_index: [batch, index_heads, 1, max_selected]; num_selected: [batch, index_heads, 1].
     seq_lens: optional int32 [batch] on q's device: sequence b holds keys [0, seq_lens[b]) of a
     fixed-capacity cache (its query sits at key seq_lens[b] - 1; later keys are never read), so
@@ -460,27 +590,65 @@ def sparse_decode(
     are ``k_cache[b, :, seq_starts[b] : seq_starts[b] + seq_lens[b]]`` (the index counts blocks
     from its first key), equivalent to the call on those slices row by row.
     """
-    return _ops.sparse_decode(q, k_cache, v_cache, block_index, num_selected, softmax_scale,
-                              validate, seq_lens, page_table, seq_starts)
+    return _ops.sparse_decode(
+        q,
+        k_cache,
+        v_cache,
+        block_index,
+        num_selected,
+        softmax_scale,
+        validate,
+        seq_lens,
+        page_table,
+        seq_starts,
+    )
 
 
 @torch.library.register_fake("sketchwalk::sparse_decode")
-def _(q, k_cache, v_cache, block_index, num_selected, softmax_scale=None, validate=True,
-      seq_lens=None, page_table=None, seq_starts=None):
-    _check_same_device("sparse_decode", "q", q, seq_lens=seq_lens, page_table=page_table,
-                       seq_starts=seq_starts)
-    torch._check(seq_starts is None or (seq_lens is not None and page_table is None),
-                 lambda: "sketchwalk.sparse_decode: argument 'seq_starts' needs seq_lens and no "
-                         "page_table")
-    torch._check(q.dim() != 4 or q.shape[2] == 1,
-                 lambda: "sketchwalk.sparse_decode: argument 'q' must hold one query per sequence "
-                         f"[batch, num_q_heads, 1, head_dim], got {tuple(q.shape)}")
+def _(
+    q,
+    k_cache,
+    v_cache,
+    block_index,
+    num_selected,
+    softmax_scale=None,
+    validate=True,
+    seq_lens=None,
+    page_table=None,
+    seq_starts=None,
+):
+    _check_same_device(
+        "sparse_decode", "q", q, seq_lens=seq_lens, page_table=page_table, seq_starts=seq_starts
+    )
+    torch._check(
+        seq_starts is None or (seq_lens is not None and page_table is None),
+        lambda: "sketchwalk.sparse_decode: argument 'seq_starts' needs seq_lens and no page_table",
+    )
+    torch._check(
+        q.dim() != 4 or q.shape[2] == 1,
+        lambda: (
+            "sketchwalk.sparse_decode: argument 'q' must hold one query per sequence "
+            f"[batch, num_q_heads, 1, head_dim], got {tuple(q.shape)}"
+        ),
+    )
     if page_table is not None:
-        torch._check(seq_lens is not None, lambda: "sketchwalk.sparse_decode: argument 'seq_lens' "
-                     "must be given with page_table (the keys of each sequence)")
+        torch._check(
+            seq_lens is not None,
+            lambda: (
+                "sketchwalk.sparse_decode: argument 'seq_lens' "
+                "must be given with page_table (the keys of each sequence)"
+            ),
+        )
         _check_rank("sparse_decode", "page_table", page_table, 2)
-        return _attention_fake(q, k_cache, v_cache, block_index, num_selected, op="sparse_decode",
-                               num_kv_heads=k_cache.shape[2])
+        return _attention_fake(
+            q,
+            k_cache,
+            v_cache,
+            block_index,
+            num_selected,
+            op="sparse_decode",
+            num_kv_heads=k_cache.shape[2],
+        )
     return _attention_fake(q, k_cache, v_cache, block_index, num_selected, op="sparse_decode")
 
 
@@ -500,12 +668,15 @@ def update_block_sketch_(
 
 @torch.library.register_fake("sketchwalk::update_block_sketch_")
 def _(block_sketch, token_sketch, num_tokens_before, block_size):
-    _check_same_device("update_block_sketch_", "block_sketch", block_sketch, token_sketch=token_sketch)
+    _check_same_device(
+        "update_block_sketch_", "block_sketch", block_sketch, token_sketch=token_sketch
+    )
     return None
 
 
 def push_query_window_(window: torch.Tensor, q_sketch: torch.Tensor, position: int) -> None:
-    """Write q_sketch [batch, heads, 1, m] into slot ``position % W`` of window [batch, heads, W, m]."""
+    """Write q_sketch [batch, heads, 1, m] into slot ``position % W`` of window
+    [batch, heads, W, m]."""
     _ops.push_query_window_(window, q_sketch, position)
 
 
@@ -540,7 +711,8 @@ def update_window_logits_(
     slot: int,
     logit_scale: float,
 ) -> None:
-    """Refresh the cached decode logits ``logit_scale * <query_window[b, h, s], key_blocks[b, h/g, j]>``.
+    """Refresh the cached decode logits ``logit_scale * <query_window[b, h, s], key_blocks[b, h/g,
+    j]>``.
 
     window_logits: [batch, num_q_heads, W, capacity] (mutated); query_window: [batch, num_q_heads,
     W, m]; key_blocks: [batch, num_kv_heads, >= num_blocks, m]. ``slot`` in [0, W): row ``slot``
@@ -548,27 +720,40 @@ def update_window_logits_(
     ``slot == -1``: every row over every block (seeding after a prefill). Other entries are kept.
     Equivalent to ``reference.update_window_logits(...)``.
     """
-    _ops.update_window_logits_(window_logits, query_window, key_blocks, num_blocks, slot, logit_scale)
+    _ops.update_window_logits_(
+        window_logits, query_window, key_blocks, num_blocks, slot, logit_scale
+    )
 
 
 @torch.library.register_fake("sketchwalk::update_window_logits_")
 def _(window_logits, query_window, key_blocks, num_blocks, slot, logit_scale):
     op = "update_window_logits_"
-    _check_same_device(op, "window_logits", window_logits,
-                       query_window=query_window, key_blocks=key_blocks)
+    _check_same_device(
+        op, "window_logits", window_logits, query_window=query_window, key_blocks=key_blocks
+    )
     _check_rank(op, "window_logits", window_logits, 4)
     _check_rank(op, "query_window", query_window, 4)
     _check_rank(op, "key_blocks", key_blocks, 4)
-    torch._check(1 <= num_blocks <= window_logits.shape[3] and num_blocks <= key_blocks.shape[2],
-                 lambda: f"sketchwalk.{op}: argument 'num_blocks' must lie in [1, capacity="
-                         f"{window_logits.shape[3]}] and within 'key_blocks', got {num_blocks}")
-    torch._check(-1 <= slot < window_logits.shape[2],
-                 lambda: f"sketchwalk.{op}: argument 'slot' must lie in [-1, W="
-                         f"{window_logits.shape[2]}), got {slot}")
+    torch._check(
+        1 <= num_blocks <= window_logits.shape[3] and num_blocks <= key_blocks.shape[2],
+        lambda: (
+            f"sketchwalk.{op}: argument 'num_blocks' must lie in [1, capacity="
+            f"{window_logits.shape[3]}] and within 'key_blocks', got {num_blocks}"
+        ),
+    )
+    torch._check(
+        -1 <= slot < window_logits.shape[2],
+        lambda: (
+            f"sketchwalk.{op}: argument 'slot' must lie in [-1, W="
+            f"{window_logits.shape[2]}), got {slot}"
+        ),
+    )
     return None
 
 
-def window_block_scores(window_logits: torch.Tensor, window_fill: int, num_blocks: int) -> torch.Tensor:
+def window_block_scores(
+    window_logits: torch.Tensor, window_fill: int, num_blocks: int
+) -> torch.Tensor:
     """Decode block scores r [batch, num_blocks] (float32) from the cached window logits: the
     softmax over blocks [0, num_blocks) of every (head, slot < window_fill) row, averaged.
     Equivalent to ``reference.window_block_scores(...)``.
@@ -580,12 +765,20 @@ def window_block_scores(window_logits: torch.Tensor, window_fill: int, num_block
 def _(window_logits, window_fill, num_blocks):
     op = "window_block_scores"
     _check_rank(op, "window_logits", window_logits, 4)
-    torch._check(1 <= window_fill <= window_logits.shape[2],
-                 lambda: f"sketchwalk.{op}: argument 'window_fill' must lie in [1, W="
-                         f"{window_logits.shape[2]}], got {window_fill}")
-    torch._check(1 <= num_blocks <= window_logits.shape[3],
-                 lambda: f"sketchwalk.{op}: argument 'num_blocks' must lie in [1, capacity="
-                         f"{window_logits.shape[3]}], got {num_blocks}")
+    torch._check(
+        1 <= window_fill <= window_logits.shape[2],
+        lambda: (
+            f"sketchwalk.{op}: argument 'window_fill' must lie in [1, W="
+            f"{window_logits.shape[2]}], got {window_fill}"
+        ),
+    )
+    torch._check(
+        1 <= num_blocks <= window_logits.shape[3],
+        lambda: (
+            f"sketchwalk.{op}: argument 'num_blocks' must lie in [1, capacity="
+            f"{window_logits.shape[3]}], got {num_blocks}"
+        ),
+    )
     return window_logits.new_empty((window_logits.shape[0], num_blocks))
 
 
@@ -614,7 +807,8 @@ def select_decode_blocks_(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """docs/spec.md section 6 steps 1-4 for one new token, mutating the decode state in place.
 
-    q: [batch, num_q_heads, 1, head_dim] (the new query); k: [batch, num_kv_heads, num_keys, head_dim]
+    q: [batch, num_q_heads, 1, head_dim] (the new query); k: [batch, num_kv_heads, num_keys,
+    head_dim]
     (all keys, the new one last); key_blocks: [batch, num_kv_heads, capacity, m];
     query_window: [batch, num_q_heads, W, m]; window_logits: [batch, num_q_heads, W, capacity]
     (the cached logits of query_window against key_blocks, kept current by this op; seed it
@@ -628,39 +822,97 @@ def select_decode_blocks_(
     ``update_block_matrix_(transition[:, :n, :n], r, num_keys, block_size)``;
     ``walk_blocks(r[:, None], transition[:, :n, :n], None, degree, damping)``; then
     ``select_blocks(walk, 1, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens,
-    attend_sink_tokens, 0)``, whose (block_index [batch, 1, 1, n], num_selected [batch, 1, 1]) it returns.
+    attend_sink_tokens, 0)``, whose (block_index [batch, 1, 1, n], num_selected [batch, 1, 1]) it
+    returns.
     """
     return _ops.select_decode_blocks_(
-        q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill, pushes,
-        block_size, degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
-        attend_sink_tokens)
+        q,
+        k,
+        key_blocks,
+        query_window,
+        window_logits,
+        transition,
+        signs,
+        coords,
+        window_fill,
+        pushes,
+        block_size,
+        degree,
+        damping,
+        logit_scale,
+        keep_frac,
+        window_tokens,
+        exclude_sink_tokens,
+        attend_sink_tokens,
+    )
 
 
 @torch.library.register_fake("sketchwalk::select_decode_blocks_")
-def _(q, k, key_blocks, query_window, window_logits, transition, signs, coords, window_fill, pushes,
-      block_size, degree, damping, logit_scale, keep_frac, window_tokens, exclude_sink_tokens,
-      attend_sink_tokens):
-    _check_same_device("select_decode_blocks_", "q", q, k=k, key_blocks=key_blocks,
-                       query_window=query_window, window_logits=window_logits,
-                       transition=transition, signs=signs, coords=coords)
+def _(
+    q,
+    k,
+    key_blocks,
+    query_window,
+    window_logits,
+    transition,
+    signs,
+    coords,
+    window_fill,
+    pushes,
+    block_size,
+    degree,
+    damping,
+    logit_scale,
+    keep_frac,
+    window_tokens,
+    exclude_sink_tokens,
+    attend_sink_tokens,
+):
+    _check_same_device(
+        "select_decode_blocks_",
+        "q",
+        q,
+        k=k,
+        key_blocks=key_blocks,
+        query_window=query_window,
+        window_logits=window_logits,
+        transition=transition,
+        signs=signs,
+        coords=coords,
+    )
     op = "select_decode_blocks_"
     _check_rank(op, "q", q, 4)
     _check_rank(op, "k", k, 4)
-    torch._check(q.shape[2] == 1, lambda: f"sketchwalk.{op}: argument 'q' must hold one query per "
-                 f"sequence, got shape {tuple(q.shape)}")
-    torch._check(block_size >= 1, lambda: f"sketchwalk.{op}: argument 'block_size' must be >= 1, "
-                 f"got {block_size}")
+    torch._check(
+        q.shape[2] == 1,
+        lambda: (
+            f"sketchwalk.{op}: argument 'q' must hold one query per "
+            f"sequence, got shape {tuple(q.shape)}"
+        ),
+    )
+    torch._check(
+        block_size >= 1,
+        lambda: f"sketchwalk.{op}: argument 'block_size' must be >= 1, got {block_size}",
+    )
     n = (k.shape[2] + block_size - 1) // block_size
-    torch._check(transition.dim() == 3 and min(transition.shape[1], transition.shape[2]) >= n and
-                 key_blocks.dim() == 4 and key_blocks.shape[2] >= n and
-                 window_logits.dim() == 4 and window_logits.shape[3] >= n,
-                 lambda: f"sketchwalk.{op}: argument 'transition' and 'key_blocks', "
-                         f"'window_logits' need capacity for {n} blocks, got "
-                         f"{tuple(transition.shape)}, {tuple(key_blocks.shape)} and "
-                         f"{tuple(window_logits.shape)}")
-    torch._check(query_window.dim() == 4 and 1 <= window_fill <= query_window.shape[2],
-                 lambda: f"sketchwalk.{op}: argument 'window_fill' must lie in [1, W], got "
-                         f"{window_fill}")
+    torch._check(
+        transition.dim() == 3
+        and min(transition.shape[1], transition.shape[2]) >= n
+        and key_blocks.dim() == 4
+        and key_blocks.shape[2] >= n
+        and window_logits.dim() == 4
+        and window_logits.shape[3] >= n,
+        lambda: (
+            f"sketchwalk.{op}: argument 'transition' and 'key_blocks', "
+            f"'window_logits' need capacity for {n} blocks, got "
+            f"{tuple(transition.shape)}, {tuple(key_blocks.shape)} and "
+            f"{tuple(window_logits.shape)}"
+        ),
+    )
+    torch._check(
+        query_window.dim() == 4 and 1 <= window_fill <= query_window.shape[2],
+        lambda: f"sketchwalk.{op}: argument 'window_fill' must lie in [1, W], got {window_fill}",
+    )
     return (
         q.new_empty((q.shape[0], 1, 1, n), dtype=torch.int32),
         q.new_empty((q.shape[0], 1, 1), dtype=torch.int32),
@@ -682,10 +934,12 @@ def quantize_keys4_(
     """Write 4-bit key rows into the key cache, in place.
 
     codes: uint8 [batch, num_kv_heads, capacity, head_dim / 2] (mutated); scales: float32
-    [batch, num_kv_heads, capacity] (mutated); k: [batch, num_kv_heads, tokens, head_dim] fp16/bf16/fp32.
+    [batch, num_kv_heads, capacity] (mutated); k: [batch, num_kv_heads, tokens, head_dim]
+    fp16/bf16/fp32.
     The tokens land at rows [L_b - tokens, L_b) with L_b = seq_lens[b] (int32 [batch], the lengths
     after the write) or L_b = tokens. Other rows are untouched. Per row: s = max|k| / 7,
-    code = clamp(rint(k / s), -7, 7) in float32, stored as code + 8, dim 2i in the low nibble of byte i.
+    code = clamp(rint(k / s), -7, 7) in float32, stored as code + 8, dim 2i in the low nibble of
+    byte i.
     Equivalent to ``reference.quantize_keys4(k)`` written at those rows. ``validate=False`` trusts
     seq_lens on CUDA (no device sync); the CPU always checks.
     page_table: int32 [batch, max_pages] with seq_lens: a paged cache, codes uint8 [num_pages,
@@ -697,28 +951,56 @@ def quantize_keys4_(
 
 def _check_keys4_cache(op: str, codes, scales, page_table=None, seq_lens=None) -> None:
     if page_table is not None:
-        torch._check(seq_lens is not None, lambda: f"sketchwalk.{op}: argument 'seq_lens' must be "
-                     "given with page_table (the keys of each sequence)")
+        torch._check(
+            seq_lens is not None,
+            lambda: (
+                f"sketchwalk.{op}: argument 'seq_lens' must be "
+                "given with page_table (the keys of each sequence)"
+            ),
+        )
         _check_rank(op, "page_table", page_table, 2)
-        torch._check(codes.dim() == 4 and codes.shape[2] == 64,
-                     lambda: f"sketchwalk.{op}: argument 'codes' must be [num_pages, num_kv_heads, "
-                             f"64, head_dim / 2] (paged), got {tuple(codes.shape)}")
-    torch._check(codes.dim() == 4 and codes.dtype == torch.uint8,
-                 lambda: f"sketchwalk.{op}: argument 'codes' must be uint8 [batch, num_kv_heads, "
-                         f"capacity, head_dim / 2], got {codes.dtype} {tuple(codes.shape)}")
-    torch._check(scales.dim() == 3 and tuple(scales.shape) == tuple(codes.shape[:3]),
-                 lambda: f"sketchwalk.{op}: argument 'scales' must have shape "
-                         f"{tuple(codes.shape[:3])}, got {tuple(scales.shape)}")
+        torch._check(
+            codes.dim() == 4 and codes.shape[2] == 64,
+            lambda: (
+                f"sketchwalk.{op}: argument 'codes' must be [num_pages, num_kv_heads, "
+                f"64, head_dim / 2] (paged), got {tuple(codes.shape)}"
+            ),
+        )
+    torch._check(
+        codes.dim() == 4 and codes.dtype == torch.uint8,
+        lambda: (
+            f"sketchwalk.{op}: argument 'codes' must be uint8 [batch, num_kv_heads, "
+            f"capacity, head_dim / 2], got {codes.dtype} {tuple(codes.shape)}"
+        ),
+    )
+    torch._check(
+        scales.dim() == 3 and tuple(scales.shape) == tuple(codes.shape[:3]),
+        lambda: (
+            f"sketchwalk.{op}: argument 'scales' must have shape "
+            f"{tuple(codes.shape[:3])}, got {tuple(scales.shape)}"
+        ),
+    )
 
 
 @torch.library.register_fake("sketchwalk::quantize_keys4_")
 def _(codes, scales, k, seq_lens=None, validate=True, page_table=None):
-    _check_same_device("quantize_keys4_", "k", k, codes=codes, scales=scales, seq_lens=seq_lens,
-                       page_table=page_table)
+    _check_same_device(
+        "quantize_keys4_",
+        "k",
+        k,
+        codes=codes,
+        scales=scales,
+        seq_lens=seq_lens,
+        page_table=page_table,
+    )
     _check_keys4_cache("quantize_keys4_", codes, scales, page_table, seq_lens)
-    torch._check(k.dim() == 4 and k.shape[3] == 2 * codes.shape[3],
-                 lambda: "sketchwalk.quantize_keys4_: argument 'k' must be [batch, num_kv_heads, "
-                         "tokens, head_dim] with head_dim = 2 * codes.shape[3]")
+    torch._check(
+        k.dim() == 4 and k.shape[3] == 2 * codes.shape[3],
+        lambda: (
+            "sketchwalk.quantize_keys4_: argument 'k' must be [batch, num_kv_heads, "
+            "tokens, head_dim] with head_dim = 2 * codes.shape[3]"
+        ),
+    )
     return None
 
 
@@ -746,15 +1028,27 @@ def score_blocks_keys4(
 
 @torch.library.register_fake("sketchwalk::score_blocks_keys4")
 def _(q, codes, scales, seq_lens=None, softmax_scale=None, validate=True, page_table=None):
-    _check_same_device("score_blocks_keys4", "q", q, codes=codes, scales=scales, seq_lens=seq_lens,
-                       page_table=page_table)
+    _check_same_device(
+        "score_blocks_keys4",
+        "q",
+        q,
+        codes=codes,
+        scales=scales,
+        seq_lens=seq_lens,
+        page_table=page_table,
+    )
     _check_keys4_cache("score_blocks_keys4", codes, scales, page_table, seq_lens)
-    torch._check(q.dim() == 4 and q.shape[2] == 1 and q.shape[3] == 2 * codes.shape[3],
-                 lambda: "sketchwalk.score_blocks_keys4: argument 'q' must be [batch, num_q_heads, "
-                         "1, head_dim] with head_dim = 2 * codes.shape[3]")
+    torch._check(
+        q.dim() == 4 and q.shape[2] == 1 and q.shape[3] == 2 * codes.shape[3],
+        lambda: (
+            "sketchwalk.score_blocks_keys4: argument 'q' must be [batch, num_q_heads, "
+            "1, head_dim] with head_dim = 2 * codes.shape[3]"
+        ),
+    )
     if page_table is not None:
-        return q.new_empty((page_table.shape[0], codes.shape[1], page_table.shape[1]),
-                           dtype=torch.float32)
+        return q.new_empty(
+            (page_table.shape[0], codes.shape[1], page_table.shape[1]), dtype=torch.float32
+        )
     width = (codes.shape[2] + 63) // 64
     return q.new_empty((codes.shape[0], codes.shape[1], width), dtype=torch.float32)
 
@@ -776,7 +1070,8 @@ def select_blocks_keys4(
     (1 - keep_frac) linear quantile of the candidates' mass (none if a candidate is NaN).
     Returns (block_index int32 [batch, num_kv_heads, 1, width], ascending, -1 padded;
     num_selected int32 [batch, num_kv_heads, 1]) for ``sparse_decode`` (index_heads = num_kv_heads).
-    Equivalent to ``reference.select_blocks_keys4(...)``. Lengths are read on the device: graph-safe.
+    Equivalent to ``reference.select_blocks_keys4(...)``. Lengths are read on the device:
+    graph-safe.
     """
     return _ops.select_blocks_keys4(mass, seq_lens, keep_frac, window_frac, sink_frac, validate)
 
@@ -784,9 +1079,15 @@ def select_blocks_keys4(
 @torch.library.register_fake("sketchwalk::select_blocks_keys4")
 def _(mass, seq_lens, keep_frac, window_frac, sink_frac, validate=True):
     _check_same_device("select_blocks_keys4", "mass", mass, seq_lens=seq_lens)
-    torch._check(mass.dim() == 3 and mass.dtype == torch.float32,
-                 lambda: "sketchwalk.select_blocks_keys4: argument 'mass' must be float32 "
-                         "[batch, num_kv_heads, num_blocks]")
+    torch._check(
+        mass.dim() == 3 and mass.dtype == torch.float32,
+        lambda: (
+            "sketchwalk.select_blocks_keys4: argument 'mass' must be float32 "
+            "[batch, num_kv_heads, num_blocks]"
+        ),
+    )
     b, g, w = mass.shape
-    return (mass.new_empty((b, g, 1, w), dtype=torch.int32),
-            mass.new_empty((b, g, 1), dtype=torch.int32))
+    return (
+        mass.new_empty((b, g, 1, w), dtype=torch.int32),
+        mass.new_empty((b, g, 1), dtype=torch.int32),
+    )

@@ -27,8 +27,9 @@ class PagedKeys4Cache:
     indexed by the caller's page ids (include/sketchwalk/keys4.h). 13.3% of a bf16 K+V cache at
     head_dim 128. Made once beside the K/V pools; a layer's pools on its first use."""
 
-    def __init__(self, num_pages: int, num_kv_heads: int, head_dim: int,
-                 device: torch.device | str) -> None:
+    def __init__(
+        self, num_pages: int, num_kv_heads: int, head_dim: int, device: torch.device | str
+    ) -> None:
         self.num_pages, self.num_kv_heads, self.head_dim = num_pages, num_kv_heads, head_dim
         self.device = torch.device(device)
         self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -36,16 +37,26 @@ class PagedKeys4Cache:
     def layer(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         if layer_idx not in self.layers:
             self.layers[layer_idx] = (
-                torch.zeros((self.num_pages, self.num_kv_heads, 64, self.head_dim // 2),
-                            dtype=torch.uint8, device=self.device),
-                torch.zeros((self.num_pages, self.num_kv_heads, 64), dtype=torch.float32,
-                            device=self.device))
+                torch.zeros(
+                    (self.num_pages, self.num_kv_heads, 64, self.head_dim // 2),
+                    dtype=torch.uint8,
+                    device=self.device,
+                ),
+                torch.zeros(
+                    (self.num_pages, self.num_kv_heads, 64), dtype=torch.float32, device=self.device
+                ),
+            )
         return self.layers[layer_idx]
 
 
 def sketchwalk_attention_paged(
-    q: torch.Tensor, k: torch.Tensor, k_pages: torch.Tensor, v_pages: torch.Tensor,
-    layer_idx: int, plan: StepPlan, keys4: PagedKeys4Cache,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    k_pages: torch.Tensor,
+    v_pages: torch.Tensor,
+    layer_idx: int,
+    plan: StepPlan,
+    keys4: PagedKeys4Cache,
 ) -> torch.Tensor:
     """Causal attention of one layer for the step `plan` describes, keys in pages.
 
@@ -72,14 +83,17 @@ def sketchwalk_attention_paged(
         index, count = _select_and_append(q, k, k_pages, layer_idx, plan, codes, scales)
         out = _varlen(q, k_pages, v_pages, index, count, plan)
     if rows:
-        q_dec = q.index_select(0, q_rows)[:, :, None]          # [S_dec, Hq, 1, D]
-        k_dec = k.index_select(0, q_rows)[:, :, None]          # the new keys, one per sequence
+        q_dec = q.index_select(0, q_rows)[:, :, None]  # [S_dec, Hq, 1, D]
+        k_dec = k.index_select(0, q_rows)[:, :, None]  # the new keys, one per sequence
         ops.quantize_keys4_(codes, scales, k_dec, dec_lens, False, dec_table)
         q_score = q_dec.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q_dec
         mass = ops.score_blocks_keys4(q_score, codes, scales, dec_lens, None, False, dec_table)
-        index, count = ops.select_blocks_keys4(mass, dec_lens, *plan.decode_args.keys4_fracs(), False)
-        dec_out, _ = ops.sparse_decode(q_dec, k_pages, v_pages, index, count, None, False,
-                                       dec_lens, dec_table)
+        index, count = ops.select_blocks_keys4(
+            mass, dec_lens, *plan.decode_args.keys4_fracs(), False
+        )
+        dec_out, _ = ops.sparse_decode(
+            q_dec, k_pages, v_pages, index, count, None, False, dec_lens, dec_table
+        )
         plan.forward_states[("decode", layer_idx)] = (count, dec_lens)
         out = torch.empty_like(q) if out is None else out
         out.index_copy_(0, q_rows, dec_out[:, :, 0])
@@ -99,8 +113,9 @@ def paged_density(plan: StepPlan, layer_idx: int) -> dict[int, torch.Tensor]:
         count, lens = decoded
         rows = plan.decode_rows()[0]
         for i, b in enumerate(rows):
-            result[b] = decode_density_per_row(count[i : i + 1], lens[i : i + 1],
-                                               plan.config.block_size)
+            result[b] = decode_density_per_row(
+                count[i : i + 1], lens[i : i + 1], plan.config.block_size
+            )
     return result
 
 
@@ -136,14 +151,26 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
                 kb = k_pages.index_select(0, pages).flatten(0, 1)[: seq.num_keys]
                 kb = kb.transpose(0, 1)[None]
             rows.append(select_sequence(qb, kb, layer_idx, state, seq))
-        ops.quantize_keys4_(codes, scales, new_k, plan.seq_lens_k[b : b + 1], False,
-                            plan.page_table[b : b + 1])
+        ops.quantize_keys4_(
+            codes, scales, new_k, plan.seq_lens_k[b : b + 1], False, plan.page_table[b : b + 1]
+        )
     return (index, count) if batched else plan.pad_index(rows)
 
 
 def _varlen(q, k_pages, v_pages, index, count, plan: StepPlan) -> torch.Tensor:
-    out, _ = ops.sparse_prefill_varlen(q, k_pages, v_pages, index, count, plan.cu_seqlens_q,
-                                       None, plan.seq_lens_k, plan.page_table, None, False)
+    out, _ = ops.sparse_prefill_varlen(
+        q,
+        k_pages,
+        v_pages,
+        index,
+        count,
+        plan.cu_seqlens_q,
+        None,
+        plan.seq_lens_k,
+        plan.page_table,
+        None,
+        False,
+    )
     return out
 
 
@@ -152,16 +179,26 @@ def _check_paged_args(q, k, k_pages, v_pages, plan, keys4) -> None:
     if not isinstance(plan, StepPlan) or plan.page_table is None:
         raise TypeError(f"{name}: argument 'plan' must be a StepPlan with a page_table")
     if not isinstance(keys4, PagedKeys4Cache):
-        raise TypeError(f"{name}: argument 'keys4' must be a PagedKeys4Cache, got "
-                        f"{type(keys4).__name__}")
+        raise TypeError(
+            f"{name}: argument 'keys4' must be a PagedKeys4Cache, got {type(keys4).__name__}"
+        )
     for arg, t in (("q", q), ("k", k)):
         if t.dim() != 3 or t.shape[0] != plan.total_q:
-            raise ValueError(f"{name}: argument '{arg}' must be packed new tokens "
-                             f"[{plan.total_q}, heads, head_dim], got {tuple(t.shape)}")
-    if k_pages.dim() != 4 or k_pages.shape[1] != 64 or v_pages.shape != k_pages.shape or \
-            k_pages.shape[0] != keys4.num_pages or k_pages.shape[2] != keys4.num_kv_heads:
-        raise ValueError(f"{name}: arguments 'k_pages' / 'v_pages' must be pools [num_pages="
-                         f"{keys4.num_pages}, 64, num_kv_heads={keys4.num_kv_heads}, head_dim] "
-                         f"(the keys4 cache's), got {tuple(k_pages.shape)} / {tuple(v_pages.shape)}")
+            raise ValueError(
+                f"{name}: argument '{arg}' must be packed new tokens "
+                f"[{plan.total_q}, heads, head_dim], got {tuple(t.shape)}"
+            )
+    if (
+        k_pages.dim() != 4
+        or k_pages.shape[1] != 64
+        or v_pages.shape != k_pages.shape
+        or k_pages.shape[0] != keys4.num_pages
+        or k_pages.shape[2] != keys4.num_kv_heads
+    ):
+        raise ValueError(
+            f"{name}: arguments 'k_pages' / 'v_pages' must be pools [num_pages="
+            f"{keys4.num_pages}, 64, num_kv_heads={keys4.num_kv_heads}, head_dim] "
+            f"(the keys4 cache's), got {tuple(k_pages.shape)} / {tuple(v_pages.shape)}"
+        )
     if plan.config.decode_scorer != "keys4":
         raise NotImplementedError(f"{name}: a paged step needs decode_scorer 'keys4'")

@@ -42,8 +42,15 @@ class SelectionArgs:
     def prefill(cls, cfg: SketchWalkConfig, num_keys: int) -> "SelectionArgs":
         """A prefill (or chunk) over num_keys keys: the prefill knobs."""
         w = cfg.window_tokens(num_keys)
-        return cls(cfg.kblocks_frac, cfg.window_frac, cfg.sink_frac, w, cfg.sink_tokens(num_keys), w,
-                   cfg.dense_last_q_blocks)
+        return cls(
+            cfg.kblocks_frac,
+            cfg.window_frac,
+            cfg.sink_frac,
+            w,
+            cfg.sink_tokens(num_keys),
+            w,
+            cfg.dense_last_q_blocks,
+        )
 
     @classmethod
     def decode(cls, cfg: SketchWalkConfig, num_keys: int = 1) -> "SelectionArgs":
@@ -57,8 +64,16 @@ class SelectionArgs:
     def select_blocks_args(self, num_queries: int, num_keys: int, block_size: int) -> tuple:
         """ops.select_blocks's arguments after the scores: (num_queries, num_keys, block_size,
         keep_frac, window_tokens, exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks)."""
-        return (num_queries, num_keys, block_size, self.keep_frac, self.window_tokens,
-                self.exclude_sink_tokens, self.attend_sink_tokens, self.dense_last_q_blocks)
+        return (
+            num_queries,
+            num_keys,
+            block_size,
+            self.keep_frac,
+            self.window_tokens,
+            self.exclude_sink_tokens,
+            self.attend_sink_tokens,
+            self.dense_last_q_blocks,
+        )
 
     def keys4_fracs(self) -> tuple[float, float, float]:
         """ops.select_blocks_keys4's (keep_frac, window_frac, sink_frac)."""
@@ -78,7 +93,7 @@ class SequenceStep:
 
     @property
     def phase(self) -> str:
-        """"prefill" (the whole prompt at once), "decode" (one new token on a cache) or "chunk"
+        """ "prefill" (the whole prompt at once), "decode" (one new token on a cache) or "chunk"
         (several new tokens on a cache: chunked prefill, or a prompt continuing a cache)."""
         if self.num_queries == self.num_keys:
             return "prefill"
@@ -98,18 +113,28 @@ class StepPlan:
     copies are made once here, through pinned memory without a host synchronization.
     """
 
-    def __init__(self, config: SketchWalkConfig, query_lens, key_lens,
-                 device: torch.device | str = "cpu",
-                 page_table: torch.Tensor | None = None, track_density: bool = True) -> None:
+    def __init__(
+        self,
+        config: SketchWalkConfig,
+        query_lens,
+        key_lens,
+        device: torch.device | str = "cpu",
+        page_table: torch.Tensor | None = None,
+        track_density: bool = True,
+    ) -> None:
         query_lens, key_lens = [int(x) for x in query_lens], [int(x) for x in key_lens]
         if len(query_lens) != len(key_lens) or not query_lens:
-            raise ValueError(f"StepPlan: query_lens and key_lens must name the same sequences (at "
-                             f"least one), got {len(query_lens)} and {len(key_lens)}")
+            raise ValueError(
+                f"StepPlan: query_lens and key_lens must name the same sequences (at "
+                f"least one), got {len(query_lens)} and {len(key_lens)}"
+            )
         for b, (tq, tk) in enumerate(zip(query_lens, key_lens)):
             if not 1 <= tq <= tk:
-                raise ValueError(f"StepPlan: sequence {b} has {tq} queries over {tk} keys; need "
-                                 "1 <= queries <= keys (queries end at the last key; a sequence "
-                                 "with no new token is not part of the step)")
+                raise ValueError(
+                    f"StepPlan: sequence {b} has {tq} queries over {tk} keys; need "
+                    "1 <= queries <= keys (queries end at the last key; a sequence "
+                    "with no new token is not part of the step)"
+                )
         self.config = config
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:  # "cuda": the current one,
@@ -122,8 +147,10 @@ class StepPlan:
         b = config.block_size
         self.num_q_blocks = -(-self.max_seqlen_q // b)
         self.num_kv_blocks = -(-self.max_seqlen_k // b)
-        lens = torch.tensor([0, *itertools.accumulate(query_lens), 0, *itertools.accumulate(key_lens),
-                             *key_lens], dtype=torch.int32)
+        lens = torch.tensor(
+            [0, *itertools.accumulate(query_lens), 0, *itertools.accumulate(key_lens), *key_lens],
+            dtype=torch.int32,
+        )
         n = len(query_lens)
         lens = _to_device(lens, self.device)
         self.cu_seqlens_q = lens[: n + 1]
@@ -136,13 +163,18 @@ class StepPlan:
         self._dense_index: tuple[torch.Tensor, torch.Tensor] | None = None
         if page_table is not None:
             pages_needed = -(-self.max_seqlen_k // config.block_size)
-            if page_table.dtype != torch.int32 or page_table.dim() != 2 or \
-                    page_table.shape[0] != n or page_table.shape[1] < pages_needed or \
-                    page_table.device != self.device:
+            if (
+                page_table.dtype != torch.int32
+                or page_table.dim() != 2
+                or page_table.shape[0] != n
+                or page_table.shape[1] < pages_needed
+                or page_table.device != self.device
+            ):
                 raise ValueError(
                     f"StepPlan: page_table must be int32 [num_seqs={n}, max_pages >= "
                     f"{pages_needed}] on {self.device}, got {page_table.dtype} "
-                    f"{tuple(page_table.shape)} on {page_table.device}")
+                    f"{tuple(page_table.shape)} on {page_table.device}"
+                )
         self.page_table = page_table
         """int32 [num_seqs, max_pages] or None: where the keys live (block j of sequence b in page
         page_table[b, j] of the caller's pools), or packed rows (cu_seqlens_k)."""
@@ -185,9 +217,9 @@ class StepPlan:
             self._dense_index = (index, count)
         return self._dense_index
 
-
-    def decode_rows(self) -> tuple[list[int], torch.Tensor | None, torch.Tensor | None,
-                                   torch.Tensor | None]:
+    def decode_rows(
+        self,
+    ) -> tuple[list[int], torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """The decode sequences of the step, batched: (their indices, their query rows in the
         packed q (device int64), their key counts (int32), their page-table rows), or
         ([], None, None, None). Made once, with the plan."""
@@ -197,16 +229,17 @@ class StepPlan:
                 self._decode = ([], None, None, None)
             else:
                 idx = _to_device(torch.tensor(rows, dtype=torch.int64), self.device)
-                q_rows = _to_device(torch.tensor([self.q_offsets[b] for b in rows],
-                                                 dtype=torch.int64), self.device)
+                q_rows = _to_device(
+                    torch.tensor([self.q_offsets[b] for b in rows], dtype=torch.int64), self.device
+                )
                 lens = self.seq_lens_k.index_select(0, idx)
                 table = None if self.page_table is None else self.page_table.index_select(0, idx)
                 self._decode = (rows, q_rows, lens, table)
         return self._decode
 
-
-    def selection_args(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None,
-                                      torch.Tensor | None]:
+    def selection_args(
+        self,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The batched selection's per-sequence arguments on the device (ragged.py):
         (num_kv_blocks int32 [num_seqs]; seq_args int32 [num_seqs, 5], ops.select_blocks_varlen's
         (num_queries, num_keys, window_tokens, exclude_sink_tokens, attend_sink_tokens) from each
@@ -215,19 +248,29 @@ class StepPlan:
         none decodes). Made once, with the plan."""
         if self._selection is None:
             b = self.config.block_size
-            args = [[s.num_queries, s.num_keys, a.window_tokens, a.exclude_sink_tokens,
-                     a.attend_sink_tokens] for s, a in zip(self.sequences, self.prefill_args)]
+            args = [
+                [
+                    s.num_queries,
+                    s.num_keys,
+                    a.window_tokens,
+                    a.exclude_sink_tokens,
+                    a.attend_sink_tokens,
+                ]
+                for s, a in zip(self.sequences, self.prefill_args)
+            ]
             phases = self.phases()
-            host = torch.tensor([[-(-s.num_keys // b)] + a for s, a in zip(self.sequences, args)],
-                                dtype=torch.int32)
+            host = torch.tensor(
+                [[-(-s.num_keys // b)] + a for s, a in zip(self.sequences, args)], dtype=torch.int32
+            )
             dev = _to_device(host, self.device)
             walked = None
             if "chunk" in phases:
                 walked = _to_device(torch.tensor([p == "prefill" for p in phases]), self.device)
             selected = None
             if "decode" in phases:
-                selected = _to_device(torch.tensor([p != "decode" for p in phases],
-                                                   dtype=torch.int32), self.device)
+                selected = _to_device(
+                    torch.tensor([p != "decode" for p in phases], dtype=torch.int32), self.device
+                )
             self._selection = (dev[:, 0].contiguous(), dev[:, 1:].contiguous(), walked, selected)
         return self._selection
 
@@ -238,10 +281,15 @@ class StepPlan:
         live = [r for r in rows if r is not None]
         heads = live[0][0].shape[1]
         width = max(r[0].shape[3] for r in live)
-        index = torch.full((self.num_seqs, heads, self.num_q_blocks, width), -1, dtype=torch.int32,
-                           device=self.device)
-        count = torch.zeros((self.num_seqs, heads, self.num_q_blocks), dtype=torch.int32,
-                            device=self.device)
+        index = torch.full(
+            (self.num_seqs, heads, self.num_q_blocks, width),
+            -1,
+            dtype=torch.int32,
+            device=self.device,
+        )
+        count = torch.zeros(
+            (self.num_seqs, heads, self.num_q_blocks), dtype=torch.int32, device=self.device
+        )
         for b, r in enumerate(rows):
             if r is not None:
                 index[b, :, : r[0].shape[2], : r[0].shape[3]] = r[0][0]

@@ -3,7 +3,8 @@
 The attention of every prefill and chunk sequence of the step runs as ONE sparse_prefill_varlen
 call (the dense layers too, with every causal block kept); each sequence's selection (sketch,
 scores, walk, select) runs on its own rows, as in a single-sequence prefill or chunk, and its
-rows of the block index are placed in one padded index. Decode steps (one new token on a cache) run per sequence
+rows of the block index are placed in one padded index. Decode steps (one new token on a cache)
+run per sequence
 through the single-sequence layer for now: their keys4 states are per sequence.
 """
 
@@ -12,15 +13,26 @@ from __future__ import annotations
 import torch
 
 from . import ops
-from .attention import (_sketch_setup, append_chunk_keys4, keys4_layer_state, select_chunk_blocks,
-                        select_prefill_blocks, sketchwalk_attention, walk_from)
+from .attention import (
+    _sketch_setup,
+    append_chunk_keys4,
+    keys4_layer_state,
+    select_chunk_blocks,
+    select_prefill_blocks,
+    sketchwalk_attention,
+    walk_from,
+)
 from .plan import StepPlan
 from .state import SketchWalkState
 
 
 def sketchwalk_attention_varlen(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx: int,
-    states: list[SketchWalkState], plan: StepPlan,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    layer_idx: int,
+    states: list[SketchWalkState],
+    plan: StepPlan,
 ) -> torch.Tensor:
     """Causal attention of one layer for the ragged batch `plan` describes.
 
@@ -44,16 +56,23 @@ def sketchwalk_attention_varlen(
             index, count = plan.dense_index()
         else:
             index, count = _select_ragged(q, k, layer_idx, states, plan)
-        out, _ = ops.sparse_prefill_varlen(q, k, v, index, count, plan.cu_seqlens_q,
-                                           plan.cu_seqlens_k, validate=False)
+        out, _ = ops.sparse_prefill_varlen(
+            q, k, v, index, count, plan.cu_seqlens_q, plan.cu_seqlens_k, validate=False
+        )
     if "decode" in phases:
         out = torch.empty_like(q) if out is None else out
         for b, phase in enumerate(phases):
             if phase != "decode":
                 continue
             q0, k0, k1 = plan.q_offsets[b], plan.k_offsets[b], plan.k_offsets[b + 1]
-            step = sketchwalk_attention(q[q0 : q0 + 1][None], k[k0:k1][None], v[k0:k1][None],
-                                        layer_idx, states[b], layout="NHD")
+            step = sketchwalk_attention(
+                q[q0 : q0 + 1][None],
+                k[k0:k1][None],
+                v[k0:k1][None],
+                layer_idx,
+                states[b],
+                layout="NHD",
+            )
             out[q0 : q0 + 1] = step[0]
     return out
 
@@ -66,8 +85,9 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
     decode state, density and heads, as the single-sequence prefill does."""
     batched = plan.config.prefill_scorer == "sketch_walk"
     if batched:
-        index, count = select_varlen_blocks(q, k, plan.cu_seqlens_k, layer_idx, plan,
-                                            _any_state(states, plan))
+        index, count = select_varlen_blocks(
+            q, k, plan.cu_seqlens_k, layer_idx, plan, _any_state(states, plan)
+        )
     rows = []
     for b, seq in enumerate(plan.sequences):
         if seq.phase == "decode":
@@ -95,8 +115,9 @@ def _any_state(states, plan: StepPlan) -> SketchWalkState:
     return states[0]
 
 
-def select_varlen_blocks(q, k, cu_seqlens_k, layer_idx: int, plan: StepPlan,
-                         state: SketchWalkState) -> tuple[torch.Tensor, torch.Tensor]:
+def select_varlen_blocks(
+    q, k, cu_seqlens_k, layer_idx: int, plan: StepPlan, state: SketchWalkState
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sketch -> scores -> walk -> select of every sequence of a ragged step at once (docs/spec.md
     sections 1-4, 8 and 10), in six launches plus the walk's matrix products, whatever the
     number of sequences; no host synchronization.
@@ -138,8 +159,9 @@ def select_varlen_blocks(q, k, cu_seqlens_k, layer_idx: int, plan: StepPlan,
         plan.carried_walk = (layer_idx, walk)
     else:
         plan.carried_walk = None
-    index, count = ops.select_blocks_varlen(walk[:, : plan.num_q_blocks], seq_args, b,
-                                            cfg.kblocks_frac, cfg.dense_last_q_blocks, False)
+    index, count = ops.select_blocks_varlen(
+        walk[:, : plan.num_q_blocks], seq_args, b, cfg.kblocks_frac, cfg.dense_last_q_blocks, False
+    )
     heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
     index = index.reshape(num_seqs, heads, *index.shape[2:])
     count = count.reshape(num_seqs, heads, count.shape[-1])
@@ -157,12 +179,26 @@ def _take_carried_walk(plan: StepPlan, layer_idx: int, shape) -> torch.Tensor | 
     return carried[1]
 
 
-def record_sequence(index, count, b: int, layer_idx: int, state: SketchWalkState, seq,
-                    num_q_heads: int, num_kv_heads: int) -> None:
+def record_sequence(
+    index,
+    count,
+    b: int,
+    layer_idx: int,
+    state: SketchWalkState,
+    seq,
+    num_q_heads: int,
+    num_kv_heads: int,
+) -> None:
     """Sequence b's density (when its state tracks it) and heads after a batched selection."""
     nq = -(-seq.num_queries // state.config.block_size)
-    state.record_prefill_selection(layer_idx, index[b : b + 1, :, :nq], count[b : b + 1, :, :nq],
-                                   seq.num_queries, state.config.block_size, seq.num_keys)
+    state.record_prefill_selection(
+        layer_idx,
+        index[b : b + 1, :, :nq],
+        count[b : b + 1, :, :nq],
+        seq.num_queries,
+        state.config.block_size,
+        seq.num_keys,
+    )
     state.layer_heads[layer_idx] = (1, num_q_heads, num_kv_heads)
 
 
@@ -174,28 +210,40 @@ def select_sequence(qb, kb, layer_idx: int, state: SketchWalkState, seq) -> tupl
         index, count, _, _ = select_prefill_blocks(qb, kb, layer_idx, state)
     else:
         index, count = select_chunk_blocks(qb, kb, layer_idx, state)
-    state.record_prefill_selection(layer_idx, index, count, seq.num_queries,
-                                   state.config.block_size, seq.num_keys)
+    state.record_prefill_selection(
+        layer_idx, index, count, seq.num_queries, state.config.block_size, seq.num_keys
+    )
     state.layer_heads[layer_idx] = (1, qb.shape[1], kb.shape[1])
     return index, count
 
 
 def _check_varlen_args(q, k, v, layer_idx, states, plan) -> None:
     if not isinstance(plan, StepPlan):
-        raise TypeError("sketchwalk_attention_varlen: argument 'plan' must be a StepPlan, got "
-                        f"{type(plan).__name__}")
+        raise TypeError(
+            "sketchwalk_attention_varlen: argument 'plan' must be a StepPlan, got "
+            f"{type(plan).__name__}"
+        )
     for name, t, total in (("q", q, plan.total_q), ("k", k, plan.total_k), ("v", v, plan.total_k)):
         if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[0] != total:
             shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"sketchwalk_attention_varlen: argument '{name}' must be packed "
-                             f"tokens [{total}, heads, head_dim] (the plan's total), got {shape}")
+            raise ValueError(
+                f"sketchwalk_attention_varlen: argument '{name}' must be packed "
+                f"tokens [{total}, heads, head_dim] (the plan's total), got {shape}"
+            )
     if len(states) != plan.num_seqs or not all(isinstance(s, SketchWalkState) for s in states):
-        raise ValueError(f"sketchwalk_attention_varlen: argument 'states' must hold one "
-                         f"SketchWalkState per sequence of the plan ({plan.num_seqs})")
+        raise ValueError(
+            f"sketchwalk_attention_varlen: argument 'states' must hold one "
+            f"SketchWalkState per sequence of the plan ({plan.num_seqs})"
+        )
     if any(s.config != plan.config for s in states):
         raise ValueError("sketchwalk_attention_varlen: every state must use the plan's config")
-    if plan.config.decode_scorer != "keys4" and layer_idx >= plan.config.dense_layers and \
-            ("prefill" in plan.phases() or "chunk" in plan.phases()):
-        raise NotImplementedError("sketchwalk_attention_varlen: the ragged prefill keeps the keys4 "
-                                  "decode state (decode_scorer 'keys4'); run the walk decode "
-                                  "scorer's sequences one at a time")
+    if (
+        plan.config.decode_scorer != "keys4"
+        and layer_idx >= plan.config.dense_layers
+        and ("prefill" in plan.phases() or "chunk" in plan.phases())
+    ):
+        raise NotImplementedError(
+            "sketchwalk_attention_varlen: the ragged prefill keeps the keys4 "
+            "decode state (decode_scorer 'keys4'); run the walk decode "
+            "scorer's sequences one at a time"
+        )

@@ -56,7 +56,9 @@ def decode_scorer_names() -> tuple[str, ...]:
 def prefill_scorer(name: str) -> PrefillScorer:
     """The registered prefill scorer `name` (not a built-in one)."""
     if name not in _PREFILL:
-        raise ValueError(f"prefill_scorer {name!r} is not registered; registered: {tuple(_PREFILL)}")
+        raise ValueError(
+            f"prefill_scorer {name!r} is not registered; registered: {tuple(_PREFILL)}"
+        )
     return _PREFILL[name]
 
 

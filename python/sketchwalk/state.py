@@ -8,8 +8,12 @@ import dataclasses
 import torch
 
 from .config import SketchWalkConfig
-from .density import (decode_density, decode_density_per_row, kept_block_tails,
-                      prefill_density_from_tails)
+from .density import (
+    decode_density,
+    decode_density_per_row,
+    kept_block_tails,
+    prefill_density_from_tails,
+)
 
 
 def density_of(record) -> torch.Tensor | None:
@@ -61,7 +65,9 @@ class LayerDecodeState:
         old = self.capacity
         t = self.transition.new_zeros((self.transition.shape[0], new_cap, new_cap))
         t[:, :old, :old] = self.transition
-        kb = self.key_blocks.new_zeros((*self.key_blocks.shape[:2], new_cap, self.key_blocks.shape[-1]))
+        kb = self.key_blocks.new_zeros(
+            (*self.key_blocks.shape[:2], new_cap, self.key_blocks.shape[-1])
+        )
         kb[:, :, :old] = self.key_blocks
         lg = self.window_logits.new_zeros((*self.window_logits.shape[:3], new_cap))
         lg[..., :old] = self.window_logits
@@ -83,7 +89,8 @@ class LayerKeys4State:
     scales: torch.Tensor
     """float32 [batch, num_kv_heads, capacity]."""
     seq_lens: torch.Tensor
-    """int32 [batch] on the layer's device: num_keys, for the ops that read lengths on the device."""
+    """int32 [batch] on the layer's device: num_keys, for the ops that read lengths on the
+    device."""
     num_keys: int
     """Keys encoded so far."""
 
@@ -107,8 +114,9 @@ class LayerKeys4State:
 _DEVICE_TRANSFORMS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def _on_device(signs: torch.Tensor, coords: torch.Tensor, seed: int,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _on_device(
+    signs: torch.Tensor, coords: torch.Tensor, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     key = (signs.numel(), coords.numel(), seed, str(torch.device(device)))
     if key not in _DEVICE_TRANSFORMS:
         _DEVICE_TRANSFORMS[key] = (signs.to(device), coords.to(device))
@@ -161,8 +169,11 @@ class SketchWalkState:
         }
         self._transforms: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def sketch_transform(self, head_dim: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(signs, coords) on `device`, equal to ``ops.sketch_transform(head_dim, sketch_dim, seed)``."""
+    def sketch_transform(
+        self, head_dim: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(signs, coords) on `device`, equal to ``ops.sketch_transform(head_dim, sketch_dim,
+        seed)``."""
         n = 1 << (head_dim - 1).bit_length()
         m = self.config.effective_sketch_dim(head_dim)
         key = (n, m, str(device))
@@ -180,18 +191,26 @@ class SketchWalkState:
         self._density.clear()
 
     # -- the walk carried between consecutive sparse layers of one forward pass --------
-    def carried_walk(self, layer_idx: int, num_blocks: int, rows: int | None = None) -> torch.Tensor | None:
+    def carried_walk(
+        self, layer_idx: int, num_blocks: int, rows: int | None = None
+    ) -> torch.Tensor | None:
         """W of layer ``layer_idx - 1`` when it produced one of size num_blocks (docs/spec.md
         section 3), and of ``rows`` batch rows when given (one per KV group and sequence under
         prefill_selection "kv_group")."""
         w = self._carried_walk
-        if self._carried_layer == layer_idx - 1 and w is not None and w.shape[-1] == num_blocks \
-                and w.shape[-2] == num_blocks and (rows is None or w.shape[0] == rows):
+        if (
+            self._carried_layer == layer_idx - 1
+            and w is not None
+            and w.shape[-1] == num_blocks
+            and w.shape[-2] == num_blocks
+            and (rows is None or w.shape[0] == rows)
+        ):
             return w
         return None
 
-    def take_carried_walk(self, layer_idx: int, num_blocks: int,
-                          rows: int | None = None) -> torch.Tensor | None:
+    def take_carried_walk(
+        self, layer_idx: int, num_blocks: int, rows: int | None = None
+    ) -> torch.Tensor | None:
         """carried_walk(...), and the state lets go of the walk it holds (which no later layer
         can use once layer ``layer_idx`` runs): the prefill frees it mid-walk (N x N float32
         per row: 1 GiB at 1M tokens)."""
@@ -206,26 +225,40 @@ class SketchWalkState:
     def record_density(self, layer_idx: int, density: torch.Tensor) -> None:
         self._density[layer_idx] = density
 
-    def record_prefill_selection(self, layer_idx: int, block_index: torch.Tensor,
-                                 num_selected: torch.Tensor, num_queries: int, block_size: int,
-                                 num_keys: int | None = None) -> None:
+    def record_prefill_selection(
+        self,
+        layer_idx: int,
+        block_index: torch.Tensor,
+        num_selected: torch.Tensor,
+        num_queries: int,
+        block_size: int,
+        num_keys: int | None = None,
+    ) -> None:
         """The kept fraction of a prefill or chunk layer when track_density: what it needs of
         the index (freed after the layer) is kept now, a few small launches, and the density is
         computed when read; else nothing (the layer's entry is dropped)."""
         if self.track_density:
-            self._density[layer_idx] = ("prefill", kept_block_tails(block_index, num_selected),
-                                        num_selected, num_queries, block_size, num_keys)
+            self._density[layer_idx] = (
+                "prefill",
+                kept_block_tails(block_index, num_selected),
+                num_selected,
+                num_queries,
+                block_size,
+                num_keys,
+            )
         else:
             self._density.pop(layer_idx, None)
 
-    def record_decode_rows(self, layer_idx: int, num_selected: torch.Tensor,
-                           seq_lens: torch.Tensor, block_size: int) -> None:
+    def record_decode_rows(
+        self, layer_idx: int, num_selected: torch.Tensor, seq_lens: torch.Tensor, block_size: int
+    ) -> None:
         """A decode step with a length per batch row on the device: kept only, turned into a
         density when read (no work per step)."""
         self._density[layer_idx] = ("rows", num_selected, seq_lens, block_size)
 
-    def record_decode_selection(self, layer_idx: int, num_selected: torch.Tensor, num_keys: int,
-                                block_size: int) -> None:
+    def record_decode_selection(
+        self, layer_idx: int, num_selected: torch.Tensor, num_keys: int, block_size: int
+    ) -> None:
         """Kept keys of a decode step, turned into a density only when read (no work per step).
 
         The query's own block is always kept (window), so kept keys = full blocks + the last one."""

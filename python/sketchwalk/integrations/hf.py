@@ -166,7 +166,8 @@ def _left_pads(attention_mask: torch.Tensor | None, batch: int, num_keys: int) -
         return None
     if attention_mask.dim() != 4:
         raise NotImplementedError(
-            f"sketchwalk: expected a 4D attention mask, got shape {tuple(attention_mask.shape)}")
+            f"sketchwalk: expected a 4D attention mask, got shape {tuple(attention_mask.shape)}"
+        )
     last = attention_mask[:, 0, -1, :]  # the last query sees every non-pad key
     visible = last if last.dtype == torch.bool else last > torch.finfo(last.dtype).min / 2
     visible = visible.expand(batch, num_keys)
@@ -176,7 +177,8 @@ def _left_pads(attention_mask: torch.Tensor | None, batch: int, num_keys: int) -
         if pad and (bool(visible[row, :pad].any()) or not bool(visible[row, pad:].all())):
             raise NotImplementedError(
                 "sketchwalk: only left padding is supported (row "
-                f"{row} has masked keys that are not a prefix); run such rows separately")
+                f"{row} has masked keys that are not a prefix); run such rows separately"
+            )
     return pads if any(pads) else None
 
 
@@ -204,21 +206,24 @@ def sketchwalk_attention_forward(
     head_dim = query.shape[-1]
     if scaling is not None and not math.isclose(scaling, head_dim**-0.5, rel_tol=1e-6):
         raise NotImplementedError(
-            f"sketchwalk: softmax scale {scaling} differs from 1/sqrt(head_dim) = {head_dim**-0.5}")
+            f"sketchwalk: softmax scale {scaling} differs from 1/sqrt(head_dim) = {head_dim**-0.5}"
+        )
     batch, _, num_queries, _ = query.shape
     num_keys = key.shape[2]
     window = kwargs.get("sliding_window")
     if window is not None and num_keys > window:
         raise NotImplementedError(
-            f"sketchwalk: sliding-window attention ({window} < {num_keys} keys) is not supported")
+            f"sketchwalk: sliding-window attention ({window} < {num_keys} keys) is not supported"
+        )
 
     layer_idx = int(module.layer_idx)
     rt = _runtime_for_config(module.config)
     cfg = _sketchwalk_config(module.config, rt)
 
     if layer_idx == 0:
-        _begin_forward(rt, cfg, attention_mask, batch, num_queries, num_keys,
-                       kwargs.get("position_ids"))
+        _begin_forward(
+            rt, cfg, attention_mask, batch, num_queries, num_keys, kwargs.get("position_ids")
+        )
     elif not rt.states:
         raise RuntimeError("sketchwalk: layer 0 must run before the other layers")
     if rt.static_capacity is not None:
@@ -255,8 +260,12 @@ def sketchwalk_attention_forward(
             if num_queries == num_keys:  # prefill: drop the pad queries too
                 q_row = q_row[:, :, pad:]
             out_row = pkg.sketchwalk_attention(
-                q_row, key[row : row + 1, :, pad:], value[row : row + 1, :, pad:], layer_idx,
-                rt.states[row])
+                q_row,
+                key[row : row + 1, :, pad:],
+                value[row : row + 1, :, pad:],
+                layer_idx,
+                rt.states[row],
+            )
             out[row : row + 1, :, num_queries - out_row.shape[2] :] = out_row
 
     _record_density(rt, layer_idx, num_queries == num_keys or rt.chunk)
@@ -280,8 +289,9 @@ def _padded_decode(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> to
     layer.seq_lens.add_(1)  # every row gains its new key (on the device: no sync)
     pkg.ops.quantize_keys4_(layer.codes, layer.scales, key[:, :, -1:], layer.seq_lens, False)
     index, count = pkg.attention.select_keys4_blocks(query, layer, layer.seq_lens, cfg)
-    out, _ = pkg.ops.sparse_decode(query, key, value, index, count, None, False, layer.seq_lens,
-                                   None, rt.pad_starts)
+    out, _ = pkg.ops.sparse_decode(
+        query, key, value, index, count, None, False, layer.seq_lens, None, rt.pad_starts
+    )
     _decode_log(rt, layer_idx, cfg.block_size).add(count, tuple(num_keys - p for p in rt.pads))
     return out
 
@@ -296,18 +306,21 @@ def _batched_keys4(pkg, rows: list):
         codes[b, :, : r.num_keys] = r.codes[0, :, : r.num_keys]
         scales[b, :, : r.num_keys] = r.scales[0, :, : r.num_keys]
     lens = torch.cat([r.seq_lens for r in rows])
-    return pkg.state.LayerKeys4State(codes=codes, scales=scales, seq_lens=lens,
-                                     num_keys=max(r.num_keys for r in rows))
+    return pkg.state.LayerKeys4State(
+        codes=codes, scales=scales, seq_lens=lens, num_keys=max(r.num_keys for r in rows)
+    )
 
 
 def _ragged_prefill(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> torch.Tensor:
     """A left-padded prefill as one ragged step (rt.plan): each row's tokens after its padding,
     packed, through sketchwalk_attention_varlen; padded query rows of the output are 0."""
+
     def pack(x):
         return torch.cat([x[row, :, pad:].transpose(0, 1) for row, pad in enumerate(rt.pads)])
 
-    packed = pkg.sketchwalk_attention_varlen(pack(query), pack(key), pack(value), layer_idx,
-                                             rt.states, rt.plan)
+    packed = pkg.sketchwalk_attention_varlen(
+        pack(query), pack(key), pack(value), layer_idx, rt.states, rt.plan
+    )
     out = query.new_zeros(query.shape)
     offsets = rt.plan.q_offsets
     for row, pad in enumerate(rt.pads):
@@ -322,17 +335,20 @@ def _static_cache_attention(module, rt: _Runtime, query, key, value, attention_m
     layer_idx = int(module.layer_idx)
     num_queries = query.shape[2]
     if num_queries > 1:
-        return pkg.sketchwalk_attention(query, key[:, :, :num_queries], value[:, :, :num_queries],
-                                        layer_idx, rt.states[0])
+        return pkg.sketchwalk_attention(
+            query, key[:, :, :num_queries], value[:, :, :num_queries], layer_idx, rt.states[0]
+        )
     if not getattr(module.config, SPARSE_DECODE_ATTR, True):  # dense decode steps
         return torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, enable_gqa=query.shape[1] != key.shape[1])
+            query, key, value, attn_mask=attention_mask, enable_gqa=query.shape[1] != key.shape[1]
+        )
     position_ids = kwargs.get("position_ids")
     if position_ids is not None:
         seq_lens = (position_ids[:, -1] + 1).to(torch.int32)
     else:  # host-side count: correct, but a captured graph would replay this length
-        seq_lens = torch.full((query.shape[0],), rt.num_keys, dtype=torch.int32,
-                              device=query.device)
+        seq_lens = torch.full(
+            (query.shape[0],), rt.num_keys, dtype=torch.int32, device=query.device
+        )
     return pkg.sketchwalk_attention(query, key, value, layer_idx, rt.states[0], seq_lens=seq_lens)
 
 
@@ -344,50 +360,74 @@ def _dense_decode(query, key, value, pads: list[int] | None) -> torch.Tensor:
     mask = None
     if pads is not None:
         positions = torch.arange(key.shape[2], device=key.device)
-        mask = (positions[None, :] >= torch.tensor(pads, device=key.device)[:, None])
+        mask = positions[None, :] >= torch.tensor(pads, device=key.device)[:, None]
         mask = mask[:, None, None, :]
     return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
 
 
-def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: int,
-                   num_keys: int, position_ids=None) -> None:
+def _begin_forward(
+    rt: _Runtime,
+    cfg,
+    attention_mask,
+    batch: int,
+    num_queries: int,
+    num_keys: int,
+    position_ids=None,
+) -> None:
     """Layer 0 of a forward: start a new sequence (prefill) or continue one (decode)."""
     pkg = _package()
     hooked = rt.hooked_cache() if rt.hooked_cache is not None else None
     static = hooked is not None and bool(getattr(hooked, "is_compileable", False))
-    static_step = rt.static_capacity is not None and num_queries == 1 and \
-        num_keys == rt.static_capacity
+    static_step = (
+        rt.static_capacity is not None and num_queries == 1 and num_keys == rt.static_capacity
+    )
     if hooked is None and num_queries > 1 and num_keys > num_queries and position_ids is not None:
         # No cache recorded (configure() installs the hook that records it; a model loaded with
         # attn_implementation="sketchwalk" alone has none): a fixed-capacity cache shows as key
         # slots past every row's last position. One host read per prompt or chunk, never in a
         # decode step.
         static = int(position_ids[:, -1].max()) + 1 < num_keys
-    elif hooked is None and not static_step and num_keys > num_queries and position_ids is None \
-            and not (rt.states and num_keys == rt.num_keys + num_queries):
+    elif (
+        hooked is None
+        and not static_step
+        and num_keys > num_queries
+        and position_ids is None
+        and not (rt.states and num_keys == rt.num_keys + num_queries)
+    ):
         raise NotImplementedError(
             "sketchwalk: new tokens over a cache this model's states have not seen, with neither "
             "the cache recorded nor position_ids to tell empty fixed-capacity slots from keys: "
-            "call sketchwalk.integrations.hf.configure(model) once (it records the cache)")
+            "call sketchwalk.integrations.hf.configure(model) once (it records the cache)"
+        )
     if static and num_queries > 1:  # a new sequence in a fixed-capacity cache
         if position_ids is not None and int(position_ids[:, 0].min()) > 0:
-            raise NotImplementedError("sketchwalk: chunked prefill over a static cache is not "
-                                      "supported (its chunks after the first start past position "
-                                      "0); use a dynamic cache for chunked prefill")
+            raise NotImplementedError(
+                "sketchwalk: chunked prefill over a static cache is not "
+                "supported (its chunks after the first start past position "
+                "0); use a dynamic cache for chunked prefill"
+            )
         if attention_mask is not None:
-            raise NotImplementedError("sketchwalk: padded batches with a static cache are not "
-                                      "supported; run the rows separately or use a dynamic cache")
+            raise NotImplementedError(
+                "sketchwalk: padded batches with a static cache are not "
+                "supported; run the rows separately or use a dynamic cache"
+            )
         if cfg.decode_scorer != "keys4":
-            raise NotImplementedError("sketchwalk: a static cache needs decode_scorer='keys4' (the "
-                                      "paper's walk tracks lengths on the host)")
+            raise NotImplementedError(
+                "sketchwalk: a static cache needs decode_scorer='keys4' (the "
+                "paper's walk tracks lengths on the host)"
+            )
         state = pkg.SketchWalkState(cfg)
         state.cache_capacity = num_keys
         rt.start_sequence([state], hooked)
         rt.static_capacity = num_keys
         rt.num_keys = num_queries
         return
-    if rt.static_capacity is not None and num_queries == 1 and num_keys == rt.static_capacity and (
-            hooked is None or hooked is rt.bound_cache()):
+    if (
+        rt.static_capacity is not None
+        and num_queries == 1
+        and num_keys == rt.static_capacity
+        and (hooked is None or hooked is rt.bound_cache())
+    ):
         rt.decode_steps += 1
         rt.num_keys += 1
         return
@@ -407,8 +447,11 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
     # The prefill may have run without a cache object (use_cache with none given): the first
     # step that continues its lengths adopts the cache it brings.
     unbound = rt.cache_ref is None and bool(rt.states)
-    continues = bool(rt.states) and num_keys == rt.num_keys + num_queries and (
-        hooked is None or bound is hooked or unbound)
+    continues = (
+        bool(rt.states)
+        and num_keys == rt.num_keys + num_queries
+        and (hooked is None or bound is hooked or unbound)
+    )
     if continues and unbound and hooked is not None:
         rt.cache_ref = weakref.ref(hooked)
     rt.static_capacity = None  # a static cache's steps returned above
@@ -419,11 +462,13 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
         if attention_mask is not None and _left_pads(attention_mask, batch, num_keys) is not None:
             raise NotImplementedError(
                 "sketchwalk: padded batches over a cache (chunked prefill, cache reuse) are not "
-                f"supported; got {num_queries} new tokens over {num_keys} keys with padding")
+                f"supported; got {num_queries} new tokens over {num_keys} keys with padding"
+            )
         if cfg.decode_scorer == "walk":
             raise NotImplementedError(
                 "sketchwalk: chunked prefill and cache reuse need a decode scorer other than "
-                f"'walk'; got {num_queries} new tokens over {num_keys} keys")
+                f"'walk'; got {num_queries} new tokens over {num_keys} keys"
+            )
         if not continues or rt.pads is not None or len(rt.states) != 1:
             rt.start_sequence([pkg.SketchWalkState(cfg)], hooked)
         rt.chunk = True
@@ -431,7 +476,8 @@ def _begin_forward(rt: _Runtime, cfg, attention_mask, batch: int, num_queries: i
     pads = _left_pads(attention_mask, batch, num_keys)
     if pads != rt.pads:
         raise NotImplementedError(
-            f"sketchwalk: padding changed between prefill ({rt.pads}) and decode ({pads})")
+            f"sketchwalk: padding changed between prefill ({rt.pads}) and decode ({pads})"
+        )
     rt.plan = None  # decode steps of a padded batch run row by row (per-row keys4 states)
     rt.chunk = False
     rt.decode_steps += 1
@@ -506,8 +552,7 @@ def _capture_cache(rt: _Runtime):
     return hook
 
 
-def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = True,
-              **overrides):
+def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = True, **overrides):
     """Store Sketch&Walk knobs on `model.config` (as `sketchwalk_config`, a dict) and, when
     `enable`, switch the model to attn_implementation="sketchwalk". Keyword overrides are
     applied with dataclasses.replace. `sparse_decode=False` keeps decode steps dense
@@ -541,12 +586,15 @@ def _check_model_supported(model) -> None:
     text = getattr(mc, "get_text_config", lambda: mc)()
     heads = getattr(text, "num_attention_heads", None)
     head_dim = getattr(text, "head_dim", None) or (
-        text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None)
+        text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None
+    )
     supported = _package().limits.ATTENTION_HEAD_DIMS  # the attention kernels' (include/)
     if head_dim is not None and head_dim not in supported:
         raise ValueError(
-            f"sketchwalk: this model has head_dim {head_dim}; the sparse attention kernels are built "
-            f"for head_dim in {supported}. Keep attn_implementation='sdpa' for it.")
+            f"sketchwalk: this model has head_dim {head_dim}; the sparse attention kernels are "
+            f"built "
+            f"for head_dim in {supported}. Keep attn_implementation='sdpa' for it."
+        )
 
 
 def get_config(model):
@@ -569,8 +617,10 @@ def last_density(model, phase: str = "prefill") -> dict[int, float]:
     rt = _runtime_for_config(_attention_configs(model)[0])
     if phase == "prefill":
         density_of = _package().state.density_of
-        return {k: sum(float(density_of(r)) for r in records) / len(records)
-                for k, records in rt.prefill_density.items()}
+        return {
+            k: sum(float(density_of(r)) for r in records) / len(records)
+            for k, records in rt.prefill_density.items()
+        }
     if phase == "decode":
         return {k: float(log.mean()) for k, log in rt.decode_density.items() if log.steps}
     raise ValueError(f"phase must be 'prefill' or 'decode', got {phase!r}")
