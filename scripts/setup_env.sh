@@ -23,6 +23,12 @@ fi
 . "$VENV/bin/activate"
 if ! python -c "import torch" 2>/dev/null; then
   echo "== installing $TORCH_SPEC${SKETCHWALK_TORCH_INDEX:+ from $SKETCHWALK_TORCH_INDEX}"
+  if [ "${SKETCHWALK_CUDA:-}" = OFF ] && [ -z "${SKETCHWALK_TORCH_INDEX:-}" ]; then
+    # PyPI's Linux torch wheels carry the CUDA libraries (~4 GB); the CPU-only ones live on
+    # PyTorch's own index, which this script does not assume is reachable.
+    echo "   no GPU here: PyPI's torch brings its CUDA libraries (~4 GB, unused). For the CPU-only"
+    echo "   wheels (~200 MB) rerun with SKETCHWALK_TORCH_INDEX=https://download.pytorch.org/whl/cpu"
+  fi
   python -m pip install -q ${SKETCHWALK_TORCH_INDEX:+--index-url "$SKETCHWALK_TORCH_INDEX"} "$TORCH_SPEC"
 fi
 echo "== installing build tools"
@@ -34,7 +40,10 @@ start=$(date +%s)
 log="${TMPDIR:-/tmp}/sketchwalk-build.log"
 # The full log goes to $log; the compile steps are echoed as they finish (pipefail keeps pip's
 # status: a failed build stops here with the end of the log).
-if ! python -m pip install -v --no-build-isolation --no-deps . 2>&1 | tee "$log" |
+# One build folder per SKETCHWALK_CUDA setting: switching it back and forth reuses each one's
+# objects instead of recompiling every file (CMake would reconfigure one shared folder).
+build_dir="build/{wheel_tag}-cuda-${SKETCHWALK_CUDA:-auto}"
+if ! python -m pip install -v --no-build-isolation --no-deps -C build-dir="$build_dir" . 2>&1 | tee "$log" |
     { grep --line-buffered -oE '\[[0-9]+/[0-9]+\] [A-Za-z]+ [A-Za-z+]+ object [^ ]+' | sed -u 's/^/   /' || true; }; then
   echo "== build failed; the end of $log:"; tail -40 "$log"; exit 1
 fi
