@@ -18,7 +18,9 @@ namespace sketchwalk {
 constexpr float kLog2e = 1.4426950408889634f;  // log2(e): exp(x) == exp2(x * kLog2e)
 constexpr int kMaxSketchHeadDim = 256;         // largest head_dim the sketch accepts (n <= 256)
 // head_dim values the attention kernels are built for (sparse_prefill, sparse_decode, and the
-// keys4 scorer on CUDA): every instantiation in csrc/cuda/ and every check use these.
+// keys4 scorer on CUDA): the host checks and launch guards use these; the kernels' templates
+// (kernel_traits.h, keys4_score.cuh, sparse_prefill_sm90.cuh, score_blocks_keys4.cu) still
+// spell 64 and 128 in their static_asserts and dispatch.
 constexpr int kAttentionHeadDimSmall = 64;
 constexpr int kAttentionHeadDimLarge = 128;
 // The most blocks a launch's grid takes in y and z (CUDA's limit): batch rows, sequences and

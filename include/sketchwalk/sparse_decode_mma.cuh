@@ -3,7 +3,7 @@
 // idle rows are zero and never written), so one mma.m16n8k16 scores 8 keys against every head
 // of the group and P V runs as in the prefill mainloop. Each CTA takes one (batch, kv head,
 // chunk of 16 query heads, split) and streams its slice of the row's selected key blocks
-// through the same cp.async pipeline as the prefill (swizzled tiles, sparse_prefill_sm80.cuh);
+// through the same cp.async pipeline as the prefill (swizzled tiles, tile_load_sm80.cuh);
 // warp w scores and accumulates keys [16w, 16w + 16) of every block with its own online
 // softmax, and the 4 warp states are merged through shared memory into the split's partial
 // (out, lse) in the fp32 workspace, which sparse_decode_combine_kernel (sparse_decode.cuh)
