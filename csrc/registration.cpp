@@ -112,10 +112,10 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 #endif
 
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
-// fused CUDA version above; this composition defines it and serves the CPU).
+// fused CUDA version above; this composition defines it and serves the CPU). push_query_window_
+// is registered on the stable ABI (csrc/stable/push_query_window.cpp).
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);
-  m.impl("push_query_window_", &sketchwalk::push_query_window_);
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_);
 }
