@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import reference as R
+from conftest import poison
 
 # Module-level parameter lists (narrow runs with -k).
 SEQ_LENS = [1, 63, 64, 65, 1000]
@@ -140,4 +141,4 @@ def reuse_poisoned(nbytes, device):
     """Leave a freed NaN block in the caching allocator, so that an output a kernel fails to
     write shows NaN rather than the zeros a fresh allocation may hold."""
     if device == "cuda":
-        torch.empty(nbytes // 4 + 1024, device=device).fill_(float("nan"))
+        poison(torch.empty(nbytes // 4 + 1024, device=device))

@@ -85,9 +85,8 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
     decode state, density and heads, as the single-sequence prefill does."""
     batched = plan.config.prefill_scorer == "sketch_walk"
     if batched:
-        index, count = select_varlen_blocks(
-            q, k, plan.cu_seqlens_k, layer_idx, plan, _any_state(states, plan)
-        )
+        # Any state of the plan's config gives the sketch's random draw.
+        index, count = select_varlen_blocks(q, k, plan.cu_seqlens_k, layer_idx, plan, states[0])
     rows = []
     for b, seq in enumerate(plan.sequences):
         if seq.phase == "decode":
@@ -108,11 +107,6 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
         else:
             append_chunk_keys4(state, layer_idx, kb, seq.num_queries)
     return (index, count) if batched else plan.pad_index(rows)
-
-
-def _any_state(states, plan: StepPlan) -> SketchWalkState:
-    """A state of the plan's config: the sketch's random draw is cached there."""
-    return states[0]
 
 
 def select_varlen_blocks(
