@@ -69,6 +69,9 @@ struct SparsePrefillSm90Traits {
   static constexpr int kPRegs = kStageKeys / 16;  // k16 steps of P V (4 registers of P each)
   static constexpr int kProducerRegs = 24;
   static constexpr int kConsumerRegs = 240;  // 2 x 128 x 240 + 128 x 24 <= 64K registers
+  // Named barriers (0 is __syncthreads): 1 + consumer, one per consumer warpgroup's epilogue;
+  // kTailClearBarrier over both consumer warpgroups (the tail V rows' zeros).
+  static constexpr int kTailClearBarrier = 3;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim must be 64 or 128");
   static_assert(sizeof(Element) == 2, "fp16 / bf16 only");
@@ -366,17 +369,20 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
   // Zeroes the V rows past the sequence's last key in the stage of `step` when it holds the
   // partial last block (in slot 0, slot 1, or both for a repeated odd tail). Ids ascend and the
   // last block is the largest there is, so only the last step can hold it (last_step calls
-  // this; the main loop stays as it was: the check there cost 7-9% at 32K-128K). Each consumer
-  // warpgroup clears before its own P V: the other one writes the same zeros, and the producer
-  // refills the stage only after every consumer warp has handed it back.
+  // this; the main loop stays as it was: the check there cost 7-9% at 32K-128K). The producer
+  // issues nothing after the last step, so no TMA write races with the zeros.
   auto clear_tail_v = [&](int step, int s) {
     const int b0 = row[2 * step];
     const int b1 = 2 * step + 1 < num_sel ? row[2 * step + 1] : b0;  // the producer's slot 1
-    if (b0 != last_block && b1 != last_block) return;  // warpgroup-uniform
+    // Both consumer warpgroups read the same stage (one row of blocks per KV head), so they
+    // reach this step together and share the clearing: each zero is written once, and no
+    // warpgroup's P V starts before every zero is written (one barrier over both).
+    if (b0 != last_block && b1 != last_block) return;  // uniform over both consumers
     unsigned char* stage = smem + Traits::kVOffset + s * Traits::kKVStageBytes;
     constexpr int kChunks = Traits::kRowBytes / 16;  // 16-byte chunks per row (any swizzle)
+    constexpr int kConsumerThreads = 32 * Traits::kConsumerWarps;
     const int per_slot = Traits::kHalves * tail_rows * kChunks;
-    for (int i = ctid; i < 2 * per_slot; i += 128) {
+    for (int i = threadIdx.x - 128; i < 2 * per_slot; i += kConsumerThreads) {
       const int slot = i / per_slot;
       if ((slot == 0 ? b0 : b1) != last_block) continue;
       const int rest = i % per_slot;
@@ -387,7 +393,7 @@ __global__ void __launch_bounds__(Traits::kNumThreads, 1)
                                 (rest % kChunks) * 16) = make_uint4(0u, 0u, 0u, 0u);
     }
     sm90::fence_proxy_async_shared();  // the zeros, written generically, to wgmma's async proxy
-    sm90::named_barrier_sync(1 + consumer, 128);
+    sm90::named_barrier_sync(Traits::kTailClearBarrier, kConsumerThreads);
   };
   auto stage_blocks = [&](int step, int& b0, int& b1) {
     b0 = row[2 * step];
