@@ -5,7 +5,7 @@ evaluation (that machine has no network; each call carries at most 64 MiB with t
         --ruler-lengths 8192,16384,32768 --ruler-samples 20
 
 writes, under .gpu_payload/ (git-ignored):
-    wheels/      the evaluation's packages the GPU machine lacks (EVAL.md), pinned below;
+    wheels/      the evaluation's packages the GPU machine lacks (eval/README.md), pinned;
                  MANIFEST.tsv (one row per model: folder, name, GGUF file, chunk count, sha256)
                  and parts.sha256 (sha256 of every chunk)
     assets/      assets.tar.xz: RULER samples pre-generated here for each model's tokenizer, and
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = ROOT / ".gpu_payload"
 # Folder names on the wire (short: they travel in every command line).
 SHORT = {"smollm2-135m": "smol", "qwen2.5-coder-0.5b": "qwen05", "qwen2.5-coder-1.5b": "qwen15"}
-# Pure-Python packages of the evaluation that the GPU machine's image lacks (EVAL.md;
-# ../.library/device/KINDS.md lists what it has): the GGUF reader and RULER with its generators.
+# Pure-Python packages of the evaluation that the GPU machine's image lacks (eval/README.md):
+# the GGUF reader and RULER with its generators.
 EVAL_WHEELS = (
     "gguf==0.19.0",
     "nvidia-long-context-eval==26.3",

@@ -140,16 +140,20 @@ def _weighted_layers(parts: list[dict]) -> dict:
     return out
 
 
-def paired(result: dict, a: str, b: str) -> tuple[float, float, int] | None:
+def paired(
+    result: dict, a: str, b: str, length: int | None = None
+) -> tuple[float, float, int] | None:
     """Mean of method a's score minus method b's over the samples both answered (same task,
     length and sample index: the generators are seeded), in points, with its standard error
-    over samples, and the count; None without common samples."""
+    over samples, and the count; None without common samples. `length`: that length only."""
     ms = {m["name"]: m for m in result["methods"]}
     unknown = [name for name in (a, b) if name not in ms]
     if unknown:
         raise SystemExit(f"--pairs: no method {unknown} in the results; have {sorted(ms)}")
     diffs = []
     for key, rows in ms[a]["answers"].items():
+        if length is not None and not key.endswith(f"@{length}"):
+            continue
         other = ms[b]["answers"].get(key, [])
         diffs += [100 * (x["score"] - y["score"]) for x, y in zip(rows, other)]
     if not diffs:
@@ -163,13 +167,18 @@ def pairs_markdown(result: dict, pairs: list[tuple[str, str]]) -> str:
     lines = [
         "Paired differences (same samples; points, ± standard error over samples):",
         "",
-        "| a - b | mean | samples |",
-        "|---|---|---|",
+        "| a - b | length | mean | samples |",
+        "|---|---|---|---|",
     ]
     for a, b in pairs:
-        got = paired(result, a, b)
-        cell = "no common samples" if got is None else f"{got[0]:+.1f} ± {got[1]:.1f} | {got[2]}"
-        lines.append(f"| {a} - {b} | {cell} |")
+        for length in [None, *result["lengths"]]:
+            got = paired(result, a, b, length)
+            if got is None and length is not None:
+                continue
+            cell = (
+                "no common samples" if got is None else f"{got[0]:+.1f} ± {got[1]:.1f} | {got[2]}"
+            )
+            lines.append(f"| {a} - {b} | {length or 'all'} | {cell} |")
     return "\n".join(lines)
 
 
