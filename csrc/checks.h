@@ -237,6 +237,8 @@ void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor
 void check_update_block_sketch_args(const at::Tensor& block_sketch,
                                     const at::Tensor& token_sketch, int64_t num_tokens_before,
                                     int64_t block_size);
+void check_push_query_window_args(const at::Tensor& window, const at::Tensor& q_sketch,
+                                  int64_t position);
 void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
                                     int64_t num_keys, int64_t block_size);
 void check_update_window_logits_args(const at::Tensor& window_logits,

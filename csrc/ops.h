@@ -125,6 +125,7 @@ at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
                        const std::optional<at::Tensor>& init, int64_t degree, double damping);
 void update_block_sketch_(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
                           int64_t num_tokens_before, int64_t block_size);
+void push_query_window_(const at::Tensor& window, const at::Tensor& q_sketch, int64_t position);
 std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
     const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,

@@ -112,10 +112,14 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 #endif
 
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
-// fused CUDA version above; this composition defines it and serves the CPU). push_query_window_
-// is registered on the stable ABI (csrc/stable/push_query_window.cpp).
+// fused CUDA version above; this composition defines it and serves the CPU). With
+// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ is registered on
+// the stable ABI instead (csrc/stable/push_query_window.cpp; docs/stable_abi.md says why it is off).
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);
+#if !SKETCHWALK_STABLE_ABI_OPS
+  m.impl("push_query_window_", &sketchwalk::push_query_window_);
+#endif
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_);
 }

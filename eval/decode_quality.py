@@ -80,10 +80,16 @@ class Method:
     # select_blocks rule, only the ranking differs; padding, chunks and densities are the
     # package's (sketchwalk.integrations.hf).
     oracle: bool = False
+    # A prefill ranking of eval/quality_sweep.py's SCORERS (its name and keyword arguments),
+    # registered as the package's prefill scorer; the decode steps keep the config's scorer.
+    scorer: str = ""
+    scorer_args: dict = dataclasses.field(default_factory=dict)
 
 
 # The ~20% and ~10% knobs: the paper's split and the narrow one (eval/quality_sweep.py).
 P20, P10, NARROW20, NARROW10 = eq.P20, eq.P10, eq.NARROW20, eq.NARROW10
+# The ~20% prefill knobs with the default decode split (~20% decode density).
+P20_DEC20 = {k: v for k, v in P20.items() if not k.startswith("decode_")}
 
 METHODS = {
     "dense": Method("dense", None),
@@ -110,13 +116,20 @@ METHODS = {
     "narrow20_kv_group": Method("narrow20_kv_group", {**NARROW20, "prefill_selection": "kv_group"}),
     # The ~20% prefill rules with the default decode split (decode_* = the authors' 0.125 / 0.05 /
     # 0.025: ~20% decode density, a ~20% total budget) instead of the prefill's (~10-13%).
-    "p20_dec20": Method("p20_dec20", {k: v for k, v in P20.items() if not k.startswith("decode_")}),
+    "p20_dec20": Method("p20_dec20", P20_DEC20),
     "narrow20_dec20": Method(
         "narrow20_dec20", {k: v for k, v in NARROW20.items() if not k.startswith("decode_")}
     ),
     "oracle20": Method("oracle20", P20, oracle=True),
     "oracle10": Method("oracle10", P10, oracle=True),
     "oracle_narrow20": Method("oracle_narrow20", NARROW20, oracle=True),
+    # Issue 21: prefill rankings at ~20% in both phases (p20_dec20's knobs, keys4 decode): the
+    # exact block mass (the prefill oracle alone) and the exact softmax of 8 or 4 sampled query
+    # rows per block (the cheap candidate).
+    "exact20_dec20": Method("exact20_dec20", P20_DEC20, scorer="exact_mass"),
+    "rows8_20": Method("rows8_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 8}),
+    "rows4_20": Method("rows4_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 4}),
+    "rows8_default": Method("rows8_default", {}, scorer="sampled_rows", scorer_args={"rows": 8}),
 }
 
 
@@ -142,6 +155,18 @@ def build_config(method: Method):
         return None
     if method.oracle:
         return eq.method_config(eq.Method(method.name, "oracle", method.knobs, "decode"))
+    if method.scorer:
+        name = eq.register_method_scorer(
+            eq.Method(
+                method.name,
+                "scores",
+                method.knobs,
+                "decode",
+                scorer=method.scorer,
+                scorer_args=method.scorer_args,
+            )
+        )
+        return sketchwalk.SketchWalkConfig(**{**method.knobs, "prefill_scorer": name})
     return sketchwalk.SketchWalkConfig(**method.knobs)
 
 
@@ -157,13 +182,13 @@ def layer_densities(model, method: Method, cfg) -> tuple[dict[int, float], dict[
     if cfg is None:
         every = {i: 1.0 for i in range(model.config.num_hidden_layers)}
         return every, dict(every)
-    dense = {i: 1.0 for i in range(cfg.dense_layers)}
+    dense = {i: 1.0 for i in range(model.config.num_hidden_layers) if cfg.is_dense_layer(i)}
     decode = hf.last_density(model, "decode")
     return {**dense, **hf.last_density(model, "prefill")}, ({**dense, **decode} if decode else {})
 
 
-def sparse_layer_mean(per_layer: dict[int, float], first_sparse: int) -> float | None:
-    vals = [v for k, v in per_layer.items() if k >= first_sparse]
+def sparse_layer_mean(per_layer: dict[int, float], cfg) -> float | None:
+    vals = [v for k, v in per_layer.items() if not cfg.is_dense_layer(k)]
     return sum(vals) / len(vals) if vals else None
 
 
@@ -171,7 +196,30 @@ def batch_densities(per_layer: tuple[dict, dict], cfg) -> tuple[float | None, fl
     """(prefill, decode) density of a batch from layer_densities, mean over the sparse layers."""
     if cfg is None:
         return 1.0, 1.0
-    return tuple(sparse_layer_mean(d, cfg.dense_layers) for d in per_layer)
+    return tuple(sparse_layer_mean(d, cfg) for d in per_layer)
+
+
+def layer_band_methods(base: Method, num_layers: int, bands: int) -> list[Method]:
+    """The per-layer ablation of issue 21: the sparse layers of `base` (those past its
+    dense_layers) cut into `bands` contiguous bands; per band, "only<a>-<b>" keeps layers a..b
+    sparse and every other layer dense, "skip<a>-<b>" keeps them dense and the rest sparse
+    (SketchWalkConfig.dense_layer_ids)."""
+    knobs = base.knobs or {}
+    first = knobs.get("dense_layers", sketchwalk.SketchWalkConfig.dense_layers)
+    sparse = list(range(first, num_layers))
+    size = -(-len(sparse) // bands) if sparse else 0
+    out = []
+    for start in range(0, len(sparse), size or 1):
+        band = sparse[start : start + size]
+        rest = [i for i in sparse if i not in band]
+        tag = f"{band[0]}-{band[-1]}"
+        for name, dense_ids in ((f"only{tag}", rest), (f"skip{tag}", band)):
+            out.append(
+                dataclasses.replace(
+                    base, name=f"{base.name}_{name}", knobs={**knobs, "dense_layer_ids": dense_ids}
+                )
+            )
+    return out
 
 
 class LayerDensity:
@@ -371,6 +419,13 @@ def run(args) -> dict:
                 f"({skipped[m_name]})",
                 flush=True,
             )
+
+    if args.layer_bands:  # the per-layer ablation of --band-base (layer_band_methods)
+        base = extra.get(args.band_base) or METHODS.get(args.band_base)
+        if base is None or base.knobs is None:
+            raise SystemExit(f"--band-base {args.band_base!r}: not a Sketch&Walk method")
+        for method in layer_band_methods(base, model.config.num_hidden_layers, args.layer_bands):
+            methods.append((method, build_config(method)))
 
     # Data: RULER samples (cached under <assets>/ruler) and the demo's needle prompts.
     t_data = time.perf_counter()
@@ -670,6 +725,14 @@ def main() -> None:
         metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode]",
         help="an extra method with its own knobs (repeatable)",
     )
+    parser.add_argument(
+        "--layer-bands",
+        type=int,
+        default=0,
+        help="also run the per-layer ablation: the sparse layers of --band-base cut into this "
+        "many bands, each band alone sparse (only<a>-<b>) and alone dense (skip<a>-<b>)",
+    )
+    parser.add_argument("--band-base", default="default", help="the method the bands start from")
     parser.add_argument(
         "--batch-size",
         type=int,

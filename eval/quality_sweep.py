@@ -448,6 +448,29 @@ def block_mean_query_mass(q, k, block_size: int, last_rows: int = 0, config=None
     return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
+def sampled_rows_mass(q, k, block_size: int, rows: int = 8, config=None) -> torch.Tensor:
+    """[B, Nq, Nk] float32: per query block, the exact causal softmax of `rows` of its queries
+    (evenly spaced: offsets (j + 1/2) * block_size / rows, j < rows, among the block's valid
+    rows), per head against every key, summed per key block over those rows and every query
+    head, rows normalized (issue 21's sampled-row scorer, layer-wide). Costs rows / block_size
+    of the attention's QK^T."""
+    batch, hq, tq, d = q.shape
+    tk = k.shape[2]
+    nq, nk = -(-tq // block_size), -(-tk // block_size)
+    valid = torch.clamp(tq - torch.arange(nq, device=q.device) * block_size, max=block_size)
+    frac = (torch.arange(rows, device=q.device, dtype=torch.float64) + 0.5) / rows
+    pick = (frac[None, :] * valid[:, None]).long()  # [nq, rows], within each block's valid rows
+    row_pos = (torch.arange(nq, device=q.device)[:, None] * block_size + pick).reshape(-1)
+    kr = k.repeat_interleave(hq // k.shape[1], dim=1).float()
+    logits = torch.matmul(q[:, :, row_pos].float(), kr.transpose(-1, -2)) * d**-0.5
+    pos = row_pos[:, None] + (tk - tq)
+    logits.masked_fill_(torch.arange(tk, device=q.device)[None, :] > pos, float("-inf"))
+    probs = torch.softmax(logits, dim=-1).sum(dim=1)  # [B, nq * rows, Tk]
+    probs = F.pad(probs, (0, nk * block_size - tk)).view(batch, nq, rows, nk, block_size)
+    out = probs.sum(dim=(2, 4))
+    return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
 def sketch_scores(q, k, block_size: int, factor: float = 1.0, config=None) -> torch.Tensor:
     """The paper's A (docs/spec.md sections 1-2: ops.hadamard_sketch, ops.score_blocks) with
     the logit scale m^1.5 / (100 n) multiplied by `factor` (a sharper softmax when > 1).
@@ -484,6 +507,7 @@ def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0, config=None
 SCORERS = {
     "exact_mass": exact_block_mass,
     "block_mean_query": block_mean_query_mass,
+    "sampled_rows": sampled_rows_mass,
     "sketch": sketch_scores,
     "sketch_causal": sketch_scores_causal,
 }

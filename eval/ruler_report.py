@@ -171,7 +171,7 @@ def pairs_markdown(result: dict, pairs: list[tuple[str, str]]) -> str:
         "|---|---|---|---|",
     ]
     for a, b in pairs:
-        for length in [None, *result["lengths"]]:
+        for length in [None, *result.get("lengths", [])]:
             got = paired(result, a, b, length)
             if got is None and length is not None:
                 continue

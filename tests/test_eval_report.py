@@ -194,7 +194,8 @@ def test_paired_differences_match_by_sample_and_name_unknown_methods():
             method("a", {"t@4096": [1, 0, 1], "u@4096": [1]}),
             method("b", {"t@4096": [0, 0, 1, 1], "v@4096": [0]}),
             method("c", {"w@4096": [1]}),
-        ]
+        ],
+        lengths=[4096, 8192],
     )
     mean, se, n = report.paired(result, "a", "b")  # t@4096 samples 0-2 only: +100, 0, 0
     assert (n, mean) == (3, pytest.approx(100 / 3))
@@ -202,7 +203,10 @@ def test_paired_differences_match_by_sample_and_name_unknown_methods():
     assert report.paired(result, "a", "c") is None
     assert report.paired(result, "c", "c") == (0.0, 0.0, 1)
     text = report.pairs_markdown(result, [("a", "b"), ("a", "c")])
-    assert "| a - b | +33.3 ± 33.3 | 3 |" in text and "| a - c | no common samples |" in text
+    assert "| a - b | all | +33.3 ± 33.3 | 3 |" in text
+    assert "| a - b | 4096 | +33.3 ± 33.3 | 3 |" in text  # per length; none at 8192
+    assert "| a - b | 8192 |" not in text and "| a - c | all | no common samples |" in text
+    assert report.paired(result, "a", "b", 8192) is None
     with pytest.raises(SystemExit, match=r"no method \['d'\]"):
         report.paired(result, "a", "d")
 
@@ -264,3 +268,22 @@ def test_oracle_left_padded_rows_equal_rows_alone():
         alone = [model.generate(base[row : row + 1, pad:], **kw) for row, pad in enumerate(pads)]
     for row in range(2):
         assert torch.equal(batched[row, hf_test.PROMPT_LEN :], alone[row][0, -4:]), row
+
+
+def test_layer_band_methods_cover_the_sparse_layers_once():
+    import sketchwalk
+    from eval import decode_quality as dq
+
+    base = dq.METHODS["p20_dec20"]
+    bands = dq.layer_band_methods(base, num_layers=28, bands=4)
+    assert [m.name for m in bands[:2]] == ["p20_dec20_only2-8", "p20_dec20_skip2-8"]
+    assert len(bands) == 8
+    sparse_in = []
+    for only, skip in zip(bands[::2], bands[1::2]):
+        cfg_only, cfg_skip = (sketchwalk.SketchWalkConfig(**m.knobs) for m in (only, skip))
+        band = [i for i in range(28) if not cfg_only.is_dense_layer(i)]
+        assert band == [i for i in range(2, 28) if cfg_skip.is_dense_layer(i)]
+        assert all(not cfg_skip.is_dense_layer(i) for i in range(2, 28) if i not in band)
+        assert only.knobs["kblocks_frac"] == base.knobs["kblocks_frac"]
+        sparse_in += band
+    assert sparse_in == list(range(2, 28))

@@ -50,6 +50,8 @@ def build_info() -> dict:
         "cuda_kernels": b.WITH_CUDA,
         "cuda_archs": list(b.CUDA_ARCHS),
         "nvcc": b.CUDA_COMPILER_VERSION or None,
+        # Every other op binds to the C++ ABI of built_with_torch (docs/stable_abi.md).
+        "stable_abi_ops": list(getattr(b, "STABLE_ABI_OPS", ())),
         "running_torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
     }

@@ -36,7 +36,7 @@ def sketchwalk_attention(
     q's layout and dtype. Nothing is guessed from shapes: a head count above MAX_HEADS is
     refused as a token count passed in the heads' place.
 
-    - ``layer_idx < config.dense_layers``: dense causal attention (SDPA);
+    - ``config.is_dense_layer(layer_idx)``: dense causal attention (SDPA);
     - ``num_queries == num_keys``: prefill; (re)starts this layer's decode state;
     - ``num_queries == 1`` after this layer saw ``num_keys - 1`` keys: one decode step;
     - ``1 < num_queries < num_keys``: a prefill chunk over a cache (docs/spec.md section 10).
@@ -46,7 +46,7 @@ def sketchwalk_attention(
     ``seq_lens[b]``, its new key at ``seq_lens[b] - 1``. Nothing on the host depends on the
     length, so the step can be captured in a CUDA graph and replayed. Needs the keys4 decode
     scorer and a prefill of this layer made with ``state.cache_capacity >= num_keys``. Sparse
-    layers never read the slots past a length; dense layers (``layer_idx < dense_layers``) mask
+    layers never read the slots past a length; dense layers (``config.is_dense_layer``) mask
     them in SDPA, which needs them finite (a static cache starts zeroed).
     """
     if layout not in LAYOUTS:
@@ -62,7 +62,7 @@ def sketchwalk_attention(
         return out.transpose(1, 2)
     _check_layer_args(q, k, v, layer_idx, state)
     cfg = state.config
-    if layer_idx < cfg.dense_layers:
+    if cfg.is_dense_layer(layer_idx):
         if seq_lens is not None:
             return _decode_keys4_fixed(q, k, v, seq_lens, layer_idx, state)
         return dense_causal_attention(q, k, v)
@@ -356,7 +356,7 @@ def prefill_chunk_or_dense(q, k, v, layer_idx: int, state: SketchWalkState) -> t
     included): dense causal attention in the dense layers, else prefill_chunk."""
     state.layer_heads.pop(layer_idx, None)  # a chunk over another cache may change the shapes
     _check_layer_args(q, k, v, layer_idx, state)
-    if layer_idx < state.config.dense_layers:
+    if state.config.is_dense_layer(layer_idx):
         return dense_causal_attention(q, k, v)
     out = prefill_chunk(q, k, v, layer_idx, state)
     state.layer_heads[layer_idx] = (q.shape[0], q.shape[1], k.shape[1])
@@ -571,7 +571,7 @@ def _decode_keys4_fixed(
             f"sketchwalk_attention: seq_lens must be int32 [batch={batch}] on "
             f"{q.device}, got {seq_lens.dtype} {tuple(seq_lens.shape)} on {seq_lens.device}"
         )
-    if layer_idx < cfg.dense_layers:
+    if cfg.is_dense_layer(layer_idx):
         visible = torch.arange(capacity, device=q.device)[None, :] < seq_lens[:, None]
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=visible[:, None, None, :], enable_gqa=q.shape[1] != num_kv_heads

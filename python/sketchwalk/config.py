@@ -49,6 +49,11 @@ class SketchWalkConfig:
     """Recent queries pooled for decode scoring (W)."""
     dense_layers: int = 2
     """The first layers stay dense."""
+    dense_layer_ids: tuple[int, ...] = ()
+    """Further layers kept dense, beside the first ``dense_layers`` (e.g. the ablations that
+    locate which layers' sparsity costs quality: eval/decode_quality.py --layer-bands). A sparse
+    layer after a dense one starts its walk afresh (docs/spec.md section 3: no W of the layer
+    before). Read through ``is_dense_layer``."""
     dense_last_q_blocks: int = 4
     """The last query blocks of a prefill keep every causal block."""
     seed: int = 0
@@ -133,6 +138,13 @@ class SketchWalkConfig:
             raise ValueError(f"query_window must be >= 1, got {self.query_window}")
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
+        ids = self.dense_layer_ids
+        if isinstance(ids, (str, bytes)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids
+        ):
+            raise ValueError(f"dense_layer_ids must be layer indices >= 0, got {ids!r}")
+        # A sorted tuple (a list from JSON stays hashable and compares equal).
+        object.__setattr__(self, "dense_layer_ids", tuple(sorted(set(ids))))
         if self.decode_scorer not in scorers.decode_scorer_names():
             raise ValueError(
                 f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
@@ -161,6 +173,10 @@ class SketchWalkConfig:
                 "prefill_selection 'kv_group' needs decode_scorer 'keys4' (the walk "
                 "decode keeps one block matrix per layer)"
             )
+
+    def is_dense_layer(self, layer_idx: int) -> bool:
+        """Whether layer ``layer_idx`` runs dense attention (dense_layers, dense_layer_ids)."""
+        return layer_idx < self.dense_layers or layer_idx in self.dense_layer_ids
 
     def window_tokens(self, num_keys: int) -> int:
         """w = max(1, floor(window_frac * num_keys))."""

@@ -73,7 +73,7 @@ def sketchwalk_attention_paged(
     """
     _check_paged_args(q, k, k_pages, v_pages, plan, keys4)
     cfg = plan.config
-    if layer_idx < cfg.dense_layers:
+    if cfg.is_dense_layer(layer_idx):
         index, count = plan.dense_index()
         return _varlen(q, k_pages, v_pages, index, count, plan)
     codes, scales = keys4.layer(layer_idx)

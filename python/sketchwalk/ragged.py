@@ -52,7 +52,7 @@ def sketchwalk_attention_varlen(
     phases = plan.phases()
     out = None
     if "prefill" in phases or "chunk" in phases:
-        if layer_idx < cfg.dense_layers:
+        if cfg.is_dense_layer(layer_idx):
             index, count = plan.dense_index()
         else:
             index, count = _select_ragged(q, k, layer_idx, states, plan)
@@ -233,7 +233,7 @@ def _check_varlen_args(q, k, v, layer_idx, states, plan) -> None:
         raise ValueError("sketchwalk_attention_varlen: every state must use the plan's config")
     if (
         plan.config.decode_scorer != "keys4"
-        and layer_idx >= plan.config.dense_layers
+        and not plan.config.is_dense_layer(layer_idx)
         and ("prefill" in plan.phases() or "chunk" in plan.phases())
     ):
         raise NotImplementedError(

@@ -279,7 +279,7 @@ def _padded_decode(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> to
     state, scores and selects per row (lengths on the device) and attends with sparse_decode
     from each row's first key (seq_starts = the pads)."""
     cfg = rt.config
-    if layer_idx < cfg.dense_layers:  # (not recorded: as in the unpadded decode steps)
+    if cfg.is_dense_layer(layer_idx):  # (not recorded: as in the unpadded decode steps)
         return _dense_decode(query, key, value, rt.pads)
     layer = rt.padded.get(layer_idx)
     if layer is None:  # the first step: the rows' states (keys at slots [0, L_b)) in one batch
