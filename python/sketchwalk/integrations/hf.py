@@ -208,6 +208,10 @@ def sketchwalk_attention_forward(
         raise NotImplementedError(
             f"sketchwalk: softmax scale {scaling} differs from 1/sqrt(head_dim) = {head_dim**-0.5}"
         )
+    if "cu_seq_lens_q" in kwargs:  # a packed step of transformers' continuous batching
+        from . import hf_serving
+
+        return hf_serving.cb_attention(module, query, key, value, kwargs), None
     batch, _, num_queries, _ = query.shape
     num_keys = key.shape[2]
     window = kwargs.get("sliding_window")

@@ -1,0 +1,265 @@
+"""Sketch&Walk inside transformers' continuous batching (``model.generate_batch``, the
+continuous-batching manager): many requests of different lengths in one forward, prefill
+chunks and decode steps mixed, requests arriving and leaving.
+
+    import sketchwalk
+    from sketchwalk.integrations import hf_serving
+
+    cb_config = hf_serving.enable(model, sketchwalk.SketchWalkConfig())
+    outputs = model.generate_batch(prompts, continuous_batching_config=cb_config)
+
+How it is wired (transformers 5.17 to 5.25; what each piece relies on):
+
+- **The attention function** is the package's ("sketchwalk", integrations/hf.py), which hands a
+  call carrying ``cu_seq_lens_q`` (the packed varlen batch of continuous batching) to
+  ``cb_attention`` here. In 5.25 the keys and values it receives are each request's whole cache
+  gathered and packed (``cu_seq_lens_k``); in 5.17 it receives the new tokens and the cache,
+  and writes them itself (``cache.update``), as transformers' own paged functions do. The step
+  runs as one ragged step (ragged.sketchwalk_attention_varlen over a StepPlan of the rows'
+  lengths): prefill, prefill chunk and decode rows in one call per layer.
+- **The name check.** transformers 5.25 serves only "paged|eager", "sdpa" and names containing
+  "flash" (ContinuousBatchingManager.switch_to_cb_friendly_attn) and has no registry for others;
+  the two non-flash names make it allocate a dense [batch tokens x cache tokens] mask, which is
+  what long contexts cannot afford, and a "flash" name would promise flash-attn's calling
+  convention (block tables, kernel-side cache writes) that we do not implement. So ``enable``
+  wraps that one check to accept "sketchwalk" and leaves every other name to transformers.
+  In 5.17 the check switches unknown names to a flash implementation when one is installed;
+  the same wrap keeps "sketchwalk". This is the one private method we touch; a test fails
+  when a transformers release renames it.
+- **The requests.** The attention function sees no request ids. A scheduler (transformers'
+  FIFO scheduler, registered here as ``scheduler_type="sketchwalk"``) records each batch's
+  request ids in row order when it schedules the batch, and frees a request's
+  SketchWalkState when the request finishes, fails or is cancelled. A row whose queries are
+  all its keys (nothing cached before) starts a fresh state.
+- **What it turns off** (``serving_config``): CUDA graphs and asynchronous batching (the step
+  runs Python per forward and the next batch must not be scheduled before this one ran) and
+  prefix sharing between requests (a request must start from its own first token: its
+  selection state covers every key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+ATTN_IMPLEMENTATION = "sketchwalk"  # the same name as integrations/hf.py: one registration
+SCHEDULER_TYPE = "sketchwalk"
+
+__all__ = ["SCHEDULER_TYPE", "active_requests", "cb_attention", "enable", "serving_config"]
+
+
+class _Session:
+    """The per-request selection states of one continuous-batching manager, and the rows of
+    the batch being run (set by the scheduler before each forward)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, Any] = {}  # request id -> SketchWalkState
+        self.batch_ids: list[str] | None = None
+        self.plan = None  # the StepPlan of the running forward, built by its first layer
+        self.plan_states: list | None = None
+        self.last_layer = -1
+
+    def begin_batch(self, request_ids: list[str]) -> None:
+        self.batch_ids = list(request_ids)
+        self.plan, self.plan_states, self.last_layer = None, None, -1
+
+    def free(self, request_id: str) -> None:
+        self.states.pop(request_id, None)
+
+
+_CURRENT: list[_Session | None] = [None]  # the session whose batch runs now
+
+
+def active_requests() -> list[str]:
+    """The request ids that hold a selection state now (tests: they must drain to none)."""
+    session = _CURRENT[0]
+    return sorted(session.states) if session is not None else []
+
+
+def _scheduler_class():
+    from transformers.generation.continuous_batching.scheduler import FIFOScheduler
+
+    class SketchWalkScheduler(FIFOScheduler):
+        """transformers' FIFO scheduler, telling the attention layers which request each row
+        of a batch is, and dropping a request's selection state when it leaves."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.sketchwalk = _Session()
+            _CURRENT[0] = self.sketchwalk
+
+        def schedule_batch(self, *args, **kwargs):
+            out = super().schedule_batch(*args, **kwargs)
+            batch = out[0] if isinstance(out, tuple) else out  # 5.25: (requests, ...)
+            if batch:
+                self.sketchwalk.begin_batch([future.state.request_id for future in batch])
+                _CURRENT[0] = self.sketchwalk
+            return out
+
+        def finish_request(self, request_id, *args, **kwargs):
+            self.sketchwalk.free(request_id)
+            return super().finish_request(request_id, *args, **kwargs)
+
+        def clear_cancelled_requests(self, *args, **kwargs):
+            out = super().clear_cancelled_requests(*args, **kwargs)
+            for state in out or ():
+                self.sketchwalk.free(state.request_id)
+            return out
+
+    return SketchWalkScheduler
+
+
+_PATCHED: list[bool] = [False]
+
+
+def _install() -> None:
+    """Registers the scheduler and lets "sketchwalk" through the continuous-batching name check
+    (once per process; see the module docstring)."""
+    if _PATCHED[0]:
+        return
+    from transformers.generation.continuous_batching import continuous_api, scheduler
+
+    scheduler.SCHEDULER_MAPPING[SCHEDULER_TYPE] = _scheduler_class()
+    manager = continuous_api.ContinuousBatchingManager
+    check = getattr(manager, "switch_to_cb_friendly_attn", None)
+    if check is None:
+        raise RuntimeError(
+            "sketchwalk: this transformers version has no "
+            "ContinuousBatchingManager.switch_to_cb_friendly_attn; the continuous-batching "
+            "integration knows 5.17 to 5.25 (integrations/hf_serving.py)"
+        )
+
+    def switch_to_cb_friendly_attn(self, model, *args, **kwargs):
+        if model.config._attn_implementation == ATTN_IMPLEMENTATION:
+            return None  # served as it is: cb_attention reads the packed batch
+        return check(self, model, *args, **kwargs)
+
+    switch_to_cb_friendly_attn.__wrapped__ = check
+    manager.switch_to_cb_friendly_attn = switch_to_cb_friendly_attn
+    _PATCHED[0] = True
+
+
+def serving_config(**overrides):
+    """A transformers ContinuousBatchingConfig for Sketch&Walk: its scheduler, no CUDA graphs,
+    no asynchronous batching, no prefix sharing (module docstring); other fields as given."""
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+    fields = {f.name for f in dataclasses.fields(ContinuousBatchingConfig)}
+    settings = dict(
+        scheduler_type=SCHEDULER_TYPE,
+        use_cuda_graph=False,
+        use_async_batching=False,
+        allow_block_sharing=False,
+    )
+    if "auto_switch_to_flash" in fields:
+        settings["auto_switch_to_flash"] = False
+    settings.update(overrides)
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise ValueError(f"serving_config: ContinuousBatchingConfig has no field(s) {unknown}")
+    if settings["scheduler_type"] != SCHEDULER_TYPE:
+        raise ValueError(
+            f"serving_config: scheduler_type must stay {SCHEDULER_TYPE!r} (it tells the "
+            f"attention which request each row is), got {settings['scheduler_type']!r}"
+        )
+    for name in ("use_cuda_graph", "use_async_batching", "allow_block_sharing"):
+        if settings[name]:
+            raise ValueError(f"serving_config: {name} must be off for Sketch&Walk (module doc)")
+    return ContinuousBatchingConfig(**settings)
+
+
+def enable(model, config=None, *, sparse_decode: bool = True, **cb_overrides):
+    """Configure `model` for Sketch&Walk (integrations/hf.py's configure) and for continuous
+    batching; returns the ContinuousBatchingConfig to pass to generate_batch /
+    init_continuous_batching (serving_config(**cb_overrides))."""
+    from . import hf
+
+    hf.configure(model, config, sparse_decode=sparse_decode)
+    _install()
+    return serving_config(**cb_overrides)
+
+
+def _packed_lengths(kwargs) -> tuple[list[int], list[int], int]:
+    """Host query and key counts per row from the varlen kwargs, and the rows' total queries."""
+    cu_q = kwargs["cu_seq_lens_q"]
+    cu_k = kwargs["cu_seq_lens_k"]
+    if isinstance(cu_k, dict):  # hybrid models: one per layer type (5.17)
+        cu_k = cu_k["full_attention"]
+    cq, ck = cu_q.tolist(), cu_k.tolist()
+    q_lens = [b - a for a, b in zip(cq, cq[1:])]
+    k_lens = [b - a for a, b in zip(ck, ck[1:])]
+    return q_lens, k_lens, cq[-1]
+
+
+def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
+    """One layer of a continuous-batching step (called by hf.sketchwalk_attention_forward, which
+    has checked the softmax scale, dropout and softcapping):
+    query [1, Hq, T, D] packed rows; key / value [1, Hkv, S, D] each row's keys (5.25), or the
+    new ones with the cache in kwargs (5.17). Returns [1, T, Hq, D]."""
+    from .. import ragged
+    from ..state import SketchWalkState
+    from . import hf
+
+    if kwargs.get("block_table") is not None or kwargs.get("k_cache") is not None:
+        raise NotImplementedError(
+            "sketchwalk: continuous batching with a block table (flash's decode path) is not "
+            "supported; use hf_serving.serving_config()"
+        )
+    session = _CURRENT[0]
+    if session is None or session.batch_ids is None:
+        raise RuntimeError(
+            "sketchwalk: continuous batching needs its scheduler: pass "
+            "continuous_batching_config=sketchwalk.integrations.hf_serving.enable(model, ...)"
+        )
+    layer_idx = int(module.layer_idx)
+    cache = kwargs.get("cache")
+    if cache is not None:  # 5.17: the attention function writes the new keys to the cache
+        key, value = cache.update(
+            key_states=key,
+            value_states=value,
+            layer_idx=layer_idx,
+            read_index=kwargs["read_index"],
+            write_index=kwargs["write_index"],
+        )  # [S, Hkv, D]
+    else:
+        key, value = key[0].transpose(0, 1), value[0].transpose(0, 1)
+    rt = hf._runtime_for_config(module.config)
+    cfg = hf._sketchwalk_config(module.config, rt)
+
+    if session.plan is None or layer_idx <= session.last_layer:  # the forward's first layer
+        q_lens, k_lens, total_q = _packed_lengths(kwargs)
+        if len(q_lens) != len(session.batch_ids):
+            raise RuntimeError(
+                f"sketchwalk: the batch has {len(q_lens)} rows but the scheduler scheduled "
+                f"{len(session.batch_ids)} requests"
+            )
+        states = []
+        for request_id, tq, tk in zip(session.batch_ids, q_lens, k_lens):
+            state = session.states.get(request_id)
+            if tq == tk or state is None:
+                if tq != tk:
+                    raise RuntimeError(
+                        f"sketchwalk: request {request_id!r} arrives with {tk - tq} cached "
+                        "tokens this integration did not see (prefix sharing is off in "
+                        "serving_config; was the request forked?)"
+                    )
+                state = session.states[request_id] = SketchWalkState(cfg)
+            states.append(state)
+        session.plan = ragged.StepPlan(cfg, q_lens, k_lens, device=query.device)
+        session.plan_states = states
+    session.last_layer = layer_idx
+    plan = session.plan
+    q = query[0].transpose(0, 1)[: plan.total_q]
+    out = ragged.sketchwalk_attention_varlen(
+        q,
+        key[: plan.total_k],
+        value[: plan.total_k],
+        layer_idx,
+        session.plan_states,
+        plan,
+    )
+    if query.shape[2] > plan.total_q:  # padded rows past the last request: never read
+        out = torch.cat([out, out.new_zeros(query.shape[2] - plan.total_q, *out.shape[1:])])
+    return out.unsqueeze(0)

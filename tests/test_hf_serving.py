@@ -1,0 +1,129 @@
+"""Sketch&Walk inside transformers' continuous batching (integrations/hf_serving.py), on the CPU
+with a small random Llama: every block kept, it answers token for token as dense SDPA through
+the same engine (chunked prefill, a one-token prompt, decode rows mixed with prefill rows);
+sparse, each request answers as it does alone through the single-sequence path; the requests'
+selection states are freed when they finish or are cancelled; bad settings are refused."""
+
+import threading
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers.generation.continuous_batching")
+
+import sketchwalk  # noqa: E402
+from sketchwalk.integrations import hf_serving  # noqa: E402
+
+LENS = (300, 70, 1, 650)  # 300 and 650 cross the 256-token batches: chunked prefill
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        vocab_size=128,
+        hidden_size=256,
+        intermediate_size=256,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+    )
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+def prompts():
+    g = torch.Generator().manual_seed(1)
+    return [torch.randint(1, 128, (n,), generator=g).tolist() for n in LENS]
+
+
+def gen_config(new_tokens=4):
+    return transformers.GenerationConfig(
+        max_new_tokens=new_tokens, do_sample=False, eos_token_id=-1, pad_token_id=0
+    )
+
+
+def engine(**overrides):
+    return {**dict(max_batch_tokens=256, num_blocks=64, page_size=64), **overrides}
+
+
+def run_batch(model, cb_config, ins=None):
+    out = model.generate_batch(
+        ins or prompts(),
+        generation_config=gen_config(),
+        continuous_batching_config=cb_config,
+        progress_bar=False,
+    )
+    return {k: o.generated_tokens for k, o in out.items()}
+
+
+def test_every_block_kept_answers_as_dense_sdpa(model):
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+    model.set_attn_implementation("sdpa")
+    dense = run_batch(
+        model,
+        ContinuousBatchingConfig(
+            **engine(), auto_switch_to_flash=False, use_cuda_graph=False, use_async_batching=False
+        ),
+    )
+    keep_all = sketchwalk.SketchWalkConfig(window_frac=1.0, decode_window_frac=1.0, dense_layers=0)
+    got = run_batch(model, hf_serving.enable(model, keep_all, **engine()))
+    assert got == dense
+    assert hf_serving.active_requests() == []  # every request's state freed when it finished
+
+
+def test_sparse_requests_answer_as_alone(model):
+    # One step holds every prompt (no chunks), so each request's selection is its own prefill's.
+    cfg = sketchwalk.SketchWalkConfig(kblocks_frac=0.1, dense_layers=1)
+    together = run_batch(model, hf_serving.enable(model, cfg, **engine(max_batch_tokens=2048)))
+    for i, ids in enumerate(prompts()):
+        alone = model.generate(
+            torch.tensor([ids]), generation_config=gen_config(), attention_mask=None
+        )[0, len(ids) :].tolist()
+        assert together[f"req_{i}"] == alone, i
+    densities = sketchwalk.integrations.hf.last_density(model, "prefill")
+    assert densities and all(d < 1.0 for d in densities.values())  # the sparse layers dropped
+    assert hf_serving.active_requests() == []
+
+
+def test_cancelled_request_is_freed_and_the_others_are_served(model):
+    cfg = sketchwalk.SketchWalkConfig(kblocks_frac=0.1)
+    cb = hf_serving.enable(model, cfg, **engine())
+    manager = model.init_continuous_batching(
+        generation_config=gen_config(new_tokens=40), continuous_batching_config=cb
+    )
+    manager.start()
+    try:
+        ids = [manager.add_request(p, max_new_tokens=40) for p in prompts()]
+        manager.cancel_request(ids[3])
+        done, deadline = {}, threading.Event()
+        timer = threading.Timer(300, deadline.set)
+        timer.start()
+        while len(done) < 3 and not deadline.is_set():
+            result = manager.get_result(timeout=1.0)
+            if result is not None and result.is_finished():
+                done[result.request_id] = result
+        timer.cancel()
+        assert set(ids[:3]) <= set(done), f"served {sorted(done)}"
+        assert all(len(done[i].generated_tokens) == 40 for i in ids[:3])
+    finally:
+        manager.stop(block=True)
+    assert hf_serving.active_requests() == []
+
+
+def test_bad_settings_are_refused(model):
+    for bad in (dict(use_cuda_graph=True), dict(allow_block_sharing=True)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            hf_serving.serving_config(**bad)
+    with pytest.raises(ValueError, match="scheduler_type"):
+        hf_serving.serving_config(scheduler_type="fifo")
+    with pytest.raises(ValueError, match="no field"):
+        hf_serving.serving_config(not_a_field=1)
+    q = torch.zeros(1, 4, 2, 64)
+    kv = torch.zeros(1, 2, 2, 64)
+    kwargs = dict(cu_seq_lens_q=torch.tensor([0, 2]), block_table=torch.zeros(1, 1))
+    attn = model.model.layers[0].self_attn
+    with pytest.raises(NotImplementedError, match="block table"):
+        hf_serving.cb_attention(attn, q, kv, kv, kwargs)
