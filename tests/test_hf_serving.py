@@ -127,3 +127,29 @@ def test_bad_settings_are_refused(model):
     attn = model.model.layers[0].self_attn
     with pytest.raises(NotImplementedError, match="block table"):
         hf_serving.cb_attention(attn, q, kv, kv, kwargs)
+
+
+def test_bad_requests_fail_alone_and_the_others_are_served(model):
+    cb = hf_serving.enable(model, sketchwalk.SketchWalkConfig(kblocks_frac=0.1), **engine())
+    manager = model.init_continuous_batching(
+        generation_config=gen_config(), continuous_batching_config=cb
+    )
+    capacity = 64 * 64  # num_blocks x page_size of engine(): the whole cache, in tokens
+    manager.start()
+    try:
+        good = [manager.add_request(p, max_new_tokens=4) for p in prompts()[:2]]
+        manager.add_request([], request_id="empty", max_new_tokens=4)
+        manager.add_request([5] * capacity, request_id="too_long", max_new_tokens=4)
+        done = {}
+        for _ in range(600):
+            r = manager.get_result(timeout=0.5)
+            if r is not None and r.is_finished():
+                done[r.request_id] = r
+            if len(done) == 4:
+                break
+    finally:
+        manager.stop(block=True)
+    assert "empty prompt" in done["empty"].error
+    assert "more than the whole cache holds" in done["too_long"].error
+    assert all(done[g].error is None and len(done[g].generated_tokens) == 4 for g in good)
+    assert hf_serving.active_requests() == []

@@ -31,6 +31,8 @@ How it is wired (transformers 5.17 to 5.25; what each piece relies on):
   request ids in row order when it schedules the batch, and frees a request's
   SketchWalkState when the request finishes, fails or is cancelled. A row whose queries are
   all its keys (nothing cached before) starts a fresh state.
+- **Bad requests**: the scheduler fails an empty prompt, or one longer than the whole cache,
+  with a ValueError delivered as that request's result; the others keep being served.
 - **What it turns off** (``serving_config``): CUDA graphs and asynchronous batching (the step
   runs Python per forward and the next batch must not be scheduled before this one ran) and
   prefix sharing between requests (a request must start from its own first token: its
@@ -90,6 +92,13 @@ def _scheduler_class():
             self.sketchwalk = _Session()
             _CURRENT[0] = self.sketchwalk
 
+        def add_waiting_request(self, state, *args, **kwargs):
+            # Raised here, the error fails this request alone (the engine delivers it as the
+            # request's result) and the engine keeps serving the others; an empty prompt that
+            # reached a forward stopped transformers 5.25's whole generation loop.
+            _check_request(state, self.cache)
+            return super().add_waiting_request(state, *args, **kwargs)
+
         def schedule_batch(self, *args, **kwargs):
             out = super().schedule_batch(*args, **kwargs)
             batch = out[0] if isinstance(out, tuple) else out  # 5.25: (requests, ...)
@@ -109,6 +118,21 @@ def _scheduler_class():
             return out
 
     return SketchWalkScheduler
+
+
+def _check_request(state, cache) -> None:
+    """Refuse a request the engine cannot serve: an empty prompt, or one whose prompt and new
+    tokens cannot fit the whole cache (it would wait forever)."""
+    prompt = getattr(state, "initial_tokens", None) or getattr(state, "prompt_ids", None) or []
+    if len(prompt) == 0:
+        raise ValueError(f"sketchwalk: request {state.request_id!r} has an empty prompt")
+    capacity = getattr(cache, "max_tokens_read", None)  # tokens the whole cache holds (5.25)
+    need = len(prompt) + (getattr(state, "max_new_tokens", None) or 0)
+    if capacity and need > capacity:
+        raise ValueError(
+            f"sketchwalk: request {state.request_id!r} needs {need} cache tokens (prompt "
+            f"{len(prompt)} + max_new_tokens), more than the whole cache holds ({capacity})"
+        )
 
 
 _PATCHED: list[bool] = [False]

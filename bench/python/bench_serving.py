@@ -1,0 +1,355 @@
+"""Serving under load (issue 22): requests arriving at a fixed rate into transformers' continuous
+batching, Sketch&Walk against the dense path of the same engine, same model and settings.
+
+Each request is a needle in a haystack (examples/demo.py's prompt) with a key and value of its
+own, so an answer is checked (its value in the output) and a crossed one is caught (another
+request's value in it). Per method: output throughput (generated tokens per second, first arrival
+to last finish), time to first token and time per output token (p50, p99; from the engine's
+per-token timestamps), answers correct / crossed / lost, GPU memory over time (allocated,
+sampled every 0.5 s; its peak against its value after the first minute) and the selection states
+left when the run ends (hf_serving.active_requests(): must be none). `--faults` adds a request too
+long for the cache, an empty one and one cancelled mid-stream. `--duration S` keeps submitting at
+the rate for S seconds (the sustained run), cycling through the prompts.
+
+    # GPU, from the repository root (model from examples/assets.py or a GGUF):
+    python -m bench.python.bench_serving --gguf /tmp/models/.../model.gguf --requests 64 \\
+        --min-tokens 4096 --max-tokens 32768 --new-tokens 32 --rate 1 --methods dense,sketchwalk
+    # CPU smoke test (random weights, random token prompts: answers not checked):
+    python -m bench.python.bench_serving --random --requests 6 --min-tokens 64 --max-tokens 700
+
+Methods: "dense" is the engine's own "sdpa" path; "sketchwalk" the defaults;
+"sketchwalk_keep_all" keeps every block (our kernels at density 1: the cost of the path itself).
+Both run with CUDA graphs and asynchronous batching off (Sketch&Walk needs them off:
+integrations/hf_serving.py), the same page size, batch-token budget and cache size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+import sketchwalk
+from bench.python.commit import git_commit
+from sketchwalk.integrations import hf_serving
+
+KEYS = ("lucky-falcon", "quiet-harbor", "amber-violin", "brisk-meadow", "silver-canyon")
+
+
+def load(args):
+    """(model, tokenizer or None, name) on args.device."""
+    import transformers
+
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    if args.random:
+        torch.manual_seed(0)
+        cfg = transformers.LlamaConfig(
+            vocab_size=256,
+            hidden_size=256,
+            intermediate_size=512,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=65536,
+        )
+        return transformers.LlamaForCausalLM(cfg).to(args.device, dtype).eval(), None, "random"
+    from examples import assets
+
+    if args.gguf:
+        model, tok = assets.load_gguf(args.gguf, dtype=dtype, device=args.device)
+        return model, tok, assets.model_name_for_gguf(args.gguf)
+    model, tok = assets.load_model(args.model, dtype=dtype, device=args.device)
+    return model, tok, args.model
+
+
+def make_requests(args, tok) -> list[dict]:
+    """Prompt token ids with their needle (key, value); lengths uniform in [min, max]."""
+    from examples import demo
+
+    rng = random.Random(args.seed)
+    out = []
+    for i in range(args.requests):
+        n = rng.randint(args.min_tokens, args.max_tokens)
+        key, value = rng.choice(KEYS), str(rng.randint(1_000_000, 9_999_999))
+        if tok is None:
+            ids = [rng.randrange(1, 256) for _ in range(n)]
+        else:
+            text = demo.build_prompt(tok, n, rng.uniform(0.05, 0.95), key, value)
+            ids = tok(text, add_special_tokens=False).input_ids
+        out.append(dict(id=f"r{i}", ids=ids, key=key, value=value))
+    return out
+
+
+def cb_config(args, method: str, model):
+    common = dict(
+        max_batch_tokens=args.max_batch_tokens,
+        page_size=args.page_size,
+        **({"num_blocks": args.num_blocks} if args.num_blocks else {}),
+    )
+    if method == "dense":
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        model.set_attn_implementation("sdpa")
+        return ContinuousBatchingConfig(
+            **common, auto_switch_to_flash=False, use_cuda_graph=False, use_async_batching=False
+        )
+    knobs = dict(window_frac=1.0, decode_window_frac=1.0) if method.endswith("keep_all") else {}
+    return hf_serving.enable(model, sketchwalk.SketchWalkConfig(**knobs), **common)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, device: str):
+        super().__init__(daemon=True)
+        self.device, self.samples, self.stop = device, [], threading.Event()
+
+    def run(self):
+        start = time.perf_counter()
+        while not self.stop.is_set():
+            if self.device.startswith("cuda"):
+                used = torch.cuda.memory_allocated(torch.device(self.device))
+                self.samples.append((time.perf_counter() - start, used))
+            self.stop.wait(0.5)
+
+
+def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
+    from transformers import GenerationConfig
+
+    stop_ids = [tok.eos_token_id] if tok is not None and tok.eos_token_id is not None else [-1]
+    gen = GenerationConfig(
+        max_new_tokens=args.new_tokens, do_sample=False, eos_token_id=stop_ids, pad_token_id=0
+    )
+    manager = model.init_continuous_batching(
+        generation_config=gen, continuous_batching_config=cb_config(args, method, model)
+    )
+    memory = MemorySampler(args.device)
+    submitted: dict[str, dict] = {}
+    results: dict[str, object] = {}
+    faults: dict[str, str] = {}
+    manager.start()
+    memory.start()
+    t0 = time.perf_counter()
+    try:
+        i = 0
+        while True:  # arrivals at the fixed rate; cycling through the prompts for --duration
+            due = t0 + (i / args.rate if args.rate > 0 else 0.0)
+            if args.duration and due - t0 > args.duration:
+                break
+            if not args.duration and i >= len(requests):
+                break
+            time.sleep(max(0.0, due - time.perf_counter()))
+            req = dict(requests[i % len(requests)])
+            req["id"] = f"{req['id']}_{i}"
+            manager.add_request(
+                req["ids"],
+                request_id=req["id"],
+                max_new_tokens=args.new_tokens,
+                record_timestamps=True,
+            )
+            req["arrival"] = time.perf_counter()
+            submitted[req["id"]] = req
+            i += 1
+            if args.faults and i == max(1, len(requests) // 2) and not faults:
+                faults.update(inject_faults(args, manager, requests))
+            while (r := manager.get_result(timeout=0)) is not None:
+                if r.is_finished():
+                    results[r.request_id] = r
+        deadline = time.perf_counter() + args.drain_timeout
+        while (
+            any(rid not in results for rid in submitted)
+            and time.perf_counter() < deadline
+            and manager.is_running()
+        ):
+            r = manager.get_result(timeout=1.0)
+            if r is not None and r.is_finished():
+                results[r.request_id] = r
+        alive = manager.is_running()
+    finally:
+        manager.stop(block=True)
+        memory.stop.set()
+    for rid, fault in faults.items():  # what became of each bad request
+        r = results.get(rid)
+        fault["outcome"] = (
+            fault.get("refused", "refused")
+            if not fault["submitted"]
+            else "cancelled: no result delivered (the engine drops a cancelled request)"
+            if r is None and rid == "fault_cancel"
+            else "no result (still pending when the run ended)"
+            if r is None
+            else f"error: {r.error}"[:300]
+            if r.error
+            else f"finished with {len(r.generated_tokens)} tokens ({r.status.name})"
+        )
+    summary = summarize(method, submitted, results, memory.samples, faults, tok, t0)
+    summary["engine_alive_at_end"] = alive
+    return summary
+
+
+def inject_faults(args, manager, requests) -> dict[str, dict]:
+    """A request too long for the cache, an empty one, and one cancelled one second after it
+    was submitted, sent mid-run: each must be refused or cleaned up while the other requests
+    keep being served (summarize reads their outcome)."""
+    out = {}
+    too_long = requests[0]["ids"] * (1 + args.cache_tokens_hint // max(1, len(requests[0]["ids"])))
+    for name, ids in (("too_long", too_long), ("empty", []), ("cancel", requests[-1]["ids"])):
+        rid = f"fault_{name}"
+        try:
+            manager.add_request(ids, request_id=rid, max_new_tokens=args.new_tokens)
+            out[rid] = dict(submitted=True)
+        except Exception as err:  # refused at submission: the expected outcome for bad input
+            out[rid] = dict(submitted=False, refused=f"{type(err).__name__}: {err}"[:300])
+    time.sleep(1.0)
+    manager.cancel_request("fault_cancel")
+    return out
+
+
+def summarize(method, submitted, results, memory, faults, tok, t0) -> dict:
+    ttft, tpot, generated, correct, crossed, finish = [], [], 0, 0, 0, []
+    values = {r["value"] for r in submitted.values()}
+    errors = {}
+    for rid, req in submitted.items():
+        r = results.get(rid)
+        if r is None:
+            continue
+        if r.error:
+            errors[rid] = r.error
+        toks = r.generated_tokens
+        generated += len(toks)
+        stamps = r.timestamps or []
+        if stamps:
+            ttft.append(stamps[0] - r.created_time)
+            finish.append(stamps[-1])
+            if len(stamps) > 1:
+                tpot.append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
+        if tok is not None:
+            text = tok.decode(toks, skip_special_tokens=True)
+            correct += req["value"] in text
+            crossed += any(v in text for v in values - {req["value"]})
+    span = (max(finish) - t0) if finish else None
+    peak = max((m for _, m in memory), default=None)
+    after_first_minute = [m for t, m in memory if t >= 60.0]
+    return dict(
+        method=method,
+        requests=len(submitted),
+        finished=sum(rid in results for rid in submitted),
+        lost=sum(rid not in results for rid in submitted),
+        errors=errors,
+        generated_tokens=generated,
+        output_tokens_per_s=generated / span if span else None,
+        ttft_p50_s=percentile(ttft, 50),
+        ttft_p99_s=percentile(ttft, 99),
+        tpot_p50_s=percentile(tpot, 50),
+        tpot_p99_s=percentile(tpot, 99),
+        answers_correct=correct if tok is not None else None,
+        answers_crossed=crossed if tok is not None else None,
+        peak_memory_bytes=peak,
+        peak_after_first_minute_bytes=max(after_first_minute) if after_first_minute else None,
+        memory_samples=memory,
+        faults=faults,
+        states_left=hf_serving.active_requests() if method != "dense" else [],
+    )
+
+
+def markdown(result: dict) -> str:
+    rows = result["methods"]
+
+    def cell(x, scale=1.0, fmt="{:.3f}"):
+        return "" if x is None else fmt.format(x * scale)
+
+    lines = [
+        f"# Serving: {result['model']} on {result['device_name']}",
+        "",
+        f"{result['requests']} requests, {result['min_tokens']}-{result['max_tokens']} prompt "
+        f"tokens, {result['new_tokens']} new tokens, rate {result['rate']}/s, batch tokens "
+        f"{result['max_batch_tokens']}, commit {result['commit']}, torch {result['torch']}, "
+        f"transformers {result['transformers']}.",
+        "",
+        "| method | out tok/s | TTFT p50 / p99 (s) | TPOT p50 / p99 (ms) | correct | crossed | "
+        "lost | peak mem (GB) | states left |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in rows:
+        lines.append(
+            f"| {m['method']} | {cell(m['output_tokens_per_s'], fmt='{:.1f}')} | "
+            f"{cell(m['ttft_p50_s'])} / {cell(m['ttft_p99_s'])} | "
+            f"{cell(m['tpot_p50_s'], 1e3, '{:.1f}')} / {cell(m['tpot_p99_s'], 1e3, '{:.1f}')} | "
+            f"{m['answers_correct']} | {m['answers_crossed']} | {m['lost']} | "
+            f"{cell(m['peak_memory_bytes'], 1e-9, '{:.2f}')} | {len(m['states_left'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.python.bench_serving", description=__doc__)
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--gguf", default="")
+    p.add_argument("--random", action="store_true", help="tiny random Llama (CPU tests)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--methods", default="dense,sketchwalk")
+    p.add_argument("--requests", type=int, default=64)
+    p.add_argument("--min-tokens", type=int, default=4096)
+    p.add_argument("--max-tokens", type=int, default=32768)
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--rate", type=float, default=1.0, help="arrivals per second; 0 = all at once")
+    p.add_argument("--duration", type=float, default=0.0, help="sustained run: seconds")
+    p.add_argument("--drain-timeout", type=float, default=600.0)
+    p.add_argument("--max-batch-tokens", type=int, default=8192)
+    p.add_argument("--page-size", type=int, default=256)
+    p.add_argument("--num-blocks", type=int, default=0, help="cache pages (0: the engine's)")
+    p.add_argument("--faults", action="store_true")
+    p.add_argument(
+        "--cache-tokens-hint",
+        type=int,
+        default=1 << 20,
+        help="a prompt longer than this is 'too long' for --faults",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="", help="stem of the .json / .md written")
+    args = p.parse_args()
+
+    import transformers
+
+    model, tok, name = load(args)
+    requests = make_requests(args, tok)
+    result = dict(
+        model=name,
+        device_name=torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        commit=git_commit(),
+        **{
+            k: getattr(args, k)
+            for k in (
+                "requests",
+                "min_tokens",
+                "max_tokens",
+                "new_tokens",
+                "rate",
+                "duration",
+                "max_batch_tokens",
+                "page_size",
+            )
+        },
+        methods=[],
+    )
+    for method in args.methods.split(","):
+        result["methods"].append(run_method(args, model, tok, method.strip(), requests))
+        print(markdown(result), flush=True)
+    if args.out:
+        Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
+        Path(args.out + ".md").write_text(markdown(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
