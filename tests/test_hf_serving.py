@@ -4,6 +4,7 @@ the same engine (chunked prefill, a one-token prompt, decode rows mixed with pre
 sparse, each request answers as it does alone through the single-sequence path; the requests'
 selection states are freed when they finish or are cancelled; bad settings are refused."""
 
+import dataclasses
 import threading
 
 import pytest
@@ -59,15 +60,9 @@ def run_batch(model, cb_config, ins=None):
 
 
 def test_every_block_kept_answers_as_dense_sdpa(model):
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
-
-    model.set_attn_implementation("sdpa")
-    dense = run_batch(
-        model,
-        ContinuousBatchingConfig(
-            **engine(), auto_switch_to_flash=False, use_cuda_graph=False, use_async_batching=False
-        ),
-    )
+    model.set_attn_implementation("sdpa")  # the engine's dense path, same settings otherwise
+    dense_cb = dataclasses.replace(hf_serving.serving_config(**engine()), scheduler_type="fifo")
+    dense = run_batch(model, dense_cb)
     keep_all = sketchwalk.SketchWalkConfig(window_frac=1.0, decode_window_frac=1.0, dense_layers=0)
     got = run_batch(model, hf_serving.enable(model, keep_all, **engine()))
     assert got == dense

@@ -91,13 +91,12 @@ def cb_config(args, method: str, model):
         page_size=args.page_size,
         **({"num_blocks": args.num_blocks} if args.num_blocks else {}),
     )
-    if method == "dense":
-        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+    if method == "dense":  # the engine's own path, with the settings Sketch&Walk runs under
+        import dataclasses
 
         model.set_attn_implementation("sdpa")
-        return ContinuousBatchingConfig(
-            **common, auto_switch_to_flash=False, use_cuda_graph=False, use_async_batching=False
-        )
+        cfg = hf_serving.serving_config(**common)
+        return dataclasses.replace(cfg, scheduler_type="fifo")
     knobs = dict(window_frac=1.0, decode_window_frac=1.0) if method.endswith("keep_all") else {}
     return hf_serving.enable(model, sketchwalk.SketchWalkConfig(**knobs), **common)
 

@@ -126,7 +126,10 @@ def _check_request(state, cache) -> None:
     prompt = getattr(state, "initial_tokens", None) or getattr(state, "prompt_ids", None) or []
     if len(prompt) == 0:
         raise ValueError(f"sketchwalk: request {state.request_id!r} has an empty prompt")
-    capacity = getattr(cache, "max_tokens_read", None)  # tokens the whole cache holds (5.25)
+    # Tokens the whole cache holds: max_tokens_read (5.25), else num_blocks x block_size (5.17).
+    capacity = getattr(cache, "max_tokens_read", None) or (
+        getattr(cache, "num_blocks", 0) * getattr(cache, "block_size", 0)
+    )
     need = len(prompt) + (getattr(state, "max_new_tokens", None) or 0)
     if capacity and need > capacity:
         raise ValueError(
@@ -180,6 +183,8 @@ def serving_config(**overrides):
     if "auto_switch_to_flash" in fields:
         settings["auto_switch_to_flash"] = False
     settings.update(overrides)
+    if "page_size" in settings and "page_size" not in fields and "block_size" in fields:
+        settings["block_size"] = settings.pop("page_size")  # 5.17 names the page "block"
     unknown = sorted(set(settings) - fields)
     if unknown:
         raise ValueError(f"serving_config: ContinuousBatchingConfig has no field(s) {unknown}")
