@@ -59,11 +59,16 @@ def run_batch(model, cb_config, ins=None):
     return {k: o.generated_tokens for k, o in out.items()}
 
 
-def test_every_block_kept_answers_as_dense_sdpa(model):
+def test_every_block_kept_answers_as_dense_sdpa(model, monkeypatch):
     model.set_attn_implementation("sdpa")  # the engine's dense path, same settings otherwise
     dense_cb = dataclasses.replace(hf_serving.serving_config(**engine()), scheduler_type="fifo")
     dense = run_batch(model, dense_cb)
     keep_all = sketchwalk.SketchWalkConfig(window_frac=1.0, decode_window_frac=1.0, dense_layers=0)
+
+    def device_read(kwargs):  # the rows' lengths come from the scheduler, not the device
+        raise AssertionError("cu_seq_lens read from the device")
+
+    monkeypatch.setattr(hf_serving, "_packed_lengths", device_read)
     got = run_batch(model, hf_serving.enable(model, keep_all, **engine()))
     assert got == dense
     assert hf_serving.active_requests() == []  # every request's state freed when it finished

@@ -59,12 +59,16 @@ class _Session:
     def __init__(self) -> None:
         self.states: dict[str, Any] = {}  # request id -> SketchWalkState
         self.batch_ids: list[str] | None = None
+        self.lengths: list[tuple[int, int]] | None = None
         self.plan = None  # the StepPlan of the running forward, built by its first layer
         self.plan_states: list | None = None
         self.last_layer = -1
 
-    def begin_batch(self, request_ids: list[str]) -> None:
+    def begin_batch(self, request_ids: list[str], lengths: list[tuple[int, int]] | None) -> None:
+        """The rows of the next forward: their request ids and, when the engine's request
+        objects say them, (queries, keys) per row on the host (no device read needed)."""
         self.batch_ids = list(request_ids)
+        self.lengths = lengths
         self.plan, self.plan_states, self.last_layer = None, None, -1
 
     def free(self, request_id: str) -> None:
@@ -103,7 +107,9 @@ def _scheduler_class():
             out = super().schedule_batch(*args, **kwargs)
             batch = out[0] if isinstance(out, tuple) else out  # 5.25: (requests, ...)
             if batch:
-                self.sketchwalk.begin_batch([future.state.request_id for future in batch])
+                self.sketchwalk.begin_batch(
+                    [future.state.request_id for future in batch], _host_lengths(batch)
+                )
                 _CURRENT[0] = self.sketchwalk
             return out
 
@@ -118,6 +124,18 @@ def _scheduler_class():
             return out
 
     return SketchWalkScheduler
+
+
+def _host_lengths(batch) -> list[tuple[int, int]] | None:
+    """(queries, keys) per scheduled request from the engine's own counters (5.17 and 5.25:
+    FutureRequestState.query_length, RequestState.position_offset = tokens already cached,
+    advanced when the batch's inputs are prepared, after scheduling); None when absent."""
+    try:
+        return [
+            (int(f.query_length), int(f.state.position_offset) + int(f.query_length)) for f in batch
+        ]
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _check_request(state, cache) -> None:
@@ -258,7 +276,16 @@ def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
     cfg = hf._sketchwalk_config(module.config, rt)
 
     if session.plan is None or layer_idx <= session.last_layer:  # the forward's first layer
-        q_lens, k_lens, total_q = _packed_lengths(kwargs)
+        if session.lengths is not None:  # host counts: no read of cu_seq_lens from the device
+            q_lens = [q for q, _ in session.lengths]
+            k_lens = [k for _, k in session.lengths]
+            if sum(q_lens) > query.shape[2] or sum(k_lens) > key.shape[0]:
+                raise RuntimeError(
+                    f"sketchwalk: the scheduled rows ({sum(q_lens)} queries, {sum(k_lens)} "
+                    f"keys) do not fit the step ({query.shape[2]} queries, {key.shape[0]} keys)"
+                )
+        else:
+            q_lens, k_lens, _ = _packed_lengths(kwargs)
         if len(q_lens) != len(session.batch_ids):
             raise RuntimeError(
                 f"sketchwalk: the batch has {len(q_lens)} rows but the scheduler scheduled "
