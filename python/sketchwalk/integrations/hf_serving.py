@@ -31,6 +31,8 @@ How it is wired (transformers 5.17 to 5.25; what each piece relies on):
   request ids in row order when it schedules the batch, and frees a request's
   SketchWalkState when the request finishes, fails or is cancelled. A row whose queries are
   all its keys (nothing cached before) starts a fresh state.
+- **One manager at a time per process**: the scheduler names the session of the forward that
+  follows it; two managers running at once in one process would interleave their batches.
 - **Bad requests**: the scheduler fails an empty prompt, or one longer than the whole cache,
   with a ValueError delivered as that request's result; the others keep being served.
 - **What it turns off** (``serving_config``): CUDA graphs and asynchronous batching (the step
