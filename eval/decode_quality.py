@@ -130,6 +130,10 @@ METHODS = {
     "rows8_20": Method("rows8_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 8}),
     "rows4_20": Method("rows4_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 4}),
     "rows8_default": Method("rows8_default", {}, scorer="sampled_rows", scorer_args={"rows": 8}),
+    # Issue 24: SOCKET's soft-collision decode scorer (soft_lsh.py) in place of keys4, at the
+    # defaults and at ~20% (the same decode knobs as keys4's rows: equal decode density).
+    "socket": Method("socket", {"decode_scorer": "socket"}),
+    "socket20": Method("socket20", {**P20_DEC20, "decode_scorer": "socket"}),
 }
 
 

@@ -813,3 +813,37 @@ def layer_decode_step_keys4(q_new, k_cache, v_cache, config, softmax_scale=None)
     )
     out, lse = sparse_attention(q_new, k_cache, v_cache, idx, cnt, softmax_scale, block_size=b)
     return dict(mass=mass, keep=keep, block_index=idx, num_selected=cnt, out=out, lse=lse)
+
+
+def socket_block_scores(q, k, v, planes, temperature: float, block_size: int = 64):
+    """SOCKET's soft-collision scores (python/sketchwalk/soft_lsh.py's rule), float64, written
+    out table by table. q [B, Hq, 1, D]; k, v [B, Hkv, T, D]; planes [L, P, D]. In table l a key's
+    bucket is the integer whose bits, most significant first, are [<plane_p, k> >= 0]; the
+    query's probability of bucket r is softmax_r(sum_p tanh(<plane_p, q>) / sqrt(D) * c_r[p] / T)
+    with c_r[p] = +1 where bit p of r is set, else -1. A key's score for query head h is
+    ||v|| * sum_l prob_l(bucket_l(key)); per KV group and 64-key block, the sum over the group's
+    heads of the block's highest key score. Returns [B, Hkv, ceil(T / block_size)]."""
+    batch, hq, _, d = q.shape
+    hkv, tokens = k.shape[1], k.shape[2]
+    tables, nplanes, _ = planes.shape
+    p64, k64, q64 = planes.to(F64), k.to(F64), q.to(F64)[:, :, 0]
+    buckets = 2**nplanes
+    bit = [[(r >> (nplanes - 1 - p)) & 1 for p in range(nplanes)] for r in range(buckets)]
+    corner = torch.tensor(bit, dtype=F64, device=q.device) * 2 - 1  # [R, P]
+    scores = torch.zeros(batch, hq, tokens, dtype=F64, device=q.device)
+    norms = v.to(F64).norm(dim=-1)  # [B, Hkv, T]
+    for l_ in range(tables):
+        key_bits = (torch.einsum("bgtd,pd->bgtp", k64, p64[l_]) >= 0).to(torch.int64)
+        code = sum(key_bits[..., p] << (nplanes - 1 - p) for p in range(nplanes))  # [B, Hkv, T]
+        soft = torch.tanh(torch.einsum("bhd,pd->bhp", q64, p64[l_])) / math.sqrt(d)
+        prob = torch.softmax(soft @ corner.t() / temperature, dim=-1)  # [B, Hq, R]
+        for h in range(hq):
+            g = h // (hq // hkv)
+            scores[:, h] += torch.gather(prob[:, h], -1, code[:, g]) * norms[:, g]
+    n = ceil_div(tokens, block_size)
+    out = torch.zeros(batch, hkv, n, dtype=F64, device=q.device)
+    for h in range(hq):
+        g = h // (hq // hkv)
+        for j in range(n):
+            out[:, g, j] += scores[:, h, j * block_size : (j + 1) * block_size].max(-1).values
+    return out

@@ -66,6 +66,41 @@ def test_registered_decode_scorer(sw):
     assert 0 < state.last_density[0] < 1
 
 
+def group_scores(q, k, layer_idx, state):
+    """A per-KV-group toy decode scorer: each group ranks blocks by its own key norms."""
+    n = -(-k.shape[2] // 64)
+    norms = torch.nn.functional.pad(k.float().norm(dim=-1), (0, 64 * n - k.shape[2]))
+    return norms.view(k.shape[0], k.shape[1], n, 64).sum(-1).contiguous()
+
+
+@pytest.mark.parametrize("num_keys", [1001, 130, 65])
+def test_registered_decode_scorer_per_kv_group(sw, num_keys):
+    import reference as R
+
+    sw.scorers.register_decode_scorer("test_groups", group_scores)
+    cfg = sw.SketchWalkConfig(dense_layers=0, decode_scorer="test_groups", decode_kblocks_frac=0.2)
+    q, k, v = (torch.randn(2, h, num_keys, 64) for h in (4, 2, 2))
+    state = sw.SketchWalkState(cfg)
+    t = num_keys - 1
+    sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], 0, state)
+    out = sw.sketchwalk_attention(q[:, :, t:], k, v, 0, state)
+    # Reference: keys4's rule per group on the scorer's masses, float64 masked attention.
+    keep, _, _ = R.select_blocks_keys4(
+        group_scores(q[:, :, t:], k, 0, state), None, *cfg.decode_fracs()
+    )
+    mask = keep.repeat_interleave(64, dim=-1)[..., :num_keys].unsqueeze(2)  # [B, Hkv, 1, Tk]
+    want, _ = R.masked_attention(q[:, :, t:], k, v, mask)
+    torch.testing.assert_close(out.double(), want, atol=1e-5, rtol=1e-5)
+    # The two groups keep different blocks here: one selection per group, not per layer.
+    if num_keys > 1000:
+        assert not torch.equal(keep[:, 0], keep[:, 1])
+    bad = lambda q, k, i, s: group_scores(q, k, i, s)[:, :1, :-1]  # noqa: E731
+    sw.scorers.register_decode_scorer("test_groups_bad", bad)
+    state = sw.SketchWalkState(dataclasses.replace(cfg, decode_scorer="test_groups_bad"))
+    sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], 0, state)
+    assert_raises_naming(lambda: sw.sketchwalk_attention(q[:, :, t:], k, v, 0, state), "float32")
+
+
 def test_scorer_config_refusals(sw):
     assert_raises_naming(lambda: sw.SketchWalkConfig(prefill_scorer="nope"), "prefill_scorer")
     assert_raises_naming(lambda: sw.SketchWalkConfig(decode_scorer="nope"), "decode_scorer")

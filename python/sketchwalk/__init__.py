@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (limits: the kernels' sizes)
     limits,
     ops,
     scorers,
+    soft_lsh,
 )
 from ._build_info import VERSION as __version__
 from .attention import sketchwalk_attention
@@ -23,6 +24,8 @@ from .paged import PagedKeys4Cache, sketchwalk_attention_paged
 from .plan import StepPlan
 from .ragged import sketchwalk_attention_varlen
 from .state import SketchWalkState
+
+soft_lsh.register()  # decode_scorer="socket" (soft_lsh.py)
 
 __all__ = [
     "SketchWalkConfig",

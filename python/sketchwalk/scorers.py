@@ -24,11 +24,14 @@ BUILTIN_DECODE_SCORERS = ("keys4", "walk")
 # ceil(Tk/64)]: higher ranks first; queries end at the last key (Tq < Tk for a chunk). `state` is
 # the sequence's SketchWalkState (a scorer may carry what it needs between layers there).
 PrefillScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
-# fn(q [B, Hq, 1, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, 1, ceil(Tk/64)].
+# fn(q [B, Hq, 1, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, 1, ceil(Tk/64)]
+# (one selection for the layer, select_blocks' rule) or [B, Hkv, ceil(Tk/64)] (one per KV group,
+# select_blocks_keys4's rule with the decode knobs, as the keys4 scorer's).
 DecodeScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
 
 _PREFILL: dict[str, PrefillScorer] = {}
 _DECODE: dict[str, DecodeScorer] = {}
+_NEEDS_VALUES: set[str] = set()  # decode scorers called with the values too (v=...)
 
 
 def register_prefill_scorer(name: str, fn: PrefillScorer) -> None:
@@ -38,11 +41,22 @@ def register_prefill_scorer(name: str, fn: PrefillScorer) -> None:
     _PREFILL[name] = fn
 
 
-def register_decode_scorer(name: str, fn: DecodeScorer) -> None:
-    """Make `name` a decode_scorer (replacing a registered one of that name)."""
+def register_decode_scorer(name: str, fn: DecodeScorer, *, needs_values: bool = False) -> None:
+    """Make `name` a decode_scorer (replacing a registered one of that name). With
+    `needs_values`, fn is called with the step's values too: fn(q, k, layer_idx, state, v=v)."""
     if name in BUILTIN_DECODE_SCORERS:
         raise ValueError(f"register_decode_scorer: {name!r} is built in")
     _DECODE[name] = fn
+    if needs_values:
+        _NEEDS_VALUES.add(name)
+    else:
+        _NEEDS_VALUES.discard(name)
+
+
+def decode_scores(name: str, q, k, v, layer_idx: int, state) -> torch.Tensor:
+    """The registered decode scorer `name`'s block scores of a step."""
+    fn = decode_scorer(name)
+    return fn(q, k, layer_idx, state, v=v) if name in _NEEDS_VALUES else fn(q, k, layer_idx, state)
 
 
 def prefill_scorer_names() -> tuple[str, ...]:
