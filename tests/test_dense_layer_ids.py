@@ -26,7 +26,7 @@ def test_knob_validated_and_normalized(sw):
     hash(cfg)  # frozen and hashable, also when built from a JSON list
     assert [cfg.is_dense_layer(i) for i in range(7)] == [1, 1, 0, 1, 0, 1, 0]
     assert sw.SketchWalkConfig().dense_layer_ids == ()
-    for bad in ([-1], [1.5], [True], "3"):
+    for bad in ([-1], [1.5], [True], "3", 3, (i for i in [3])):
         with pytest.raises(ValueError, match="dense_layer_ids"):
             sw.SketchWalkConfig(dense_layer_ids=bad)
 

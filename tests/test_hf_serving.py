@@ -83,8 +83,6 @@ def test_sparse_requests_answer_as_alone(model):
             torch.tensor([ids]), generation_config=gen_config(), attention_mask=None
         )[0, len(ids) :].tolist()
         assert together[f"req_{i}"] == alone, i
-    densities = sketchwalk.integrations.hf.last_density(model, "prefill")
-    assert densities and all(d < 1.0 for d in densities.values())  # the sparse layers dropped
     assert hf_serving.active_requests() == []
 
 
@@ -97,6 +95,11 @@ def test_cancelled_request_is_freed_and_the_others_are_served(model):
     manager.start()
     try:
         ids = [manager.add_request(p, max_new_tokens=40) for p in prompts()]
+        for _ in range(600):  # cancel request 3 once it holds a selection state (running)
+            if ids[3] in hf_serving.active_requests():
+                break
+            threading.Event().wait(0.05)
+        assert ids[3] in hf_serving.active_requests()
         manager.cancel_request(ids[3])
         done, deadline = {}, threading.Event()
         timer = threading.Timer(300, deadline.set)
@@ -121,9 +124,16 @@ def test_bad_settings_are_refused(model):
         hf_serving.serving_config(scheduler_type="fifo")
     with pytest.raises(ValueError, match="no field"):
         hf_serving.serving_config(not_a_field=1)
+    with pytest.raises(ValueError, match="cpu_offload_space"):
+        hf_serving.serving_config(cpu_offload_space=1.0)
+    with pytest.raises(ValueError, match="decode_scorer"):
+        hf_serving.enable(model, sketchwalk.SketchWalkConfig.paper())
+    with pytest.raises(NotImplementedError, match="sparse_decode"):
+        hf_serving.enable(model, sparse_decode=False)
     q = torch.zeros(1, 4, 2, 64)
     kv = torch.zeros(1, 2, 2, 64)
     kwargs = dict(cu_seq_lens_q=torch.tensor([0, 2]), block_table=torch.zeros(1, 1))
+    hf_serving.enable(model)  # (the refusals above may leave another config on the model)
     attn = model.model.layers[0].self_attn
     with pytest.raises(NotImplementedError, match="block table"):
         hf_serving.cb_attention(attn, q, kv, kv, kwargs)
@@ -152,4 +162,24 @@ def test_bad_requests_fail_alone_and_the_others_are_served(model):
     assert "empty prompt" in done["empty"].error
     assert "more than the whole cache holds" in done["too_long"].error
     assert all(done[g].error is None and len(done[g].generated_tokens) == 4 for g in good)
+    assert hf_serving.active_requests() == []
+
+
+def test_several_sequences_per_request_are_refused_alone(model):
+    cb = hf_serving.enable(model, sketchwalk.SketchWalkConfig(kblocks_frac=0.1), **engine())
+    gen = transformers.GenerationConfig(
+        max_new_tokens=4, do_sample=True, num_return_sequences=2, eos_token_id=-1, pad_token_id=0
+    )
+    manager = model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb)
+    manager.start()
+    try:
+        rid = manager.add_request(prompts()[1], max_new_tokens=4)
+        result = None
+        for _ in range(120):
+            result = manager.get_result(timeout=0.5)
+            if result is not None and result.request_id == rid:
+                break
+    finally:
+        manager.stop(block=True)
+    assert result is not None and "several sequences" in (result.error or "")
     assert hf_serving.active_requests() == []

@@ -77,7 +77,7 @@ def group_scores(q, k, layer_idx, state):
 def test_registered_decode_scorer_per_kv_group(sw, num_keys):
     import reference as R
 
-    sw.scorers.register_decode_scorer("test_groups", group_scores)
+    sw.scorers.register_decode_scorer("test_groups", group_scores, per_kv_group=True)
     cfg = sw.SketchWalkConfig(dense_layers=0, decode_scorer="test_groups", decode_kblocks_frac=0.2)
     q, k, v = (torch.randn(2, h, num_keys, 64) for h in (4, 2, 2))
     state = sw.SketchWalkState(cfg)
@@ -86,7 +86,7 @@ def test_registered_decode_scorer_per_kv_group(sw, num_keys):
     out = sw.sketchwalk_attention(q[:, :, t:], k, v, 0, state)
     # Reference: keys4's rule per group on the scorer's masses, float64 masked attention.
     keep, _, _ = R.select_blocks_keys4(
-        group_scores(q[:, :, t:], k, 0, state), None, *cfg.decode_fracs()
+        group_scores(q[:, :, t:], k, 0, state), torch.full((2,), num_keys), *cfg.decode_fracs()
     )
     mask = keep.repeat_interleave(64, dim=-1)[..., :num_keys].unsqueeze(2)  # [B, Hkv, 1, Tk]
     want, _ = R.masked_attention(q[:, :, t:], k, v, mask)
@@ -95,7 +95,7 @@ def test_registered_decode_scorer_per_kv_group(sw, num_keys):
     if num_keys > 1000:
         assert not torch.equal(keep[:, 0], keep[:, 1])
     bad = lambda q, k, i, s: group_scores(q, k, i, s)[:, :1, :-1]  # noqa: E731
-    sw.scorers.register_decode_scorer("test_groups_bad", bad)
+    sw.scorers.register_decode_scorer("test_groups_bad", bad, per_kv_group=True)
     state = sw.SketchWalkState(dataclasses.replace(cfg, decode_scorer="test_groups_bad"))
     sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], 0, state)
     assert_raises_naming(lambda: sw.sketchwalk_attention(q[:, :, t:], k, v, 0, state), "float32")

@@ -38,14 +38,23 @@ def test_decode_steps_attend_the_blocks_the_reference_picks(sw, device):
         kk, vv = k[:, :, : t + 1], v[:, :, : t + 1]
         out = sw.sketchwalk_attention(q[:, :, t : t + 1], kk, vv, 0, state)
         scores = R.socket_block_scores(q[:, :, t : t + 1], kk, vv, planes, 0.3).float()
-        keep, _, _ = R.select_blocks_keys4(scores, None, *cfg.decode_fracs())
+        keep, _, _ = R.select_blocks_keys4(scores, torch.full((1,), t + 1), *cfg.decode_fracs())
         mask = keep.repeat_interleave(64, dim=-1)[..., : t + 1].unsqueeze(2)
         want, _ = R.masked_attention(q[:, :, t : t + 1], kk, vv, mask)
         torch.testing.assert_close(out.double(), want, atol=1e-5, rtol=1e-5)
-    codes, norms = sw.soft_lsh._KEYS[state][0]  # grown one key per step, as hashed anew
+    codes, norms, _ = sw.soft_lsh._KEYS[state][0]  # grown one key per step, as hashed anew
     assert torch.equal(codes, sw.soft_lsh.hash_keys(k, planes))
     torch.testing.assert_close(norms, v.float().norm(dim=-1))
     assert 0 < state.last_density[0] < 1
+    # A new sequence of the same length on the reset state: no code of the old one is reused.
+    state.reset()
+    q2, k2, v2 = (torch.randn_like(x) for x in (q, k, v))
+    t = t0 + steps - 1
+    sw.sketchwalk_attention(q2[:, :, :t], k2[:, :, :t], v2[:, :, :t], 0, state)
+    fresh = sw.SketchWalkState(cfg)
+    sw.sketchwalk_attention(q2[:, :, :t], k2[:, :, :t], v2[:, :, :t], 0, fresh)
+    step = (q2[:, :, t:], k2, v2, 0)
+    assert torch.equal(sw.sketchwalk_attention(*step, state), sw.sketchwalk_attention(*step, fresh))
 
 
 def test_needs_values_and_a_known_name(sw):

@@ -150,13 +150,13 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
             time.sleep(max(0.0, due - time.perf_counter()))
             req = dict(requests[i % len(requests)])
             req["id"] = f"{req['id']}_{i}"
+            req["arrival"] = time.perf_counter()
             manager.add_request(
                 req["ids"],
                 request_id=req["id"],
                 max_new_tokens=args.new_tokens,
                 record_timestamps=True,
             )
-            req["arrival"] = time.perf_counter()
             submitted[req["id"]] = req
             i += 1
             if args.faults and i == max(1, len(requests) // 2) and not faults:
@@ -200,7 +200,9 @@ def inject_faults(args, manager, requests) -> dict[str, dict]:
     was submitted, sent mid-run: each must be refused or cleaned up while the other requests
     keep being served (summarize reads their outcome)."""
     out = {}
-    too_long = requests[0]["ids"] * (1 + args.cache_tokens_hint // max(1, len(requests[0]["ids"])))
+    # Longer than the whole cache: num_blocks x page_size when given, else --cache-tokens-hint.
+    capacity = args.num_blocks * args.page_size if args.num_blocks else args.cache_tokens_hint
+    too_long = requests[0]["ids"] * (1 + capacity // max(1, len(requests[0]["ids"])))
     for name, ids in (("too_long", too_long), ("empty", []), ("cancel", requests[-1]["ids"])):
         rid = f"fault_{name}"
         try:
@@ -226,8 +228,8 @@ def summarize(method, submitted, results, memory, faults, tok, t0) -> dict:
         toks = r.generated_tokens
         generated += len(toks)
         stamps = r.timestamps or []
-        if stamps:
-            ttft.append(stamps[0] - r.created_time)
+        if stamps:  # from the request's arrival (a request the engine restarted keeps it)
+            ttft.append(stamps[0] - req["arrival"])
             finish.append(stamps[-1])
             if len(stamps) > 1:
                 tpot.append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
@@ -311,7 +313,7 @@ def main() -> None:
         "--cache-tokens-hint",
         type=int,
         default=1 << 20,
-        help="a prompt longer than this is 'too long' for --faults",
+        help="--faults' too-long prompt exceeds this many tokens (without --num-blocks)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="stem of the .json / .md written")

@@ -500,21 +500,21 @@ def _decode_registered(
     cfg = state.config
     num_keys = k.shape[2]
     scores = scorers.decode_scores(cfg.decode_scorer, q, k, v, layer_idx, state)
-    batch, num_kv_heads, width = q.shape[0], k.shape[1], -(-num_keys // cfg.block_size)
-    shapes = ((batch, 1, width), (batch, num_kv_heads, width))
-    if tuple(scores.shape) not in shapes or scores.dtype != torch.float32:
+    per_group = scorers.decode_scorer_per_kv_group(cfg.decode_scorer)
+    want = (q.shape[0], k.shape[1] if per_group else 1, -(-num_keys // cfg.block_size))
+    if tuple(scores.shape) != want or scores.dtype != torch.float32:
         raise ValueError(
-            f"decode_scorer {cfg.decode_scorer!r} must return float32 {shapes[0]} (one "
-            f"selection for the layer) or {shapes[1]} (one per KV group), got "
+            f"decode_scorer {cfg.decode_scorer!r} must return float32 {want}"
+            f"{' (one row per KV group)' if per_group else ''}, got "
             f"{scores.dtype} {tuple(scores.shape)}"
         )
     args = SelectionArgs.decode(cfg, num_keys)
-    if scores.shape[1] == 1:
+    if not per_group:
         block_index, num_selected = ops.select_blocks(
             scores, *args.select_blocks_args(1, num_keys, cfg.block_size)
         )
     else:  # per KV group: keys4's rule (the same sink / window / quantile per group)
-        seq_lens = torch.full((batch,), num_keys, dtype=torch.int32, device=q.device)
+        seq_lens = torch.full((q.shape[0],), num_keys, dtype=torch.int32, device=q.device)
         block_index, num_selected = ops.select_blocks_keys4(
             scores.contiguous(), seq_lens, *args.keys4_fracs(), False
         )

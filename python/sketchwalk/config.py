@@ -139,10 +139,10 @@ class SketchWalkConfig:
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
         ids = self.dense_layer_ids
-        if isinstance(ids, (str, bytes)) or not all(
+        if not isinstance(ids, (tuple, list, set, frozenset)) or not all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids
         ):
-            raise ValueError(f"dense_layer_ids must be layer indices >= 0, got {ids!r}")
+            raise ValueError(f"dense_layer_ids must be a tuple of layer indices >= 0, got {ids!r}")
         # A sorted tuple (a list from JSON stays hashable and compares equal).
         object.__setattr__(self, "dense_layer_ids", tuple(sorted(set(ids))))
         if self.decode_scorer not in scorers.decode_scorer_names():

@@ -25,13 +25,14 @@ BUILTIN_DECODE_SCORERS = ("keys4", "walk")
 # the sequence's SketchWalkState (a scorer may carry what it needs between layers there).
 PrefillScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
 # fn(q [B, Hq, 1, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, 1, ceil(Tk/64)]
-# (one selection for the layer, select_blocks' rule) or [B, Hkv, ceil(Tk/64)] (one per KV group,
-# select_blocks_keys4's rule with the decode knobs, as the keys4 scorer's).
+# (one selection for the layer, select_blocks' rule), or [B, Hkv, ceil(Tk/64)] when registered
+# per_kv_group (one per KV group, select_blocks_keys4's rule with the decode knobs, as keys4's).
 DecodeScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
 
 _PREFILL: dict[str, PrefillScorer] = {}
 _DECODE: dict[str, DecodeScorer] = {}
 _NEEDS_VALUES: set[str] = set()  # decode scorers called with the values too (v=...)
+_PER_KV_GROUP: set[str] = set()  # decode scorers returning one row per KV group
 
 
 def register_prefill_scorer(name: str, fn: PrefillScorer) -> None:
@@ -41,16 +42,26 @@ def register_prefill_scorer(name: str, fn: PrefillScorer) -> None:
     _PREFILL[name] = fn
 
 
-def register_decode_scorer(name: str, fn: DecodeScorer, *, needs_values: bool = False) -> None:
+def register_decode_scorer(
+    name: str, fn: DecodeScorer, *, needs_values: bool = False, per_kv_group: bool = False
+) -> None:
     """Make `name` a decode_scorer (replacing a registered one of that name). With
-    `needs_values`, fn is called with the step's values too: fn(q, k, layer_idx, state, v=v)."""
+    `needs_values`, fn is called with the step's values too: fn(q, k, layer_idx, state, v=v).
+    With `per_kv_group`, fn returns [B, Hkv, ceil(Tk/64)], selected per KV group by keys4's
+    rule; else [B, 1, ceil(Tk/64)], one selection for the layer by select_blocks' rule."""
     if name in BUILTIN_DECODE_SCORERS:
         raise ValueError(f"register_decode_scorer: {name!r} is built in")
     _DECODE[name] = fn
-    if needs_values:
-        _NEEDS_VALUES.add(name)
-    else:
-        _NEEDS_VALUES.discard(name)
+    for flag, names in ((needs_values, _NEEDS_VALUES), (per_kv_group, _PER_KV_GROUP)):
+        if flag:
+            names.add(name)
+        else:
+            names.discard(name)
+
+
+def decode_scorer_per_kv_group(name: str) -> bool:
+    """Whether the registered decode scorer `name` ranks blocks per KV group."""
+    return name in _PER_KV_GROUP
 
 
 def decode_scores(name: str, q, k, v, layer_idx: int, state) -> torch.Tensor:

@@ -101,17 +101,25 @@ def score(q, k, layer_idx: int, state, v=None) -> torch.Tensor:
     planes_ = hyperplanes(k.shape[-1], state.config.seed, k.device)
     layers = _KEYS.setdefault(state, {})
     num_keys = k.shape[2]
+    # The codes belong to the layer's decode state: a prefill or chunk replaces that object (and
+    # reset() drops it), so codes kept for another sequence are never reused.
+    owner = state.layers.get(layer_idx)
     kept = layers.get(layer_idx)
-    if kept is not None and kept[0].shape[2] == num_keys - 1 and kept[0].shape[:2] == k.shape[:2]:
+    if (
+        kept is not None
+        and kept[2] is owner
+        and kept[0].shape[2] == num_keys - 1
+        and kept[0].shape[:2] == k.shape[:2]
+    ):
         codes = torch.cat([kept[0], hash_keys(k[:, :, -1:], planes_)], dim=2)
         norms = torch.cat([kept[1], v[:, :, -1:].float().norm(dim=-1)], dim=2)
     else:  # a first step after a prefill, or keys this state has not seen: hash them all
         codes, norms = hash_keys(k, planes_), v.float().norm(dim=-1)
-    layers[layer_idx] = (codes, norms)
+    layers[layer_idx] = (codes, norms, owner)
     return block_scores(query_probs(q, planes_), codes, norms, state.config.block_size)
 
 
 def register() -> None:
     from . import scorers
 
-    scorers.register_decode_scorer(NAME, score, needs_values=True)
+    scorers.register_decode_scorer(NAME, score, needs_values=True, per_kv_group=True)

@@ -208,7 +208,8 @@ def sketchwalk_attention_forward(
         raise NotImplementedError(
             f"sketchwalk: softmax scale {scaling} differs from 1/sqrt(head_dim) = {head_dim**-0.5}"
         )
-    if "cu_seq_lens_q" in kwargs:  # a packed step of transformers' continuous batching
+    if "cu_seq_lens_q" in kwargs and ("write_index" in kwargs or "block_table" in kwargs):
+        # a packed step of transformers' continuous batching (its cache indices come with it)
         from . import hf_serving
 
         return hf_serving.cb_attention(module, query, key, value, kwargs), None

@@ -146,11 +146,19 @@ def _check_request(state, cache) -> None:
     prompt = getattr(state, "initial_tokens", None) or getattr(state, "prompt_ids", None) or []
     if len(prompt) == 0:
         raise ValueError(f"sketchwalk: request {state.request_id!r} has an empty prompt")
+    if getattr(state, "num_children", 0):
+        # The engine forks such a request after its prefill and hands the copies its cache,
+        # past any scheduler hook: they would arrive with keys no selection state has seen.
+        raise ValueError(
+            f"sketchwalk: request {state.request_id!r} asks for several sequences "
+            "(num_return_sequences > 1); continuous batching with Sketch&Walk serves one"
+        )
     # Tokens the whole cache holds: max_tokens_read (5.25), else num_blocks x block_size (5.17).
     capacity = getattr(cache, "max_tokens_read", None) or (
         getattr(cache, "num_blocks", 0) * getattr(cache, "block_size", 0)
     )
-    need = len(prompt) + (getattr(state, "max_new_tokens", None) or 0)
+    # The last generated token is never written to the cache.
+    need = len(prompt) + max(0, (getattr(state, "max_new_tokens", None) or 0) - 1)
     if capacity and need > capacity:
         raise ValueError(
             f"sketchwalk: request {state.request_id!r} needs {need} cache tokens (prompt "
@@ -216,6 +224,18 @@ def serving_config(**overrides):
     for name in ("use_cuda_graph", "use_async_batching", "allow_block_sharing"):
         if settings[name]:
             raise ValueError(f"serving_config: {name} must be off for Sketch&Walk (module doc)")
+    # Offloading hands a request back to the scheduler as finished and restores it later with its
+    # cache (its selection state would be gone); compiling runs warm-up forwards with no batch.
+    for name, off in (
+        ("cpu_offload_space", 0),
+        ("default_compile_level", 0),
+        ("varlen_compile_config", None),
+        ("decode_compile_config", None),
+    ):
+        if name in settings and settings[name] not in (off, None, 0.0):
+            raise ValueError(
+                f"serving_config: {name} must stay {off!r} for Sketch&Walk, got {settings[name]!r}"
+            )
     return ContinuousBatchingConfig(**settings)
 
 
@@ -225,7 +245,25 @@ def enable(model, config=None, *, sparse_decode: bool = True, **cb_overrides):
     init_continuous_batching (serving_config(**cb_overrides))."""
     from . import hf
 
-    hf.configure(model, config, sparse_decode=sparse_decode)
+    if not sparse_decode:
+        raise NotImplementedError(
+            "hf_serving.enable: dense decode steps (sparse_decode=False) are not served by "
+            "continuous batching yet"
+        )
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    text = text or model.config
+    if getattr(text, "sliding_window", None) or "sliding_attention" in (
+        getattr(text, "layer_types", None) or ()
+    ):
+        raise NotImplementedError(
+            "hf_serving.enable: models with sliding-window layers are not supported"
+        )
+    cfg = hf.configure(model, config, sparse_decode=True)
+    if cfg.decode_scorer != "keys4":
+        raise ValueError(
+            f"hf_serving.enable: continuous batching runs the ragged step, which keeps the keys4 "
+            f"decode state: decode_scorer must be 'keys4', got {cfg.decode_scorer!r}"
+        )
     _install()
     return serving_config(**cb_overrides)
 
@@ -309,6 +347,8 @@ def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
         session.plan_states = states
     session.last_layer = layer_idx
     plan = session.plan
+    if layer_idx == module.config.num_hidden_layers - 1:  # the forward's last layer
+        session.batch_ids = None  # a later packed call without a scheduled batch is refused
     q = query[0].transpose(0, 1)[: plan.total_q]
     out = ragged.sketchwalk_attention_varlen(
         q,
