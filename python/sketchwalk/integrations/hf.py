@@ -585,10 +585,15 @@ def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = 
     return cfg
 
 
+def text_config(model):
+    """The config of the model's text decoder (the model's own for a text-only model)."""
+    mc = model.config
+    return getattr(mc, "get_text_config", lambda: mc)()
+
+
 def _check_model_supported(model) -> None:
     """Refuse, when configured rather than mid-forward, a model the kernels cannot serve."""
-    mc = model.config
-    text = getattr(mc, "get_text_config", lambda: mc)()
+    text = text_config(model)
     heads = getattr(text, "num_attention_heads", None)
     head_dim = getattr(text, "head_dim", None) or (
         text.hidden_size // heads if heads and getattr(text, "hidden_size", None) else None

@@ -250,8 +250,7 @@ def enable(model, config=None, *, sparse_decode: bool = True, **cb_overrides):
             "hf_serving.enable: dense decode steps (sparse_decode=False) are not served by "
             "continuous batching yet"
         )
-    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
-    text = text or model.config
+    text = hf.text_config(model)
     if getattr(text, "sliding_window", None) or "sliding_attention" in (
         getattr(text, "layer_types", None) or ()
     ):
@@ -268,8 +267,8 @@ def enable(model, config=None, *, sparse_decode: bool = True, **cb_overrides):
     return serving_config(**cb_overrides)
 
 
-def _packed_lengths(kwargs) -> tuple[list[int], list[int], int]:
-    """Host query and key counts per row from the varlen kwargs, and the rows' total queries."""
+def _packed_lengths(kwargs) -> tuple[list[int], list[int]]:
+    """Host query and key counts per row from the varlen kwargs (a read from the device)."""
     cu_q = kwargs["cu_seq_lens_q"]
     cu_k = kwargs["cu_seq_lens_k"]
     if isinstance(cu_k, dict):  # hybrid models: one per layer type (5.17)
@@ -277,7 +276,7 @@ def _packed_lengths(kwargs) -> tuple[list[int], list[int], int]:
     cq, ck = cu_q.tolist(), cu_k.tolist()
     q_lens = [b - a for a, b in zip(cq, cq[1:])]
     k_lens = [b - a for a, b in zip(ck, ck[1:])]
-    return q_lens, k_lens, cq[-1]
+    return q_lens, k_lens
 
 
 def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
@@ -325,7 +324,7 @@ def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
                     f"keys) do not fit the step ({query.shape[2]} queries, {key.shape[0]} keys)"
                 )
         else:
-            q_lens, k_lens, _ = _packed_lengths(kwargs)
+            q_lens, k_lens = _packed_lengths(kwargs)
         if len(q_lens) != len(session.batch_ids):
             raise RuntimeError(
                 f"sketchwalk: the batch has {len(q_lens)} rows but the scheduler scheduled "
