@@ -29,7 +29,7 @@ fi
 
 if has test; then
   start=$(date +%s)
-  python3 -m pytest ${TEST_FILES:-tests} -m gpu -q -ra -x -p no:cacheprovider ${PYTEST_ARGS:-} > "$OUT/pytest-gpu.log" 2>&1
+  python3 -m pytest ${TEST_FILES:-tests} -m gpu -q -ra ${PYTEST_X--x} -p no:cacheprovider ${PYTEST_ARGS:-} > "$OUT/pytest-gpu.log" 2>&1
   rc=$?; status=$(( status | rc ))
   echo "== GPU tests rc=$rc in $(( $(date +%s) - start )) s"
   grep -E "passed|failed|FAILED|ERROR" "$OUT/pytest-gpu.log" | tail -25

@@ -6,22 +6,28 @@ import sys
 
 import pytest
 
+from conftest import device_params
+
 pytest.importorskip("transformers.generation.continuous_batching")
 
 
-def test_serving_bench_smoke(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", device_params())
+def test_serving_bench_smoke(tmp_path, monkeypatch, device):
     from bench.python import bench_serving
 
     out = tmp_path / "serving"
     argv = "--random --requests 3 --min-tokens 64 --max-tokens 300 --new-tokens 4 --rate 0 "
     argv += "--max-batch-tokens 256 --page-size 64 --num-blocks 64 --faults "
-    argv += f"--cache-tokens-hint 4096 --drain-timeout 120 --methods sketchwalk --out {out}"
+    argv += "--cache-tokens-hint 4096 --drain-timeout 120 --methods sketchwalk "
+    argv += f"--device {device} --out {out}"
     monkeypatch.setattr(sys, "argv", ["bench_serving", *argv.split()])
     bench_serving.main()
     result = json.loads(out.with_suffix(".json").read_text())
     (m,) = result["methods"]
     assert (m["requests"], m["finished"], m["lost"], m["states_left"]) == (3, 3, 0, [])
     assert m["generated_tokens"] == 12 and m["engine_alive_at_end"]
+    # Recorded for both phases (None when nothing was); prompts this short keep about all.
+    assert 0.0 < m["density"]["prefill"] <= 1.0 and 0.0 < m["density"]["decode"] <= 1.0
     assert "empty prompt" in m["faults"]["fault_empty"]["outcome"]
     assert "whole cache" in m["faults"]["fault_too_long"]["outcome"]
     assert "| sketchwalk |" in out.with_suffix(".md").read_text()

@@ -14,13 +14,18 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("transformers.generation.continuous_batching")
 
 import sketchwalk  # noqa: E402
+from conftest import device_params  # noqa: E402
 from sketchwalk.integrations import hf_serving  # noqa: E402
 
 LENS = (300, 70, 1, 650)  # 300 and 650 cross the 256-token batches: chunked prefill
 
 
-@pytest.fixture(scope="module")
-def model():
+@pytest.fixture(scope="module", params=device_params())
+def model(request):
+    """The random Llama in float32 on each device (CUDA: the kernels' float32 path, so that
+    token-for-token comparisons are not decided by 16-bit rounding)."""
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
         vocab_size=128,
@@ -31,7 +36,7 @@ def model():
         num_key_value_heads=2,
         max_position_embeddings=2048,
     )
-    return transformers.LlamaForCausalLM(cfg).eval()
+    return transformers.LlamaForCausalLM(cfg).to(request.param).eval()
 
 
 def prompts():
@@ -80,7 +85,9 @@ def test_sparse_requests_answer_as_alone(model):
     together = run_batch(model, hf_serving.enable(model, cfg, **engine(max_batch_tokens=2048)))
     for i, ids in enumerate(prompts()):
         alone = model.generate(
-            torch.tensor([ids]), generation_config=gen_config(), attention_mask=None
+            torch.tensor([ids], device=model.device),
+            generation_config=gen_config(),
+            attention_mask=None,
         )[0, len(ids) :].tolist()
         assert together[f"req_{i}"] == alone, i
     assert hf_serving.active_requests() == []

@@ -26,6 +26,7 @@ integrations/hf_serving.py), the same page size, batch-token budget and cache si
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import threading
@@ -129,6 +130,14 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
     gen = GenerationConfig(
         max_new_tokens=args.new_tokens, do_sample=False, eos_token_id=stop_ids, pad_token_id=0
     )
+    if args.warmup_tokens:  # first-call costs (kernel loads, allocator growth) out of the timing
+        model.generate_batch(
+            [r["ids"][: args.warmup_tokens] for r in requests[:2]],
+            generation_config=gen,
+            continuous_batching_config=cb_config(args, method, model),
+            progress_bar=False,
+        )
+    hf_serving.record_densities(method != "dense")
     manager = model.init_continuous_batching(
         generation_config=gen, continuous_batching_config=cb_config(args, method, model)
     )
@@ -192,7 +201,29 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
         )
     summary = summarize(method, submitted, results, memory.samples, faults, tok, t0)
     summary["engine_alive_at_end"] = alive
+    dense = dict(prefill=1.0, decode=1.0)
+    summary["density"] = dense if method == "dense" else achieved_density(hf_serving.density_log())
+    hf_serving.record_densities(False)
+    del manager
+    gc.collect()
+    if args.device.startswith("cuda"):
+        torch.cuda.empty_cache()
     return summary
+
+
+def achieved_density(log: list) -> dict:
+    """The kept fraction the sparse layers actually computed (hf_serving.density_log()): prefill
+    and chunk rows weighted by their causal area, decode steps averaged (None: none recorded)."""
+    num = {"prefill": 0.0, "decode": 0.0}
+    den = {"prefill": 0.0, "decode": 0.0}
+    for phase, area, kept in log:
+        if not kept:
+            continue
+        mean = float(torch.stack([k.float().cpu() for k in kept]).mean())
+        key, weight = ("decode", 1.0) if phase == "decode" else ("prefill", float(area))
+        num[key] += mean * weight
+        den[key] += weight
+    return {k: (num[k] / den[k] if den[k] else None) for k in num}
 
 
 def inject_faults(args, manager, requests) -> dict[str, dict]:
@@ -277,8 +308,8 @@ def markdown(result: dict) -> str:
         f"transformers {result['transformers']}.",
         "",
         "| method | out tok/s | TTFT p50 / p99 (s) | TPOT p50 / p99 (ms) | correct | crossed | "
-        "lost | peak mem (GB) | states left |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "lost | peak mem (GB) | states left | density prefill / decode |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in rows:
         lines.append(
@@ -286,7 +317,8 @@ def markdown(result: dict) -> str:
             f"{cell(m['ttft_p50_s'])} / {cell(m['ttft_p99_s'])} | "
             f"{cell(m['tpot_p50_s'], 1e3, '{:.1f}')} / {cell(m['tpot_p99_s'], 1e3, '{:.1f}')} | "
             f"{m['answers_correct']} | {m['answers_crossed']} | {m['lost']} | "
-            f"{cell(m['peak_memory_bytes'], 1e-9, '{:.2f}')} | {len(m['states_left'])} |"
+            f"{cell(m['peak_memory_bytes'], 1e-9, '{:.2f}')} | {len(m['states_left'])} | "
+            f"{cell(m['density']['prefill'])} / {cell(m['density']['decode'])} |"
         )
     return "\n".join(lines)
 
@@ -309,6 +341,12 @@ def main() -> None:
     p.add_argument("--page-size", type=int, default=256)
     p.add_argument("--num-blocks", type=int, default=0, help="cache pages (0: the engine's)")
     p.add_argument("--faults", action="store_true")
+    p.add_argument(
+        "--warmup-tokens",
+        type=int,
+        default=1024,
+        help="before each method's timed run, two requests of this many prompt tokens (0: none)",
+    )
     p.add_argument(
         "--cache-tokens-hint",
         type=int,
@@ -347,9 +385,9 @@ def main() -> None:
     for method in args.methods.split(","):
         result["methods"].append(run_method(args, model, tok, method.strip(), requests))
         print(markdown(result), flush=True)
-    if args.out:
-        Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
-        Path(args.out + ".md").write_text(markdown(result) + "\n")
+        if args.out:  # after every method: a run stopped by a timeout keeps what it measured
+            Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
+            Path(args.out + ".md").write_text(markdown(result) + "\n")
 
 
 if __name__ == "__main__":

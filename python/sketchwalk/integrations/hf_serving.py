@@ -51,7 +51,15 @@ import torch
 ATTN_IMPLEMENTATION = "sketchwalk"  # the same name as integrations/hf.py: one registration
 SCHEDULER_TYPE = "sketchwalk"
 
-__all__ = ["SCHEDULER_TYPE", "active_requests", "cb_attention", "enable", "serving_config"]
+__all__ = [
+    "SCHEDULER_TYPE",
+    "active_requests",
+    "cb_attention",
+    "density_log",
+    "enable",
+    "record_densities",
+    "serving_config",
+]
 
 
 class _Session:
@@ -65,6 +73,10 @@ class _Session:
         self.plan = None  # the StepPlan of the running forward, built by its first layer
         self.plan_states: list | None = None
         self.last_layer = -1
+        # density_log(): when a list (record_densities()), one (phase, causal area, [kept
+        # fraction of each sparse layer, 0-dim device tensors]) per request and forward,
+        # appended after the forward's last layer; read (and synchronized) only by its reader.
+        self.densities: list | None = [] if _RECORD_DENSITIES[0] else None
 
     def begin_batch(self, request_ids: list[str], lengths: list[tuple[int, int]] | None) -> None:
         """The rows of the next forward: their request ids and, when the engine's request
@@ -78,6 +90,23 @@ class _Session:
 
 
 _CURRENT: list[_Session | None] = [None]  # the session whose batch runs now
+_RECORD_DENSITIES = [False]  # record_densities()
+
+
+def record_densities(on: bool = True) -> None:
+    """Make the managers started from now on record the density each request's rows actually
+    achieved (density_log()). Off by default: a record is kept per request and forward."""
+    _RECORD_DENSITIES[0] = on
+
+
+def density_log() -> list:
+    """The running (or last) manager's density records, one per request and forward, appended
+    after the forward's last layer: (phase, causal area, [0-dim kept fraction of each sparse
+    layer]), phase "prefill", "chunk" or "decode", area the rows' count of causal (query, key)
+    pairs. Nothing is read from the device until the caller reads the tensors. Empty unless
+    record_densities() was on when the manager started."""
+    session = _CURRENT[0]
+    return session.densities if session is not None and session.densities is not None else []
 
 
 def active_requests() -> list[str]:
@@ -279,6 +308,14 @@ def _packed_lengths(kwargs) -> tuple[list[int], list[int]]:
     return q_lens, k_lens
 
 
+def _log_densities(session: _Session, plan, num_layers: int) -> None:
+    for seq, state in zip(plan.sequences, session.plan_states):
+        tq, tk = seq.num_queries, seq.num_keys
+        area = tq * tk - tq * (tq - 1) // 2  # the last tq rows of a causal tk x tk square
+        kept = [state.density_tensor(layer) for layer in range(num_layers)]
+        session.densities.append((seq.phase, area, [d for d in kept if d is not None]))
+
+
 def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
     """One layer of a continuous-batching step (called by hf.sketchwalk_attention_forward, which
     has checked the softmax scale, dropout and softcapping):
@@ -357,6 +394,8 @@ def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
         session.plan_states,
         plan,
     )
+    if session.densities is not None and layer_idx == module.config.num_hidden_layers - 1:
+        _log_densities(session, plan, module.config.num_hidden_layers)
     if query.shape[2] > plan.total_q:  # padded rows past the last request: never read
         out = torch.cat([out, out.new_zeros(query.shape[2] - plan.total_q, *out.shape[1:])])
     return out.unsqueeze(0)
