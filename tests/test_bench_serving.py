@@ -31,3 +31,17 @@ def test_serving_bench_smoke(tmp_path, monkeypatch, device):
     assert "empty prompt" in m["faults"]["fault_empty"]["outcome"]
     assert "whole cache" in m["faults"]["fault_too_long"]["outcome"]
     assert "| sketchwalk |" in out.with_suffix(".md").read_text()
+
+
+def test_serving_bench_profiles_forwards_of_the_engine_thread(tmp_path, monkeypatch):
+    from bench.python import bench_serving
+
+    out = tmp_path / "serving"
+    # 2 requests of 64-200 tokens and 12 new tokens each: at least 12 forwards, 1 + 10 profiled.
+    argv = "--random --requests 2 --min-tokens 64 --max-tokens 200 --new-tokens 12 --rate 0 "
+    argv += "--max-batch-tokens 256 --page-size 64 --num-blocks 64 --warmup-tokens 0 "
+    argv += f"--methods sketchwalk --device cpu --profile --profile-skip 1 --out {out}"
+    monkeypatch.setattr(sys, "argv", ["bench_serving", *argv.split()])
+    bench_serving.main()
+    text = (tmp_path / "serving_sketchwalk_profile.txt").read_text()
+    assert "# sketchwalk: forwards 1..10 (10)" in text and "sketchwalk::sparse_decode" in text

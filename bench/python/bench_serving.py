@@ -293,6 +293,70 @@ def summarize(method, submitted, results, memory, faults, tok, t0) -> dict:
     )
 
 
+class ForwardProfiler:
+    """Profiles forwards [skip, skip + count) of the timed run (the engine calls the model from
+    its own thread, where the profiler must run) and writes their top operators by device time
+    and by host time to <out>_<method>_profile.txt. Those forwards run slower: read the run's
+    timings from an unprofiled run."""
+
+    def __init__(self, model, args, method: str, skip: int = 20, count: int = 10) -> None:
+        self.model, self.args, self.method = model, args, method
+        self.skip, self.count, self.calls, self.prof = skip, count, 0, None
+        self.inner = model.forward
+        model.forward = self.forward
+        # The profiler's backend must first start in this (the main) thread: started first in the
+        # engine's thread it may record nothing there.
+        with torch.profiler.profile(activities=self.activities()):
+            pass
+
+    def activities(self) -> list:
+        acts = [torch.profiler.ProfilerActivity.CPU]
+        if self.args.device.startswith("cuda"):
+            acts.append(torch.profiler.ProfilerActivity.CUDA)
+        return acts
+
+    def forward(self, *a, **kw):
+        if self.calls == self.skip:
+            self.prof = torch.profiler.profile(activities=self.activities())
+            self.prof.__enter__()
+        out = self.inner(*a, **kw)
+        self.calls += 1
+        if self.prof is not None and self.calls == self.skip + self.count:
+            self.finish()
+        return out
+
+    def finish(self) -> None:
+        if self.prof is None:
+            return
+        prof, self.prof = self.prof, None
+        prof.__exit__(None, None, None)
+        table = prof.key_averages()
+        key = "cuda_time_total" if self.args.device.startswith("cuda") else "cpu_time_total"
+        n = self.calls - self.skip
+        text = (
+            f"# {self.method}: forwards {self.skip}..{self.calls - 1} ({n}), top 30 by {key}\n"
+            + table.table(sort_by=key, row_limit=30)
+            + f"\n# {self.method}: top 30 by self CPU time\n"
+            + table.table(sort_by="self_cpu_time_total", row_limit=30)
+        )
+        if self.args.out:
+            Path(f"{self.args.out}_{self.method}_profile.txt").write_text(text)
+        else:
+            print(text)
+
+    def remove(self) -> None:
+        if self.prof is not None:  # the run ended inside the window: stopped here, in another
+            # thread than the one it recorded, the profiler keeps none of its events
+            self.prof.__exit__(None, None, None)
+            self.prof = None
+            note = (
+                f"# {self.method}: the run ended after {self.calls} forwards, inside the window\n"
+            )
+            if self.args.out:
+                Path(f"{self.args.out}_{self.method}_profile.txt").write_text(note)
+        self.model.forward = self.inner
+
+
 def markdown(result: dict) -> str:
     rows = result["methods"]
 
@@ -353,6 +417,12 @@ def main() -> None:
         default=1 << 20,
         help="--faults' too-long prompt exceeds this many tokens (without --num-blocks)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile ten forwards of each timed run and write their top operators",
+    )
+    p.add_argument("--profile-skip", type=int, default=20, help="forwards before the profiled ten")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="stem of the .json / .md written")
     args = p.parse_args()
@@ -383,7 +453,16 @@ def main() -> None:
         methods=[],
     )
     for method in args.methods.split(","):
-        result["methods"].append(run_method(args, model, tok, method.strip(), requests))
+        profiler = (
+            ForwardProfiler(model, args, method.strip(), args.profile_skip)
+            if args.profile
+            else None
+        )
+        try:
+            result["methods"].append(run_method(args, model, tok, method.strip(), requests))
+        finally:
+            if profiler is not None:
+                profiler.remove()
         print(markdown(result), flush=True)
         if args.out:  # after every method: a run stopped by a timeout keeps what it measured
             Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
