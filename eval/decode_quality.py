@@ -130,6 +130,11 @@ METHODS = {
     "rows8_20": Method("rows8_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 8}),
     "rows4_20": Method("rows4_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 4}),
     "rows8_default": Method("rows8_default", {}, scorer="sampled_rows", scorer_args={"rows": 8}),
+    # 4 rows matched the oracle at ~20% on Qwen-1.5B at 8K (bench/RESULTS.md) but cost 16% of
+    # the layer's attention in 16-bit math: fewer rows, and 4 rows at the default budget.
+    "rows2_20": Method("rows2_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 2}),
+    "rows1_20": Method("rows1_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 1}),
+    "rows4_default": Method("rows4_default", {}, scorer="sampled_rows", scorer_args={"rows": 4}),
     # Issue 24: SOCKET's soft-collision decode scorer (soft_lsh.py) in place of keys4, at the
     # defaults and at ~20% (the same decode knobs as keys4's rows: equal decode density).
     "socket": Method("socket", {"decode_scorer": "socket"}),
