@@ -12,6 +12,7 @@
 # /tmp/gpu_assets, which lives as long as the machine stays warm (~30 s between calls).
 #
 #   bash bench/gpu_assets.sh stage wheels assets     # copy carried folders to /tmp/gpu_assets
+#   bash bench/gpu_assets.sh stage serve_wheels      # (the HTTP server's wheels -> /tmp/serve_site)
 #   bash bench/gpu_assets.sh stage smol/part00
 #   bash bench/gpu_assets.sh assemble                # -> /tmp/models/<name>/<file>.gguf, /tmp/site
 #   bash bench/gpu_assets.sh status
@@ -23,6 +24,7 @@ PAYLOAD=${PAYLOAD:-.gpu_payload}
 STAGE=${STAGE:-/tmp/gpu_assets}
 MODELS=${MODELS:-/tmp/models}
 SITE=${SITE:-/tmp/site}
+SERVE_SITE=${SERVE_SITE:-/tmp/serve_site}
 
 manifest() {  # the staged manifest, else the carried one
   for f in "$STAGE/wheels/MANIFEST.tsv" "$PAYLOAD/wheels/MANIFEST.tsv"; do
@@ -93,6 +95,17 @@ print('wheels installed in $SITE (use PYTHONPATH=$SITE):', ', '.join(f'{p} {v(p)
       touch "$SITE/.complete"
     else
       echo "gpu_assets: the wheels in $SITE do not import" >&2; rc=1
+    fi
+  fi
+  # The server of `python -m sketchwalk serve` (gpu_payload.py --serve-wheels), in a site of its own.
+  if [ -d "$STAGE/serve_wheels" ] && [ ! -f "$SERVE_SITE/.complete" ]; then
+    python3 -m pip install -q --no-index --no-deps --disable-pip-version-check --target "$SERVE_SITE" \
+      --upgrade "$STAGE"/serve_wheels/*.whl 2>&1 | grep -v "as the 'root' user" || true
+    if PYTHONPATH=$SERVE_SITE python3 -c "import fastapi, uvicorn, openai, accelerate, requests
+print('serve wheels installed in $SERVE_SITE: fastapi', fastapi.__version__, 'uvicorn', uvicorn.__version__, 'openai', openai.__version__)"; then
+      touch "$SERVE_SITE/.complete"
+    else
+      echo "gpu_assets: the serve wheels in $SERVE_SITE do not import" >&2; rc=1
     fi
   fi
   return $rc

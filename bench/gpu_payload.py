@@ -44,6 +44,13 @@ EVAL_WHEELS = (
     "tenacity==9.2.1",
     "defusedxml==0.7.1",
 )
+# `python -m sketchwalk serve`'s server (pyproject's `serve` extra), for the GPU machine's Python
+# 3.12, with their dependencies; accelerate without its own (torch, numpy, ... are there). They go
+# to a site of their own (gpu_assets.sh: /tmp/serve_site) so they shadow nothing of the eval's.
+SERVE_WHEELS = ("fastapi==0.142.2", "uvicorn==0.54.0", "openai==2.54.0", "requests", "psutil")
+SERVE_NO_DEPS = ("accelerate==1.16.0",)
+GPU_PYTHON = ("--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:")
+GPU_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
 # Room left for the repository itself in a 64 MiB call.
 DEFAULT_CHUNK_MIB = 57
 
@@ -63,6 +70,14 @@ def download_wheels(dest: Path) -> None:
         + ["-d", str(dest), *EVAL_WHEELS],
         check=True,
     )
+
+
+def download_serve_wheels(dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    platforms = [a for p in GPU_PLATFORMS for a in ("--platform", p)]
+    base = [sys.executable, "-m", "pip", "download", "-q", *GPU_PYTHON, *platforms, "-d", str(dest)]
+    subprocess.run(base + list(SERVE_WHEELS), check=True)
+    subprocess.run(base + ["--no-deps", *SERVE_NO_DEPS], check=True)
 
 
 def split_model(name: str, chunk_bytes: int) -> tuple[str, str, str, int, str]:
@@ -142,7 +157,17 @@ def main() -> None:
     parser.add_argument("--ruler-seed", type=int, default=42)
     parser.add_argument("--chunk-mib", type=int, default=DEFAULT_CHUNK_MIB)
     parser.add_argument("--plan", action="store_true", help="print the calls and stop")
+    parser.add_argument(
+        "--serve-wheels",
+        action="store_true",
+        help="only (re)build serve_wheels/ (the server of python -m sketchwalk serve) and stop",
+    )
     args = parser.parse_args()
+    if args.serve_wheels:
+        download_serve_wheels(PAYLOAD / "serve_wheels")
+        size = sum(p.stat().st_size for p in (PAYLOAD / "serve_wheels").iterdir())
+        print(f"serve_wheels: {size / 2**20:.1f} MiB; carry it with wheels and assets (first call)")
+        return
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in assets.MODELS]
     if unknown:

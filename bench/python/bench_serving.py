@@ -69,7 +69,8 @@ def load(args):
 
 
 def make_requests(args, tok) -> list[dict]:
-    """Prompt token ids with their needle (key, value); lengths uniform in [min, max]."""
+    """Prompt token ids (and text) with their needle (key, value); lengths uniform in [min,
+    max]. Also used by bench_serve_http.py (args: requests, min_tokens, max_tokens, seed)."""
     from examples import demo
 
     rng = random.Random(args.seed)
@@ -77,12 +78,13 @@ def make_requests(args, tok) -> list[dict]:
     for i in range(args.requests):
         n = rng.randint(args.min_tokens, args.max_tokens)
         key, value = rng.choice(KEYS), str(rng.randint(1_000_000, 9_999_999))
+        text = None
         if tok is None:
             ids = [rng.randrange(1, 256) for _ in range(n)]
         else:
             text = demo.build_prompt(tok, n, rng.uniform(0.05, 0.95), key, value)
             ids = tok(text, add_special_tokens=False).input_ids
-        out.append(dict(id=f"r{i}", ids=ids, key=key, value=value))
+        out.append(dict(id=f"r{i}", ids=ids, text=text, key=key, value=value))
     return out
 
 

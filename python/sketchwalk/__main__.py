@@ -1,5 +1,7 @@
 """``python -m sketchwalk info``: what this build holds. ``python -m sketchwalk example``:
-a small runnable example (one layer's prefill and a few decode steps vs dense attention)."""
+a small runnable example (one layer's prefill and a few decode steps vs dense attention).
+``python -m sketchwalk serve MODEL ...``: ``transformers serve`` with Sketch&Walk
+(integrations/hf_serve.py)."""
 
 from __future__ import annotations
 
@@ -59,9 +61,20 @@ def _example(num_tokens: int, decode_steps: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # its options are transformers serve's: parsed there
+        import os
+
+        # Run as the launcher module itself, which processes the server spawns import again
+        # (integrations/hf_serve.py: a package's __main__ is not).
+        launcher = "sketchwalk.integrations.hf_serve"
+        os.execv(sys.executable, [sys.executable, "-m", launcher, *argv[1:]])
     parser = argparse.ArgumentParser(prog="python -m sketchwalk")
     sub = parser.add_subparsers(dest="cmd")
     sub.add_parser("info", help="version, torch/CUDA built with, GPU archs compiled in")
+    sub.add_parser("serve", help="transformers serve with Sketch&Walk (serve --help)")
     ex = sub.add_parser("example", help="one layer of Sketch&Walk vs dense attention")
     ex.add_argument("--tokens", type=int, default=4096)
     ex.add_argument("--decode-steps", type=int, default=3)

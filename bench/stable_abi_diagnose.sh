@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Decides where the stable-ABI crash of docs/stable_abi.md lives, on the GPU machine, after
+# bench/stable_abi_backtrace.sh built /tmp/stable: a one-op stable extension that throws, built
+# here against this torch (crashes too: the machine's environment, e.g. an interposed unwinder;
+# raises while sketchwalk crashes: our build); the loaded _C, its dynamic links and exported
+# unwinder symbols, which library binds the unwinder at the throw, and the build's flags.
+set -uo pipefail
+OUT=${OUT:-/tmp/sketchwalk-out}/stable_abi
+mkdir -p "$OUT" /tmp/mini_stable
+cd /tmp/mini_stable
+cat > boom.cpp <<'CPP'
+// One stable-ABI op that throws on request: the smallest case of sketchwalk's error path.
+#include <torch/csrc/stable/library.h>
+#include <stdexcept>
+void boom(int64_t fail) {
+  if (fail) throw std::runtime_error("boom raised");
+}
+STABLE_TORCH_LIBRARY(mini_stable, m) { m.def("boom(int fail) -> ()"); }
+STABLE_TORCH_LIBRARY_IMPL(mini_stable, CompositeExplicitAutograd, m) { m.impl("boom", TORCH_BOX(&boom)); }
+CPP
+T=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")
+g++ -O2 -std=c++20 -shared -fPIC -DTORCH_TARGET_VERSION=0x020A000000000000 -I"$T/include" boom.cpp \
+  -o boom.so -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" > "$OUT/mini_build.log" 2>&1
+echo "== mini build rc=$? ($(g++ --version | head -1))"
+python3 -X faulthandler -c "
+import torch
+torch.ops.load_library('/tmp/mini_stable/boom.so')
+torch.ops.mini_stable.boom(0); print('mini valid call ok')
+try:
+    torch.ops.mini_stable.boom(1); print('mini: NO ERROR')
+except RuntimeError as e:
+    print('mini raised:', str(e)[:80])" > "$OUT/mini_call.log" 2>&1
+echo "== mini call rc=$?: $(tr '\n' ' ' < "$OUT/mini_call.log" | cut -c1-300)"
+echo "== environment"; env | grep -E '^(LD_|PYTHON|TORCH|MALLOC)' ; python3 -c "import sys; print(sys.version)"
+echo "== sketchwalk loaded from: $(cd /tmp && PYTHONPATH=/tmp/stable python3 -c 'import sketchwalk; print(sketchwalk._C.__file__)' 2>&1)"
+so=$(ls /tmp/stable/sketchwalk/_C*.so 2>/dev/null | head -1)
+if [ -n "$so" ]; then
+  readelf -d "$so" | grep -E 'NEEDED|PATH'
+  echo "== unwinder symbols defined in _C:"; nm -D --defined-only "$so" | grep -E '__cxa|_Unwind|personality' | head
+  (cd /tmp && LD_DEBUG=bindings PYTHONPATH=/tmp/stable python3 "$OUT/call.py" cpu 2>&1 \
+    | grep -E "(_Unwind_RaiseException|__cxa_throw|__gxx_personality_v0)'" | sort -u | head -12)
+fi
+echo "== build flags"; grep -E 'static-lib|_FLAGS' /tmp/stable-build/CMakeCache.txt 2>/dev/null | grep -v '^//' | head -12
