@@ -183,6 +183,7 @@ class StepPlan:
         self.forward_states: dict[int, object] = {}
         self.track_density = track_density  # prefill / chunk densities (SketchWalkState's flag)
         self._decode: tuple | None = None
+        self.decode_ids: torch.Tensor | None = None
         self._selection: tuple | None = None
         # The walk carried between consecutive sparse layers of a ragged step's batched selection
         # (ragged.select_varlen_blocks): (layer_idx, W [rows, N, N]) or None.
@@ -235,6 +236,7 @@ class StepPlan:
                 lens = self.seq_lens_k.index_select(0, idx)
                 table = None if self.page_table is None else self.page_table.index_select(0, idx)
                 self._decode = (rows, q_rows, lens, table)
+                self.decode_ids = idx  # the decode sequences' indices on the device (int64)
         return self._decode
 
     def selection_args(

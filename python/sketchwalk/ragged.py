@@ -1,11 +1,14 @@
 """One layer of a ragged step: the sequences of a StepPlan (plan.py), packed, in one call.
 
-The attention of every prefill and chunk sequence of the step runs as ONE sparse_prefill_varlen
-call (the dense layers too, with every causal block kept); each sequence's selection (sketch,
+The attention of every sequence of the step runs as ONE sparse_prefill_varlen call (the dense
+layers too, with every causal block kept); each prefill or chunk sequence's selection (sketch,
 scores, walk, select) runs on its own rows, as in a single-sequence prefill or chunk, and its
-rows of the block index are placed in one padded index. Decode steps (one new token on a cache)
-run per sequence
-through the single-sequence layer for now: their keys4 states are per sequence.
+rows of the block index are placed in one padded index. The decode sequences (one new token on a
+cache) under the keys4 scorer are selected together: each appends its new key to its own 4-bit
+state, the states are stacked (padded to the longest: a copy of the 4-bit keys per step), scored
+and selected in two launches, and their rows join the same index (one row of blocks per KV
+group; the prefill rows are repeated over the KV groups then). Decode steps of other scorers
+run per sequence through the single-sequence layer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .attention import (
     walk_from,
 )
 from .plan import StepPlan
-from .state import SketchWalkState
+from .state import LayerKeys4State, SketchWalkState
 
 
 def sketchwalk_attention_varlen(
@@ -50,16 +53,25 @@ def sketchwalk_attention_varlen(
     _check_varlen_args(q, k, v, layer_idx, states, plan)
     cfg = plan.config
     phases = plan.phases()
+    dense = cfg.is_dense_layer(layer_idx)
+    dec_rows = plan.decode_rows()[0]
+    # Decode rows in the step's varlen call: always in dense layers (every causal block), and
+    # in sparse ones when every decode sequence holds its keys4 state for this layer.
+    batched = bool(dec_rows) and (dense or _keys4_decodable(layer_idx, states, plan, dec_rows))
     out = None
-    if "prefill" in phases or "chunk" in phases:
-        if cfg.is_dense_layer(layer_idx):
+    if batched or "prefill" in phases or "chunk" in phases:
+        if dense:
             index, count = plan.dense_index()
         else:
-            index, count = _select_ragged(q, k, layer_idx, states, plan)
+            index = count = None
+            if "prefill" in phases or "chunk" in phases:
+                index, count = _select_ragged(q, k, layer_idx, states, plan)
+            if batched:
+                index, count = _with_keys4_decode_rows(q, k, layer_idx, states, plan, index, count)
         out, _ = ops.sparse_prefill_varlen(
             q, k, v, index, count, plan.cu_seqlens_q, plan.cu_seqlens_k, validate=False
         )
-    if "decode" in phases:
+    if dec_rows and not batched:
         out = torch.empty_like(q) if out is None else out
         for b, phase in enumerate(phases):
             if phase != "decode":
@@ -75,6 +87,74 @@ def sketchwalk_attention_varlen(
             )
             out[q0 : q0 + 1] = step[0]
     return out
+
+
+def _keys4_decodable(layer_idx: int, states, plan: StepPlan, rows: list[int]) -> bool:
+    """Whether every decode sequence of the step continues a keys4 state of this layer that
+    holds exactly its cached keys (the single-sequence layer's decode condition)."""
+    if plan.config.decode_scorer != "keys4":
+        return False
+    for b in rows:
+        layer = states[b].layers.get(layer_idx)
+        if (
+            not isinstance(layer, LayerKeys4State)
+            or layer.codes.shape[0] != 1
+            or layer.num_keys != plan.sequences[b].num_keys - 1
+        ):
+            return False
+    return True
+
+
+def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index, count):
+    """docs/spec.md section 7 for every decode sequence of the step at once: each appends its new
+    key's 4-bit row to its own state; the states, stacked (padded to the longest capacity), are
+    scored and selected per KV group in one launch each; their rows (query block 0 of each decode
+    sequence) join the prefill / chunk index (`index`, `count`, or None), whose rows are repeated
+    over the KV groups when the prefill selection is per layer. Returns the step's index
+    [num_seqs, num_kv_heads, num_q_blocks, width] and counts."""
+    cfg = plan.config
+    rows, q_rows, dec_lens, _ = plan.decode_rows()
+    layers = [states[b].layers[layer_idx] for b in rows]
+    num_kv_heads, half = layers[0].codes.shape[1], layers[0].codes.shape[3]
+    capacity = max(plan.sequences[b].num_keys for b in rows)
+    codes = layers[0].codes.new_zeros((len(rows), num_kv_heads, capacity, half))
+    scales = layers[0].scales.new_zeros((len(rows), num_kv_heads, capacity))
+    for i, (b, layer) in enumerate(zip(rows, layers)):
+        num_keys = plan.sequences[b].num_keys
+        layer.ensure_capacity(num_keys)
+        layer.seq_lens.fill_(num_keys)  # a scalar fill: no host-device sync
+        new_key = k[plan.k_offsets[b + 1] - 1 : plan.k_offsets[b + 1]].transpose(0, 1)[None]
+        ops.quantize_keys4_(layer.codes, layer.scales, new_key, layer.seq_lens, False)
+        layer.num_keys = num_keys
+        codes[i, :, :num_keys] = layer.codes[0, :, :num_keys]
+        scales[i, :, :num_keys] = layer.scales[0, :, :num_keys]
+    q_dec = q.index_select(0, q_rows)[:, :, None]  # [S, Hq, 1, D]
+    # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
+    q_score = q_dec.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q_dec
+    mass = ops.score_blocks_keys4(q_score, codes, scales, dec_lens, None, False)
+    dec_index, dec_count = ops.select_blocks_keys4(
+        mass, dec_lens, *plan.decode_args.keys4_fracs(), False
+    )  # [S, Hkv, 1, W], [S, Hkv, 1]
+    for i, b in enumerate(rows):
+        states[b].record_decode_rows(
+            layer_idx, dec_count[i : i + 1], dec_lens[i : i + 1], cfg.block_size
+        )
+    width = dec_index.shape[3] if index is None else max(index.shape[3], dec_index.shape[3])
+    merged = torch.full(
+        (plan.num_seqs, num_kv_heads, plan.num_q_blocks, width),
+        -1,
+        dtype=torch.int32,
+        device=q.device,
+    )
+    counts = torch.zeros(
+        (plan.num_seqs, num_kv_heads, plan.num_q_blocks), dtype=torch.int32, device=q.device
+    )
+    if index is not None:  # [num_seqs, 1 or Hkv, Nq, W']: broadcast over the KV groups
+        merged[..., : index.shape[3]] = index
+        counts[...] = count
+    merged[plan.decode_ids, :, 0, : dec_index.shape[3]] = dec_index[:, :, 0]
+    counts[plan.decode_ids, :, 0] = dec_count[:, :, 0]
+    return merged, counts
 
 
 def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: StepPlan):
