@@ -101,5 +101,6 @@ def test_serve_refuses_what_sketchwalk_cannot_run():
     assert cb.max_batch_tokens == 123 and cb.scheduler_type == "sketchwalk"
     with pytest.raises(SystemExit):
         hf_serve.main(["model", "--attn-implementation", "sdpa"])
-    with pytest.raises(SystemExit):
-        hf_serve.main(["model", "--sketchwalk-config", "[1]"])
+    for bad in ("[1]", '{"no_such_field": 1}', '{"kblocks_frac": 2.0}'):
+        with pytest.raises(SystemExit):  # argparse's error, naming --sketchwalk-config
+            hf_serve.main(["model", "--sketchwalk-config", bad])

@@ -63,14 +63,22 @@ def _example(num_tokens: int, decode_steps: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     import sys
 
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:  # its options are transformers serve's: parsed there
+        if not from_command_line:  # called from code: serve in this process
+            from sketchwalk.integrations import hf_serve
+
+            hf_serve.main(argv[1:])
+            return
         import os
 
-        # Run as the launcher module itself, which processes the server spawns import again
-        # (integrations/hf_serve.py: a package's __main__ is not).
+        # From the command line, run as the launcher module itself, which the processes the
+        # server spawns import again (integrations/hf_serve.py: a package's __main__ is not),
+        # with this interpreter's own flags (-I, -X, ... before -m).
+        flags = sys.orig_argv[1 : sys.orig_argv.index("-m")] if "-m" in sys.orig_argv else []
         launcher = "sketchwalk.integrations.hf_serve"
-        os.execv(sys.executable, [sys.executable, "-m", launcher, *argv[1:]])
+        os.execv(sys.executable, [sys.executable, *flags, "-m", launcher, *argv[1:]])
     parser = argparse.ArgumentParser(prog="python -m sketchwalk")
     sub = parser.add_subparsers(dest="cmd")
     sub.add_parser("info", help="version, torch/CUDA built with, GPU archs compiled in")

@@ -47,17 +47,24 @@ def sketchwalk_attention_varlen(
 
     Phases come from the plan: "prefill" and "chunk" sequences (docs/spec.md section 10) are
     selected and attended in one varlen call (a prefill restarts its state's layer `layer_idx`,
-    a chunk extends it, as in the single-sequence layer); "decode" ones take the
-    single-sequence decode step.
+    a chunk extends it, as in the single-sequence layer); "decode" ones join that call when they
+    all continue keys4 states of this layer (module docstring), else take the single-sequence
+    decode step one by one (other decode scorers; float32 on CUDA, which the varlen kernel does
+    not take).
     """
     _check_varlen_args(q, k, v, layer_idx, states, plan)
     cfg = plan.config
     phases = plan.phases()
     dense = cfg.is_dense_layer(layer_idx)
     dec_rows = plan.decode_rows()[0]
-    # Decode rows in the step's varlen call: always in dense layers (every causal block), and
-    # in sparse ones when every decode sequence holds its keys4 state for this layer.
-    batched = bool(dec_rows) and (dense or _keys4_decodable(layer_idx, states, plan, dec_rows))
+    # Decode rows in the step's varlen call: in dense layers (every causal block) and in sparse
+    # ones when every decode sequence holds its keys4 state for this layer; not for float32 on
+    # CUDA (the varlen kernel takes 16-bit there, the single-sequence decode casts).
+    batched = (
+        bool(dec_rows)
+        and not (q.is_cuda and q.dtype == torch.float32)
+        and (dense or _keys4_decodable(layer_idx, states, plan, dec_rows))
+    )
     out = None
     if batched or "prefill" in phases or "chunk" in phases:
         if dense:
@@ -117,8 +124,9 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
     layers = [states[b].layers[layer_idx] for b in rows]
     num_kv_heads, half = layers[0].codes.shape[1], layers[0].codes.shape[3]
     capacity = max(plan.sequences[b].num_keys for b in rows)
-    codes = layers[0].codes.new_zeros((len(rows), num_kv_heads, capacity, half))
-    scales = layers[0].scales.new_zeros((len(rows), num_kv_heads, capacity))
+    # Rows past a sequence's length are never read (its length bounds the scorer).
+    codes = layers[0].codes.new_empty((len(rows), num_kv_heads, capacity, half))
+    scales = layers[0].scales.new_empty((len(rows), num_kv_heads, capacity))
     for i, (b, layer) in enumerate(zip(rows, layers)):
         num_keys = plan.sequences[b].num_keys
         layer.ensure_capacity(num_keys)
@@ -128,10 +136,8 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
         layer.num_keys = num_keys
         codes[i, :, :num_keys] = layer.codes[0, :, :num_keys]
         scales[i, :, :num_keys] = layer.scales[0, :, :num_keys]
-    q_dec = q.index_select(0, q_rows)[:, :, None]  # [S, Hq, 1, D]
-    # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
-    q_score = q_dec.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q_dec
-    mass = ops.score_blocks_keys4(q_score, codes, scales, dec_lens, None, False)
+    q_dec = q.index_select(0, q_rows)[:, :, None]  # [S, Hq, 1, D]; 16-bit on CUDA (caller)
+    mass = ops.score_blocks_keys4(q_dec, codes, scales, dec_lens, None, False)
     dec_index, dec_count = ops.select_blocks_keys4(
         mass, dec_lens, *plan.decode_args.keys4_fracs(), False
     )  # [S, Hkv, 1, W], [S, Hkv, 1]

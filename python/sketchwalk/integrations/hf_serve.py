@@ -81,6 +81,11 @@ def install(config=None) -> None:
         return
     original = ContinuousMixin.init_continuous_batching
     signature = inspect.signature(original)
+    if "continuous_batching_config" not in signature.parameters:
+        raise RuntimeError(
+            "sketchwalk serve: this transformers' init_continuous_batching takes no "
+            "continuous_batching_config argument (supported: transformers 5.17-5.25)"
+        )
 
     def init_continuous_batching(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
@@ -138,7 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         a.startswith("--attn-implementation") or a.startswith("--attn_implementation") for a in rest
     ):
         parser.error("leave --attn-implementation unset: the launcher sets Sketch&Walk's")
-    install(sketchwalk.SketchWalkConfig(**fields))
+    try:
+        config = sketchwalk.SketchWalkConfig(**fields)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--sketchwalk-config: {err}")
+    install(config)
     os.environ[ENV_CONFIG] = json.dumps(fields)  # for the processes the server spawns
     if "--continuous-batching" not in rest:
         rest.append("--continuous-batching")
