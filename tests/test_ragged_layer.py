@@ -188,3 +188,54 @@ def test_ragged_walk_carried_between_layers_equals_each_sequence_alone(sw):
         for a, r in zip(alone, ragged):
             assert a.last_density == r.last_density, f"layer {layer_idx}"
     assert plan.carried_walk is not None and plan.carried_walk[0] == first + 2
+
+
+@pytest.mark.parametrize("selection", ["layer", "kv_group"])
+def test_ragged_decode_rows_beside_a_chunk_and_a_prefill_equal_each_sequence_alone(
+    sw, selection, monkeypatch
+):
+    """Two decode sequences (2001 and 65 keys: past and at a block edge), a chunk and a prefill
+    in one step: the decode rows join the step's varlen call (their index per KV group beside
+    the prefill rows, repeated over the groups under the per-layer selection) and every sequence
+    answers, and keeps its 4-bit keys and density, exactly as alone."""
+    cfg = sw.SketchWalkConfig(prefill_selection=selection)
+    layer_idx = cfg.dense_layers  # the first sparse layer
+    lens = [2001, 250, 70, 65]
+    cached = [2000, 100, 0, 64]  # keys each sequence's state saw before the step
+    qs, ks, vs = qkv(lens)
+    alone = [sw.SketchWalkState(cfg) for _ in lens]
+    ragged = [sw.SketchWalkState(cfg) for _ in lens]
+    for b, c in enumerate(cached):
+        if c:
+            for st in (alone[b], ragged[b]):
+                sw.sketchwalk_attention(
+                    qs[b][:, :, :c], ks[b][:, :, :c], vs[b][:, :, :c], layer_idx, st
+                )
+    want = [
+        sw.sketchwalk_attention(qs[b][:, :, c:], ks[b], vs[b], layer_idx, alone[b])
+        for b, c in enumerate(cached)
+    ]
+    plan = sw.StepPlan(cfg, [t - c for t, c in zip(lens, cached)], lens)
+    assert plan.phases() == ("decode", "chunk", "prefill", "decode")
+    from sketchwalk import ragged as ragged_module
+
+    batched, inner = [], ragged_module._with_keys4_decode_rows
+    monkeypatch.setattr(
+        ragged_module,
+        "_with_keys4_decode_rows",
+        lambda *a: batched.append(1) or inner(*a),
+    )
+    monkeypatch.setattr(ragged_module, "sketchwalk_attention", None)  # no per-sequence decode
+    got = sw.sketchwalk_attention_varlen(
+        packed([q[:, :, c:] for q, c in zip(qs, cached)]),
+        packed(ks),
+        packed(vs),
+        layer_idx,
+        ragged,
+        plan,
+    )
+    assert batched == [1]  # the decode rows were selected together, in the step's call
+    assert torch.equal(got, packed(want))
+    for a, r in zip(alone, ragged):
+        assert a.last_density == r.last_density
+        assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
