@@ -11,7 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import torch
 
 transformers = pytest.importorskip("transformers")
 for _name in ("fastapi", "uvicorn", "openai", "transformers.cli.serve"):
@@ -19,6 +18,7 @@ for _name in ("fastapi", "uvicorn", "openai", "transformers.cli.serve"):
 import openai  # noqa: E402
 
 from sketchwalk.integrations import hf_serve  # noqa: E402
+from utils import tiny_llama  # noqa: E402
 
 
 def tiny_model_dir(path) -> str:
@@ -30,19 +30,7 @@ def tiny_model_dir(path) -> str:
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]"
     )
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=256,
-        intermediate_size=256,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        eos_token_id=2,
-        pad_token_id=1,
-    )
-    transformers.LlamaForCausalLM(cfg).save_pretrained(path)
+    tiny_llama(max_position_embeddings=4096, eos_token_id=2, pad_token_id=1).save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)
 

@@ -16,22 +16,9 @@ pytest.importorskip("transformers.generation.continuous_batching")
 import sketchwalk  # noqa: E402
 from conftest import device_params  # noqa: E402
 from sketchwalk.integrations import hf_serving  # noqa: E402
+from utils import tiny_llama  # noqa: E402
 
 LENS = (300, 70, 1, 650)  # 300 and 650 cross the 256-token batches: chunked prefill
-
-
-def random_llama(device="cpu", dtype=torch.float32):
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        vocab_size=128,
-        hidden_size=256,
-        intermediate_size=256,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-    )
-    return transformers.LlamaForCausalLM(cfg).to(device, dtype).eval()
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +27,7 @@ def model():
     single-sequence path (on CUDA the kernels take 16-bit inputs, where greedy tokens of a random
     model may flip between two correct kernels; the CUDA kernels are checked against the float64
     reference in their own tests)."""
-    return random_llama()
+    return tiny_llama()
 
 
 @pytest.fixture(scope="module", params=device_params())
@@ -49,8 +36,8 @@ def served_model(request):
     if request.param == "cuda":
         if not torch.cuda.is_available():
             pytest.skip("no CUDA device")
-        return random_llama("cuda", torch.bfloat16)
-    return random_llama()
+        return tiny_llama("cuda", torch.bfloat16)
+    return tiny_llama()
 
 
 def prompts():

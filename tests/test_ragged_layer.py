@@ -16,6 +16,13 @@ def packed(tensors):
     return torch.cat([t[0].transpose(0, 1) for t in tensors])
 
 
+def assert_same_states(alone, ragged, layer_idx):
+    """Each ragged sequence's state holds what its lone run's does: density and 4-bit keys."""
+    for a, r in zip(alone, ragged):
+        assert a.last_density == r.last_density
+        assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
+
+
 def qkv(lens):
     return (
         [torch.randn(1, HQ, t, D) for t in lens],
@@ -71,9 +78,7 @@ def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
     tol = dict(atol=1e-5, rtol=1e-5) if layer_idx < cfg.dense_layers else dict(atol=0, rtol=0)
     torch.testing.assert_close(got, packed(step_want), **tol)
     if layer_idx >= cfg.dense_layers:
-        for a, r in zip(alone, ragged):
-            assert a.last_density == r.last_density
-            assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
+        assert_same_states(alone, ragged, layer_idx)
     fresh = sw.SketchWalkState(cfg)
     q_new, k_new, v_new = qkv([129])
     want_new = sw.sketchwalk_attention(
@@ -128,9 +133,7 @@ def test_ragged_chunks_equal_each_sequence_alone(sw, layer_idx):
     tol = dict(atol=1e-5, rtol=1e-5) if layer_idx < cfg.dense_layers else dict(atol=0, rtol=0)
     torch.testing.assert_close(got, packed(want), **tol)
     if layer_idx >= cfg.dense_layers:
-        for a, r in zip(alone, ragged):
-            assert a.last_density == r.last_density
-            assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
+        assert_same_states(alone, ragged, layer_idx)
 
 
 def test_ragged_layer_refusals(sw):
@@ -236,6 +239,4 @@ def test_ragged_decode_rows_beside_a_chunk_and_a_prefill_equal_each_sequence_alo
     )
     assert batched == [1]  # the decode rows were selected together, in the step's call
     assert torch.equal(got, packed(want))
-    for a, r in zip(alone, ragged):
-        assert a.last_density == r.last_density
-        assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
+    assert_same_states(alone, ragged, layer_idx)

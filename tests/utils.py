@@ -142,3 +142,22 @@ def reuse_poisoned(nbytes, device):
     write shows NaN rather than the zeros a fresh allocation may hold."""
     if device == "cuda":
         poison(torch.empty(nbytes // 4 + 1024, device=device))
+
+
+def tiny_llama(device="cpu", dtype=torch.float32, **config):
+    """A random 3-layer Llama (4 query / 2 KV heads, head_dim 64, vocabulary 128), seeded, in
+    eval mode; `config` overrides LlamaConfig fields."""
+    import transformers
+
+    torch.manual_seed(0)
+    fields = dict(
+        vocab_size=128,
+        hidden_size=256,
+        intermediate_size=256,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+    )
+    cfg = transformers.LlamaConfig(**{**fields, **config})
+    return transformers.LlamaForCausalLM(cfg).to(device, dtype).eval()

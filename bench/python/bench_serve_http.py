@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.python.bench_serving import make_requests, percentile
+from bench.python.bench_serving import latencies, make_requests, needle_answer
 
 
 def one_request(client, args, req: dict, out: dict) -> None:
@@ -61,22 +61,21 @@ def run(args) -> dict:
     for th in threads:
         th.join(timeout=args.timeout)
     values = {r["value"] for r in requests}
-    ttft, tpot, chunks, finish = [], [], 0, []
+    chunks, timed = 0, []
     correct = crossed = failed = 0
     for req in requests:
         rec = results.get(req["id"])
         if rec is None or rec["error"] or not rec["stamps"]:
             failed += 1
             continue
-        stamps = rec["stamps"]
-        ttft.append(stamps[0] - rec["arrival"])
-        if len(stamps) > 1:
-            tpot.append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
-        chunks += len(stamps)
-        finish.append(stamps[-1])
-        correct += req["value"] in rec["text"]
-        crossed += any(v in rec["text"] for v in values - {req["value"]})
-    span = max(finish) - t0 if finish else None
+        timed.append((rec["arrival"], rec["stamps"]))
+        chunks += len(rec["stamps"])
+        own, other = needle_answer(rec["text"], req, values)
+        correct += own
+        crossed += other
+    times = latencies(timed)
+    last = times.pop("last_token")
+    span = last - t0 if last is not None else None
     return dict(
         label=args.label,
         url=args.url,
@@ -90,10 +89,7 @@ def run(args) -> dict:
         errors=sorted({r["error"] for r in results.values() if r["error"]})[:5],
         streamed_chunks=chunks,
         chunks_per_s=chunks / span if span else None,
-        ttft_p50_s=percentile(ttft, 50),
-        ttft_p99_s=percentile(ttft, 99),
-        tpot_p50_s=percentile(tpot, 50),
-        tpot_p99_s=percentile(tpot, 99),
+        **times,
         answers_correct=correct,
         answers_crossed=crossed,
     )

@@ -248,8 +248,28 @@ def inject_faults(args, manager, requests) -> dict[str, dict]:
     return out
 
 
+def latencies(timed: list[tuple[float, list[float]]]) -> dict:
+    """From (arrival, token timestamps) per answered request: time to first token (first stamp
+    minus arrival) and time per output token (mean gap between stamps), p50 and p99, and the
+    last stamp of all ("last_token", None without any)."""
+    ttft = [stamps[0] - arrival for arrival, stamps in timed if stamps]
+    tpot = [(s[-1] - s[0]) / (len(s) - 1) for _, s in timed if len(s) > 1]
+    return dict(
+        ttft_p50_s=percentile(ttft, 50),
+        ttft_p99_s=percentile(ttft, 99),
+        tpot_p50_s=percentile(tpot, 50),
+        tpot_p99_s=percentile(tpot, 99),
+        last_token=max((s[-1] for _, s in timed if s), default=None),
+    )
+
+
+def needle_answer(text: str, req: dict, values: set[str]) -> tuple[bool, bool]:
+    """(the request's own needle value is in the answer, another request's value is)."""
+    return req["value"] in text, any(v in text for v in values - {req["value"]})
+
+
 def summarize(method, submitted, results, memory, faults, tok, t0) -> dict:
-    ttft, tpot, generated, correct, crossed, finish = [], [], 0, 0, 0, []
+    generated, correct, crossed, timed = 0, 0, 0, []
     values = {r["value"] for r in submitted.values()}
     errors = {}
     for rid, req in submitted.items():
@@ -260,17 +280,15 @@ def summarize(method, submitted, results, memory, faults, tok, t0) -> dict:
             errors[rid] = r.error
         toks = r.generated_tokens
         generated += len(toks)
-        stamps = r.timestamps or []
-        if stamps:  # from the request's arrival (a request the engine restarted keeps it)
-            ttft.append(stamps[0] - req["arrival"])
-            finish.append(stamps[-1])
-            if len(stamps) > 1:
-                tpot.append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
+        # From the request's arrival (a request the engine restarted keeps it).
+        timed.append((req["arrival"], r.timestamps or []))
         if tok is not None:
-            text = tok.decode(toks, skip_special_tokens=True)
-            correct += req["value"] in text
-            crossed += any(v in text for v in values - {req["value"]})
-    span = (max(finish) - t0) if finish else None
+            own, other = needle_answer(tok.decode(toks, skip_special_tokens=True), req, values)
+            correct += own
+            crossed += other
+    times = latencies(timed)
+    last = times.pop("last_token")
+    span = (last - t0) if last is not None else None
     peak = max((m for _, m in memory), default=None)
     after_first_minute = [m for t, m in memory if t >= 60.0]
     return dict(
@@ -281,10 +299,7 @@ def summarize(method, submitted, results, memory, faults, tok, t0) -> dict:
         errors=errors,
         generated_tokens=generated,
         output_tokens_per_s=generated / span if span else None,
-        ttft_p50_s=percentile(ttft, 50),
-        ttft_p99_s=percentile(ttft, 99),
-        tpot_p50_s=percentile(tpot, 50),
-        tpot_p99_s=percentile(tpot, 99),
+        **times,
         answers_correct=correct if tok is not None else None,
         answers_crossed=crossed if tok is not None else None,
         peak_memory_bytes=peak,

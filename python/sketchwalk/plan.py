@@ -276,22 +276,19 @@ class StepPlan:
             self._selection = (dev[:, 0].contiguous(), dev[:, 1:].contiguous(), walked, selected)
         return self._selection
 
+    def empty_index(self, heads: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A block index of the step with no block selected: [num_seqs, heads, num_q_blocks,
+        width] of -1 and num_selected [num_seqs, heads, num_q_blocks] of 0 (block_index.h)."""
+        shape = (self.num_seqs, heads, self.num_q_blocks)
+        index = torch.full((*shape, width), -1, dtype=torch.int32, device=self.device)
+        return index, torch.zeros(shape, dtype=torch.int32, device=self.device)
+
     def pad_index(self, rows: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sequence selections (block_index [1, G, Nq_b, W_b], num_selected [1, G, Nq_b]), or
         None for a sequence with none (a decode step), as one index [num_seqs, G, num_q_blocks,
         max W_b] (block_index.h): padded with -1, num_selected 0 where a sequence has no row."""
         live = [r for r in rows if r is not None]
-        heads = live[0][0].shape[1]
-        width = max(r[0].shape[3] for r in live)
-        index = torch.full(
-            (self.num_seqs, heads, self.num_q_blocks, width),
-            -1,
-            dtype=torch.int32,
-            device=self.device,
-        )
-        count = torch.zeros(
-            (self.num_seqs, heads, self.num_q_blocks), dtype=torch.int32, device=self.device
-        )
+        index, count = self.empty_index(live[0][0].shape[1], max(r[0].shape[3] for r in live))
         for b, r in enumerate(rows):
             if r is not None:
                 index[b, :, : r[0].shape[2], : r[0].shape[3]] = r[0][0]

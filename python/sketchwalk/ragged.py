@@ -146,15 +146,7 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
             layer_idx, dec_count[i : i + 1], dec_lens[i : i + 1], cfg.block_size
         )
     width = dec_index.shape[3] if index is None else max(index.shape[3], dec_index.shape[3])
-    merged = torch.full(
-        (plan.num_seqs, num_kv_heads, plan.num_q_blocks, width),
-        -1,
-        dtype=torch.int32,
-        device=q.device,
-    )
-    counts = torch.zeros(
-        (plan.num_seqs, num_kv_heads, plan.num_q_blocks), dtype=torch.int32, device=q.device
-    )
+    merged, counts = plan.empty_index(num_kv_heads, width)
     if index is not None:  # [num_seqs, 1 or Hkv, Nq, W']: broadcast over the KV groups
         merged[..., : index.shape[3]] = index
         counts[...] = count

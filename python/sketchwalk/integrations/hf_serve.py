@@ -44,21 +44,13 @@ def serving_config_from(engine_config):
     """hf_serving.serving_config() carrying every field of `engine_config` (a transformers
     ContinuousBatchingConfig, or None) that differs from its default, except the scheduler,
     which must stay Sketch&Walk's."""
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
-
-    if engine_config is None:
-        return hf_serving.serving_config()
-    default = ContinuousBatchingConfig()
-    changed = {
-        f.name: getattr(engine_config, f.name)
-        for f in dataclasses.fields(ContinuousBatchingConfig)
-        if f.name != "scheduler_type" and getattr(engine_config, f.name) != getattr(default, f.name)
-    }
+    changed = _changed_fields(engine_config)
+    changed.pop("scheduler_type", None)
     return hf_serving.serving_config(**changed)
 
 
 def _changed_fields(config) -> dict:
-    """The fields of a SketchWalkConfig (or None) that differ from the defaults."""
+    """The fields of a dataclass config (or None) that differ from its type's defaults."""
     if config is None:
         return {}
     default = type(config)()
