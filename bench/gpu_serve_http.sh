@@ -9,7 +9,7 @@
 #     bash bench/gpu_serve_http.sh --requests 16 --min-tokens 30000 --max-tokens 31500 --rate 0.5
 # The GGUF is converted once to a Hugging Face folder (examples/assets.py). Needs
 # bench/gpu_assets.sh assemble with serve_wheels staged (/tmp/serve_site). Writes
-# $OUT/serve_http_<server>.{json,log}.
+# $OUT/serve_http_<server>.{json,log}. DEVICE=cpu runs it on a CPU box (a small model, short prompts).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}
@@ -17,28 +17,32 @@ ASSETS=${ASSETS:-/tmp/gpu_assets/assets}
 : "${GGUF:?set GGUF}" "${MODEL:?set MODEL (a name of examples/assets.py)}"
 export SKETCHWALK_ASSETS=$ASSETS PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH=${SERVE_SITE:-/tmp/serve_site}:${SITE:-/tmp/site}
-mkdir -p "$OUT" "$ASSETS/gguf" && ln -sf "$GGUF" "$ASSETS/gguf/$(basename "$GGUF")"
+mkdir -p "$OUT" "$ASSETS/gguf"
+[ -e "$ASSETS/gguf/$(basename "$GGUF")" ] || ln -s "$GGUF" "$ASSETS/gguf/$(basename "$GGUF")"
 dir=$(python3 -c "from examples import assets; print(assets.ensure_model('$MODEL'))" 2> "$OUT/convert.log" | tail -1)
 [ -d "$dir" ] || { echo "gpu_serve_http: no model folder ($(tail -3 "$OUT/convert.log"))"; exit 1; }
 echo "== model folder $dir"
 port=${PORT:-8321}
+device=${DEVICE:-cuda}
 for server in ${SERVERS:-dense sketchwalk}; do
   # shellcheck disable=SC2086  # CB_ARGS are words
   case "$server" in
-    sketchwalk) cmd=(python3 -m sketchwalk serve "$dir" --device cuda --port "$port" ${CB_ARGS:-}) ;;
+    sketchwalk) cmd=(python3 -m sketchwalk serve "$dir" --device "$device" --port "$port" ${CB_ARGS:-}) ;;
     dense) cmd=(python3 -m transformers.cli.transformers serve "$dir" --continuous-batching
-                --attn-implementation sdpa --no-cb-use-cuda-graph --device cuda --port "$port" ${CB_ARGS:-}) ;;
+                --attn-implementation sdpa --no-cb-use-cuda-graph --device "$device" --port "$port" ${CB_ARGS:-}) ;;
     *) echo "unknown server $server"; continue ;;
   esac
   (cd /tmp && exec "${cmd[@]}") > "$OUT/serve_http_${server}_server.log" 2>&1 &
   pid=$!
-  start=$(date +%s)
+  start=$(date +%s); listening=1
   until python3 -c "import socket; socket.create_connection(('localhost', $port), 1)" 2>/dev/null; do
     if ! kill -0 $pid 2>/dev/null || [ $(( $(date +%s) - start )) -gt 180 ]; then
-      echo "== $server: the server did not start"; tail -15 "$OUT/serve_http_${server}_server.log"; break
+      echo "== $server: the server did not start"; tail -15 "$OUT/serve_http_${server}_server.log"
+      listening=0; break
     fi
     sleep 1
   done
+  if [ $listening -eq 0 ]; then kill $pid 2>/dev/null; port=$(( port + 1 )); continue; fi
   echo "== $server listening after $(( $(date +%s) - start )) s"
   timeout "${CLIENT_TIMEOUT:-400}" python3 -m bench.python.bench_serve_http --url "http://localhost:$port/v1" \
     --model "$dir" --tokenizer "$dir" --label "$server" --out "$OUT/serve_http_$server" "$@" \

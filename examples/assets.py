@@ -160,12 +160,29 @@ def ensure_gguf(asset: ModelAsset) -> Path:
     return out_path
 
 
+def _name_architecture(model_dir: Path, asset) -> None:
+    """Adds the model class to a folder converted before config.json carried it."""
+    import json
+
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text())
+    if config.get("architectures"):
+        return
+    from transformers import CONFIG_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING
+
+    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[CONFIG_MAPPING[config["model_type"]]]
+    config["architectures"] = [model_class.__name__]
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    _log(f"named the model class of {asset.description}: {model_class.__name__}")
+
+
 def ensure_model(name: str) -> Path:
     """A Hugging Face directory (config.json, model.safetensors, tokenizer) for `name`."""
     asset = MODELS[name]
     model_dir = asset_root() / name
     marker = model_dir / ".complete"
     if marker.exists():
+        _name_architecture(model_dir, asset)
         return model_dir
     gguf_path = ensure_gguf(asset)
     for mod in ("transformers", "gguf", "safetensors"):
@@ -193,6 +210,9 @@ def ensure_model(name: str) -> Path:
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
+    # A model loaded from GGUF has no `architectures`; `transformers serve` needs it to pick
+    # the model class.
+    config.architectures = [type(model).__name__]
     config.save_pretrained(str(model_dir))
     tok.save_pretrained(str(model_dir))
     marker.write_text(asset.description + "\n")

@@ -30,7 +30,11 @@ def test_serving_bench_smoke(tmp_path, monkeypatch, device):
     assert 0.0 < m["density"]["prefill"] <= 1.0 and 0.0 < m["density"]["decode"] <= 1.0
     assert "empty prompt" in m["faults"]["fault_empty"]["outcome"]
     assert "whole cache" in m["faults"]["fault_too_long"]["outcome"]
-    assert "| sketchwalk |" in out.with_suffix(".md").read_text()
+    # Cancelled when its first token streamed, long before its 64 tokens: dropped, not finished.
+    cancel = m["faults"]["fault_cancel"]
+    assert cancel["streamed"] >= 1 and cancel["outcome"].startswith("cancelled after"), cancel
+    md = out.with_suffix(".md").read_text()
+    assert "| sketchwalk |" in md and "fault_cancel: cancelled after" in md
 
 
 def test_serving_bench_profiles_forwards_of_the_engine_thread(tmp_path, monkeypatch):

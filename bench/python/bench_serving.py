@@ -173,8 +173,7 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
             if args.faults and i == max(1, len(requests) // 2) and not faults:
                 faults.update(inject_faults(args, manager, requests))
             while (r := manager.get_result(timeout=0)) is not None:
-                if r.is_finished():
-                    results[r.request_id] = r
+                collect(r, results, faults, manager)
         deadline = time.perf_counter() + args.drain_timeout
         while (
             any(rid not in results for rid in submitted)
@@ -182,8 +181,8 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
             and manager.is_running()
         ):
             r = manager.get_result(timeout=1.0)
-            if r is not None and r.is_finished():
-                results[r.request_id] = r
+            if r is not None:
+                collect(r, results, faults, manager)
         alive = manager.is_running()
     finally:
         manager.stop(block=True)
@@ -193,13 +192,16 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
         fault["outcome"] = (
             fault.get("refused", "refused")
             if not fault["submitted"]
-            else "cancelled: no result delivered (the engine drops a cancelled request)"
-            if r is None and rid == "fault_cancel"
+            else f"cancelled after {fault['streamed']} streamed token(s): no result delivered"
+            if r is None and "streamed" in fault
+            else "never streamed a token (not cancelled)"
+            if r is None and rid == CANCEL_ID
             else "no result (still pending when the run ended)"
             if r is None
             else f"error: {r.error}"[:300]
             if r.error
             else f"finished with {len(r.generated_tokens)} tokens ({r.status.name})"
+            + (" although cancelled" if "streamed" in fault else "")
         )
     summary = summarize(method, submitted, results, memory.samples, faults, tok, t0)
     summary["engine_alive_at_end"] = alive
@@ -228,10 +230,26 @@ def achieved_density(log: list) -> dict:
     return {k: (num[k] / den[k] if den[k] else None) for k in num}
 
 
+CANCEL_ID = "fault_cancel"
+
+
+def collect(r, results: dict, faults: dict, manager) -> None:
+    """Keeps a finished result; cancels the fault request when its first token streams (so the
+    cancel lands mid-stream however fast the engine is) and counts what it had streamed."""
+    cancel = faults.get(CANCEL_ID)
+    if r.request_id == CANCEL_ID and cancel is not None and not r.is_finished():
+        if "streamed" not in cancel:
+            manager.cancel_request(CANCEL_ID)
+        cancel["streamed"] = max(cancel.get("streamed", 0), len(r.generated_tokens))
+        return
+    if r.is_finished():
+        results[r.request_id] = r
+
+
 def inject_faults(args, manager, requests) -> dict[str, dict]:
-    """A request too long for the cache, an empty one, and one cancelled one second after it
-    was submitted, sent mid-run: each must be refused or cleaned up while the other requests
-    keep being served (summarize reads their outcome)."""
+    """A request too long for the cache, an empty one, and one streamed and cancelled at its
+    first token (collect()), sent mid-run: each must be refused or cleaned up while the other
+    requests keep being served (summarize reads their outcome)."""
     out = {}
     # Longer than the whole cache: num_blocks x page_size when given, else --cache-tokens-hint.
     capacity = args.num_blocks * args.page_size if args.num_blocks else args.cache_tokens_hint
@@ -239,12 +257,13 @@ def inject_faults(args, manager, requests) -> dict[str, dict]:
     for name, ids in (("too_long", too_long), ("empty", []), ("cancel", requests[-1]["ids"])):
         rid = f"fault_{name}"
         try:
-            manager.add_request(ids, request_id=rid, max_new_tokens=args.new_tokens)
+            # The cancelled one may run long, so that the cancel lands before it ends.
+            cancel = rid == CANCEL_ID
+            new_tokens = max(args.new_tokens, 64) if cancel else args.new_tokens
+            manager.add_request(ids, request_id=rid, max_new_tokens=new_tokens, streaming=cancel)
             out[rid] = dict(submitted=True)
         except Exception as err:  # refused at submission: the expected outcome for bad input
             out[rid] = dict(submitted=False, refused=f"{type(err).__name__}: {err}"[:300])
-    time.sleep(1.0)
-    manager.cancel_request("fault_cancel")
     return out
 
 
@@ -380,10 +399,16 @@ def markdown(result: dict) -> str:
     def cell(x, scale=1.0, fmt="{:.3f}"):
         return "" if x is None else fmt.format(x * scale)
 
+    # A --duration run cycles through the prompts: say how many it sent and for how long.
+    sent = (
+        f"{result['requests']} prompts cycled for {result['duration']:.0f} s"
+        if result.get("duration")
+        else f"{result['requests']} requests"
+    )
     lines = [
         f"# Serving: {result['model']} on {result['device_name']}",
         "",
-        f"{result['requests']} requests, {result['min_tokens']}-{result['max_tokens']} prompt "
+        f"{sent}, {result['min_tokens']}-{result['max_tokens']} prompt "
         f"tokens, {result['new_tokens']} new tokens, rate {result['rate']}/s, batch tokens "
         f"{result['max_batch_tokens']}, commit {result['commit']}, torch {result['torch']}, "
         f"transformers {result['transformers']}.",
@@ -401,7 +426,12 @@ def markdown(result: dict) -> str:
             f"{cell(m['peak_memory_bytes'], 1e-9, '{:.2f}')} | {len(m['states_left'])} | "
             f"{cell(m['density']['prefill'])} / {cell(m['density']['decode'])} |"
         )
-    return "\n".join(lines)
+    lines += [""] + [
+        f"- {m['method']}: {m['requests']} submitted; {rid}: {f['outcome']}"
+        for m in rows
+        for rid, f in m.get("faults", {}).items()
+    ]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> None:
@@ -483,7 +513,7 @@ def main() -> None:
         print(markdown(result), flush=True)
         if args.out:  # after every method: a run stopped by a timeout keeps what it measured
             Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
-            Path(args.out + ".md").write_text(markdown(result) + "\n")
+            Path(args.out + ".md").write_text(markdown(result))
 
 
 if __name__ == "__main__":
