@@ -40,4 +40,33 @@ if [ -n "$so" ]; then
   (cd /tmp && LD_DEBUG=bindings PYTHONPATH=/tmp/stable python3 "$OUT/call.py" cpu 2>&1 \
     | grep -E "(_Unwind_RaiseException|__cxa_throw|__gxx_personality_v0)'" | sort -u | head -12)
 fi
-echo "== build flags"; grep -E 'static-lib|_FLAGS' /tmp/stable-build/CMakeCache.txt 2>/dev/null | grep -v '^//' | head -12
+echo "== build flags"; grep -E 'static-lib|LINKER_FLAGS:|CMAKE_CXX_COMPILER:|CMAKE_LINKER:' \
+  /tmp/stable-build/CMakeCache.txt 2>/dev/null | grep -v '^//' | head -12
+
+# 2026-12-06: the stable build's _C defined __cxa_* itself and did not need libstdc++.so.6
+# (libstdc++ linked statically), while the one-op extension above raised. Where does the static
+# copy come from, and is it what crashes?
+echo "== compiler and linker environment"; env | grep -E '^(CC|CXX|LDFLAGS|CXXFLAGS|CFLAGS|CPPFLAGS)=' || echo "(none set)"
+echo "libstdc++.so for -lstdc++: $(g++ -print-file-name=libstdc++.so)"
+echo "libstdc++.a: $(g++ -print-file-name=libstdc++.a)"
+echo "== _C's link line (build.ninja)"
+grep -A8 -E '^build [^:]*_C[^:]*\.so' /tmp/stable-build/build.ninja 2>/dev/null \
+  | grep -E 'LINK_FLAGS|LINK_LIBRARIES|LINK_PATH|^build' | cut -c1-1200
+for so in /tmp/mini_stable/boom.so \
+    "$(cd /tmp && python3 -c 'import sketchwalk._C as c; print(c.__file__)' 2>/dev/null)"; do
+  [ -f "$so" ] || continue
+  echo "== $so: needs libstdc++.so.6: $(readelf -d "$so" | grep -c 'libstdc++'), defines __cxa_throw: $(nm -D --defined-only "$so" | grep -c ' __cxa_throw$')"
+done
+# The hypothesis itself: the same one-op extension with libstdc++ linked statically.
+g++ -O2 -std=c++20 -shared -fPIC -static-libstdc++ -DTORCH_TARGET_VERSION=0x020A000000000000 \
+  -I"$T/include" boom.cpp -o boom_static.so -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" \
+  > "$OUT/mini_static_build.log" 2>&1
+echo "== mini static build rc=$? (defines __cxa_throw: $(nm -D --defined-only boom_static.so 2>/dev/null | grep -c ' __cxa_throw$'))"
+python3 -X faulthandler -c "
+import torch
+torch.ops.load_library('/tmp/mini_stable/boom_static.so')
+try:
+    torch.ops.mini_stable.boom(1); print('mini static: NO ERROR')
+except RuntimeError as e:
+    print('mini static raised:', str(e)[:80])" > "$OUT/mini_static_call.log" 2>&1
+echo "== mini static call rc=$?: $(tr '\n' ' ' < "$OUT/mini_static_call.log" | cut -c1-300)"

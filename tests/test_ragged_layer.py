@@ -17,10 +17,15 @@ def packed(tensors):
 
 
 def assert_same_states(alone, ragged, layer_idx):
-    """Each ragged sequence's state holds what its lone run's does: density and 4-bit keys."""
+    """Each ragged sequence's state holds what its lone run's does: density and the live rows
+    of its 4-bit keys (a pooled state's capacity is the pool's)."""
     for a, r in zip(alone, ragged):
         assert a.last_density == r.last_density
-        assert torch.equal(a.layers[layer_idx].codes, r.layers[layer_idx].codes)
+        la, lr = a.layers[layer_idx], r.layers[layer_idx]
+        n = la.num_keys
+        assert lr.num_keys == n
+        assert torch.equal(la.codes[:, :, :n], lr.codes[:, :, :n])
+        assert torch.equal(la.scales[:, :, :n], lr.scales[:, :, :n])
 
 
 def qkv(lens):
@@ -240,3 +245,72 @@ def test_ragged_decode_rows_beside_a_chunk_and_a_prefill_equal_each_sequence_alo
     assert batched == [1]  # the decode rows were selected together, in the step's call
     assert torch.equal(got, packed(want))
     assert_same_states(alone, ragged, layer_idx)
+
+
+def test_pooled_decode_steps_equal_each_sequence_alone(sw, monkeypatch):
+    """A serving loop's states share a Keys4DecodePool: over consecutive decode steps of one
+    sparse layer, with a sequence joining (after its prefill) and one leaving, and a sequence
+    outgrowing the pool's capacity, every step answers and keeps its 4-bit keys exactly as each
+    sequence alone; the pool is rebuilt only when the decode set changes or outgrows it, and the
+    per-step stacking is never used."""
+    from sketchwalk import ragged as ragged_module
+    from sketchwalk.decode_pool import Keys4DecodePool
+    from sketchwalk.state import keys4_capacity
+
+    cfg = sw.SketchWalkConfig()
+    layer_idx = cfg.dense_layers
+    pool = Keys4DecodePool()
+    monkeypatch.setattr(ragged_module, "_stack_keys4", None)  # the pool's path only
+    monkeypatch.setattr(ragged_module, "sketchwalk_attention", None)  # no per-sequence decode
+    # Sequence 0 decodes past its pool capacity (keys4_capacity(300) = 576 rows) in step 3.
+    prompts = [300, 130, 64]
+    grow = keys4_capacity(prompts[0]) - prompts[0] + 1
+    total = [t + grow + 8 for t in prompts]  # room for every decode step below
+    qs, ks, vs = qkv(total)
+    alone = [sw.SketchWalkState(cfg) for _ in total]
+    pooled = [sw.SketchWalkState(cfg) for _ in total]
+    for st in pooled:
+        st.decode_pool = pool
+    done = [0, 0, 0]  # keys each sequence's states hold
+
+    def run(members, phases):
+        """One ragged step of `members` (prefill or one decode token each) beside each alone."""
+        q_lens, k_lens, want = [], [], []
+        for b, phase in zip(members, phases):
+            end = prompts[b] if phase == "prefill" else done[b] + 1
+            start = 0 if phase == "prefill" else done[b]
+            q, k, v = qs[b][:, :, start:end], ks[b][:, :, :end], vs[b][:, :, :end]
+            want.append(sw.sketchwalk_attention(q, k, v, layer_idx, alone[b]))
+            q_lens.append(end - start)
+            k_lens.append(end)
+            done[b] = end
+        plan = sw.StepPlan(cfg, q_lens, k_lens)
+        assert plan.phases() == tuple(phases)
+        got = sw.sketchwalk_attention_varlen(
+            packed([qs[b][:, :, kl - ql : kl] for b, ql, kl in zip(members, q_lens, k_lens)]),
+            packed([ks[b][:, :, :kl] for b, kl in zip(members, k_lens)]),
+            packed([vs[b][:, :, :kl] for b, kl in zip(members, k_lens)]),
+            layer_idx,
+            [pooled[b] for b in members],
+            plan,
+        )
+        assert torch.equal(got, packed(want))
+        assert_same_states([alone[b] for b in members], [pooled[b] for b in members], layer_idx)
+
+    run([0, 1], ["prefill", "prefill"])
+    run([0, 1], ["decode", "decode"])
+    assert pool.rebuilds == 1
+    run([0, 1], ["decode", "decode"])  # the same set: no rebuild, the stacked keys reused
+    assert pool.rebuilds == 1
+    run([0, 1, 2], ["decode", "decode", "prefill"])  # a prefill beside: the decode set holds
+    assert pool.rebuilds == 1
+    run([0, 1, 2], ["decode"] * 3)  # sequence 2 joins
+    assert pool.rebuilds == 2
+    pool.release()  # sequence 1 leaves (the serving loop frees its state)
+    run([0, 2], ["decode", "decode"])
+    assert pool.rebuilds == 3
+    for _ in range(grow):  # sequence 0 outgrows the pool's rows once
+        run([0, 2], ["decode", "decode"])
+    assert pool.rebuilds == 4
+    # Sequence 1, left behind, still holds its own rows.
+    assert_same_states([alone[1]], [pooled[1]], layer_idx)

@@ -183,6 +183,7 @@ class StepPlan:
         self.forward_states: dict[int, object] = {}
         self.track_density = track_density  # prefill / chunk densities (SketchWalkState's flag)
         self._decode: tuple | None = None
+        self._decode_last_keys: torch.Tensor | None = None
         self.decode_ids: torch.Tensor | None = None
         self._selection: tuple | None = None
         # The walk carried between consecutive sparse layers of a ragged step's batched selection
@@ -238,6 +239,15 @@ class StepPlan:
                 self._decode = (rows, q_rows, lens, table)
                 self.decode_ids = idx  # the decode sequences' indices on the device (int64)
         return self._decode
+
+    def decode_last_keys(self) -> torch.Tensor:
+        """The packed row of each decode sequence's new (last) key, in decode_rows() order
+        (device int64). Made once, with the plan."""
+        if self._decode_last_keys is None:
+            rows = self.decode_rows()[0]
+            last = [self.k_offsets[b + 1] - 1 for b in rows]
+            self._decode_last_keys = _to_device(torch.tensor(last, dtype=torch.int64), self.device)
+        return self._decode_last_keys
 
     def selection_args(
         self,

@@ -7,8 +7,10 @@ rows of the block index are placed in one padded index. The decode sequences (on
 cache) under the keys4 scorer are selected together: each appends its new key to its own 4-bit
 state, the states are stacked (padded to the longest: a copy of the 4-bit keys per step), scored
 and selected in two launches, and their rows join the same index (one row of blocks per KV
-group; the prefill rows are repeated over the KV groups then). Decode steps of other scorers
-run per sequence through the single-sequence layer.
+group; the prefill rows are repeated over the KV groups then). With a Keys4DecodePool
+(decode_pool.py, as a serving loop gives its states) the stacked states persist between steps
+and the new keys are appended in one launch instead. Decode steps of other scorers run per
+sequence through the single-sequence layer.
 """
 
 from __future__ import annotations
@@ -122,20 +124,17 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
     cfg = plan.config
     rows, q_rows, dec_lens, _ = plan.decode_rows()
     layers = [states[b].layers[layer_idx] for b in rows]
-    num_kv_heads, half = layers[0].codes.shape[1], layers[0].codes.shape[3]
-    capacity = max(plan.sequences[b].num_keys for b in rows)
-    # Rows past a sequence's length are never read (its length bounds the scorer).
-    codes = layers[0].codes.new_empty((len(rows), num_kv_heads, capacity, half))
-    scales = layers[0].scales.new_empty((len(rows), num_kv_heads, capacity))
-    for i, (b, layer) in enumerate(zip(rows, layers)):
-        num_keys = plan.sequences[b].num_keys
-        layer.ensure_capacity(num_keys)
-        layer.seq_lens.fill_(num_keys)  # a scalar fill: no host-device sync
-        new_key = k[plan.k_offsets[b + 1] - 1 : plan.k_offsets[b + 1]].transpose(0, 1)[None]
-        ops.quantize_keys4_(layer.codes, layer.scales, new_key, layer.seq_lens, False)
-        layer.num_keys = num_keys
-        codes[i, :, :num_keys] = layer.codes[0, :, :num_keys]
-        scales[i, :, :num_keys] = layer.scales[0, :, :num_keys]
+    num_keys = [plan.sequences[b].num_keys for b in rows]
+    pool = states[rows[0]].decode_pool
+    if pool is not None and all(states[b].decode_pool is pool for b in rows):
+        # The stacked states persist (decode_pool.py): every new key appended in one launch.
+        codes, scales = pool.stacked(layer_idx, layers, num_keys)
+        new_keys = k.index_select(0, plan.decode_last_keys())[:, :, None]  # [S, Hkv, 1, D]
+        ops.quantize_keys4_(codes, scales, new_keys, dec_lens, False)
+        for layer, n in zip(layers, num_keys):
+            layer.num_keys = n
+    else:
+        codes, scales = _stack_keys4(k, layers, num_keys, rows, plan)
     q_dec = q.index_select(0, q_rows)[:, :, None]  # [S, Hq, 1, D]; 16-bit on CUDA (caller)
     mass = ops.score_blocks_keys4(q_dec, codes, scales, dec_lens, None, False)
     dec_index, dec_count = ops.select_blocks_keys4(
@@ -146,13 +145,31 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
             layer_idx, dec_count[i : i + 1], dec_lens[i : i + 1], cfg.block_size
         )
     width = dec_index.shape[3] if index is None else max(index.shape[3], dec_index.shape[3])
-    merged, counts = plan.empty_index(num_kv_heads, width)
+    merged, counts = plan.empty_index(codes.shape[1], width)
     if index is not None:  # [num_seqs, 1 or Hkv, Nq, W']: broadcast over the KV groups
         merged[..., : index.shape[3]] = index
         counts[...] = count
     merged[plan.decode_ids, :, 0, : dec_index.shape[3]] = dec_index[:, :, 0]
     counts[plan.decode_ids, :, 0] = dec_count[:, :, 0]
     return merged, counts
+
+
+def _stack_keys4(k, layers: list[LayerKeys4State], num_keys: list[int], rows, plan: StepPlan):
+    """Without a pool: each decode sequence appends its new key to its own 4-bit state, and the
+    states are copied into one buffer [S, Hkv, max num_keys, D/2] for this step."""
+    num_kv_heads, half = layers[0].codes.shape[1], layers[0].codes.shape[3]
+    # Rows past a sequence's length are never read (its length bounds the scorer).
+    codes = layers[0].codes.new_empty((len(rows), num_kv_heads, max(num_keys), half))
+    scales = layers[0].scales.new_empty((len(rows), num_kv_heads, max(num_keys)))
+    for i, (b, layer, n) in enumerate(zip(rows, layers, num_keys)):
+        layer.ensure_capacity(n)
+        layer.seq_lens.fill_(n)  # a scalar fill: no host-device sync
+        new_key = k[plan.k_offsets[b + 1] - 1 : plan.k_offsets[b + 1]].transpose(0, 1)[None]
+        ops.quantize_keys4_(layer.codes, layer.scales, new_key, layer.seq_lens, False)
+        layer.num_keys = n
+        codes[i, :, :n] = layer.codes[0, :, :n]
+        scales[i, :, :n] = layer.scales[0, :, :n]
+    return codes, scales
 
 
 def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: StepPlan):

@@ -154,6 +154,10 @@ class SketchWalkState:
         # keys4 state of a prefill gets room for them up front (sketchwalk_attention's seq_lens).
         self.cache_capacity: int | None = None
         self.layers: dict[int, LayerDecodeState | LayerKeys4State] = {}
+        # The pool a serving loop shares among its requests' states (decode_pool.py): the ragged
+        # layer then keeps the decode sequences' 4-bit keys stacked between steps. None: each
+        # ragged decode step stacks them anew.
+        self.decode_pool = None
         # (batch, num_q_heads, num_kv_heads) each sparse layer last ran with: a decode step or
         # chunk with other shapes is refused (it would read a state made for other heads).
         self.layer_heads: dict[int, tuple[int, int, int]] = {}

@@ -77,6 +77,10 @@ class _Session:
         # fraction of each sparse layer, 0-dim device tensors]) per request and forward,
         # appended after the forward's last layer; read (and synchronized) only by its reader.
         self.densities: list | None = [] if _RECORD_DENSITIES[0] else None
+        # The decode sequences' 4-bit keys, kept stacked between steps (decode_pool.py).
+        from ..decode_pool import Keys4DecodePool
+
+        self.decode_pool = Keys4DecodePool()
 
     def begin_batch(self, request_ids: list[str], lengths: list[tuple[int, int]] | None) -> None:
         """The rows of the next forward: their request ids and, when the engine's request
@@ -86,7 +90,8 @@ class _Session:
         self.plan, self.plan_states, self.last_layer = None, None, -1
 
     def free(self, request_id: str) -> None:
-        self.states.pop(request_id, None)
+        if self.states.pop(request_id, None) is not None:
+            self.decode_pool.release()  # its rows are not kept past the request
 
 
 _CURRENT: list[_Session | None] = [None]  # the session whose batch runs now
@@ -378,6 +383,7 @@ def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
                         "serving_config; was the request forked?)"
                     )
                 state = session.states[request_id] = SketchWalkState(cfg)
+                state.decode_pool = session.decode_pool
             states.append(state)
         session.plan = ragged.StepPlan(cfg, q_lens, k_lens, device=query.device)
         session.plan_states = states
