@@ -5,6 +5,7 @@ is one varlen call), in prefill, in decode and with both phases in one step."""
 import pytest
 import torch
 
+from conftest import device_params
 from utils import assert_raises_naming
 
 LENS = [300, 65, 1000]
@@ -314,3 +315,66 @@ def test_pooled_decode_steps_equal_each_sequence_alone(sw, monkeypatch):
     assert pool.rebuilds == 4
     # Sequence 1, left behind, still holds its own rows.
     assert_same_states([alone[1]], [pooled[1]], layer_idx)
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_pooled_decode_steps_equal_the_stacked_steps(sw, device):
+    """On each device (CUDA in bf16), the pooled path (one batched quantize_keys4_ with
+    per-sequence lengths, the scorer on the persistent buffer) answers and keeps the 4-bit keys
+    of the per-step stacking exactly, over steps where the decode set changes and the pool
+    grows."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from sketchwalk.decode_pool import Keys4DecodePool
+    from sketchwalk.state import keys4_capacity
+
+    cfg = sw.SketchWalkConfig()
+    layer_idx = cfg.dense_layers
+    prompts = [300, 130, 64]
+    grow = keys4_capacity(prompts[0]) - prompts[0] + 1
+    total = [t + grow + 8 for t in prompts]  # room for every decode step below
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    qs, ks, vs = ([t.to(device, dtype) for t in ts] for ts in qkv(total))
+    schedule = [[0, 1]] * 3 + [[0, 1, 2]] * 2 + [[0, 2]] * (grow + 1)
+
+    def run(pool):
+        states = [sw.SketchWalkState(cfg) for _ in total]
+        for st in states:
+            st.decode_pool = pool
+        done = list(prompts)
+        outs = []
+        for b in range(3):  # each sequence's prefill
+            sw.sketchwalk_attention(
+                qs[b][:, :, : prompts[b]],
+                ks[b][:, :, : prompts[b]],
+                vs[b][:, :, : prompts[b]],
+                layer_idx,
+                states[b],
+            )
+        previous = schedule[0]
+        for members in schedule:
+            if pool is not None and set(previous) - set(members):
+                pool.release()  # a sequence left (the serving loop freed its state)
+            previous = members
+            plan = sw.StepPlan(cfg, [1] * len(members), [done[b] + 1 for b in members])
+            outs.append(
+                sw.sketchwalk_attention_varlen(
+                    packed([qs[b][:, :, done[b] : done[b] + 1] for b in members]),
+                    packed([ks[b][:, :, : done[b] + 1] for b in members]),
+                    packed([vs[b][:, :, : done[b] + 1] for b in members]),
+                    layer_idx,
+                    [states[b] for b in members],
+                    plan,
+                )
+            )
+            for b in members:
+                done[b] += 1
+        return outs, states
+
+    pool = Keys4DecodePool()
+    pooled, pooled_states = run(pool)
+    stacked, stacked_states = run(None)
+    assert pool.rebuilds == 4  # made, joined, left, grew
+    for a, b in zip(pooled, stacked):
+        assert torch.equal(a, b)
+    assert_same_states(stacked_states, pooled_states, layer_idx)
