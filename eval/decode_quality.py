@@ -135,6 +135,9 @@ METHODS = {
     "rows2_20": Method("rows2_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 2}),
     "rows1_20": Method("rows1_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 1}),
     "rows4_default": Method("rows4_default", {}, scorer="sampled_rows", scorer_args={"rows": 4}),
+    # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
+    "exact10": Method("exact10", P10, scorer="exact_mass"),
+    "rows4_10": Method("rows4_10", P10, scorer="sampled_rows", scorer_args={"rows": 4}),
     # Issue 24: SOCKET's soft-collision decode scorer (soft_lsh.py) in place of keys4, at the
     # defaults and at ~20% (the same decode knobs as keys4's rows: equal decode density).
     "socket": Method("socket", {"decode_scorer": "socket"}),
