@@ -27,6 +27,7 @@ def assert_same_states(alone, ragged, layer_idx):
         assert lr.num_keys == n
         assert torch.equal(la.codes[:, :, :n], lr.codes[:, :, :n])
         assert torch.equal(la.scales[:, :, :n], lr.scales[:, :, :n])
+        assert lr.seq_lens.tolist() == [n]  # the lengths a pooled row shares stay its own
 
 
 def qkv(lens):
@@ -249,25 +250,26 @@ def test_ragged_decode_rows_beside_a_chunk_and_a_prefill_equal_each_sequence_alo
 
 
 def test_pooled_decode_steps_equal_each_sequence_alone(sw, monkeypatch):
-    """A serving loop's states share a Keys4DecodePool: over consecutive decode steps of one
-    sparse layer, with a sequence joining (after its prefill) and one leaving, and a sequence
-    outgrowing the pool's capacity, every step answers and keeps its 4-bit keys exactly as each
-    sequence alone; the pool is rebuilt only when the decode set changes or outgrows it, and the
-    per-step stacking is never used."""
+    """A serving loop's states share a Keys4DecodePool: over consecutive decode steps of two
+    sparse layers, with a sequence joining (after its prefill), one leaving, the same number of
+    sequences with another member or in another order, and a sequence outgrowing the pool's
+    capacity, every step answers and keeps its 4-bit keys and lengths exactly as each sequence
+    alone; the pool is rebuilt only when the decode set changes or outgrows it, and the per-step
+    stacking is never used."""
     from sketchwalk import ragged as ragged_module
     from sketchwalk.decode_pool import Keys4DecodePool
     from sketchwalk.state import keys4_capacity
 
     cfg = sw.SketchWalkConfig()
-    layer_idx = cfg.dense_layers
+    layers = (cfg.dense_layers, cfg.dense_layers + 1)
     pool = Keys4DecodePool()
     monkeypatch.setattr(ragged_module, "_stack_keys4", None)  # the pool's path only
     monkeypatch.setattr(ragged_module, "sketchwalk_attention", None)  # no per-sequence decode
-    # Sequence 0 decodes past its pool capacity (keys4_capacity(300) = 576 rows) in step 3.
-    prompts = [300, 130, 64]
+    # Sequence 0 outgrows its pool capacity (keys4_capacity(300) = 576 rows) in the last loop.
+    prompts = [300, 200, 260]
     grow = keys4_capacity(prompts[0]) - prompts[0] + 1
-    total = [t + grow + 8 for t in prompts]  # room for every decode step below
-    qs, ks, vs = qkv(total)
+    total = [t + grow + 12 for t in prompts]  # room for every decode step below
+    qkvs = {layer: qkv(total) for layer in layers}  # each layer its own q, k, v
     alone = [sw.SketchWalkState(cfg) for _ in total]
     pooled = [sw.SketchWalkState(cfg) for _ in total]
     for st in pooled:
@@ -275,46 +277,118 @@ def test_pooled_decode_steps_equal_each_sequence_alone(sw, monkeypatch):
     done = [0, 0, 0]  # keys each sequence's states hold
 
     def run(members, phases):
-        """One ragged step of `members` (prefill or one decode token each) beside each alone."""
-        q_lens, k_lens, want = [], [], []
+        """One ragged step of `members` (prefill or one decode token each) beside each alone,
+        through both layers."""
+        spans = []
         for b, phase in zip(members, phases):
             end = prompts[b] if phase == "prefill" else done[b] + 1
-            start = 0 if phase == "prefill" else done[b]
-            q, k, v = qs[b][:, :, start:end], ks[b][:, :, :end], vs[b][:, :, :end]
-            want.append(sw.sketchwalk_attention(q, k, v, layer_idx, alone[b]))
-            q_lens.append(end - start)
-            k_lens.append(end)
+            spans.append((0 if phase == "prefill" else done[b], end))
             done[b] = end
-        plan = sw.StepPlan(cfg, q_lens, k_lens)
+        plan = sw.StepPlan(cfg, [e - s for s, e in spans], [e for _, e in spans])
         assert plan.phases() == tuple(phases)
+        for layer in layers:
+            qs, ks, vs = qkvs[layer]
+            want = [
+                sw.sketchwalk_attention(
+                    qs[b][:, :, s:e], ks[b][:, :, :e], vs[b][:, :, :e], layer, alone[b]
+                )
+                for b, (s, e) in zip(members, spans)
+            ]
+            got = sw.sketchwalk_attention_varlen(
+                packed([qs[b][:, :, s:e] for b, (s, e) in zip(members, spans)]),
+                packed([ks[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
+                packed([vs[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
+                layer,
+                [pooled[b] for b in members],
+                plan,
+            )
+            assert torch.equal(got, packed(want))
+            assert_same_states([alone[b] for b in members], [pooled[b] for b in members], layer)
+
+    run([0, 1], ["prefill", "prefill"])
+    run([0, 1], ["decode", "decode"])
+    assert pool.rebuilds == 2  # one per layer
+    run([0, 1], ["decode", "decode"])  # the same set: no rebuild, the stacked keys reused
+    assert pool.rebuilds == 2
+    run([0, 1, 2], ["decode", "decode", "prefill"])  # a prefill beside: the decode set holds
+    assert pool.rebuilds == 2
+    run([0, 1, 2], ["decode"] * 3)  # sequence 2 joins
+    assert pool.rebuilds == 4
+    run([0, 2], ["decode", "decode"])  # sequence 1 leaves (without release(): still right)
+    assert pool.rebuilds == 6
+    run([2, 0], ["decode", "decode"])  # the same two in another order
+    assert pool.rebuilds == 8
+    run([1, 0], ["decode", "decode"])  # as many, another member
+    assert pool.rebuilds == 10
+    pool.release()  # a request left (the serving loop freed its state): buffers let go
+    assert pool._layers == {}
+    run([0, 2], ["decode", "decode"])
+    assert pool.rebuilds == 12
+    for _ in range(grow):  # sequence 0 outgrows the pool's rows once
+        run([0, 2], ["decode", "decode"])
+    assert pool.rebuilds == 14
+    # Sequence 1, left behind, still holds its own rows.
+    for layer in layers:
+        assert_same_states([alone[1]], [pooled[1]], layer)
+
+
+def test_a_pool_that_would_waste_memory_is_not_made(sw):
+    """One long sequence among short ones: pooled rows of the longest's capacity would hold more
+    than MAX_WASTE times the members' own, so the step stacks per step, and the members that
+    were pooled move back to buffers of their own size; the answers stay each sequence's own."""
+    from sketchwalk.decode_pool import MAX_WASTE, Keys4DecodePool
+    from sketchwalk.state import keys4_capacity
+
+    cfg = sw.SketchWalkConfig()
+    layer_idx = cfg.dense_layers
+    pool = Keys4DecodePool()
+    lens = [3000, 70, 70, 70]
+    assert 4 * keys4_capacity(3000) > MAX_WASTE * sum(keys4_capacity(n) for n in lens)
+    qs, ks, vs = qkv([t + 2 for t in lens])
+    alone = [sw.SketchWalkState(cfg) for _ in lens]
+    pooled = [sw.SketchWalkState(cfg) for _ in lens]
+    for st in pooled:
+        st.decode_pool = pool
+    for b, t in enumerate(lens):
+        for st in (alone[b], pooled[b]):
+            sw.sketchwalk_attention(
+                qs[b][:, :, :t], ks[b][:, :, :t], vs[b][:, :, :t], layer_idx, st
+            )
+
+    done = list(lens)  # keys each sequence's states hold
+
+    def step(members):
+        want = [
+            sw.sketchwalk_attention(
+                qs[b][:, :, done[b] : done[b] + 1],
+                ks[b][:, :, : done[b] + 1],
+                vs[b][:, :, : done[b] + 1],
+                layer_idx,
+                alone[b],
+            )
+            for b in members
+        ]
+        plan = sw.StepPlan(cfg, [1] * len(members), [done[b] + 1 for b in members])
         got = sw.sketchwalk_attention_varlen(
-            packed([qs[b][:, :, kl - ql : kl] for b, ql, kl in zip(members, q_lens, k_lens)]),
-            packed([ks[b][:, :, :kl] for b, kl in zip(members, k_lens)]),
-            packed([vs[b][:, :, :kl] for b, kl in zip(members, k_lens)]),
+            packed([qs[b][:, :, done[b] : done[b] + 1] for b in members]),
+            packed([ks[b][:, :, : done[b] + 1] for b in members]),
+            packed([vs[b][:, :, : done[b] + 1] for b in members]),
             layer_idx,
             [pooled[b] for b in members],
             plan,
         )
+        for b in members:
+            done[b] += 1
         assert torch.equal(got, packed(want))
         assert_same_states([alone[b] for b in members], [pooled[b] for b in members], layer_idx)
 
-    run([0, 1], ["prefill", "prefill"])
-    run([0, 1], ["decode", "decode"])
+    step([1, 2, 3])  # the short ones alone: pooled
+    assert pool.rebuilds == 1 and pooled[1].layers[layer_idx].in_pool
+    step([0, 1, 2, 3])  # the long one joins: no pool
     assert pool.rebuilds == 1
-    run([0, 1], ["decode", "decode"])  # the same set: no rebuild, the stacked keys reused
-    assert pool.rebuilds == 1
-    run([0, 1, 2], ["decode", "decode", "prefill"])  # a prefill beside: the decode set holds
-    assert pool.rebuilds == 1
-    run([0, 1, 2], ["decode"] * 3)  # sequence 2 joins
-    assert pool.rebuilds == 2
-    pool.release()  # sequence 1 leaves (the serving loop frees its state)
-    run([0, 2], ["decode", "decode"])
-    assert pool.rebuilds == 3
-    for _ in range(grow):  # sequence 0 outgrows the pool's rows once
-        run([0, 2], ["decode", "decode"])
-    assert pool.rebuilds == 4
-    # Sequence 1, left behind, still holds its own rows.
-    assert_same_states([alone[1]], [pooled[1]], layer_idx)
+    for b in range(4):
+        layer = pooled[b].layers[layer_idx]
+        assert not layer.in_pool and layer.capacity <= keys4_capacity(lens[b] + 2)
 
 
 @pytest.mark.parametrize("device", device_params())

@@ -125,12 +125,18 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
     rows, q_rows, dec_lens, _ = plan.decode_rows()
     layers = [states[b].layers[layer_idx] for b in rows]
     num_keys = [plan.sequences[b].num_keys for b in rows]
-    pool = states[rows[0]].decode_pool
-    if pool is not None and all(states[b].decode_pool is pool for b in rows):
+    pool, pooled = states[rows[0]].decode_pool, None
+    # A pool serves states without a fixed cache capacity (their rows are the pool's).
+    if pool is not None and all(
+        states[b].decode_pool is pool and states[b].cache_capacity is None for b in rows
+    ):
+        pooled = pool.stacked(layer_idx, layers, num_keys)
+    if pooled is not None:
         # The stacked states persist (decode_pool.py): every new key appended in one launch.
-        codes, scales = pool.stacked(layer_idx, layers, num_keys)
+        codes, scales, lengths = pooled
+        lengths.copy_(dec_lens)  # each member's seq_lens (a view of its row) = its num_keys
         new_keys = k.index_select(0, plan.decode_last_keys())[:, :, None]  # [S, Hkv, 1, D]
-        ops.quantize_keys4_(codes, scales, new_keys, dec_lens, False)
+        ops.quantize_keys4_(codes, scales, new_keys, lengths, False)
         for layer, n in zip(layers, num_keys):
             layer.num_keys = n
     else:

@@ -93,6 +93,8 @@ class LayerKeys4State:
     device."""
     num_keys: int
     """Keys encoded so far."""
+    in_pool: bool = False
+    """Whether codes, scales and seq_lens are views of a Keys4DecodePool's row (decode_pool.py)."""
 
     @property
     def capacity(self) -> int:
@@ -107,6 +109,8 @@ class LayerKeys4State:
         scales = self.scales.new_zeros((*self.scales.shape[:2], new_cap))
         scales[:, :, : self.capacity] = self.scales
         self.codes, self.scales = codes, scales
+        if self.in_pool:  # its own buffers now: the pool rebuilds before it reads this layer
+            self.seq_lens, self.in_pool = self.seq_lens.clone(), False
 
 
 # The sketch's draw on each device, shared by every state of a process: a state made per request
