@@ -400,8 +400,11 @@ def cb_attention(module, query, key, value, kwargs) -> torch.Tensor:
         session.plan_states,
         plan,
     )
-    if session.densities is not None and layer_idx == module.config.num_hidden_layers - 1:
-        _log_densities(session, plan, module.config.num_hidden_layers)
+    if layer_idx == module.config.num_hidden_layers - 1:
+        if session.densities is not None:
+            _log_densities(session, plan, module.config.num_hidden_layers)
+        # The step is over: hold no state past it (a finished request's buffers go with it).
+        session.plan, session.plan_states = None, None
     if query.shape[2] > plan.total_q:  # padded rows past the last request: never read
         out = torch.cat([out, out.new_zeros(query.shape[2] - plan.total_q, *out.shape[1:])])
     return out.unsqueeze(0)
