@@ -188,21 +188,7 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
         manager.stop(block=True)
         memory.stop.set()
     for rid, fault in faults.items():  # what became of each bad request
-        r = results.get(rid)
-        fault["outcome"] = (
-            fault.get("refused", "refused")
-            if not fault["submitted"]
-            else f"cancelled after {fault['streamed']} streamed token(s): no result delivered"
-            if r is None and "streamed" in fault
-            else "never streamed a token (not cancelled)"
-            if r is None and rid == CANCEL_ID
-            else "no result (still pending when the run ended)"
-            if r is None
-            else f"error: {r.error}"[:300]
-            if r.error
-            else f"finished with {len(r.generated_tokens)} tokens ({r.status.name})"
-            + (" although cancelled" if "streamed" in fault else "")
-        )
+        fault["outcome"] = fault_outcome(rid, fault, results.get(rid))
     summary = summarize(method, submitted, results, memory.samples, faults, tok, t0)
     summary["engine_alive_at_end"] = alive
     dense = dict(prefill=1.0, decode=1.0)
@@ -231,6 +217,24 @@ def achieved_density(log: list) -> dict:
 
 
 CANCEL_ID = "fault_cancel"
+
+
+def fault_outcome(rid: str, fault: dict, r) -> str:
+    """What became of a bad request (inject_faults): refused at submission, cancelled, failed
+    with its own error, or (a defect) finished or still pending."""
+    cancelled = "streamed" in fault
+    if not fault["submitted"]:
+        return fault.get("refused", "refused")
+    if r is None:
+        if cancelled:
+            return f"cancelled after {fault['streamed']} streamed token(s): no result delivered"
+        if rid == CANCEL_ID:
+            return "never streamed a token (not cancelled)"
+        return "no result (still pending when the run ended)"
+    if r.error:
+        return f"error: {r.error}"[:300]
+    done = f"finished with {len(r.generated_tokens)} tokens ({r.status.name})"
+    return done + (" although cancelled" if cancelled else "")
 
 
 def collect(r, results: dict, faults: dict, manager) -> None:
