@@ -38,6 +38,23 @@ def qkv(lens):
     )
 
 
+def ragged_step(sw, cfg, qkvs, members, spans, layer_idx, states):
+    """(sketchwalk_attention_varlen's output, its plan) for one step of sequences `members` of
+    qkvs = (qs, ks, vs): sequence members[i]'s queries are its tokens spans[i] = (start, end),
+    its keys and values its first `end` tokens; states[i] is its state."""
+    qs, ks, vs = qkvs
+    plan = sw.StepPlan(cfg, [e - s for s, e in spans], [e for _, e in spans])
+    out = sw.sketchwalk_attention_varlen(
+        packed([qs[b][:, :, s:e] for b, (s, e) in zip(members, spans)]),
+        packed([ks[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
+        packed([vs[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
+        layer_idx,
+        states,
+        plan,
+    )
+    return out, plan
+
+
 @pytest.mark.parametrize("layer_idx", [0, 2])
 def test_ragged_prefill_then_decode_equals_each_sequence_alone(sw, layer_idx):
     cfg = sw.SketchWalkConfig()
@@ -284,8 +301,6 @@ def test_pooled_decode_steps_equal_each_sequence_alone(sw, monkeypatch):
             end = prompts[b] if phase == "prefill" else done[b] + 1
             spans.append((0 if phase == "prefill" else done[b], end))
             done[b] = end
-        plan = sw.StepPlan(cfg, [e - s for s, e in spans], [e for _, e in spans])
-        assert plan.phases() == tuple(phases)
         for layer in layers:
             qs, ks, vs = qkvs[layer]
             want = [
@@ -294,14 +309,9 @@ def test_pooled_decode_steps_equal_each_sequence_alone(sw, monkeypatch):
                 )
                 for b, (s, e) in zip(members, spans)
             ]
-            got = sw.sketchwalk_attention_varlen(
-                packed([qs[b][:, :, s:e] for b, (s, e) in zip(members, spans)]),
-                packed([ks[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
-                packed([vs[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
-                layer,
-                [pooled[b] for b in members],
-                plan,
-            )
+            states = [pooled[b] for b in members]
+            got, plan = ragged_step(sw, cfg, qkvs[layer], members, spans, layer, states)
+            assert plan.phases() == tuple(phases)
             assert torch.equal(got, packed(want))
             assert_same_states([alone[b] for b in members], [pooled[b] for b in members], layer)
 
@@ -368,15 +378,9 @@ def test_a_pool_that_would_waste_memory_is_not_made(sw):
             )
             for b in members
         ]
-        plan = sw.StepPlan(cfg, [1] * len(members), [done[b] + 1 for b in members])
-        got = sw.sketchwalk_attention_varlen(
-            packed([qs[b][:, :, done[b] : done[b] + 1] for b in members]),
-            packed([ks[b][:, :, : done[b] + 1] for b in members]),
-            packed([vs[b][:, :, : done[b] + 1] for b in members]),
-            layer_idx,
-            [pooled[b] for b in members],
-            plan,
-        )
+        spans = [(done[b], done[b] + 1) for b in members]
+        states = [pooled[b] for b in members]
+        got, _ = ragged_step(sw, cfg, (qs, ks, vs), members, spans, layer_idx, states)
         for b in members:
             done[b] += 1
         assert torch.equal(got, packed(want))
@@ -430,17 +434,9 @@ def test_pooled_decode_steps_equal_the_stacked_steps(sw, device):
             if pool is not None and set(previous) - set(members):
                 pool.release()  # a sequence left (the serving loop freed its state)
             previous = members
-            plan = sw.StepPlan(cfg, [1] * len(members), [done[b] + 1 for b in members])
-            outs.append(
-                sw.sketchwalk_attention_varlen(
-                    packed([qs[b][:, :, done[b] : done[b] + 1] for b in members]),
-                    packed([ks[b][:, :, : done[b] + 1] for b in members]),
-                    packed([vs[b][:, :, : done[b] + 1] for b in members]),
-                    layer_idx,
-                    [states[b] for b in members],
-                    plan,
-                )
-            )
+            spans = [(done[b], done[b] + 1) for b in members]
+            step = [states[b] for b in members]
+            outs.append(ragged_step(sw, cfg, (qs, ks, vs), members, spans, layer_idx, step)[0])
             for b in members:
                 done[b] += 1
         return outs, states
