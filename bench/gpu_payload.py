@@ -51,8 +51,8 @@ SERVE_WHEELS = ("fastapi==0.142.2", "uvicorn==0.54.0", "openai==2.54.0", "reques
 SERVE_NO_DEPS = ("accelerate==1.16.0",)
 GPU_PYTHON = ("--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:")
 GPU_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
-# Room left for the repository itself in a 64 MiB call.
-DEFAULT_CHUNK_MIB = 57
+# Room left for the repository itself (~7 MiB tracked, and growing) in a 64 MiB call.
+DEFAULT_CHUNK_MIB = 50
 
 
 def sha256(path: Path) -> str:

@@ -186,6 +186,10 @@ def test_paged_refusals(sw):
     assert_raises_naming(
         lambda: f(tokens(10, HQ), tokens(10, HKV), pool[:4], pool[:4], 2, plan, keys4), "k_pages"
     )
+    meta_plan = sw.StepPlan(cfg, [10], [10], "meta", page_table=table.to("meta"))
+    assert_raises_naming(
+        lambda: f(tokens(10, HQ), tokens(10, HKV), pool, pool, 2, meta_plan, keys4), "plan"
+    )
     with pytest.raises(ValueError, match="page_table"):
         sw.StepPlan(cfg, [10], [200], page_table=table)  # 200 keys need 4 pages
 

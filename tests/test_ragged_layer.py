@@ -43,7 +43,7 @@ def ragged_step(sw, cfg, qkvs, members, spans, layer_idx, states):
     qkvs = (qs, ks, vs): sequence members[i]'s queries are its tokens spans[i] = (start, end),
     its keys and values its first `end` tokens; states[i] is its state."""
     qs, ks, vs = qkvs
-    plan = sw.StepPlan(cfg, [e - s for s, e in spans], [e for _, e in spans])
+    plan = sw.StepPlan(cfg, [e - s for s, e in spans], [e for _, e in spans], qs[0].device)
     out = sw.sketchwalk_attention_varlen(
         packed([qs[b][:, :, s:e] for b, (s, e) in zip(members, spans)]),
         packed([ks[b][:, :, :e] for b, (_, e) in zip(members, spans)]),
@@ -172,6 +172,10 @@ def test_ragged_layer_refusals(sw):
     )
     assert_raises_naming(
         lambda: f(packed(qs), packed(ks), packed(vs), 2, states, None), "plan", exc=TypeError
+    )
+    elsewhere = sw.StepPlan(cfg, [100, 200], [100, 200], "meta")  # not the tensors' device
+    assert_raises_naming(
+        lambda: f(packed(qs), packed(ks), packed(vs), 2, states, elsewhere), "plan"
     )
     with pytest.raises(ValueError, match="queries"):
         sw.StepPlan(cfg, [101], [100])

@@ -182,6 +182,7 @@ def _check_paged_args(q, k, k_pages, v_pages, plan, keys4) -> None:
         raise TypeError(
             f"{name}: argument 'keys4' must be a PagedKeys4Cache, got {type(keys4).__name__}"
         )
+    plan.check_device(name, q)
     for arg, t in (("q", q), ("k", k)):
         if t.dim() != 3 or t.shape[0] != plan.total_q:
             raise ValueError(

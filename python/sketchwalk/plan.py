@@ -240,6 +240,14 @@ class StepPlan:
                 self.decode_ids = idx  # the decode sequences' indices on the device (int64)
         return self._decode
 
+    def check_device(self, op: str, q: torch.Tensor) -> None:
+        """Raises when the step's tensors are not on the device the plan's index tensors are."""
+        if q.device != self.device:
+            raise ValueError(
+                f"{op}: argument 'plan' was made for {self.device}, argument 'q' is on "
+                f"{q.device}: make it with StepPlan(..., device=q.device)"
+            )
+
     def decode_last_keys(self) -> torch.Tensor:
         """The packed row of each decode sequence's new (last) key, in decode_rows() order
         (device int64). Made once, with the plan."""

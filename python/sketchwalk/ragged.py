@@ -325,6 +325,7 @@ def _check_varlen_args(q, k, v, layer_idx, states, plan) -> None:
                 f"sketchwalk_attention_varlen: argument '{name}' must be packed "
                 f"tokens [{total}, heads, head_dim] (the plan's total), got {shape}"
             )
+    plan.check_device("sketchwalk_attention_varlen", q)
     if len(states) != plan.num_seqs or not all(isinstance(s, SketchWalkState) for s in states):
         raise ValueError(
             f"sketchwalk_attention_varlen: argument 'states' must hold one "
