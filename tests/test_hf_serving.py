@@ -80,10 +80,22 @@ def test_every_block_kept_answers_as_dense_sdpa(model, monkeypatch):
     assert hf_serving.active_requests() == []  # every request's state freed when it finished
 
 
-def test_sparse_requests_answer_as_alone(model):
-    # One step holds every prompt (no chunks), so each request's selection is its own prefill's.
+@pytest.mark.parametrize("decode_pool", [True, False])
+def test_sparse_requests_answer_as_alone(model, decode_pool, monkeypatch):
+    # One step holds every prompt (no chunks), so each request's selection is its own prefill's;
+    # with or without the decode pool (decode_pool.py), the same tokens.
+    from sketchwalk.decode_pool import Keys4DecodePool
+
+    pooled_steps = []
+    stacked = Keys4DecodePool.stacked
+    monkeypatch.setattr(
+        Keys4DecodePool, "stacked", lambda *a: pooled_steps.append(1) or stacked(*a)
+    )
     cfg = sketchwalk.SketchWalkConfig(kblocks_frac=0.1, dense_layers=1)
-    together = run_batch(model, hf_serving.enable(model, cfg, **engine(max_batch_tokens=2048)))
+    cb = hf_serving.enable(model, cfg, decode_pool=decode_pool, **engine(max_batch_tokens=2048))
+    together = run_batch(model, cb)
+    hf_serving.enable(model, cfg)  # (the pool back on for the tests after this one)
+    assert bool(pooled_steps) == decode_pool
     for i, ids in enumerate(prompts()):
         alone = model.generate(
             torch.tensor([ids], device=model.device),

@@ -18,7 +18,9 @@ the rate for S seconds (the sustained run), cycling through the prompts.
     python -m bench.python.bench_serving --random --requests 6 --min-tokens 64 --max-tokens 700
 
 Methods: "dense" is the engine's own "sdpa" path; "sketchwalk" the defaults;
-"sketchwalk_keep_all" keeps every block (our kernels at density 1: the cost of the path itself).
+"sketchwalk_keep_all" keeps every block (our kernels at density 1: the cost of the path itself);
+"sketchwalk_stacked" the defaults with the decode sequences' 4-bit keys stacked anew in every
+layer and step instead of pooled (what the pool saves; same selection).
 Both run with CUDA graphs and asynchronous batching off (Sketch&Walk needs them off:
 integrations/hf_serving.py), the same page size, batch-token budget and cache size.
 """
@@ -101,7 +103,10 @@ def cb_config(args, method: str, model):
         cfg = hf_serving.serving_config(**common)
         return dataclasses.replace(cfg, scheduler_type="fifo")
     knobs = dict(window_frac=1.0, decode_window_frac=1.0) if method.endswith("keep_all") else {}
-    return hf_serving.enable(model, sketchwalk.SketchWalkConfig(**knobs), **common)
+    pool = not method.endswith("stacked")
+    return hf_serving.enable(
+        model, sketchwalk.SketchWalkConfig(**knobs), decode_pool=pool, **common
+    )
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -158,7 +163,7 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
                 break
             if not args.duration and i >= len(requests):
                 break
-            time.sleep(max(0.0, due - time.perf_counter()))
+            collect_until(due, results, faults, manager)
             req = dict(requests[i % len(requests)])
             req["id"] = f"{req['id']}_{i}"
             req["arrival"] = time.perf_counter()
@@ -248,6 +253,18 @@ def collect(r, results: dict, faults: dict, manager) -> None:
         return
     if r.is_finished():
         results[r.request_id] = r
+
+
+def collect_until(due: float, results: dict, faults: dict, manager, poll_s: float = 0.05) -> None:
+    """Takes results (collect()) until time.perf_counter() reaches `due`: while waiting for
+    the next arrival, not after it, so that a streamed token is seen (and the fault request
+    cancelled) within poll_s rather than up to 1/rate late."""
+    while (left := due - time.perf_counter()) > 0:
+        r = manager.get_result(timeout=min(left, poll_s))
+        if r is not None:
+            collect(r, results, faults, manager)
+        elif not manager.is_running():
+            time.sleep(min(left, poll_s))  # get_result returns at once from a stopped engine
 
 
 def inject_faults(args, manager, requests) -> dict[str, dict]:

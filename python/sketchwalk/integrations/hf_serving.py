@@ -77,10 +77,11 @@ class _Session:
         # fraction of each sparse layer, 0-dim device tensors]) per request and forward,
         # appended after the forward's last layer; read (and synchronized) only by its reader.
         self.densities: list | None = [] if _RECORD_DENSITIES[0] else None
-        # The decode sequences' 4-bit keys, kept stacked between steps (decode_pool.py).
+        # The decode sequences' 4-bit keys, kept stacked between steps (decode_pool.py); None:
+        # stacked anew in every layer and step (enable(decode_pool=False), for comparison).
         from ..decode_pool import Keys4DecodePool
 
-        self.decode_pool = Keys4DecodePool()
+        self.decode_pool = Keys4DecodePool() if _DECODE_POOL[0] else None
 
     def begin_batch(self, request_ids: list[str], lengths: list[tuple[int, int]] | None) -> None:
         """The rows of the next forward: their request ids and, when the engine's request
@@ -90,12 +91,13 @@ class _Session:
         self.plan, self.plan_states, self.last_layer = None, None, -1
 
     def free(self, request_id: str) -> None:
-        if self.states.pop(request_id, None) is not None:
+        if self.states.pop(request_id, None) is not None and self.decode_pool is not None:
             self.decode_pool.release()  # its rows are not kept past the request
 
 
 _CURRENT: list[_Session | None] = [None]  # the session whose batch runs now
 _RECORD_DENSITIES = [False]  # record_densities()
+_DECODE_POOL = [True]  # enable(decode_pool=...)
 
 
 def record_densities(on: bool = True) -> None:
@@ -273,10 +275,15 @@ def serving_config(**overrides):
     return ContinuousBatchingConfig(**settings)
 
 
-def enable(model, config=None, *, sparse_decode: bool = True, **cb_overrides):
+def enable(
+    model, config=None, *, sparse_decode: bool = True, decode_pool: bool = True, **cb_overrides
+):
     """Configure `model` for Sketch&Walk (integrations/hf.py's configure) and for continuous
     batching; returns the ContinuousBatchingConfig to pass to generate_batch /
-    init_continuous_batching (serving_config(**cb_overrides))."""
+    init_continuous_batching (serving_config(**cb_overrides)). decode_pool=False makes the
+    managers started from now on stack the decode sequences' 4-bit keys anew in every layer
+    and step instead of keeping them in a pool (decode_pool.py): the same selection, for
+    measuring what the pool saves."""
     from . import hf
 
     if not sparse_decode:
@@ -297,6 +304,7 @@ def enable(model, config=None, *, sparse_decode: bool = True, **cb_overrides):
             f"hf_serving.enable: continuous batching runs the ragged step, which keeps the keys4 "
             f"decode state: decode_scorer must be 'keys4', got {cfg.decode_scorer!r}"
         )
+    _DECODE_POOL[0] = bool(decode_pool)
     _install()
     return serving_config(**cb_overrides)
 
