@@ -5,6 +5,8 @@
 # push_query_window_ with a q_sketch of the wrong shape on CPU and then on CUDA tensors (the
 # error path that crashed), and, where gdb exists, prints a native backtrace of the CUDA call.
 #   bash bench/stable_abi_backtrace.sh            # logs under $OUT/stable_abi/
+#   CXX=/usr/bin/g++ STABLE_TARGET=/tmp/stable_sys STABLE_BUILD_DIR=/tmp/stable-build-sys \
+#     STABLE_TAG=_sys NO_GDB=1 bash bench/stable_abi_backtrace.sh   # another compiler beside it
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}/stable_abi
@@ -13,8 +15,8 @@ TARGET=${STABLE_TARGET:-/tmp/stable}
 if [ ! -d "$TARGET/sketchwalk" ]; then
   SKETCHWALK_CUDA=OFF SKETCHWALK_STABLE_ABI_OPS=ON CMAKE_BUILD_PARALLEL_LEVEL=${JOBS:-8} \
     python3 -m pip install --no-build-isolation --no-deps --target "$TARGET" \
-    -C build-dir=/tmp/stable-build . > "$OUT/build.log" 2>&1
-  echo "== stable-ABI CPU build rc=$?"
+    -C build-dir="${STABLE_BUILD_DIR:-/tmp/stable-build}" . > "$OUT/build${STABLE_TAG:-}.log" 2>&1
+  echo "== stable-ABI CPU build rc=$? (CXX=${CXX:-unset}: $(${CXX:-c++} --version | head -1))"
 fi
 cat > "$OUT/call.py" <<'PY'
 import sys, faulthandler, torch
@@ -32,10 +34,13 @@ except Exception as e:
     print(dev, "bad call raised", type(e).__name__, str(e)[:200], flush=True)
 PY
 for dev in cpu cuda; do
-  (cd /tmp && PYTHONPATH="$TARGET" timeout 120 python3 "$OUT/call.py" $dev) > "$OUT/call_$dev.log" 2>&1
-  echo "== $dev rc=$?: $(grep -E 'raised|NO ERROR|Fatal|Segmentation' "$OUT/call_$dev.log" | head -3)"
+  log="$OUT/call${STABLE_TAG:-}_$dev.log"
+  (cd /tmp && PYTHONPATH="$TARGET" timeout 120 python3 "$OUT/call.py" $dev) > "$log" 2>&1
+  echo "== $dev rc=$?: $(grep -E 'raised|NO ERROR|Fatal|Segmentation' "$log" | head -3)"
 done
-if command -v gdb > /dev/null; then
+if [ -n "${NO_GDB:-}" ]; then
+  :
+elif command -v gdb > /dev/null; then
   (cd /tmp && PYTHONPATH="$TARGET" timeout 300 gdb -batch -ex run -ex bt -ex "info sharedlibrary sketchwalk" \
     --args python3 "$OUT/call.py" cuda) > "$OUT/gdb.log" 2>&1
   echo "== gdb rc=$?"; grep -E "^#[0-9]+" "$OUT/gdb.log" | head -30

@@ -70,3 +70,25 @@ try:
 except RuntimeError as e:
     print('mini static raised:', str(e)[:80])" > "$OUT/mini_static_call.log" 2>&1
 echo "== mini static call rc=$?: $(tr '\n' ' ' < "$OUT/mini_static_call.log" | cut -c1-300)"
+
+# 2026-12-06 (6): $CXX there is /opt/gcc/bin/g++, a shell wrapper around g++-real that adds
+# -B/opt/gcc/lib/gcc/x86_64-linux-gnu/13/; the one-op builds above used /usr/bin/g++ from PATH,
+# CMake uses $CXX, and both of our builds came out with libstdc++ static. Does the wrapper link
+# it statically, and does a one-op extension built with it crash?
+if [ -n "${CXX:-}" ] && [ -x "$CXX" ]; then
+  echo "== CXX wrapper $CXX:"; head -c 600 "$CXX" | grep -a exec | cut -c1-400
+  echo "libstdc++.so for -lstdc++ via CXX: $($CXX -print-file-name=libstdc++.so)"
+  echo "libgcc_s.so via CXX: $($CXX -print-file-name=libgcc_s.so)"
+  ls /opt/gcc/lib/gcc/x86_64-linux-gnu/13/ 2>/dev/null | grep -E 'libstdc|libgcc|libsupc' | tr '\n' ' '; echo
+  $CXX -O2 -std=c++20 -shared -fPIC -DTORCH_TARGET_VERSION=0x020A000000000000 -I"$T/include" \
+    boom.cpp -o boom_cxx.so -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" > "$OUT/mini_cxx_build.log" 2>&1
+  echo "== mini build with CXX rc=$? (needs libstdc++.so.6: $(readelf -d boom_cxx.so 2>/dev/null | grep -c 'libstdc++'), defines __cxa_throw: $(nm -D --defined-only boom_cxx.so 2>/dev/null | grep -c ' __cxa_throw$'))"
+  python3 -X faulthandler -c "
+import torch
+torch.ops.load_library('/tmp/mini_stable/boom_cxx.so')
+try:
+    torch.ops.mini_stable.boom(1); print('mini CXX: NO ERROR')
+except RuntimeError as e:
+    print('mini CXX raised:', str(e)[:80])" > "$OUT/mini_cxx_call.log" 2>&1
+  echo "== mini CXX call rc=$?: $(tr '\n' ' ' < "$OUT/mini_cxx_call.log" | cut -c1-300)"
+fi
