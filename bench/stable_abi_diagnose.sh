@@ -92,3 +92,35 @@ except RuntimeError as e:
     print('mini CXX raised:', str(e)[:80])" > "$OUT/mini_cxx_call.log" 2>&1
   echo "== mini CXX call rc=$?: $(tr '\n' ' ' < "$OUT/mini_cxx_call.log" | cut -c1-300)"
 fi
+
+# The checks.h note (ostream << long crashed in the ATen module there) and the stable op's
+# former std::ostringstream message: a one-op extension that formats its message so, built
+# with $CXX and with /usr/bin/g++. Crashes with $CXX only: the wrapper's static libstdc++
+# ostream is the cause, and csrc/message.h (strings only) the fix.
+cat > boom_ostream.cpp <<'CPP'
+#include <torch/csrc/stable/library.h>
+#include <sstream>
+#include <stdexcept>
+void boom(int64_t fail) {
+  std::ostringstream msg;
+  msg << "boom raised with " << fail;
+  if (fail) throw std::runtime_error(msg.str());
+}
+STABLE_TORCH_LIBRARY(mini_stable, m) { m.def("boom(int fail) -> ()"); }
+STABLE_TORCH_LIBRARY_IMPL(mini_stable, CompositeExplicitAutograd, m) { m.impl("boom", TORCH_BOX(&boom)); }
+CPP
+n=0
+for cxx in "${CXX:-g++}" /usr/bin/g++; do
+  n=$((n + 1)); tag="cxx$n"
+  $cxx -O2 -std=c++20 -shared -fPIC -DTORCH_TARGET_VERSION=0x020A000000000000 -I"$T/include" \
+    boom_ostream.cpp -o "boom_ostream_$tag.so" -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" \
+    > "$OUT/mini_ostream_build_$tag.log" 2>&1
+  python3 -X faulthandler -c "
+import torch
+torch.ops.load_library('/tmp/mini_stable/boom_ostream_$tag.so')
+try:
+    torch.ops.mini_stable.boom(7); print('mini ostream: NO ERROR')
+except RuntimeError as e:
+    print('mini ostream raised:', str(e)[:80])" > "$OUT/mini_ostream_call_$tag.log" 2>&1
+  echo "== mini ostream with $cxx: call rc=$?: $(tr '\n' ' ' < "$OUT/mini_ostream_call_$tag.log" | cut -c1-200)"
+done

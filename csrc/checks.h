@@ -18,34 +18,20 @@
 #include <string>
 #include <vector>
 
+#include "message.h"
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {
 
-// Error messages are assembled from strings here (integers through std::to_string), never
-// through std::ostream inside this module: on the GPU machine (GCC 13, C++20, torch 2.11)
-// the module's own instantiation of ostream << long crashed while formatting a message.
+// Messages are assembled by csrc/message.h (never through std::ostream: it says why); its
+// message_piece overloads for c10 types.
 namespace detail {
-inline std::string message_piece(const char* s) { return s; }
-inline std::string message_piece(const std::string& s) { return s; }
-inline std::string message_piece(bool v) { return v ? "true" : "false"; }
-inline std::string message_piece(int v) { return std::to_string(v); }
-inline std::string message_piece(long v) { return std::to_string(v); }
-inline std::string message_piece(long long v) { return std::to_string(v); }
-inline std::string message_piece(unsigned long v) { return std::to_string(v); }
-inline std::string message_piece(double v) { return std::to_string(v); }
-inline std::string message_piece(c10::ScalarType t) { return c10::toString(t); }
-inline std::string message_piece(const c10::Device& d) { return d.str(); }
-inline std::string message_piece(c10::IntArrayRef a) {
+inline std::string message_piece(piece_tag, c10::ScalarType t) { return c10::toString(t); }
+inline std::string message_piece(piece_tag, const c10::Device& d) { return d.str(); }
+inline std::string message_piece(piece_tag, c10::IntArrayRef a) {
   std::string out = "[";
   for (size_t i = 0; i < a.size(); ++i) out += (i ? ", " : "") + std::to_string(a[i]);
   return out + "]";
-}
-template <typename... Args>
-std::string message(const Args&... args) {
-  std::string out;
-  ((out += message_piece(args)), ...);
-  return out;
 }
 }  // namespace detail
 

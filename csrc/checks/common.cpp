@@ -8,7 +8,6 @@
 
 #include <climits>
 #include <cmath>
-#include <sstream>
 
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/keys4.h"
@@ -26,13 +25,9 @@ void check_dtype(const at::Tensor& t, const char* op, const char* arg,
   for (auto s : allowed) {
     if (t.scalar_type() == s) return;
   }
-  std::ostringstream expected;
-  bool first = true;
-  for (auto s : allowed) {
-    expected << (first ? "" : ", ") << c10::toString(s);
-    first = false;
-  }
-  SW_CHECK_ARG(false, op, arg, "must have dtype in {", expected.str(), "}, got ",
+  std::string expected;  // no std::ostream here (csrc/message.h says why)
+  for (auto s : allowed) expected += (expected.empty() ? "" : ", ") + std::string(c10::toString(s));
+  SW_CHECK_ARG(false, op, arg, "must have dtype in {", expected, "}, got ",
                c10::toString(t.scalar_type()));
 }
 

@@ -10,9 +10,10 @@
 #include <torch/csrc/stable/tensor.h>
 
 #include <cstdint>
-#include <sstream>
 #include <stdexcept>
 #include <string>
+
+#include "message.h"
 
 namespace sketchwalk::stable {
 namespace {
@@ -21,21 +22,19 @@ using torch::stable::Tensor;
 
 constexpr const char* kOp = "push_query_window_";
 
-// "sketchwalk.<op>: argument '<arg>' <what>" (SW_CHECK_ARG's format, csrc/checks.h).
+// "sketchwalk.<op>: argument '<arg>' <what>" (SW_CHECK_ARG's format, csrc/checks.h), built by
+// csrc/message.h: no std::ostream, whose use here is the likely cause of this op's crash on
+// the GPU machine (docs/stable_abi.md).
 template <typename... Parts>
 [[noreturn]] void fail(const char* arg, const Parts&... what) {
-  std::ostringstream msg;
-  msg << "sketchwalk." << kOp << ": argument '" << arg << "' ";
-  (msg << ... << what);
-  throw std::runtime_error(msg.str());
+  throw std::runtime_error(
+      sketchwalk::detail::message("sketchwalk.", kOp, ": argument '", arg, "' ", what...));
 }
 
 std::string shape_of(const Tensor& t) {
-  std::ostringstream s;
-  s << "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s << (d ? ", " : "") << t.size(d);
-  s << "]";
-  return s.str();
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
 }
 
 void check_float_rank4(const Tensor& t, const char* arg, const char* dims) {
