@@ -1,6 +1,6 @@
 // Argument checks of every op, shared by its CPU, CUDA and composite versions. Every failure
-// raises a RuntimeError (TORCH_CHECK) whose message names the op, the argument and what was
-// expected, e.g. "sketchwalk.sparse_prefill: argument 'k' must have 4 dims
+// throws std::runtime_error (a Python RuntimeError) whose message names the op, the argument
+// and what was expected, e.g. "sketchwalk.sparse_prefill: argument 'k' must have 4 dims
 // [batch, num_kv_heads, num_keys, head_dim], got 3".
 // Where: op X's check_X_args in csrc/checks/X.cpp (X without its trailing '_'), the helpers
 // they share in csrc/checks/common.cpp. Limits of the CUDA kernels alone (grid sizes, dtypes,
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "message.h"
+#include "tensor_checks.h"
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {
@@ -35,30 +36,16 @@ inline std::string message_piece(piece_tag, c10::IntArrayRef a) {
 }
 }  // namespace detail
 
-#define SW_CHECK_ARG(cond, op, arg, ...)                                                    \
-  TORCH_CHECK((cond), ::sketchwalk::detail::message("sketchwalk.", op, ": argument '", arg, \
-                                                    "' ", __VA_ARGS__))
+// ---- shared helpers ------------------------------------------------------------------
+// SW_CHECK_ARG, check_rank, check_dtype, check_last_dim_contiguous, check_tensor,
+// check_same_device, check_size and check_finite: csrc/tensor_checks.h (one definition for
+// at::Tensor and torch::stable::Tensor); the rest below, in csrc/checks/common.cpp.
 
-// ---- shared helpers (csrc/checks/common.cpp) -----------------------------------------
-void check_rank(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
-                const char* dims);
-void check_dtype(const at::Tensor& t, const char* op, const char* arg,
-                 std::initializer_list<at::ScalarType> allowed);
-void check_last_dim_contiguous(const at::Tensor& t, const char* op, const char* arg);
-// check_rank, check_dtype and check_last_dim_contiguous of one tensor, in that order.
-void check_tensor(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
-                  const char* dims, std::initializer_list<at::ScalarType> allowed);
-void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
-                       const char* arg, const char* ref_arg);
-void check_size(const at::Tensor& t, const char* op, const char* arg, int64_t dim,
-                int64_t expected, const char* what);
 // Largest walk degree walk_blocks and select_decode_blocks_ accept: each step is one batched
 // GEMM and the damped walk converges geometrically (beta^degree), so a bound far above any
 // useful value refuses what would run for hours.
 constexpr int64_t kMaxWalkDegree = 1024;
 
-// A float argument that must be finite (NaN and +-inf scales are refused, not propagated).
-void check_finite(double value, const char* op, const char* arg);
 // An optional softmax_scale: finite when given. The one default, 1 / sqrt(head_dim), for the
 // attention and keys4 ops on every device.
 void check_softmax_scale(std::optional<double> softmax_scale, const char* op);
@@ -223,8 +210,7 @@ void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor
 void check_update_block_sketch_args(const at::Tensor& block_sketch,
                                     const at::Tensor& token_sketch, int64_t num_tokens_before,
                                     int64_t block_size);
-void check_push_query_window_args(const at::Tensor& window, const at::Tensor& q_sketch,
-                                  int64_t position);
+// check_push_query_window_args: csrc/checks/push_query_window.h (shared with csrc/stable/).
 void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
                                     int64_t num_keys, int64_t block_size);
 void check_update_window_logits_args(const at::Tensor& window_logits,

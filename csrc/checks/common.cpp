@@ -14,51 +14,6 @@
 
 namespace sketchwalk {
 
-void check_rank(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
-                const char* dims) {
-  SW_CHECK_ARG(t.dim() == rank, op, arg, "must have ", rank, " dims ", dims, ", got ", t.dim(),
-               " (shape ", t.sizes(), ")");
-}
-
-void check_dtype(const at::Tensor& t, const char* op, const char* arg,
-                 std::initializer_list<at::ScalarType> allowed) {
-  for (auto s : allowed) {
-    if (t.scalar_type() == s) return;
-  }
-  std::string expected;  // no std::ostream here (csrc/message.h says why)
-  for (auto s : allowed) expected += (expected.empty() ? "" : ", ") + std::string(c10::toString(s));
-  SW_CHECK_ARG(false, op, arg, "must have dtype in {", expected, "}, got ",
-               c10::toString(t.scalar_type()));
-}
-
-void check_last_dim_contiguous(const at::Tensor& t, const char* op, const char* arg) {
-  SW_CHECK_ARG(t.dim() == 0 || t.size(-1) <= 1 || t.stride(-1) == 1, op, arg,
-               "must have a contiguous last dimension (stride 1), got strides ", t.strides());
-}
-
-void check_tensor(const at::Tensor& t, const char* op, const char* arg, int64_t rank,
-                  const char* dims, std::initializer_list<at::ScalarType> allowed) {
-  check_rank(t, op, arg, rank, dims);
-  check_dtype(t, op, arg, allowed);
-  check_last_dim_contiguous(t, op, arg);
-}
-
-void check_same_device(const at::Tensor& t, const at::Tensor& ref, const char* op,
-                       const char* arg, const char* ref_arg) {
-  SW_CHECK_ARG(t.device() == ref.device(), op, arg, "must be on the same device as '", ref_arg,
-               "' (", ref.device(), "), got ", t.device());
-}
-
-void check_size(const at::Tensor& t, const char* op, const char* arg, int64_t dim,
-                int64_t expected, const char* what) {
-  SW_CHECK_ARG(t.size(dim) == expected, op, arg, "must have size ", expected, " at dim ", dim,
-               " (", what, "), got shape ", t.sizes());
-}
-
-void check_finite(double value, const char* op, const char* arg) {
-  SW_CHECK_ARG(std::isfinite(value), op, arg, "must be finite, got ", value);
-}
-
 // > 0: the attention kernels subtract each row's max of the unscaled scores, which is the
 // max of the scaled ones only for a positive scale (0 or a negative scale gave wrong rows).
 void check_softmax_scale(std::optional<double> softmax_scale, const char* op) {

@@ -1,9 +1,10 @@
 // push_query_window_, one implementation for every device: writes one query sketch into slot
 // position % W of the recent-query window, in place (a ring buffer).
-// Checks: csrc/checks/push_query_window.cpp.
+// Checks: csrc/checks/push_query_window.h.
 #include <ATen/core/Tensor.h>
 
 #include "checks.h"
+#include "checks/push_query_window.h"
 #include "ops.h"
 
 namespace sketchwalk {

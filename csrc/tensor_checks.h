@@ -1,0 +1,93 @@
+// The argument checks every op shares (rank, dtype, strides, device, size, finite scalar),
+// written once for both tensor types the extension compiles against: at::Tensor (csrc/checks/)
+// and torch::stable::Tensor (csrc/stable/, where the ATen headers refuse to compile). Each
+// failure throws std::runtime_error (a Python RuntimeError) with csrc/checks.h's message
+// format: "sketchwalk.<op>: argument '<arg>' <what>".
+//
+// Torch-free by construction: it uses only the members both tensor types have (dim, size,
+// stride, sizes, strides, scalar_type, device) and finds the rest by argument-dependent lookup:
+// toString(ScalarType) in the dtype's namespace, message_piece overloads for sizes and devices
+// (csrc/checks.h for ATen, csrc/stable/common.h for the stable ABI) in sketchwalk::detail.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+
+#include "message.h"
+
+namespace sketchwalk {
+
+template <typename... Parts>
+[[noreturn]] void throw_arg_error(const char* op, const char* arg, const Parts&... what) {
+  throw std::runtime_error(detail::message("sketchwalk.", op, ": argument '", arg, "' ", what...));
+}
+
+// Throws (throw_arg_error) unless cond holds; the message pieces are evaluated only then.
+#define SW_CHECK_ARG(cond, op, arg, ...)                                  \
+  do {                                                                    \
+    if (!(cond)) ::sketchwalk::throw_arg_error((op), (arg), __VA_ARGS__); \
+  } while (0)
+
+template <typename T>
+void check_rank(const T& t, const char* op, const char* arg, int64_t rank, const char* dims) {
+  if (t.dim() != rank) {
+    throw_arg_error(op, arg, "must have ", rank, " dims ", dims, ", got ", t.dim(), " (shape ",
+                    t.sizes(), ")");
+  }
+}
+
+template <typename T, typename ScalarType>
+void check_dtype(const T& t, const char* op, const char* arg,
+                 std::initializer_list<ScalarType> allowed) {
+  for (auto s : allowed) {
+    if (t.scalar_type() == s) return;
+  }
+  std::string expected;
+  for (auto s : allowed) expected += (expected.empty() ? "" : ", ") + std::string(toString(s));
+  throw_arg_error(op, arg, "must have dtype in {", expected, "}, got ", toString(t.scalar_type()));
+}
+
+template <typename T>
+void check_last_dim_contiguous(const T& t, const char* op, const char* arg) {
+  if (!(t.dim() == 0 || t.size(t.dim() - 1) <= 1 || t.stride(t.dim() - 1) == 1)) {
+    throw_arg_error(op, arg, "must have a contiguous last dimension (stride 1), got strides ",
+                    t.strides());
+  }
+}
+
+// check_rank, check_dtype and check_last_dim_contiguous of one tensor, in that order.
+template <typename T, typename ScalarType>
+void check_tensor(const T& t, const char* op, const char* arg, int64_t rank, const char* dims,
+                  std::initializer_list<ScalarType> allowed) {
+  check_rank(t, op, arg, rank, dims);
+  check_dtype(t, op, arg, allowed);
+  check_last_dim_contiguous(t, op, arg);
+}
+
+template <typename T>
+void check_same_device(const T& t, const T& ref, const char* op, const char* arg,
+                       const char* ref_arg) {
+  if (!(t.device() == ref.device())) {
+    throw_arg_error(op, arg, "must be on the same device as '", ref_arg, "' (", ref.device(),
+                    "), got ", t.device());
+  }
+}
+
+template <typename T>
+void check_size(const T& t, const char* op, const char* arg, int64_t dim, int64_t expected,
+                const char* what) {
+  if (t.size(dim) != expected) {
+    throw_arg_error(op, arg, "must have size ", expected, " at dim ", dim, " (", what,
+                    "), got shape ", t.sizes());
+  }
+}
+
+// A float argument that must be finite (NaN and +-inf scales are refused, not propagated).
+inline void check_finite(double value, const char* op, const char* arg) {
+  if (!std::isfinite(value)) throw_arg_error(op, arg, "must be finite, got ", value);
+}
+
+}  // namespace sketchwalk
