@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "message.h"
@@ -59,6 +60,11 @@ bool current_stream_is_capturing(const at::Tensor& t);
 // Whether checks that read tensor values (one sync on CUDA) run: validate is set and no CUDA
 // graph is being captured on t's device.
 bool read_values(bool validate, const at::Tensor& t);
+// The shared checks' hooks (csrc/tensor_checks.h) for at::Tensor.
+inline bool read_values(tensor_world, bool validate, const at::Tensor& t) {
+  return read_values(validate, t);
+}
+std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t);
 
 // sparse_prefill and sparse_decode: everything checked before touching memory: ranks, dtypes,
 // devices, strides, GQA divisibility, head_dim and block-index shapes. Throws on failure.
@@ -129,9 +135,7 @@ SketchShape check_hadamard_sketch_varlen_args(const at::Tensor& x, const at::Ten
 // coords in [0, sketch_pow2) and distinct, signs all +-1 (reads memory: one sync on CUDA).
 void check_sketch_transform_values(const char* op, const at::Tensor& signs,
                                    const at::Tensor& coords, int64_t sketch_pow2);
-void check_score_blocks_args(const at::Tensor& q_sketch, const at::Tensor& k_sketch,
-                             double logit_scale, const std::optional<at::Tensor>& num_kv_blocks,
-                             bool validate);
+// check_score_blocks_args: csrc/checks/score_blocks.h (shared with csrc/stable/).
 void check_walk_blocks_args(const at::Tensor& base, const at::Tensor& transition,
                             const std::optional<at::Tensor>& init, int64_t degree,
                             double damping);

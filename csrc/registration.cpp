@@ -77,7 +77,9 @@ TORCH_LIBRARY(sketchwalk, m) {
 TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cpu);
   m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cpu);
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/score_blocks.cpp
   m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
+#endif
   m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
   m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cpu);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
@@ -113,8 +115,8 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
 // fused CUDA version above; this composition defines it and serves the CPU). With
-// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ is registered on
-// the stable ABI instead (csrc/stable/push_query_window.cpp; docs/stable_abi.md says why it is off).
+// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ (and
+// score_blocks on the CPU, above) is registered on the stable ABI instead (csrc/stable/push_query_window.cpp; docs/stable_abi.md says why it is off).
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);

@@ -20,6 +20,13 @@
 
 namespace sketchwalk {
 
+// What differs between the two tensor types, for the checks that read an argument's values:
+// read_values(tensor_world{}, validate, t) (validate, and not while a CUDA graph is captured)
+// and int_range(tensor_world{}, t) ([min, max] of an int32 tensor's values, a device read).
+// Overloaded per tensor type in csrc/checks.h (ATen) and csrc/stable/common.h; the tag makes
+// the call find them when a check template is instantiated.
+struct tensor_world {};
+
 template <typename... Parts>
 [[noreturn]] void throw_arg_error(const char* op, const char* arg, const Parts&... what) {
   throw std::runtime_error(detail::message("sketchwalk.", op, ": argument '", arg, "' ", what...));

@@ -230,6 +230,11 @@ void check_seq_lens_values(const char* op, const at::Tensor& seq_lens, int64_t l
                "] (", what, "), got values in [", mn_v, ", ", mx_v, "]");
 }
 
+std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t) {
+  auto [lo, hi] = at::aminmax(t);
+  return {lo.item<int64_t>(), hi.item<int64_t>()};
+}
+
 bool read_values(bool validate, const at::Tensor& t) {
   return validate && !current_stream_is_capturing(t);
 }

@@ -1,10 +1,11 @@
-// score_blocks, CUDA host wrapper: checks (csrc/checks/score_blocks.cpp), params, launch
+// score_blocks, CUDA host wrapper: checks (csrc/checks/score_blocks.h), params, launch
 // (csrc/cuda/score_blocks.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
+#include "checks/score_blocks.h"
 #include "cuda/host.h"
 #include "cuda/launch.h"
 #include "ops.h"

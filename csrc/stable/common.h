@@ -5,11 +5,15 @@
 #pragma once
 
 #include <torch/csrc/stable/device.h>
+#include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/util/HeaderOnlyArrayRef.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "message.h"
 
@@ -36,4 +40,32 @@ inline std::string message_piece(piece_tag, torch::headeronly::IntHeaderOnlyArra
 
 }  // namespace sketchwalk::detail
 
-#include "tensor_checks.h"  // after the pieces above (its templates find them at instantiation)
+#include "tensor_checks.h"
+
+namespace sketchwalk {
+
+// The shared checks' hooks (csrc/tensor_checks.h) for torch::stable::Tensor. The moved ops
+// run on the CPU so far: a CUDA tensor here would need the capture status of its stream, which
+// is not built yet, so it is refused rather than read during a capture.
+inline bool read_values(tensor_world, bool validate, const torch::stable::Tensor& t) {
+  if (validate && t.is_cuda()) {
+    throw std::logic_error(
+        "sketchwalk: a stable-ABI op read CUDA tensor values; not built (docs/stable_abi.md)");
+  }
+  return validate;
+}
+
+inline std::pair<int64_t, int64_t> int_range(tensor_world, const torch::stable::Tensor& t) {
+  const torch::stable::Device cpu(torch::headeronly::DeviceType::CPU);
+  const torch::stable::Tensor host =
+      torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
+  const int32_t* v = host.const_data_ptr<int32_t>();  // int32: the checks verified the dtype
+  int64_t lo = v[0], hi = v[0];
+  for (int64_t i = 1; i < host.numel(); ++i) {
+    lo = std::min<int64_t>(lo, v[i]);
+    hi = std::max<int64_t>(hi, v[i]);
+  }
+  return {lo, hi};
+}
+
+}  // namespace sketchwalk
