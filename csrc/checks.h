@@ -215,8 +215,7 @@ void check_update_block_sketch_args(const at::Tensor& block_sketch,
                                     const at::Tensor& token_sketch, int64_t num_tokens_before,
                                     int64_t block_size);
 // check_push_query_window_args: csrc/checks/push_query_window.h (shared with csrc/stable/).
-void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
-                                    int64_t num_keys, int64_t block_size);
+// check_update_block_matrix_args: csrc/checks/update_block_matrix.h (shared with csrc/stable/).
 void check_update_window_logits_args(const at::Tensor& window_logits,
                                      const at::Tensor& query_window, const at::Tensor& key_blocks,
                                      int64_t num_blocks, int64_t slot, double logit_scale);

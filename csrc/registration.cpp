@@ -85,7 +85,9 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cpu);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/update_block_matrix.cpp
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
+#endif
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cpu);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cpu);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cpu);
@@ -116,7 +118,8 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
 // fused CUDA version above; this composition defines it and serves the CPU). With
 // SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ (and
-// score_blocks on the CPU, above) is registered on the stable ABI instead (csrc/stable/push_query_window.cpp; docs/stable_abi.md says why it is off).
+// score_blocks and update_block_matrix_ on the CPU, above) is registered on the stable ABI
+// instead (csrc/stable/; docs/stable_abi.md says why it is off).
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);

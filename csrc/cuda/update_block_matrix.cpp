@@ -1,10 +1,11 @@
-// update_block_matrix_, CUDA host wrapper: checks (csrc/checks/update_block_matrix.cpp), launch
+// update_block_matrix_, CUDA host wrapper: checks (csrc/checks/update_block_matrix.h), launch
 // (csrc/cuda/update_block_matrix.cu).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
+#include "checks/update_block_matrix.h"
 #include "cuda/host.h"
 #include "cuda/launch.h"
 #include "ops.h"

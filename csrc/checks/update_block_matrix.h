@@ -1,15 +1,25 @@
 // Argument checks of update_block_matrix_: the block transition matrix, the decode scores r,
-// num_keys and block_size.
-#include "checks.h"
+// num_keys and block_size. A template over the tensor type, shared by the ATen ops
+// (csrc/cpu/update_block_matrix.cpp, csrc/cuda/update_block_matrix.cpp) and the stable-ABI one
+// (csrc/stable/update_block_matrix.cpp).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "tensor_checks.h"
 
 namespace sketchwalk {
 
-void check_update_block_matrix_args(const at::Tensor& transition, const at::Tensor& r,
-                                    int64_t num_keys, int64_t block_size) {
+template <typename T>
+void check_update_block_matrix_args(const T& transition, const T& r, int64_t num_keys,
+                                    int64_t block_size) {
+  using ScalarType = std::decay_t<decltype(std::declval<const T&>().scalar_type())>;
   constexpr const char* op = "update_block_matrix_";
-  check_tensor(transition, op, "transition", 3, "[batch, n, n]", {at::kFloat});
+  check_tensor(transition, op, "transition", 3, "[batch, n, n]", {ScalarType::Float});
   check_rank(r, op, "r", 2, "[batch, n]");
-  check_dtype(r, op, "r", {at::kFloat});
+  check_dtype(r, op, "r", {ScalarType::Float});
   check_same_device(r, transition, op, "r", "transition");
   SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
   SW_CHECK_ARG(num_keys >= 1, op, "num_keys", "must be >= 1, got ", num_keys);
