@@ -21,6 +21,7 @@
 
 #include "message.h"
 #include "tensor_checks.h"
+#include "checks/keys4_cache.h"
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {
@@ -65,6 +66,7 @@ inline bool read_values(tensor_world, bool validate, const at::Tensor& t) {
   return read_values(validate, t);
 }
 std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t);
+std::vector<int32_t> host_int32(tensor_world, const at::Tensor& t);
 
 // sparse_prefill and sparse_decode: everything checked before touching memory: ranks, dtypes,
 // devices, strides, GQA divisibility, head_dim and block-index shapes. Throws on failure.
@@ -82,41 +84,16 @@ AttentionShape check_attention_args(const char* op, const at::Tensor& q, const a
 void validate_block_index(const char* op, const at::Tensor& block_index,
                           const at::Tensor& num_selected, const AttentionShape& shape);
 
-// The 4-bit key cache of the keys4 ops (include/sketchwalk/keys4.h): codes [batch,
-// num_kv_heads, capacity, head_dim / 2] uint8 and scales [batch, num_kv_heads, capacity]
-// float32 (token stride 1), on the device of `ref`.
-struct Keys4CacheShape {
-  int64_t batch, num_kv_heads, capacity, head_dim;
-  int64_t num_pages;  // pages of a paged cache, 0 for a dense one
-};
-Keys4CacheShape check_keys4_cache(const char* op, const at::Tensor& codes,
-                                  const at::Tensor& scales, const at::Tensor& ref,
-                                  const char* ref_arg);
-// A paged 4-bit key cache (include/sketchwalk/keys4.h): codes [num_pages, num_kv_heads, 64,
-// head_dim / 2], scales [num_pages, num_kv_heads, 64], page_table [batch, max_pages] int32, and
-// seq_lens, which a paged cache needs; batch from page_table, capacity 64 * max_pages. Without
-// page_table: check_keys4_cache. With validate (no capture): live page ids in range.
-Keys4CacheShape check_keys4_cache_maybe_paged(const char* op, const at::Tensor& codes,
-                                              const at::Tensor& scales,
-                                              const std::optional<at::Tensor>& page_table,
-                                              const std::optional<at::Tensor>& seq_lens,
-                                              const at::Tensor& ref, const char* ref_arg);
-void check_keys4_page_ids(const char* op, const Keys4CacheShape& s,
-                          const std::optional<at::Tensor>& page_table,
-                          const std::optional<at::Tensor>& seq_lens, const at::Tensor& ref,
-                          bool validate);
-// seq_lens of the keys4 ops and sparse_decode, when given: [batch] int32 on the device of `ref`.
-void check_seq_lens_tensor(const char* op, const std::optional<at::Tensor>& seq_lens,
-                           int64_t batch, const at::Tensor& ref, const char* ref_arg);
+// Keys4CacheShape, check_keys4_cache, check_keys4_cache_maybe_paged, check_keys4_page_ids,
+// check_seq_lens_tensor, check_seq_lens_values: csrc/checks/keys4_cache.h (templates shared
+// with csrc/stable/).
+
 // Packed-sequence offsets (int32 [num_seqs + 1]): 0 first, `total` last, non-decreasing, and
 // every sequence at most `max_blocks` blocks of block_size (reads memory: one sync on CUDA;
 // callers run it only when read_values). `max_arg` names the argument that gave max_blocks.
 void check_cu_seqlens_values(const char* op, const char* arg, const at::Tensor& cu_seqlens,
                              int64_t total, int64_t block_size, int64_t max_blocks,
                              const char* max_arg);
-// lo <= seq_lens[b] <= hi for every b (reads memory; callers run it only when read_values).
-void check_seq_lens_values(const char* op, const at::Tensor& seq_lens, int64_t lo, int64_t hi,
-                           const char* what);
 
 // ---- one check_X_args per op (csrc/checks/X.cpp) ---------------------------------------
 // Each checks op X's arguments before any output or state is written (some return sizes

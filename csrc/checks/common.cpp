@@ -10,7 +10,6 @@
 #include <cmath>
 
 #include "sketchwalk/block_index.h"
-#include "sketchwalk/keys4.h"
 
 namespace sketchwalk {
 
@@ -145,94 +144,15 @@ void validate_block_index(const char* op, const at::Tensor& block_index,
   }
 }
 
-Keys4CacheShape check_keys4_cache(const char* op, const at::Tensor& codes,
-                                  const at::Tensor& scales, const at::Tensor& ref,
-                                  const char* ref_arg) {
-  check_tensor(codes, op, "codes", 4, "[batch, num_kv_heads, capacity, head_dim / 2]", {at::kByte});
-  check_tensor(scales, op, "scales", 3, "[batch, num_kv_heads, capacity]", {at::kFloat});
-  check_same_device(codes, ref, op, "codes", ref_arg);
-  check_same_device(scales, ref, op, "scales", ref_arg);
-  Keys4CacheShape s{};
-  s.batch = codes.size(0);
-  s.num_kv_heads = codes.size(1);
-  s.capacity = codes.size(2);
-  s.head_dim = 2 * codes.size(3);
-  SW_CHECK_ARG(scales.sizes() == codes.sizes().slice(0, 3), op, "scales", "must have shape ",
-               codes.sizes().slice(0, 3), " (the first 3 dims of 'codes'), got ", scales.sizes());
-  SW_CHECK_ARG(s.head_dim >= 2 && s.head_dim <= kKeys4MaxHeadDim, op, "codes",
-               "must have head_dim / 2 bytes per token with 2 <= head_dim <= ", kKeys4MaxHeadDim,
-               ", got shape ", codes.sizes());
-  SW_CHECK_ARG(s.capacity <= INT_MAX, op, "codes", "must have capacity <= ", INT_MAX,
-               " tokens, got ", s.capacity);
-  return s;
-}
-
-Keys4CacheShape check_keys4_cache_maybe_paged(const char* op, const at::Tensor& codes,
-                                              const at::Tensor& scales,
-                                              const std::optional<at::Tensor>& page_table,
-                                              const std::optional<at::Tensor>& seq_lens,
-                                              const at::Tensor& ref, const char* ref_arg) {
-  if (!page_table.has_value()) return check_keys4_cache(op, codes, scales, ref, ref_arg);
-  check_tensor(codes, op, "codes", 4, "[num_pages, num_kv_heads, 64, head_dim / 2] (paged)",
-               {at::kByte});
-  check_tensor(scales, op, "scales", 3, "[num_pages, num_kv_heads, 64] (paged)", {at::kFloat});
-  check_same_device(codes, ref, op, "codes", ref_arg);
-  check_same_device(scales, ref, op, "scales", ref_arg);
-  check_size(codes, op, "codes", 2, kIndexBlockSize, "tokens per page = the block size, 64");
-  SW_CHECK_ARG(scales.sizes() == codes.sizes().slice(0, 3), op, "scales", "must have shape ",
-               codes.sizes().slice(0, 3), " (the first 3 dims of 'codes'), got ", scales.sizes());
-  check_tensor(*page_table, op, "page_table", 2, "[batch, max_pages]", {at::kInt});
-  check_same_device(*page_table, ref, op, "page_table", ref_arg);
-  SW_CHECK_ARG(seq_lens.has_value(), op, "seq_lens",
-               "must be given with page_table (the keys of each sequence)");
-  Keys4CacheShape s{};
-  s.batch = page_table->size(0);
-  s.num_kv_heads = codes.size(1);
-  s.capacity = kIndexBlockSize * page_table->size(1);
-  s.head_dim = 2 * codes.size(3);
-  s.num_pages = codes.size(0);
-  SW_CHECK_ARG(s.head_dim >= 2 && s.head_dim <= kKeys4MaxHeadDim, op, "codes",
-               "must have head_dim / 2 bytes per token with 2 <= head_dim <= ", kKeys4MaxHeadDim,
-               ", got shape ", codes.sizes());
-  SW_CHECK_ARG(s.capacity <= INT_MAX, op, "page_table", "must address at most ", INT_MAX,
-               " tokens per sequence, got shape ", page_table->sizes());
-  return s;
-}
-
-void check_keys4_page_ids(const char* op, const Keys4CacheShape& s,
-                          const std::optional<at::Tensor>& page_table,
-                          const std::optional<at::Tensor>& seq_lens, const at::Tensor& ref,
-                          bool validate) {
-  if (!page_table.has_value() || !read_values(validate, ref) || s.batch == 0) return;
-  const auto page = at::arange(page_table->size(1), page_table->options()).view({1, -1});
-  const auto live = at::lt(page * kIndexBlockSize, seq_lens->view({-1, 1}));
-  const auto ok = at::logical_and(*page_table >= 0, *page_table < s.num_pages);
-  SW_CHECK_ARG(at::all(at::logical_or(live.logical_not(), ok)).item<bool>(), op, "page_table",
-               "holds a page id out of [0, num_pages=", s.num_pages, ") among a sequence's live "
-               "pages (those below seq_lens[b] keys)");
-}
-
-void check_seq_lens_tensor(const char* op, const std::optional<at::Tensor>& seq_lens,
-                           int64_t batch, const at::Tensor& ref, const char* ref_arg) {
-  if (!seq_lens.has_value()) return;
-  check_rank(*seq_lens, op, "seq_lens", 1, "[batch]");
-  check_dtype(*seq_lens, op, "seq_lens", {at::kInt});
-  check_same_device(*seq_lens, ref, op, "seq_lens", ref_arg);
-  check_size(*seq_lens, op, "seq_lens", 0, batch, "batch");
-}
-
-void check_seq_lens_values(const char* op, const at::Tensor& seq_lens, int64_t lo, int64_t hi,
-                           const char* what) {
-  if (seq_lens.numel() == 0) return;
-  auto [mn, mx] = at::aminmax(seq_lens);
-  const int64_t mn_v = mn.item<int64_t>(), mx_v = mx.item<int64_t>();
-  SW_CHECK_ARG(mn_v >= lo && mx_v <= hi, op, "seq_lens", "must hold lengths in [", lo, ", ", hi,
-               "] (", what, "), got values in [", mn_v, ", ", mx_v, "]");
-}
-
 std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t) {
   auto [lo, hi] = at::aminmax(t);
   return {lo.item<int64_t>(), hi.item<int64_t>()};
+}
+
+std::vector<int32_t> host_int32(tensor_world, const at::Tensor& t) {
+  const auto host = t.to(at::kCPU).contiguous();
+  const int32_t* v = host.data_ptr<int32_t>();
+  return std::vector<int32_t>(v, v + host.numel());
 }
 
 bool read_values(bool validate, const at::Tensor& t) {

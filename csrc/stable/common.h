@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "message.h"
 
@@ -66,6 +67,14 @@ inline std::pair<int64_t, int64_t> int_range(tensor_world, const torch::stable::
     hi = std::max<int64_t>(hi, v[i]);
   }
   return {lo, hi};
+}
+
+inline std::vector<int32_t> host_int32(tensor_world, const torch::stable::Tensor& t) {
+  const torch::stable::Device cpu(torch::headeronly::DeviceType::CPU);
+  const torch::stable::Tensor host =
+      torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
+  const int32_t* v = host.const_data_ptr<int32_t>();  // int32: the checks verified the dtype
+  return std::vector<int32_t>(v, v + host.numel());
 }
 
 }  // namespace sketchwalk
