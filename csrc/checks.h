@@ -206,10 +206,7 @@ int64_t check_select_decode_blocks_args(
     const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
     int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
     int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
-Keys4CacheShape check_quantize_keys4_args(const at::Tensor& codes, const at::Tensor& scales,
-                                          const at::Tensor& k,
-                                          const std::optional<at::Tensor>& seq_lens, bool validate,
-                                          const std::optional<at::Tensor>& page_table);
+// check_quantize_keys4_args: csrc/checks/quantize_keys4.h (shared with csrc/stable/).
 Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Tensor& codes,
                                               const at::Tensor& scales,
                                               const std::optional<at::Tensor>& seq_lens,
