@@ -212,8 +212,6 @@ Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Ten
                                               const std::optional<at::Tensor>& seq_lens,
                                               std::optional<double> softmax_scale, bool validate,
                                               const std::optional<at::Tensor>& page_table);
-void check_select_blocks_keys4_args(const at::Tensor& mass,
-                                    const std::optional<at::Tensor>& seq_lens, double keep_frac,
-                                    double window_frac, double sink_frac, bool validate);
+// check_select_blocks_keys4_args: csrc/checks/select_blocks_keys4.h (shared with csrc/stable/).
 
 }  // namespace sketchwalk

@@ -94,7 +94,9 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cpu);
 #endif
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cpu);
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/select_blocks_keys4.cpp
   m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cpu);
+#endif
 }
 
 #ifdef SKETCHWALK_WITH_CUDA
@@ -120,8 +122,8 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
 // fused CUDA version above; this composition defines it and serves the CPU). With
 // SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ (and
-// score_blocks, update_block_matrix_ and quantize_keys4_ on the CPU, above) is registered on
-// the stable ABI instead (csrc/stable/; docs/stable_abi.md says why it is off).
+// score_blocks, update_block_matrix_, quantize_keys4_ and select_blocks_keys4 on the CPU,
+// above) is registered on the stable ABI instead (csrc/stable/; docs/stable_abi.md says why it is off).
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);

@@ -1,4 +1,4 @@
-// select_blocks_keys4, CUDA host wrapper: checks (csrc/checks/select_blocks_keys4.cpp), params,
+// select_blocks_keys4, CUDA host wrapper: checks (csrc/checks/select_blocks_keys4.h), params,
 // launch (csrc/cuda/select_blocks_keys4.cu). With validate=false, or while a CUDA graph is captured, the
 // lengths in seq_lens are trusted (no device sync); every shape, dtype and device check still runs.
 #include <ATen/ATen.h>
@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
+#include "checks/select_blocks_keys4.h"
 #include "cuda/host.h"
 #include "cuda/launch.h"
 #include "ops.h"
