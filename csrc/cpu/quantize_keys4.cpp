@@ -20,18 +20,10 @@ void quantize_keys4_cpu(const at::Tensor& codes, const at::Tensor& scales, const
   (void)validate;
   const auto sl = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, k.scalar_type(), "quantize_keys4_", [&] {
-    QuantizeKeys4CpuArgs<scalar_t> a{};
-    a.k = k.data_ptr<scalar_t>();
-    a.k_batch_stride = k.stride(0), a.k_head_stride = k.stride(1), a.k_token_stride = k.stride(2);
-    a.tokens = k.size(2);
-    a.codes = codes.data_ptr<uint8_t>();
-    a.codes_outer_stride = codes.stride(0), a.codes_head_stride = codes.stride(1);
-    a.codes_token_stride = codes.stride(2);
-    a.scales = scales.data_ptr<float>();
-    a.scales_outer_stride = scales.stride(0), a.scales_head_stride = scales.stride(1);
-    a.seq_lens = sl.defined() ? sl.data_ptr<int>() : nullptr;
-    a.page_table = page_table.has_value() ? page_table->data_ptr<int>() : nullptr;
-    a.page_table_stride = page_table.has_value() ? page_table->stride(0) : 0;
+    const auto a = quantize_keys4_cpu_args<scalar_t>(
+        codes, scales, k, sl.defined() ? sl.data_ptr<int>() : nullptr,
+        page_table.has_value() ? page_table->data_ptr<int>() : nullptr,
+        page_table.has_value() ? page_table->stride(0) : 0);
     quantize_keys4_cpu_rows(a, s, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
       at::parallel_for(begin, end, grain, fn);
     });

@@ -26,6 +26,27 @@ struct QuantizeKeys4CpuArgs {
   int64_t page_table_stride;
 };
 
+// The kernel's arguments from the op's tensors (at::Tensor or torch::stable::Tensor); seq_lens
+// contiguous or nullptr, page_table or nullptr with its row stride.
+template <typename scalar_t, typename T>
+QuantizeKeys4CpuArgs<scalar_t> quantize_keys4_cpu_args(const T& codes, const T& scales, const T& k,
+                                                       const int* seq_lens, const int* page_table,
+                                                       int64_t page_table_stride) {
+  QuantizeKeys4CpuArgs<scalar_t> a{};
+  a.k = k.template const_data_ptr<scalar_t>();
+  a.k_batch_stride = k.stride(0), a.k_head_stride = k.stride(1), a.k_token_stride = k.stride(2);
+  a.tokens = k.size(2);
+  a.codes = codes.template mutable_data_ptr<uint8_t>();
+  a.codes_outer_stride = codes.stride(0), a.codes_head_stride = codes.stride(1);
+  a.codes_token_stride = codes.stride(2);
+  a.scales = scales.template mutable_data_ptr<float>();
+  a.scales_outer_stride = scales.stride(0), a.scales_head_stride = scales.stride(1);
+  a.seq_lens = seq_lens;
+  a.page_table = page_table;
+  a.page_table_stride = page_table_stride;
+  return a;
+}
+
 // parallel_for(begin, end, grain, fn(begin, end)): at::parallel_for or torch::stable's.
 template <typename scalar_t, typename ParallelFor>
 void quantize_keys4_cpu_rows(const QuantizeKeys4CpuArgs<scalar_t>& a, const Keys4CacheShape& s,

@@ -20,18 +20,9 @@ at::Tensor score_blocks_cpu(const at::Tensor& q_sketch, const at::Tensor& k_sket
   if (out.numel() == 0) return out;
   at::Tensor counts;
   if (num_kv_blocks.has_value()) counts = num_kv_blocks->contiguous();
-  ScoreBlocksCpuArgs a{};
-  a.q = q_sketch.data_ptr<float>();
-  a.k = k_sketch.data_ptr<float>();
-  a.out = out.data_ptr<float>();
-  a.col_counts = num_kv_blocks.has_value() ? counts.data_ptr<int>() : nullptr;
-  a.q_batch_stride = q_sketch.stride(0), a.q_head_stride = q_sketch.stride(1);
-  a.q_row_stride = q_sketch.stride(2);
-  a.k_batch_stride = k_sketch.stride(0), a.k_head_stride = k_sketch.stride(1);
-  a.k_row_stride = k_sketch.stride(2);
-  a.batch = q_sketch.size(0), a.num_q_heads = q_sketch.size(1), a.num_kv_heads = k_sketch.size(1);
-  a.rows = q_sketch.size(2), a.cols = k_sketch.size(2), a.sketch_dim = q_sketch.size(3);
-  a.logit_scale = static_cast<float>(logit_scale);
+  const auto a = score_blocks_cpu_args(q_sketch, k_sketch, out,
+                                       counts.defined() ? counts.data_ptr<int>() : nullptr,
+                                       logit_scale);
   score_blocks_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     at::parallel_for(begin, end, grain, fn);
   });

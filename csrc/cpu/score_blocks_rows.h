@@ -25,6 +25,26 @@ struct ScoreBlocksCpuArgs {
   float logit_scale;
 };
 
+// The kernel's arguments from the op's tensors (at::Tensor or torch::stable::Tensor: both have
+// const_data_ptr / mutable_data_ptr, size and stride); col_counts contiguous or nullptr.
+template <typename T>
+ScoreBlocksCpuArgs score_blocks_cpu_args(const T& q_sketch, const T& k_sketch, const T& out,
+                                         const int* col_counts, double logit_scale) {
+  ScoreBlocksCpuArgs a{};
+  a.q = q_sketch.template const_data_ptr<float>();
+  a.k = k_sketch.template const_data_ptr<float>();
+  a.out = out.template mutable_data_ptr<float>();
+  a.col_counts = col_counts;
+  a.q_batch_stride = q_sketch.stride(0), a.q_head_stride = q_sketch.stride(1);
+  a.q_row_stride = q_sketch.stride(2);
+  a.k_batch_stride = k_sketch.stride(0), a.k_head_stride = k_sketch.stride(1);
+  a.k_row_stride = k_sketch.stride(2);
+  a.batch = q_sketch.size(0), a.num_q_heads = q_sketch.size(1), a.num_kv_heads = k_sketch.size(1);
+  a.rows = q_sketch.size(2), a.cols = k_sketch.size(2), a.sketch_dim = q_sketch.size(3);
+  a.logit_scale = static_cast<float>(logit_scale);
+  return a;
+}
+
 // parallel_for(begin, end, grain, fn(begin, end)): at::parallel_for or torch::stable's.
 template <typename ParallelFor>
 void score_blocks_cpu_rows(const ScoreBlocksCpuArgs& a, ParallelFor&& parallel_for) {

@@ -21,13 +21,9 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
       at::full({batch, heads, 1, width}, kBlockIndexPad, mass.options().dtype(at::kInt));
   auto num_selected = at::zeros({batch, heads, 1}, mass.options().dtype(at::kInt));
   const auto sl = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
-  SelectBlocksKeys4CpuArgs a{};
-  a.mass = mass.data_ptr<float>();
-  a.seq_lens = sl.defined() ? sl.data_ptr<int>() : nullptr;
-  a.block_index = block_index.data_ptr<int>();
-  a.num_selected = num_selected.data_ptr<int>();
-  a.batch = batch, a.heads = heads, a.width = width;
-  a.keep_frac = keep_frac, a.window_frac = window_frac, a.sink_frac = sink_frac;
+  const auto a = select_blocks_keys4_cpu_args(mass, sl.defined() ? sl.data_ptr<int>() : nullptr,
+                                              block_index, num_selected, keep_frac, window_frac,
+                                              sink_frac);
   select_blocks_keys4_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     at::parallel_for(begin, end, grain, fn);
   });

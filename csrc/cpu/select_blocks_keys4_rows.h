@@ -23,6 +23,23 @@ struct SelectBlocksKeys4CpuArgs {
   double keep_frac, window_frac, sink_frac;
 };
 
+// The kernel's arguments from the op's tensors (at::Tensor or torch::stable::Tensor); seq_lens
+// contiguous or nullptr.
+template <typename T>
+SelectBlocksKeys4CpuArgs select_blocks_keys4_cpu_args(const T& mass, const int* seq_lens,
+                                                      const T& block_index,
+                                                      const T& num_selected, double keep_frac,
+                                                      double window_frac, double sink_frac) {
+  SelectBlocksKeys4CpuArgs a{};
+  a.mass = mass.template const_data_ptr<float>();
+  a.seq_lens = seq_lens;
+  a.block_index = block_index.template mutable_data_ptr<int>();
+  a.num_selected = num_selected.template mutable_data_ptr<int>();
+  a.batch = mass.size(0), a.heads = mass.size(1), a.width = mass.size(2);
+  a.keep_frac = keep_frac, a.window_frac = window_frac, a.sink_frac = sink_frac;
+  return a;
+}
+
 // parallel_for(begin, end, grain, fn(begin, end)): at::parallel_for or torch::stable's.
 template <typename ParallelFor>
 void select_blocks_keys4_cpu_rows(const SelectBlocksKeys4CpuArgs& a, ParallelFor&& parallel_for) {

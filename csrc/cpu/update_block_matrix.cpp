@@ -15,12 +15,7 @@ void update_block_matrix_cpu(const at::Tensor& transition, const at::Tensor& r, 
                              int64_t block_size) {
   check_update_block_matrix_args(transition, r, num_keys, block_size);
   const auto r_c = r.contiguous();
-  UpdateBlockMatrixCpuArgs a{};
-  a.transition = transition.data_ptr<float>();
-  a.r = r_c.data_ptr<float>();
-  a.batch_stride = transition.stride(0), a.row_stride = transition.stride(1);
-  a.batch = transition.size(0), a.n = transition.size(1);
-  a.num_keys = num_keys, a.block_size = block_size;
+  const auto a = update_block_matrix_cpu_args(transition, r_c, num_keys, block_size);
   update_block_matrix_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     at::parallel_for(begin, end, grain, fn);
   });

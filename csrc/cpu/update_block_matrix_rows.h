@@ -17,6 +17,20 @@ struct UpdateBlockMatrixCpuArgs {
   int64_t batch, n, num_keys, block_size;
 };
 
+// The kernel's arguments from the op's tensors (at::Tensor or torch::stable::Tensor); r_contig
+// is r made contiguous.
+template <typename T>
+UpdateBlockMatrixCpuArgs update_block_matrix_cpu_args(const T& transition, const T& r_contig,
+                                                      int64_t num_keys, int64_t block_size) {
+  UpdateBlockMatrixCpuArgs a{};
+  a.transition = transition.template mutable_data_ptr<float>();
+  a.r = r_contig.template const_data_ptr<float>();
+  a.batch_stride = transition.stride(0), a.row_stride = transition.stride(1);
+  a.batch = transition.size(0), a.n = transition.size(1);
+  a.num_keys = num_keys, a.block_size = block_size;
+  return a;
+}
+
 // parallel_for(begin, end, grain, fn(begin, end)): at::parallel_for or torch::stable's.
 template <typename ParallelFor>
 void update_block_matrix_cpu_rows(const UpdateBlockMatrixCpuArgs& a, ParallelFor&& parallel_for) {

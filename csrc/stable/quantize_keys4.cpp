@@ -25,18 +25,10 @@ template <typename scalar_t>
 void quantize(const Tensor& codes, const Tensor& scales, const Tensor& k,
               const std::optional<Tensor>& seq_lens, const std::optional<Tensor>& page_table,
               const Keys4CacheShape& s) {
-  QuantizeKeys4CpuArgs<scalar_t> a{};
-  a.k = k.const_data_ptr<scalar_t>();
-  a.k_batch_stride = k.stride(0), a.k_head_stride = k.stride(1), a.k_token_stride = k.stride(2);
-  a.tokens = k.size(2);
-  a.codes = codes.mutable_data_ptr<uint8_t>();
-  a.codes_outer_stride = codes.stride(0), a.codes_head_stride = codes.stride(1);
-  a.codes_token_stride = codes.stride(2);
-  a.scales = scales.mutable_data_ptr<float>();
-  a.scales_outer_stride = scales.stride(0), a.scales_head_stride = scales.stride(1);
-  a.seq_lens = seq_lens.has_value() ? seq_lens->const_data_ptr<int32_t>() : nullptr;
-  a.page_table = page_table.has_value() ? page_table->const_data_ptr<int32_t>() : nullptr;
-  a.page_table_stride = page_table.has_value() ? page_table->stride(0) : 0;
+  const auto a = quantize_keys4_cpu_args<scalar_t>(
+      codes, scales, k, seq_lens.has_value() ? seq_lens->const_data_ptr<int32_t>() : nullptr,
+      page_table.has_value() ? page_table->const_data_ptr<int32_t>() : nullptr,
+      page_table.has_value() ? page_table->stride(0) : 0);
   quantize_keys4_cpu_rows(a, s, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     torch::stable::parallel_for(begin, end, grain, fn);
   });

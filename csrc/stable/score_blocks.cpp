@@ -28,18 +28,9 @@ Tensor score_blocks_cpu(Tensor q_sketch, Tensor k_sketch, double logit_scale,
   if (out.numel() == 0) return out;
   std::optional<Tensor> counts;
   if (num_kv_blocks.has_value()) counts = torch::stable::contiguous(*num_kv_blocks);
-  ScoreBlocksCpuArgs a{};
-  a.q = q_sketch.const_data_ptr<float>();
-  a.k = k_sketch.const_data_ptr<float>();
-  a.out = out.mutable_data_ptr<float>();
-  a.col_counts = counts.has_value() ? counts->const_data_ptr<int32_t>() : nullptr;
-  a.q_batch_stride = q_sketch.stride(0), a.q_head_stride = q_sketch.stride(1);
-  a.q_row_stride = q_sketch.stride(2);
-  a.k_batch_stride = k_sketch.stride(0), a.k_head_stride = k_sketch.stride(1);
-  a.k_row_stride = k_sketch.stride(2);
-  a.batch = q_sketch.size(0), a.num_q_heads = q_sketch.size(1), a.num_kv_heads = k_sketch.size(1);
-  a.rows = q_sketch.size(2), a.cols = k_sketch.size(2), a.sketch_dim = q_sketch.size(3);
-  a.logit_scale = static_cast<float>(logit_scale);
+  const auto a = score_blocks_cpu_args(
+      q_sketch, k_sketch, out, counts.has_value() ? counts->const_data_ptr<int32_t>() : nullptr,
+      logit_scale);
   score_blocks_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     torch::stable::parallel_for(begin, end, grain, fn);
   });

@@ -33,13 +33,9 @@ std::tuple<Tensor, Tensor> select_blocks_keys4_cpu(Tensor mass, std::optional<Te
   Tensor num_selected = torch::stable::full(count_shape, 0.0, int32, std::nullopt, mass.device());
   std::optional<Tensor> lens;
   if (seq_lens.has_value()) lens = torch::stable::contiguous(*seq_lens);
-  SelectBlocksKeys4CpuArgs a{};
-  a.mass = mass.const_data_ptr<float>();
-  a.seq_lens = lens.has_value() ? lens->const_data_ptr<int32_t>() : nullptr;
-  a.block_index = block_index.mutable_data_ptr<int32_t>();
-  a.num_selected = num_selected.mutable_data_ptr<int32_t>();
-  a.batch = batch, a.heads = heads, a.width = width;
-  a.keep_frac = keep_frac, a.window_frac = window_frac, a.sink_frac = sink_frac;
+  const auto a = select_blocks_keys4_cpu_args(
+      mass, lens.has_value() ? lens->const_data_ptr<int32_t>() : nullptr, block_index,
+      num_selected, keep_frac, window_frac, sink_frac);
   select_blocks_keys4_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     torch::stable::parallel_for(begin, end, grain, fn);
   });

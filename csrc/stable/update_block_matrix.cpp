@@ -20,12 +20,7 @@ using torch::stable::Tensor;
 void update_block_matrix_cpu(Tensor transition, Tensor r, int64_t num_keys, int64_t block_size) {
   check_update_block_matrix_args(transition, r, num_keys, block_size);
   const Tensor r_c = torch::stable::contiguous(r);
-  UpdateBlockMatrixCpuArgs a{};
-  a.transition = transition.mutable_data_ptr<float>();
-  a.r = r_c.const_data_ptr<float>();
-  a.batch_stride = transition.stride(0), a.row_stride = transition.stride(1);
-  a.batch = transition.size(0), a.n = transition.size(1);
-  a.num_keys = num_keys, a.block_size = block_size;
+  const auto a = update_block_matrix_cpu_args(transition, r_c, num_keys, block_size);
   update_block_matrix_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
     torch::stable::parallel_for(begin, end, grain, fn);
   });
