@@ -19,18 +19,33 @@ STABLE_TORCH_LIBRARY(mini_stable, m) { m.def("boom(int fail) -> ()"); }
 STABLE_TORCH_LIBRARY_IMPL(mini_stable, CompositeExplicitAutograd, m) { m.impl("boom", TORCH_BOX(&boom)); }
 CPP
 T=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")
-g++ -O2 -std=c++20 -shared -fPIC -DTORCH_TARGET_VERSION=0x020A000000000000 -I"$T/include" boom.cpp \
-  -o boom.so -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" > "$OUT/mini_build.log" 2>&1
-echo "== mini build rc=$? ($(g++ --version | head -1))"
-python3 -X faulthandler -c "
+# build_mini COMPILER SOURCE NAME [flags]: /tmp/mini_stable/NAME.so against this torch
+# (log $OUT/NAME_build.log); prints the rc and how libstdc++ is linked.
+build_mini() {
+  local cxx=$1 src=$2 name=$3; shift 3
+  $cxx -O2 -std=c++20 -shared -fPIC "$@" -DTORCH_TARGET_VERSION=0x020A000000000000 \
+    -I"$T/include" "$src" -o "$name.so" -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" \
+    > "$OUT/${name}_build.log" 2>&1
+  local rc=$?
+  echo "== $name build with $cxx ($($cxx --version | head -1)) rc=$rc (needs libstdc++.so.6: $(readelf -d "$name.so" 2>/dev/null \
+    | grep -c 'libstdc++'), defines __cxa_throw: $(nm -D --defined-only "$name.so" 2>/dev/null \
+    | grep -c ' __cxa_throw$'))"
+}
+# call_mini NAME: loads NAME.so, makes a valid call, then the call that throws (log
+# $OUT/NAME_call.log); "raised" is right, a crash or "NO ERROR" is the defect.
+call_mini() {
+  python3 -X faulthandler -c "
 import torch
-torch.ops.load_library('/tmp/mini_stable/boom.so')
-torch.ops.mini_stable.boom(0); print('mini valid call ok')
+torch.ops.load_library('/tmp/mini_stable/$1.so')
+torch.ops.mini_stable.boom(0); print('$1 valid call ok')
 try:
-    torch.ops.mini_stable.boom(1); print('mini: NO ERROR')
+    torch.ops.mini_stable.boom(1); print('$1: NO ERROR')
 except RuntimeError as e:
-    print('mini raised:', str(e)[:80])" > "$OUT/mini_call.log" 2>&1
-echo "== mini call rc=$?: $(tr '\n' ' ' < "$OUT/mini_call.log" | cut -c1-300)"
+    print('$1 raised:', str(e)[:80])" > "$OUT/$1_call.log" 2>&1
+  echo "== $1 call rc=$?: $(tr '\n' ' ' < "$OUT/$1_call.log" | cut -c1-300)"
+}
+build_mini g++ boom.cpp mini
+call_mini mini
 echo "== environment"; env | grep -E '^(LD_|PYTHON|TORCH|MALLOC)' ; python3 -c "import sys; print(sys.version)"
 echo "== sketchwalk loaded from: $(cd /tmp && PYTHONPATH=/tmp/stable python3 -c 'import sketchwalk; print(sketchwalk._C.__file__)' 2>&1)"
 so=$(ls /tmp/stable/sketchwalk/_C*.so 2>/dev/null | head -1)
@@ -52,24 +67,14 @@ echo "libstdc++.a: $(g++ -print-file-name=libstdc++.a)"
 echo "== _C's link line (build.ninja)"
 grep -A8 -E '^build [^:]*_C[^:]*\.so' /tmp/stable-build/build.ninja 2>/dev/null \
   | grep -E 'LINK_FLAGS|LINK_LIBRARIES|LINK_PATH|^build' | cut -c1-1200
-for so in /tmp/mini_stable/boom.so \
+for so in /tmp/mini_stable/mini.so \
     "$(cd /tmp && python3 -c 'import sketchwalk._C as c; print(c.__file__)' 2>/dev/null)"; do
   [ -f "$so" ] || continue
   echo "== $so: needs libstdc++.so.6: $(readelf -d "$so" | grep -c 'libstdc++'), defines __cxa_throw: $(nm -D --defined-only "$so" | grep -c ' __cxa_throw$')"
 done
 # The hypothesis itself: the same one-op extension with libstdc++ linked statically.
-g++ -O2 -std=c++20 -shared -fPIC -static-libstdc++ -DTORCH_TARGET_VERSION=0x020A000000000000 \
-  -I"$T/include" boom.cpp -o boom_static.so -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" \
-  > "$OUT/mini_static_build.log" 2>&1
-echo "== mini static build rc=$? (defines __cxa_throw: $(nm -D --defined-only boom_static.so 2>/dev/null | grep -c ' __cxa_throw$'))"
-python3 -X faulthandler -c "
-import torch
-torch.ops.load_library('/tmp/mini_stable/boom_static.so')
-try:
-    torch.ops.mini_stable.boom(1); print('mini static: NO ERROR')
-except RuntimeError as e:
-    print('mini static raised:', str(e)[:80])" > "$OUT/mini_static_call.log" 2>&1
-echo "== mini static call rc=$?: $(tr '\n' ' ' < "$OUT/mini_static_call.log" | cut -c1-300)"
+build_mini g++ boom.cpp mini_static -static-libstdc++
+call_mini mini_static
 
 # 2026-12-06 (6): $CXX there is /opt/gcc/bin/g++, a shell wrapper around g++-real that adds
 # -B/opt/gcc/lib/gcc/x86_64-linux-gnu/13/; the one-op builds above used /usr/bin/g++ from PATH,
@@ -80,17 +85,8 @@ if [ -n "${CXX:-}" ] && [ -x "$CXX" ]; then
   echo "libstdc++.so for -lstdc++ via CXX: $($CXX -print-file-name=libstdc++.so)"
   echo "libgcc_s.so via CXX: $($CXX -print-file-name=libgcc_s.so)"
   ls /opt/gcc/lib/gcc/x86_64-linux-gnu/13/ 2>/dev/null | grep -E 'libstdc|libgcc|libsupc' | tr '\n' ' '; echo
-  $CXX -O2 -std=c++20 -shared -fPIC -DTORCH_TARGET_VERSION=0x020A000000000000 -I"$T/include" \
-    boom.cpp -o boom_cxx.so -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" > "$OUT/mini_cxx_build.log" 2>&1
-  echo "== mini build with CXX rc=$? (needs libstdc++.so.6: $(readelf -d boom_cxx.so 2>/dev/null | grep -c 'libstdc++'), defines __cxa_throw: $(nm -D --defined-only boom_cxx.so 2>/dev/null | grep -c ' __cxa_throw$'))"
-  python3 -X faulthandler -c "
-import torch
-torch.ops.load_library('/tmp/mini_stable/boom_cxx.so')
-try:
-    torch.ops.mini_stable.boom(1); print('mini CXX: NO ERROR')
-except RuntimeError as e:
-    print('mini CXX raised:', str(e)[:80])" > "$OUT/mini_cxx_call.log" 2>&1
-  echo "== mini CXX call rc=$?: $(tr '\n' ' ' < "$OUT/mini_cxx_call.log" | cut -c1-300)"
+  build_mini "$CXX" boom.cpp mini_cxx
+  call_mini mini_cxx
 fi
 
 # The checks.h note (ostream << long crashed in the ATen module there) and the stable op's
@@ -111,16 +107,7 @@ STABLE_TORCH_LIBRARY_IMPL(mini_stable, CompositeExplicitAutograd, m) { m.impl("b
 CPP
 n=0
 for cxx in "${CXX:-g++}" /usr/bin/g++; do
-  n=$((n + 1)); tag="cxx$n"
-  $cxx -O2 -std=c++20 -shared -fPIC -DTORCH_TARGET_VERSION=0x020A000000000000 -I"$T/include" \
-    boom_ostream.cpp -o "boom_ostream_$tag.so" -L"$T/lib" -ltorch_cpu -Wl,-rpath,"$T/lib" \
-    > "$OUT/mini_ostream_build_$tag.log" 2>&1
-  python3 -X faulthandler -c "
-import torch
-torch.ops.load_library('/tmp/mini_stable/boom_ostream_$tag.so')
-try:
-    torch.ops.mini_stable.boom(7); print('mini ostream: NO ERROR')
-except RuntimeError as e:
-    print('mini ostream raised:', str(e)[:80])" > "$OUT/mini_ostream_call_$tag.log" 2>&1
-  echo "== mini ostream with $cxx: call rc=$?: $(tr '\n' ' ' < "$OUT/mini_ostream_call_$tag.log" | cut -c1-200)"
+  n=$((n + 1))
+  build_mini "$cxx" boom_ostream.cpp "mini_ostream_cxx$n"
+  call_mini "mini_ostream_cxx$n"
 done
