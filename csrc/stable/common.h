@@ -56,25 +56,19 @@ inline bool read_values(tensor_world, bool validate, const torch::stable::Tensor
   return validate;
 }
 
-inline std::pair<int64_t, int64_t> int_range(tensor_world, const torch::stable::Tensor& t) {
-  const torch::stable::Device cpu(torch::headeronly::DeviceType::CPU);
-  const torch::stable::Tensor host =
-      torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
-  const int32_t* v = host.const_data_ptr<int32_t>();  // int32: the checks verified the dtype
-  int64_t lo = v[0], hi = v[0];
-  for (int64_t i = 1; i < host.numel(); ++i) {
-    lo = std::min<int64_t>(lo, v[i]);
-    hi = std::max<int64_t>(hi, v[i]);
-  }
-  return {lo, hi};
-}
-
 inline std::vector<int32_t> host_int32(tensor_world, const torch::stable::Tensor& t) {
   const torch::stable::Device cpu(torch::headeronly::DeviceType::CPU);
   const torch::stable::Tensor host =
       torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
   const int32_t* v = host.const_data_ptr<int32_t>();  // int32: the checks verified the dtype
   return std::vector<int32_t>(v, v + host.numel());
+}
+
+// t non-empty (the checks call it only then).
+inline std::pair<int64_t, int64_t> int_range(tensor_world world, const torch::stable::Tensor& t) {
+  const std::vector<int32_t> values = host_int32(world, t);
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  return {*lo, *hi};
 }
 
 }  // namespace sketchwalk
