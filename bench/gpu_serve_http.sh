@@ -10,6 +10,8 @@
 # The GGUF is converted once to a Hugging Face folder (examples/assets.py). Needs
 # bench/gpu_assets.sh assemble with serve_wheels staged (/tmp/serve_site). Writes
 # $OUT/serve_http_<server>.{json,log}. DEVICE=cpu runs it on a CPU box (a small model, short prompts).
+# Both servers load the model in DTYPE (default bfloat16 on CUDA, float32 on CPU): the converted
+# folder's config says float32, which the servers' "auto" would keep.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}
@@ -24,12 +26,13 @@ dir=$(python3 -c "from examples import assets; print(assets.ensure_model('$MODEL
 echo "== model folder $dir"
 port=${PORT:-8321}
 device=${DEVICE:-cuda}
+if [ "$device" = cpu ]; then dtype=${DTYPE:-float32}; else dtype=${DTYPE:-bfloat16}; fi
 for server in ${SERVERS:-dense sketchwalk}; do
   # shellcheck disable=SC2086  # CB_ARGS are words
   case "$server" in
-    sketchwalk) cmd=(python3 -m sketchwalk serve "$dir" --device "$device" --port "$port" ${CB_ARGS:-}) ;;
+    sketchwalk) cmd=(python3 -m sketchwalk serve "$dir" --device "$device" --dtype "$dtype" --port "$port" ${CB_ARGS:-}) ;;
     dense) cmd=(python3 -m transformers.cli.transformers serve "$dir" --continuous-batching
-                --attn-implementation sdpa --no-cb-use-cuda-graph --device "$device" --port "$port" ${CB_ARGS:-}) ;;
+                --attn-implementation sdpa --no-cb-use-cuda-graph --device "$device" --dtype "$dtype" --port "$port" ${CB_ARGS:-}) ;;
     *) echo "unknown server $server"; continue ;;
   esac
   (cd /tmp && exec "${cmd[@]}") > "$OUT/serve_http_${server}_server.log" 2>&1 &

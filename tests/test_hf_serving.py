@@ -150,6 +150,12 @@ def test_bad_settings_are_refused(model):
         hf_serving.enable(model, sketchwalk.SketchWalkConfig.paper())
     with pytest.raises(NotImplementedError, match="sparse_decode"):
         hf_serving.enable(model, sparse_decode=False)
+    # A float32 model on CUDA is refused before the engine starts (its step would fail inside
+    # the engine's loop and end every request in flight); CPU float32 and CUDA 16-bit pass.
+    with pytest.raises(ValueError, match="float16 or bfloat16.*--dtype bfloat16"):
+        hf_serving.check_model_dtype(torch.device("cuda", 0), torch.float32)
+    hf_serving.check_model_dtype(torch.device("cuda"), torch.bfloat16)
+    hf_serving.check_model_dtype(torch.device("cpu"), torch.float32)
     q = torch.zeros(1, 4, 2, 64)
     kv = torch.zeros(1, 2, 2, 64)
     kwargs = dict(cu_seq_lens_q=torch.tensor([0, 2]), block_table=torch.zeros(1, 1))

@@ -55,6 +55,7 @@ __all__ = [
     "SCHEDULER_TYPE",
     "active_requests",
     "cb_attention",
+    "check_model_dtype",
     "density_log",
     "enable",
     "record_densities",
@@ -298,6 +299,7 @@ def enable(
         raise NotImplementedError(
             "hf_serving.enable: models with sliding-window layers are not supported"
         )
+    check_model_dtype(model.device, model.dtype)
     cfg = hf.configure(model, config, sparse_decode=True)
     if cfg.decode_scorer != "keys4":
         raise ValueError(
@@ -307,6 +309,18 @@ def enable(
     _DECODE_POOL[0] = bool(decode_pool)
     _install()
     return serving_config(**cb_overrides)
+
+
+def check_model_dtype(device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse a model the served step cannot run, before the engine starts: on CUDA the ragged
+    prefill kernels take 16-bit inputs only, and an error raised inside the engine's loop
+    ends every request in flight (the engine's worker stops), not only the one that hit it."""
+    if torch.device(device).type == "cuda" and dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(
+            f"hf_serving.enable: on CUDA the model must be float16 or bfloat16 (the "
+            f"tensor-core kernels), got {dtype}: load it with dtype=torch.bfloat16 "
+            f"(python -m sketchwalk serve: --dtype bfloat16)"
+        )
 
 
 def _packed_lengths(kwargs) -> tuple[list[int], list[int]]:
