@@ -50,10 +50,9 @@ constexpr int64_t kMaxWalkDegree = 1024;
 
 // An optional softmax_scale: finite when given. The one default, 1 / sqrt(head_dim), for the
 // attention and keys4 ops on every device.
-void check_softmax_scale(std::optional<double> softmax_scale, const char* op);
-double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim);
+// check_softmax_scale, softmax_scale_or_default: csrc/tensor_checks.h (torch-free).
 // An integer argument the kernels index with int: lo <= value <= INT32_MAX.
-void check_int32(int64_t value, const char* op, const char* arg, int64_t lo);
+// check_int32: csrc/tensor_checks.h (torch-free).
 
 // True while the current CUDA stream of `t`'s device is capturing a graph (false for CPU
 // tensors; csrc/cuda/stream_capture.cpp, or common.cpp in a CPU-only build).
@@ -116,13 +115,8 @@ void check_sketch_transform_values(const char* op, const at::Tensor& signs,
 void check_walk_blocks_args(const at::Tensor& base, const at::Tensor& transition,
                             const std::optional<at::Tensor>& init, int64_t degree,
                             double damping);
-void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
-                              int64_t block_size, double keep_frac, int64_t window_tokens,
-                              int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
-                              int64_t dense_last_q_blocks);
-void check_select_blocks_varlen_args(const at::Tensor& scores, const at::Tensor& seq_args,
-                                     int64_t block_size, double keep_frac,
-                                     int64_t dense_last_q_blocks, bool validate);
+// check_select_blocks_args, check_select_blocks_varlen_args: csrc/checks/select_blocks.h
+// (shared with csrc/stable/).
 // sparse_prefill and sparse_decode check in two steps, so that their CUDA wrappers can check
 // what the kernels alone need in between: the arguments (..._args), then the block index
 // contents and, for decode, seq_lens (..._index; values only with validate and no capture).
@@ -207,11 +201,7 @@ int64_t check_select_decode_blocks_args(
     int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
     int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 // check_quantize_keys4_args: csrc/checks/quantize_keys4.h (shared with csrc/stable/).
-Keys4CacheShape check_score_blocks_keys4_args(const at::Tensor& q, const at::Tensor& codes,
-                                              const at::Tensor& scales,
-                                              const std::optional<at::Tensor>& seq_lens,
-                                              std::optional<double> softmax_scale, bool validate,
-                                              const std::optional<at::Tensor>& page_table);
+// check_score_blocks_keys4_args: csrc/checks/score_blocks_keys4.h (shared with csrc/stable/).
 // check_select_blocks_keys4_args: csrc/checks/select_blocks_keys4.h (shared with csrc/stable/).
 
 }  // namespace sketchwalk

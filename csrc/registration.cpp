@@ -77,24 +77,18 @@ TORCH_LIBRARY(sketchwalk, m) {
 TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cpu);
   m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cpu);
-#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/score_blocks.cpp
-  m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
-#endif
-  m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
-  m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cpu);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cpu);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
-#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/update_block_matrix.cpp
-  m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
-#endif
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cpu);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cpu);
-#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/quantize_keys4.cpp
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/<op>.cpp (the varlen op beside its twin)
+  m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
+  m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
+  m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cpu);
+  m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cpu);
-#endif
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cpu);
-#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/select_blocks_keys4.cpp
   m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cpu);
 #endif
 }
@@ -103,27 +97,29 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
 TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cuda);
   m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cuda);
-  m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
-  m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
-  m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cuda);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cuda);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);
-  m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_cuda);
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/<op>_cuda.cpp (the varlen op beside its twin)
+  m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
+  m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
+  m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cuda);
+  m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cuda);
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cuda);
   m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cuda);
+#endif
 }
 #endif
 
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
 // fused CUDA version above; this composition defines it and serves the CPU). With
-// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ (and
-// score_blocks, update_block_matrix_, quantize_keys4_ and select_blocks_keys4 on the CPU,
-// above) is registered on the stable ABI instead (csrc/stable/; docs/stable_abi.md says why it is off).
+// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ is registered
+// on the stable ABI instead, as are the CPU and CUDA kernels guarded above (csrc/stable/;
+// docs/stable_abi.md, "Where it stands").
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);

@@ -10,9 +10,11 @@
 // (csrc/checks.h for ATen, csrc/stable/common.h for the stable ABI) in sketchwalk::detail.
 #pragma once
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -91,6 +93,25 @@ void check_size(const T& t, const char* op, const char* arg, int64_t dim, int64_
     throw_arg_error(op, arg, "must have size ", expected, " at dim ", dim, " (", what,
                     "), got shape ", t.sizes());
   }
+}
+
+// An integer argument the kernels hold in an int32: lo <= value <= INT32_MAX.
+inline void check_int32(int64_t value, const char* op, const char* arg, int64_t lo) {
+  SW_CHECK_ARG(value >= lo && value <= INT32_MAX, op, arg, "must lie in [", lo, ", ", INT32_MAX,
+               "], got ", value);
+}
+
+// An optional softmax scale: finite and > 0 when given.
+inline void check_softmax_scale(std::optional<double> softmax_scale, const char* op) {
+  if (softmax_scale.has_value()) {
+    SW_CHECK_ARG(std::isfinite(*softmax_scale) && *softmax_scale > 0.0, op, "softmax_scale",
+                 "must be finite and > 0, got ", *softmax_scale);
+  }
+}
+
+// The attention default: 1 / sqrt(head_dim).
+inline double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim) {
+  return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(head_dim)));
 }
 
 // A float argument that must be finite (NaN and +-inf scales are refused, not propagated).

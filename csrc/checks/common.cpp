@@ -15,22 +15,6 @@ namespace sketchwalk {
 
 // > 0: the attention kernels subtract each row's max of the unscaled scores, which is the
 // max of the scaled ones only for a positive scale (0 or a negative scale gave wrong rows).
-void check_softmax_scale(std::optional<double> softmax_scale, const char* op) {
-  if (softmax_scale.has_value()) {
-    SW_CHECK_ARG(std::isfinite(*softmax_scale) && *softmax_scale > 0.0, op, "softmax_scale",
-                 "must be finite and > 0, got ", *softmax_scale);
-  }
-}
-
-double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim) {
-  return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(head_dim)));
-}
-
-void check_int32(int64_t value, const char* op, const char* arg, int64_t lo) {
-  SW_CHECK_ARG(value >= lo && value <= INT32_MAX, op, arg, "must lie in [", lo, ", ", INT32_MAX,
-               "], got ", value);
-}
-
 void check_cu_seqlens_values(const char* op, const char* arg, const at::Tensor& cu_seqlens,
                              int64_t total, int64_t block_size, int64_t max_blocks,
                              const char* max_arg) {

@@ -1,6 +1,6 @@
-// Small helpers of the CUDA host wrappers (csrc/cuda/*.cpp): dtype mapping, tensor strides into
-// params fields, the seq_lens pointer, the device check and turning a launch's cudaError_t into
-// an error naming the op.
+// Small helpers of the ATen CUDA host wrappers (csrc/cuda/*.cpp): the seq_lens pointer and the
+// sketch launch; the torch-free ones both tensor types share (device check, strides, dtype tag,
+// launch errors) are in csrc/cuda/launch_common.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -10,29 +10,11 @@
 #include <type_traits>
 
 #include "checks.h"
+#include "cuda/launch_common.h"
 #include "ops.h"
 #include "sketchwalk/params.h"
 
 namespace sketchwalk {
-
-inline DType to_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kHalf: return DType::kFloat16;
-    case at::kBFloat16: return DType::kBFloat16;
-    case at::kFloat: return DType::kFloat32;
-    default: TORCH_CHECK(false, "sketchwalk: unsupported dtype ", c10::toString(t));
-  }
-}
-
-// Copies t.stride(0), t.stride(1), ... into the given params fields, in that order (strides
-// in elements, as params.h wants them), e.g. copy_strides(q, p.q_batch_stride, p.q_head_stride,
-// p.q_token_stride).
-template <typename... Fields>
-void copy_strides(const at::Tensor& t, Fields&... fields) {
-  static_assert((std::is_same_v<Fields, int64_t> && ...), "params strides are int64_t");
-  int64_t dim = 0;
-  ((fields = t.stride(dim++)), ...);
-}
 
 // The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
 // contiguous copy alive until the launch.
@@ -40,14 +22,6 @@ inline const int* seq_lens_ptr(const std::optional<at::Tensor>& seq_lens, at::Te
   if (!seq_lens.has_value()) return nullptr;
   holder = seq_lens->contiguous();
   return holder.data_ptr<int>();
-}
-
-inline void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, "sketchwalk.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
-}
-
-inline void check_cuda(const at::Tensor& t, const char* op, const char* arg) {
-  SW_CHECK_ARG(t.is_cuda(), op, arg, "must be a CUDA tensor, got device ", t.device());
 }
 
 // The sketch kernel on x (checked into `s` by check_hadamard_sketch_args; signs and coords

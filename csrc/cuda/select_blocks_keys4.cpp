@@ -1,6 +1,7 @@
-// select_blocks_keys4, CUDA host wrapper: checks (csrc/checks/select_blocks_keys4.h), params,
-// launch (csrc/cuda/select_blocks_keys4.cu). With validate=false, or while a CUDA graph is captured, the
-// lengths in seq_lens are trusted (no device sync); every shape, dtype and device check still runs.
+// select_blocks_keys4, CUDA host wrapper (ATen): checks (csrc/checks/select_blocks_keys4.h),
+// grid limit and launch (csrc/cuda/select_blocks_keys4_launch.h). With validate=false, or while
+// a CUDA graph is captured, the lengths in seq_lens are trusted (no device sync); every shape,
+// dtype and device check still runs.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -8,7 +9,7 @@
 #include "checks.h"
 #include "checks/select_blocks_keys4.h"
 #include "cuda/host.h"
-#include "cuda/launch.h"
+#include "cuda/select_blocks_keys4_launch.h"
 #include "ops.h"
 
 namespace sketchwalk {
@@ -19,8 +20,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
   constexpr const char* op = "select_blocks_keys4";
   check_cuda(mass, op, "mass");
   check_select_blocks_keys4_args(mass, seq_lens, keep_frac, window_frac, sink_frac, validate);
-  SW_CHECK_ARG(mass.size(0) <= kMaxGridYZ && mass.size(1) <= kMaxGridYZ, op, "mass",
-               "must have batch and num_kv_heads <= ", kMaxGridYZ, " on CUDA, got shape ", mass.sizes());
+  check_select_blocks_keys4_grid(mass);
   const c10::cuda::CUDAGuard guard(mass.device());
   const int64_t batch = mass.size(0), heads = mass.size(1), width = mass.size(2);
   auto block_index = at::empty({batch, heads, 1, width}, mass.options().dtype(at::kInt));
@@ -31,18 +31,8 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
     return {block_index, num_selected};
   }
   at::Tensor lens;
-  SelectKeys4Params p{};
-  p.mass = mass.data_ptr<float>();
-  p.seq_lens = seq_lens_ptr(seq_lens, lens);
-  p.block_index = block_index.data_ptr<int>();
-  p.num_selected = num_selected.data_ptr<int>();
-  p.batch = static_cast<int>(batch);
-  p.num_kv_heads = static_cast<int>(heads);
-  p.width = static_cast<int>(width);
-  p.keep_frac = keep_frac;
-  p.window_frac = window_frac;
-  p.sink_frac = sink_frac;
-  check_launch(run_select_blocks_keys4(p, c10::cuda::getCurrentCUDAStream()), op);
+  launch_select_blocks_keys4(mass, seq_lens_ptr(seq_lens, lens), block_index, num_selected,
+                             keep_frac, window_frac, sink_frac, c10::cuda::getCurrentCUDAStream());
   return {block_index, num_selected};
 }
 

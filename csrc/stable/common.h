@@ -45,15 +45,21 @@ inline std::string message_piece(piece_tag, torch::headeronly::IntHeaderOnlyArra
 
 namespace sketchwalk {
 
-// The shared checks' hooks (csrc/tensor_checks.h) for torch::stable::Tensor. The moved ops
-// run on the CPU so far: a CUDA tensor here would need the capture status of its stream, which
-// is not built yet, so it is refused rather than read during a capture.
+#if SKETCHWALK_WITH_CUDA
+// csrc/stable/stream_capture_cuda.cpp: whether t's device's current stream is capturing a graph.
+bool current_stream_is_capturing(const torch::stable::Tensor& t);
+#endif
+
+// The shared checks' hooks (csrc/tensor_checks.h) for torch::stable::Tensor. Values are read
+// only with validate and not while a CUDA graph is captured (the read would sync). A build
+// without CUDA registers no stable CUDA kernel, so a CUDA tensor here is a wiring error.
 inline bool read_values(tensor_world, bool validate, const torch::stable::Tensor& t) {
-  if (validate && t.is_cuda()) {
-    throw std::logic_error(
-        "sketchwalk: a stable-ABI op read CUDA tensor values; not built (docs/stable_abi.md)");
-  }
-  return validate;
+  if (!validate || !t.is_cuda()) return validate;
+#if SKETCHWALK_WITH_CUDA
+  return !current_stream_is_capturing(t);
+#else
+  throw std::logic_error("sketchwalk: a stable-ABI op read CUDA tensor values in a CPU-only build");
+#endif
 }
 
 inline std::vector<int32_t> host_int32(tensor_world, const torch::stable::Tensor& t) {

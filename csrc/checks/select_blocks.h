@@ -1,19 +1,29 @@
 // Argument checks of select_blocks (the block scores and the integer and fraction knobs of the
 // selection rule) and select_blocks_varlen (padded scores of a ragged batch and each row's
 // lengths and token knobs in seq_args; their values only with validate and no graph capture).
-#include <ATen/ATen.h>
+// Templates over the tensor type: the ATen ops (csrc/cpu/select_blocks.cpp,
+// csrc/cuda/select_blocks.cpp) and the stable-ABI ones (csrc/stable/select_blocks{,_cuda}.cpp)
+// run the same checks with the same messages.
+#pragma once
 
-#include "checks.h"
+#include <cstdint>
+#include <vector>
+
+#include "checks/keys4_cache.h"
 #include "sketchwalk/params.h"
+#include "tensor_checks.h"
 
 namespace sketchwalk {
 
-void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int64_t num_keys,
+template <typename T>
+void check_select_blocks_args(const T& scores, int64_t num_queries, int64_t num_keys,
                               int64_t block_size, double keep_frac, int64_t window_tokens,
                               int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
                               int64_t dense_last_q_blocks) {
+  using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_blocks";
-  check_tensor(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]", {at::kFloat});
+  check_tensor(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]",
+               {ScalarType::Float});
   check_int32(block_size, op, "block_size", 1);
   check_int32(num_keys, op, "num_keys", 1);
   check_int32(window_tokens, op, "window_tokens", 1);
@@ -37,16 +47,18 @@ void check_select_blocks_args(const at::Tensor& scores, int64_t num_queries, int
                dense_last_q_blocks);
 }
 
-void check_select_blocks_varlen_args(const at::Tensor& scores, const at::Tensor& seq_args,
-                                     int64_t block_size, double keep_frac,
-                                     int64_t dense_last_q_blocks, bool validate) {
+template <typename T>
+void check_select_blocks_varlen_args(const T& scores, const T& seq_args, int64_t block_size,
+                                     double keep_frac, int64_t dense_last_q_blocks,
+                                     bool validate) {
+  using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_blocks_varlen";
   check_tensor(scores, op, "scores", 3, "[rows, num_q_blocks, num_kv_blocks] (padded)",
-               {at::kFloat});
+               {ScalarType::Float});
   check_tensor(seq_args, op, "seq_args", 2,
                "[rows, 5]: (num_queries, num_keys, window_tokens, exclude_sink_tokens, "
                "attend_sink_tokens) per row",
-               {at::kInt});
+               {ScalarType::Int});
   check_same_device(seq_args, scores, op, "seq_args", "scores");
   SW_CHECK_ARG(seq_args.is_contiguous(), op, "seq_args", "must be contiguous");
   check_size(seq_args, op, "seq_args", 0, scores.size(0), "rows of 'scores'");
@@ -55,11 +67,11 @@ void check_select_blocks_varlen_args(const at::Tensor& scores, const at::Tensor&
   check_int32(dense_last_q_blocks, op, "dense_last_q_blocks", 0);
   SW_CHECK_ARG(keep_frac >= 0.0 && keep_frac <= 1.0, op, "keep_frac", "must lie in [0, 1], got ",
                keep_frac);
-  if (!read_values(validate, scores) || seq_args.size(0) == 0) return;
-  const auto a = seq_args.to(at::kCPU);
-  const auto acc = a.accessor<int, 2>();
-  for (int64_t r = 0; r < a.size(0); ++r) {
-    const int64_t tq = acc[r][0], tk = acc[r][1];
+  if (!read_values(tensor_world{}, validate, scores) || seq_args.size(0) == 0) return;
+  const std::vector<int32_t> a = host_int32(tensor_world{}, seq_args);  // row-major [rows, 5]
+  for (int64_t r = 0; r < seq_args.size(0); ++r) {
+    const int32_t* row = a.data() + r * kSelectSeqArgs;
+    const int64_t tq = row[0], tk = row[1];
     SW_CHECK_ARG(tq >= 1 && tq <= tk, op, "seq_args", "row ", r, " has num_queries ", tq,
                  " and num_keys ", tk, "; need 1 <= num_queries <= num_keys");
     SW_CHECK_ARG((tq + block_size - 1) / block_size <= scores.size(1) &&
@@ -67,9 +79,9 @@ void check_select_blocks_varlen_args(const at::Tensor& scores, const at::Tensor&
                  op, "seq_args", "row ", r, " has ", tq, " queries over ", tk,
                  " keys, more blocks than 'scores' has (", scores.size(1), " x ", scores.size(2),
                  ")");
-    SW_CHECK_ARG(acc[r][2] >= 1 && acc[r][3] >= 0 && acc[r][4] >= 0, op, "seq_args", "row ", r,
-                 " must have window_tokens >= 1 and sink tokens >= 0, got ", acc[r][2], ", ",
-                 acc[r][3], ", ", acc[r][4]);
+    SW_CHECK_ARG(row[2] >= 1 && row[3] >= 0 && row[4] >= 0, op, "seq_args", "row ", r,
+                 " must have window_tokens >= 1 and sink tokens >= 0, got ", row[2], ", ", row[3],
+                 ", ", row[4]);
   }
 }
 

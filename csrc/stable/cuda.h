@@ -1,0 +1,34 @@
+// What the stable-ABI CUDA host wrappers (csrc/stable/*_cuda.cpp) take from torch, through the
+// stable C shim only: the current CUDA stream of a tensor's device (the stream torch's caching
+// allocator and the caller's graph capture use), and a contiguous copy's device pointer for the
+// optional int32 seq_lens. The device guard is torch::stable::accelerator::DeviceGuard.
+// Compiled with USE_CUDA (CMakeLists.txt), without which aoti_torch/c/shim.h hides the CUDA
+// stream call.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <torch/csrc/inductor/aoti_torch/c/shim.h>
+#include <torch/csrc/stable/macros.h>
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+
+#include <optional>
+
+namespace sketchwalk::stable {
+
+inline cudaStream_t current_cuda_stream(const torch::stable::Tensor& t) {
+  void* stream = nullptr;
+  STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(t.get_device_index(), &stream));
+  return static_cast<cudaStream_t>(stream);
+}
+
+// The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
+// contiguous copy alive until the launch.
+inline const int* seq_lens_ptr(const std::optional<torch::stable::Tensor>& seq_lens,
+                               std::optional<torch::stable::Tensor>& holder) {
+  if (!seq_lens.has_value()) return nullptr;
+  holder = torch::stable::contiguous(*seq_lens);
+  return holder->const_data_ptr<int>();
+}
+
+}  // namespace sketchwalk::stable
