@@ -43,10 +43,7 @@ inline std::string message_piece(piece_tag, c10::IntArrayRef a) {
 // check_same_device, check_size and check_finite: csrc/tensor_checks.h (one definition for
 // at::Tensor and torch::stable::Tensor); the rest below, in csrc/checks/common.cpp.
 
-// Largest walk degree walk_blocks and select_decode_blocks_ accept: each step is one batched
-// GEMM and the damped walk converges geometrically (beta^degree), so a bound far above any
-// useful value refuses what would run for hours.
-constexpr int64_t kMaxWalkDegree = 1024;
+// kMaxWalkDegree: csrc/checks/walk_blocks.h.
 
 // An optional softmax_scale: finite when given. The one default, 1 / sqrt(head_dim), for the
 // attention and keys4 ops on every device.
@@ -66,6 +63,7 @@ inline bool read_values(tensor_world, bool validate, const at::Tensor& t) {
 }
 std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t);
 std::vector<int32_t> host_int32(tensor_world, const at::Tensor& t);
+at::Tensor host_contiguous(tensor_world, const at::Tensor& t);
 
 // sparse_prefill and sparse_decode: everything checked before touching memory: ranks, dtypes,
 // devices, strides, GQA divisibility, head_dim and block-index shapes. Throws on failure.
@@ -87,34 +85,16 @@ void validate_block_index(const char* op, const at::Tensor& block_index,
 // check_seq_lens_tensor, check_seq_lens_values: csrc/checks/keys4_cache.h (templates shared
 // with csrc/stable/).
 
-// Packed-sequence offsets (int32 [num_seqs + 1]): 0 first, `total` last, non-decreasing, and
-// every sequence at most `max_blocks` blocks of block_size (reads memory: one sync on CUDA;
-// callers run it only when read_values). `max_arg` names the argument that gave max_blocks.
-void check_cu_seqlens_values(const char* op, const char* arg, const at::Tensor& cu_seqlens,
-                             int64_t total, int64_t block_size, int64_t max_blocks,
-                             const char* max_arg);
+// check_cu_seqlens_values: csrc/checks/hadamard_sketch.h (shared with csrc/stable/).
 
 // ---- one check_X_args per op (csrc/checks/X.cpp) ---------------------------------------
 // Each checks op X's arguments before any output or state is written (some return sizes
 // their callers use); the CPU, CUDA and composite versions of X call the same function.
 
-struct SketchShape {
-  int64_t batch, heads, tokens, head_dim, block_size, num_blocks, sketch_pow2, sketch_dim;
-};
-SketchShape check_hadamard_sketch_args(const at::Tensor& x, const at::Tensor& signs,
-                                       const at::Tensor& coords, int64_t block_size, bool validate);
-// batch = num_seqs, tokens = total tokens, num_blocks = max_blocks.
-SketchShape check_hadamard_sketch_varlen_args(const at::Tensor& x, const at::Tensor& signs,
-                                              const at::Tensor& coords, int64_t block_size,
-                                              const at::Tensor& cu_seqlens, int64_t max_blocks,
-                                              bool validate);
-// coords in [0, sketch_pow2) and distinct, signs all +-1 (reads memory: one sync on CUDA).
-void check_sketch_transform_values(const char* op, const at::Tensor& signs,
-                                   const at::Tensor& coords, int64_t sketch_pow2);
+// SketchShape, check_hadamard_sketch_args, check_hadamard_sketch_varlen_args,
+// check_sketch_transform_values: csrc/checks/hadamard_sketch.h (shared with csrc/stable/).
 // check_score_blocks_args: csrc/checks/score_blocks.h (shared with csrc/stable/).
-void check_walk_blocks_args(const at::Tensor& base, const at::Tensor& transition,
-                            const std::optional<at::Tensor>& init, int64_t degree,
-                            double damping);
+// check_walk_blocks_args: csrc/checks/walk_blocks.h (shared with csrc/stable/).
 // check_select_blocks_args, check_select_blocks_varlen_args: csrc/checks/select_blocks.h
 // (shared with csrc/stable/).
 // sparse_prefill and sparse_decode check in two steps, so that their CUDA wrappers can check
@@ -182,16 +162,11 @@ void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor
                              const std::optional<at::Tensor>& seq_lens,
                              const std::optional<at::Tensor>& page_table,
                              const AttentionShape& s, bool validate);
-void check_update_block_sketch_args(const at::Tensor& block_sketch,
-                                    const at::Tensor& token_sketch, int64_t num_tokens_before,
-                                    int64_t block_size);
+// check_update_block_sketch_args: csrc/checks/update_block_sketch.h (shared with csrc/stable/).
 // check_push_query_window_args: csrc/checks/push_query_window.h (shared with csrc/stable/).
 // check_update_block_matrix_args: csrc/checks/update_block_matrix.h (shared with csrc/stable/).
-void check_update_window_logits_args(const at::Tensor& window_logits,
-                                     const at::Tensor& query_window, const at::Tensor& key_blocks,
-                                     int64_t num_blocks, int64_t slot, double logit_scale);
-void check_window_block_scores_args(const at::Tensor& window_logits, int64_t window_fill,
-                                    int64_t num_blocks);
+// check_update_window_logits_args: csrc/checks/update_window_logits.h, and
+// check_window_block_scores_args: csrc/checks/window_block_scores.h (shared with csrc/stable/).
 // Every argument of a decode step's selection, named as select_decode_blocks_'s, before any
 // state is touched; returns n = ceil(num_keys / block_size).
 int64_t check_select_decode_blocks_args(

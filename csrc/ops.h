@@ -62,6 +62,8 @@ at::Tensor score_blocks_keys4_cpu(const at::Tensor& q, const at::Tensor& codes,
 std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);
+void update_block_sketch_cpu(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
+                             int64_t num_tokens_before, int64_t block_size);
 
 // ---- CUDA (csrc/cuda/*.cpp; compiled only with SKETCHWALK_WITH_CUDA) ------------------
 at::Tensor hadamard_sketch_cuda(const at::Tensor& x, const at::Tensor& signs,
@@ -119,12 +121,12 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
 std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);
+void update_block_sketch_cuda(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
+                              int64_t num_tokens_before, int64_t block_size);
 
 // ---- any device (ATen compositions, csrc/composite/<op>.cpp) --------------------------
 at::Tensor walk_blocks(const at::Tensor& base, const at::Tensor& transition,
                        const std::optional<at::Tensor>& init, int64_t degree, double damping);
-void update_block_sketch_(const at::Tensor& block_sketch, const at::Tensor& token_sketch,
-                          int64_t num_tokens_before, int64_t block_size);
 void push_query_window_(const at::Tensor& window, const at::Tensor& q_sketch, int64_t position);
 std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,

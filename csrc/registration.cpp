@@ -75,14 +75,15 @@ TORCH_LIBRARY(sketchwalk, m) {
 }
 
 TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
-  m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cpu);
-  m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cpu);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cpu);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cpu);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cpu);
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/<op>.cpp (the varlen op beside its twin)
+  m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_cpu);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cpu);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cpu);
-#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/<op>.cpp (the varlen op beside its twin)
+  m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cpu);
+  m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cpu);
   m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
   m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
   m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cpu);
@@ -95,15 +96,16 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
 
 #ifdef SKETCHWALK_WITH_CUDA
 TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
-  m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cuda);
-  m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cuda);
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cuda);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);
-  m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
-  m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_cuda);
 #if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/<op>_cuda.cpp (the varlen op beside its twin)
+  m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_cuda);
+  m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
+  m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
+  m.impl("hadamard_sketch", &sketchwalk::hadamard_sketch_cuda);
+  m.impl("hadamard_sketch_varlen", &sketchwalk::hadamard_sketch_varlen_cuda);
   m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
   m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
   m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cuda);
@@ -117,14 +119,13 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
 // fused CUDA version above; this composition defines it and serves the CPU). With
-// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ is registered
-// on the stable ABI instead, as are the CPU and CUDA kernels guarded above (csrc/stable/;
-// docs/stable_abi.md, "Where it stands").
+// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ (every device)
+// and walk_blocks (CPU and CUDA kernels) are registered on the stable ABI instead, as are the
+// kernels guarded above (csrc/stable/; docs/stable_abi.md, "Where it stands").
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
-  m.impl("walk_blocks", &sketchwalk::walk_blocks);
-  m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_);
-#if !SKETCHWALK_STABLE_ABI_OPS
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/push_query_window.cpp, walk_blocks{,_cuda}.cpp
   m.impl("push_query_window_", &sketchwalk::push_query_window_);
+  m.impl("walk_blocks", &sketchwalk::walk_blocks);
 #endif
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_);
 }

@@ -24,8 +24,9 @@ namespace sketchwalk {
 
 // What differs between the two tensor types, for the checks that read an argument's values:
 // read_values(tensor_world{}, validate, t) (validate, and not while a CUDA graph is captured),
-// int_range(tensor_world{}, t) ([min, max] of a non-empty int32 tensor's values, a device read) and
-// host_int32(tensor_world{}, t) (an int32 tensor's values in row-major order, a device read).
+// int_range(tensor_world{}, t) ([min, max] of a non-empty int32 tensor's values, a device read),
+// host_int32(tensor_world{}, t) (an int32 tensor's values in row-major order, a device read) and
+// host_contiguous(tensor_world{}, t) (a contiguous CPU copy of t, or t; a device read).
 // Overloaded per tensor type in csrc/checks.h (ATen) and csrc/stable/common.h; the tag makes
 // the call find them when a check template is instantiated.
 struct tensor_world {};

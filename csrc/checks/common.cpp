@@ -15,24 +15,6 @@ namespace sketchwalk {
 
 // > 0: the attention kernels subtract each row's max of the unscaled scores, which is the
 // max of the scaled ones only for a positive scale (0 or a negative scale gave wrong rows).
-void check_cu_seqlens_values(const char* op, const char* arg, const at::Tensor& cu_seqlens,
-                             int64_t total, int64_t block_size, int64_t max_blocks,
-                             const char* max_arg) {
-  const auto cu = cu_seqlens.to(at::kCPU).contiguous();
-  const int* c = cu.data_ptr<int>();
-  const int64_t n = cu.size(0) - 1;
-  SW_CHECK_ARG(c[0] == 0 && c[n] == total, op, arg, "must start at 0 and end at ", total,
-               " (the packed tokens), got ", c[0], " and ", c[n]);
-  for (int64_t b = 0; b < n; ++b) {
-    const int64_t len = static_cast<int64_t>(c[b + 1]) - c[b];
-    SW_CHECK_ARG(len >= 0, op, arg, "must be non-decreasing, got ", c[b], " then ", c[b + 1],
-                 " at sequence ", b);
-    SW_CHECK_ARG((len + block_size - 1) / block_size <= max_blocks, op, max_arg, "is ",
-                 max_blocks, ", fewer than the ", (len + block_size - 1) / block_size,
-                 " blocks of sequence ", b, " (", len, " tokens)");
-  }
-}
-
 AttentionShape check_attention_args(const char* op, const at::Tensor& q, const at::Tensor& k,
                                     const at::Tensor& v, const at::Tensor& block_index,
                                     const at::Tensor& num_selected, int64_t block_size) {
@@ -133,8 +115,12 @@ std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t) {
   return {lo.item<int64_t>(), hi.item<int64_t>()};
 }
 
-std::vector<int32_t> host_int32(tensor_world, const at::Tensor& t) {
-  const auto host = t.to(at::kCPU).contiguous();
+at::Tensor host_contiguous(tensor_world, const at::Tensor& t) {
+  return t.to(at::kCPU).contiguous();
+}
+
+std::vector<int32_t> host_int32(tensor_world world, const at::Tensor& t) {
+  const auto host = host_contiguous(world, t);
   const int32_t* v = host.data_ptr<int32_t>();
   return std::vector<int32_t>(v, v + host.numel());
 }

@@ -3,6 +3,8 @@
 #include <climits>
 
 #include "checks.h"
+#include "checks/hadamard_sketch.h"
+#include "checks/walk_blocks.h"
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {

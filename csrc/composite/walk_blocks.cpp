@@ -1,9 +1,10 @@
 // walk_blocks, one implementation for every device: the damped walk as `degree` batched GEMMs
 // (at::baddbmm: cuBLAS/BLAS, which is the right tool for it).
-// Checks: csrc/checks/walk_blocks.cpp.
+// Checks: csrc/checks/walk_blocks.h.
 #include <ATen/ATen.h>
 
 #include "checks.h"
+#include "checks/walk_blocks.h"
 #include "ops.h"
 
 namespace sketchwalk {

@@ -1,9 +1,11 @@
-// window_block_scores on the CPU (docs/ops.md section 7): the decode block scores r from the
-// cached window logits, the softmax of every live row averaged over heads and slots. Plain ATen
-// on float32; the CUDA version (csrc/cuda/window_block_scores.cu) computes the same.
+// window_block_scores on the CPU (ATen): the checks of csrc/checks/window_block_scores.h and the
+// kernel of csrc/cpu/window_block_scores_rows.h.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "checks.h"
+#include "checks/window_block_scores.h"
+#include "cpu/window_block_scores_rows.h"
 #include "ops.h"
 
 namespace sketchwalk {
@@ -11,9 +13,13 @@ namespace sketchwalk {
 at::Tensor window_block_scores_cpu(const at::Tensor& window_logits, int64_t window_fill,
                                    int64_t num_blocks) {
   check_window_block_scores_args(window_logits, window_fill, num_blocks);
-  const auto live = window_logits.narrow(2, 0, window_fill).narrow(3, 0, num_blocks);
-  const double rows = static_cast<double>(window_logits.size(1) * window_fill);
-  return at::softmax(live, -1).sum({1, 2}).div_(rows);
+  auto r = at::empty({window_logits.size(0), num_blocks}, window_logits.options());
+  const WindowBlockScoresCpuArgs a = window_block_scores_cpu_args(window_logits, r, window_fill,
+                                                                  num_blocks);
+  window_block_scores_cpu_rows(a, [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
+    at::parallel_for(begin, end, grain, fn);
+  });
+  return r;
 }
 
 }  // namespace sketchwalk

@@ -30,6 +30,9 @@ cudaError_t run_update_block_matrix(float* transition, int64_t batch_stride, int
                                     const float* r, int batch, int n, float alpha,
                                     cudaStream_t stream);
 
+// update_block_sketch.cu: one token's sketch folded into its key block's running mean, in place.
+cudaError_t run_update_block_sketch(const UpdateBlockSketchParams& params, cudaStream_t stream);
+
 // update_window_logits.cu: decode window logits (rows [row_begin, row_end) over every block,
 // plus the last block's column when asked), in place. window_block_scores.cu: r from them;
 // run_window_block_scores needs params.row_offset to hold batch * num_q_heads * window_fill

@@ -16,8 +16,11 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
-#include "cuda/launch.h"
+#include "checks/hadamard_sketch.h"
+#include "checks/update_window_logits.h"
+#include "cuda/hadamard_sketch_launch.h"
 #include "cuda/host.h"
+#include "cuda/launch.h"
 #include "ops.h"
 
 namespace sketchwalk {

@@ -62,10 +62,13 @@ inline bool read_values(tensor_world, bool validate, const torch::stable::Tensor
 #endif
 }
 
-inline std::vector<int32_t> host_int32(tensor_world, const torch::stable::Tensor& t) {
+inline torch::stable::Tensor host_contiguous(tensor_world, const torch::stable::Tensor& t) {
   const torch::stable::Device cpu(torch::headeronly::DeviceType::CPU);
-  const torch::stable::Tensor host =
-      torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
+  return torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
+}
+
+inline std::vector<int32_t> host_int32(tensor_world world, const torch::stable::Tensor& t) {
+  const torch::stable::Tensor host = host_contiguous(world, t);
   const int32_t* v = host.const_data_ptr<int32_t>();  // int32: the checks verified the dtype
   return std::vector<int32_t>(v, v + host.numel());
 }

@@ -202,4 +202,17 @@ struct SelectKeys4Params {
   double keep_frac, window_frac, sink_frac;  // float64: budgets as Python computes them
 };
 
+// update_block_sketch_: folds one token's sketch into its key block's running mean, in place:
+// block[b, h, d] = count == 0 ? token[b, h, d] : (block[b, h, d] * count + token[b, h, d]) /
+// (count + 1), each operation rounded to float32 (the CPU and CUDA kernels agree bit for bit).
+// `block` points at the token's block row.
+struct UpdateBlockSketchParams {
+  float* __restrict__ block;            // [batch, heads, sketch_dim] at the strides below
+  const float* __restrict__ token;      // [batch, heads, sketch_dim] at the strides below
+  int64_t block_batch_stride, block_head_stride, block_dim_stride;  // elements
+  int64_t token_batch_stride, token_head_stride, token_dim_stride;  // elements
+  int batch, heads, sketch_dim;
+  int count;                            // tokens already in the block, in [0, block_size)
+};
+
 }  // namespace sketchwalk
