@@ -167,14 +167,7 @@ void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor
 // check_update_block_matrix_args: csrc/checks/update_block_matrix.h (shared with csrc/stable/).
 // check_update_window_logits_args: csrc/checks/update_window_logits.h, and
 // check_window_block_scores_args: csrc/checks/window_block_scores.h (shared with csrc/stable/).
-// Every argument of a decode step's selection, named as select_decode_blocks_'s, before any
-// state is touched; returns n = ceil(num_keys / block_size).
-int64_t check_select_decode_blocks_args(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
-    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
-    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
-    int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
-    int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
+// check_select_decode_blocks_args: csrc/checks/select_decode_blocks.h (shared with csrc/stable/).
 // check_quantize_keys4_args: csrc/checks/quantize_keys4.h (shared with csrc/stable/).
 // check_score_blocks_keys4_args: csrc/checks/score_blocks_keys4.h (shared with csrc/stable/).
 // check_select_blocks_keys4_args: csrc/checks/select_blocks_keys4.h (shared with csrc/stable/).

@@ -99,8 +99,8 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("sparse_prefill", &sketchwalk::sparse_prefill_cuda);
   m.impl("sparse_prefill_varlen", &sketchwalk::sparse_prefill_varlen_cuda);
   m.impl("sparse_decode", &sketchwalk::sparse_decode_cuda);
-  m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_cuda);
 #if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/<op>_cuda.cpp (the varlen op beside its twin)
+  m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_cuda);
   m.impl("update_block_sketch_", &sketchwalk::update_block_sketch_cuda);
   m.impl("update_window_logits_", &sketchwalk::update_window_logits_cuda);
   m.impl("window_block_scores", &sketchwalk::window_block_scores_cuda);
@@ -119,13 +119,15 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
 
 // Built from ATen ops, so one implementation serves every device (select_decode_blocks_ has a
 // fused CUDA version above; this composition defines it and serves the CPU). With
-// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ (every device)
-// and walk_blocks (CPU and CUDA kernels) are registered on the stable ABI instead, as are the
-// kernels guarded above (csrc/stable/; docs/stable_abi.md, "Where it stands").
+// SKETCHWALK_STABLE_ABI_OPS (CMakeLists.txt, off by default) push_query_window_ and
+// select_decode_blocks_ (every device) and walk_blocks (CPU and CUDA kernels) are registered on
+// the stable ABI instead, as are the kernels guarded above (csrc/stable/; docs/stable_abi.md,
+// "Where it stands").
 TORCH_LIBRARY_IMPL(sketchwalk, CompositeExplicitAutograd, m) {
-#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/push_query_window.cpp, walk_blocks{,_cuda}.cpp
+#if !SKETCHWALK_STABLE_ABI_OPS  // else csrc/stable/push_query_window.cpp, walk_blocks{,_cuda}.cpp,
+                                // select_decode_blocks.cpp
   m.impl("push_query_window_", &sketchwalk::push_query_window_);
   m.impl("walk_blocks", &sketchwalk::walk_blocks);
-#endif
   m.impl("select_decode_blocks_", &sketchwalk::select_decode_blocks_);
+#endif
 }

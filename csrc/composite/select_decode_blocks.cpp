@@ -3,12 +3,13 @@
 // costs two op calls from Python instead of ~10.
 // It chains the project's own ops through the dispatcher (each runs its CPU or CUDA
 // kernel), so it is device-generic and adds no numerics of its own.
-// Checks: csrc/checks/select_decode_blocks.cpp. The CUDA version, fused:
+// Checks: csrc/checks/select_decode_blocks.h. The CUDA version, fused:
 // csrc/cuda/select_decode_blocks.cpp.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include "checks.h"
+#include "checks/select_decode_blocks.h"
 #include "ops.h"
 
 namespace sketchwalk {

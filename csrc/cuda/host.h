@@ -3,7 +3,7 @@
 // launch errors) are in csrc/cuda/launch_common.h.
 #pragma once
 
-#include <ATen/core/Tensor.h>
+#include <ATen/ATen.h>
 #include <cuda_runtime.h>
 
 #include <optional>
@@ -22,6 +22,17 @@ inline const int* seq_lens_ptr(const std::optional<at::Tensor>& seq_lens, at::Te
   if (!seq_lens.has_value()) return nullptr;
   holder = seq_lens->contiguous();
   return holder.data_ptr<int>();
+}
+
+// The view and allocation hooks of csrc/cuda/select_decode_blocks_launch.h for at::Tensor.
+inline at::Tensor narrow_of(tensor_world, const at::Tensor& t, int64_t dim, int64_t start,
+                            int64_t length) {
+  return t.narrow(dim, start, length);
+}
+inline at::Tensor contiguous_of(tensor_world, const at::Tensor& t) { return t.contiguous(); }
+inline at::Tensor empty_of(tensor_world, const at::Tensor& like, at::IntArrayRef shape,
+                           at::ScalarType dtype) {
+  return at::empty(shape, like.options().dtype(dtype));
 }
 
 }  // namespace sketchwalk

@@ -12,7 +12,10 @@
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 
+#include <cstdint>
 #include <optional>
+
+#include "tensor_checks.h"
 
 namespace sketchwalk::stable {
 
@@ -32,3 +35,22 @@ inline const int* seq_lens_ptr(const std::optional<torch::stable::Tensor>& seq_l
 }
 
 }  // namespace sketchwalk::stable
+
+namespace sketchwalk {
+
+// The view and allocation hooks of csrc/cuda/select_decode_blocks_launch.h for the stable tensor.
+inline torch::stable::Tensor narrow_of(tensor_world, const torch::stable::Tensor& t, int64_t dim,
+                                       int64_t start, int64_t length) {
+  torch::stable::Tensor view = t;  // narrow takes a non-const reference; a new handle, same data
+  return torch::stable::narrow(view, dim, start, length);
+}
+inline torch::stable::Tensor contiguous_of(tensor_world, const torch::stable::Tensor& t) {
+  return torch::stable::contiguous(t);
+}
+inline torch::stable::Tensor empty_of(tensor_world, const torch::stable::Tensor& like,
+                                      torch::headeronly::IntHeaderOnlyArrayRef shape,
+                                      torch::headeronly::ScalarType dtype) {
+  return torch::stable::empty(shape, dtype, std::nullopt, like.device());
+}
+
+}  // namespace sketchwalk

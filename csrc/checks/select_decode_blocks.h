@@ -1,25 +1,36 @@
 // Argument checks of select_decode_blocks_: every argument of a decode step's selection, named
 // as the op's, before any state is touched; on the CPU also the values of signs and coords.
-#include <climits>
+// Returns n = ceil(num_keys / block_size). A template over the tensor type: the ATen composite
+// and fused CUDA op (csrc/composite/select_decode_blocks.cpp, csrc/cuda/select_decode_blocks.cpp)
+// and the stable-ABI ones (csrc/stable/select_decode_blocks{,_cuda}.cpp) run the same checks.
+#pragma once
 
-#include "checks.h"
+#include <climits>
+#include <cstdint>
+#include <utility>
+
 #include "checks/hadamard_sketch.h"
+#include "checks/keys4_cache.h"
 #include "checks/walk_blocks.h"
 #include "sketchwalk/common.h"
+#include "tensor_checks.h"
 
 namespace sketchwalk {
 
-int64_t check_select_decode_blocks_args(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_blocks,
-    const at::Tensor& query_window, const at::Tensor& window_logits, const at::Tensor& transition,
-    const at::Tensor& signs, const at::Tensor& coords, int64_t window_fill, int64_t pushes,
-    int64_t block_size, int64_t degree, double damping, double logit_scale, double keep_frac,
-    int64_t window_tokens, int64_t exclude_sink_tokens, int64_t attend_sink_tokens) {
+template <typename T>
+int64_t check_select_decode_blocks_args(const T& q, const T& k, const T& key_blocks,
+                                        const T& query_window, const T& window_logits,
+                                        const T& transition, const T& signs, const T& coords,
+                                        int64_t window_fill, int64_t pushes, int64_t block_size,
+                                        int64_t degree, double damping, double logit_scale,
+                                        double keep_frac, int64_t window_tokens,
+                                        int64_t exclude_sink_tokens, int64_t attend_sink_tokens) {
+  using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_decode_blocks_";
   check_rank(q, op, "q", 4, "[batch, num_q_heads, 1, head_dim]");
   check_rank(k, op, "k", 4, "[batch, num_kv_heads, num_keys, head_dim]");
-  check_dtype(q, op, "q", {at::kHalf, at::kBFloat16, at::kFloat});
-  check_dtype(k, op, "k", {at::kHalf, at::kBFloat16, at::kFloat});
+  check_dtype(q, op, "q", {ScalarType::Half, ScalarType::BFloat16, ScalarType::Float});
+  check_dtype(k, op, "k", {ScalarType::Half, ScalarType::BFloat16, ScalarType::Float});
   check_last_dim_contiguous(q, op, "q");
   check_last_dim_contiguous(k, op, "k");
   SW_CHECK_ARG(q.size(2) == 1, op, "q", "must hold one query per sequence, got shape ", q.sizes());
@@ -32,9 +43,9 @@ int64_t check_select_decode_blocks_args(
   SW_CHECK_ARG(q.size(3) >= 1 && q.size(3) <= kMaxSketchHeadDim, op, "q", "has head_dim ",
                q.size(3), "; supported: 1 <= head_dim <= ", kMaxSketchHeadDim);
   check_rank(signs, op, "signs", 1, "[n], n = next_pow2(head_dim)");
-  check_dtype(signs, op, "signs", {at::kFloat});
+  check_dtype(signs, op, "signs", {ScalarType::Float});
   check_rank(coords, op, "coords", 1, "[sketch_dim]");
-  check_dtype(coords, op, "coords", {at::kLong});
+  check_dtype(coords, op, "coords", {ScalarType::Long});
   const int64_t pow2 = next_pow2(static_cast<int>(q.size(3)));
   SW_CHECK_ARG(signs.size(0) == pow2, op, "signs", "must have n = next_pow2(head_dim) = ", pow2,
                " entries, got ", signs.size(0));
@@ -52,7 +63,7 @@ int64_t check_select_decode_blocks_args(
   check_rank(key_blocks, op, "key_blocks", 4, "[batch, num_kv_heads, capacity, sketch_dim]");
   for (auto [t, name] : {std::pair{&key_blocks, "key_blocks"}, {&query_window, "query_window"},
                          {&window_logits, "window_logits"}, {&transition, "transition"}}) {
-    check_dtype(*t, op, name, {at::kFloat});
+    check_dtype(*t, op, name, {ScalarType::Float});
     check_last_dim_contiguous(*t, op, name);
   }
   SW_CHECK_ARG(query_window.size(0) == q.size(0) && query_window.size(1) == q.size(1) &&
@@ -82,7 +93,8 @@ int64_t check_select_decode_blocks_args(
                "must lie in [1, W=", query_window.size(2), "], got ", window_fill);
   SW_CHECK_ARG(degree >= 0 && degree <= kMaxWalkDegree, op, "degree", "must lie in [0, ",
                kMaxWalkDegree, "], got ", degree);
-  SW_CHECK_ARG(damping >= 0.0 && damping <= 1.0, op, "damping", "must lie in [0, 1], got ", damping);
+  SW_CHECK_ARG(damping >= 0.0 && damping <= 1.0, op, "damping", "must lie in [0, 1], got ",
+               damping);
   check_finite(logit_scale, op, "logit_scale");
   SW_CHECK_ARG(keep_frac >= 0.0 && keep_frac <= 1.0, op, "keep_frac", "must lie in [0, 1], got ",
                keep_frac);
