@@ -263,6 +263,9 @@ def test_decode_state_errors(device):
     assert_raises_naming(
         lambda: o.update_block_sketch_(buf, tok, 4 * 64, 64), "num_tokens_before", "block_sketch"
     )
+    assert_raises_naming(lambda: o.update_block_sketch_(buf, tok, 0, 2**31), "block_size")
+    expanded = torch.zeros(1, 1, 4, 32, device=device).expand(1, 2, 4, 32)  # heads share memory
+    assert_raises_naming(lambda: o.update_block_sketch_(expanded, tok, 0, 64), "block_sketch")
     win = torch.zeros(1, 4, 8, 32, device=device)
     assert_raises_naming(
         lambda: o.push_query_window_(win, torch.zeros(1, 4, 1, 16, device=device), 0), "q_sketch"

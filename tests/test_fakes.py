@@ -120,6 +120,22 @@ CASES = {
         lambda o: o.window_block_scores(t(1, 4, 8, 16, dtype=torch.float32), 0, 4),
         "window_fill",
     ),
+    # update_block_sketch_: a token past the capacity; heads sharing memory (stride 0).
+    "block_sketch_capacity": (
+        lambda o: o.update_block_sketch_(
+            t(1, 2, 4, 32, dtype=torch.float32), t(1, 2, 1, 32, dtype=torch.float32), 4 * 64, 64
+        ),
+        "num_tokens_before",
+    ),
+    "block_sketch_overlap": (
+        lambda o: o.update_block_sketch_(
+            t(1, 1, 4, 32, dtype=torch.float32).expand(1, 2, 4, 32),
+            t(1, 2, 1, 32, dtype=torch.float32),
+            0,
+            64,
+        ),
+        "block_sketch",
+    ),
 }
 
 

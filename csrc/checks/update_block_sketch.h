@@ -28,13 +28,20 @@ void check_update_block_sketch_args(const T& block_sketch, const T& token_sketch
                    token_sketch.size(3) == block_sketch.size(3),
                op, "token_sketch", "must be [", block_sketch.size(0), ", ", block_sketch.size(1),
                ", 1, ", block_sketch.size(3), "], got ", token_sketch.sizes());
-  SW_CHECK_ARG(block_size >= 1, op, "block_size", "must be >= 1, got ", block_size);
+  check_int32(block_size, op, "block_size", 1);
   SW_CHECK_ARG(num_tokens_before >= 0, op, "num_tokens_before", "must be >= 0, got ",
                num_tokens_before);
   const int64_t j = num_tokens_before / block_size;
   SW_CHECK_ARG(j < block_sketch.size(2), op, "block_sketch", "has capacity for ",
                block_sketch.size(2), " blocks, but token ", num_tokens_before, " falls in block ",
                j);
+  // The kernels write every (batch, head, coordinate) of the block row once: no two of them may
+  // share memory (an expanded dimension, stride 0).
+  for (int64_t d : {0, 1, 3}) {
+    SW_CHECK_ARG(block_sketch.size(d) <= 1 || block_sketch.stride(d) != 0, op, "block_sketch",
+                 "must not have overlapping elements (stride 0 in dim ", d, "), got strides ",
+                 block_sketch.strides());
+  }
   SW_CHECK_ARG(block_sketch.size(0) <= INT32_MAX && block_sketch.size(1) <= INT32_MAX &&
                    block_sketch.size(3) <= INT32_MAX,
                op, "block_sketch", "must have batch, heads and sketch_dim <= ", INT32_MAX,

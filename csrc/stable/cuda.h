@@ -41,7 +41,7 @@ namespace sketchwalk {
 // The view and allocation hooks of csrc/cuda/select_decode_blocks_launch.h for the stable tensor.
 inline torch::stable::Tensor narrow_of(tensor_world, const torch::stable::Tensor& t, int64_t dim,
                                        int64_t start, int64_t length) {
-  torch::stable::Tensor view = t;  // narrow takes a non-const reference; a new handle, same data
+  torch::stable::Tensor view = t;  // narrow takes a non-const reference (this shares t's handle)
   return torch::stable::narrow(view, dim, start, length);
 }
 inline torch::stable::Tensor contiguous_of(tensor_world, const torch::stable::Tensor& t) {

@@ -668,9 +668,39 @@ def update_block_sketch_(
 
 @torch.library.register_fake("sketchwalk::update_block_sketch_")
 def _(block_sketch, token_sketch, num_tokens_before, block_size):
-    _check_same_device(
-        "update_block_sketch_", "block_sketch", block_sketch, token_sketch=token_sketch
+    op = "update_block_sketch_"
+    _check_same_device(op, "block_sketch", block_sketch, token_sketch=token_sketch)
+    _check_rank(op, "block_sketch", block_sketch, 4)
+    _check_rank(op, "token_sketch", token_sketch, 4)
+    b, h, cap, m = block_sketch.shape
+    torch._check(
+        tuple(token_sketch.shape) == (b, h, 1, m),
+        lambda: (
+            f"sketchwalk.{op}: argument 'token_sketch' must be [{b}, {h}, 1, {m}], "
+            f"got {list(token_sketch.shape)}"
+        ),
     )
+    torch._check(
+        1 <= block_size <= 2**31 - 1,
+        lambda: (
+            f"sketchwalk.{op}: argument 'block_size' must lie in [1, 2147483647], got {block_size}"
+        ),
+    )
+    torch._check(
+        num_tokens_before >= 0 and num_tokens_before // block_size < cap,
+        lambda: (
+            f"sketchwalk.{op}: argument 'num_tokens_before' {num_tokens_before} falls "
+            f"past the capacity of 'block_sketch' ({cap} blocks)"
+        ),
+    )
+    for d in (0, 1, 3):
+        torch._check(
+            block_sketch.shape[d] <= 1 or block_sketch.stride(d) != 0,
+            lambda: (
+                f"sketchwalk.{op}: argument 'block_sketch' must not have overlapping "
+                f"elements (stride 0 in dim {d})"
+            ),
+        )
     return None
 
 
