@@ -62,7 +62,6 @@ inline bool read_values(tensor_world, bool validate, const at::Tensor& t) {
   return read_values(validate, t);
 }
 std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t);
-std::vector<int32_t> host_int32(tensor_world, const at::Tensor& t);
 at::Tensor host_contiguous(tensor_world, const at::Tensor& t);
 
 // sparse_prefill and sparse_decode: everything checked before touching memory: ranks, dtypes,

@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "message.h"
 
@@ -34,6 +35,15 @@ struct tensor_world {};
 template <typename... Parts>
 [[noreturn]] void throw_arg_error(const char* op, const char* arg, const Parts&... what) {
   throw std::runtime_error(detail::message("sketchwalk.", op, ": argument '", arg, "' ", what...));
+}
+
+// An int32 tensor's values in row-major order (a device read), for either tensor type through
+// its host_contiguous hook.
+template <typename T>
+std::vector<int32_t> host_int32(tensor_world world, const T& t) {
+  const T host = host_contiguous(world, t);
+  const int32_t* v = host.template const_data_ptr<int32_t>();
+  return std::vector<int32_t>(v, v + host.numel());
 }
 
 // Throws (throw_arg_error) unless cond holds; the message pieces are evaluated only then.

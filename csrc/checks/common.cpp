@@ -119,12 +119,6 @@ at::Tensor host_contiguous(tensor_world, const at::Tensor& t) {
   return t.to(at::kCPU).contiguous();
 }
 
-std::vector<int32_t> host_int32(tensor_world world, const at::Tensor& t) {
-  const auto host = host_contiguous(world, t);
-  const int32_t* v = host.data_ptr<int32_t>();
-  return std::vector<int32_t>(v, v + host.numel());
-}
-
 bool read_values(bool validate, const at::Tensor& t) {
   return validate && !current_stream_is_capturing(t);
 }

@@ -1,6 +1,6 @@
-// Small helpers of the ATen CUDA host wrappers (csrc/cuda/*.cpp): the seq_lens pointer; the
-// torch-free ones both tensor types share (device check, strides, dtype tag,
-// launch errors) are in csrc/cuda/launch_common.h.
+// The at::Tensor hooks of the CUDA host wrappers' shared templates (views, contiguous copies and
+// allocations; csrc/cuda/select_decode_blocks_launch.h, launch_common.h's seq_lens_ptr); the
+// torch-free helpers both tensor types share are in csrc/cuda/launch_common.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,15 +16,7 @@
 
 namespace sketchwalk {
 
-// The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
-// contiguous copy alive until the launch.
-inline const int* seq_lens_ptr(const std::optional<at::Tensor>& seq_lens, at::Tensor& holder) {
-  if (!seq_lens.has_value()) return nullptr;
-  holder = seq_lens->contiguous();
-  return holder.data_ptr<int>();
-}
-
-// The view and allocation hooks of csrc/cuda/select_decode_blocks_launch.h for at::Tensor.
+// The view, copy and allocation hooks for at::Tensor.
 inline at::Tensor narrow_of(tensor_world, const at::Tensor& t, int64_t dim, int64_t start,
                             int64_t length) {
   return t.narrow(dim, start, length);

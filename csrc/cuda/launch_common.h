@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -47,6 +48,16 @@ void copy_strides(const T& t, Fields&... fields) {
   static_assert((std::is_same_v<Fields, int64_t> && ...), "params strides are int64_t");
   int64_t dim = 0;
   ((fields = t.stride(dim++)), ...);
+}
+
+// The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
+// contiguous copy (contiguous_of hook: csrc/cuda/host.h, csrc/stable/cuda.h) alive until the
+// launch.
+template <typename T>
+const int* seq_lens_ptr(const std::optional<T>& seq_lens, std::optional<T>& holder) {
+  if (!seq_lens.has_value()) return nullptr;
+  holder = contiguous_of(tensor_world{}, *seq_lens);
+  return holder->template const_data_ptr<int>();
 }
 
 }  // namespace sketchwalk

@@ -21,7 +21,7 @@ void quantize_keys4_cuda(const at::Tensor& codes, const at::Tensor& scales, cons
   const Keys4CacheShape s =
       check_quantize_keys4_args(codes, scales, k, seq_lens, validate, page_table);
   const c10::cuda::CUDAGuard guard(k.device());
-  at::Tensor lens;
+  std::optional<at::Tensor> lens;
   launch_quantize_keys4(codes, scales, k, s, seq_lens_ptr(seq_lens, lens), page_table,
                         c10::cuda::getCurrentCUDAStream());
 }

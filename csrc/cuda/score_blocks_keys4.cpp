@@ -32,7 +32,7 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
   const int64_t width = (s.capacity + kIndexBlockSize - 1) / kIndexBlockSize;
   auto mass = at::empty({s.batch, s.num_kv_heads, width}, q.options().dtype(at::kFloat));
   if (mass.numel() == 0) return mass;
-  at::Tensor lens;
+  std::optional<at::Tensor> lens;
   const ScoreKeys4Params p = score_blocks_keys4_params(
       qc, codes, scales, mass, seq_lens_ptr(seq_lens, lens), page_table, s, softmax_scale);
   auto workspace = at::empty({static_cast<int64_t>(score_keys4_workspace_floats(p))},

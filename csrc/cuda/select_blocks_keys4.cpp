@@ -30,7 +30,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
     num_selected.zero_();
     return {block_index, num_selected};
   }
-  at::Tensor lens;
+  std::optional<at::Tensor> lens;
   launch_select_blocks_keys4(mass, seq_lens_ptr(seq_lens, lens), block_index, num_selected,
                              keep_frac, window_frac, sink_frac, c10::cuda::getCurrentCUDAStream());
   return {block_index, num_selected};

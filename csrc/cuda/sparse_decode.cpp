@@ -46,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
   if (out.numel() == 0) return {out, lse};
   auto p =
       fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
-  at::Tensor lens;
+  std::optional<at::Tensor> lens;
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
   at::Tensor starts;
   if (seq_starts.has_value()) {  // a left-padded cache: SeqInfo::make offsets each row's keys

@@ -67,12 +67,6 @@ inline torch::stable::Tensor host_contiguous(tensor_world, const torch::stable::
   return torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
 }
 
-inline std::vector<int32_t> host_int32(tensor_world world, const torch::stable::Tensor& t) {
-  const torch::stable::Tensor host = host_contiguous(world, t);
-  const int32_t* v = host.const_data_ptr<int32_t>();  // int32: the checks verified the dtype
-  return std::vector<int32_t>(v, v + host.numel());
-}
-
 // t non-empty (the checks call it only then).
 inline std::pair<int64_t, int64_t> int_range(tensor_world world, const torch::stable::Tensor& t) {
   const std::vector<int32_t> values = host_int32(world, t);

@@ -1,7 +1,7 @@
 // What the stable-ABI CUDA host wrappers (csrc/stable/*_cuda.cpp) take from torch, through the
 // stable C shim only: the current CUDA stream of a tensor's device (the stream torch's caching
-// allocator and the caller's graph capture use), and a contiguous copy's device pointer for the
-// optional int32 seq_lens. The device guard is torch::stable::accelerator::DeviceGuard.
+// allocator and the caller's graph capture use), and the view, copy and allocation hooks of the
+// shared launch templates (csrc/cuda/). The device guard is torch::stable::accelerator::DeviceGuard.
 // Compiled with USE_CUDA (CMakeLists.txt), without which aoti_torch/c/shim.h hides the CUDA
 // stream call.
 #pragma once
@@ -25,20 +25,12 @@ inline cudaStream_t current_cuda_stream(const torch::stable::Tensor& t) {
   return static_cast<cudaStream_t>(stream);
 }
 
-// The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
-// contiguous copy alive until the launch.
-inline const int* seq_lens_ptr(const std::optional<torch::stable::Tensor>& seq_lens,
-                               std::optional<torch::stable::Tensor>& holder) {
-  if (!seq_lens.has_value()) return nullptr;
-  holder = torch::stable::contiguous(*seq_lens);
-  return holder->const_data_ptr<int>();
-}
-
 }  // namespace sketchwalk::stable
 
 namespace sketchwalk {
 
-// The view and allocation hooks of csrc/cuda/select_decode_blocks_launch.h for the stable tensor.
+// The view, copy and allocation hooks of csrc/cuda/select_decode_blocks_launch.h and
+// launch_common.h's seq_lens_ptr for the stable tensor.
 inline torch::stable::Tensor narrow_of(tensor_world, const torch::stable::Tensor& t, int64_t dim,
                                        int64_t start, int64_t length) {
   torch::stable::Tensor view = t;  // narrow takes a non-const reference (this shares t's handle)
