@@ -4,7 +4,9 @@
 #
 #   STAGES="build test sanitize bench" SKETCHWALK_COMMIT=<sha> bash bench/gpu_run.sh
 #   TEST_FILES="tests/test_keys4_decode_step.py" limits the GPU tests, SANITIZE_FILES the sanitizer's;
-#   BENCH_ARGS go to bench_attention.py.
+#   BENCH_ARGS go to bench_attention.py. STAGES="wheel test" WHEEL=<path> installs a wheel built
+#   elsewhere (the stable-ABI wheel of the README's `pip wheel` command, built against another torch) in
+#   place of the build stage.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sketchwalk-out}
@@ -24,6 +26,14 @@ if has build; then
   rc=$?
   echo "== build rc=$rc in $(( $(date +%s) - start )) s"
   if [ $rc -ne 0 ]; then grep -E "error|Error" "$OUT/build.log" | head -40; tail -30 "$OUT/build.log"; exit 1; fi
+  (cd /tmp && python3 -m sketchwalk info)
+fi
+
+if has wheel; then
+  python3 -m pip install --no-deps --force-reinstall -q "$WHEEL" > "$OUT/wheel.log" 2>&1
+  rc=$?
+  echo "== installed $(basename "$WHEEL") rc=$rc"
+  if [ $rc -ne 0 ]; then tail -20 "$OUT/wheel.log"; exit 1; fi
   (cd /tmp && python3 -m sketchwalk info)
 fi
 

@@ -22,6 +22,9 @@
 #include "message.h"
 #include "tensor_checks.h"
 #include "checks/keys4_cache.h"
+#include "checks/sparse_decode.h"
+#include "checks/sparse_prefill.h"
+#include "checks/sparse_prefill_varlen.h"
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {
@@ -64,21 +67,8 @@ inline bool read_values(tensor_world, bool validate, const at::Tensor& t) {
 std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t);
 at::Tensor host_contiguous(tensor_world, const at::Tensor& t);
 
-// sparse_prefill and sparse_decode: everything checked before touching memory: ranks, dtypes,
-// devices, strides, GQA divisibility, head_dim and block-index shapes. Throws on failure.
-struct AttentionShape {
-  int64_t batch, num_q_heads, num_kv_heads, num_queries, num_keys, head_dim;
-  int64_t block_size, num_q_blocks, index_heads, max_selected;
-};
-AttentionShape check_attention_args(const char* op, const at::Tensor& q, const at::Tensor& k,
-                                    const at::Tensor& v, const at::Tensor& block_index,
-                                    const at::Tensor& num_selected, int64_t block_size);
-
-// Validates the block index contents (docs/ops.md): 0 <= num_selected <= max_selected,
-// and each row's first num_selected entries strictly increasing within
-// [0, causal_limit(row)]. Uses tensor ops, so it runs on any device (one sync on CUDA).
-void validate_block_index(const char* op, const at::Tensor& block_index,
-                          const at::Tensor& num_selected, const AttentionShape& shape);
+// AttentionShape, check_attention_args, validate_block_index: csrc/checks/attention.h (templates
+// shared with csrc/stable/).
 
 // Keys4CacheShape, check_keys4_cache, check_keys4_cache_maybe_paged, check_keys4_page_ids,
 // check_seq_lens_tensor, check_seq_lens_values: csrc/checks/keys4_cache.h (templates shared
@@ -96,71 +86,11 @@ void validate_block_index(const char* op, const at::Tensor& block_index,
 // check_walk_blocks_args: csrc/checks/walk_blocks.h (shared with csrc/stable/).
 // check_select_blocks_args, check_select_blocks_varlen_args: csrc/checks/select_blocks.h
 // (shared with csrc/stable/).
-// sparse_prefill and sparse_decode check in two steps, so that their CUDA wrappers can check
-// what the kernels alone need in between: the arguments (..._args), then the block index
-// contents and, for decode, seq_lens (..._index; values only with validate and no capture).
-AttentionShape check_sparse_prefill_args(const at::Tensor& q, const at::Tensor& k,
-                                         const at::Tensor& v, const at::Tensor& block_index,
-                                         const at::Tensor& num_selected,
-                                         std::optional<double> softmax_scale);
-void check_sparse_prefill_index(const at::Tensor& q, const at::Tensor& block_index,
-                                const at::Tensor& num_selected, const AttentionShape& s,
-                                bool validate);
-// A paged cache (page_table) gives num_keys = 64 x max_pages: the most keys a sequence can hold.
-AttentionShape check_sparse_decode_args(const at::Tensor& q, const at::Tensor& k_cache,
-                                        const at::Tensor& v_cache, const at::Tensor& block_index,
-                                        const at::Tensor& num_selected,
-                                        std::optional<double> softmax_scale,
-                                        const std::optional<at::Tensor>& seq_lens,
-                                        const std::optional<at::Tensor>& page_table);
-void check_sparse_decode_index(const at::Tensor& q, const at::Tensor& block_index,
-                               const at::Tensor& num_selected, const AttentionShape& s,
-                               const std::optional<at::Tensor>& seq_lens,
-                               const std::optional<at::Tensor>& page_table, int64_t num_pages,
-                               bool validate);
-// sparse_prefill_varlen (csrc/checks/sparse_prefill_varlen.cpp): a ragged batch. shape.batch is
-// the number of sequences, num_queries / num_keys the packed token counts (paged: 64 x pages).
-struct VarlenAttentionShape {
-  AttentionShape shape;
-  bool paged;         // keys in a page pool (page_table, seq_lens_k), else packed (cu_seqlens_k)
-  int64_t num_pages;  // pages in the pool (paged only)
-};
-// One sequence of a ragged batch, read on the host: its queries are tokens [q0, q0 + num_queries)
-// of q; its keys tokens [k0, k0 + num_keys) of packed k / v, or its first num_keys page rows.
-struct VarlenSpan {
-  int64_t q0, num_queries, k0, num_keys;
-};
-VarlenAttentionShape check_sparse_prefill_varlen_args(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
-    const at::Tensor& num_selected, const at::Tensor& cu_seqlens_q,
-    const std::optional<at::Tensor>& cu_seqlens_k, const std::optional<at::Tensor>& seq_lens_k,
-    const std::optional<at::Tensor>& page_table, std::optional<double> softmax_scale);
-// Reads the length arrays (one sync on CUDA) and checks them: cu_seqlens start at 0, end at the
-// packed token counts and never decrease; each sequence has no more queries than keys and no
-// more query blocks than block_index has rows; paged lengths fit the page table.
-std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const at::Tensor& cu_seqlens_q,
-                                     const std::optional<at::Tensor>& cu_seqlens_k,
-                                     const std::optional<at::Tensor>& seq_lens_k,
-                                     const std::optional<at::Tensor>& page_table);
-// The dense AttentionShape of one sequence of a ragged batch (batch 1, its own lengths and
-// query blocks), for the per-sequence checks and the CPU kernel.
-AttentionShape sequence_shape(const VarlenAttentionShape& vs, const VarlenSpan& sp);
-// With validate (and no capture): varlen_spans, each sequence's block-index rows
-// (validate_block_index) and its live page ids in [0, num_pages).
-void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at::Tensor& q,
-                                        const at::Tensor& block_index,
-                                        const at::Tensor& num_selected,
-                                        const at::Tensor& cu_seqlens_q,
-                                        const std::optional<at::Tensor>& cu_seqlens_k,
-                                        const std::optional<at::Tensor>& seq_lens_k,
-                                        const std::optional<at::Tensor>& page_table, bool validate);
-// sparse_decode's seq_starts (a left-padded cache): int32 [batch] on q's device, given with
-// seq_lens and without page_table; with validate (no capture) 0 <= start and start + length <=
-// num_keys for every row.
-void check_decode_seq_starts(const at::Tensor& q, const std::optional<at::Tensor>& seq_starts,
-                             const std::optional<at::Tensor>& seq_lens,
-                             const std::optional<at::Tensor>& page_table,
-                             const AttentionShape& s, bool validate);
+// sparse_prefill, sparse_decode and sparse_prefill_varlen check in two steps, so that their CUDA
+// wrappers can check what the kernels alone need in between: the arguments (..._args), then the
+// values (..._index / ..._values; only with validate and no capture):
+// csrc/checks/sparse_prefill.h, sparse_decode.h, sparse_prefill_varlen.h (shared with
+// csrc/stable/).
 // check_update_block_sketch_args: csrc/checks/update_block_sketch.h (shared with csrc/stable/).
 // check_push_query_window_args: csrc/checks/push_query_window.h (shared with csrc/stable/).
 // check_update_block_matrix_args: csrc/checks/update_block_matrix.h (shared with csrc/stable/).

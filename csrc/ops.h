@@ -135,14 +135,5 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
     int64_t degree, double damping, double logit_scale, double keep_frac, int64_t window_tokens,
     int64_t exclude_sink_tokens, int64_t attend_sink_tokens);
 
-// Block-sparse attention from ATen ops on any device (the CUDA path for float32 inputs;
-// csrc/composite/masked_attention.cpp).
-struct AttentionShape;
-std::tuple<at::Tensor, at::Tensor> masked_attention_aten(const at::Tensor& q, const at::Tensor& k,
-                                                         const at::Tensor& v,
-                                                         const at::Tensor& block_index,
-                                                         const at::Tensor& num_selected,
-                                                         const AttentionShape& shape, double scale,
-                                                         const std::optional<at::Tensor>& seq_lens);
 
 }  // namespace sketchwalk

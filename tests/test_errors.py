@@ -220,10 +220,11 @@ def test_misaligned_attention_rows_error(op_name):
             cnt[:, :, -1:].contiguous(),
         )
     call = getattr(o, op_name)
+    kname, vname = ("k_cache", "v_cache") if op_name == "sparse_decode" else ("k", "v")
     wide = torch.randn(*k.shape[:-1], 68, device="cuda", dtype=k.dtype)
-    assert_raises_naming(lambda: call(q, wide[..., :64], v, idx, cnt), "k")  # token stride 68
+    assert_raises_naming(lambda: call(q, wide[..., :64], v, idx, cnt), kname)  # token stride 68
     shifted = torch.randn(v.numel() + 1, device="cuda", dtype=v.dtype)[1:].view(v.shape)
-    assert_raises_naming(lambda: call(q, k, shifted, idx, cnt), "v")  # starts 2 bytes in
+    assert_raises_naming(lambda: call(q, k, shifted, idx, cnt), vname)  # starts 2 bytes in
     out, _ = call(q, k, v, idx, cnt)  # the aligned inputs still run
     assert torch.isfinite(out).all()
 

@@ -1,89 +1,41 @@
-// The CPU kernel of sparse_prefill and sparse_decode (csrc/cpu/sparse_prefill.cpp,
-// csrc/cpu/sparse_decode.cpp): for each (batch, query head, query block) gather the row's
-// selected key blocks, then one masked softmax(Q K^T) V in fp32 through ATen's matmul (BLAS).
-// Exact attention over the selected blocks, causal inside them; a query with no visible key
-// gets output 0 and lse -inf (docs/ops.md sections 5-6). It reads the index unchecked: the
-// callers validate it first.
+// The ATen side of the CPU attention kernel (csrc/cpu/sparse_attention_rows.h), shared by the
+// CPU sparse_prefill, sparse_decode and sparse_prefill_varlen (csrc/cpu/sparse_*.cpp): the dtype
+// dispatch, at::parallel_for, and the float32 GEMM as at::mm_out on views of the kernel's
+// buffers (BLAS). The stable-ABI counterpart is csrc/stable/sparse_attention.h.
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <optional>
-#include <tuple>
+#include <cstdint>
 
-#include "checks.h"
-#include "sketchwalk/block_index.h"
+#include "cpu/sparse_attention_rows.h"
+#include "sketchwalk/params.h"
 
 namespace sketchwalk::cpu {
 
-// `s` comes from the op's checks (csrc/checks/sparse_prefill.cpp, csrc/checks/sparse_decode.cpp);
-// seq_lens (decode only) holds the keys of each sequence of a fixed-capacity cache.
-inline std::tuple<at::Tensor, at::Tensor> sparse_attention(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
-    const at::Tensor& num_selected, const AttentionShape& s, std::optional<double> softmax_scale,
-    const std::optional<at::Tensor>& seq_lens) {
-  constexpr int64_t kBlockSize = kIndexBlockSize;  // block_index.h
-  const auto lens = seq_lens.has_value() ? seq_lens->contiguous() : at::Tensor();
-  const int* lens_p = lens.defined() ? lens.data_ptr<int>() : nullptr;
-  const double scale = softmax_scale_or_default(softmax_scale, s.head_dim);
-  auto out = at::empty(q.sizes(), q.options());
-  auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
-  const auto bi = block_index.contiguous();
-  const auto ns = num_selected.contiguous();
-  const int* bi_p = bi.data_ptr<int>();
-  const int* ns_p = ns.data_ptr<int>();
-  const int64_t group = s.num_q_heads / s.num_kv_heads;
-  const int64_t tasks = s.batch * s.num_q_heads * s.num_q_blocks;
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t i = task % s.num_q_blocks;
-      const int64_t h = (task / s.num_q_blocks) % s.num_q_heads;
-      const int64_t b = task / (s.num_q_blocks * s.num_q_heads);
-      const int64_t kvh = h / group;
-      const int64_t g = s.index_heads == 1 ? 0 : kvh;
-      // Keys of this sequence (a fixed-capacity decode cache holds seq_lens[b]); queries end
-      // at its last key.
-      const int64_t num_keys = lens_p != nullptr ? lens_p[b] : s.num_keys;
-      const int64_t offset = num_keys - s.num_queries;  // key position of query 0
-      const int64_t row = (b * s.index_heads + g) * s.num_q_blocks + i;
-      const int64_t count = ns_p[row];
-      const int* blocks = bi_p + row * s.max_selected;
-      const int64_t t0 = i * kBlockSize, t1 = std::min(t0 + kBlockSize, s.num_queries);
-      auto q_blk = q[b][h].slice(0, t0, t1).to(at::kFloat);  // [rows, D]
-      // Key positions of the selected blocks, in order.
-      auto pos = at::empty({count * kBlockSize}, at::kLong);
-      int64_t* pp = pos.data_ptr<int64_t>();
-      int64_t n = 0;
-      for (int64_t c = 0; c < count; ++c) {
-        const int64_t k0 = static_cast<int64_t>(blocks[c]) * kBlockSize;
-        for (int64_t key = k0; key < std::min(k0 + kBlockSize, num_keys); ++key) pp[n++] = key;
-      }
-      pos = pos.slice(0, 0, n);
-      auto out_blk = out[b][h].slice(0, t0, t1);
-      auto lse_blk = lse[b][h].slice(0, t0, t1);
-      if (n == 0) {
-        out_blk.zero_();
-        lse_blk.fill_(-std::numeric_limits<float>::infinity());
-        continue;
-      }
-      auto k_sel = k[b][kvh].index_select(0, pos).to(at::kFloat);  // [n, D]
-      auto v_sel = v[b][kvh].index_select(0, pos).to(at::kFloat);
-      auto logits = at::matmul(q_blk, k_sel.t()).mul_(scale);  // [rows, n]
-      auto q_pos = at::arange(t0 + offset, t1 + offset, at::kLong).unsqueeze(1);
-      logits.masked_fill_(pos.unsqueeze(0) > q_pos, -std::numeric_limits<float>::infinity());
-      auto row_lse = at::logsumexp(logits, 1);  // -inf where a query sees no key
-      auto visible = at::isfinite(row_lse);
-      auto probs = at::exp(logits - at::where(visible, row_lse, at::zeros_like(row_lse)).unsqueeze(1));
-      auto o = at::matmul(probs, v_sel);  // rows with no key: exp(-inf) = 0 -> output 0
-      out_blk.copy_(o);
-      lse_blk.copy_(row_lse);
-    }
+// c [m, n] = a [m, k] @ (b_transposed ? b [n, k]^T : b [k, n]), row-major float32 buffers.
+inline void aten_gemm(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k,
+                      bool b_transposed) {
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  const auto a_view = at::from_blob(const_cast<float*>(a), {m, k}, opts);
+  const auto b_view = b_transposed ? at::from_blob(const_cast<float*>(b), {k, n}, {1, k}, opts)
+                                   : at::from_blob(const_cast<float*>(b), {k, n}, opts);
+  auto c_view = at::from_blob(c, {m, n}, opts);
+  at::mm_out(c_view, a_view, b_view);
+}
+
+// Runs the kernel on filled params (csrc/params_fill.h) of CPU tensors of dtype `dtype`.
+inline void run_sparse_attention_cpu(const SparseAttentionParams& p, at::ScalarType dtype) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "sparse_attention_cpu", [&] {
+    sparse_attention_cpu_rows<scalar_t>(
+        p,
+        [](int64_t begin, int64_t end, int64_t grain, const auto& fn) {
+          at::parallel_for(begin, end, grain, fn);
+        },
+        aten_gemm);
   });
-  return {out, lse};
 }
 
 }  // namespace sketchwalk::cpu

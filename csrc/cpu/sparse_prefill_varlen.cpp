@@ -1,32 +1,16 @@
-// sparse_prefill_varlen on the CPU: the op's checks (lengths and index always validated here),
-// then each sequence as a dense [1, heads, tokens, D] view of the packed tokens (its pages
-// gathered first in a paged cache) through the CPU sparse_prefill's attention
-// (csrc/cpu/sparse_attention.h), written back into the packed out and lse.
+// sparse_prefill_varlen on the CPU: the op's checks (csrc/checks/sparse_prefill_varlen.h; the
+// lengths and the index always validated here), then the attention kernel of
+// csrc/cpu/sparse_attention_rows.h over the packed tokens, each sequence reading its own spans
+// (packed keys) or pages (a paged cache).
 #include <ATen/ATen.h>
 
 #include "checks.h"
+#include "checks/sparse_prefill_varlen.h"
 #include "cpu/sparse_attention.h"
 #include "ops.h"
-#include "sketchwalk/block_index.h"
+#include "params_fill.h"
 
 namespace sketchwalk {
-
-namespace {
-
-// [tokens, heads, D] packed rows -> the [1, heads, tokens, D] view the dense kernel takes.
-at::Tensor as_hnd(const at::Tensor& nhd) { return nhd.permute({1, 0, 2}).unsqueeze(0); }
-
-// The first num_keys keys of a sequence: its packed span, or its pages gathered in order.
-at::Tensor sequence_keys(const at::Tensor& kv, const VarlenAttentionShape& vs, const VarlenSpan& sp,
-                         const std::optional<at::Tensor>& page_table, int64_t b) {
-  if (!vs.paged) return as_hnd(kv.slice(0, sp.k0, sp.k0 + sp.num_keys));
-  const int64_t pages = (sp.num_keys + kIndexBlockSize - 1) / kIndexBlockSize;
-  const auto ids = page_table->select(0, b).slice(0, 0, pages).to(at::kLong);
-  const auto rows = kv.index_select(0, ids).reshape({pages * kIndexBlockSize, kv.size(2), kv.size(3)});
-  return as_hnd(rows.slice(0, 0, sp.num_keys));
-}
-
-}  // namespace
 
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
@@ -40,23 +24,22 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cpu(
       softmax_scale);
   check_sparse_prefill_varlen_values(vs, q, block_index, num_selected, cu_seqlens_q, cu_seqlens_k,
                                      seq_lens_k, page_table, true);
-  const auto spans = varlen_spans(vs, cu_seqlens_q, cu_seqlens_k, seq_lens_k, page_table);
+  const AttentionShape& s = vs.shape;
   auto out = at::empty(q.sizes(), q.options());
-  auto lse = at::empty({vs.shape.num_q_heads, vs.shape.num_queries}, q.options().dtype(at::kFloat));
-  for (size_t b = 0; b < spans.size(); ++b) {
-    const VarlenSpan& sp = spans[b];
-    if (sp.num_queries == 0) continue;
-    const int64_t bi = static_cast<int64_t>(b);
-    const AttentionShape s = sequence_shape(vs, sp);
-    const auto [o, l] = cpu::sparse_attention(
-        as_hnd(q.slice(0, sp.q0, sp.q0 + sp.num_queries)), sequence_keys(k, vs, sp, page_table, bi),
-        sequence_keys(v, vs, sp, page_table, bi),
-        block_index.slice(0, bi, bi + 1).slice(2, 0, s.num_q_blocks),
-        num_selected.slice(0, bi, bi + 1).slice(2, 0, s.num_q_blocks), s, softmax_scale,
-        std::nullopt);
-    out.slice(0, sp.q0, sp.q0 + sp.num_queries).copy_(o.select(0, 0).permute({1, 0, 2}));
-    lse.slice(1, sp.q0, sp.q0 + sp.num_queries).copy_(l.select(0, 0));
-  }
+  auto lse = at::empty({s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
+  if (out.numel() == 0 || s.batch == 0 || s.num_q_blocks == 0) return {out, lse};
+  // Contiguous length arrays, alive until the kernel has run.
+  const auto contiguous = [](const std::optional<at::Tensor>& t) -> std::optional<at::Tensor> {
+    if (!t.has_value()) return std::nullopt;
+    return t->contiguous();
+  };
+  const at::Tensor cu_q = cu_seqlens_q.contiguous();
+  const auto cu_k = contiguous(cu_seqlens_k);
+  const auto lens_k = contiguous(seq_lens_k);
+  cpu::run_sparse_attention_cpu(
+      fill_varlen_params(vs, q, k, v, block_index, num_selected, out, lse, cu_q, cu_k, lens_k,
+                         page_table, softmax_scale),
+      q.scalar_type());
   return {out, lse};
 }
 

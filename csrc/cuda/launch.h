@@ -52,6 +52,10 @@ cudaError_t run_decode_walk(const float* r, const float* transition, int64_t bat
 cudaError_t run_sparse_prefill(const SparseAttentionParams& params, DType dtype,
                                cudaStream_t stream);
 
+// sparse_attention_fp32.cu: the float32 path of the three attention ops (any layout of
+// SparseAttentionParams), scalar FMAs: a correctness path.
+cudaError_t run_sparse_attention_fp32(const SparseAttentionParams& params, cudaStream_t stream);
+
 // sparse_decode.cu: split-KV block-sparse decode (num_queries == 1) + combine.
 // The caller allocates `workspace` with sparse_decode_workspace_floats(params) floats.
 size_t sparse_decode_workspace_floats(const SparseAttentionParams& params);

@@ -1,7 +1,7 @@
 // What every CUDA host wrapper needs besides torch, for both tensor types the extension compiles
 // against (at::Tensor in csrc/cuda/*.cpp, torch::stable::Tensor in csrc/stable/*_cuda.cpp):
-// the device check, strides into params fields, the kernels' dtype tag, and a launch's
-// cudaError_t turned into an error naming the op. Torch-free: templates over the tensor type,
+// the device check, the kernels' dtype tag, and a launch's cudaError_t turned into an error
+// naming the op (strides into params fields: csrc/params_fill.h). Torch-free: templates over the tensor type,
 // errors thrown as std::runtime_error (a Python RuntimeError) with csrc/message.h's strings.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <string>
 #include <type_traits>
 
+#include "params_fill.h"
 #include "sketchwalk/params.h"
 #include "tensor_checks.h"
 
@@ -40,15 +41,7 @@ DType to_dtype(ScalarType t) {
   }
 }
 
-// Copies t.stride(0), t.stride(1), ... into the given params fields, in that order (strides
-// in elements, as params.h wants them), e.g. copy_strides(q, p.q_batch_stride, p.q_head_stride,
-// p.q_token_stride).
-template <typename T, typename... Fields>
-void copy_strides(const T& t, Fields&... fields) {
-  static_assert((std::is_same_v<Fields, int64_t> && ...), "params strides are int64_t");
-  int64_t dim = 0;
-  ((fields = t.stride(dim++)), ...);
-}
+// copy_strides: csrc/params_fill.h.
 
 // The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
 // contiguous copy (contiguous_of hook: csrc/cuda/host.h, csrc/stable/cuda.h) alive until the

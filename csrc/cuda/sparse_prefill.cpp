@@ -1,16 +1,16 @@
-// sparse_prefill, CUDA host wrapper: checks (csrc/checks/sparse_prefill.cpp, with the row
-// alignment of csrc/cuda/attention_host.h between its two steps), params, launch
-// (csrc/cuda/sparse_prefill*.cu); float32 inputs take the ATen path
-// (csrc/composite/masked_attention.cpp).
+// sparse_prefill, CUDA host wrapper (ATen): checks (csrc/checks/sparse_prefill.h, with the row
+// alignment of csrc/cuda/attention_launch.h between its two steps), params
+// (csrc/params_fill.h), launch (csrc/cuda/attention_launch.h).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "checks.h"
-#include "cuda/attention_host.h"
+#include "checks/sparse_prefill.h"
+#include "cuda/attention_launch.h"
 #include "cuda/host.h"
-#include "cuda/launch.h"
 #include "ops.h"
+#include "params_fill.h"
 
 namespace sketchwalk {
 
@@ -26,15 +26,11 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
       check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
   check_rows_aligned(op, q, k, v);
   check_sparse_prefill_index(q, block_index, num_selected, s, validate);
-  if (q.scalar_type() == at::kFloat) {  // the tensor-core kernels take fp16/bf16
-    return masked_attention_aten(q, k, v, block_index, num_selected, s,
-                                 softmax_scale_or_default(softmax_scale, s.head_dim), std::nullopt);
-  }
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0) return {out, lse};
   const auto p = fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
-  check_launch(run_sparse_prefill(p, to_dtype(q.scalar_type()), c10::cuda::getCurrentCUDAStream()), op);
+  check_launch(run_sparse_attention(p, q.scalar_type(), c10::cuda::getCurrentCUDAStream()), op);
   return {out, lse};
 }
 

@@ -53,8 +53,11 @@ def build_info() -> dict:
         "cuda_kernels": b.WITH_CUDA,
         "cuda_archs": list(b.CUDA_ARCHS),
         "nvcc": b.CUDA_COMPILER_VERSION or None,
-        # Every other op binds to the C++ ABI of built_with_torch (docs/stable_abi.md).
-        "stable_abi_ops": list(getattr(b, "STABLE_ABI_OPS", ())),
+        # "stable": loads under any torch >= runs_on_torch (docs/stable_abi.md); "torch-cpp":
+        # binds to the C++ ABI of built_with_torch, and only that torch runs it.
+        "abi": b.ABI,
+        "runs_on_torch": f">= {b.MIN_TORCH}" if b.ABI == "stable" else f"== {b.MIN_TORCH}",
+        "stable_abi_ops": list(b.STABLE_ABI_OPS),
         "running_torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
     }

@@ -465,7 +465,8 @@ def sparse_prefill_varlen(
     last key, so a chunk of a longer prompt (fewer queries than keys) is one sequence.
     block_index: [num_seqs, index_heads, num_q_blocks, max_selected], num_q_blocks >= the most
     query blocks of any sequence (rows past a sequence's are never read); num_selected:
-    [num_seqs, index_heads, num_q_blocks]. head_dim 64 or 128; fp16 / bf16 (CUDA), + fp32 (CPU).
+    [num_seqs, index_heads, num_q_blocks]. head_dim 64 or 128; fp16 / bf16, or fp32 (on CUDA the
+    exact scalar path of sparse_prefill's fp32).
     Returns (out [total_q, num_q_heads, head_dim], lse [num_q_heads, total_q] float32).
     Equivalent to ``reference.sparse_attention_varlen(q, k, v, block_index, num_selected,
     cu_seqlens_q, cu_seqlens_k, seq_lens_k, page_table, softmax_scale)``. ``validate=False``

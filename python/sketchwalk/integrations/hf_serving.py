@@ -312,8 +312,9 @@ def enable(
 
 
 def check_model_dtype(device: torch.device, dtype: torch.dtype) -> None:
-    """Refuse a model the served step cannot run, before the engine starts: on CUDA the ragged
-    prefill kernels take 16-bit inputs only, and an error raised inside the engine's loop
+    """Refuse a model the served step cannot run, before the engine starts: on CUDA the keys4
+    decode scorer takes 16-bit inputs only (and the attention ops' fp32 path is a slow
+    correctness path), and an error raised inside the engine's loop
     ends every request in flight (the engine's worker stops), not only the one that hit it."""
     if torch.device(device).type == "cuda" and dtype not in (torch.float16, torch.bfloat16):
         raise ValueError(

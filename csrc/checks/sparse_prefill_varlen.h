@@ -2,36 +2,62 @@
 // cu_seqlens_q; keys packed with cu_seqlens_k, or in a paged cache with page_table and
 // seq_lens_k), in two steps like sparse_prefill's: check_sparse_prefill_varlen_args (ranks,
 // dtypes, devices, shapes: no memory read), then check_sparse_prefill_varlen_values (with
-// validate and no graph capture: the lengths, page ids and each sequence's block index rows;
-// copies the small length arrays to the host, one sync on CUDA). varlen_spans gives the CPU
-// version each sequence's spans.
-#include <ATen/ATen.h>
+// validate and no graph capture: the lengths, page ids and each sequence's block index rows,
+// copied to the host once: one sync on CUDA). varlen_spans gives the CPU versions each
+// sequence's spans. Templates over the tensor type (ATen and the stable ABI).
+#pragma once
 
-#include "checks.h"
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "checks/attention.h"
 #include "sketchwalk/block_index.h"
+#include "tensor_checks.h"
 
 namespace sketchwalk {
 
-namespace {
+// sparse_prefill_varlen's sizes: shape.batch is the number of sequences, num_queries / num_keys
+// the packed token counts (paged: 64 x pages).
+struct VarlenAttentionShape {
+  AttentionShape shape;
+  bool paged;         // keys in a page pool (page_table, seq_lens_k), else packed (cu_seqlens_k)
+  int64_t num_pages;  // pages in the pool (paged only)
+};
 
-constexpr const char* kOp = "sparse_prefill_varlen";
+// One sequence of a ragged batch, read on the host: its queries are tokens [q0, q0 + num_queries)
+// of q; its keys tokens [k0, k0 + num_keys) of packed k / v, or its first num_keys page rows.
+struct VarlenSpan {
+  int64_t q0, num_queries, k0, num_keys;
+};
 
-void check_lengths_tensor(const at::Tensor& t, const char* arg, const char* dims, int64_t size,
-                          const at::Tensor& q) {
-  check_tensor(t, kOp, arg, 1, dims, {at::kInt});
-  check_same_device(t, q, kOp, arg, "q");
-  check_size(t, kOp, arg, 0, size, dims);
+namespace detail {
+
+constexpr const char* kVarlenOp = "sparse_prefill_varlen";
+
+template <typename T>
+void check_lengths_tensor(const T& t, const char* arg, const char* dims, int64_t size,
+                          const T& q) {
+  using ScalarType = attention_scalar_type<T>;
+  check_tensor(t, kVarlenOp, arg, 1, dims, {ScalarType::Int});
+  check_same_device(t, q, kVarlenOp, arg, "q");
+  check_size(t, kVarlenOp, arg, 0, size, dims);
 }
 
-}  // namespace
+}  // namespace detail
 
+template <typename T>
 VarlenAttentionShape check_sparse_prefill_varlen_args(
-    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
-    const at::Tensor& num_selected, const at::Tensor& cu_seqlens_q,
-    const std::optional<at::Tensor>& cu_seqlens_k, const std::optional<at::Tensor>& seq_lens_k,
-    const std::optional<at::Tensor>& page_table, std::optional<double> softmax_scale) {
+    const T& q, const T& k, const T& v, const T& block_index, const T& num_selected,
+    const T& cu_seqlens_q, const std::optional<T>& cu_seqlens_k,
+    const std::optional<T>& seq_lens_k, const std::optional<T>& page_table,
+    std::optional<double> softmax_scale) {
+  using ScalarType = detail::attention_scalar_type<T>;
+  using detail::check_lengths_tensor;
+  constexpr const char* kOp = detail::kVarlenOp;
   check_rank(q, kOp, "q", 3, "[total_q, num_q_heads, head_dim] (packed tokens, NHD)");
-  check_dtype(q, kOp, "q", {at::kHalf, at::kBFloat16, at::kFloat});
+  check_dtype(q, kOp, "q", {ScalarType::Half, ScalarType::BFloat16, ScalarType::Float});
   const bool paged = page_table.has_value();
   SW_CHECK_ARG(paged != cu_seqlens_k.has_value(), kOp, "cu_seqlens_k",
                "must be given for packed keys and omitted for a paged cache (page_table); got ",
@@ -47,11 +73,11 @@ VarlenAttentionShape check_sparse_prefill_varlen_args(
   check_rank(num_selected, kOp, "num_selected", 3, "[num_seqs, index_heads, num_q_blocks]");
   for (auto [t, name] : {std::pair{&k, "k"}, {&v, "v"}}) {
     SW_CHECK_ARG(t->scalar_type() == q.scalar_type(), kOp, name, "must have the dtype of 'q' (",
-                 c10::toString(q.scalar_type()), "), got ", c10::toString(t->scalar_type()));
+                 toString(q.scalar_type()), "), got ", toString(t->scalar_type()));
     check_same_device(*t, q, kOp, name, "q");
   }
-  check_dtype(block_index, kOp, "block_index", {at::kInt});
-  check_dtype(num_selected, kOp, "num_selected", {at::kInt});
+  check_dtype(block_index, kOp, "block_index", {ScalarType::Int});
+  check_dtype(num_selected, kOp, "num_selected", {ScalarType::Int});
   check_same_device(block_index, q, kOp, "block_index", "q");
   check_same_device(num_selected, q, kOp, "num_selected", "q");
   for (auto [t, name] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"},
@@ -77,7 +103,7 @@ VarlenAttentionShape check_sparse_prefill_varlen_args(
   } else {
     s.num_keys = k.size(0);
   }
-  SW_CHECK_ARG(v.sizes() == k.sizes(), kOp, "v", "must have the shape of 'k' ", k.sizes(),
+  SW_CHECK_ARG(v.sizes().equals(k.sizes()), kOp, "v", "must have the shape of 'k' ", k.sizes(),
                ", got ", v.sizes());
   SW_CHECK_ARG(s.num_kv_heads >= 1 && s.num_q_heads % s.num_kv_heads == 0, kOp, "k", "has ",
                s.num_kv_heads, " heads, which must divide the ", s.num_q_heads,
@@ -91,13 +117,13 @@ VarlenAttentionShape check_sparse_prefill_varlen_args(
   SW_CHECK_ARG(s.index_heads == 1 || s.index_heads == s.num_kv_heads, kOp, "block_index",
                "must have index_heads (dim 1) equal to 1 or num_kv_heads=", s.num_kv_heads,
                ", got ", s.index_heads);
-  SW_CHECK_ARG(num_selected.sizes() == block_index.sizes().slice(0, 3), kOp, "num_selected",
+  SW_CHECK_ARG(num_selected.sizes().equals(block_index.sizes().slice(0, 3)), kOp, "num_selected",
                "must have shape ", block_index.sizes().slice(0, 3),
                " (the first 3 dims of 'block_index'), got ", num_selected.sizes());
   check_lengths_tensor(cu_seqlens_q, "cu_seqlens_q", "[num_seqs + 1]", s.batch + 1, q);
   if (paged) {
     check_lengths_tensor(*seq_lens_k, "seq_lens_k", "[num_seqs]", s.batch, q);
-    check_tensor(*page_table, kOp, "page_table", 2, "[num_seqs, max_pages]", {at::kInt});
+    check_tensor(*page_table, kOp, "page_table", 2, "[num_seqs, max_pages]", {ScalarType::Int});
     check_same_device(*page_table, q, kOp, "page_table", "q");
     check_size(*page_table, kOp, "page_table", 0, s.batch, "num_seqs");
   } else {
@@ -107,49 +133,48 @@ VarlenAttentionShape check_sparse_prefill_varlen_args(
   return vs;
 }
 
-std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const at::Tensor& cu_seqlens_q,
-                                     const std::optional<at::Tensor>& cu_seqlens_k,
-                                     const std::optional<at::Tensor>& seq_lens_k,
-                                     const std::optional<at::Tensor>& page_table) {
+// Reads the length arrays (one sync on CUDA) and checks them: cu_seqlens start at 0, end at the
+// packed token counts and never decrease; each sequence has no more queries than keys and no
+// more query blocks than block_index has rows; paged lengths fit the page table.
+template <typename T>
+std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const T& cu_seqlens_q,
+                                     const std::optional<T>& cu_seqlens_k,
+                                     const std::optional<T>& seq_lens_k,
+                                     const std::optional<T>& page_table) {
+  constexpr const char* kOp = detail::kVarlenOp;
   const AttentionShape& s = vs.shape;
-  const auto cq = cu_seqlens_q.to(at::kCPU).contiguous();
-  const int* cq_p = cq.data_ptr<int>();
-  at::Tensor ck, lk;
-  if (vs.paged) {
-    lk = seq_lens_k->to(at::kCPU).contiguous();
-  } else {
-    ck = cu_seqlens_k->to(at::kCPU).contiguous();
-  }
-  SW_CHECK_ARG(cq_p[0] == 0 && cq_p[s.batch] == s.num_queries, kOp, "cu_seqlens_q",
+  const tensor_world world{};
+  const std::vector<int32_t> cq = host_int32(world, cu_seqlens_q);
+  // Paged: the key counts [num_seqs]; packed: the key offsets [num_seqs + 1].
+  const std::vector<int32_t> ck = host_int32(world, vs.paged ? *seq_lens_k : *cu_seqlens_k);
+  SW_CHECK_ARG(cq[0] == 0 && cq[s.batch] == s.num_queries, kOp, "cu_seqlens_q",
                "must start at 0 and end at total_q=", s.num_queries, " (the tokens of 'q'), got ",
-               cq_p[0], " and ", cq_p[s.batch]);
+               cq[0], " and ", cq[s.batch]);
   if (!vs.paged) {
-    const int* ck_p = ck.data_ptr<int>();
-    SW_CHECK_ARG(ck_p[0] == 0 && ck_p[s.batch] == s.num_keys, kOp, "cu_seqlens_k",
+    SW_CHECK_ARG(ck[0] == 0 && ck[s.batch] == s.num_keys, kOp, "cu_seqlens_k",
                  "must start at 0 and end at total_k=", s.num_keys, " (the tokens of 'k'), got ",
-                 ck_p[0], " and ", ck_p[s.batch]);
+                 ck[0], " and ", ck[s.batch]);
   }
   const int64_t max_pages = vs.paged ? page_table->size(1) : 0;
   std::vector<VarlenSpan> spans(static_cast<size_t>(s.batch));
   for (int64_t b = 0; b < s.batch; ++b) {
     VarlenSpan& sp = spans[static_cast<size_t>(b)];
-    sp.q0 = cq_p[b];
-    sp.num_queries = cq_p[b + 1] - cq_p[b];
+    sp.q0 = cq[b];
+    sp.num_queries = cq[b + 1] - cq[b];
     SW_CHECK_ARG(sp.num_queries >= 0, kOp, "cu_seqlens_q", "must be non-decreasing, got ",
-                 cq_p[b], " then ", cq_p[b + 1], " at sequence ", b);
+                 cq[b], " then ", cq[b + 1], " at sequence ", b);
     if (vs.paged) {
       sp.k0 = 0;
-      sp.num_keys = lk.data_ptr<int>()[b];
+      sp.num_keys = ck[b];
       SW_CHECK_ARG(sp.num_keys >= 0 && sp.num_keys <= max_pages * kIndexBlockSize, kOp,
                    "seq_lens_k", "must hold lengths in [0, 64 * max_pages=",
                    max_pages * kIndexBlockSize, "] (the pages of 'page_table'), got ",
                    sp.num_keys, " at sequence ", b);
     } else {
-      const int* ck_p = ck.data_ptr<int>();
-      sp.k0 = ck_p[b];
-      sp.num_keys = ck_p[b + 1] - ck_p[b];
+      sp.k0 = ck[b];
+      sp.num_keys = ck[b + 1] - ck[b];
       SW_CHECK_ARG(sp.num_keys >= 0, kOp, "cu_seqlens_k", "must be non-decreasing, got ",
-                   ck_p[b], " then ", ck_p[b + 1], " at sequence ", b);
+                   ck[b], " then ", ck[b + 1], " at sequence ", b);
     }
     SW_CHECK_ARG(sp.num_queries <= sp.num_keys, kOp, "cu_seqlens_q", "gives sequence ", b, " ",
                  sp.num_queries, " queries, more than its ", sp.num_keys,
@@ -162,7 +187,9 @@ std::vector<VarlenSpan> varlen_spans(const VarlenAttentionShape& vs, const at::T
   return spans;
 }
 
-AttentionShape sequence_shape(const VarlenAttentionShape& vs, const VarlenSpan& sp) {
+// The dense AttentionShape of one sequence of a ragged batch (batch 1, its own lengths and
+// query blocks), for the per-sequence checks and the CPU kernel.
+inline AttentionShape sequence_shape(const VarlenAttentionShape& vs, const VarlenSpan& sp) {
   AttentionShape s = vs.shape;
   s.batch = 1;
   s.num_queries = sp.num_queries;
@@ -171,29 +198,42 @@ AttentionShape sequence_shape(const VarlenAttentionShape& vs, const VarlenSpan& 
   return s;
 }
 
-void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const at::Tensor& q,
-                                        const at::Tensor& block_index,
-                                        const at::Tensor& num_selected,
-                                        const at::Tensor& cu_seqlens_q,
-                                        const std::optional<at::Tensor>& cu_seqlens_k,
-                                        const std::optional<at::Tensor>& seq_lens_k,
-                                        const std::optional<at::Tensor>& page_table,
-                                        bool validate) {
-  if (!read_values(validate, q)) return;
+// With validate (and no capture): varlen_spans, each sequence's block-index rows
+// (validate_block_index_host) and its live page ids in [0, num_pages).
+template <typename T>
+void check_sparse_prefill_varlen_values(const VarlenAttentionShape& vs, const T& q,
+                                        const T& block_index, const T& num_selected,
+                                        const T& cu_seqlens_q, const std::optional<T>& cu_seqlens_k,
+                                        const std::optional<T>& seq_lens_k,
+                                        const std::optional<T>& page_table, bool validate) {
+  constexpr const char* kOp = detail::kVarlenOp;
+  const tensor_world world{};
+  if (!read_values(world, validate, q)) return;
   const auto spans = varlen_spans(vs, cu_seqlens_q, cu_seqlens_k, seq_lens_k, page_table);
+  const AttentionShape& shape = vs.shape;
+  const std::vector<int32_t> counts = host_int32(world, num_selected);
+  const std::vector<int32_t> ids =
+      block_index.numel() == 0 ? std::vector<int32_t>{} : host_int32(world, block_index);
+  std::vector<int32_t> pages;
+  if (vs.paged) pages = host_int32(world, *page_table);
+  const int64_t rows_per_seq = shape.index_heads * shape.num_q_blocks;
   for (size_t b = 0; b < spans.size(); ++b) {
     const VarlenSpan& sp = spans[b];
     if (sp.num_queries == 0) continue;  // no row of this sequence is read
     const int64_t bi = static_cast<int64_t>(b);
     const AttentionShape s = sequence_shape(vs, sp);
-    validate_block_index(kOp, block_index.slice(0, bi, bi + 1).slice(2, 0, s.num_q_blocks),
-                         num_selected.slice(0, bi, bi + 1).slice(2, 0, s.num_q_blocks), s);
+    validate_block_index_host(kOp, ids.data() + bi * rows_per_seq * s.max_selected,
+                              counts.data() + bi * rows_per_seq, 1, s.index_heads,
+                              shape.num_q_blocks, s);
     if (vs.paged) {
-      const int64_t pages = (sp.num_keys + kIndexBlockSize - 1) / kIndexBlockSize;
-      const auto row = page_table->select(0, bi).slice(0, 0, pages);
-      SW_CHECK_ARG(pages == 0 || at::all(at::logical_and(row >= 0, row < vs.num_pages)).item<bool>(),
-                   kOp, "page_table", "holds a page id out of [0, num_pages=", vs.num_pages,
-                   ") among the ", pages, " pages of sequence ", bi);
+      const int64_t max_pages = page_table->size(1);
+      for (int64_t j = 0; j * kIndexBlockSize < sp.num_keys; ++j) {
+        const int32_t page = pages[bi * max_pages + j];
+        SW_CHECK_ARG(page >= 0 && page < vs.num_pages, kOp, "page_table",
+                     "holds a page id out of [0, num_pages=", vs.num_pages, ") among the ",
+                     (sp.num_keys + kIndexBlockSize - 1) / kIndexBlockSize, " pages of sequence ",
+                     bi);
+      }
     }
   }
 }
