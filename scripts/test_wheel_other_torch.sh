@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PY=$(realpath "${SKETCHWALK_VENV:-.venv}")/bin/python
 OTHER_TORCH=${SKETCHWALK_OTHER_TORCH:-torch==2.13.0}
 WORK=build/other-torch
-OTHER=$WORK/venv
+OTHER=$PWD/$WORK/venv
 rm -rf "$WORK/wheelhouse"
 echo "== the stable-ABI wheel (CPU only), built against torch $("$PY" -c 'import torch; print(torch.__version__)')"
 SKETCHWALK_CUDA=OFF SKETCHWALK_STABLE_ABI_OPS=ON CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
