@@ -351,6 +351,9 @@ DECODE_CONFIGS = (
     # (until 2026-12-06 this row set kblocks_frac etc. and ran at the defaults' density).
     ("keys4 ~10%", dict(decode_kblocks_frac=0.07, decode_window_frac=0.02, decode_sink_frac=0.01)),
     ("paper walk ~20%", dict(decode_scorer="walk", kblocks_frac=0.17, **KNOBS_20)),
+    # SOCKET's soft-LSH scorer (python/sketchwalk/soft_lsh.py, issue 24) at the default decode
+    # knobs, the keys4 defaults' budget.
+    ("socket defaults", dict(decode_scorer="socket")),
 )
 
 
@@ -388,7 +391,12 @@ def copy_bandwidth_tb_s(num_bytes: int = 2 << 30) -> float:
 
 
 def bench_decode(
-    num_tokens: int, batch: int, rows: list[dict], steps: int = 40, back_to_back: int = 20
+    num_tokens: int,
+    batch: int,
+    rows: list[dict],
+    steps: int = 40,
+    back_to_back: int = 20,
+    configs: list[str] | None = None,
 ) -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -431,6 +439,8 @@ def bench_decode(
         return best_dense / t if best_dense and t else None
 
     for label, knobs in DECODE_CONFIGS:
+        if configs is not None and label not in configs:
+            continue
         cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **knobs)
         state = sketchwalk.SketchWalkState(cfg)
         q = torch.randn(batch, HQ, num_tokens, HEAD_DIM, device="cuda", dtype=DTYPE, generator=gen)
@@ -645,6 +655,12 @@ def main() -> None:
     parser.add_argument("--prefill-tokens", type=int, nargs="*", default=[8192, 32768, 131072])
     parser.add_argument("--decode-tokens", type=int, nargs="*", default=[32768, 131072])
     parser.add_argument("--decode-batches", type=int, nargs="*", default=[1, 8])
+    parser.add_argument(
+        "--decode-configs",
+        nargs="*",
+        default=None,
+        help=f"labels of DECODE_CONFIGS to run (all by default): {[c for c, _ in DECODE_CONFIGS]}",
+    )
     parser.add_argument("--out", default="bench/RESULTS.md")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -658,7 +674,7 @@ def main() -> None:
         bench_prefill(t, rows)
     for t in args.decode_tokens:
         for b in args.decode_batches:
-            bench_decode(t, b, rows)
+            bench_decode(t, b, rows, configs=args.decode_configs)
     write_markdown(env, rows, args.out)
     if args.json:
         with open(args.json, "w") as fh:
