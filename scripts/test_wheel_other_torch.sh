@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One stable-ABI wheel, two torch minor versions (docs/stable_abi.md, "CI: built against X,
 # passes CPU tests under Y"): builds the wheel once against the torch of the main virtual
-# environment (scripts/test.sh made it), installs it into a second environment holding another
-# torch minor version, and runs the CPU test suite there. CPU-only: a wheel with the CUDA
+# environment (scripts/test.sh made it) and runs the CPU test suite with that same file under
+# that torch and, installed into a second environment, under another torch minor version. CPU-only: a wheel with the CUDA
 # kernels needs a CUDA build of torch (libtorch_cuda), which the second environment lacks; the
 # GPU machine runs that wheel under its own torch (bench/gpu_run.sh, WHEEL=).
 #
@@ -39,5 +39,9 @@ assert info["abi"] == "stable", info
 assert built != running, f"the second torch must be another minor version: {built} == {running}"
 EOF
 )
-echo "== the CPU test suite under that torch"
+echo "== the CPU test suite with that wheel under the build torch, then under the other one"
+unpacked=$PWD/$WORK/unpacked
+rm -rf "$unpacked"
+"$PY" -m pip install -q --no-deps --target "$unpacked" "$wheel"
+PYTHONPATH="$unpacked" "$PY" -m pytest tests -q -rfE -p no:cacheprovider "$@"
 "$OTHER/bin/python" -m pytest tests -q -rfE -p no:cacheprovider "$@"
