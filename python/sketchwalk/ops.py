@@ -380,11 +380,16 @@ def _attention_fake(
     validate=True,
     op="sparse_prefill",
     num_kv_heads=None,
+    kv_names=("k", "v"),
 ):
-    """The shape checks of sparse_prefill / sparse_decode (csrc/checks/common.cpp
-    check_attention_args) that need no data, named as the real op names them."""
-    _check_same_device(op, "q", q, k=k, v=v, block_index=block_index, num_selected=num_selected)
-    for name, t in (("q", q), ("k", k), ("v", v), ("block_index", block_index)):
+    """The shape checks of sparse_prefill / sparse_decode (csrc/checks/attention.h
+    check_attention_args) that need no data, named as the real op names them (sparse_decode's
+    key and value arguments are k_cache and v_cache)."""
+    kn, vn = kv_names
+    _check_same_device(
+        op, "q", q, **{kn: k, vn: v}, block_index=block_index, num_selected=num_selected
+    )
+    for name, t in (("q", q), (kn, k), (vn, v), ("block_index", block_index)):
         _check_rank(op, name, t, 4)
     _check_rank(op, "num_selected", num_selected, 3)
     hkv = k.shape[1] if num_kv_heads is None else num_kv_heads
@@ -398,7 +403,7 @@ def _attention_fake(
     torch._check(
         hkv >= 1 and q.shape[1] % hkv == 0,
         lambda: (
-            f"sketchwalk.{op}: argument 'k' has {hkv} heads, which must divide the "
+            f"sketchwalk.{op}: argument '{kn}' has {hkv} heads, which must divide the "
             f"{q.shape[1]} heads of 'q' (GQA)"
         ),
     )
@@ -649,8 +654,17 @@ def _(
             num_selected,
             op="sparse_decode",
             num_kv_heads=k_cache.shape[2],
+            kv_names=("k_cache", "v_cache"),
         )
-    return _attention_fake(q, k_cache, v_cache, block_index, num_selected, op="sparse_decode")
+    return _attention_fake(
+        q,
+        k_cache,
+        v_cache,
+        block_index,
+        num_selected,
+        op="sparse_decode",
+        kv_names=("k_cache", "v_cache"),
+    )
 
 
 # 7. decode-state updates (in place)
