@@ -30,7 +30,7 @@ inline constexpr const char* kOpSchemas[] = {
   "sparse_prefill(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
       "float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)",
   // A ragged batch in one call: packed queries [total_q,Hq,D] (cu_seqlens_q) against packed keys
-  // [total_k,Hkv,D] (cu_seqlens_k) or a paged cache [pages,64,Hkv,D] (page_table, seq_lens_k,
+  // [total_k,Hkv,D] (cu_seqlens_k) or a paged cache [pages,64,Hkv,D] (page_table, seq_lens_k)
   // -> (out like q, lse [Hq,total_q] fp32). Chunks (fewer queries than keys) end at the last key.
   "sparse_prefill_varlen(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
       "Tensor cu_seqlens_q, Tensor? cu_seqlens_k=None, Tensor? seq_lens_k=None, "

@@ -96,7 +96,8 @@ template <typename T>
 SparseAttentionParams fill_varlen_params(const VarlenAttentionShape& vs, const T& q, const T& k,
                                          const T& v, const T& block_index,
                                          const T& num_selected, const T& out, const T& lse,
-                                         const T& cu_seqlens_q, const std::optional<T>& cu_seqlens_k,
+                                         const T& cu_seqlens_q,
+                                         const std::optional<T>& cu_seqlens_k,
                                          const std::optional<T>& seq_lens_k,
                                          const std::optional<T>& page_table,
                                          std::optional<double> softmax_scale) {

@@ -11,6 +11,7 @@ from utils import (
     GQA,
     SEQ_LENS,
     B,  # the one block-size constant
+    assert_raises_naming,
     ops,
     random_keep,
     random_qkv,
@@ -128,3 +129,37 @@ def test_sparse_prefill_deterministic(device):
     o1, l1 = ops().sparse_prefill(q, k, v, idx, cnt)
     o2, l2 = ops().sparse_prefill(q, k, v, idx, cnt)
     assert torch.equal(o1, o2) and torch.equal(l1, l2)
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_sparse_prefill_nan_query_row_is_nan(device):
+    """A NaN in a query row makes that row's output and lse NaN, as in the float64 reference
+    (not the 0 / -inf of a row with no visible key); the other rows stay finite. float32: the
+    CPU kernel and the exact CUDA kernel."""
+    q, k, v = random_qkv(1, 4, 2, 130, 130, 64, torch.float32, device)
+    keep = torch.ones(1, 3, 3, dtype=torch.bool, device=device).tril()
+    idx, cnt = R.mask_to_block_index(keep)
+    q[0, 1, 70] = float("nan")
+    out, lse = ops().sparse_prefill(q, k, v, idx, cnt)
+    ref_out, ref_lse = R.sparse_attention(q, k, v, idx, cnt, block_size=B)
+    assert torch.isnan(ref_out[0, 1, 70]).all() and torch.isnan(ref_lse[0, 1, 70])
+    assert torch.isnan(out[0, 1, 70]).all() and torch.isnan(lse[0, 1, 70])
+    finite = torch.ones_like(lse, dtype=torch.bool)
+    finite[0, 1, 70] = False
+    assert torch.isfinite(lse[finite]).all() and torch.isfinite(out[finite]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("op_name", ["sparse_prefill", "sparse_decode"])
+def test_attention_grid_limit_named_on_cuda(op_name):
+    """More sequences than the grid's z dimension holds (65535) is refused by name before any
+    launch (k and v are one expanded row: no memory)."""
+    batch = 65536
+    q = torch.zeros(batch, 1, 1, 64, device="cuda")
+    k = torch.zeros(1, 1, 64, 64, device="cuda").expand(batch, -1, -1, -1)
+    idx = torch.zeros(batch, 1, 1, 1, dtype=torch.int32, device="cuda")
+    cnt = torch.ones(batch, 1, 1, dtype=torch.int32, device="cuda")
+    call = getattr(ops(), op_name)
+    msg = assert_raises_naming(lambda: call(q, k, k, idx, cnt, None, False), "q")
+    assert "65535" in msg

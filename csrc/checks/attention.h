@@ -1,9 +1,9 @@
 // The argument checks the three attention ops share (sparse_prefill, sparse_decode,
 // sparse_prefill_varlen): q, k, v and the block index's ranks, dtypes, devices and shapes
 // (check_attention_args), and the block index's contents (validate_block_index: values copied
-// to the host once, one sync on CUDA, then checked in plain loops). Templates over the tensor
-// type, so that the ATen ops (csrc/cpu/, csrc/cuda/) and the stable-ABI ones (csrc/stable/) run
-// the same checks with the same messages; values are read through the hooks of
+// to the host, one device read per array on CUDA, then checked in plain loops). Templates over
+// the tensor type, so that the ATen ops (csrc/cpu/, csrc/cuda/) and the stable-ABI ones
+// (csrc/stable/) run the same checks with the same messages; values are read through the hooks of
 // csrc/tensor_checks.h.
 #pragma once
 

@@ -3,7 +3,7 @@
 // seq_lens_k), in two steps like sparse_prefill's: check_sparse_prefill_varlen_args (ranks,
 // dtypes, devices, shapes: no memory read), then check_sparse_prefill_varlen_values (with
 // validate and no graph capture: the lengths, page ids and each sequence's block index rows,
-// copied to the host once: one sync on CUDA). varlen_spans gives the CPU versions each
+// copied to the host: one device read per array on CUDA). varlen_spans gives the CPU versions each
 // sequence's spans. Templates over the tensor type (ATen and the stable ABI).
 #pragma once
 

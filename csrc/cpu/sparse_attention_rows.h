@@ -40,7 +40,8 @@ class AlignedFloats {
   float* get(int64_t n) {
     if (n > capacity_) {
       std::free(data_);
-      const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float) + 63) / 64 * 64;
+      const size_t floats = static_cast<size_t>(std::max<int64_t>(n, 1));
+      const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;  // aligned_alloc: a multiple
       data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
       if (data_ == nullptr) throw std::bad_alloc();
       capacity_ = n;
@@ -116,10 +117,10 @@ void sparse_attention_cpu_rows(const SparseAttentionParams& p, ParallelFor&& par
         for (int64_t r = 0; r < rows; ++r) {
           float* x = logits + r * n;
           const int64_t q_pos = seq.query_position(static_cast<int>(t0 + r));
-          float m = neg_inf;
+          float m = neg_inf;  // a NaN logit makes m NaN, so the row's out and lse are NaN
           for (int64_t j = 0; j < n; ++j) {
             x[j] = positions[j] > q_pos ? neg_inf : x[j] * p.softmax_scale;
-            m = std::max(m, x[j]);
+            if (x[j] > m || std::isnan(x[j])) m = std::isnan(m) ? m : x[j];
           }
           if (m == neg_inf) {  // no visible key: probabilities 0, output 0
             std::fill(x, x + n, 0.f);

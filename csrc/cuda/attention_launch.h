@@ -12,9 +12,11 @@
 #include <cstdint>
 #include <utility>
 
+#include "checks/attention.h"
 #include "cuda/launch.h"
 #include "cuda/launch_common.h"
 #include "params_fill.h"
+#include "sketchwalk/common.h"
 #include "sketchwalk/params.h"
 
 namespace sketchwalk {
@@ -27,13 +29,23 @@ void check_rows_aligned(const char* op, const T& q, const T& k, const T& v,
                         const char* k_arg = "k", const char* v_arg = "v") {
   using ScalarType = detail::attention_scalar_type<T>;
   if (q.scalar_type() == ScalarType::Float) return;  // the scalar kernel reads any row
-  for (const auto& [t, name] : {std::pair<const T*, const char*>{&q, "q"}, {&k, k_arg}, {&v, v_arg}}) {
+  using Arg = std::pair<const T*, const char*>;
+  for (const auto& [t, name] : {Arg{&q, "q"}, Arg{&k, k_arg}, Arg{&v, v_arg}}) {
     const int64_t elems = 16 / static_cast<int64_t>(t->element_size());
     bool ok = reinterpret_cast<uintptr_t>(t->const_data_ptr()) % 16 == 0;
     for (int64_t d = 0; d + 1 < t->dim(); ++d) ok = ok && t->stride(d) % elems == 0;
     SW_CHECK_ARG(ok, op, name, "must start 16-byte aligned with strides (but the last) that are "
                  "multiples of 16 bytes on CUDA, got strides ", t->strides());
   }
+}
+
+// Every attention kernel puts the sequences in its grid's z dimension and the query heads (or
+// groups of them) in y: at most kMaxGridYZ each. Named here, before the launch would fail.
+inline void check_attention_grid(const char* op, const AttentionShape& s) {
+  SW_CHECK_ARG(s.batch <= kMaxGridYZ, op, "q", "must hold at most ", kMaxGridYZ,
+               " sequences on CUDA (the grid's z dimension), got ", s.batch);
+  SW_CHECK_ARG(s.num_q_heads <= kMaxGridYZ, op, "q", "must have at most ", kMaxGridYZ,
+               " heads on CUDA (the grid's y dimension), got ", s.num_q_heads);
 }
 
 // The attention kernel for q's dtype on filled params.

@@ -22,7 +22,8 @@ namespace {
 constexpr int kRows = kIndexBlockSize;  // query rows per CTA: one index block, one per thread
 
 template <int kHeadDim>
-__global__ void __launch_bounds__(kRows) sparse_attention_fp32_kernel(const SparseAttentionParams p) {
+__global__ void __launch_bounds__(kRows)
+    sparse_attention_fp32_kernel(const SparseAttentionParams p) {
   // Row stride kHeadDim + 1: thread t's element d sits in bank (t + d) % 32, conflict-free.
   __shared__ float acc_rows[kRows * (kHeadDim + 1)];
   float* acc = acc_rows + threadIdx.x * (kHeadDim + 1);
@@ -74,8 +75,9 @@ __global__ void __launch_bounds__(kRows) sparse_attention_fp32_kernel(const Spar
       for (int d = 0; d < kHeadDim; ++d) acc[d] = fmaf(e, v_row[d], acc[d]);
     }
   }
-  // A query with no visible key: output 0, lse -inf (docs/ops.md sections 5-6).
-  const bool any = l > 0.f;
+  // A query with no visible key (l == 0): output 0, lse -inf (docs/ops.md sections 5-6). A NaN
+  // logit makes l NaN, and the row's output and lse NaN.
+  const bool any = !(l == 0.f);
   const float inv_l = any ? 1.f / l : 0.f;
   float* out = static_cast<float*>(p.out) +
                seq.q_offset(p.out_batch_stride, p.out_head_stride, p.out_token_stride, head, t);

@@ -27,6 +27,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
   const AttentionShape s = check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected,
                                                     softmax_scale, seq_lens, page_table);
   check_rows_aligned(op, q, k_cache, v_cache, "k_cache", "v_cache");
+  check_attention_grid(op, s);
   const int64_t num_pages = page_table.has_value() ? k_cache.size(0) : 0;
   check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, page_table, num_pages,
                             validate);
@@ -34,8 +35,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0) return {out, lse};
-  auto p =
-      fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
+  auto p = fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s,
+                                 softmax_scale);
   std::optional<at::Tensor> lens, starts;  // contiguous copies, alive until the launch
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
   p.k_starts = seq_lens_ptr(seq_starts, starts);  // a left-padded cache: SeqInfo::make offsets rows

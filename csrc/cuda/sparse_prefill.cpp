@@ -25,11 +25,13 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
   const AttentionShape s =
       check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
   check_rows_aligned(op, q, k, v);
+  check_attention_grid(op, s);
   check_sparse_prefill_index(q, block_index, num_selected, s, validate);
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.batch, s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0) return {out, lse};
-  const auto p = fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
+  const auto p =
+      fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
   check_launch(run_sparse_attention(p, q.scalar_type(), c10::cuda::getCurrentCUDAStream()), op);
   return {out, lse};
 }

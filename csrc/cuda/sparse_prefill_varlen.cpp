@@ -34,6 +34,7 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cuda(
   check_rows_aligned(op, q, k, v);
   SW_CHECK_ARG(s.batch <= kMaxGridYZ, op, "cu_seqlens_q", "must describe at most ", kMaxGridYZ,
                " sequences on CUDA (the grid's third dimension), got ", s.batch);
+  check_attention_grid(op, s);
   check_sparse_prefill_varlen_values(vs, q, block_index, num_selected, cu_seqlens_q, cu_seqlens_k,
                                      seq_lens_k, page_table, validate);
   auto out = at::empty(q.sizes(), q.options());

@@ -36,6 +36,7 @@ std::tuple<Tensor, Tensor> sparse_decode_cuda(Tensor q, Tensor k_cache, Tensor v
   const AttentionShape s = check_sparse_decode_args(q, k_cache, v_cache, block_index, num_selected,
                                                     softmax_scale, seq_lens, page_table);
   check_rows_aligned(op, q, k_cache, v_cache, "k_cache", "v_cache");
+  check_attention_grid(op, s);
   const int64_t num_pages = page_table.has_value() ? k_cache.size(0) : 0;
   check_sparse_decode_index(q, block_index, num_selected, s, seq_lens, page_table, num_pages,
                             validate);
@@ -45,8 +46,8 @@ std::tuple<Tensor, Tensor> sparse_decode_cuda(Tensor q, Tensor k_cache, Tensor v
   const int64_t lse_shape[] = {s.batch, s.num_q_heads, s.num_queries};
   Tensor lse = torch::stable::empty(lse_shape, ScalarType::Float, std::nullopt, q.device());
   if (out.numel() == 0) return {out, lse};
-  auto p =
-      fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s, softmax_scale);
+  auto p = fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s,
+                                 softmax_scale);
   std::optional<Tensor> lens, starts;  // contiguous copies, alive until the launch
   p.seq_lens = seq_lens_ptr(seq_lens, lens);
   p.k_starts = seq_lens_ptr(seq_starts, starts);  // a left-padded cache: SeqInfo::make offsets rows

@@ -34,13 +34,15 @@ std::tuple<Tensor, Tensor> sparse_prefill_cuda(Tensor q, Tensor k, Tensor v, Ten
   const AttentionShape s =
       check_sparse_prefill_args(q, k, v, block_index, num_selected, softmax_scale);
   check_rows_aligned(op, q, k, v);
+  check_attention_grid(op, s);
   check_sparse_prefill_index(q, block_index, num_selected, s, validate);
   using torch::headeronly::ScalarType;
   Tensor out = torch::stable::empty(q.sizes(), q.scalar_type(), std::nullopt, q.device());
   const int64_t lse_shape[] = {s.batch, s.num_q_heads, s.num_queries};
   Tensor lse = torch::stable::empty(lse_shape, ScalarType::Float, std::nullopt, q.device());
   if (out.numel() == 0) return {out, lse};
-  const auto p = fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
+  const auto p =
+      fill_attention_params(q, k, v, block_index, num_selected, out, lse, s, softmax_scale);
   check_launch(run_sparse_attention(p, q.scalar_type(), current_cuda_stream(q)), op);
   return {out, lse};
 }
