@@ -44,6 +44,19 @@ CASES = {
         ),
         "q",
     ),
+    # sparse_prefill_varlen: queries but an index without rows.
+    "varlen_no_rows": (
+        lambda o: o.sparse_prefill_varlen(
+            t(100, 4, 64),
+            t(100, 2, 64),
+            t(100, 2, 64),
+            i32(1, 1, 0, 2),
+            i32(1, 1, 0),
+            i32(2),
+            cu_seqlens_k=i32(2),
+        ),
+        "block_index",
+    ),
     # sparse_decode: two decode queries; an index of another batch.
     "decode_two_queries": (
         lambda o: o.sparse_decode(

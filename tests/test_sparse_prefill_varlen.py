@@ -187,6 +187,10 @@ def test_sparse_prefill_varlen_errors(device):
     assert_raises_naming(
         lambda: call(block_index=index[:, :, :1], num_selected=count[:, :, :1]), "block_index"
     )
+    # No rows at all: refused without reading the lengths (validate=False too).
+    no_rows = dict(block_index=index[:, :, :0], num_selected=count[:, :, :0])
+    for validate in (True, False):
+        assert_raises_naming(lambda: call(**no_rows, validate=validate), "block_index")
     assert_raises_naming(lambda: call(q=q.transpose(0, 1)), "q", "cu_seqlens_q")
     assert_raises_naming(lambda: call(q=q[..., :32]), "q")
     bad = index.clone()

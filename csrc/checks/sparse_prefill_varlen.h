@@ -112,6 +112,9 @@ VarlenAttentionShape check_sparse_prefill_varlen_args(
   check_int32(s.num_keys, kOp, "k", 0);
   s.block_size = kIndexBlockSize;
   s.num_q_blocks = block_index.size(2);
+  // Some sequence holds a query, so the index needs a row (the kernels would write nothing).
+  SW_CHECK_ARG(s.num_queries == 0 || s.num_q_blocks >= 1, kOp, "block_index",
+               "has no rows (dim 2) for the ", s.num_queries, " queries of 'q'");
   s.index_heads = block_index.size(1);
   s.max_selected = block_index.size(3);
   SW_CHECK_ARG(s.index_heads == 1 || s.index_heads == s.num_kv_heads, kOp, "block_index",

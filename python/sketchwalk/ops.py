@@ -555,6 +555,13 @@ def _(
             f"divide the {q.shape[1]} heads of 'q' (GQA)"
         ),
     )
+    torch._check(
+        block_index.shape[2] >= 1 or q.shape[0] == 0,
+        lambda: (
+            f"sketchwalk.{op}: argument 'block_index' has no rows (dim 2) for the "
+            f"{q.shape[0]} queries of 'q'"
+        ),
+    )
     num_seqs = block_index.shape[0]
     torch._check(
         cu_seqlens_q.shape == (num_seqs + 1,),
