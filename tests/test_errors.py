@@ -384,3 +384,18 @@ def test_keys4_cuda_only_errors():
     codes, scales = empty_cache(1, 2, 20, 64, "cuda")
     assert_raises_naming(lambda: o.score_blocks_keys4(q[..., :64].float(), codes, scales), "q")
     assert_raises_naming(lambda: o.score_blocks_keys4(q[..., :64], codes.cpu(), scales), "codes")
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("op_name", ["sparse_prefill", "sparse_decode"])
+def test_attention_more_keys_than_int32(device, op_name):
+    """A key cache longer than the kernels' int index (an expanded view: no memory) is refused
+    by name, before any kernel."""
+    q = torch.zeros(1, 1, 1, 64, device=device)
+    k = torch.zeros(1, 1, 1, 64, device=device).expand(1, 1, 2**31, 64)
+    idx = torch.zeros(1, 1, 1, 1, dtype=torch.int32, device=device)
+    cnt = torch.ones(1, 1, 1, dtype=torch.int32, device=device)
+    call = getattr(ops(), op_name)
+    name = "k_cache" if op_name == "sparse_decode" else "k"
+    msg = assert_raises_naming(lambda: call(q, k, k, idx, cnt), name)
+    assert "2147483647" in msg

@@ -7,6 +7,7 @@
 // csrc/tensor_checks.h.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -92,6 +93,9 @@ AttentionShape check_attention_shapes(const char* op, const T& q, const KvDims& 
   s.head_dim = q.size(3);
   s.num_kv_heads = kd.v[1];
   s.num_keys = kd.v[2];
+  // The kernels index keys with int (an expanded k can be longer).
+  SW_CHECK_ARG(s.num_keys <= INT32_MAX, op, kv.k, "holds ", s.num_keys,
+               " keys, more than the kernels index (", INT32_MAX, ")");
   SW_CHECK_ARG(is_attention_head_dim(s.head_dim), op, "q", "has unsupported head_dim ", s.head_dim,
                "; supported head_dim values are {", kAttentionHeadDimSmall, ", ",
                kAttentionHeadDimLarge, "}");

@@ -71,7 +71,14 @@ void check_sparse_decode_index(const T& q, const T& block_index, const T& num_se
   constexpr const char* op = "sparse_decode";
   const tensor_world world{};
   const bool read = read_values(world, validate, q);
-  if (read) validate_block_index(op, block_index, num_selected, s);
+  // The index on the host once (a device read each), for both checks below.
+  std::vector<int32_t> ids, counts;
+  if (read) {
+    counts = host_int32(world, num_selected);
+    if (block_index.numel() > 0) ids = host_int32(world, block_index);
+    validate_block_index_host(op, ids.data(), counts.data(), s.batch, s.index_heads,
+                              s.num_q_blocks, s);
+  }
   if (!seq_lens.has_value()) return;
   check_seq_lens_tensor(op, seq_lens, s.batch, q, "q");
   if (!read) return;
@@ -79,8 +86,6 @@ void check_sparse_decode_index(const T& q, const T& block_index, const T& num_se
   const std::vector<int32_t> lens = host_int32(world, *seq_lens);
   if (block_index.numel() > 0) {
     // Each used entry of batch row b must be a live block of that sequence: <= (L_b - 1) / 64.
-    const std::vector<int32_t> ids = host_int32(world, block_index);
-    const std::vector<int32_t> counts = host_int32(world, num_selected);
     const int64_t rows_per_seq = s.index_heads * s.num_q_blocks;
     for (int64_t r = 0; r < s.batch * rows_per_seq; ++r) {
       const int64_t limit = (lens[r / rows_per_seq] - 1) / s.block_size;
