@@ -66,6 +66,8 @@ inline bool read_values(tensor_world, bool validate, const at::Tensor& t) {
 }
 std::pair<int64_t, int64_t> int_range(tensor_world, const at::Tensor& t);
 at::Tensor host_contiguous(tensor_world, const at::Tensor& t);
+// A contiguous copy on t's device, or t (params_fill.h's seq_lens_ptr, the launch templates).
+inline at::Tensor contiguous_of(tensor_world, const at::Tensor& t) { return t.contiguous(); }
 
 // AttentionShape, check_attention_args, validate_block_index: csrc/checks/attention.h (templates
 // shared with csrc/stable/).

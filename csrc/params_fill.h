@@ -25,6 +25,16 @@ void copy_strides(const T& t, Fields&... fields) {
   ((fields = t.stride(dim++)), ...);
 }
 
+// The data pointer of an optional int32 length array such as seq_lens (nullptr when absent);
+// `holder` keeps its contiguous copy (contiguous_of hook: csrc/checks.h, csrc/stable/common.h)
+// alive until the kernel has run.
+template <typename T>
+const int* seq_lens_ptr(const std::optional<T>& seq_lens, std::optional<T>& holder) {
+  if (!seq_lens.has_value()) return nullptr;
+  holder = contiguous_of(tensor_world{}, *seq_lens);
+  return holder->template const_data_ptr<int>();
+}
+
 // The block index, the sizes and the softmax scale of SparseAttentionParams: the fields every
 // layout (dense, packed, paged) fills the same way.
 template <typename T>
@@ -89,9 +99,22 @@ SparseAttentionParams fill_attention_params(const T& q, const T& k, const T& v,
   return p;
 }
 
+// sparse_decode's cache layout on top of fill_attention_params: the key counts (seq_lens), the
+// first key of a left-padded row (seq_starts) and a paged cache's pools and table; `lens` and
+// `starts` keep contiguous copies of the arrays alive until the kernel has run.
+template <typename T>
+void fill_decode_layout(SparseAttentionParams& p, const T& k_cache, const T& v_cache,
+                        const std::optional<T>& seq_lens, const std::optional<T>& page_table,
+                        const std::optional<T>& seq_starts, std::optional<T>& lens,
+                        std::optional<T>& starts) {
+  p.seq_lens = seq_lens_ptr(seq_lens, lens);
+  p.k_starts = seq_lens_ptr(seq_starts, starts);  // SeqInfo::make offsets the row's keys
+  if (page_table.has_value()) fill_paged_kv(p, k_cache, v_cache, *page_table);
+}
+
 // sparse_prefill_varlen: packed [total, heads, head_dim] tokens (batch strides 0, cu_seqlens),
 // keys packed (cu_seqlens_k) or paged (page_table, seq_lens_k); out like q, lse [heads, total_q].
-// The length arrays must be contiguous (the caller holds contiguous copies).
+// The length arrays are int32 [n] with a contiguous last (only) dim: checked, so contiguous.
 template <typename T>
 SparseAttentionParams fill_varlen_params(const VarlenAttentionShape& vs, const T& q, const T& k,
                                          const T& v, const T& block_index,

@@ -6,9 +6,7 @@
 #   SKETCHWALK_CUDA=OFF bash scripts/test.sh -k sparse
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
-python -m pip install -q pytest expecttest hypothesis "transformers>=4.56"
-# The server of `python -m sketchwalk serve` (pyproject's `serve` extra; tests/test_hf_serve.py).
-python -m pip install -q "fastapi==0.142.2" "uvicorn==0.54.0" "openai==2.54.0" accelerate requests
+python -m pip install -q -r scripts/test_requirements.txt
 echo "== pytest"
 # -rfE: the reasons of failures and errors only; a CPU machine skips every CUDA case (about
 # 1300), which the summary line counts instead of listing them.

@@ -24,8 +24,7 @@ echo "   $(basename "$wheel")"
 echo "== a second environment with $OTHER_TORCH and the test requirements"
 [ -x "$OTHER/bin/python" ] || python3 -m venv "$OTHER"
 "$OTHER/bin/python" -m pip install -q "$OTHER_TORCH"
-"$OTHER/bin/python" -m pip install -q pytest expecttest hypothesis "transformers>=4.56" \
-  "fastapi==0.142.2" "uvicorn==0.54.0" "openai==2.54.0" accelerate requests
+"$OTHER/bin/python" -m pip install -q -r scripts/test_requirements.txt
 "$OTHER/bin/python" -m pip install -q --no-deps --force-reinstall "$wheel"
 # The point of the job: the wheel's torch and the running torch differ in their minor version.
 (cd /tmp && "$OTHER/bin/python" - <<'EOF'

@@ -70,6 +70,7 @@ void sparse_attention_cpu_rows(const SparseAttentionParams& p, ParallelFor&& par
   parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
     detail::AlignedFloats q_buf, k_buf, v_buf, logit_buf, out_buf;
     std::vector<int64_t> positions;
+    std::vector<float> lse;
     for (int64_t task = begin; task < end; ++task) {
       const int q_block = static_cast<int>(task % p.num_q_blocks);
       const int head = static_cast<int>((task / p.num_q_blocks) % p.num_q_heads);
@@ -92,7 +93,7 @@ void sparse_attention_cpu_rows(const SparseAttentionParams& p, ParallelFor&& par
       }
       const int64_t n = static_cast<int64_t>(positions.size());
       float* out_rows = out_buf.get(rows * d);
-      std::vector<float> lse(static_cast<size_t>(rows), neg_inf);
+      lse.assign(static_cast<size_t>(rows), neg_inf);
       if (n > 0) {
         float* qf = q_buf.get(rows * d);
         float* kf = k_buf.get(n * d);

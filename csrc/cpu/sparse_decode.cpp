@@ -29,16 +29,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cpu(
   if (out.numel() == 0) return {out, lse};
   auto p = fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s,
                                  softmax_scale);
-  at::Tensor lens, starts;  // contiguous copies, alive until the kernel has run
-  if (seq_lens.has_value()) {
-    lens = seq_lens->contiguous();
-    p.seq_lens = lens.const_data_ptr<int>();
-  }
-  if (seq_starts.has_value()) {
-    starts = seq_starts->contiguous();
-    p.k_starts = starts.const_data_ptr<int>();
-  }
-  if (page_table.has_value()) fill_paged_kv(p, k_cache, v_cache, *page_table);
+  std::optional<at::Tensor> lens, starts;
+  fill_decode_layout(p, k_cache, v_cache, seq_lens, page_table, seq_starts, lens, starts);
   cpu::run_sparse_attention_cpu(p, q.scalar_type());
   return {out, lse};
 }

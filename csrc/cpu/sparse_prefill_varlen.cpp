@@ -28,17 +28,9 @@ std::tuple<at::Tensor, at::Tensor> sparse_prefill_varlen_cpu(
   auto out = at::empty(q.sizes(), q.options());
   auto lse = at::empty({s.num_q_heads, s.num_queries}, q.options().dtype(at::kFloat));
   if (out.numel() == 0 || s.batch == 0 || s.num_q_blocks == 0) return {out, lse};
-  // Contiguous length arrays, alive until the kernel has run.
-  const auto contiguous = [](const std::optional<at::Tensor>& t) -> std::optional<at::Tensor> {
-    if (!t.has_value()) return std::nullopt;
-    return t->contiguous();
-  };
-  const at::Tensor cu_q = cu_seqlens_q.contiguous();
-  const auto cu_k = contiguous(cu_seqlens_k);
-  const auto lens_k = contiguous(seq_lens_k);
   cpu::run_sparse_attention_cpu(
-      fill_varlen_params(vs, q, k, v, block_index, num_selected, out, lse, cu_q, cu_k, lens_k,
-                         page_table, softmax_scale),
+      fill_varlen_params(vs, q, k, v, block_index, num_selected, out, lse, cu_seqlens_q,
+                         cu_seqlens_k, seq_lens_k, page_table, softmax_scale),
       q.scalar_type());
   return {out, lse};
 }

@@ -41,16 +41,6 @@ DType to_dtype(ScalarType t) {
   }
 }
 
-// copy_strides: csrc/params_fill.h.
-
-// The device pointer of the optional int32 seq_lens (nullptr when absent); `holder` keeps its
-// contiguous copy (contiguous_of hook: csrc/cuda/host.h, csrc/stable/cuda.h) alive until the
-// launch.
-template <typename T>
-const int* seq_lens_ptr(const std::optional<T>& seq_lens, std::optional<T>& holder) {
-  if (!seq_lens.has_value()) return nullptr;
-  holder = contiguous_of(tensor_world{}, *seq_lens);
-  return holder->template const_data_ptr<int>();
-}
+// copy_strides, seq_lens_ptr: csrc/params_fill.h.
 
 }  // namespace sketchwalk

@@ -12,9 +12,9 @@
 //   7. the walk over A (one launch per degree + one to finish), deterministic;
 //   8. the quantile selection.
 // Views and allocations go through three hooks per tensor type, found by argument-dependent
-// lookup on tensor_world (csrc/cuda/host.h for at::Tensor, csrc/stable/cuda.h for the stable
-// tensor): narrow_of(w, t, dim, start, length), contiguous_of(w, t) and
-// empty_of(w, like, shape, dtype) (on like's device).
+// lookup on tensor_world: narrow_of(w, t, dim, start, length) and empty_of(w, like, shape, dtype)
+// (on like's device; csrc/cuda/host.h for at::Tensor, csrc/stable/cuda.h for the stable tensor)
+// and contiguous_of(w, t) (csrc/checks.h, csrc/stable/common.h).
 #pragma once
 
 #include <cuda_runtime.h>

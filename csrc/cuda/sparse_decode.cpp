@@ -37,10 +37,8 @@ std::tuple<at::Tensor, at::Tensor> sparse_decode_cuda(
   if (out.numel() == 0) return {out, lse};
   auto p = fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s,
                                  softmax_scale);
-  std::optional<at::Tensor> lens, starts;  // contiguous copies, alive until the launch
-  p.seq_lens = seq_lens_ptr(seq_lens, lens);
-  p.k_starts = seq_lens_ptr(seq_starts, starts);  // a left-padded cache: SeqInfo::make offsets rows
-  if (page_table.has_value()) fill_paged_kv(p, k_cache, v_cache, *page_table);
+  std::optional<at::Tensor> lens, starts;
+  fill_decode_layout(p, k_cache, v_cache, seq_lens, page_table, seq_starts, lens, starts);
   launch_sparse_decode(p, q, c10::cuda::getCurrentCUDAStream());
   return {out, lse};
 }

@@ -67,6 +67,11 @@ inline torch::stable::Tensor host_contiguous(tensor_world, const torch::stable::
   return torch::stable::contiguous(t.is_cpu() ? t : torch::stable::to(t, cpu));
 }
 
+// A contiguous copy on t's device, or t (params_fill.h's seq_lens_ptr, the launch templates).
+inline torch::stable::Tensor contiguous_of(tensor_world, const torch::stable::Tensor& t) {
+  return torch::stable::contiguous(t);
+}
+
 // t non-empty (the checks call it only then).
 inline std::pair<int64_t, int64_t> int_range(tensor_world world, const torch::stable::Tensor& t) {
   const std::vector<int32_t> values = host_int32(world, t);

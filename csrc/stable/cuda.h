@@ -29,15 +29,12 @@ inline cudaStream_t current_cuda_stream(const torch::stable::Tensor& t) {
 
 namespace sketchwalk {
 
-// The view, copy and allocation hooks of csrc/cuda/select_decode_blocks_launch.h and
-// launch_common.h's seq_lens_ptr for the stable tensor.
+// The view and allocation hooks of csrc/cuda/select_decode_blocks_launch.h and
+// csrc/cuda/attention_launch.h for the stable tensor (contiguous_of: csrc/stable/common.h).
 inline torch::stable::Tensor narrow_of(tensor_world, const torch::stable::Tensor& t, int64_t dim,
                                        int64_t start, int64_t length) {
   torch::stable::Tensor view = t;  // narrow takes a non-const reference (this shares t's handle)
   return torch::stable::narrow(view, dim, start, length);
-}
-inline torch::stable::Tensor contiguous_of(tensor_world, const torch::stable::Tensor& t) {
-  return torch::stable::contiguous(t);
 }
 inline torch::stable::Tensor empty_of(tensor_world, const torch::stable::Tensor& like,
                                       torch::headeronly::IntHeaderOnlyArrayRef shape,

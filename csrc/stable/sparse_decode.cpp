@@ -38,16 +38,8 @@ std::tuple<Tensor, Tensor> sparse_decode_cpu(Tensor q, Tensor k_cache, Tensor v_
   if (out.numel() == 0) return {out, lse};
   auto p = fill_attention_params(q, k_cache, v_cache, block_index, num_selected, out, lse, s,
                                  softmax_scale);
-  std::optional<Tensor> lens, starts;  // contiguous copies, alive until the kernel has run
-  if (seq_lens.has_value()) {
-    lens = torch::stable::contiguous(*seq_lens);
-    p.seq_lens = lens->const_data_ptr<int>();
-  }
-  if (seq_starts.has_value()) {
-    starts = torch::stable::contiguous(*seq_starts);
-    p.k_starts = starts->const_data_ptr<int>();
-  }
-  if (page_table.has_value()) fill_paged_kv(p, k_cache, v_cache, *page_table);
+  std::optional<Tensor> lens, starts;
+  fill_decode_layout(p, k_cache, v_cache, seq_lens, page_table, seq_starts, lens, starts);
   run_sparse_attention_cpu(p, q.scalar_type());
   return {out, lse};
 }

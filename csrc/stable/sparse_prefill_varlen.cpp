@@ -19,11 +19,6 @@ namespace {
 
 using torch::stable::Tensor;
 
-std::optional<Tensor> contiguous_or_none(const std::optional<Tensor>& t) {
-  if (!t.has_value()) return std::nullopt;
-  return torch::stable::contiguous(*t);
-}
-
 std::tuple<Tensor, Tensor> sparse_prefill_varlen_cpu(
     Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, Tensor cu_seqlens_q,
     std::optional<Tensor> cu_seqlens_k, std::optional<Tensor> seq_lens_k,
@@ -40,13 +35,10 @@ std::tuple<Tensor, Tensor> sparse_prefill_varlen_cpu(
   const int64_t lse_shape[] = {s.num_q_heads, s.num_queries};
   Tensor lse = torch::stable::empty(lse_shape, ScalarType::Float, std::nullopt, q.device());
   if (out.numel() == 0 || s.batch == 0 || s.num_q_blocks == 0) return {out, lse};
-  // Contiguous length arrays, alive until the kernel has run.
-  const Tensor cu_q = torch::stable::contiguous(cu_seqlens_q);
-  const auto cu_k = contiguous_or_none(cu_seqlens_k);
-  const auto lens_k = contiguous_or_none(seq_lens_k);
-  run_sparse_attention_cpu(fill_varlen_params(vs, q, k, v, block_index, num_selected, out, lse,
-                                              cu_q, cu_k, lens_k, page_table, softmax_scale),
-                           q.scalar_type());
+  run_sparse_attention_cpu(
+      fill_varlen_params(vs, q, k, v, block_index, num_selected, out, lse, cu_seqlens_q,
+                         cu_seqlens_k, seq_lens_k, page_table, softmax_scale),
+      q.scalar_type());
   return {out, lse};
 }
 

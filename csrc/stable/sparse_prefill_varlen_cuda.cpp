@@ -45,7 +45,6 @@ std::tuple<Tensor, Tensor> sparse_prefill_varlen_cuda(
   const int64_t lse_shape[] = {s.num_q_heads, s.num_queries};
   Tensor lse = torch::stable::empty(lse_shape, ScalarType::Float, std::nullopt, q.device());
   if (out.numel() == 0 || s.batch == 0 || s.num_q_blocks == 0) return {out, lse};
-  // The length arrays are int32 [n] with a contiguous last (only) dim: checked, so contiguous.
   const auto p = fill_varlen_params(vs, q, k, v, block_index, num_selected, out, lse,
                                     cu_seqlens_q, cu_seqlens_k, seq_lens_k, page_table,
                                     softmax_scale);

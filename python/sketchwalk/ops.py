@@ -653,16 +653,6 @@ def _(
             ),
         )
         _check_rank("sparse_decode", "page_table", page_table, 2)
-        return _attention_fake(
-            q,
-            k_cache,
-            v_cache,
-            block_index,
-            num_selected,
-            op="sparse_decode",
-            num_kv_heads=k_cache.shape[2],
-            kv_names=("k_cache", "v_cache"),
-        )
     return _attention_fake(
         q,
         k_cache,
@@ -670,6 +660,8 @@ def _(
         block_index,
         num_selected,
         op="sparse_decode",
+        # A paged pool is [num_pages, 64, num_kv_heads, head_dim].
+        num_kv_heads=k_cache.shape[2] if page_table is not None else None,
         kv_names=("k_cache", "v_cache"),
     )
 
