@@ -136,6 +136,8 @@ METHODS = {
     "rows1_20": Method("rows1_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 1}),
     "rows4_default": Method("rows4_default", {}, scorer="sampled_rows", scorer_args={"rows": 4}),
     "rows2_default": Method("rows2_default", {}, scorer="sampled_rows", scorer_args={"rows": 2}),
+    # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
+    "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
     "exact10": Method("exact10", P10, scorer="exact_mass"),
     "rows4_10": Method("rows4_10", P10, scorer="sampled_rows", scorer_args={"rows": 4}),
