@@ -70,6 +70,10 @@ inline constexpr const char* kOpSchemas[] = {
   // Block attention mass of the current query per kv group from the 4-bit keys: [B,Hkv,ceil(cap/64)].
   "score_blocks_keys4(Tensor q, Tensor codes, Tensor scales, Tensor? seq_lens=None, "
       "float? softmax_scale=None, bool validate=True, Tensor? page_table=None) -> Tensor",
+  // Sampled-row prefill block scores (docs/spec.md section 11): per kv group, `rows` query rows of
+  // each 64-query block and head, their exact causal softmax summed per key block, rows
+  // normalized -> [B,Hkv,ceil(Tq/64),ceil(Tk/64)] fp32.
+  "score_blocks_sampled_rows(Tensor q, Tensor k, int rows, float? softmax_scale=None) -> Tensor",
   // Sink + window + quantile rule per kv group -> (block_index [B,Hkv,1,W], num_selected [B,Hkv,1]).
   "select_blocks_keys4(Tensor mass, Tensor? seq_lens, float keep_frac, float window_frac, "
       "float sink_frac, bool validate=True) -> (Tensor block_index, Tensor num_selected)",

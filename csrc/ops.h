@@ -59,6 +59,8 @@ at::Tensor score_blocks_keys4_cpu(const at::Tensor& q, const at::Tensor& codes,
                                   const std::optional<at::Tensor>& seq_lens,
                                   std::optional<double> softmax_scale, bool validate,
     const std::optional<at::Tensor>& page_table);
+at::Tensor score_blocks_sampled_rows_cpu(const at::Tensor& q, const at::Tensor& k, int64_t rows,
+                                         std::optional<double> softmax_scale);
 std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cpu(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);
@@ -118,6 +120,8 @@ at::Tensor score_blocks_keys4_cuda(const at::Tensor& q, const at::Tensor& codes,
                                    const std::optional<at::Tensor>& seq_lens,
                                    std::optional<double> softmax_scale, bool validate,
     const std::optional<at::Tensor>& page_table);
+at::Tensor score_blocks_sampled_rows_cuda(const at::Tensor& q, const at::Tensor& k, int64_t rows,
+                                          std::optional<double> softmax_scale);
 std::tuple<at::Tensor, at::Tensor> select_blocks_keys4_cuda(
     const at::Tensor& mass, const std::optional<at::Tensor>& seq_lens, double keep_frac,
     double window_frac, double sink_frac, bool validate);

@@ -25,6 +25,7 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cpu);
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cpu);
+  m.impl("score_blocks_sampled_rows", &sketchwalk::score_blocks_sampled_rows_cpu);
   m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cpu);
 }
 
@@ -45,6 +46,7 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cuda);
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cuda);
+  m.impl("score_blocks_sampled_rows", &sketchwalk::score_blocks_sampled_rows_cuda);
   m.impl("select_blocks_keys4", &sketchwalk::select_blocks_keys4_cuda);
 }
 #endif

@@ -17,6 +17,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "message.h"
@@ -31,6 +33,12 @@ namespace sketchwalk {
 // Overloaded per tensor type in csrc/checks.h (ATen) and csrc/stable/common.h; the tag makes
 // the call find them when a check template is instantiated.
 struct tensor_world {};
+
+namespace detail {
+// The ScalarType enum of a tensor type (at::ScalarType or torch::headeronly::ScalarType).
+template <typename T>
+using scalar_type_of = std::decay_t<decltype(std::declval<const T&>().scalar_type())>;
+}  // namespace detail
 
 template <typename... Parts>
 [[noreturn]] void throw_arg_error(const char* op, const char* arg, const Parts&... what) {

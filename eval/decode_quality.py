@@ -135,7 +135,16 @@ METHODS = {
     "rows2_20": Method("rows2_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 2}),
     "rows1_20": Method("rows1_20", P20_DEC20, scorer="sampled_rows", scorer_args={"rows": 1}),
     "rows4_default": Method("rows4_default", {}, scorer="sampled_rows", scorer_args={"rows": 4}),
-    "rows2_default": Method("rows2_default", {}, scorer="sampled_rows", scorer_args={"rows": 2}),
+    # The package's built-in sampled-row scorer (docs/spec.md section 11, its CUDA kernel): the
+    # same ranking as rows*_ above, as users run it.
+    "sr4_default": Method("sr4_default", {"prefill_scorer": "sampled_rows"}),
+    "sr2_default": Method(
+        "sr2_default", {"prefill_scorer": "sampled_rows", "prefill_score_rows": 2}
+    ),
+    "sr1_default": Method(
+        "sr1_default", {"prefill_scorer": "sampled_rows", "prefill_score_rows": 1}
+    ),
+    "sr4_20": Method("sr4_20", {**P20_DEC20, "prefill_scorer": "sampled_rows"}),
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.

@@ -760,6 +760,39 @@ def score_blocks_keys4(q, codes, scales, seq_lens=None, softmax_scale=None, bloc
     return mass
 
 
+def sampled_row_offsets(valid: int, rows: int) -> list[int]:
+    """docs/spec.md section 11: offsets floor((2j + 1) * valid / (2 rows)) of the sampled rows."""
+    return [(2 * j + 1) * valid // (2 * rows) for j in range(rows)]
+
+
+def score_blocks_sampled_rows(q, k, rows: int, softmax_scale=None, block_size: int = 64):
+    """docs/spec.md section 11. q [batch, Hq, Tq, D], k [batch, Hkv, Tk, D], Tq <= Tk.
+    Returns float64 [batch, Hkv, ceil(Tq / b), ceil(Tk / b)]: for kv group g and query block i,
+    the mean over the group's query heads h and the sampled rows t of softmax over the keys
+    s <= Tk - Tq + t of softmax_scale * <q_h[t], k_g[s]>, summed over the keys of each key block."""
+    batch, hq, tq, d = q.shape
+    hkv, tk = k.shape[1], k.shape[2]
+    grp = hq // hkv
+    scale = softmax_scale if softmax_scale is not None else 1.0 / math.sqrt(d)
+    nq, nk = ceil_div(tq, block_size), ceil_div(tk, block_size)
+    out = torch.zeros(batch, hkv, nq, nk, dtype=F64, device=q.device)
+    for i in range(nq):
+        valid = min(block_size, tq - i * block_size)
+        for off in sampled_row_offsets(valid, rows):
+            t = i * block_size + off
+            visible = tk - tq + t + 1
+            for g in range(hkv):
+                logits = scale * (
+                    q[:, g * grp : (g + 1) * grp, t].to(F64)
+                    @ k[:, g, :visible].to(F64).transpose(1, 2)
+                )  # [batch, grp, visible]
+                p = torch.softmax(logits, dim=-1).sum(dim=1)  # [batch, visible]
+                padded = torch.zeros(batch, nk * block_size, dtype=F64, device=q.device)
+                padded[:, :visible] = p
+                out[:, g, i] += padded.view(batch, nk, block_size).sum(dim=-1)
+    return out / (grp * rows)
+
+
 def keys4_budget(num_keys: int, window_frac: float, sink_frac: float, block_size: int = 64):
     """(n, sink_blocks, window_blocks) of docs/spec.md section 7 step 3."""
     n = ceil_div(num_keys, block_size)

@@ -51,6 +51,37 @@ def test_registered_prefill_scorer_equals_builtin_sketch(sw):
     )
 
 
+@pytest.mark.parametrize("rows", [4, 1])
+def test_builtin_sampled_rows_scorer_equals_its_reference(sw, rows):
+    # prefill_scorer="sampled_rows" (docs/spec.md section 11) = the float64 reference's scores,
+    # averaged over the KV groups, under the same selection rule (no walk), prefill and chunk.
+    import reference as R
+
+    def reference_scores(q, k, layer_idx, state):
+        return R.score_blocks_sampled_rows(q, k, rows).mean(dim=1).float()
+
+    sw.scorers.register_prefill_scorer("test_sampled_rows_ref", reference_scores)
+    builtin = sw.SketchWalkConfig(
+        dense_layers=0, prefill_scorer="sampled_rows", prefill_score_rows=rows
+    )
+    plugged = dataclasses.replace(builtin, prefill_scorer="test_sampled_rows_ref")
+    q, k, v = torch.randn(1, 6, 700, 64), torch.randn(1, 2, 700, 64), torch.randn(1, 2, 700, 64)
+    a, b = sw.SketchWalkState(builtin), sw.SketchWalkState(plugged)
+    assert torch.equal(
+        sw.sketchwalk_attention(q, k, v, 0, a), sw.sketchwalk_attention(q, k, v, 0, b)
+    )
+    assert a.last_density == b.last_density and a.last_density[0] < 0.95
+    q2, k2, v2 = torch.randn(1, 6, 150, 64), torch.randn(1, 2, 850, 64), torch.randn(1, 2, 850, 64)
+    k2[:, :, :700], v2[:, :, :700] = k, v
+    assert torch.equal(
+        sw.sketchwalk_attention(q2, k2, v2, 0, a), sw.sketchwalk_attention(q2, k2, v2, 0, b)
+    )
+    with pytest.raises(ValueError, match="prefill_score_rows"):
+        sw.SketchWalkConfig(prefill_scorer="sampled_rows", prefill_score_rows=0)
+    with pytest.raises(ValueError, match="built in"):
+        sw.scorers.register_prefill_scorer("sampled_rows", reference_scores)
+
+
 def test_registered_decode_scorer(sw):
     sw.scorers.register_decode_scorer("test_recency", recency_scores)
     cfg = sw.SketchWalkConfig(dense_layers=0, decode_scorer="test_recency")

@@ -27,9 +27,6 @@ struct Keys4CacheShape {
 
 namespace detail {
 template <typename T>
-using scalar_type_of = std::decay_t<decltype(std::declval<const T&>().scalar_type())>;
-
-template <typename T>
 void check_keys4_codes_scales(const char* op, const T& codes, const T& scales, const T& ref,
                               const char* ref_arg, const char* codes_dims,
                               const char* scales_dims) {

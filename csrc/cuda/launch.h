@@ -72,6 +72,11 @@ size_t score_keys4_workspace_floats(const ScoreKeys4Params& params);
 cudaError_t run_score_keys4(const ScoreKeys4Params& params, DType dtype, float* workspace,
                             cudaStream_t stream);
 
+// score_blocks_sampled_rows.cu: the sampled-row block scorer (fp16/bf16, head_dim 64/128, at
+// most kMaxSampledRowsPerGroup rows per KV group); params.scores is written in full.
+cudaError_t run_score_sampled_rows(const SampledRowsParams& params, DType dtype,
+                                   cudaStream_t stream);
+
 // select_blocks_keys4.cu: select_blocks_keys4 (sink, window and quantile rule per kv group).
 cudaError_t run_select_blocks_keys4(const SelectKeys4Params& params, cudaStream_t stream);
 

@@ -189,6 +189,23 @@ struct ScoreKeys4Params {
   int64_t page_table_stride;
 };
 
+// score_blocks_sampled_rows (docs/spec.md section 11): per (batch, kv group g, query block i),
+// `rows` sampled query rows of each of the group's query heads, each row's exact causal softmax
+// over every key, summed per key block over those rows and heads and divided by their count
+// (group * rows): scores[b, g, i, c], every row summing to 1 over its causal blocks, 0 past them.
+struct SampledRowsParams {
+  const void* __restrict__ q;           // [batch, num_q_heads, num_queries, head_dim]
+  const void* __restrict__ k;           // [batch, num_kv_heads, num_keys, head_dim]
+  float* __restrict__ scores;           // [batch, num_kv_heads, num_q_blocks, num_k_blocks], contiguous
+  int64_t q_batch_stride, q_head_stride, q_token_stride;  // elements; last dim contiguous
+  int64_t k_batch_stride, k_head_stride, k_token_stride;  // elements; last dim contiguous
+  int batch, num_q_heads, num_kv_heads, head_dim;
+  int num_queries, num_keys;            // queries end at the last key (num_queries <= num_keys)
+  int rows;                             // sampled rows per query block and head, 1..64
+  int num_q_blocks, num_k_blocks;       // ceil(num_queries / 64), ceil(num_keys / 64)
+  float softmax_scale;
+};
+
 // select_blocks_keys4: per (batch, kv group) row of mass [batch, num_kv_heads, width], with
 // n = ceil(L_b / 64) live blocks and the sink / window blocks of keys4_budget (keys4.h): keep
 // [0, sink_blocks), [n - window_blocks, n) and the candidates between them whose mass is

@@ -82,6 +82,11 @@ class SketchWalkConfig:
     registered one feeds the same selection rule and needs prefill_selection "layer" and a
     decode scorer other than "walk" (whose state is the sketch's)."""
 
+    prefill_score_rows: int = 4
+    """Query rows per 64-query block and head that prefill_scorer "sampled_rows" reads (1-64;
+    on CUDA at most 128 / (query heads per KV head)). Its cost is about 2 * rows / 64 of a dense
+    QK^T (docs/spec.md section 11)."""
+
     prefill_selection: str = "layer"
     """Whose heads a prefill selection serves. "layer" (default, the authors' rule, docs/spec.md
     sections 2-4): one block matrix, walk and block index per layer, the head sum over every
@@ -149,6 +154,10 @@ class SketchWalkConfig:
             raise ValueError(
                 f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
                 f"{self.decode_scorer!r}"
+            )
+        if not 1 <= self.prefill_score_rows <= 64:
+            raise ValueError(
+                f"prefill_score_rows must lie in [1, 64], got {self.prefill_score_rows}"
             )
         if self.prefill_scorer not in scorers.prefill_scorer_names():
             raise ValueError(

@@ -34,6 +34,7 @@ __all__ = [
     "select_decode_blocks_",
     "quantize_keys4_",
     "score_blocks_keys4",
+    "score_blocks_sampled_rows",
     "select_blocks_keys4",
     "sketch_transform",
     "logit_scale",
@@ -1095,6 +1096,51 @@ def _(q, codes, scales, seq_lens=None, softmax_scale=None, validate=True, page_t
         )
     width = (codes.shape[2] + 63) // 64
     return q.new_empty((codes.shape[0], codes.shape[1], width), dtype=torch.float32)
+
+
+def score_blocks_sampled_rows(
+    q: torch.Tensor, k: torch.Tensor, rows: int, softmax_scale: float | None = None
+) -> torch.Tensor:
+    """Prefill block scores from a few exact query rows (docs/spec.md section 11).
+
+    q: [batch, num_q_heads, num_queries, head_dim], k: [batch, num_kv_heads, num_keys, head_dim]
+    (same dtype: fp16/bf16, fp32 on CPU; last dim contiguous; queries end at the last key,
+    num_queries <= num_keys). rows: sampled queries per 64-query block and head, 1..64 (on CUDA
+    at most 128 / group_size, head_dim 64 or 128).
+    Returns scores float32 [batch, num_kv_heads, ceil(num_queries / 64), ceil(num_keys / 64)]:
+    for kv group g and query block i, the mean over the group's query heads and the block's
+    sampled rows of each row's causal softmax(softmax_scale * q.k), summed per 64-key block (a row
+    sums to 1; 0 past the block's last sampled query). Equivalent to
+    ``reference.score_blocks_sampled_rows(q, k, rows, softmax_scale)``. Reads no device memory on
+    the host (capturable in a CUDA graph).
+    """
+    return _ops.score_blocks_sampled_rows(q, k, rows, softmax_scale)
+
+
+@torch.library.register_fake("sketchwalk::score_blocks_sampled_rows")
+def _(q, k, rows, softmax_scale=None):
+    op = "score_blocks_sampled_rows"
+    _check_same_device(op, "q", q, k=k)
+    _check_rank(op, "q", q, 4)
+    _check_rank(op, "k", k, 4)
+    torch._check(
+        k.shape[0] == q.shape[0] and k.shape[3] == q.shape[3] and q.shape[1] % k.shape[1] == 0,
+        lambda: (
+            f"sketchwalk.{op}: argument 'k' must be [batch, num_kv_heads, num_keys, head_dim] "
+            f"with num_kv_heads dividing the heads of 'q' {tuple(q.shape)}, got {tuple(k.shape)}"
+        ),
+    )
+    torch._check(
+        q.shape[2] <= k.shape[2],
+        lambda: f"sketchwalk.{op}: argument 'q' holds more queries than 'k' holds keys",
+    )
+    torch._check(
+        1 <= rows <= 64, lambda: f"sketchwalk.{op}: argument 'rows' must lie in [1, 64], got {rows}"
+    )
+    return q.new_empty(
+        (q.shape[0], k.shape[1], (q.shape[2] + 63) // 64, (k.shape[2] + 63) // 64),
+        dtype=torch.float32,
+    )
 
 
 def select_blocks_keys4(

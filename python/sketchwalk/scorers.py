@@ -1,10 +1,12 @@
 """Block scorers: how a layer ranks its key blocks, chosen by name in the config.
 
 SketchWalkConfig.prefill_scorer names how a prefill (or chunk) ranks blocks: "sketch_walk", the
-package's (docs/spec.md sections 1-3: sketch, block scores, the walk carried between layers), or
-a scorer registered here. SketchWalkConfig.decode_scorer names how a decode step ranks them:
-"keys4" (section 7) and "walk" (section 6) are built in (each keeps its own state), or a
-registered scorer, which sees the step's query and every key. A registered scorer returns block
+package's (docs/spec.md sections 1-3: sketch, block scores, the walk carried between layers),
+"sampled_rows" (section 11: the exact softmax of SketchWalkConfig.prefill_score_rows query rows
+per block, ops.score_blocks_sampled_rows, no walk), or a scorer registered here.
+SketchWalkConfig.decode_scorer names how a decode step ranks them: "keys4" (section 7) and
+"walk" (section 6) are built in (each keeps its own state), or a registered scorer, which sees
+the step's query and every key. A registered scorer returns block
 scores and nothing else: the selection rule (sink, window, quantile, dense last rows; the
 phase's knobs, plan.SelectionArgs) and the sparse attention stay the package's, so a scorer
 plugs into every caller (sketchwalk_attention, the ragged layer, transformers) unchanged.
@@ -17,7 +19,7 @@ from typing import Callable
 
 import torch
 
-BUILTIN_PREFILL_SCORERS = ("sketch_walk",)
+BUILTIN_PREFILL_SCORERS = ("sketch_walk", "sampled_rows")
 BUILTIN_DECODE_SCORERS = ("keys4", "walk")
 
 # fn(q [B, Hq, Tq, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, ceil(Tq/64),
@@ -78,8 +80,20 @@ def decode_scorer_names() -> tuple[str, ...]:
     return BUILTIN_DECODE_SCORERS + tuple(_DECODE)
 
 
+def sampled_rows_scores(q, k, layer_idx: int, state) -> torch.Tensor:
+    """The "sampled_rows" prefill scorer (docs/spec.md section 11): the KV groups' scores of
+    ops.score_blocks_sampled_rows averaged into one layer-wide row per query block."""
+    from . import ops  # scorers.py is imported by config.py, before the ops are needed
+
+    rows = state.config.prefill_score_rows
+    return ops.score_blocks_sampled_rows(q, k, rows).mean(dim=1)
+
+
 def prefill_scorer(name: str) -> PrefillScorer:
-    """The registered prefill scorer `name` (not a built-in one)."""
+    """The prefill scorer `name`: "sampled_rows" or a registered one ("sketch_walk" is the
+    attention's own path)."""
+    if name == "sampled_rows":
+        return sampled_rows_scores
     if name not in _PREFILL:
         raise ValueError(
             f"prefill_scorer {name!r} is not registered; registered: {tuple(_PREFILL)}"
