@@ -52,6 +52,19 @@ def test_serving_bench_profiles_forwards_of_the_engine_thread(tmp_path, monkeypa
     assert "sketchwalk::sparse_prefill_varlen" in text  # the step's one attention call
 
 
+def test_faults_land_mid_run_of_a_short_sustained_run():
+    # 150 s at 0.2/s is 31 arrivals: the faults go after the 15th, not after half of the 64
+    # prompts (an arrival the run never reached: a 150 s run on an H200 injected none).
+    from types import SimpleNamespace
+
+    from bench.python import bench_serving
+
+    args = SimpleNamespace(duration=150.0, rate=0.2)
+    assert bench_serving.fault_arrival(args, 64) == 15
+    assert bench_serving.fault_arrival(SimpleNamespace(duration=0.0, rate=0.0), 64) == 32
+    assert bench_serving.fault_arrival(SimpleNamespace(duration=1.0, rate=0.5), 64) == 1
+
+
 def test_results_are_taken_while_waiting_for_the_next_arrival():
     """The fault request is cancelled as soon as its first token streams, even when the next
     arrival is seconds away (a 620 s run at 0.2/s once saw the cancel land 11 tokens late)."""

@@ -175,10 +175,12 @@ def run_method(args, model, tok, method: str, requests: list[dict]) -> dict:
             )
             submitted[req["id"]] = req
             i += 1
-            if args.faults and i == max(1, len(requests) // 2) and not faults:
+            if args.faults and i == fault_arrival(args, len(requests)) and not faults:
                 faults.update(inject_faults(args, manager, requests))
             while (r := manager.get_result(timeout=0)) is not None:
                 collect(r, results, faults, manager)
+        if args.faults and not faults:  # never skipped: a run too short for mid-run sends them now
+            faults.update(inject_faults(args, manager, requests))
         deadline = time.perf_counter() + args.drain_timeout
         while (
             any(rid not in results for rid in submitted)
@@ -265,6 +267,14 @@ def collect_until(due: float, results: dict, faults: dict, manager, poll_s: floa
             collect(r, results, faults, manager)
         elif not manager.is_running():
             time.sleep(min(left, poll_s))  # get_result returns at once from a stopped engine
+
+
+def fault_arrival(args, num_prompts: int) -> int:
+    """The arrival after which --faults sends its bad requests: half of the run's arrivals (the
+    prompts, or with --duration the arrivals it allows at --rate), so that they land mid-run.
+    (Half of the prompts alone fell after the last arrival of a short sustained run.)"""
+    arrivals = int(args.duration * args.rate) + 1 if args.duration else num_prompts
+    return max(1, arrivals // 2)
 
 
 def inject_faults(args, manager, requests) -> dict[str, dict]:
@@ -494,6 +504,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="", help="stem of the .json / .md written")
     args = p.parse_args()
+    if args.duration and args.rate <= 0:
+        p.error("--duration needs --rate > 0 (arrivals at once never end a sustained run)")
 
     import transformers
 

@@ -1,0 +1,135 @@
+"""What a prefill ranking costs in its layer: the sketch + walk (docs/spec.md sections 1-3)
+against the sampled-row scorer (section 11) at 1, 2 and 4 rows, at the default knobs, on one GPU
+in one process (the issue-21 budget: the selection at most 12% of a layer at 8K, 5% at 128K).
+
+Per length, at Llama-3.1-8B shapes (batch 1, 32 query / 8 KV heads, head_dim 128, bf16) unless
+--heads says otherwise: dense SDPA (cuDNN), and per scorer the selection alone
+(select_prefill_blocks), the whole layer (sketchwalk_attention: selection + sparse_prefill), the
+selection's share of the layer and the density it kept; for sampled_rows also the scorer op
+alone (ops.score_blocks_sampled_rows) with its FLOPs (2 passes x 2 x head_dim per visible
+(sampled row, key) pair) and the rate it reaches.
+
+    python -m bench.python.bench_prefill_scorers --tokens 8192 32768 131072 \\
+        --out bench/results/prefill_scorers_<gpu>_<commit>
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import torch
+
+import sketchwalk
+from bench.python.bench_attention import bench_ms, environment
+from sketchwalk import ops
+from sketchwalk.attention import select_prefill_blocks
+from sketchwalk.density import prefill_density
+
+LAYER = 2  # the first sparse layer under the default dense_layers=2
+SCORERS = (("sketch_walk", None), ("sampled_rows", 1), ("sampled_rows", 2), ("sampled_rows", 4))
+
+
+def sampled_rows_flops(num_tokens: int, num_q_heads: int, rows: int, head_dim: int) -> float:
+    """Multiply-adds x 2 of the scorer's two passes: each sampled row (query t) against its t + 1
+    causal keys, rows per 64-query block and query head."""
+    pairs = 0
+    for i in range(-(-num_tokens // 64)):
+        valid = min(64, num_tokens - 64 * i)
+        pairs += sum(64 * i + (2 * j + 1) * valid // (2 * rows) + 1 for j in range(rows))
+    return 2 * 2 * head_dim * pairs * num_q_heads
+
+
+def bench_length(num_tokens: int, hq: int, hkv: int, head_dim: int, rows_out: list) -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    gen = torch.Generator(device="cuda").manual_seed(num_tokens)
+    q, k, v = (
+        torch.randn(1, h, num_tokens, head_dim, device="cuda", dtype=torch.bfloat16, generator=gen)
+        for h in (hq, hkv, hkv)
+    )
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        t_dense = bench_ms(
+            lambda: torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, is_causal=True, enable_gqa=True
+            )
+        )
+    base = dict(tokens=num_tokens, q_heads=hq, kv_heads=hkv, head_dim=head_dim)
+    rows_out.append(dict(base, scorer="dense SDPA cuDNN", layer_ms=t_dense))
+    print(f"[{num_tokens}] dense cuDNN {t_dense:.3f} ms", flush=True)
+    for scorer, rows in SCORERS:
+        knobs = {"prefill_scorer": scorer}
+        if rows is not None:
+            knobs["prefill_score_rows"] = rows
+        cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **knobs)
+        state = sketchwalk.SketchWalkState(cfg)
+        block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, state)
+        density = float(prefill_density(block_index, num_selected, num_tokens, 64))
+        t_select = bench_ms(lambda: select_prefill_blocks(q, k, LAYER, state))
+        t_layer = bench_ms(lambda: sketchwalk.sketchwalk_attention(q, k, v, LAYER, state))
+        row = dict(
+            base,
+            scorer=scorer if rows is None else f"{scorer} x{rows}",
+            density=density,
+            selection_ms=t_select,
+            layer_ms=t_layer,
+            selection_share=t_select / t_layer,
+            layer_vs_dense=t_dense / t_layer,
+        )
+        if rows is not None:
+            t_op = bench_ms(lambda: ops.score_blocks_sampled_rows(q, k, rows))
+            flops = sampled_rows_flops(num_tokens, hq, rows, head_dim)
+            row.update(scorer_op_ms=t_op, scorer_tflops=flops / t_op / 1e9)
+        rows_out.append(row)
+        print(json.dumps(row), flush=True)
+    torch.cuda.empty_cache()
+
+
+def write_markdown(env: dict, rows: list[dict], path: str) -> None:
+    def f(x, fmt):
+        return "" if x is None else format(x, fmt)
+
+    lines = [
+        "# Prefill scorers in their layer (bench/python/bench_prefill_scorers.py)",
+        "",
+        f"{env.get('device')}, torch {env.get('torch')}, commit {env.get('commit')}. "
+        "Default knobs; times are medians of CUDA-event timings; share = selection / whole layer.",
+        "",
+        "| tokens | heads q/kv | scorer | density | selection ms | layer ms | share | "
+        "dense / layer | scorer op ms | scorer TFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['tokens']} | {r['q_heads']}/{r['kv_heads']} | {r['scorer']} | "
+            f"{f(r.get('density'), '.3f')} | {f(r.get('selection_ms'), '.3f')} | "
+            f"{f(r['layer_ms'], '.3f')} | {f(r.get('selection_share'), '.1%')} | "
+            f"{f(r.get('layer_vs_dense'), '.2f')} | {f(r.get('scorer_op_ms'), '.3f')} | "
+            f"{f(r.get('scorer_tflops'), '.0f')} |"
+        )
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, nargs="*", default=[8192, 32768, 131072])
+    parser.add_argument(
+        "--heads", default="32,8,128", help="q heads, KV heads, head_dim (default Llama-3.1-8B)"
+    )
+    parser.add_argument("--out", required=True, help="output stem (.md and .json added)")
+    args = parser.parse_args()
+    hq, hkv, head_dim = (int(x) for x in args.heads.split(","))
+    env = environment()
+    rows: list[dict] = []
+    for t in args.tokens:
+        bench_length(t, hq, hkv, head_dim, rows)
+    write_markdown(env, rows, args.out + ".md")
+    with open(args.out + ".json", "w") as fh:
+        json.dump({"environment": env, "rows": rows}, fh, indent=1, default=str)
+    print(open(args.out + ".md").read())
+
+
+if __name__ == "__main__":
+    main()
