@@ -223,6 +223,11 @@ def op_cases(device):
             ns.select_blocks_keys4.default,
             (torch.rand(1, 2, 5, device=device), lens, 0.125, 0.05, 0.025, True),
         ),
+        (
+            "score_blocks_sampled_rows",
+            ns.score_blocks_sampled_rows.default,
+            (q[:, :, 100:].to(torch.bfloat16), k.to(torch.bfloat16), 4, None),
+        ),
     ]
 
 
@@ -253,6 +258,7 @@ NAMES = [
     "quantize_keys4_paged",
     "score_blocks_keys4_paged",
     "select_blocks_keys4",
+    "score_blocks_sampled_rows",
 ]
 
 
