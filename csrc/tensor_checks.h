@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "message.h"
+#include "sketchwalk/common.h"
 
 namespace sketchwalk {
 
@@ -131,6 +132,16 @@ inline void check_softmax_scale(std::optional<double> softmax_scale, const char*
 // The attention default: 1 / sqrt(head_dim).
 inline double softmax_scale_or_default(std::optional<double> softmax_scale, int64_t head_dim) {
   return softmax_scale.value_or(1.0 / std::sqrt(static_cast<double>(head_dim)));
+}
+
+// What the tensor-core kernels take (the scorers on CUDA): 16-bit data of an attention head_dim.
+template <typename T>
+void check_tensor_core_input(const T& t, const char* op, const char* arg, int64_t head_dim) {
+  SW_CHECK_ARG(t.scalar_type() != detail::scalar_type_of<T>::Float, op, arg,
+               "must be float16 or bfloat16 on CUDA (the kernel runs on tensor cores), got float32");
+  SW_CHECK_ARG(is_attention_head_dim(head_dim), op, arg, "has unsupported head_dim ", head_dim,
+               " on CUDA; supported head_dim values are {", kAttentionHeadDimSmall, ", ",
+               kAttentionHeadDimLarge, "}");
 }
 
 // A float argument that must be finite (NaN and +-inf scales are refused, not propagated).

@@ -48,13 +48,8 @@ Keys4CacheShape check_score_blocks_keys4_args(const T& q, const T& codes, const 
 // contiguous bytes of a code row (rows aligned to that).
 template <typename T>
 void check_score_blocks_keys4_cuda_limits(const T& q, const T& codes, const Keys4CacheShape& s) {
-  using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "score_blocks_keys4";
-  SW_CHECK_ARG(q.scalar_type() != ScalarType::Float, op, "q",
-               "must be float16 or bfloat16 on CUDA (the scorer runs on tensor cores), got float32");
-  SW_CHECK_ARG(is_attention_head_dim(s.head_dim), op, "q", "has unsupported head_dim ",
-               s.head_dim, " on CUDA; supported head_dim values are {", kAttentionHeadDimSmall,
-               ", ", kAttentionHeadDimLarge, "}");
+  check_tensor_core_input(q, op, "q", s.head_dim);
   SW_CHECK_ARG(s.batch <= kMaxGridYZ && s.num_kv_heads <= kMaxGridYZ, op, "codes",
                "must have batch and num_kv_heads <= ", kMaxGridYZ, " on CUDA, got batch ", s.batch,
                " and shape ", codes.sizes());

@@ -65,13 +65,8 @@ bool sampled_rows_aligned(const T& t) {
 template <typename T>
 void check_score_blocks_sampled_rows_cuda_limits(const T& q, const SampledRowsShape& s,
                                                  int64_t rows) {
-  using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "score_blocks_sampled_rows";
-  SW_CHECK_ARG(q.scalar_type() != ScalarType::Float, op, "q",
-               "must be float16 or bfloat16 on CUDA (the scorer runs on tensor cores), got float32");
-  SW_CHECK_ARG(is_attention_head_dim(s.head_dim), op, "q", "has unsupported head_dim ",
-               s.head_dim, " on CUDA; supported head_dim values are {", kAttentionHeadDimSmall,
-               ", ", kAttentionHeadDimLarge, "}");
+  check_tensor_core_input(q, op, "q", s.head_dim);
   SW_CHECK_ARG((s.num_q_heads / s.num_kv_heads) * rows <= kMaxSampledRowsPerGroup, op, "rows",
                "times the ", s.num_q_heads / s.num_kv_heads,
                " query heads of a KV group must be at most ", kMaxSampledRowsPerGroup,
