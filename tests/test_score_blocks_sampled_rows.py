@@ -74,6 +74,12 @@ def test_sampled_rows_strided_views(device):
     qt = torch.randn(2, 130, 4, 64, device=device).to(torch.bfloat16).transpose(1, 2)
     kt = torch.randn(2, 200, 2, 64, device=device).to(torch.bfloat16).transpose(1, 2)
     check(run(qt, kt, 4), qt, kt, 4)
+    # One sequence of a packed ragged batch, as the serving path passes it: a [None] view of
+    # tokens [70, 200) of [tokens, heads, dim] (its batch stride is never stepped).
+    packed_q = torch.randn(300, 4, 64, device=device).to(torch.bfloat16)
+    packed_k = torch.randn(300, 2, 64, device=device).to(torch.bfloat16)
+    qs, ks = packed_q[70:200].transpose(0, 1)[None], packed_k[:200].transpose(0, 1)[None]
+    check(run(qs, ks, 2), qs, ks, 2)
 
 
 @pytest.mark.parametrize("device", device_params())

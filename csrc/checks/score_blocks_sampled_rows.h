@@ -55,11 +55,13 @@ SampledRowsShape check_score_blocks_sampled_rows_args(const T& q, const T& k, in
 }
 
 // Whether the CUDA kernel may read t as is: it copies 16-byte chunks of each row, so the data
-// and the batch, head and token strides must be 16-byte aligned (else the caller copies).
+// and the batch, head and token strides it steps must be 16-byte aligned (else the caller
+// copies). A dim of size 1 is never stepped (a [None] view of packed tokens keeps any stride).
 template <typename T>
 bool sampled_rows_aligned(const T& t) {
-  return reinterpret_cast<uintptr_t>(t.const_data_ptr()) % 16 == 0 && t.stride(0) % 8 == 0 &&
-         t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0;
+  auto stepped_aligned = [&](int dim) { return t.size(dim) <= 1 || t.stride(dim) % 8 == 0; };
+  return reinterpret_cast<uintptr_t>(t.const_data_ptr()) % 16 == 0 && stepped_aligned(0) &&
+         stepped_aligned(1) && stepped_aligned(2);
 }
 
 template <typename T>
