@@ -124,12 +124,16 @@ def test_sampled_rows_errors_name_the_argument(device):
     assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k, 65), "rows")
     assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k, 4, -1.0), "softmax_scale")
     assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k.transpose(2, 3), 4), "k")
+    assert_raises_naming(lambda: o.score_blocks_sampled_rows(q[:, :0], k, 4), "q")
     if device == "cuda":
         assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k.cpu(), 4), "k")
         assert_raises_naming(lambda: o.score_blocks_sampled_rows(q.float(), k.float(), 4), "q")
         q96 = torch.randn(1, 4, 100, 96, device=device).to(torch.bfloat16)
         k96 = torch.randn(1, 2, 100, 96, device=device).to(torch.bfloat16)
         assert_raises_naming(lambda: o.score_blocks_sampled_rows(q96, k96, 4), "q")
+        # A scale that rounds to 0 (or overflows) in the kernel's float32 math.
+        assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k, 4, 1e-46), "softmax_scale")
+        assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k, 4, 1e39), "softmax_scale")
         # 4 query heads per KV head x 33 rows = 132 rows, over the 128 of a CUDA block.
         assert_raises_naming(lambda: o.score_blocks_sampled_rows(q, k[:, :1], 33), "rows")
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 
@@ -38,6 +39,7 @@ SampledRowsShape check_score_blocks_sampled_rows_args(const T& q, const T& k, in
   SW_CHECK_ARG(k.size(0) == s.batch && k.size(3) == s.head_dim, op, "k", "must be [batch=", s.batch,
                ", num_kv_heads, num_keys, head_dim=", s.head_dim, "] to match 'q' ", q.sizes(),
                ", got ", k.sizes());
+  SW_CHECK_ARG(s.num_q_heads >= 1, op, "q", "must have at least one head, got shape ", q.sizes());
   SW_CHECK_ARG(s.num_kv_heads >= 1 && s.num_q_heads % s.num_kv_heads == 0, op, "k", "has ",
                s.num_kv_heads, " kv heads, which must divide the ", s.num_q_heads,
                " heads of 'q' (GQA)");
@@ -66,9 +68,14 @@ bool sampled_rows_aligned(const T& t) {
 
 template <typename T>
 void check_score_blocks_sampled_rows_cuda_limits(const T& q, const SampledRowsShape& s,
-                                                 int64_t rows) {
+                                                 int64_t rows, std::optional<double> softmax_scale) {
   constexpr const char* op = "score_blocks_sampled_rows";
   check_tensor_core_input(q, op, "q", s.head_dim);
+  // The kernel scales logits in float32: a scale that rounds to 0 or to inf there would turn
+  // every probability into NaN.
+  const double scale = softmax_scale_or_default(softmax_scale, s.head_dim);
+  SW_CHECK_ARG(std::isnormal(static_cast<float>(scale) * kLog2e), op, "softmax_scale",
+               "must be a normal float32 on CUDA (times log2(e)), got ", scale);
   SW_CHECK_ARG((s.num_q_heads / s.num_kv_heads) * rows <= kMaxSampledRowsPerGroup, op, "rows",
                "times the ", s.num_q_heads / s.num_kv_heads,
                " query heads of a KV group must be at most ", kMaxSampledRowsPerGroup,

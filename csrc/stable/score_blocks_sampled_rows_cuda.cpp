@@ -25,7 +25,7 @@ Tensor score_blocks_sampled_rows_cuda(Tensor q, Tensor k, int64_t rows,
   constexpr const char* op = "score_blocks_sampled_rows";
   check_cuda(q, op, "q");
   const SampledRowsShape s = check_score_blocks_sampled_rows_args(q, k, rows, softmax_scale);
-  check_score_blocks_sampled_rows_cuda_limits(q, s, rows);
+  check_score_blocks_sampled_rows_cuda_limits(q, s, rows, softmax_scale);
   const torch::stable::accelerator::DeviceGuard guard(q.get_device_index());
   const int64_t shape[] = {s.batch, s.num_kv_heads, s.num_q_blocks, s.num_k_blocks};
   using torch::headeronly::ScalarType;
