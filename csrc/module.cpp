@@ -8,6 +8,7 @@
 
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
+#include "sketchwalk/sampled_rows.h"
 
 static struct PyModuleDef sketchwalk_module = {PyModuleDef_HEAD_INIT, "_C",
                                                "sketchwalk ops (registered into torch.ops.sketchwalk)",
@@ -31,7 +32,8 @@ PyMODINIT_FUNC PyInit__C(void) {
   }
   if (PyModule_AddIntConstant(m, "BLOCK_SIZE", sketchwalk::kIndexBlockSize) != 0 ||
       PyModule_AddIntConstant(m, "MAX_SKETCH_HEAD_DIM", sketchwalk::kMaxSketchHeadDim) != 0 ||
-      PyModule_AddIntConstant(m, "MAX_GRID_YZ", sketchwalk::kMaxGridYZ) != 0) {
+      PyModule_AddIntConstant(m, "MAX_GRID_YZ", sketchwalk::kMaxGridYZ) != 0 ||
+      PyModule_AddIntConstant(m, "MAX_SAMPLED_ROWS", sketchwalk::kMaxSampledRows) != 0) {
     Py_DECREF(m);
     return nullptr;
   }

@@ -11,6 +11,7 @@ def test_limits_come_from_the_extension(sw):
     assert sw.limits.BLOCK_SIZE == B == sw.SketchWalkConfig().block_size
     assert list(sw.limits.ATTENTION_HEAD_DIMS) == ATTN_HEAD_DIMS
     assert sw.limits.MAX_SKETCH_HEAD_DIM == 256 and sw.limits.MAX_GRID_YZ == 65535
+    assert sw.limits.MAX_SAMPLED_ROWS == B  # at most every row of a 64-query block
 
 
 @pytest.mark.parametrize("head_dim", [32, 96])

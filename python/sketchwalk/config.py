@@ -9,6 +9,7 @@ import dataclasses
 import math
 
 from . import scorers
+from .limits import MAX_SAMPLED_ROWS
 
 DECODE_SCORERS = scorers.BUILTIN_DECODE_SCORERS  # and those registered (scorers.py)
 # The authors' budget knobs (docs/spec.md, "Shapes and defaults"), used by both of their phases.
@@ -155,9 +156,10 @@ class SketchWalkConfig:
                 f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
                 f"{self.decode_scorer!r}"
             )
-        if not 1 <= self.prefill_score_rows <= 64:
+        if not 1 <= self.prefill_score_rows <= MAX_SAMPLED_ROWS:
             raise ValueError(
-                f"prefill_score_rows must lie in [1, 64], got {self.prefill_score_rows}"
+                f"prefill_score_rows must lie in [1, {MAX_SAMPLED_ROWS}], got "
+                f"{self.prefill_score_rows}"
             )
         if self.prefill_scorer not in scorers.prefill_scorer_names():
             raise ValueError(

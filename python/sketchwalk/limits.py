@@ -13,3 +13,5 @@ MAX_SKETCH_HEAD_DIM: int = _C.MAX_SKETCH_HEAD_DIM
 """Largest head_dim the sketch takes (next_pow2(head_dim) <= this)."""
 MAX_GRID_YZ: int = _C.MAX_GRID_YZ
 """Most batch rows (sequences, head slices) a CUDA launch takes in its grid's y or z."""
+MAX_SAMPLED_ROWS: int = _C.MAX_SAMPLED_ROWS
+"""Most sampled query rows per 64-query block and head of score_blocks_sampled_rows."""

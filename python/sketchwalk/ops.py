@@ -11,7 +11,7 @@ import functools
 
 import torch
 
-from .limits import ATTENTION_HEAD_DIMS
+from .limits import ATTENTION_HEAD_DIMS, MAX_SAMPLED_ROWS
 
 _ops = torch.ops.sketchwalk
 _DIMS = "{" + ", ".join(map(str, ATTENTION_HEAD_DIMS)) + "}"  # as the C++ checks print them
@@ -1124,7 +1124,10 @@ def _(q, k, rows, softmax_scale=None):
     _check_rank(op, "q", q, 4)
     _check_rank(op, "k", k, 4)
     torch._check(
-        k.shape[0] == q.shape[0] and k.shape[3] == q.shape[3] and q.shape[1] % k.shape[1] == 0,
+        k.shape[0] == q.shape[0]
+        and k.shape[3] == q.shape[3]
+        and k.shape[1] >= 1
+        and q.shape[1] % k.shape[1] == 0,
         lambda: (
             f"sketchwalk.{op}: argument 'k' must be [batch, num_kv_heads, num_keys, head_dim] "
             f"with num_kv_heads dividing the heads of 'q' {tuple(q.shape)}, got {tuple(k.shape)}"
@@ -1135,7 +1138,8 @@ def _(q, k, rows, softmax_scale=None):
         lambda: f"sketchwalk.{op}: argument 'q' holds more queries than 'k' holds keys",
     )
     torch._check(
-        1 <= rows <= 64, lambda: f"sketchwalk.{op}: argument 'rows' must lie in [1, 64], got {rows}"
+        1 <= rows <= MAX_SAMPLED_ROWS,
+        lambda: f"sketchwalk.{op}: argument 'rows' must lie in [1, {MAX_SAMPLED_ROWS}], got {rows}",
     )
     return q.new_empty(
         (q.shape[0], k.shape[1], (q.shape[2] + 63) // 64, (k.shape[2] + 63) // 64),
