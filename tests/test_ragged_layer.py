@@ -452,3 +452,22 @@ def test_pooled_decode_steps_equal_the_stacked_steps(sw, device):
     for a, b in zip(pooled, stacked):
         assert torch.equal(a, b)
     assert_same_states(stacked_states, pooled_states, layer_idx)
+
+
+def test_ragged_sampled_rows_scorer_equals_each_sequence_alone(sw):
+    # prefill_scorer="sampled_rows" ranks each sequence of a ragged step on its own rows (strided
+    # views of the packed tokens): a prefill step, then a chunk, as each sequence alone.
+    cfg = sw.SketchWalkConfig(dense_layers=0, prefill_scorer="sampled_rows", prefill_score_rows=2)
+    qkvs = qkv(LENS)
+    alone = [sw.SketchWalkState(cfg) for _ in LENS]
+    ragged = [sw.SketchWalkState(cfg) for _ in LENS]
+    for step, spans in enumerate(([(0, t - 60) for t in LENS], [(t - 60, t) for t in LENS])):
+        got, _ = ragged_step(sw, cfg, qkvs, range(len(LENS)), spans, 0, ragged)
+        want = [
+            sw.sketchwalk_attention(q[:, :, s:e], k[:, :, :e], v[:, :, :e], 0, st)
+            for q, k, v, (s, e), st in zip(*qkvs, spans, alone)
+        ]
+        assert torch.equal(got, packed(want))
+        assert [a.last_density for a in alone] == [r.last_density for r in ragged]
+        if step == 0:
+            assert alone[2].last_density[0] < 0.95  # the long prefill is sparse
