@@ -59,6 +59,33 @@ def test_sampled_rows_many_rows_per_group(device):
     check(run(q, k, 8), q, k, 8)
 
 
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("blocks", [2, 4, 128])
+@pytest.mark.parametrize(
+    "tq,tk,hq,hkv,rows",
+    [(650, 700, 4, 2, 2), (1000, 1000, 1, 1, 1), (130, 1000, 8, 1, 4), (2000, 2100, 6, 2, 5)],
+)
+def test_sampled_rows_several_query_blocks_per_cta(
+    monkeypatch, device, blocks, tq, tk, hq, hkv, rows
+):
+    # The CUDA scorer's CTA takes several consecutive query blocks (SKETCHWALK_SAMPLED_ROWS_BLOCKS
+    # forces how many; capped to 128 rows): a partial last CTA (11 blocks by 4), blocks whose rows
+    # end before the CTA's last block's (masked in the shared sweep), 15 rows a block (8 of them in
+    # 120 rows). The CPU path ignores the variable.
+    monkeypatch.setenv("SKETCHWALK_SAMPLED_ROWS_BLOCKS", str(blocks))
+    q = torch.randn(1, hq, tq, 64, device=device).to(torch.bfloat16)
+    k = torch.randn(1, hkv, tk, 64, device=device).to(torch.bfloat16)
+    check(run(q, k, rows), q, k, rows)
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_sampled_rows_long_sequence(device):
+    # 266 query blocks of one KV head: the launcher's own choice puts 2 in a CTA on a 132-SM GPU.
+    q = torch.randn(1, 2, 17000, 64, device=device).to(torch.bfloat16)
+    k = torch.randn(1, 1, 17000, 64, device=device).to(torch.bfloat16)
+    check(run(q, k, 1), q, k, 1)
+
+
 def test_sampled_rows_float32_on_cpu():
     q = torch.randn(2, 4, 100, 96, dtype=torch.float32)
     k = torch.randn(2, 2, 170, 96, dtype=torch.float32)

@@ -7,7 +7,8 @@ Per length, at Llama-3.1-8B shapes (batch 1, 32 query / 8 KV heads, head_dim 128
 (select_prefill_blocks), the whole layer (sketchwalk_attention: selection + sparse_prefill), the
 selection's share of the layer and the density it kept; for sampled_rows also the scorer op
 alone (ops.score_blocks_sampled_rows) with its FLOPs (2 passes x 2 x head_dim per visible
-(sampled row, key) pair) and the rate it reaches.
+(sampled row, key) pair) and the rate it reaches, at the launcher's choice of query blocks per CTA
+and at each count of --cta-blocks (SKETCHWALK_SAMPLED_ROWS_BLOCKS; 1 = one block a CTA).
 
     python -m bench.python.bench_prefill_scorers --tokens 8192 32768 131072 \\
         --out bench/results/prefill_scorers_<gpu>_<commit>
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 
 import torch
 
@@ -41,7 +43,23 @@ def sampled_rows_flops(num_tokens: int, num_q_heads: int, rows: int, head_dim: i
     return 2 * 2 * head_dim * pairs * num_q_heads
 
 
-def bench_length(num_tokens: int, hq: int, hkv: int, head_dim: int, rows_out: list) -> None:
+def time_scorer_op(q, k, rows: int, cta_blocks: int) -> float:
+    """ms of the scorer op alone with `cta_blocks` query blocks per CTA (0: the launcher's)."""
+    name = "SKETCHWALK_SAMPLED_ROWS_BLOCKS"
+    old = os.environ.pop(name, None)
+    if cta_blocks:
+        os.environ[name] = str(cta_blocks)
+    try:
+        return bench_ms(lambda: ops.score_blocks_sampled_rows(q, k, rows))
+    finally:
+        os.environ.pop(name, None)
+        if old is not None:
+            os.environ[name] = old
+
+
+def bench_length(
+    num_tokens: int, hq: int, hkv: int, head_dim: int, cta_blocks: list[int], rows_out: list
+) -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     gen = torch.Generator(device="cuda").manual_seed(num_tokens)
@@ -78,9 +96,12 @@ def bench_length(num_tokens: int, hq: int, hkv: int, head_dim: int, rows_out: li
             layer_vs_dense=t_dense / t_layer,
         )
         if rows is not None:
-            t_op = bench_ms(lambda: ops.score_blocks_sampled_rows(q, k, rows))
+            t_op = time_scorer_op(q, k, rows, 0)
             flops = sampled_rows_flops(num_tokens, hq, rows, head_dim)
             row.update(scorer_op_ms=t_op, scorer_tflops=flops / t_op / 1e9)
+            row["scorer_op_ms_by_cta_blocks"] = {
+                n: time_scorer_op(q, k, rows, n) for n in cta_blocks
+            }
         rows_out.append(row)
         print(json.dumps(row), flush=True)
     torch.cuda.empty_cache()
@@ -97,8 +118,8 @@ def write_markdown(env: dict, rows: list[dict], path: str) -> None:
         "Default knobs; times are medians of CUDA-event timings; share = selection / whole layer.",
         "",
         "| tokens | heads q/kv | scorer | density | selection ms | layer ms | share | "
-        "dense / layer | scorer op ms | scorer TFLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "dense / layer | scorer op ms | scorer TFLOP/s | op ms at n blocks per CTA |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -106,7 +127,9 @@ def write_markdown(env: dict, rows: list[dict], path: str) -> None:
             f"{f(r.get('density'), '.3f')} | {f(r.get('selection_ms'), '.3f')} | "
             f"{f(r['layer_ms'], '.3f')} | {f(r.get('selection_share'), '.1%')} | "
             f"{f(r.get('layer_vs_dense'), '.2f')} | {f(r.get('scorer_op_ms'), '.3f')} | "
-            f"{f(r.get('scorer_tflops'), '.0f')} |"
+            f"{f(r.get('scorer_tflops'), '.0f')} | "
+            + ", ".join(f"{n}: {t:.3f}" for n, t in r.get("scorer_op_ms_by_cta_blocks", {}).items())
+            + " |"
         )
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -118,13 +141,19 @@ def main() -> None:
     parser.add_argument(
         "--heads", default="32,8,128", help="q heads, KV heads, head_dim (default Llama-3.1-8B)"
     )
+    parser.add_argument(
+        "--cta-blocks",
+        default="1",
+        help="comma-separated query blocks per CTA to time the scorer op at besides the launcher's",
+    )
     parser.add_argument("--out", required=True, help="output stem (.md and .json added)")
     args = parser.parse_args()
     hq, hkv, head_dim = (int(x) for x in args.heads.split(","))
+    cta_blocks = [int(x) for x in args.cta_blocks.split(",") if x]
     env = environment()
     rows: list[dict] = []
     for t in args.tokens:
-        bench_length(t, hq, hkv, head_dim, rows)
+        bench_length(t, hq, hkv, head_dim, cta_blocks, rows)
     write_markdown(env, rows, args.out + ".md")
     with open(args.out + ".json", "w") as fh:
         json.dump({"environment": env, "rows": rows}, fh, indent=1, default=str)

@@ -203,6 +203,8 @@ struct SampledRowsParams {
   int num_queries, num_keys;            // queries end at the last key (num_queries <= num_keys)
   int rows;                             // sampled rows per query block and head, 1..64
   int num_q_blocks, num_k_blocks;       // ceil(num_queries / 64), ceil(num_keys / 64)
+  int q_blocks_per_cta;                 // consecutive query blocks one CTA scores (launcher's
+                                        // choice, sampled_rows.h); their rows share each K tile
   float softmax_scale;
 };
 

@@ -2,13 +2,16 @@
 // softmax of a few sampled query rows per query block, summed per key block, on tensor cores
 // (mma.sync m16n8k16, ldmatrix, cp.async K pipeline of tile_load_sm80.cuh).
 //
-// One CTA = (query block i, KV group g, sequence b): its rows are the group's query heads x the
-// sampled rows (sampled_rows.h), padded to kMTiles m16 tiles, held in shared memory. Four warps
+// One CTA = (params.q_blocks_per_cta consecutive query blocks, KV group g, sequence b): its rows
+// are those blocks x the group's query heads x the sampled rows (sampled_rows.h), padded to
+// kMTiles m16 tiles, held in shared memory; every K tile it loads serves all of them (the
+// scorer is bound by that traffic, not by its math). Four warps
 // sweep the causal key tiles (64 keys, one key block) together, each taking 16 keys of a tile
 // for every row. Two sweeps: the first keeps each row's running max and sum (online softmax,
 // log2 domain), merged over the quad and the warps into the row's log-sum-exp; the second
 // recomputes the logits, turns them into probabilities and sums them over the tile's keys and
-// every row: one float per key block, written once. The logits are computed twice: the scorer
+// each query block's rows: one float per (query block, key block), written once. The sweep runs
+// to the CTA's last block's limit; an earlier block's rows are masked past their own. The logits are computed twice: the scorer
 // costs 2 * rows / 64 of a dense QK^T over the causal keys of its rows (bench/RESULTS.md).
 // Padding rows and keys after a row's query are masked to probability 0 (never NaN: a real
 // row always sees key 0). fp16 / bf16, head_dim 64 / 128.
@@ -71,21 +74,30 @@ __global__ void __launch_bounds__(T::kNumThreads)
   Element* k_smem = q_smem + T::kQTileElems;              // [kStages][64][kHeadDim], swizzled
   __shared__ float stat_max[T::kNumWarps][T::kRows];       // raw logits
   __shared__ float stat_sum[T::kNumWarps][T::kRows];
-  __shared__ float tile_part[2][T::kNumWarps];              // per-warp mass of a tile (by parity)
+  __shared__ float tile_mass[2][T::kRows];                  // per query block of a tile (by parity)
 
   const int tid = threadIdx.x;
   const int lane = tid % 32;
   const int warp = tid / 32;
   const int g = lane / 4;
   const int c = lane % 4;
-  const int q_block = gridDim.x - 1 - blockIdx.x;  // heavy (late) query blocks first
+  // Heavy (late) query blocks first: CTA x = gridDim.x - 1 takes blocks [0, q_blocks_per_cta).
+  const int first_q_block = (gridDim.x - 1 - blockIdx.x) * params.q_blocks_per_cta;
+  const int cta_q_blocks = min(params.q_blocks_per_cta, params.num_q_blocks - first_q_block);
   const int kv_head = blockIdx.y;
   const int b = blockIdx.z;
   const int group = params.num_q_heads / params.num_kv_heads;
-  const int live_rows = group * params.rows;  // <= kRows (checked on the host)
+  const int rows_per_block = group * params.rows;
+  const int live_rows = cta_q_blocks * rows_per_block;  // <= kRows (the launcher's choice)
   const int key_offset = params.num_keys - params.num_queries;
+  // Row r = (query block r / rows_per_block of the CTA, head h of the group, sampled row j):
+  // r % rows_per_block = h * rows + j. Its query index:
+  auto row_query = [&](int r) {
+    return sampled_row_query(first_q_block + r / rows_per_block, r % params.rows, params.rows,
+                             params.num_queries);
+  };
 
-  // Q rows: row r = (head h of the group, sampled row j), r = h * rows + j; padding rows zero.
+  // Q rows; padding rows zero.
   const Element* q_base = static_cast<const Element*>(params.q) + b * params.q_batch_stride;
   for (int idx = tid; idx < T::kRows * kChunks; idx += T::kNumThreads) {
     const int r = idx / kChunks;
@@ -93,27 +105,28 @@ __global__ void __launch_bounds__(T::kNumThreads)
     const bool live = r < live_rows;
     const Element* src = q_base;
     if (live) {
-      const int head = kv_head * group + r / params.rows;
-      const int t = sampled_row_query(q_block, r % params.rows, params.rows, params.num_queries);
-      src += head * params.q_head_stride + static_cast<int64_t>(t) * params.q_token_stride + chunk * kE;
+      const int head = kv_head * group + (r % rows_per_block) / params.rows;
+      src += head * params.q_head_stride + static_cast<int64_t>(row_query(r)) * params.q_token_stride +
+             chunk * kE;
     }
     sm80::cp_async_16(sm80::smem_u32(q_smem + detail::swizzle<kHeadDim, kE>(r, chunk)), src, live);
   }
+  for (int i = tid; i < 2 * T::kRows; i += T::kNumThreads) (&tile_mass[0][0])[i] = 0.f;
 
-  // This thread's rows (g and g + 8 of each m-tile): the last key each may see (-1: padding).
-  int key_limit[kMTiles][2];
+  // This thread's rows (g and g + 8 of each m-tile): the last key each may see (-1: padding),
+  // and the CTA's query block each belongs to (-1: padding).
+  int key_limit[kMTiles][2], row_block[kMTiles][2];
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = mt * 16 + g + 8 * h;
-      key_limit[mt][h] =
-          r < live_rows
-              ? key_offset + sampled_row_query(q_block, r % params.rows, params.rows, params.num_queries)
-              : -1;
+      const bool live = r < live_rows;
+      key_limit[mt][h] = live ? key_offset + row_query(r) : -1;
+      row_block[mt][h] = live ? r / rows_per_block : -1;
     }
-  // The latest sampled row is the block's last (j = rows - 1): its key limit bounds the sweep.
-  const int max_limit = key_offset + sampled_row_query(q_block, params.rows - 1, params.rows, params.num_queries);
+  // The latest sampled row is the last block's last (j = rows - 1): its key limit bounds the sweep.
+  const int max_limit = key_offset + row_query(live_rows - 1);
   const int num_tiles = max_limit / T::kBlockN + 1;
 
   const Element* k_base = static_cast<const Element*>(params.k) + b * params.k_batch_stride +
@@ -172,10 +185,11 @@ __global__ void __launch_bounds__(T::kNumThreads)
 
   // One sweep over the causal key tiles. kMass false: running max / sum per row. kMass true:
   // probabilities against row_lse, summed per tile over the keys and rows into scores.
-  float* scores_row = params.scores +
-                      ((static_cast<int64_t>(b) * params.num_kv_heads + kv_head) * params.num_q_blocks +
-                       q_block) * params.num_k_blocks;
-  const float inv_rows = 1.f / static_cast<float>(live_rows);
+  // Row of the CTA's first query block; block q of the CTA's at scores_first + q * num_k_blocks.
+  float* scores_first = params.scores +
+                        ((static_cast<int64_t>(b) * params.num_kv_heads + kv_head) * params.num_q_blocks +
+                         first_q_block) * params.num_k_blocks;
+  const float inv_rows = 1.f / static_cast<float>(rows_per_block);
   auto sweep = [&](auto mass_pass) {
     constexpr bool kMass = decltype(mass_pass)::value;
     load_k(0, 0);
@@ -205,26 +219,30 @@ __global__ void __launch_bounds__(T::kNumThreads)
             row_sum[mt][h] = sum;
           }
       } else {
-        float total = 0.f;
+        // Each row's probability over this warp's 16 keys (its quad's 4 lanes hold 4 each), added
+        // into its query block's mass of the tile.
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-          for (int nt = 0; nt < 2; ++nt)
+          for (int h = 0; h < 2; ++h) {
+            float p = 0.f;
 #pragma unroll
-            for (int e = 0; e < 4; ++e)
-              if (s[mt][nt][e] != -INFINITY)
-                total += sm80::exp2_approx(fmaf(s[mt][nt][e], scale_log2, -row_lse[mt][e / 2]));
+            for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-        for (int off = 16; off > 0; off /= 2) total += __shfl_xor_sync(0xffffffffu, total, off);
-        if (lane == 0) tile_part[tile % 2][warp] = total;
+              for (int e = 0; e < 2; ++e)
+                if (s[mt][nt][2 * h + e] != -INFINITY)
+                  p += sm80::exp2_approx(fmaf(s[mt][nt][2 * h + e], scale_log2, -row_lse[mt][h]));
+            p += __shfl_xor_sync(0xffffffffu, p, 1);
+            p += __shfl_xor_sync(0xffffffffu, p, 2);
+            if (c == 0 && p != 0.f) atomicAdd(&tile_mass[tile % 2][row_block[mt][h]], p);
+          }
       }
-      __syncthreads();  // the stage is free for the next load; tile_part[tile % 2] is complete
+      __syncthreads();  // the stage is free for the next load; tile_mass[tile % 2] is complete
       if constexpr (kMass) {
-        if (tid == 0) {
-          float total = 0.f;
-#pragma unroll
-          for (int w = 0; w < T::kNumWarps; ++w) total += tile_part[tile % 2][w];
-          scores_row[tile] = total * inv_rows;
+        // Written, then cleared for tile + 2: its adds come after the next tile's barrier.
+        for (int q = tid; q < cta_q_blocks; q += T::kNumThreads) {
+          scores_first[static_cast<int64_t>(q) * params.num_k_blocks + tile] = tile_mass[tile % 2][q] * inv_rows;
+          tile_mass[tile % 2][q] = 0.f;
         }
       }
     }
@@ -269,8 +287,11 @@ __global__ void __launch_bounds__(T::kNumThreads)
       row_lse[mt][h] = ref + log2f(l);
     }
   sweep(std::true_type{});
-  // Key blocks past the latest row's limit hold no probability.
-  for (int blk = num_tiles + tid; blk < params.num_k_blocks; blk += T::kNumThreads) scores_row[blk] = 0.f;
+  // Key blocks past the latest row's limit hold no probability (nor, in the sweep, those past an
+  // earlier block's own rows: their probabilities are 0).
+  const int tail = params.num_k_blocks - num_tiles;
+  for (int idx = tid; idx < cta_q_blocks * tail; idx += T::kNumThreads)
+    scores_first[static_cast<int64_t>(idx / tail) * params.num_k_blocks + num_tiles + idx % tail] = 0.f;
 }
 
 }  // namespace sampled_rows
