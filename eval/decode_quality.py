@@ -90,6 +90,8 @@ class Method:
 P20, P10, NARROW20, NARROW10 = eq.P20, eq.P10, eq.NARROW20, eq.NARROW10
 # The ~20% prefill knobs with the default decode split (~20% decode density).
 P20_DEC20 = {k: v for k, v in P20.items() if not k.startswith("decode_")}
+# The package's sampled-row scorer at 2 rows (docs/spec.md section 11).
+SR2 = {"prefill_scorer": "sampled_rows", "prefill_score_rows": 2}
 
 METHODS = {
     "dense": Method("dense", None),
@@ -138,13 +140,18 @@ METHODS = {
     # The package's built-in sampled-row scorer (docs/spec.md section 11, its CUDA kernel): the
     # same ranking as rows*_ above, as users run it.
     "sr4_default": Method("sr4_default", {"prefill_scorer": "sampled_rows"}),
-    "sr2_default": Method(
-        "sr2_default", {"prefill_scorer": "sampled_rows", "prefill_score_rows": 2}
-    ),
+    "sr2_default": Method("sr2_default", SR2),
     "sr1_default": Method(
         "sr1_default", {"prefill_scorer": "sampled_rows", "prefill_score_rows": 1}
     ),
     "sr4_20": Method("sr4_20", {**P20_DEC20, "prefill_scorer": "sampled_rows"}),
+    "sr2_20": Method(
+        "sr2_20", {**P20_DEC20, "prefill_scorer": "sampled_rows", "prefill_score_rows": 2}
+    ),
+    # One selection per KV group from the groups' own sampled rows (prefill_selection "kv_group",
+    # docs/spec.md section 8), not their mean.
+    "sr2_kvg_default": Method("sr2_kvg_default", {**SR2, "prefill_selection": "kv_group"}),
+    "sr2_kvg_20": Method("sr2_kvg_20", {**P20_DEC20, **SR2, "prefill_selection": "kv_group"}),
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.

@@ -454,10 +454,16 @@ def test_pooled_decode_steps_equal_the_stacked_steps(sw, device):
     assert_same_states(stacked_states, pooled_states, layer_idx)
 
 
-def test_ragged_sampled_rows_scorer_equals_each_sequence_alone(sw):
+@pytest.mark.parametrize("selection", ["layer", "kv_group"])
+def test_ragged_sampled_rows_scorer_equals_each_sequence_alone(sw, selection):
     # prefill_scorer="sampled_rows" ranks each sequence of a ragged step on its own rows (strided
     # views of the packed tokens): a prefill step, then a chunk, as each sequence alone.
-    cfg = sw.SketchWalkConfig(dense_layers=0, prefill_scorer="sampled_rows", prefill_score_rows=2)
+    cfg = sw.SketchWalkConfig(
+        dense_layers=0,
+        prefill_scorer="sampled_rows",
+        prefill_score_rows=2,
+        prefill_selection=selection,
+    )
     qkvs = qkv(LENS)
     alone = [sw.SketchWalkState(cfg) for _ in LENS]
     ragged = [sw.SketchWalkState(cfg) for _ in LENS]

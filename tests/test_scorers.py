@@ -51,18 +51,23 @@ def test_registered_prefill_scorer_equals_builtin_sketch(sw):
     )
 
 
-@pytest.mark.parametrize("rows", [4, 1])
-def test_builtin_sampled_rows_scorer_equals_its_reference(sw, rows):
+@pytest.mark.parametrize("rows,selection", [(4, "layer"), (1, "layer"), (2, "kv_group")])
+def test_builtin_sampled_rows_scorer_equals_its_reference(sw, rows, selection):
     # prefill_scorer="sampled_rows" (docs/spec.md section 11) = the float64 reference's scores,
-    # averaged over the KV groups, under the same selection rule (no walk), prefill and chunk.
+    # averaged over the KV groups ("layer") or one selection per group ("kv_group"), under the
+    # same selection rule (no walk), prefill and chunk.
     import reference as R
 
     def reference_scores(q, k, layer_idx, state):
-        return R.score_blocks_sampled_rows(q, k, rows).mean(dim=1).float()
+        scores = R.score_blocks_sampled_rows(q, k, rows).float()
+        return scores.flatten(0, 1) if selection == "kv_group" else scores.mean(dim=1)
 
     sw.scorers.register_prefill_scorer("test_sampled_rows_ref", reference_scores)
     builtin = sw.SketchWalkConfig(
-        dense_layers=0, prefill_scorer="sampled_rows", prefill_score_rows=rows
+        dense_layers=0,
+        prefill_scorer="sampled_rows",
+        prefill_score_rows=rows,
+        prefill_selection=selection,
     )
     plugged = dataclasses.replace(builtin, prefill_scorer="test_sampled_rows_ref")
     q, k, v = torch.randn(1, 6, 700, 64), torch.randn(1, 2, 700, 64), torch.randn(1, 2, 700, 64)
@@ -136,8 +141,14 @@ def test_scorer_config_refusals(sw):
     assert_raises_naming(lambda: sw.SketchWalkConfig(prefill_scorer="nope"), "prefill_scorer")
     assert_raises_naming(lambda: sw.SketchWalkConfig(decode_scorer="nope"), "decode_scorer")
     sw.scorers.register_prefill_scorer("test_sketch", sketch_scores(sw))
-    with pytest.raises(ValueError, match="prefill_selection"):
-        sw.SketchWalkConfig(prefill_scorer="test_sketch", prefill_selection="kv_group")
+    # Under "kv_group" a scorer returns one row per (sequence, KV group): the layer-wide shape is
+    # refused, naming the one expected.
+    cfg = sw.SketchWalkConfig(
+        dense_layers=0, prefill_scorer="test_sketch", prefill_selection="kv_group"
+    )
+    q = torch.randn(1, 4, 100, 64)
+    with pytest.raises(ValueError, match=r"\(2, 2, 2\)"):
+        sw.sketchwalk_attention(q, q[:, :2], q[:, :2], 0, sw.SketchWalkState(cfg))
     with pytest.raises(ValueError, match="walk"):
         sw.SketchWalkConfig(prefill_scorer="test_sketch", decode_scorer="walk")
     with pytest.raises(ValueError, match="built in"):

@@ -222,7 +222,8 @@ def _registered_scores(q, k, layer_idx: int, state: SketchWalkState) -> torch.Te
     """The block scores of the config's registered prefill scorer, shape-checked."""
     cfg = state.config
     scores = scorers.prefill_scorer(cfg.prefill_scorer)(q, k, layer_idx, state)
-    want = (q.shape[0], -(-q.shape[2] // cfg.block_size), -(-k.shape[2] // cfg.block_size))
+    rows = q.shape[0] * (k.shape[1] if cfg.prefill_selection == "kv_group" else 1)
+    want = (rows, -(-q.shape[2] // cfg.block_size), -(-k.shape[2] // cfg.block_size))
     if tuple(scores.shape) != want or scores.dtype != torch.float32:
         raise ValueError(
             f"prefill_scorer {cfg.prefill_scorer!r} must return float32 {want}, got "

@@ -79,9 +79,10 @@ class SketchWalkConfig:
 
     prefill_scorer: str = "sketch_walk"
     """How a prefill ranks key blocks: "sketch_walk" (docs/spec.md sections 1-3) or a scorer
-    registered with sketchwalk.scorers.register_prefill_scorer (e.g. eval/'s oracle). A
-    registered one feeds the same selection rule and needs prefill_selection "layer" and a
-    decode scorer other than "walk" (whose state is the sketch's)."""
+    registered with sketchwalk.scorers.register_prefill_scorer (e.g. eval/'s oracle). Either
+    of the last two feeds the same selection rule, with no walk, and needs a decode scorer other
+    than "walk" (whose state is the sketch's); under prefill_selection "kv_group" it scores each
+    KV group on its own (scorers.PrefillScorer)."""
 
     prefill_score_rows: int = 4
     """Query rows per 64-query block and head that prefill_scorer "sampled_rows" reads (1-64;
@@ -166,13 +167,10 @@ class SketchWalkConfig:
                 f"prefill_scorer must be one of {scorers.prefill_scorer_names()}, got "
                 f"{self.prefill_scorer!r}"
             )
-        if self.prefill_scorer != "sketch_walk" and (
-            self.prefill_selection != "layer" or self.decode_scorer == "walk"
-        ):
+        if self.prefill_scorer != "sketch_walk" and self.decode_scorer == "walk":
             raise ValueError(
-                f"prefill_scorer {self.prefill_scorer!r} needs prefill_selection "
-                "'layer' and a decode_scorer other than 'walk' (the walk decode "
-                "state is built from the sketch)"
+                f"prefill_scorer {self.prefill_scorer!r} needs a decode_scorer other than "
+                "'walk' (the walk decode state is built from the sketch)"
             )
         if self.prefill_selection not in PREFILL_SELECTIONS:
             raise ValueError(

@@ -23,8 +23,10 @@ BUILTIN_PREFILL_SCORERS = ("sketch_walk", "sampled_rows")
 BUILTIN_DECODE_SCORERS = ("keys4", "walk")
 
 # fn(q [B, Hq, Tq, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, ceil(Tq/64),
-# ceil(Tk/64)]: higher ranks first; queries end at the last key (Tq < Tk for a chunk). `state` is
-# the sequence's SketchWalkState (a scorer may carry what it needs between layers there).
+# ceil(Tk/64)], or [B * Hkv, ceil(Tq/64), ceil(Tk/64)] (sequence-major) under the config's
+# prefill_selection "kv_group": higher ranks first; queries end at the last key (Tq < Tk for a
+# chunk). `state` is the sequence's SketchWalkState (a scorer may carry what it needs between
+# layers there).
 PrefillScorer = Callable[[torch.Tensor, torch.Tensor, int, object], torch.Tensor]
 # fn(q [B, Hq, 1, D], k [B, Hkv, Tk, D], layer_idx, state) -> scores float32 [B, 1, ceil(Tk/64)]
 # (one selection for the layer, select_blocks' rule), or [B, Hkv, ceil(Tk/64)] when registered
@@ -82,11 +84,15 @@ def decode_scorer_names() -> tuple[str, ...]:
 
 def sampled_rows_scores(q, k, layer_idx: int, state) -> torch.Tensor:
     """The "sampled_rows" prefill scorer (docs/spec.md section 11): the KV groups' scores of
-    ops.score_blocks_sampled_rows averaged into one layer-wide row per query block."""
+    ops.score_blocks_sampled_rows, averaged into one layer-wide row per query block
+    ([B, Nq, Nk]), or under prefill_selection "kv_group" one row per KV group ([B * Hkv, Nq, Nk],
+    sequence-major: the selection's rows)."""
     from . import ops  # scorers.py is imported by config.py, before the ops are needed
 
-    rows = state.config.prefill_score_rows
-    return ops.score_blocks_sampled_rows(q, k, rows).mean(dim=1)
+    scores = ops.score_blocks_sampled_rows(q, k, state.config.prefill_score_rows)
+    if state.config.prefill_selection == "kv_group":
+        return scores.flatten(0, 1)
+    return scores.mean(dim=1)
 
 
 def prefill_scorer(name: str) -> PrefillScorer:
