@@ -69,13 +69,16 @@ def test_sampled_rows_several_query_blocks_per_cta(
     monkeypatch, device, blocks, tq, tk, hq, hkv, rows
 ):
     # The CUDA scorer's CTA takes several consecutive query blocks (SKETCHWALK_SAMPLED_ROWS_BLOCKS
-    # forces how many; capped to 128 rows): a partial last CTA (11 blocks by 4), blocks whose rows
-    # end before the CTA's last block's (masked in the shared sweep), 15 rows a block (8 of them in
-    # 120 rows). The CPU path ignores the variable.
+    # forces how many; capped to 128 rows and to the blocks there are): a partial last CTA (11
+    # blocks by 4), blocks whose rows end before the CTA's last block's (masked in the shared
+    # sweep), 15 rows a block (8 of them in 120 rows). The CPU path ignores the variable. The sums
+    # run in a fixed order: a second call gives the same bits (selections are reproducible).
     monkeypatch.setenv("SKETCHWALK_SAMPLED_ROWS_BLOCKS", str(blocks))
     q = torch.randn(1, hq, tq, 64, device=device).to(torch.bfloat16)
     k = torch.randn(1, hkv, tk, 64, device=device).to(torch.bfloat16)
-    check(run(q, k, rows), q, k, rows)
+    got = run(q, k, rows)
+    check(got, q, k, rows)
+    assert torch.equal(got, run(q, k, rows))
 
 
 @pytest.mark.parametrize("device", device_params())

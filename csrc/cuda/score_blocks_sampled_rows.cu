@@ -46,7 +46,8 @@ cudaError_t launch_hdim(const SampledRowsParams& p, cudaStream_t stream) {
 cudaError_t run_score_sampled_rows(const SampledRowsParams& params, DType dtype, cudaStream_t stream) {
   if (params.batch == 0 || params.num_kv_heads == 0 || params.num_q_blocks == 0) return cudaSuccess;
   if (params.batch > kMaxGridYZ || params.num_kv_heads > kMaxGridYZ ||
-      params.num_q_heads % params.num_kv_heads != 0 || params.rows < 1 || params.rows > kMaxSampledRows ||
+      params.num_q_heads < params.num_kv_heads || params.num_q_heads % params.num_kv_heads != 0 ||
+      params.rows < 1 || params.rows > kMaxSampledRows ||
       (params.num_q_heads / params.num_kv_heads) * params.rows > kMaxSampledRowsPerGroup ||
       params.num_queries > params.num_keys)
     return cudaErrorInvalidValue;

@@ -24,17 +24,18 @@ constexpr int kMaxSampledRowsPerGroup = 128;
 // takes as many blocks as fit while the grid still covers every SM once (`ctas_per_block_row`
 // = batch * KV heads CTAs per block row); `requested` > 0 (a benchmark's or test's choice)
 // replaces that target, capped to what fits.
+// Never more than the next power of two of num_q_blocks (the m16 tiles are sized by the count).
 SW_HOST_DEVICE int sampled_rows_q_blocks_per_cta(int num_q_blocks, int rows_per_block,
                                                  int ctas_per_block_row, int num_sms,
                                                  int requested) {
+  if (rows_per_block < 1) return 1;
   int fit = 1;
-  while (2 * fit * rows_per_block <= kMaxSampledRowsPerGroup) fit *= 2;
+  while (2 * fit * rows_per_block <= kMaxSampledRowsPerGroup && fit < num_q_blocks) fit *= 2;
+  int n = 1;
   if (requested > 0) {
-    int n = 1;
     while (2 * n <= requested && 2 * n <= fit) n *= 2;
     return n;
   }
-  int n = 1;
   while (2 * n <= fit &&
          static_cast<int64_t>((num_q_blocks + 2 * n - 1) / (2 * n)) * ctas_per_block_row >= num_sms)
     n *= 2;

@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(T::kNumThreads)
   Element* k_smem = q_smem + T::kQTileElems;              // [kStages][64][kHeadDim], swizzled
   __shared__ float stat_max[T::kNumWarps][T::kRows];       // raw logits
   __shared__ float stat_sum[T::kNumWarps][T::kRows];
-  __shared__ float tile_mass[2][T::kRows];                  // per query block of a tile (by parity)
+  __shared__ float row_mass[T::kNumWarps][T::kRows];        // a tile's mass per row and warp
 
   const int tid = threadIdx.x;
   const int lane = tid % 32;
@@ -111,19 +111,15 @@ __global__ void __launch_bounds__(T::kNumThreads)
     }
     sm80::cp_async_16(sm80::smem_u32(q_smem + detail::swizzle<kHeadDim, kE>(r, chunk)), src, live);
   }
-  for (int i = tid; i < 2 * T::kRows; i += T::kNumThreads) (&tile_mass[0][0])[i] = 0.f;
 
-  // This thread's rows (g and g + 8 of each m-tile): the last key each may see (-1: padding),
-  // and the CTA's query block each belongs to (-1: padding).
-  int key_limit[kMTiles][2], row_block[kMTiles][2];
+  // This thread's rows (g and g + 8 of each m-tile): the last key each may see (-1: padding).
+  int key_limit[kMTiles][2];
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = mt * 16 + g + 8 * h;
-      const bool live = r < live_rows;
-      key_limit[mt][h] = live ? key_offset + row_query(r) : -1;
-      row_block[mt][h] = live ? r / rows_per_block : -1;
+      key_limit[mt][h] = r < live_rows ? key_offset + row_query(r) : -1;
     }
   // The latest sampled row is the last block's last (j = rows - 1): its key limit bounds the sweep.
   const int max_limit = key_offset + row_query(live_rows - 1);
@@ -219,8 +215,7 @@ __global__ void __launch_bounds__(T::kNumThreads)
             row_sum[mt][h] = sum;
           }
       } else {
-        // Each row's probability over this warp's 16 keys (its quad's 4 lanes hold 4 each), added
-        // into its query block's mass of the tile.
+        // Each row's probability over this warp's 16 keys (its quad's 4 lanes hold 4 each).
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
@@ -234,15 +229,22 @@ __global__ void __launch_bounds__(T::kNumThreads)
                   p += sm80::exp2_approx(fmaf(s[mt][nt][2 * h + e], scale_log2, -row_lse[mt][h]));
             p += __shfl_xor_sync(0xffffffffu, p, 1);
             p += __shfl_xor_sync(0xffffffffu, p, 2);
-            if (c == 0 && p != 0.f) atomicAdd(&tile_mass[tile % 2][row_block[mt][h]], p);
+            if (c == 0) row_mass[warp][mt * 16 + g + 8 * h] = p;
           }
       }
-      __syncthreads();  // the stage is free for the next load; tile_mass[tile % 2] is complete
+      __syncthreads();  // the stage is free for the next load; row_mass is complete
       if constexpr (kMass) {
-        // Written, then cleared for tile + 2: its adds come after the next tile's barrier.
-        for (int q = tid; q < cta_q_blocks; q += T::kNumThreads) {
-          scores_first[static_cast<int64_t>(q) * params.num_k_blocks + tile] = tile_mass[tile % 2][q] * inv_rows;
-          tile_mass[tile % 2][q] = 0.f;
+        // A warp per query block sums its rows over the 4 warps' keys, in a fixed order (the
+        // scores are the same on every run). row_mass is next written after the next tile's
+        // first barrier, which every reader reaches only when done.
+        for (int q = warp; q < cta_q_blocks; q += T::kNumWarps) {
+          float mass = 0.f;
+          for (int r = q * rows_per_block + lane; r < (q + 1) * rows_per_block; r += 32)
+#pragma unroll
+            for (int w = 0; w < T::kNumWarps; ++w) mass += row_mass[w][r];
+#pragma unroll
+          for (int off = 16; off > 0; off /= 2) mass += __shfl_xor_sync(0xffffffffu, mass, off);
+          if (lane == 0) scores_first[static_cast<int64_t>(q) * params.num_k_blocks + tile] = mass * inv_rows;
         }
       }
     }
