@@ -91,7 +91,7 @@ P20, P10, NARROW20, NARROW10 = eq.P20, eq.P10, eq.NARROW20, eq.NARROW10
 # The ~20% prefill knobs with the default decode split (~20% decode density).
 P20_DEC20 = {k: v for k, v in P20.items() if not k.startswith("decode_")}
 # The package's sampled-row scorer at 2 rows (docs/spec.md section 11).
-SR2 = {"prefill_scorer": "sampled_rows", "prefill_score_rows": 2}
+SR2 = eq.SR2
 
 METHODS = {
     "dense": Method("dense", None),

@@ -204,6 +204,10 @@ NARROW10 = dict(
 )
 
 
+# The package's sampled-row scorer at 2 rows per block and head (docs/spec.md section 11).
+SR2 = dict(prefill_scorer="sampled_rows", prefill_score_rows=2)
+
+
 def methods(args) -> list[Method]:
     d20, d10 = P20, P10
     out = [
@@ -387,6 +391,13 @@ def methods(args) -> list[Method]:
         ),
         # The project's defaults as they are (the narrow split above in prefill; issue 11).
         Method("sketchwalk (defaults)", "sketchwalk", {}, "narrow"),
+        # The package's sampled-row scorer (docs/spec.md section 11, 2 rows) in place of the
+        # sketch + walk, one selection per layer or per KV group, at the defaults and at ~20%.
+        *(
+            Method(f"sampled rows x2 {label}{tag}", "sketchwalk", {**knobs, **SR2, **extra}, "rows")
+            for label, knobs in (("(defaults)", {}), ("~20%", d20))
+            for tag, extra in (("", {}), (", per KV group", {"prefill_selection": "kv_group"}))
+        ),
     ]
     if args.methods:  # ';'-separated: an exact method name, else a substring of names
         names = {m.name for m in out}
