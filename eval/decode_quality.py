@@ -145,9 +145,7 @@ METHODS = {
         "sr1_default", {"prefill_scorer": "sampled_rows", "prefill_score_rows": 1}
     ),
     "sr4_20": Method("sr4_20", {**P20_DEC20, "prefill_scorer": "sampled_rows"}),
-    "sr2_20": Method(
-        "sr2_20", {**P20_DEC20, "prefill_scorer": "sampled_rows", "prefill_score_rows": 2}
-    ),
+    "sr2_20": Method("sr2_20", {**P20_DEC20, **SR2}),
     # One selection per KV group from the groups' own sampled rows (prefill_selection "kv_group",
     # docs/spec.md section 8), not their mean.
     "sr2_kvg_default": Method("sr2_kvg_default", {**SR2, "prefill_selection": "kv_group"}),

@@ -19,12 +19,12 @@ constexpr int kMaxSampledRowsPerGroup = 128;
 
 // How many consecutive query blocks one CTA of the CUDA scorer takes (a power of two): their
 // rows (rows_per_block = group * rows each, at most kMaxSampledRowsPerGroup in all) share each
-// K tile the CTA loads, so the scorer's K traffic falls by that factor. The scorer is bound by
-// that traffic (it does rows_per_block / 64 of a dense QK^T's math per K tile), so the CTA
-// takes as many blocks as fit while the grid still covers every SM once (`ctas_per_block_row`
-// = batch * KV heads CTAs per block row); `requested` > 0 (a benchmark's or test's choice)
-// replaces that target, capped to what fits.
-// Never more than the next power of two of num_q_blocks (the m16 tiles are sized by the count).
+// K tile the CTA loads, so the scorer's K traffic falls by that factor. By count (not yet
+// timed: bench/python/bench_prefill_scorers.py) that traffic, not its rows_per_block / 64 of a
+// dense QK^T's math per K tile, bounds the scorer, so the CTA takes as many blocks as fit while
+// the grid still covers every SM once (`ctas_per_block_row` = batch * KV heads CTAs per block
+// row); `requested` > 0 (a benchmark's or test's choice) replaces that target, capped to what
+// fits. Never more than the next power of two of num_q_blocks (the m16 tiles are sized by it).
 SW_HOST_DEVICE int sampled_rows_q_blocks_per_cta(int num_q_blocks, int rows_per_block,
                                                  int ctas_per_block_row, int num_sms,
                                                  int requested) {
