@@ -99,15 +99,27 @@ def test_paged_step_equals_packed_and_alone(sw, device):
             assert float(density[b]) == pytest.approx(states[b].last_density[2])
 
 
-def test_paged_mixed_step(sw):
+SCORERS = {
+    "sketch": {},
+    # The sampled-row scorer reaches the paged step through the same per-sequence selection as
+    # the ragged one: per layer and per KV group.
+    "sampled_rows": dict(prefill_scorer="sampled_rows", prefill_score_rows=2),
+    "sampled_rows_kv_group": dict(
+        prefill_scorer="sampled_rows", prefill_score_rows=2, prefill_selection="kv_group"
+    ),
+}
+
+
+@pytest.mark.parametrize("scorer", list(SCORERS))
+def test_paged_mixed_step(sw, scorer):
     """One step: a chunk of sequence 0 (over its cached prompt), a decode of sequence 1, and a
     new prompt 2, against each alone."""
-    cfg = sw.SketchWalkConfig()
-    cache = PagedCache(40, 12, 3)
-    keys4 = sw.PagedKeys4Cache(40, HKV, D, "cpu")
+    cfg = sw.SketchWalkConfig(**SCORERS[scorer])
+    cache = PagedCache(64, 24, 3)
+    keys4 = sw.PagedKeys4Cache(64, HKV, D, "cpu")
     q0, k0, v0 = tokens(500, HQ), tokens(500, HKV), tokens(500, HKV)
     q1, k1, v1 = tokens(201, HQ), tokens(201, HKV), tokens(201, HKV)
-    q2, k2, v2 = tokens(130, HQ), tokens(130, HKV), tokens(130, HKV)
+    q2, k2, v2 = tokens(1300, HQ), tokens(1300, HKV), tokens(1300, HKV)
     alone = [sw.SketchWalkState(cfg) for _ in range(3)]
     cache.append(0, k0[:300], v0[:300])
     cache.append(1, k1[:200], v1[:200])
@@ -128,7 +140,7 @@ def test_paged_mixed_step(sw):
     cache.append(0, k0[300:], v0[300:])
     cache.append(1, k1[200:], v1[200:])
     cache.append(2, k2, v2)
-    plan = sw.StepPlan(cfg, [200, 1, 130], [500, 201, 130], page_table=cache.table)
+    plan = sw.StepPlan(cfg, [200, 1, 1300], [500, 201, 1300], page_table=cache.table)
     assert plan.phases() == ("chunk", "decode", "prefill")
     for layer in range(3):
         got = sw.sketchwalk_attention_paged(
@@ -166,6 +178,11 @@ def test_paged_mixed_step(sw):
         want = torch.cat([w[0].transpose(0, 1) for w in want])
         tol = dict(atol=1e-5, rtol=1e-5) if layer < cfg.dense_layers else dict(atol=0, rtol=0)
         torch.testing.assert_close(got, want, **tol, msg=f"layer {layer}")
+    density = sw.paged.paged_density(plan, 2)
+    assert {b: float(d) for b, d in density.items()} == {
+        b: s.last_density[2] for b, s in enumerate(alone)
+    }
+    assert float(density[2]) < 0.9  # the new prompt is ranked by the scorer, not kept whole
 
 
 def test_paged_refusals(sw):
