@@ -8,7 +8,8 @@ Per length, at Llama-3.1-8B shapes (batch 1, 32 query / 8 KV heads, head_dim 128
 selection's share of the layer and the density it kept; for sampled_rows also the scorer op
 alone (ops.score_blocks_sampled_rows) with its FLOPs (2 passes x 2 x head_dim per visible
 (sampled row, key) pair) and the rate it reaches, at the launcher's choice of query blocks per CTA
-and at each count of --cta-blocks (SKETCHWALK_SAMPLED_ROWS_BLOCKS; 1 = one block a CTA).
+and at each count of --cta-blocks (SKETCHWALK_SAMPLED_ROWS_BLOCKS; 1 = one block a CTA); and
+per scorer the selection's largest kernels by GPU time (torch.profiler).
 
     python -m bench.python.bench_prefill_scorers --tokens 8192 32768 131072 \\
         --out bench/results/prefill_scorers_<gpu>_<commit>
@@ -57,6 +58,26 @@ def time_scorer_op(q, k, rows: int, cta_blocks: int) -> float:
             os.environ[name] = old
 
 
+def kernel_times_us(fn, reps: int = 5, top: int = 8) -> dict[str, float]:
+    """GPU microseconds per fn() call of each kernel (and copy) it runs, the `top` largest by name
+    (torch.profiler's CUDA events; names cut to 60 characters)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    totals: dict[str, float] = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            us = getattr(e, "device_time", None) or getattr(e, "cuda_time", 0.0)
+            totals[e.name[:60]] = totals.get(e.name[:60], 0.0) + us / reps
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return {name: round(us, 1) for name, us in ranked}
+
+
 def bench_length(
     num_tokens: int, hq: int, hkv: int, head_dim: int, cta_blocks: list[int], rows_out: list
 ) -> None:
@@ -94,6 +115,7 @@ def bench_length(
             layer_ms=t_layer,
             selection_share=t_select / t_layer,
             layer_vs_dense=t_dense / t_layer,
+            selection_kernels_us=kernel_times_us(lambda: select_prefill_blocks(q, k, LAYER, state)),
         )
         if rows is not None:
             t_op = time_scorer_op(q, k, rows, 0)
@@ -131,6 +153,11 @@ def write_markdown(env: dict, rows: list[dict], path: str) -> None:
             + ", ".join(f"{n}: {t:.3f}" for n, t in r.get("scorer_op_ms_by_cta_blocks", {}).items())
             + " |"
         )
+    lines += ["", "Where the selection's GPU time goes (us per call, largest kernels):", ""]
+    for r in rows:
+        if r.get("selection_kernels_us"):
+            kernels = "; ".join(f"{n} {us}" for n, us in r["selection_kernels_us"].items())
+            lines.append(f"- {r['tokens']} {r['scorer']}: {kernels}")
     with open(path, "w") as fh:
         fh.write("\n".join(lines) + "\n")
 
