@@ -60,22 +60,25 @@ def test_sampled_rows_many_rows_per_group(device):
 
 
 @pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("blocks", [2, 4, 128])
+@pytest.mark.parametrize("blocks", [2, 4, 16, 128])
 @pytest.mark.parametrize(
     "tq,tk,hq,hkv,rows",
     [(650, 700, 4, 2, 2), (1000, 1000, 1, 1, 1), (130, 1000, 8, 1, 4), (2000, 2100, 6, 2, 5)],
 )
+@pytest.mark.parametrize("head_dim", [64, 128])
 def test_sampled_rows_several_query_blocks_per_cta(
-    monkeypatch, device, blocks, tq, tk, hq, hkv, rows
+    monkeypatch, device, blocks, tq, tk, hq, hkv, rows, head_dim
 ):
     # The CUDA scorer's CTA takes several consecutive query blocks (SKETCHWALK_SAMPLED_ROWS_BLOCKS
     # forces how many; capped to 128 rows and to the blocks there are): a partial last CTA (11
     # blocks by 4), blocks whose rows end before the CTA's last block's (masked in the shared
-    # sweep), 15 rows a block (8 of them in 120 rows). The CPU path ignores the variable. The sums
-    # run in a fixed order: a second call gives the same bits (selections are reproducible).
+    # sweep), 15 rows a block (8 of them in 120 rows), every count of m16 tiles at both head dims
+    # (head_dim 128 at 33-64 rows needs the shared-memory opt-in). The CPU path ignores the
+    # variable. The sums run in a fixed order: a second call gives the same bits (selections are
+    # reproducible).
     monkeypatch.setenv("SKETCHWALK_SAMPLED_ROWS_BLOCKS", str(blocks))
-    q = torch.randn(1, hq, tq, 64, device=device).to(torch.bfloat16)
-    k = torch.randn(1, hkv, tk, 64, device=device).to(torch.bfloat16)
+    q = torch.randn(1, hq, tq, head_dim, device=device).to(torch.bfloat16)
+    k = torch.randn(1, hkv, tk, head_dim, device=device).to(torch.bfloat16)
     got = run(q, k, rows)
     check(got, q, k, rows)
     assert torch.equal(got, run(q, k, rows))

@@ -22,7 +22,9 @@ template <typename Element, int kHeadDim, int kMTiles>
 cudaError_t launch_tiles(const SampledRowsParams& p, cudaStream_t stream) {
   using T = sampled_rows::Traits<kHeadDim, kMTiles, Element>;
   auto* kernel = sampled_rows::sampled_rows_kernel<T>;
-  if (T::kSmemBytes > 48 * 1024) {
+  // Dynamic + static shared memory past 48 KiB needs the opt-in, even when the dynamic part
+  // alone fits (the default dynamic limit is 48 KiB minus the static arrays).
+  if (T::kSmemBytes + T::kStaticSmemBytes > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                  static_cast<int>(T::kSmemBytes));
     if (err != cudaSuccess) return err;

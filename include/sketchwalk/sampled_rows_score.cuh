@@ -54,6 +54,10 @@ struct Traits {
   static constexpr int kKTileElems = kBlockN * kHeadDim;
   static constexpr size_t kSmemBytes =
       static_cast<size_t>(kQTileElems + kStages * kKTileElems) * sizeof(Element);
+  // The kernel's static arrays (stat_max, stat_sum, row_mass): with them the CTA needs more than
+  // the default 48 KiB as soon as kSmemBytes + kStaticSmemBytes does (head_dim 128 at 64 rows is
+  // 48 KiB dynamic + 3 KiB static), and the launcher must opt in.
+  static constexpr size_t kStaticSmemBytes = 3 * sizeof(float) * kNumWarps * kRows;
   static_assert(kHeadDim == 64 || kHeadDim == 128, "head_dim must be 64 or 128");
   static_assert(kRows <= kMaxSampledRowsPerGroup, "at most kMaxSampledRowsPerGroup rows");
   static_assert(kKeysPerWarp == 16, "a warp's keys are two n8 tiles");
@@ -75,6 +79,8 @@ __global__ void __launch_bounds__(T::kNumThreads)
   __shared__ float stat_max[T::kNumWarps][T::kRows];       // raw logits
   __shared__ float stat_sum[T::kNumWarps][T::kRows];
   __shared__ float row_mass[T::kNumWarps][T::kRows];        // a tile's mass per row and warp
+  static_assert(sizeof(stat_max) + sizeof(stat_sum) + sizeof(row_mass) == T::kStaticSmemBytes,
+                "Traits::kStaticSmemBytes counts the static arrays (the launcher's opt-in)");
 
   const int tid = threadIdx.x;
   const int lane = tid % 32;
