@@ -369,6 +369,27 @@ def task_new_tokens(task: str, args) -> int:
     return args.max_new_tokens or eq.ruler_new_tokens(task)
 
 
+def halves_on_oom(run_part, part: list, on_split=None) -> list[tuple[list, object]]:
+    """[(part, run_part(part))]; where the GPU runs out of memory, the same for each half of the
+    part in turn (down to one sample, whose failure is raised). Concurrent processes share one
+    GPU (bench/gpu_eval.sh): a batch that fits alone can fail beside them, and the halves give
+    the same greedy answers up to the left padding's batch composition. on_split(len(part)) is
+    called before each split."""
+    try:
+        return [(part, run_part(part))]
+    except torch.OutOfMemoryError:
+        if len(part) <= 1:
+            raise
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if on_split is not None:
+        on_split(len(part))
+    mid = len(part) // 2
+    return halves_on_oom(run_part, part[:mid], on_split) + halves_on_oom(
+        run_part, part[mid:], on_split
+    )
+
+
 def chunks(items: list, size: int) -> list[list]:
     size = size or len(items) or 1
     return [items[i : i + size] for i in range(0, len(items), size)]
@@ -538,7 +559,9 @@ def run(args) -> dict:
             # Needles.
             bar.set_postfix_str(f"{method.name} | needles")
             found, answers, dens = 0, [], []
-            for part in chunks(list(zip(depths, needle_prompts)), batch):
+            rec["oom_splits"] = []  # batch sizes halved after running out of GPU memory
+
+            def needles_part(part):
                 outs = generate_batch(
                     model,
                     tok,
@@ -547,13 +570,19 @@ def run(args) -> dict:
                     args.needle_new_tokens,
                     stop_ids,
                 )
-                dens.append((len(part), *batch_densities(layer_densities(model, method, cfg), cfg)))
-                for (depth, _), o in zip(part, outs):
-                    o["depth"] = depth
-                    o["found"] = value in o["pred"]
-                    found += o["found"]
-                    answers.append(o)
-                bar.update(len(part))
+                return outs, layer_densities(model, method, cfg)
+
+            for whole in chunks(list(zip(depths, needle_prompts)), batch):
+                for part, (outs, layers) in halves_on_oom(
+                    needles_part, whole, rec["oom_splits"].append
+                ):
+                    dens.append((len(part), *batch_densities(layers, cfg)))
+                    for (depth, _), o in zip(part, outs):
+                        o["depth"] = depth
+                        o["found"] = value in o["pred"]
+                        found += o["found"]
+                        answers.append(o)
+                    bar.update(len(part))
             rec["needles_found"] = found
             rec["answers"]["needles"] = answers
             rec["density"]["needles"] = weighted(dens)
@@ -564,7 +593,8 @@ def run(args) -> dict:
                 bar.set_postfix_str(f"{method.name} | {task} @ {L}")
                 scores, answers, dens = [], [], []
                 need_all = eq.RULER_METRICS[eq.RULER_TASKS[task][0]] is eq.string_match_all
-                for part in chunks(items, batch):
+
+                def ruler_part(part, task=task, need_all=need_all):
                     outs = generate_batch(
                         model,
                         tok,
@@ -574,15 +604,20 @@ def run(args) -> dict:
                         stop_ids,
                         need_all,
                     )
-                    layers = layer_densities(model, method, cfg)
-                    dens.append((len(part), *batch_densities(layers, cfg)))
-                    per_layer[L].add(len(part), layers)
-                    for it, o in zip(part, outs):
-                        o["refs"] = it["outputs"]
-                        o["score"] = eq.ruler_score(task, o["pred"], it["outputs"])
-                        scores.append(o["score"])
-                        answers.append(o)
-                    bar.update(len(part))
+                    return outs, layer_densities(model, method, cfg)
+
+                for whole in chunks(items, batch):
+                    for part, (outs, layers) in halves_on_oom(
+                        ruler_part, whole, rec["oom_splits"].append
+                    ):
+                        dens.append((len(part), *batch_densities(layers, cfg)))
+                        per_layer[L].add(len(part), layers)
+                        for it, o in zip(part, outs):
+                            o["refs"] = it["outputs"]
+                            o["score"] = eq.ruler_score(task, o["pred"], it["outputs"])
+                            scores.append(o["score"])
+                            answers.append(o)
+                        bar.update(len(part))
                 rec["ruler"][f"{task}@{L}"] = 100.0 * eq.mean(scores)
                 rec["answers"][f"{task}@{L}"] = answers
                 per_len = rec["density"].setdefault(str(L), [])
@@ -704,6 +739,9 @@ def markdown(result: dict) -> str:
             ", blocks ranked by their exact attention mass (oracle)" if m.get("oracle") else ""
         )
         err = f" **FAILED: {m['error']}**" if m.get("error") else ""
+        splits = m.get("oom_splits")
+        if splits:
+            extra += f"; {len(splits)} batches halved after running out of GPU memory"
         lines.append(f"- {m['name']}: {knobs}{extra}{err}")
     for name, why in result.get("skipped_methods", {}).items():
         lines.append(f"- {name}: skipped, config does not build here ({why})")

@@ -287,3 +287,33 @@ def test_layer_band_methods_cover_the_sparse_layers_once():
         assert only.knobs["kblocks_frac"] == base.knobs["kblocks_frac"]
         sparse_in += band
     assert sparse_in == list(range(2, 28))
+
+
+def test_batches_halved_after_running_out_of_gpu_memory():
+    """decode_quality.halves_on_oom: a batch that runs out of GPU memory runs as its halves
+    (recursively, in order), every sample once; one sample that fails is raised."""
+    fits = 2
+    calls = []
+
+    def run(part):
+        calls.append(list(part))
+        if len(part) > fits:
+            raise torch.OutOfMemoryError("CUDA out of memory (test)")
+        return [x * 10 for x in part]
+
+    splits = []
+    got = dq.halves_on_oom(run, [1, 2, 3, 4, 5], splits.append)
+    assert [p for p, _ in got] == [[1, 2], [3], [4, 5]]
+    assert [o for _, outs in got for o in outs] == [10, 20, 30, 40, 50]
+    assert splits == [5, 3]
+    assert calls[0] == [1, 2, 3, 4, 5]
+    assert dq.halves_on_oom(run, [7], None) == [([7], [70])]
+    fits = 0
+    with pytest.raises(torch.OutOfMemoryError):
+        dq.halves_on_oom(run, [1, 2], None)
+
+    def other_error(part):
+        raise ValueError("not a memory error")
+
+    with pytest.raises(ValueError):  # only running out of memory splits a batch
+        dq.halves_on_oom(other_error, [1, 2, 3], None)
