@@ -391,6 +391,19 @@ def methods(args) -> list[Method]:
         ),
         # The project's defaults as they are (the narrow split above in prefill; issue 11).
         Method("sketchwalk (defaults)", "sketchwalk", {}, "narrow"),
+        # Quest's key bound (per key block the channel-wise min and max of its keys) as the
+        # ranking, for the block-mean query and for 2 sampled rows, no walk, at ~20%.
+        Method(
+            "scores: key bound, block-mean query ~20%", "scores", d20, "bound", scorer="key_bound"
+        ),
+        Method(
+            "scores: key bound, 2 sampled rows ~20%",
+            "scores",
+            d20,
+            "bound",
+            scorer="key_bound",
+            scorer_args=dict(rows=2),
+        ),
         # The package's sampled-row scorer (docs/spec.md section 11, 2 rows) in place of the
         # sketch + walk, one selection per layer or per KV group, at the defaults and at ~20%.
         *(
@@ -515,8 +528,47 @@ def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0, config=None
     return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
+def key_bound_mass(q, k, block_size: int, rows: int = 0, config=None) -> torch.Tensor:
+    """[B, Nq, Nk] float32: per query block, a softmax over key blocks of an upper bound of each
+    block's largest logit (Quest's bound: per channel the min and max of the block's keys,
+    sum_d max(q_d min_d, q_d max_d)), at 1/sqrt(D), per head, summed over the query heads and
+    the block's queries, rows normalized. The queries: the block-mean query (rows = 0) or
+    `rows` sampled rows (sampled_rows_mass's offsets). Causal by key block (blocks past the
+    query's block get 0; the diagonal block's bound covers all its keys). Costs 2 x (1 or
+    rows) / block_size of the attention's QK^T over blocks, i.e. about twice the sketch's."""
+    batch, hq, tq, d = q.shape
+    tk = k.shape[2]
+    nq, nk = -(-tq // block_size), -(-tk // block_size)
+    kp = k.float()
+    pad = nk * block_size - tk
+    fill_hi = F.pad(kp, (0, 0, 0, pad), value=float("-inf")).view(batch, -1, nk, block_size, d)
+    fill_lo = F.pad(kp, (0, 0, 0, pad), value=float("inf")).view(batch, -1, nk, block_size, d)
+    kmax = fill_hi.amax(dim=3).repeat_interleave(hq // k.shape[1], dim=1)  # [B, Hq, nk, d]
+    kmin = fill_lo.amin(dim=3).repeat_interleave(hq // k.shape[1], dim=1)
+    valid = torch.clamp(tq - torch.arange(nq, device=q.device) * block_size, max=block_size)
+    if rows > 0:
+        frac = (torch.arange(rows, device=q.device, dtype=torch.float64) + 0.5) / rows
+        pick = (frac[None, :] * valid[:, None]).long()  # [nq, rows]
+        row_pos = (torch.arange(nq, device=q.device)[:, None] * block_size + pick).reshape(-1)
+        qr = q[:, :, row_pos].float()  # [B, Hq, nq * rows, d]
+        per_block = rows
+    else:
+        qp = F.pad(q.float(), (0, 0, 0, nq * block_size - tq)).view(batch, hq, nq, block_size, d)
+        qr = qp.sum(dim=3) / valid[None, None, :, None]  # the block-mean query
+        per_block = 1
+    bound = torch.matmul(qr.clamp_min(0), kmax.transpose(-1, -2)) + torch.matmul(
+        qr.clamp_max(0), kmin.transpose(-1, -2)
+    )  # [B, Hq, nq * per_block, nk]
+    q_block = torch.arange(nq, device=q.device).repeat_interleave(per_block) + (nk - nq)
+    bound.masked_fill_(torch.arange(nk, device=q.device)[None, :] > q_block[:, None], float("-inf"))
+    probs = torch.softmax(bound * d**-0.5, dim=-1).sum(dim=1)  # [B, nq * per_block, nk]
+    out = probs.view(batch, nq, per_block, nk).sum(dim=2)
+    return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
 SCORERS = {
     "exact_mass": exact_block_mass,
+    "key_bound": key_bound_mass,
     "block_mean_query": block_mean_query_mass,
     "sampled_rows": sampled_rows_mass,
     "sketch": sketch_scores,

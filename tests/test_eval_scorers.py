@@ -1,6 +1,7 @@
 """eval/quality_sweep.py's block scorers used as prefill rankings (issue 21): the sampled-row
 scorer is the exact block mass when every row is sampled, and a float64 computation of its own
-definition otherwise (odd sizes: a partial last query block, more keys than queries)."""
+definition otherwise, and the key bound (Quest's per-block channel min / max) its own float64
+definition (odd sizes: a partial last query block, more keys than queries)."""
 
 import pytest
 import torch
@@ -41,5 +42,35 @@ def test_sampled_rows_match_their_float64_definition(tq, tk, rows):
             p = torch.softmax(logits, dim=-1).sum(0)
             for b in range(nk):
                 want[0, i, b] += p[64 * b : 64 * (b + 1)].sum()
+    want /= want.sum(-1, keepdim=True)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("tq,tk,rows", [(65, 65, 0), (130, 200, 0), (130, 200, 2), (1, 70, 2)])
+def test_key_bound_matches_its_float64_definition(tq, tk, rows):
+    # Per (query, key block, head): sum_d max(q_d min_d, q_d max_d) over the block's keys, a
+    # softmax over the causal key blocks at 1/sqrt(D), summed over heads and the block's queries
+    # (its mean query when rows = 0).
+    q, k = _qk(tq, tk, seed=tq + rows + 1)
+    got = eq.key_bound_mass(q, k, 64, rows=rows)
+    nq, nk = -(-tq // 64), -(-tk // 64)
+    qd, kd = q.double()[0], k.double()[0].repeat_interleave(2, dim=0)  # [Hq, T, D]
+    want = torch.zeros(1, nq, nk, dtype=torch.float64)
+    for i in range(nq):
+        valid = min(64, tq - 64 * i)
+        if rows:
+            queries = [qd[:, 64 * i + int((j + 0.5) / rows * valid)] for j in range(rows)]
+        else:
+            queries = [qd[:, 64 * i : 64 * i + valid].mean(1)]
+        last_block = i + nk - nq
+        for qv in queries:  # [Hq, D]
+            bound = torch.full((qv.shape[0], nk), float("-inf"), dtype=torch.float64)
+            for b in range(last_block + 1):
+                keys = kd[:, 64 * b : 64 * (b + 1)]  # [Hq, <=64, D]
+                hi, lo = keys.amax(1), keys.amin(1)
+                bound[:, b] = torch.maximum(qv * hi, qv * lo).sum(-1)
+                # an upper bound: no key of the block has a larger logit
+                assert (torch.einsum("htd,hd->ht", keys, qv).amax(1) <= bound[:, b] + 1e-9).all()
+            want[0, i] += torch.softmax(bound / 32**0.5, dim=-1).sum(0)
     want /= want.sum(-1, keepdim=True)
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-4)
