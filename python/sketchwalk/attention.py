@@ -280,9 +280,11 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
     docs/spec.md section 3), in less memory: the caller's reference to init should be its last
     (it is let go after the first step), and later steps write into the buffer two steps old.
     Peak: A and two N x N buffers (the op, which cannot free its argument, holds A, init and
-    two)."""
+    two). With ``cfg.walk_matmul == "bf16x3"``: walk_from_bf16x3."""
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
+    if cfg.walk_matmul == "bf16x3":
+        return walk_from_bf16x3(transition, init, cfg)
     beta, alpha = 1.0 - cfg.damping, cfg.damping
     walk = torch.baddbmm(
         transition, transition if init is None else init, transition, beta=beta, alpha=alpha
@@ -295,6 +297,45 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
             walk,
         )
     return walk
+
+
+def _split_bf16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hi, lo) bfloat16 with hi + lo = x to about 16 mantissa bits (x float32)."""
+    hi = x.to(torch.bfloat16)
+    return hi, (x - hi.float()).to(torch.bfloat16)
+
+
+def _bmm_float32(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x @ y of bfloat16 batches, accumulated and returned in float32: one tensor-core GEMM on
+    CUDA (``out_dtype``); on the CPU the same products in float32 (a bfloat16 x bfloat16
+    product is exact in float32)."""
+    if x.is_cuda:
+        return torch.bmm(x, y, out_dtype=torch.float32)
+    return torch.bmm(x.float(), y.float())
+
+
+def walk_from_bf16x3(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch.Tensor:
+    """walk_from with each step's product from bfloat16 parts (config.walk_matmul "bf16x3"):
+    state @ A ~ s_hi @ a_hi + (s_hi @ a_lo + s_lo @ a_hi), the small terms summed first; the
+    dropped s_lo @ a_lo and the split's remainder are ~2^-16 of each term, and every term is
+    non-negative (probabilities), so the sum keeps that relative accuracy. A is split once per
+    layer; each step lets its input go once split. Peak: five float32 N x N buffers' worth (A,
+    A's halves, the input's halves, the output and one product) where the float32 walk holds
+    three."""
+    beta, alpha = 1.0 - cfg.damping, cfg.damping
+    a_hi, a_lo = _split_bf16(transition)
+    state = transition if init is None else init
+    del init
+    for _ in range(cfg.degree):
+        s_hi, s_lo = _split_bf16(state)
+        state = None  # the caller's init, or the last step's output, is let go here
+        step = _bmm_float32(s_hi, a_lo)
+        step += _bmm_float32(s_lo, a_hi)
+        del s_lo
+        step += _bmm_float32(s_hi, a_hi)
+        del s_hi
+        state = step.mul_(alpha).add_(transition, alpha=beta)
+    return state
 
 
 def _select_prefill(

@@ -17,6 +17,7 @@ PAPER_BUDGET = dict(kblocks_frac=0.125, window_frac=0.05, sink_frac=0.025)
 # The decode knobs that make the decode steps use the prefill's split (the authors' one split).
 ONE_SPLIT = {f"decode_{name}": None for name in PAPER_BUDGET}
 PREFILL_SELECTIONS = ("layer", "kv_group")
+WALK_MATMULS = ("fp32", "bf16x3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,15 @@ class SketchWalkConfig:
     """Query rows per 64-query block and head that prefill_scorer "sampled_rows" reads (1-64;
     on CUDA at most 128 / (query heads per KV head)). Its cost is about 2 * rows / 64 of a dense
     QK^T (docs/spec.md section 11)."""
+
+    walk_matmul: str = "fp32"
+    """How the prefill walk's products (docs/spec.md section 3) are computed. "fp32" (default):
+    float32 batched GEMMs (on CUDA cuBLAS's CUDA-core kernels: 1.2 of the 4.2 ms a 128K-token
+    selection took on an H100). "bf16x3": each float32 factor split into two bfloat16 parts
+    (hi + lo), three tensor-core products hi.hi + hi.lo + lo.hi accumulated in float32: about 16
+    mantissa bits of the factors (relative error ~1e-5 on these non-negative sums), two more
+    N x N float32-sized buffers at the peak. On the CPU the same products run in float32. Not yet
+    measured on the GPU: the default stays "fp32" until it is (bench/RESULTS.md)."""
 
     prefill_selection: str = "layer"
     """Whose heads a prefill selection serves. "layer" (default, the authors' rule, docs/spec.md
@@ -172,6 +182,8 @@ class SketchWalkConfig:
                 f"prefill_scorer {self.prefill_scorer!r} needs a decode_scorer other than "
                 "'walk' (the walk decode state is built from the sketch)"
             )
+        if self.walk_matmul not in WALK_MATMULS:
+            raise ValueError(f"walk_matmul must be one of {WALK_MATMULS}, got {self.walk_matmul!r}")
         if self.prefill_selection not in PREFILL_SELECTIONS:
             raise ValueError(
                 f"prefill_selection must be one of {PREFILL_SELECTIONS}, got "
