@@ -1,5 +1,6 @@
-"""What a prefill ranking costs in its layer: the sketch + walk (docs/spec.md sections 1-3)
-against the sampled-row scorer (section 11) at 1, 2 and 4 rows, at the default knobs, on one GPU
+"""What a prefill ranking costs in its layer: the sketch + walk (docs/spec.md sections 1-3),
+with its walk in float32 and from bfloat16 halves (walk_matmul "bf16x3"), against the
+sampled-row scorer (section 11) at 1, 2 and 4 rows, at the default knobs, on one GPU
 in one process (the issue-21 budget: the selection at most 12% of a layer at 8K, 5% at 128K).
 
 Per length, at Llama-3.1-8B shapes (batch 1, 32 query / 8 KV heads, head_dim 128, bf16) unless
@@ -31,7 +32,16 @@ from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import prefill_density
 
 LAYER = 2  # the first sparse layer under the default dense_layers=2
-SCORERS = (("sketch_walk", None), ("sampled_rows", 1), ("sampled_rows", 2), ("sampled_rows", 4))
+# (label, SketchWalkConfig knobs): the default ranking, its walk from bfloat16 halves
+# (walk_matmul "bf16x3"), and the sampled rows at 1, 2 and 4 rows.
+SCORERS = (
+    ("sketch_walk", {}),
+    ("sketch_walk, walk bf16x3", {"walk_matmul": "bf16x3"}),
+    *(
+        (f"sampled_rows x{r}", {"prefill_scorer": "sampled_rows", "prefill_score_rows": r})
+        for r in (1, 2, 4)
+    ),
+)
 
 
 def sampled_rows_flops(num_tokens: int, num_q_heads: int, rows: int, head_dim: int) -> float:
@@ -79,7 +89,13 @@ def kernel_times_us(fn, reps: int = 5, top: int = 8) -> dict[str, float]:
 
 
 def bench_length(
-    num_tokens: int, hq: int, hkv: int, head_dim: int, cta_blocks: list[int], rows_out: list
+    num_tokens: int,
+    hq: int,
+    hkv: int,
+    head_dim: int,
+    cta_blocks: list[int],
+    rows_out: list,
+    scorers: list[str],
 ) -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -97,10 +113,10 @@ def bench_length(
     base = dict(tokens=num_tokens, q_heads=hq, kv_heads=hkv, head_dim=head_dim)
     rows_out.append(dict(base, scorer="dense SDPA cuDNN", layer_ms=t_dense))
     print(f"[{num_tokens}] dense cuDNN {t_dense:.3f} ms", flush=True)
-    for scorer, rows in SCORERS:
-        knobs = {"prefill_scorer": scorer}
-        if rows is not None:
-            knobs["prefill_score_rows"] = rows
+    for label, knobs in SCORERS:
+        if scorers and not any(w in label for w in scorers):
+            continue
+        rows = knobs.get("prefill_score_rows")
         cfg = dataclasses.replace(sketchwalk.SketchWalkConfig(), **knobs)
         state = sketchwalk.SketchWalkState(cfg)
         block_index, num_selected, _, _ = select_prefill_blocks(q, k, LAYER, state)
@@ -109,7 +125,7 @@ def bench_length(
         t_layer = bench_ms(lambda: sketchwalk.sketchwalk_attention(q, k, v, LAYER, state))
         row = dict(
             base,
-            scorer=scorer if rows is None else f"{scorer} x{rows}",
+            scorer=label,
             density=density,
             selection_ms=t_select,
             layer_ms=t_layer,
@@ -173,14 +189,20 @@ def main() -> None:
         default="1",
         help="comma-separated query blocks per CTA to time the scorer op at besides the launcher's",
     )
+    parser.add_argument(
+        "--scorers",
+        default="",
+        help="comma-separated substrings of the scorer labels to run (default: all)",
+    )
     parser.add_argument("--out", required=True, help="output stem (.md and .json added)")
     args = parser.parse_args()
     hq, hkv, head_dim = (int(x) for x in args.heads.split(","))
     cta_blocks = [int(x) for x in args.cta_blocks.split(",") if x]
+    scorers = [x.strip() for x in args.scorers.split(",") if x.strip()]
     env = environment()
     rows: list[dict] = []
     for t in args.tokens:
-        bench_length(t, hq, hkv, head_dim, cta_blocks, rows)
+        bench_length(t, hq, hkv, head_dim, cta_blocks, rows, scorers)
     write_markdown(env, rows, args.out + ".md")
     with open(args.out + ".json", "w") as fh:
         json.dump({"environment": env, "rows": rows}, fh, indent=1, default=str)
