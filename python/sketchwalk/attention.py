@@ -280,10 +280,11 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
     docs/spec.md section 3), in less memory: the caller's reference to init should be its last
     (it is let go after the first step), and later steps write into the buffer two steps old.
     Peak: A and two N x N buffers (the op, which cannot free its argument, holds A, init and
-    two). With ``cfg.walk_matmul == "bf16x3"``: walk_from_bf16x3."""
+    two). With ``cfg.walk_matmul == "bf16x3"`` and at least BF16X3_MIN_BLOCKS blocks:
+    walk_from_bf16x3."""
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
-    if cfg.walk_matmul == "bf16x3":
+    if cfg.walk_matmul == "bf16x3" and transition.shape[-1] >= BF16X3_MIN_BLOCKS:
         return walk_from_bf16x3(transition, init, cfg)
     beta, alpha = 1.0 - cfg.damping, cfg.damping
     walk = torch.baddbmm(
@@ -297,6 +298,12 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
             walk,
         )
     return walk
+
+
+# walk_matmul "bf16x3" runs from this many blocks a side (32K tokens) up: below it the walk is a
+# few microseconds of float32 GEMMs (3 of 128^3 took 15 us at 8K on an H100) and the split's
+# extra launches (about ten a step) would cost more than the tensor cores save.
+BF16X3_MIN_BLOCKS = 512
 
 
 def _split_bf16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
