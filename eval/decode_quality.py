@@ -151,6 +151,9 @@ METHODS = {
     "sr2_kvg_default": Method("sr2_kvg_default", {**SR2, "prefill_selection": "kv_group"}),
     "sr2_kvg_20": Method("sr2_kvg_20", {**P20_DEC20, **SR2, "prefill_selection": "kv_group"}),
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
+    # The defaults with the walk's products from bfloat16 halves (config.walk_matmul; it runs
+    # from 512 blocks, i.e. 32K tokens, up): the same selections up to ~1e-5 ties.
+    "walk_bf16x3": Method("walk_bf16x3", {"walk_matmul": "bf16x3"}),
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
     "exact10": Method("exact10", P10, scorer="exact_mass"),
