@@ -150,10 +150,10 @@ METHODS = {
     # docs/spec.md section 8), not their mean.
     "sr2_kvg_default": Method("sr2_kvg_default", {**SR2, "prefill_selection": "kv_group"}),
     "sr2_kvg_20": Method("sr2_kvg_20", {**P20_DEC20, **SR2, "prefill_selection": "kv_group"}),
-    # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
-    # The defaults with the walk's products from bfloat16 halves (config.walk_matmul; it runs
-    # from 512 blocks, i.e. 32K tokens, up): the same selections up to ~1e-5 ties.
+    # The defaults with the walk's products from bfloat16 halves (config.walk_matmul): the same
+    # selections but for candidates within ~1e-4 of a row's threshold.
     "walk_bf16x3": Method("walk_bf16x3", {"walk_matmul": "bf16x3"}),
+    # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
     "exact10": Method("exact10", P10, scorer="exact_mass"),
@@ -744,7 +744,7 @@ def markdown(result: dict) -> str:
         err = f" **FAILED: {m['error']}**" if m.get("error") else ""
         splits = m.get("oom_splits")
         if splits:
-            extra += f"; {len(splits)} batches halved after running out of GPU memory"
+            extra += f"; {len(splits)} halvings of a batch after running out of GPU memory"
         lines.append(f"- {m['name']}: {knobs}{extra}{err}")
     for name, why in result.get("skipped_methods", {}).items():
         lines.append(f"- {name}: skipped, config does not build here ({why})")

@@ -534,8 +534,11 @@ def key_bound_mass(q, k, block_size: int, rows: int = 0, config=None) -> torch.T
     sum_d max(q_d min_d, q_d max_d)), at 1/sqrt(D), per head, summed over the query heads and
     the block's queries, rows normalized. The queries: the block-mean query (rows = 0) or
     `rows` sampled rows (sampled_rows_mass's offsets). Causal by key block (blocks past the
-    query's block get 0; the diagonal block's bound covers all its keys). Costs 2 x (1 or
-    rows) / block_size of the attention's QK^T over blocks, i.e. about twice the sketch's."""
+    query's block get 0; the diagonal block's bound covers all its keys; with more keys than
+    queries the offset is counted in whole blocks, as sketch_scores_causal does, so a block
+    partly visible past it is masked: the window keeps it). Costs two products of (1 or rows)
+    queries per block against 2 key vectors per block: 2 x rows / block_size^2 of a dense QK^T,
+    about twice the sketch's, plus one pass over K for the minima and maxima."""
     batch, hq, tq, d = q.shape
     tk = k.shape[2]
     nq, nk = -(-tq // block_size), -(-tk // block_size)

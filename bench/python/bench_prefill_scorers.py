@@ -192,7 +192,8 @@ def main() -> None:
     parser.add_argument(
         "--scorers",
         default="",
-        help="comma-separated substrings of the scorer labels to run (default: all)",
+        help="comma-separated substrings of the scorer labels to run, e.g. 'sketch' for both "
+        "walks, 'bf16x3', 'x2' (default: all)",
     )
     parser.add_argument("--out", required=True, help="output stem (.md and .json added)")
     args = parser.parse_args()

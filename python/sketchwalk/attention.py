@@ -266,8 +266,9 @@ def _block_scores(q, k, state: SketchWalkState):
 def _carried_walk_blocks(
     transition: torch.Tensor, state: SketchWalkState, layer_idx: int
 ) -> torch.Tensor:
-    """``ops.walk_blocks(A, A, W_prev or None, degree, damping)`` bit for bit with W_prev taken
-    from the state (walk_from), which holds the only reference to it and frees it mid-walk."""
+    """walk_from with W_prev taken from the state, which holds the only reference to it: the
+    walk frees it after its first step. ``ops.walk_blocks(A, A, W_prev or None, degree,
+    damping)`` bit for bit under the default walk_matmul "fp32"."""
     return walk_from(
         transition,
         state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0]),
@@ -276,17 +277,41 @@ def _carried_walk_blocks(
 
 
 def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch.Tensor:
-    """``ops.walk_blocks(A, A, init, degree, damping)`` bit for bit (the same baddbmm calls,
-    docs/spec.md section 3), in less memory: the caller's reference to init should be its last
-    (it is let go after the first step), and later steps write into the buffer two steps old.
-    Peak: A and two N x N buffers (the op, which cannot free its argument, holds A, init and
-    two). With ``cfg.walk_matmul == "bf16x3"`` and at least BF16X3_MIN_BLOCKS blocks:
-    walk_from_bf16x3."""
+    """The walk of docs/spec.md section 3 on A = transition from init (None: A), in less memory
+    than ops.walk_blocks: the caller's reference to init should be its last (it is let go after
+    the first step).
+
+    walk_matmul "fp32": ``ops.walk_blocks(A, A, init, degree, damping)`` bit for bit (the same
+    baddbmm calls); later steps write into the buffer two steps old. Peak: A and two N x N
+    buffers (the op, which cannot free its argument, holds A, init and two).
+
+    walk_matmul "bf16x3": each step's product from bfloat16 halves of both factors, x = hi + lo
+    (hi the bfloat16 rounding of x, lo that of the remainder: x to about 2^-16),
+    state @ A ~ (s_hi @ a_lo + s_lo @ a_hi) + s_hi @ a_hi in float32 (on CUDA three tensor-core
+    GEMMs, ``torch.bmm(..., out_dtype=torch.float32)``; on the CPU the same products in float32).
+    Both factors are non-negative (probabilities), so the dropped s_lo @ a_lo and the halves'
+    remainders are at most ~3 x 2^-16 of the exact product, entry by entry. A is split once.
+    Peak: about five float32 N x N buffers' worth (A, A's halves, a step's input or its halves,
+    its output, one product)."""
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
-    if cfg.walk_matmul == "bf16x3" and transition.shape[-1] >= BF16X3_MIN_BLOCKS:
-        return walk_from_bf16x3(transition, init, cfg)
     beta, alpha = 1.0 - cfg.damping, cfg.damping
+    if cfg.walk_matmul == "bf16x3":
+        a_hi, a_lo = _split_bf16(transition)
+        s_hi, s_lo = (a_hi, a_lo) if init is None else _split_bf16(init)
+        del init  # the carried walk is let go once split
+        walk = None
+        for _ in range(cfg.degree):
+            if walk is not None:  # the last step's output, let go once split
+                s_hi, s_lo = _split_bf16(walk)
+                walk = None
+            walk = _bmm_float32(s_hi, a_lo)
+            walk += _bmm_float32(s_lo, a_hi)
+            del s_lo
+            walk += _bmm_float32(s_hi, a_hi)
+            del s_hi
+            walk.mul_(alpha).add_(transition, alpha=beta)
+        return walk
     walk = torch.baddbmm(
         transition, transition if init is None else init, transition, beta=beta, alpha=alpha
     )
@@ -300,16 +325,11 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
     return walk
 
 
-# walk_matmul "bf16x3" runs from this many blocks a side (32K tokens) up: below it the walk is a
-# few microseconds of float32 GEMMs (3 of 128^3 took 15 us at 8K on an H100) and the split's
-# extra launches (about ten a step) would cost more than the tensor cores save.
-BF16X3_MIN_BLOCKS = 512
-
-
 def _split_bf16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hi, lo) bfloat16 with hi + lo = x to about 16 mantissa bits (x float32)."""
+    """(hi, lo) bfloat16 with hi + lo = x (float32) to about 2^-16 of x; no float32 temporary
+    (the subtraction promotes hi inside its kernel)."""
     hi = x.to(torch.bfloat16)
-    return hi, (x - hi.float()).to(torch.bfloat16)
+    return hi, (x - hi).to(torch.bfloat16)
 
 
 def _bmm_float32(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -319,30 +339,6 @@ def _bmm_float32(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if x.is_cuda:
         return torch.bmm(x, y, out_dtype=torch.float32)
     return torch.bmm(x.float(), y.float())
-
-
-def walk_from_bf16x3(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch.Tensor:
-    """walk_from with each step's product from bfloat16 parts (config.walk_matmul "bf16x3"):
-    state @ A ~ s_hi @ a_hi + (s_hi @ a_lo + s_lo @ a_hi), the small terms summed first; the
-    dropped s_lo @ a_lo and the split's remainder are ~2^-16 of each term, and every term is
-    non-negative (probabilities), so the sum keeps that relative accuracy. A is split once per
-    layer; each step lets its input go once split. Peak: five float32 N x N buffers' worth (A,
-    A's halves, the input's halves, the output and one product) where the float32 walk holds
-    three."""
-    beta, alpha = 1.0 - cfg.damping, cfg.damping
-    a_hi, a_lo = _split_bf16(transition)
-    state = transition if init is None else init
-    del init
-    for _ in range(cfg.degree):
-        s_hi, s_lo = _split_bf16(state)
-        state = None  # the caller's init, or the last step's output, is let go here
-        step = _bmm_float32(s_hi, a_lo)
-        step += _bmm_float32(s_lo, a_hi)
-        del s_lo
-        step += _bmm_float32(s_hi, a_hi)
-        del s_hi
-        state = step.mul_(alpha).add_(transition, alpha=beta)
-    return state
 
 
 def _select_prefill(

@@ -93,12 +93,12 @@ class SketchWalkConfig:
     walk_matmul: str = "fp32"
     """How the prefill walk's products (docs/spec.md section 3) are computed. "fp32" (default):
     float32 batched GEMMs (on CUDA cuBLAS's CUDA-core kernels: 1.2 of the 4.2 ms a 128K-token
-    selection took on an H100). "bf16x3": from 512 blocks a side (32K tokens) up, each float32
-    factor split into two bfloat16 parts (hi + lo), three tensor-core products hi.hi + hi.lo +
-    lo.hi accumulated in float32: about 16 mantissa bits of the factors (relative error ~1e-5
-    on these non-negative sums), two more N x N float32-sized buffers at the peak; below 512
-    blocks the float32 walk. On the CPU the same products run in float32. Not yet measured on
-    the GPU: the default stays "fp32" until it is (bench/RESULTS.md)."""
+    selection took on an H100). "bf16x3": both factors split into bfloat16 halves (hi + lo),
+    three products hi.lo + lo.hi + hi.hi accumulated in float32 (on CUDA tensor-core GEMMs; on
+    the CPU the same products in float32): within ~3 x 2^-16 of the exact walk entry by entry,
+    about two more N x N float32-sized buffers at the peak, and about ten more launches a step,
+    which likely cost more than they save at a few hundred blocks. Not yet measured on the GPU:
+    the default stays "fp32" until it is (bench/python/bench_prefill_scorers.py)."""
 
     prefill_selection: str = "layer"
     """Whose heads a prefill selection serves. "layer" (default, the authors' rule, docs/spec.md
