@@ -391,6 +391,11 @@ def methods(args) -> list[Method]:
         ),
         # The project's defaults as they are (the narrow split above in prefill; issue 11).
         Method("sketchwalk (defaults)", "sketchwalk", {}, "narrow"),
+        # The walk's products from bfloat16 halves (walk_matmul "bf16x3": ~1e-5 of the float32
+        # walk): the same perplexity but for near-threshold ties.
+        Method(
+            "sketchwalk (defaults), walk bf16x3", "sketchwalk", {"walk_matmul": "bf16x3"}, "walk"
+        ),
         # Quest's key bound (per key block the channel-wise min and max of its keys) as the
         # ranking, for the block-mean query and for 2 sampled rows, no walk, at ~20%.
         Method(
