@@ -54,6 +54,7 @@ import torch.nn.functional as F
 
 import sketchwalk
 from bench.python.commit import git_commit
+from eval import granularity
 from examples import assets
 from sketchwalk.integrations import hf
 
@@ -174,7 +175,7 @@ ANSWER_SEP = "@@ANSWER@@"
 @dataclasses.dataclass(frozen=True)
 class Method:
     name: str
-    kind: str  # "dense" | "sketchwalk" | "oracle" | "scores"
+    kind: str  # "dense" | "sketchwalk" | "oracle" | "scores" | "granularity" (eval/granularity.py)
     knobs: dict
     group: str  # "sweep" (quality vs density), "decode", "ablation", "kv_group", "scores", "narrow"
     sparse_decode: bool = True  # False: sparse prefill, dense decode steps
@@ -395,6 +396,18 @@ def methods(args) -> list[Method]:
         # walk): the same perplexity but for near-threshold ties.
         Method(
             "sketchwalk (defaults), walk bf16x3", "sketchwalk", {"walk_matmul": "bf16x3"}, "walk"
+        ),
+        # Is the 64-token key block the limit? The exact ranking on key blocks of 64, 32 and 16
+        # tokens (eval/granularity.py, plain PyTorch; perplexity only), at ~20% of the causal
+        # area (keep_frac matched per width: 19.9% on random masses at 8K).
+        *(
+            Method(
+                f"granularity: exact ranking, {g}-token key blocks ~20%",
+                "granularity",
+                {"key_block": g, "keep_frac": f},
+                "granularity",
+            )
+            for g, f in ((64, 0.125), (32, 0.132), (16, 0.137))
         ),
         # Quest's key bound (per key block the channel-wise min and max of its keys) as the
         # ranking, for the block-mean query and for 2 sampled rows, no walk, at ~20%.
@@ -649,6 +662,8 @@ def method_config(method: Method):
 def use_method(model, method: Method) -> None:
     if method.kind == "dense":
         model.set_attn_implementation("sdpa")
+    elif method.kind == "granularity":
+        granularity.install(model, **method.knobs)
     else:  # "sketchwalk", or a ranking registered as the package's scorer ("oracle", "scores")
         hf.configure(model, method_config(method), sparse_decode=method.sparse_decode)
 
@@ -658,6 +673,8 @@ def densities(model, method: Method) -> tuple[dict[int, float], dict[int, float]
     n = model.config.num_hidden_layers
     if method.kind == "dense":
         return {i: 1.0 for i in range(n)}, {i: 1.0 for i in range(n)}
+    if method.kind == "granularity":  # prefill only (perplexity)
+        return {i: granularity.LAST_DENSITY.get(i, 1.0) for i in range(n)}, {}
     pre, dec = hf.last_density(model, "prefill"), hf.last_density(model, "decode")
     return (
         {i: pre.get(i, 1.0) for i in range(n)},
@@ -897,7 +914,7 @@ def run(args) -> dict:
             ),
             config=(
                 dataclasses.asdict(sketchwalk.SketchWalkConfig(**method.knobs))
-                if method.kind != "dense"
+                if method.kind not in ("dense", "granularity")
                 else None
             ),
             ruler={},
@@ -950,7 +967,11 @@ def run(args) -> dict:
             rec["decode_density_per_layer"] = [
                 mean(d[i] for d in dec_layers) for i in range(n_layers)
             ]
-        dense_layers = rec["config"]["dense_layers"] if rec["config"] else 0
+        dense_layers = (
+            rec["config"]["dense_layers"]
+            if rec["config"]
+            else (granularity.SETTINGS["dense_layers"] if method.kind == "granularity" else 0)
+        )
         rec["density_all_layers"] = mean(rec["prefill_density_per_layer"])
         rec["density_sparse_layers"] = (
             mean(rec["prefill_density_per_layer"][dense_layers:]) if method.kind != "dense" else 1.0
@@ -1049,7 +1070,13 @@ def plot(result: dict, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     dense = next((m for m in result["methods"] if m["kind"] == "dense"), None)
     for m in result["methods"]:
-        marker = {"dense": "s", "sketchwalk": "o", "oracle": "*", "scores": "D"}[m["kind"]]
+        marker = {
+            "dense": "s",
+            "sketchwalk": "o",
+            "oracle": "*",
+            "scores": "D",
+            "granularity": "^",
+        }[m["kind"]]
         if "degree 0" in m["name"]:
             marker = "x"
         if not m.get("sparse_decode", True):
