@@ -3,6 +3,7 @@ eval/decode_quality.py (every config builds; the oracle methods share the knobs 
 rank for), its per-layer density accumulator, and eval/ruler_report.py's merge of the results of
 several processes (one per method and length)."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -317,3 +318,16 @@ def test_batches_halved_after_running_out_of_gpu_memory():
 
     with pytest.raises(ValueError):  # only running out of memory splits a batch
         dq.halves_on_oom(other_error, [1, 2, 3], None)
+
+
+def test_every_decode_quality_method_builds():
+    """Every method of eval/decode_quality.py builds its SketchWalkConfig here (a knob the
+    config refuses would otherwise fail only on the GPU machine); walk_bf16x3 sets the bf16x3
+    walk on top of the defaults."""
+    for name, method in dq.METHODS.items():
+        if method.knobs is None:  # dense
+            continue
+        assert dq.build_config(method).block_size == 64, name
+    cfg = dq.build_config(dq.METHODS["walk_bf16x3"])
+    assert cfg.walk_matmul == "bf16x3"
+    assert dataclasses.replace(cfg, walk_matmul="fp32") == dq.build_config(dq.METHODS["default"])
