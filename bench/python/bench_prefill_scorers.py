@@ -26,7 +26,7 @@ import os
 import torch
 
 import sketchwalk
-from bench.python.bench_attention import bench_ms, environment
+from bench.python.bench_attention import bench_ms, environment, kernel_times_us
 from sketchwalk import ops
 from sketchwalk.attention import select_prefill_blocks
 from sketchwalk.density import prefill_density
@@ -68,24 +68,10 @@ def time_scorer_op(q, k, rows: int, cta_blocks: int) -> float:
             os.environ[name] = old
 
 
-def kernel_times_us(fn, reps: int = 5, top: int = 8) -> dict[str, float]:
-    """GPU microseconds per fn() call of each kernel (and copy) it runs, the `top` largest by name
-    (torch.profiler's CUDA events; names cut to 60 characters)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            fn()
-        torch.cuda.synchronize()
-    totals: dict[str, float] = {}
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA:
-            us = getattr(e, "device_time", None) or getattr(e, "cuda_time", 0.0)
-            totals[e.name[:60]] = totals.get(e.name[:60], 0.0) + us / reps
-    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
-    return {name: round(us, 1) for name, us in ranked}
+def largest_kernels_us(fn, top: int = 8) -> dict[str, float]:
+    """The `top` largest of bench_attention.kernel_times_us(fn): GPU microseconds per fn() call
+    by kernel."""
+    return dict(sorted(kernel_times_us(fn).items(), key=lambda kv: -kv[1])[:top])
 
 
 def bench_length(
@@ -131,7 +117,9 @@ def bench_length(
             layer_ms=t_layer,
             selection_share=t_select / t_layer,
             layer_vs_dense=t_dense / t_layer,
-            selection_kernels_us=kernel_times_us(lambda: select_prefill_blocks(q, k, LAYER, state)),
+            selection_kernels_us=largest_kernels_us(
+                lambda: select_prefill_blocks(q, k, LAYER, state)
+            ),
         )
         if rows is not None:
             t_op = time_scorer_op(q, k, rows, 0)
