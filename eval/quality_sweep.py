@@ -490,6 +490,16 @@ def block_mean_query_mass(q, k, block_size: int, last_rows: int = 0, config=None
     return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
+def sampled_row_positions(num_queries: int, block_size: int, rows: int, device) -> torch.Tensor:
+    """[Nq * rows] query indices: per query block, `rows` of its valid rows evenly spaced at
+    offsets (j + 1/2) * valid / rows, j < rows."""
+    nq = -(-num_queries // block_size)
+    valid = torch.clamp(num_queries - torch.arange(nq, device=device) * block_size, max=block_size)
+    frac = (torch.arange(rows, device=device, dtype=torch.float64) + 0.5) / rows
+    pick = (frac[None, :] * valid[:, None]).long()  # [nq, rows], within each block's valid rows
+    return (torch.arange(nq, device=device)[:, None] * block_size + pick).reshape(-1)
+
+
 def sampled_rows_mass(q, k, block_size: int, rows: int = 8, config=None) -> torch.Tensor:
     """[B, Nq, Nk] float32: per query block, the exact causal softmax of `rows` of its queries
     (evenly spaced: offsets (j + 1/2) * block_size / rows, j < rows, among the block's valid
@@ -499,10 +509,7 @@ def sampled_rows_mass(q, k, block_size: int, rows: int = 8, config=None) -> torc
     batch, hq, tq, d = q.shape
     tk = k.shape[2]
     nq, nk = -(-tq // block_size), -(-tk // block_size)
-    valid = torch.clamp(tq - torch.arange(nq, device=q.device) * block_size, max=block_size)
-    frac = (torch.arange(rows, device=q.device, dtype=torch.float64) + 0.5) / rows
-    pick = (frac[None, :] * valid[:, None]).long()  # [nq, rows], within each block's valid rows
-    row_pos = (torch.arange(nq, device=q.device)[:, None] * block_size + pick).reshape(-1)
+    row_pos = sampled_row_positions(tq, block_size, rows, q.device)
     kr = k.repeat_interleave(hq // k.shape[1], dim=1).float()
     logits = torch.matmul(q[:, :, row_pos].float(), kr.transpose(-1, -2)) * d**-0.5
     pos = row_pos[:, None] + (tk - tq)
@@ -566,14 +573,11 @@ def key_bound_mass(q, k, block_size: int, rows: int = 0, config=None) -> torch.T
     fill_lo = F.pad(kp, (0, 0, 0, pad), value=float("inf")).view(batch, -1, nk, block_size, d)
     kmax = fill_hi.amax(dim=3).repeat_interleave(hq // k.shape[1], dim=1)  # [B, Hq, nk, d]
     kmin = fill_lo.amin(dim=3).repeat_interleave(hq // k.shape[1], dim=1)
-    valid = torch.clamp(tq - torch.arange(nq, device=q.device) * block_size, max=block_size)
     if rows > 0:
-        frac = (torch.arange(rows, device=q.device, dtype=torch.float64) + 0.5) / rows
-        pick = (frac[None, :] * valid[:, None]).long()  # [nq, rows]
-        row_pos = (torch.arange(nq, device=q.device)[:, None] * block_size + pick).reshape(-1)
-        qr = q[:, :, row_pos].float()  # [B, Hq, nq * rows, d]
-        per_block = rows
+        qr = q[:, :, sampled_row_positions(tq, block_size, rows, q.device)].float()
+        per_block = rows  # qr: [B, Hq, nq * rows, d]
     else:
+        valid = torch.clamp(tq - torch.arange(nq, device=q.device) * block_size, max=block_size)
         qp = F.pad(q.float(), (0, 0, 0, nq * block_size - tq)).view(batch, hq, nq, block_size, d)
         qr = qp.sum(dim=3) / valid[None, None, :, None]  # the block-mean query
         per_block = 1
