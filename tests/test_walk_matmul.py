@@ -99,3 +99,30 @@ def test_layer_with_bf16x3_walk(device):
     assert not torch.equal(walks["bf16x3"], walks["fp32"])  # two different paths ran
     torch.testing.assert_close(walks["bf16x3"], walks["fp32"], rtol=1e-4, atol=1e-9)
     assert density["fp32"] < 1.0 and abs(density["bf16x3"] - density["fp32"]) < 0.01
+
+
+def test_auto_takes_bf16x3_on_cuda_from_the_measured_size_only():
+    """walk_matmul "auto" (the default): "bf16x3" on CUDA from WALK_BF16X3_MIN_BLOCKS key blocks
+    up, "fp32" below it and on the CPU; the explicit choices are kept as given."""
+    from sketchwalk.config import WALK_BF16X3_MIN_BLOCKS as at
+
+    assert sw.SketchWalkConfig().walk_matmul == "auto"
+    pick = sw.attention.walk_matmul_for
+    assert [pick("auto", n, True) for n in (1, at - 1, at, 4 * at)] == [
+        "fp32",
+        "fp32",
+        "bf16x3",
+        "bf16x3",
+    ]
+    assert pick("auto", 4 * at, False) == "fp32"
+    assert pick("fp32", 4 * at, True) == "fp32" and pick("bf16x3", 1, False) == "bf16x3"
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_auto_walk_is_the_fp32_walk_below_its_threshold(device):
+    """Below the threshold (and on the CPU at any size) "auto" is the float32 walk bit for bit."""
+    gen = torch.Generator().manual_seed(5)
+    a = row_stochastic(1, 700, device, gen)
+    got = sw.attention.walk_from(a, None, sw.SketchWalkConfig())
+    want = sw.attention.walk_from(a, None, sw.SketchWalkConfig(walk_matmul="fp32"))
+    assert torch.equal(got, want)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops, scorers
+from .config import WALK_BF16X3_MIN_BLOCKS
 from .plan import SelectionArgs
 from .state import (
     LayerDecodeState,
@@ -268,7 +269,7 @@ def _carried_walk_blocks(
 ) -> torch.Tensor:
     """walk_from with W_prev taken from the state, which holds the only reference to it: the
     walk frees it after its first step. ``ops.walk_blocks(A, A, W_prev or None, degree,
-    damping)`` bit for bit under the default walk_matmul "fp32"."""
+    damping)`` bit for bit under walk_matmul "fp32" (and "auto" below its threshold)."""
     return walk_from(
         transition,
         state.take_carried_walk(layer_idx, transition.shape[-1], transition.shape[0]),
@@ -280,6 +281,8 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
     """The walk of docs/spec.md section 3 on A = transition from init (None: A), in less memory
     than ops.walk_blocks: the caller's reference to init should be its last (it is let go after
     the first step).
+
+    walk_matmul "auto" is one of the two below (walk_matmul_for).
 
     walk_matmul "fp32": ``ops.walk_blocks(A, A, init, degree, damping)`` bit for bit (the same
     baddbmm calls); later steps write into the buffer two steps old. Peak: A and two N x N
@@ -296,7 +299,7 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
     beta, alpha = 1.0 - cfg.damping, cfg.damping
-    if cfg.walk_matmul == "bf16x3":
+    if walk_matmul_for(cfg.walk_matmul, transition.shape[-1], transition.is_cuda) == "bf16x3":
         a_hi, a_lo = _split_bf16(transition)
         s_hi, s_lo = (a_hi, a_lo) if init is None else _split_bf16(init)
         del init  # the carried walk is let go once split
@@ -323,6 +326,14 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
             walk,
         )
     return walk
+
+
+def walk_matmul_for(walk_matmul: str, num_blocks: int, is_cuda: bool) -> str:
+    """The walk's product ("fp32" or "bf16x3") for config.walk_matmul on N = num_blocks: "auto"
+    takes "bf16x3" on CUDA from config.WALK_BF16X3_MIN_BLOCKS up (where it measured faster)."""
+    if walk_matmul != "auto":
+        return walk_matmul
+    return "bf16x3" if is_cuda and num_blocks >= WALK_BF16X3_MIN_BLOCKS else "fp32"
 
 
 def _split_bf16(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,11 @@ PAPER_BUDGET = dict(kblocks_frac=0.125, window_frac=0.05, sink_frac=0.025)
 # The decode knobs that make the decode steps use the prefill's split (the authors' one split).
 ONE_SPLIT = {f"decode_{name}": None for name in PAPER_BUDGET}
 PREFILL_SELECTIONS = ("layer", "kv_group")
-WALK_MATMULS = ("fp32", "bf16x3")
+WALK_MATMULS = ("auto", "fp32", "bf16x3")
+# walk_matmul "auto" takes "bf16x3" on CUDA from this many key blocks a side (64K tokens) up:
+# on an H100 (Llama-3.1-8B shapes, bench/results/prefill_walk_bf16x3_llama_h100_*91749a3.md)
+# it was slower at 8K and 32K (its extra launches), about even at 64K, faster at 128K.
+WALK_BF16X3_MIN_BLOCKS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,15 +94,17 @@ class SketchWalkConfig:
     on CUDA at most 128 / (query heads per KV head)). Its cost is about 2 * rows / 64 of a dense
     QK^T (docs/spec.md section 11)."""
 
-    walk_matmul: str = "fp32"
-    """How the prefill walk's products (docs/spec.md section 3) are computed. "fp32" (default):
-    float32 batched GEMMs (on CUDA cuBLAS's CUDA-core kernels: 1.2 of the 4.2 ms a 128K-token
-    selection took on an H100). "bf16x3": both factors split into bfloat16 halves (hi + lo),
-    three products hi.lo + lo.hi + hi.hi accumulated in float32 (on CUDA tensor-core GEMMs; on
-    the CPU the same products in float32): within ~3 x 2^-16 of the exact walk entry by entry,
-    about two more N x N float32-sized buffers at the peak, and about ten more launches a step,
-    which likely cost more than they save at a few hundred blocks. Not yet measured on the GPU:
-    the default stays "fp32" until it is (bench/python/bench_prefill_scorers.py)."""
+    walk_matmul: str = "auto"
+    """How the prefill walk's products (docs/spec.md section 3) are computed. "fp32": float32
+    batched GEMMs (on CUDA cuBLAS's CUDA-core kernels: 1.2 of the 4.2 ms a 128K-token selection
+    took on an H100). "bf16x3": both factors split into bfloat16 halves (hi + lo), three
+    products hi.lo + lo.hi + hi.hi accumulated in float32 (on CUDA tensor-core GEMMs; on the CPU
+    the same products in float32): within ~3 x 2^-16 of the exact walk entry by entry, two more
+    N x N float32 buffers per selection row at the peak (2 GiB more at 1M tokens), and about ten
+    more launches a step. "auto" (default): "bf16x3" on CUDA from WALK_BF16X3_MIN_BLOCKS key
+    blocks (64K tokens) up, "fp32" below and on the CPU. Measured on an H100 (bench/RESULTS.md,
+    issue 21): the selection's share of a Llama-3.1-8B layer at 128K 5.6% -> 4.8%, at 64K
+    6.4% -> 6.2%; at 32K 7.6% -> 8.4% and at 8K 19% -> 66% (so not there)."""
 
     prefill_selection: str = "layer"
     """Whose heads a prefill selection serves. "layer" (default, the authors' rule, docs/spec.md
