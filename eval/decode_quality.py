@@ -35,6 +35,7 @@ is recorded with its error and the others still run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -54,7 +55,9 @@ import torch
 
 import sketchwalk
 from bench.python.commit import git_commit
+from eval import phase_span
 from eval import quality_sweep as eq
+from eval.layer_bands import layer_band_methods, picked_bands
 from eval.ruler_report import weighted
 from examples import assets, demo
 from sketchwalk.integrations import hf
@@ -84,6 +87,9 @@ class Method:
     # registered as the package's prefill scorer; the decode steps keep the config's scorer.
     scorer: str = ""
     scorer_args: dict = dataclasses.field(default_factory=dict)
+    # A span of eval/phase_span.py's EQUAL_AREA_SPANS whose prefill query rows stay dense (the
+    # per-phase ablation): which rows' sparsity costs.
+    dense_q_span: str = ""
 
 
 # The ~20% and ~10% knobs: the paper's split and the narrow one (eval/quality_sweep.py).
@@ -153,6 +159,12 @@ METHODS = {
     # The defaults with the walk's products from bfloat16 halves (config.walk_matmul): the same
     # selections but for candidates within ~1e-4 of a row's threshold.
     "walk_bf16x3": Method("walk_bf16x3", {"walk_matmul": "bf16x3"}),
+    # Issue 21's per-phase ablation: the defaults with one third of the prompt's causal area
+    # (its early, middle or late query rows) kept dense, equal cost each (eval/phase_span.py).
+    **{
+        f"default_dense_{span}": Method(f"default_dense_{span}", {}, dense_q_span=span)
+        for span in phase_span.EQUAL_AREA_SPANS
+    },
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
@@ -229,29 +241,6 @@ def batch_densities(per_layer: tuple[dict, dict], cfg) -> tuple[float | None, fl
     if cfg is None:
         return 1.0, 1.0
     return tuple(sparse_layer_mean(d, cfg) for d in per_layer)
-
-
-def layer_band_methods(base: Method, num_layers: int, bands: int) -> list[Method]:
-    """The per-layer ablation of issue 21: the sparse layers of `base` (those past its
-    dense_layers) cut into `bands` contiguous bands; per band, "only<a>-<b>" keeps layers a..b
-    sparse and every other layer dense, "skip<a>-<b>" keeps them dense and the rest sparse
-    (SketchWalkConfig.dense_layer_ids)."""
-    knobs = base.knobs or {}
-    first = knobs.get("dense_layers", sketchwalk.SketchWalkConfig.dense_layers)
-    sparse = list(range(first, num_layers))
-    size = -(-len(sparse) // bands) if sparse else 0
-    out = []
-    for start in range(0, len(sparse), size or 1):
-        band = sparse[start : start + size]
-        rest = [i for i in sparse if i not in band]
-        tag = f"{band[0]}-{band[-1]}"
-        for name, dense_ids in ((f"only{tag}", rest), (f"skip{tag}", band)):
-            out.append(
-                dataclasses.replace(
-                    base, name=f"{base.name}_{name}", knobs={**knobs, "dense_layer_ids": dense_ids}
-                )
-            )
-    return out
 
 
 class LayerDensity:
@@ -477,7 +466,8 @@ def run(args) -> dict:
         base = extra.get(args.band_base) or METHODS.get(args.band_base)
         if base is None or base.knobs is None:
             raise SystemExit(f"--band-base {args.band_base!r}: not a Sketch&Walk method")
-        for method in layer_band_methods(base, model.config.num_hidden_layers, args.layer_bands):
+        bands = layer_band_methods(base, model.config.num_hidden_layers, args.layer_bands)
+        for method in picked_bands(bands, args.band_index):
             methods.append((method, build_config(method)))
 
     # Data: RULER samples (cached under <assets>/ruler) and the demo's needle prompts.
@@ -547,6 +537,7 @@ def run(args) -> dict:
             knobs=method.knobs,
             sparse_decode=method.sparse_decode,
             oracle=method.oracle,
+            dense_q_span=method.dense_q_span,
             config=dataclasses.asdict(cfg) if cfg is not None else None,
             ruler={},
             ruler_mean={},
@@ -557,7 +548,11 @@ def run(args) -> dict:
         )
         result["methods"].append(rec)
         start = time.perf_counter()
+        span = contextlib.ExitStack()  # the method's dense query span, if any, until it is done
         try:
+            if method.dense_q_span:
+                lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
+                span.enter_context(phase_span.dense_query_span(*lo_hi))
             use_method(model, method, cfg)
             # Needles.
             bar.set_postfix_str(f"{method.name} | needles")
@@ -637,6 +632,8 @@ def run(args) -> dict:
         except Exception as err:  # keep the other methods' results
             rec["error"] = f"{type(err).__name__}: {err}"
             print(f"\nmethod {method.name!r} failed:\n{traceback.format_exc()}", flush=True)
+        finally:
+            span.close()
         rec["seconds"] = time.perf_counter() - start
         write_outputs(result, args)
     bar.close()
@@ -803,6 +800,12 @@ def main() -> None:
         "many bands, each band alone sparse (only<a>-<b>) and alone dense (skip<a>-<b>)",
     )
     parser.add_argument("--band-base", default="default", help="the method the bands start from")
+    parser.add_argument(
+        "--band-index",
+        default="",
+        help="with --layer-bands: only these bands (comma-separated, from 0), each as its "
+        "only/skip pair, or '2only' / '2skip' for one of them; default every band",
+    )
     parser.add_argument(
         "--batch-size",
         type=int,

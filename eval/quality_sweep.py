@@ -54,7 +54,7 @@ import torch.nn.functional as F
 
 import sketchwalk
 from bench.python.commit import git_commit
-from eval import granularity
+from eval import granularity, layer_bands
 from examples import assets
 from sketchwalk.integrations import hf
 
@@ -435,6 +435,20 @@ def methods(args) -> list[Method]:
         wanted = [w.strip() for w in args.methods.split(";") if w.strip()]
         out = [m for m in out if any(w == m.name if w in names else w in m.name for w in wanted)]
     return out
+
+
+def band_methods(args, num_layers: int) -> list[Method]:
+    """--layer-bands: the per-layer ablation of --band-base (eval/layer_bands.py), after the
+    --methods ones."""
+    if not getattr(args, "layer_bands", 0):
+        return []
+    base = next(
+        (m for m in methods(argparse.Namespace(methods="")) if m.name == args.band_base), None
+    )
+    if base is None or base.kind != "sketchwalk":
+        raise SystemExit(f"--band-base {args.band_base!r}: not a sketchwalk method of this sweep")
+    bands = layer_bands.layer_band_methods(base, num_layers, args.layer_bands)
+    return layer_bands.picked_bands(bands, args.band_index)
 
 
 # --------------------------------------------------------------------------------------
@@ -878,7 +892,7 @@ def run(args) -> dict:
     tasks = ruler_tasks(args.tasks)
     samples = {t: ruler_samples(t, args.samples, args.length, model_dir, args.seed) for t in tasks}
     windows = ppl_windows(tok, args.ppl_length, args.ppl_windows)
-    meths = methods(args)
+    meths = methods(args) + band_methods(args, model.config.num_hidden_layers)
     total = len(meths) * (sum(len(s) for s in samples.values()) + len(windows))
     n_layers = model.config.num_hidden_layers
     result = dict(
@@ -1145,6 +1159,17 @@ def main() -> None:
         "--append",
         action="store_true",
         help="merge into the existing result file (methods re-run are replaced)",
+    )
+    parser.add_argument(
+        "--layer-bands",
+        type=int,
+        default=0,
+        help="also run the per-layer ablation of --band-base: its sparse layers cut into this "
+        "many bands, each alone sparse (_only<a>-<b>) and alone dense (_skip<a>-<b>)",
+    )
+    parser.add_argument("--band-base", default="sketchwalk (defaults)")
+    parser.add_argument(
+        "--band-index", default="", help="only these bands: '1,3', '2only', '2skip' (from 0)"
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()

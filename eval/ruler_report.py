@@ -305,15 +305,18 @@ def plot(result: dict, ppl: dict | None, path: Path) -> None:
     for i, m in enumerate(result["methods"]):
         if m is dense or dense is None:
             continue
-        xs, ys = [], []
+        xs, ys, tags = [], [], []
         for L in result["lengths"]:
             mean, d = m["ruler_mean"].get(str(L)), m["density"].get(str(L), {})
             ref = dense["ruler_mean"].get(str(L))
             if mean is not None and ref is not None and d.get("prefill") is not None:
                 xs.append(100 * d["prefill"])
                 ys.append(mean - ref)
+                tags.append(f"{L // 1024}K" if L % 1024 == 0 else str(L))
         if xs:
             ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle=":", label=m["name"])
+            for x, y, tag in zip(xs, ys, tags):  # which length each point is
+                ax.annotate(tag, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axhline(-1, color="grey", linewidth=0.6, linestyle="--")  # the target
     ax.set_xlabel("prefill density, sparse layers (%)")

@@ -330,4 +330,35 @@ def test_every_decode_quality_method_builds():
         assert dq.build_config(method).block_size == 64, name
     cfg = dq.build_config(dq.METHODS["walk_bf16x3"])
     assert cfg.walk_matmul == "bf16x3"
-    assert dataclasses.replace(cfg, walk_matmul="fp32") == dq.build_config(dq.METHODS["default"])
+    assert dataclasses.replace(cfg, walk_matmul="auto") == dq.build_config(dq.METHODS["default"])
+
+
+def test_band_index_picks_band_pairs_and_refuses_unknown_bands():
+    """--band-index: bands by index, each as its (only, skip) pair; "" is every band."""
+    bands = dq.layer_band_methods(dq.METHODS["default"], num_layers=28, bands=4)
+    got = [m.name for m in dq.picked_bands(bands, "1,3")]
+    assert got == ["default_only9-15", "default_skip9-15", "default_only23-27", "default_skip23-27"]
+    assert dq.picked_bands(bands, "") == bands
+    assert [m.name for m in dq.picked_bands(bands, "0skip, 2only")] == [
+        "default_skip2-8",
+        "default_only16-22",
+    ]
+    for bad in ("4", "-1", "1both", "x"):
+        with pytest.raises(SystemExit, match="0..3"):
+            dq.picked_bands(bands, bad)
+
+
+def test_quality_sweep_band_methods_are_the_defaults_bands():
+    """quality_sweep --layer-bands: the perplexity sweep's bands of "sketchwalk (defaults)", the
+    same layers as decode_quality's (eval/layer_bands.py)."""
+    import argparse
+
+    from eval import quality_sweep as qs
+
+    args = argparse.Namespace(layer_bands=4, band_base="sketchwalk (defaults)", band_index="1skip")
+    (got,) = qs.band_methods(args, num_layers=30)
+    assert got.name == "sketchwalk (defaults)_skip9-15" and got.kind == "sketchwalk"
+    assert got.knobs["dense_layer_ids"] == list(range(9, 16))
+    assert qs.band_methods(argparse.Namespace(layer_bands=0), num_layers=30) == []
+    with pytest.raises(SystemExit, match="band-base"):
+        qs.band_methods(argparse.Namespace(layer_bands=2, band_base="dense", band_index=""), 30)

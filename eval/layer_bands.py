@@ -1,0 +1,51 @@
+"""The per-layer ablation of issue 21: a method's sparse layers cut into contiguous bands, each
+band alone sparse or alone dense (SketchWalkConfig.dense_layer_ids). Works on the method records
+of eval/decode_quality.py (RULER) and eval/quality_sweep.py (perplexity): any dataclass with a
+`name` and a `knobs` dict of SketchWalkConfig keyword arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sketchwalk
+
+
+def layer_band_methods(base, num_layers: int, bands: int) -> list:
+    """The per-layer ablation of issue 21: the sparse layers of `base` (those past its
+    dense_layers) cut into `bands` contiguous bands; per band, "only<a>-<b>" keeps layers a..b
+    sparse and every other layer dense, "skip<a>-<b>" keeps them dense and the rest sparse
+    (SketchWalkConfig.dense_layer_ids)."""
+    knobs = base.knobs or {}
+    first = knobs.get("dense_layers", sketchwalk.SketchWalkConfig.dense_layers)
+    sparse = list(range(first, num_layers))
+    size = -(-len(sparse) // bands) if sparse else 0
+    out = []
+    for start in range(0, len(sparse), size or 1):
+        band = sparse[start : start + size]
+        rest = [i for i in sparse if i not in band]
+        tag = f"{band[0]}-{band[-1]}"
+        for name, dense_ids in ((f"only{tag}", rest), (f"skip{tag}", band)):
+            out.append(
+                dataclasses.replace(
+                    base, name=f"{base.name}_{name}", knobs={**knobs, "dense_layer_ids": dense_ids}
+                )
+            )
+    return out
+
+
+def picked_bands(bands: list, index_spec: str) -> list:
+    """The methods of layer_band_methods' bands named by `index_spec`: "1,3" bands 1 and 3
+    (from 0) as their (only, skip) pairs, "2only" / "2skip" one of band 2's pair, "" every
+    band; so that one process per band (or per method) runs them side by side."""
+    pairs = len(bands) // 2
+    out = []
+    for item in (x.strip() for x in index_spec.split(",") if x.strip()):
+        number = item.removesuffix("only").removesuffix("skip")
+        if not number.isdigit() or not 0 <= int(number) < pairs:
+            raise SystemExit(
+                f"--band-index {index_spec!r}: {item!r} is not a band 0..{pairs - 1} "
+                "(optionally followed by 'only' or 'skip')"
+            )
+        pair = bands[2 * int(number) : 2 * int(number) + 2]  # band b: 2b only, 2b + 1 skip
+        out += pair if number == item else [pair[item.endswith("skip")]]
+    return out if index_spec.strip() else list(bands)

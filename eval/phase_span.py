@@ -1,0 +1,67 @@
+"""The per-phase ablation of issue 21: which query rows' sparsity costs quality.
+
+A method run under ``dense_query_span(lo, hi)`` keeps every causal key block for the prefill
+query blocks whose position lies in [lo, hi) of the prompt (fractions of its query blocks), and
+the package's selection everywhere else. The densities the package records include those rows,
+so a span's cost in density is reported with it.
+
+EQUAL_AREA_SPANS cut the prompt into three spans of equal causal area (a query block's row
+holds as many blocks as its position, so the area up to fraction x is x^2): making any one of
+them dense costs the same density, and the three compare at equal cost.
+"""
+
+from __future__ import annotations
+
+import math
+from unittest import mock
+
+import torch
+
+from sketchwalk import attention
+
+EQUAL_AREA_SPANS = {
+    "early": (0.0, math.sqrt(1 / 3)),
+    "middle": (math.sqrt(1 / 3), math.sqrt(2 / 3)),
+    "late": (math.sqrt(2 / 3), 1.0),
+}
+
+
+def span_blocks(num_q_blocks: int, lo: float, hi: float) -> range:
+    """The query blocks whose first row lies in [lo, hi) of the prompt (hi = 1 takes the
+    last)."""
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"span: want 0 <= lo <= hi <= 1, got ({lo}, {hi})")
+    first = math.ceil(lo * num_q_blocks)
+    last = num_q_blocks if hi >= 1.0 else math.ceil(hi * num_q_blocks)
+    return range(first, last)
+
+
+def densify_rows(
+    block_index: torch.Tensor, num_selected: torch.Tensor, rows: range
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A prefill block index (block_index [..., Nq, width] ascending and -1 padded,
+    num_selected [..., Nq]) with the query blocks `rows` keeping every causal key block: query
+    block i keeps key blocks 0..i (a prefill without a cached prefix: Nq == Nk)."""
+    block_index, num_selected = block_index.clone(), num_selected.clone()
+    width = block_index.shape[-1]
+    keys = torch.arange(width, device=block_index.device, dtype=block_index.dtype)
+    for i in rows:
+        block_index[..., i, :] = torch.where(keys <= i, keys, torch.full_like(keys, -1))
+        num_selected[..., i] = i + 1
+    return block_index, num_selected
+
+
+def dense_query_span(lo: float, hi: float):
+    """A context manager within which every prefill selection of the package keeps the query
+    blocks in [lo, hi) of its prompt dense (attention._select_prefill wrapped, restored on
+    exit)."""
+    select = attention._select_prefill
+
+    def with_dense_span(walk, num_tokens, num_kv_heads, cfg, num_keys=None):
+        block_index, num_selected = select(walk, num_tokens, num_kv_heads, cfg, num_keys)
+        if num_keys is not None and num_keys != num_tokens:
+            raise NotImplementedError("dense_query_span: a chunk after a cached prefix")
+        rows = span_blocks(num_selected.shape[-1], lo, hi)
+        return densify_rows(block_index, num_selected, rows)
+
+    return mock.patch.object(attention, "_select_prefill", with_dense_span)

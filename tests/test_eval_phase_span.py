@@ -1,0 +1,85 @@
+"""eval/phase_span.py, the per-phase ablation of issue 21: the prefill query rows of a span keep
+every causal key block (against the float64 reference), the others the package's selection; the
+three equal-area spans cost the same causal area."""
+
+import math
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params
+
+
+@pytest.fixture
+def ps():
+    from eval import phase_span
+
+    return phase_span
+
+
+def test_equal_area_spans_tile_the_prompt_at_equal_causal_area(ps):
+    spans = list(ps.EQUAL_AREA_SPANS.values())
+    assert spans[0][0] == 0.0 and spans[-1][1] == 1.0
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    for lo, hi in spans:
+        assert math.isclose(hi**2 - lo**2, 1 / 3)
+
+
+def test_span_blocks_cover_every_block_once(ps):
+    for n in (1, 2, 3, 63, 64, 65, 130):
+        got = [i for lo, hi in ps.EQUAL_AREA_SPANS.values() for i in ps.span_blocks(n, lo, hi)]
+        assert got == list(range(n)), n
+    assert list(ps.span_blocks(10, 0.5, 1.0)) == [5, 6, 7, 8, 9]
+    assert list(ps.span_blocks(10, 0.25, 0.5)) == [3, 4]
+    for bad in ((-0.1, 0.5), (0.6, 0.5), (0.0, 1.1)):
+        with pytest.raises(ValueError, match="span"):
+            ps.span_blocks(10, *bad)
+
+
+def test_densify_rows_keeps_every_causal_block_of_the_span_only(ps):
+    n = 5
+    index = torch.full((2, 1, n, n), -1, dtype=torch.int32)
+    index[..., 0] = 0  # every row keeps block 0 only
+    count = torch.ones(2, 1, n, dtype=torch.int32)
+    got_index, got_count = ps.densify_rows(index, count, range(3, 5))
+    assert torch.equal(got_index[..., :3, :], index[..., :3, :])  # untouched rows
+    assert got_count[0, 0].tolist() == [1, 1, 1, 4, 5]
+    assert got_index[1, 0, 3].tolist() == [0, 1, 2, 3, -1]
+    assert got_index[1, 0, 4].tolist() == [0, 1, 2, 3, 4]
+    assert index[0, 0, 4].tolist() == [0, -1, -1, -1, -1]  # the input is not written
+
+
+def _qkv(tokens, device, hq=4, hkv=2, d=64):
+    g = torch.Generator().manual_seed(tokens)
+    return [
+        (torch.randn(1, h, tokens, d, generator=g) * s).to(device)
+        for h, s in ((hq, 3.0), (hkv, 3.0), (hkv, 1.0))
+    ]
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", [700, 1000])
+def test_prefill_rows_of_the_span_are_dense_and_the_rest_unchanged(ps, device, tokens):
+    import sketchwalk as sw
+
+    cfg = sw.SketchWalkConfig(window_frac=0.0, kblocks_frac=0.05, dense_last_q_blocks=0)
+    q, k, v = _qkv(tokens, device)
+    want = R.dense_causal_attention(q.double(), k.double(), v.double())
+    plain = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)).double()
+    # The knobs drop blocks: the comparisons below can fail.
+    assert not torch.allclose(plain, want, atol=1e-3)
+    lo, hi = ps.EQUAL_AREA_SPANS["middle"]
+    rows = ps.span_blocks(-(-tokens // 64), lo, hi)
+    state = sw.SketchWalkState(cfg)
+    with ps.dense_query_span(lo, hi):
+        got = sw.sketchwalk_attention(q, k, v, 2, state).double()
+    span = slice(rows.start * 64, min(rows.stop * 64, tokens))
+    torch.testing.assert_close(got[:, :, span], want[:, :, span], atol=1e-4, rtol=1e-4)
+    outside = torch.ones(tokens, dtype=torch.bool)
+    outside[span] = False
+    torch.testing.assert_close(got[:, :, outside], plain[:, :, outside], atol=1e-5, rtol=1e-5)
+    # The package records the density with the dense rows; the wrap is gone after the block.
+    with_span = state.last_density[2]
+    sw.sketchwalk_attention(q, k, v, 2, state)
+    assert with_span > state.last_density[2]
