@@ -57,7 +57,7 @@ import sketchwalk
 from bench.python.commit import git_commit
 from eval import phase_span
 from eval import quality_sweep as eq
-from eval.layer_bands import layer_band_methods, picked_bands
+from eval.layer_bands import band_budget_methods, layer_band_methods, picked_bands
 from eval.ruler_report import weighted
 from examples import assets, demo
 from sketchwalk.integrations import hf
@@ -462,12 +462,16 @@ def run(args) -> dict:
                 flush=True,
             )
 
-    if args.layer_bands:  # the per-layer ablation of --band-base (layer_band_methods)
+    if args.layer_bands or args.band_budget:  # the per-layer methods of --band-base
         base = extra.get(args.band_base) or METHODS.get(args.band_base)
         if base is None or base.knobs is None:
             raise SystemExit(f"--band-base {args.band_base!r}: not a Sketch&Walk method")
-        bands = layer_band_methods(base, model.config.num_hidden_layers, args.layer_bands)
-        for method in picked_bands(bands, args.band_index):
+        num_layers = model.config.num_hidden_layers
+        per_layer = band_budget_methods(base, num_layers, args.band_budget)
+        if args.layer_bands:
+            bands = layer_band_methods(base, num_layers, args.layer_bands)
+            per_layer = picked_bands(bands, args.band_index) + per_layer
+        for method in per_layer:
             methods.append((method, build_config(method)))
 
     # Data: RULER samples (cached under <assets>/ruler) and the demo's needle prompts.
@@ -799,7 +803,17 @@ def main() -> None:
         help="also run the per-layer ablation: the sparse layers of --band-base cut into this "
         "many bands, each band alone sparse (only<a>-<b>) and alone dense (skip<a>-<b>)",
     )
-    parser.add_argument("--band-base", default="default", help="the method the bands start from")
+    parser.add_argument(
+        "--band-base",
+        default="default",
+        help="the method --layer-bands and --band-budget start from",
+    )
+    parser.add_argument(
+        "--band-budget",
+        default="",
+        help="per-layer budgets at --band-base's average: ';'-separated band weights, e.g. "
+        "'1,1,1,2;1,0.5,1,2' (eval/layer_bands.py band_budget_methods)",
+    )
     parser.add_argument(
         "--band-index",
         default="",

@@ -16,12 +16,12 @@ def layer_band_methods(base, num_layers: int, bands: int) -> list:
     sparse and every other layer dense, "skip<a>-<b>" keeps them dense and the rest sparse
     (SketchWalkConfig.dense_layer_ids)."""
     knobs = base.knobs or {}
-    first = knobs.get("dense_layers", sketchwalk.SketchWalkConfig.dense_layers)
-    sparse = list(range(first, num_layers))
-    size = -(-len(sparse) // bands) if sparse else 0
+    cut = sketchwalk.layer_budget.sparse_layer_bands(
+        sketchwalk.SketchWalkConfig(**knobs), num_layers, bands
+    )
+    sparse = [i for band in cut for i in band]
     out = []
-    for start in range(0, len(sparse), size or 1):
-        band = sparse[start : start + size]
+    for band in cut:
         rest = [i for i in sparse if i not in band]
         tag = f"{band[0]}-{band[-1]}"
         for name, dense_ids in ((f"only{tag}", rest), (f"skip{tag}", band)):
@@ -49,3 +49,28 @@ def picked_bands(bands: list, index_spec: str) -> list:
         pair = bands[2 * int(number) : 2 * int(number) + 2]  # band b: 2b only, 2b + 1 skip
         out += pair if number == item else [pair[item.endswith("skip")]]
     return out if index_spec.strip() else list(bands)
+
+
+def band_budget_methods(base, num_layers: int, spec: str) -> list:
+    """Per-layer budgets at `base`'s average (issue 21 step 3): for each ';'-separated weight
+    list "w0,w1,..." of `spec`, `base` with layer_keep_scale from those band weights
+    (sketchwalk.layer_budget.keep_scale_by_band: mean 1 over the sparse layers), named
+    "<base>_budget<w0>-<w1>-...". "" gives none."""
+    knobs = base.knobs or {}
+    cfg = sketchwalk.SketchWalkConfig(**knobs)
+    out = []
+    for item in (x.strip() for x in spec.split(";") if x.strip()):
+        try:
+            weights = tuple(float(w) for w in item.split(","))
+            scale = sketchwalk.layer_budget.keep_scale_by_band(cfg, num_layers, weights)
+        except ValueError as err:
+            raise SystemExit(f"--band-budget {item!r}: {err}") from None
+        tag = "-".join(w.strip() for w in item.split(","))
+        out.append(
+            dataclasses.replace(
+                base,
+                name=f"{base.name}_budget{tag}",
+                knobs={**knobs, "layer_keep_scale": [round(x, 6) for x in scale]},
+            )
+        )
+    return out

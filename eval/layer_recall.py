@@ -79,8 +79,10 @@ class LayerRecall:
             finally:
                 self._layer = None
 
-        def watched_select(walk, num_tokens, num_kv_heads, cfg, num_keys=None):
-            block_index, num_selected = select(walk, num_tokens, num_kv_heads, cfg, num_keys)
+        def watched_select(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
+            block_index, num_selected = select(
+                walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx
+            )
             if self._layer is not None:
                 self._record(walk, block_index, num_selected, cfg)
             return block_index, num_selected

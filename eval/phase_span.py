@@ -57,8 +57,10 @@ def dense_query_span(lo: float, hi: float):
     exit)."""
     select = attention._select_prefill
 
-    def with_dense_span(walk, num_tokens, num_kv_heads, cfg, num_keys=None):
-        block_index, num_selected = select(walk, num_tokens, num_kv_heads, cfg, num_keys)
+    def with_dense_span(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
+        block_index, num_selected = select(
+            walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx
+        )
         if num_keys is not None and num_keys != num_tokens:
             raise NotImplementedError("dense_query_span: a chunk after a cached prefix")
         rows = span_blocks(num_selected.shape[-1], lo, hi)

@@ -438,17 +438,20 @@ def methods(args) -> list[Method]:
 
 
 def band_methods(args, num_layers: int) -> list[Method]:
-    """--layer-bands: the per-layer ablation of --band-base (eval/layer_bands.py), after the
-    --methods ones."""
-    if not getattr(args, "layer_bands", 0):
+    """--layer-bands: the per-layer ablation of --band-base, and --band-budget: its per-layer
+    budgets (eval/layer_bands.py), after the --methods ones."""
+    if not getattr(args, "layer_bands", 0) and not getattr(args, "band_budget", ""):
         return []
     base = next(
         (m for m in methods(argparse.Namespace(methods="")) if m.name == args.band_base), None
     )
     if base is None or base.kind != "sketchwalk":
         raise SystemExit(f"--band-base {args.band_base!r}: not a sketchwalk method of this sweep")
+    budgets = layer_bands.band_budget_methods(base, num_layers, getattr(args, "band_budget", ""))
+    if not getattr(args, "layer_bands", 0):
+        return budgets
     bands = layer_bands.layer_band_methods(base, num_layers, args.layer_bands)
-    return layer_bands.picked_bands(bands, args.band_index)
+    return layer_bands.picked_bands(bands, args.band_index) + budgets
 
 
 # --------------------------------------------------------------------------------------
@@ -1167,7 +1170,17 @@ def main() -> None:
         help="also run the per-layer ablation of --band-base: its sparse layers cut into this "
         "many bands, each alone sparse (_only<a>-<b>) and alone dense (_skip<a>-<b>)",
     )
-    parser.add_argument("--band-base", default="sketchwalk (defaults)")
+    parser.add_argument(
+        "--band-base",
+        default="sketchwalk (defaults)",
+        help="the method --layer-bands and --band-budget start from",
+    )
+    parser.add_argument(
+        "--band-budget",
+        default="",
+        help="per-layer budgets at --band-base's average: ';'-separated band weights, e.g. "
+        "'1,1,1,2;1,0.5,1,2' (eval/layer_bands.py band_budget_methods)",
+    )
     parser.add_argument(
         "--band-index", default="", help="only these bands: '1,3', '2only', '2skip' (from 0)"
     )

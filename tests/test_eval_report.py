@@ -362,3 +362,29 @@ def test_quality_sweep_band_methods_are_the_defaults_bands():
     assert qs.band_methods(argparse.Namespace(layer_bands=0), num_layers=30) == []
     with pytest.raises(SystemExit, match="band-base"):
         qs.band_methods(argparse.Namespace(layer_bands=2, band_base="dense", band_index=""), 30)
+
+
+def test_band_budget_methods_keep_the_base_average():
+    """--band-budget: one method per weight list, the base's knobs with layer_keep_scale whose
+    mean over the sparse layers is 1 (sketchwalk.layer_budget), in both sweeps."""
+    import argparse
+
+    import sketchwalk
+    from eval import quality_sweep as qs
+
+    base = dq.METHODS["p20_dec20"]
+    got = dq.band_budget_methods(base, 28, "1,1,1,2; 1,0.5,1,2")
+    assert [m.name for m in got] == ["p20_dec20_budget1-1-1-2", "p20_dec20_budget1-0.5-1-2"]
+    for method, weights in zip(got, ((1, 1, 1, 2), (1, 0.5, 1, 2))):
+        cfg = dq.build_config(method)
+        assert cfg.kblocks_frac == base.knobs["kblocks_frac"]
+        want = sketchwalk.layer_budget.keep_scale_by_band(cfg, 28, weights)
+        assert cfg.layer_keep_scale == pytest.approx(want, abs=1e-6)
+        assert sum(cfg.layer_keep_scale[2:]) / 26 == pytest.approx(1.0, abs=1e-5)
+    assert dq.band_budget_methods(base, 28, "") == []
+    with pytest.raises(SystemExit, match="band-budget"):
+        dq.band_budget_methods(base, 28, "0,0")
+    args = argparse.Namespace(layer_bands=0, band_base="sketchwalk ~20%", band_budget="1,1,1,3")
+    (sweep,) = qs.band_methods(args, num_layers=28)
+    assert sweep.name == "sketchwalk ~20%_budget1-1-1-3" and sweep.kind == "sketchwalk"
+    assert sweep.knobs["kblocks_frac"] == 0.06 and len(sweep.knobs["layer_keep_scale"]) == 28

@@ -211,11 +211,17 @@ def select_prefill_blocks(
     cfg = state.config
     if cfg.prefill_scorer != "sketch_walk":  # a registered scorer (scorers.py): scores only
         block_index, num_selected = _select_prefill(
-            _registered_scores(q, k, layer_idx, state), q.shape[2], k.shape[1], cfg
+            _registered_scores(q, k, layer_idx, state),
+            q.shape[2],
+            k.shape[1],
+            cfg,
+            layer_idx=layer_idx,
         )
         return block_index, num_selected, None, None
     walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
-    block_index, num_selected = _select_prefill(walk, q.shape[2], k_blocks.shape[1], cfg)
+    block_index, num_selected = _select_prefill(
+        walk, q.shape[2], k_blocks.shape[1], cfg, layer_idx=layer_idx
+    )
     return block_index, num_selected, transition, k_blocks
 
 
@@ -353,12 +359,18 @@ def _bmm_float32(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _select_prefill(
-    walk: torch.Tensor, num_tokens: int, num_kv_heads: int, cfg, num_keys: int | None = None
+    walk: torch.Tensor,
+    num_tokens: int,
+    num_kv_heads: int,
+    cfg,
+    num_keys: int | None = None,
+    layer_idx: int | None = None,
 ):
-    """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4);
-    num_keys > num_tokens for a chunk (section 10)."""
+    """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4)
+    and layer layer_idx's keep fraction (cfg.layer_keep_scale); num_keys > num_tokens for a
+    chunk (section 10)."""
     num_keys = num_tokens if num_keys is None else num_keys
-    args = SelectionArgs.prefill(cfg, num_keys)
+    args = SelectionArgs.prefill(cfg, num_keys, layer_idx)
     block_index, num_selected = ops.select_blocks(
         walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size)
     )
@@ -388,7 +400,9 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
         _walk_decode_state(q, transition, k_blocks, state) if cfg.decode_scorer == "walk" else None
     )
     del transition
-    block_index, num_selected = _select_prefill(walk, num_tokens, k_blocks.shape[1], cfg)
+    block_index, num_selected = _select_prefill(
+        walk, num_tokens, k_blocks.shape[1], cfg, layer_idx=layer_idx
+    )
     del walk, k_blocks
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
     state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)
@@ -425,10 +439,12 @@ def select_chunk_blocks(q, k, layer_idx: int, state: SketchWalkState):
     prefill rules with the chunk's own query positions. Returns (block_index, num_selected)."""
     if state.config.prefill_scorer != "sketch_walk":
         scores = _registered_scores(q, k, layer_idx, state)
-        return _select_prefill(scores, q.shape[2], k.shape[1], state.config, k.shape[2])
+        return _select_prefill(scores, q.shape[2], k.shape[1], state.config, k.shape[2], layer_idx)
     transition, k_blocks = _block_scores(q, k, state)
     state.take_carried_walk(layer_idx, -1)  # a chunk neither uses nor leaves a carried walk
-    return _select_prefill(transition, q.shape[2], k_blocks.shape[1], state.config, k.shape[2])
+    return _select_prefill(
+        transition, q.shape[2], k_blocks.shape[1], state.config, k.shape[2], layer_idx
+    )
 
 
 def prefill_chunk(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
@@ -518,7 +534,7 @@ def _decode(
     signs, coords, c = _sketch_setup(state, head_dim, q.device)
     layer.ensure_capacity(-(-num_keys // b))
     window_fill = min(layer.window_fill + 1, cfg.query_window)
-    args = SelectionArgs.decode(cfg, num_keys)
+    args = SelectionArgs.decode(cfg, num_keys, layer_idx)
     # Steps 1-4 of docs/spec.md section 6 in one op (the state buffers are updated in place).
     block_index, num_selected = ops.select_decode_blocks_(
         q,
@@ -564,7 +580,7 @@ def _decode_registered(
             f"{' (one row per KV group)' if per_group else ''}, got "
             f"{scores.dtype} {tuple(scores.shape)}"
         )
-    args = SelectionArgs.decode(cfg, num_keys)
+    args = SelectionArgs.decode(cfg, num_keys, layer_idx)
     if not per_group:
         block_index, num_selected = ops.select_blocks(
             scores, *args.select_blocks_args(1, num_keys, cfg.block_size)
@@ -592,13 +608,17 @@ def keys4_layer_state(k: torch.Tensor, cache_capacity: int | None = None) -> Lay
     return LayerKeys4State(codes=codes, scales=scales, seq_lens=seq_lens, num_keys=num_keys)
 
 
-def select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg):
+def select_keys4_blocks(
+    q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg, layer_idx: int | None = None
+):
     """docs/spec.md section 7 steps 1-3 on the layer's 4-bit keys: (block_index, num_selected) with
-    index_heads = num_kv_heads. Lengths come from seq_lens on the device (no sync)."""
+    index_heads = num_kv_heads, at layer layer_idx's keep fraction (cfg.layer_keep_scale) when
+    given. Lengths come from seq_lens on the device (no sync)."""
     # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
     q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
     mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)
-    return ops.select_blocks_keys4(mass, seq_lens, *SelectionArgs.decode(cfg).keys4_fracs(), False)
+    fracs = SelectionArgs.decode(cfg, layer_idx=layer_idx).keys4_fracs()
+    return ops.select_blocks_keys4(mass, seq_lens, *fracs, False)
 
 
 def _decode_keys4(
@@ -611,7 +631,7 @@ def _decode_keys4(
     layer.ensure_capacity(num_keys)
     layer.seq_lens.fill_(num_keys)  # a scalar fill: no host-device sync
     ops.quantize_keys4_(layer.codes, layer.scales, k[:, :, -1:], layer.seq_lens, False)
-    block_index, num_selected = select_keys4_blocks(q, layer, layer.seq_lens, cfg)
+    block_index, num_selected = select_keys4_blocks(q, layer, layer.seq_lens, cfg, layer_idx)
     layer.num_keys = num_keys
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, validate=False)
     state.record_decode_selection(layer_idx, num_selected, num_keys, cfg.block_size)
@@ -650,7 +670,7 @@ def _decode_keys4_fixed(
         )
     slot = (seq_lens.long() - 1).view(batch, 1, 1, 1).expand(batch, num_kv_heads, 1, head_dim)
     ops.quantize_keys4_(layer.codes, layer.scales, k.gather(2, slot), seq_lens, False)
-    block_index, num_selected = select_keys4_blocks(q, layer, seq_lens, cfg)
+    block_index, num_selected = select_keys4_blocks(q, layer, seq_lens, cfg, layer_idx)
     out, _ = ops.sparse_decode(q, k, v, block_index, num_selected, None, False, seq_lens)
     state.record_decode_rows(layer_idx, num_selected, seq_lens, cfg.block_size)
     return out

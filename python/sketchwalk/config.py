@@ -115,6 +115,14 @@ class SketchWalkConfig:
     heads) and needs decode_scorer "keys4" (the walk decode keeps one layer-wide matrix). Not yet
     measured on real models against "layer"."""
 
+    layer_keep_scale: tuple[float, ...] = ()
+    """Per-layer multiplier of the keep fractions (kblocks_frac in a prefill or chunk, the decode
+    steps' kblocks_frac in decode): layer i keeps min(1, frac * layer_keep_scale[i]) of its
+    candidates; layers past the tuple scale 1, dense layers ignore it. Spends the budget where
+    it pays at an equal average: sketchwalk.layer_budget.keep_scale_by_band builds one whose mean
+    over the sparse layers is 1 (issue 21: on Qwen2.5-Coder-1.5B the last band of layers loses
+    most). Empty (default): every layer keeps the same fraction (the authors' rule)."""
+
     @classmethod
     def paper(cls, **overrides) -> "SketchWalkConfig":
         """The authors' behaviour (docs/spec.md sections 1-6): their knobs (one budget split for
@@ -169,6 +177,15 @@ class SketchWalkConfig:
             raise ValueError(f"dense_layer_ids must be a tuple of layer indices >= 0, got {ids!r}")
         # A sorted tuple (a list from JSON stays hashable and compares equal).
         object.__setattr__(self, "dense_layer_ids", tuple(sorted(set(ids))))
+        scale = self.layer_keep_scale
+        if not isinstance(scale, (tuple, list)) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and 0.0 <= x < math.inf
+            for x in scale
+        ):
+            raise ValueError(
+                f"layer_keep_scale must be a tuple of finite multipliers >= 0, got {scale!r}"
+            )
+        object.__setattr__(self, "layer_keep_scale", tuple(float(x) for x in scale))
         if self.decode_scorer not in scorers.decode_scorer_names():
             raise ValueError(
                 f"decode_scorer must be one of {scorers.decode_scorer_names()}, got "
@@ -205,6 +222,14 @@ class SketchWalkConfig:
     def is_dense_layer(self, layer_idx: int) -> bool:
         """Whether layer ``layer_idx`` runs dense attention (dense_layers, dense_layer_ids)."""
         return layer_idx < self.dense_layers or layer_idx in self.dense_layer_ids
+
+    def layer_keep_frac(self, keep_frac: float, layer_idx: int | None) -> float:
+        """A phase's keep fraction in layer layer_idx: min(1, keep_frac * layer_keep_scale[i])
+        (keep_frac itself past the tuple, or for layer_idx None)."""
+        scale = self.layer_keep_scale
+        if layer_idx is None or layer_idx >= len(scale):
+            return keep_frac
+        return min(1.0, keep_frac * scale[layer_idx])
 
     def window_tokens(self, num_keys: int) -> int:
         """w = max(1, floor(window_frac * num_keys))."""

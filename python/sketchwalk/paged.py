@@ -89,7 +89,7 @@ def sketchwalk_attention_paged(
         q_score = q_dec.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q_dec
         mass = ops.score_blocks_keys4(q_score, codes, scales, dec_lens, None, False, dec_table)
         index, count = ops.select_blocks_keys4(
-            mass, dec_lens, *plan.decode_args.keys4_fracs(), False
+            mass, dec_lens, *plan.decode_args.at_layer(cfg, layer_idx).keys4_fracs(), False
         )
         dec_out, _ = ops.sparse_decode(
             q_dec, k_pages, v_pages, index, count, None, False, dec_lens, dec_table

@@ -39,11 +39,14 @@ class SelectionArgs:
     """Trailing query blocks of a prefill that keep every causal block (0 in decode)."""
 
     @classmethod
-    def prefill(cls, cfg: SketchWalkConfig, num_keys: int) -> "SelectionArgs":
-        """A prefill (or chunk) over num_keys keys: the prefill knobs."""
+    def prefill(
+        cls, cfg: SketchWalkConfig, num_keys: int, layer_idx: int | None = None
+    ) -> "SelectionArgs":
+        """A prefill (or chunk) over num_keys keys: the prefill knobs, with layer layer_idx's keep
+        fraction (cfg.layer_keep_frac) when given."""
         w = cfg.window_tokens(num_keys)
         return cls(
-            cfg.kblocks_frac,
+            cfg.layer_keep_frac(cfg.kblocks_frac, layer_idx),
             cfg.window_frac,
             cfg.sink_frac,
             w,
@@ -53,13 +56,22 @@ class SelectionArgs:
         )
 
     @classmethod
-    def decode(cls, cfg: SketchWalkConfig, num_keys: int = 1) -> "SelectionArgs":
-        """A decode step over num_keys keys: the decode knobs (decode_* else the prefill's). The
-        keys4 ops take the fractions and read lengths on the device, so num_keys matters only
-        for the token counts of the walk scorer."""
+    def decode(
+        cls, cfg: SketchWalkConfig, num_keys: int = 1, layer_idx: int | None = None
+    ) -> "SelectionArgs":
+        """A decode step over num_keys keys: the decode knobs (decode_* else the prefill's), with
+        layer layer_idx's keep fraction (cfg.layer_keep_frac) when given. The keys4 ops take the
+        fractions and read lengths on the device, so num_keys matters only for the token counts
+        of the walk scorer."""
         keep, window, sink = cfg.decode_fracs()
         w, s = cfg.decode_window_tokens(num_keys), cfg.decode_sink_tokens(num_keys)
-        return cls(keep, window, sink, w, s, max(w, s), 0)
+        return cls(cfg.layer_keep_frac(keep, layer_idx), window, sink, w, s, max(w, s), 0)
+
+    def at_layer(self, cfg: SketchWalkConfig, layer_idx: int) -> "SelectionArgs":
+        """These arguments (made with layer_idx None, e.g. once per step by StepPlan) in layer
+        layer_idx: the keep fraction scaled by cfg.layer_keep_scale, the rest unchanged."""
+        keep = cfg.layer_keep_frac(self.keep_frac, layer_idx)
+        return self if keep == self.keep_frac else dataclasses.replace(self, keep_frac=keep)
 
     def select_blocks_args(self, num_queries: int, num_keys: int, block_size: int) -> tuple:
         """ops.select_blocks's arguments after the scores: (num_queries, num_keys, block_size,

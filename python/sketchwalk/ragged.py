@@ -144,7 +144,7 @@ def _with_keys4_decode_rows(q, k, layer_idx: int, states, plan: StepPlan, index,
     q_dec = q.index_select(0, q_rows)[:, :, None]  # [S, Hq, 1, D]; 16-bit on CUDA (caller)
     mass = ops.score_blocks_keys4(q_dec, codes, scales, dec_lens, None, False)
     dec_index, dec_count = ops.select_blocks_keys4(
-        mass, dec_lens, *plan.decode_args.keys4_fracs(), False
+        mass, dec_lens, *plan.decode_args.at_layer(cfg, layer_idx).keys4_fracs(), False
     )  # [S, Hkv, 1, W], [S, Hkv, 1]
     for i, b in enumerate(rows):
         states[b].record_decode_rows(
@@ -254,8 +254,9 @@ def select_varlen_blocks(
         plan.carried_walk = (layer_idx, walk)
     else:
         plan.carried_walk = None
+    keep = cfg.layer_keep_frac(cfg.kblocks_frac, layer_idx)
     index, count = ops.select_blocks_varlen(
-        walk[:, : plan.num_q_blocks], seq_args, b, cfg.kblocks_frac, cfg.dense_last_q_blocks, False
+        walk[:, : plan.num_q_blocks], seq_args, b, keep, cfg.dense_last_q_blocks, False
     )
     heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
     index = index.reshape(num_seqs, heads, *index.shape[2:])

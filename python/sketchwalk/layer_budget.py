@@ -1,0 +1,51 @@
+"""Per-layer budgets at an equal average (SketchWalkConfig.layer_keep_scale).
+
+A model's sparse layers are cut into contiguous bands; each band gets a weight, and the weights
+become per-layer multipliers of the keep fraction whose mean over the sparse layers is 1, so the
+kept candidates add up to the uniform rule's (up to layers whose scaled fraction clips at 1, and
+the window / sink / dense rows, which the scale leaves alone). The same bands serve the
+ablations that located the loss (eval/layer_bands.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import SketchWalkConfig
+
+
+def sparse_layer_bands(cfg: SketchWalkConfig, num_layers: int, bands: int) -> list[list[int]]:
+    """The layers of a num_layers model past cfg.dense_layers, cut into `bands` contiguous bands
+    of ceil(count / bands) layers (the last may be shorter; fewer bands when count < bands)."""
+    if num_layers < 1 or bands < 1:
+        raise ValueError(f"num_layers and bands must be >= 1, got {num_layers} and {bands}")
+    sparse = list(range(min(cfg.dense_layers, num_layers), num_layers))
+    size = max(1, -(-len(sparse) // bands))
+    return [sparse[i : i + size] for i in range(0, len(sparse), size)]
+
+
+def keep_scale_by_band(
+    cfg: SketchWalkConfig, num_layers: int, weights: tuple[float, ...]
+) -> tuple[float, ...]:
+    """layer_keep_scale for a num_layers model: band j of sparse_layer_bands(cfg, num_layers,
+    len(weights)) weighted by weights[j], normalized so the mean over the sparse layers
+    (cfg.is_dense_layer false) is 1; dense layers get 1.0 (unused)."""
+    if not weights or any(not 0.0 <= w < float("inf") for w in weights):
+        raise ValueError(f"weights must be finite and >= 0, one per band, got {weights!r}")
+    raw = [1.0] * num_layers
+    for band, weight in zip(sparse_layer_bands(cfg, num_layers, len(weights)), weights):
+        for layer in band:
+            raw[layer] = float(weight)
+    sparse = [i for i in range(num_layers) if not cfg.is_dense_layer(i)]
+    total = sum(raw[i] for i in sparse)
+    if not sparse or total <= 0.0:
+        raise ValueError(f"weights {weights!r} leave no budget to the sparse layers")
+    norm = len(sparse) / total
+    return tuple(raw[i] * norm if i in sparse else 1.0 for i in range(num_layers))
+
+
+def with_band_budget(
+    cfg: SketchWalkConfig, num_layers: int, weights: tuple[float, ...]
+) -> SketchWalkConfig:
+    """cfg with layer_keep_scale = keep_scale_by_band(cfg, num_layers, weights)."""
+    return dataclasses.replace(cfg, layer_keep_scale=keep_scale_by_band(cfg, num_layers, weights))

@@ -1,0 +1,211 @@
+"""SketchWalkConfig.layer_keep_scale (per-layer budgets) and sketchwalk.layer_budget: layer i keeps
+min(1, frac * scale[i]) of its candidates in prefill, chunks and decode steps. Against the float64
+reference of each phase run with the scaled fraction; the ragged and paged steps equal each
+sequence alone under the same scale."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params
+from test_kv_group_selection import assert_same_index
+from test_pipeline import MIN_MARGIN, _margin
+from tolerances import assert_within_torch_error
+from utils import B, torch_masked_baseline
+
+
+@pytest.fixture
+def sw():
+    import sketchwalk
+
+    return sketchwalk
+
+
+def test_knob_validated_and_resolved(sw):
+    cfg = sw.SketchWalkConfig(kblocks_frac=0.2, layer_keep_scale=[1, 0.5, 2.5, 7])
+    assert cfg.layer_keep_scale == (1.0, 0.5, 2.5, 7.0)
+    hash(cfg)  # frozen and hashable, also when built from a JSON list
+    fracs = [cfg.layer_keep_frac(0.2, i) for i in range(6)]
+    assert fracs == pytest.approx([0.2, 0.1, 0.5, 1.0, 0.2, 0.2])  # clipped at 1; 1 past the end
+    assert cfg.layer_keep_frac(0.2, None) == 0.2
+    assert sw.SketchWalkConfig().layer_keep_scale == ()
+    assert sw.SketchWalkConfig.paper().layer_keep_scale == ()  # the authors' uniform rule
+    for bad in ([-0.5], [float("inf")], [float("nan")], [True], "12", 2.0, [None]):
+        with pytest.raises(ValueError, match="layer_keep_scale"):
+            sw.SketchWalkConfig(layer_keep_scale=bad)
+
+
+def test_keep_scale_by_band_keeps_the_average(sw):
+    budget = sw.layer_budget
+    cfg = sw.SketchWalkConfig()  # dense_layers 2
+    assert budget.sparse_layer_bands(cfg, 28, 4) == [
+        list(range(2, 9)),
+        list(range(9, 16)),
+        list(range(16, 23)),
+        list(range(23, 28)),
+    ]
+    assert budget.sparse_layer_bands(cfg, 4, 5) == [[2], [3]]
+    scale = budget.keep_scale_by_band(cfg, 28, (1, 0.5, 1, 2))
+    assert len(scale) == 28 and scale[:2] == (1.0, 1.0)
+    assert sum(scale[2:]) / 26 == pytest.approx(1.0)
+    assert scale[9] / scale[2] == pytest.approx(0.5) and scale[27] / scale[2] == pytest.approx(2)
+    # A layer kept dense (dense_layer_ids) is left out of the average.
+    ids = dataclasses.replace(cfg, dense_layer_ids=(27,))
+    scale = budget.keep_scale_by_band(ids, 28, (1, 1, 1, 3))
+    assert sum(scale[2:27]) / 25 == pytest.approx(1.0) and scale[27] == 1.0
+    got = budget.with_band_budget(cfg, 28, (1, 1, 1, 2))
+    assert got.layer_keep_scale == budget.keep_scale_by_band(cfg, 28, (1, 1, 1, 2))
+    for bad in ((), (1, -1), (0, 0), (float("inf"),)):
+        with pytest.raises(ValueError, match="weights"):
+            budget.keep_scale_by_band(cfg, 28, bad)
+
+
+def _layers(num_layers, tokens, device, seed, hq=4, hkv=2, d=64):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        [(torch.randn(1, h, tokens, d, generator=g) * s).to(device) for h, s in sc]
+        for sc in [((hq, 3.0), (hkv, 3.0), (hkv, 1.0))] * num_layers
+    ]
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", [1000, 65])
+def test_prefill_layers_keep_their_scaled_fraction(sw, device, tokens):
+    """Three sparse layers scaled 0.4 / 2.5 / 1: each selects what the float64 reference of the
+    authors' rule selects at kblocks_frac * scale, the walk carried across them."""
+    cfg = sw.SketchWalkConfig(
+        dense_layers=0, kblocks_frac=0.2, window_frac=0.01, layer_keep_scale=(0.4, 2.5)
+    )
+    signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
+    for seed in range(8):  # inputs whose reference selection is not within noise of a tie
+        layers = _layers(3, tokens, device, seed)
+        refs, prev, margin = [], None, float("inf")
+        for li, (q, k, v) in enumerate(layers):
+            frac = cfg.layer_keep_frac(cfg.kblocks_frac, li)
+            r = R.layer_prefill(
+                q, k, v, dataclasses.replace(cfg, kblocks_frac=frac), signs, coords, prev
+            )
+            refs.append(r)
+            prev = r["W"]
+            w, s = cfg.window_tokens(tokens), cfg.sink_tokens(tokens)
+            margin = min(margin, _margin(r["W"].float(), tokens, tokens, frac, w, s))
+        if margin > MIN_MARGIN:
+            break
+    assert margin > MIN_MARGIN, f"could not draw tie-free inputs (margin {margin})"
+    picker, runner = sw.SketchWalkState(cfg), sw.SketchWalkState(cfg)
+    counts = []
+    for li, ((q, k, v), r) in enumerate(zip(layers, refs)):
+        index, count, _, _ = sw.attention.select_prefill_blocks(q, k, li, picker)
+        assert_same_index(index, count, r["block_index"], r["num_selected"])
+        out = sw.sketchwalk_attention(q, k, v, li, runner)
+        base = torch_masked_baseline(q, k, v, r["block_index"], r["num_selected"], B)
+        assert_within_torch_error(out, r["out"], base, torch.float32, msg=f"layer {li}")
+        counts.append(int(count.sum()))
+    if tokens > 64 * 8:  # the scale moved the selections (the test can fail)
+        assert counts[0] < counts[2] < counts[1]
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_chunk_and_keys4_decode_keep_their_scaled_fraction(sw, device):
+    """A prefill chunk and a keys4 decode step in layer 3 (scale 0.3) select what the float64
+    references select at the scaled fractions (prefill's kblocks_frac, the decode steps')."""
+    cfg = sw.SketchWalkConfig(dense_layers=0, kblocks_frac=0.4, layer_keep_scale=(1, 1, 1, 0.3))
+    signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
+    ((q, k, v),) = _layers(1, 1501, device, seed=11)
+    state = sw.SketchWalkState(cfg)
+    sw.sketchwalk_attention(q[:, :, :900], k[:, :, :900], v[:, :, :900], 3, state)
+    got_idx, got_cnt = sw.attention.select_chunk_blocks(q[:, :, 900:1500], k[:, :, :1500], 3, state)
+    chunk_cfg = dataclasses.replace(cfg, kblocks_frac=0.4 * 0.3)
+    r = R.layer_prefill_chunk(
+        q[:, :, 900:1500], k[:, :, :1500], v[:, :, :1500], chunk_cfg, signs, coords
+    )
+    assert_same_index(got_idx, got_cnt, r["block_index"], r["num_selected"])
+    unscaled = R.layer_prefill_chunk(
+        q[:, :, 900:1500], k[:, :, :1500], v[:, :, :1500], cfg, signs, coords
+    )
+    assert int(unscaled["num_selected"].sum()) > int(got_cnt.sum())
+    # A keys4 decode step: the decode steps' fraction (0.125) times 0.3. The density is the
+    # reference selection's, not the unscaled one's; the output too on the CPU (CUDA scores the
+    # 4-bit keys in bfloat16, so its near-ties may differ from the float64 reference's).
+    state = sw.SketchWalkState(cfg)
+    sw.sketchwalk_attention(q[:, :, :1500], k[:, :, :1500], v[:, :, :1500], 3, state)
+    out = sw.sketchwalk_attention(q[:, :, 1500:], k, v, 3, state)
+
+    def reference_step(keep_frac):
+        fracs = dict(kblocks_frac=keep_frac, window_frac=0.05, sink_frac=0.025)
+        assert cfg.decode_fracs() == (0.125, 0.05, 0.025)
+        ref = R.layer_decode_step_keys4(q[:, :, 1500:].cpu(), k.cpu(), v.cpu(), fracs)
+        kept = ref["keep"].sum(-1).double()
+        last = 1501 - (R.ceil_div(1501, B) - 1) * B  # tokens of the last, partial block
+        return ref, float(((kept - 1) * B + last).mean() / 1501)
+
+    ref, density = reference_step(0.125 * 0.3)
+    _, unscaled = reference_step(0.125)
+    assert state.last_density[3] == pytest.approx(density, rel=0.05)
+    assert unscaled > 1.5 * density
+    if device == "cpu":
+        base = torch_masked_baseline(
+            q[:, :, 1500:], k, v, ref["block_index"], ref["num_selected"], B
+        )
+        assert_within_torch_error(out, ref["out"], base, torch.float32, msg="decode")
+
+
+def test_ragged_and_paged_steps_equal_each_sequence_alone(sw):
+    """The scale reaches the serving layouts: a ragged prefill of three sequences, their decode
+    step in one call, and the same over a paged cache, equal each sequence run alone (whose
+    selections the tests above check against the references), in layers scaled 0.3 and 2."""
+    from test_paged_layer import PagedCache
+    from test_ragged_layer import packed, qkv
+
+    cfg = sw.SketchWalkConfig(kblocks_frac=0.2, layer_keep_scale=(1, 1, 0.3, 2))
+    lens = [300, 65, 1000]
+    qs, ks, vs = qkv([t + 1 for t in lens])
+    alone = [sw.SketchWalkState(cfg) for _ in lens]
+    ragged = [sw.SketchWalkState(cfg) for _ in lens]
+    cache = PagedCache(64, 17, len(lens))
+    keys4 = sw.PagedKeys4Cache(64, ks[0].shape[1], ks[0].shape[3], "cpu")
+    for b, t in enumerate(lens):
+        cache.append(b, ks[b][0, :, :t].transpose(0, 1), vs[b][0, :, :t].transpose(0, 1))
+    plan = sw.StepPlan(cfg, lens, lens)
+    paged_plan = sw.StepPlan(cfg, lens, lens, page_table=cache.table)
+    densities = {}
+    for layer in (2, 3):
+        want = packed(
+            [
+                sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], layer, s)
+                for q, k, v, t, s in zip(qs, ks, vs, lens, alone)
+            ]
+        )
+        args = [packed([x[:, :, :t] for x, t in zip(xs, lens)]) for xs in (qs, ks, vs)]
+        got = sw.sketchwalk_attention_varlen(*args, layer, ragged, plan)
+        assert torch.equal(got, want), f"ragged prefill, layer {layer}"
+        paged = sw.sketchwalk_attention_paged(
+            args[0], args[1], cache.k, cache.v, layer, paged_plan, keys4
+        )
+        torch.testing.assert_close(paged, want, atol=0, rtol=0, msg=f"paged prefill {layer}")
+        densities[layer] = [s.last_density[layer] for s in alone]
+        assert [s.last_density[layer] for s in ragged] == densities[layer]
+    assert densities[2][2] < densities[3][2]  # the scale acts (the shorter ones are all dense)
+    for b, t in enumerate(lens):
+        cache.append(b, ks[b][0, :, t:].transpose(0, 1), vs[b][0, :, t:].transpose(0, 1))
+    keys_now = [t + 1 for t in lens]
+    plan = sw.StepPlan(cfg, [1] * 3, keys_now)
+    paged_plan = sw.StepPlan(cfg, [1] * 3, keys_now, page_table=cache.table)
+    for layer in (2, 3):
+        want = packed(
+            [
+                sw.sketchwalk_attention(q[:, :, t:], k, v, layer, s)
+                for q, k, v, t, s in zip(qs, ks, vs, lens, alone)
+            ]
+        )
+        q_step = packed([q[:, :, t:] for q, t in zip(qs, lens)])
+        got = sw.sketchwalk_attention_varlen(q_step, packed(ks), packed(vs), layer, ragged, plan)
+        assert torch.equal(got, want), f"ragged decode, layer {layer}"
+        assert [s.last_density[layer] for s in ragged] == [s.last_density[layer] for s in alone]
+        k_step = packed([k[:, :, t:] for k, t in zip(ks, lens)])
+        paged = sw.sketchwalk_attention_paged(
+            q_step, k_step, cache.k, cache.v, layer, paged_plan, keys4
+        )
+        torch.testing.assert_close(paged, want, atol=0, rtol=0, msg=f"paged decode {layer}")
