@@ -126,3 +126,43 @@ def test_auto_walk_is_the_fp32_walk_below_its_threshold(device):
     got = sw.attention.walk_from(a, None, sw.SketchWalkConfig())
     want = sw.attention.walk_from(a, None, sw.SketchWalkConfig(walk_matmul="fp32"))
     assert torch.equal(got, want)
+
+
+def test_ragged_rows_walk_with_their_own_sequences_product(monkeypatch):
+    """A ragged step pads its block matrices to the longest sequence; under "auto" each row still
+    walks with the product its own length picks (attention.walk_from_rows), so a short sequence
+    batched with a long one walks as it does alone. The threshold is moved to 10 blocks and made
+    to hold on the CPU (the choice is host-side, the same on every device): 300 and 65 tokens
+    walk in float32, 1000 tokens (16 blocks) in bf16x3. Each ragged row is within float32
+    rounding (padding changes the summation order: 3e-7 relative) of its lone walk with the same
+    product, and farther from the other product's (~1e-6: the comparison can fail)."""
+    from test_ragged_layer import packed, qkv
+
+    def pick(walk_matmul, num_blocks, is_cuda):
+        if walk_matmul != "auto":
+            return walk_matmul
+        return "bf16x3" if num_blocks >= 10 else "fp32"
+
+    monkeypatch.setattr(sw.attention, "walk_matmul_for", pick)
+    lens = [300, 65, 1000]
+    qs, ks, vs = qkv(lens)
+    plan = sw.StepPlan(sw.SketchWalkConfig(), lens, lens)
+    ragged = [sw.SketchWalkState(plan.config) for _ in lens]
+    got = sw.sketchwalk_attention_varlen(*[packed(xs) for xs in (qs, ks, vs)], 2, ragged, plan)
+    walks = plan.carried_walk[1]
+
+    def lone_walk(b, walk_matmul):
+        state = sw.SketchWalkState(sw.SketchWalkConfig(walk_matmul=walk_matmul))
+        out = sw.sketchwalk_attention(qs[b], ks[b], vs[b], 2, state)
+        nb = -(-lens[b] // 64)
+        walk = state.carried_walk(3, nb, 1)[0]
+        err = ((walks[b, :nb, :nb] - walk).abs() / walk).max().item()
+        return out, err
+
+    want = []
+    for b, expected in enumerate(("fp32", "fp32", "bf16x3")):
+        out, same = lone_walk(b, expected)
+        _, other = lone_walk(b, "bf16x3" if expected == "fp32" else "fp32")
+        assert same <= 3e-7 < other, f"sequence {b}: {same:.2e} vs {other:.2e}"
+        want.append(out)
+    torch.testing.assert_close(got, packed(want), atol=1e-5, rtol=1e-5)

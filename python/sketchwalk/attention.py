@@ -283,12 +283,16 @@ def _carried_walk_blocks(
     )
 
 
-def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch.Tensor:
+def walk_from(
+    transition: torch.Tensor, init: torch.Tensor | None, cfg, num_blocks: int | None = None
+) -> torch.Tensor:
     """The walk of docs/spec.md section 3 on A = transition from init (None: A), in less memory
     than ops.walk_blocks: the caller's reference to init should be its last (it is let go after
     the first step).
 
-    walk_matmul "auto" is one of the two below (walk_matmul_for).
+    walk_matmul "auto" is one of the two below (walk_matmul_for), picked by num_blocks: the
+    sequence's own key blocks (default A's N; a padded ragged batch passes its rows' own,
+    walk_from_rows).
 
     walk_matmul "fp32": ``ops.walk_blocks(A, A, init, degree, damping)`` bit for bit (the same
     baddbmm calls); later steps write into the buffer two steps old. Peak: A and two N x N
@@ -305,7 +309,8 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
     if cfg.degree == 0:
         return (transition if init is None else init).clone()
     beta, alpha = 1.0 - cfg.damping, cfg.damping
-    if walk_matmul_for(cfg.walk_matmul, transition.shape[-1], transition.is_cuda) == "bf16x3":
+    n = transition.shape[-1] if num_blocks is None else num_blocks
+    if walk_matmul_for(cfg.walk_matmul, n, transition.is_cuda) == "bf16x3":
         a_hi, a_lo = _split_bf16(transition)
         s_hi, s_lo = (a_hi, a_lo) if init is None else _split_bf16(init)
         del init  # the carried walk is let go once split
@@ -331,6 +336,33 @@ def walk_from(transition: torch.Tensor, init: torch.Tensor | None, cfg) -> torch
             torch.baddbmm(transition, walk, transition, beta=beta, alpha=alpha, out=spare),
             walk,
         )
+    return walk
+
+
+def walk_from_rows(
+    transition: torch.Tensor, init: torch.Tensor | None, cfg, row_blocks: list[int]
+) -> torch.Tensor:
+    """walk_from on rows padded to a common N (a ragged step): row r's product is the one its own
+    row_blocks[r] key blocks pick (walk_matmul "auto"), so a sequence walks as it would alone
+    whatever it is batched with. Rows that pick alike walk in one call; a step that mixes both
+    walks each group on its gathered rows (a copy of A and init for each group)."""
+    picks = [walk_matmul_for(cfg.walk_matmul, n, transition.is_cuda) for n in row_blocks]
+    held = [init]  # popped into walk_from, which then holds the only reference (and frees it)
+    del init
+    if len(set(picks)) <= 1:
+        return walk_from(transition, held.pop(), cfg, max(row_blocks, default=None))
+    groups = []
+    for pick in sorted(set(picks)):
+        rows = [r for r, p in enumerate(picks) if p == pick]
+        ids = torch.tensor(rows, device=transition.device)
+        part = None if held[0] is None else held[0].index_select(0, ids)
+        groups.append((ids, max(row_blocks[r] for r in rows), part))
+    held.clear()
+    walk = torch.empty_like(transition)
+    while groups:
+        ids, blocks, part = groups.pop(0)
+        walk[ids] = walk_from(transition.index_select(0, ids), part, cfg, blocks)
+        del part
     return walk
 
 

@@ -25,7 +25,7 @@ from .attention import (
     select_chunk_blocks,
     select_prefill_blocks,
     sketchwalk_attention,
-    walk_from,
+    walk_from_rows,
 )
 from .plan import StepPlan
 from .state import LayerKeys4State, SketchWalkState
@@ -248,7 +248,12 @@ def select_varlen_blocks(
     del q_blocks, k_blocks
     walk = transition
     if "prefill" in plan.phases():  # the call holds the only reference to the carried walk
-        walk = walk_from(transition, _take_carried_walk(plan, layer_idx, transition.shape), cfg)
+        # Each row walks with the product its own sequence's length picks (walk_matmul "auto").
+        blocks = [-(-s.num_keys // b) for s in plan.sequences]
+        blocks = [nb for nb in blocks for _ in range(transition.shape[0] // num_seqs)]
+        walk = walk_from_rows(
+            transition, _take_carried_walk(plan, layer_idx, transition.shape), cfg, blocks
+        )
         if walked is not None:  # chunks keep their scores (no walk, section 10)
             walk = torch.where(walked[:, None, None], walk, transition)
         plan.carried_walk = (layer_idx, walk)
