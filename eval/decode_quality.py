@@ -57,7 +57,12 @@ import sketchwalk
 from bench.python.commit import git_commit
 from eval import phase_span
 from eval import quality_sweep as eq
-from eval.layer_bands import band_budget_methods, layer_band_methods, picked_bands
+from eval.layer_bands import (
+    add_band_arguments,
+    band_budget_methods,
+    layer_band_methods,
+    picked_bands,
+)
 from eval.ruler_report import weighted
 from examples import assets, demo
 from sketchwalk.integrations import hf
@@ -796,30 +801,7 @@ def main() -> None:
         metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode]",
         help="an extra method with its own knobs (repeatable)",
     )
-    parser.add_argument(
-        "--layer-bands",
-        type=int,
-        default=0,
-        help="also run the per-layer ablation: the sparse layers of --band-base cut into this "
-        "many bands, each band alone sparse (only<a>-<b>) and alone dense (skip<a>-<b>)",
-    )
-    parser.add_argument(
-        "--band-base",
-        default="default",
-        help="the method --layer-bands and --band-budget start from",
-    )
-    parser.add_argument(
-        "--band-budget",
-        default="",
-        help="per-layer budgets at --band-base's average: ';'-separated band weights, e.g. "
-        "'1,1,1,2;1,0.5,1,2' (eval/layer_bands.py band_budget_methods)",
-    )
-    parser.add_argument(
-        "--band-index",
-        default="",
-        help="with --layer-bands: only these bands (comma-separated, from 0), each as its "
-        "only/skip pair, or '2only' / '2skip' for one of them; default every band",
-    )
+    add_band_arguments(parser, "default")
     parser.add_argument(
         "--batch-size",
         type=int,

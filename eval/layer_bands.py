@@ -10,6 +10,35 @@ import dataclasses
 import sketchwalk
 
 
+def add_band_arguments(parser, base_default: str) -> None:
+    """The per-layer options both sweeps take: --layer-bands, --band-index, --band-budget and the
+    method they start from, --band-base (default base_default)."""
+    parser.add_argument(
+        "--layer-bands",
+        type=int,
+        default=0,
+        help="also run the per-layer ablation: the sparse layers of --band-base cut into this "
+        "many bands, each band alone sparse (_only<a>-<b>) and alone dense (_skip<a>-<b>)",
+    )
+    parser.add_argument(
+        "--band-index",
+        default="",
+        help="with --layer-bands: only these bands (comma-separated, from 0), each as its "
+        "only/skip pair, or '2only' / '2skip' for one of them; default every band",
+    )
+    parser.add_argument(
+        "--band-budget",
+        default="",
+        help="per-layer budgets at --band-base's average: ';'-separated band weights, e.g. "
+        "'1,1,1,2;1,0.5,1,2' (band_budget_methods)",
+    )
+    parser.add_argument(
+        "--band-base",
+        default=base_default,
+        help="the method --layer-bands and --band-budget start from",
+    )
+
+
 def layer_band_methods(base, num_layers: int, bands: int) -> list:
     """The per-layer ablation of issue 21: the sparse layers of `base` (those past its
     dense_layers) cut into `bands` contiguous bands; per band, "only<a>-<b>" keeps layers a..b

@@ -1163,27 +1163,7 @@ def main() -> None:
         action="store_true",
         help="merge into the existing result file (methods re-run are replaced)",
     )
-    parser.add_argument(
-        "--layer-bands",
-        type=int,
-        default=0,
-        help="also run the per-layer ablation of --band-base: its sparse layers cut into this "
-        "many bands, each alone sparse (_only<a>-<b>) and alone dense (_skip<a>-<b>)",
-    )
-    parser.add_argument(
-        "--band-base",
-        default="sketchwalk (defaults)",
-        help="the method --layer-bands and --band-budget start from",
-    )
-    parser.add_argument(
-        "--band-budget",
-        default="",
-        help="per-layer budgets at --band-base's average: ';'-separated band weights, e.g. "
-        "'1,1,1,2;1,0.5,1,2' (eval/layer_bands.py band_budget_methods)",
-    )
-    parser.add_argument(
-        "--band-index", default="", help="only these bands: '1,3', '2only', '2skip' (from 0)"
-    )
+    layer_bands.add_band_arguments(parser, "sketchwalk (defaults)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
