@@ -209,3 +209,114 @@ def test_ragged_and_paged_steps_equal_each_sequence_alone(sw):
             q_step, k_step, cache.k, cache.v, layer, paged_plan, keys4
         )
         torch.testing.assert_close(paged, want, atol=0, rtol=0, msg=f"paged decode {layer}")
+
+
+def test_hf_left_padded_decode_keeps_the_scaled_fraction(sw):
+    """transformers: the decode steps of a left-padded batch (one batched keys4 state) select at
+    each layer's scaled fraction, as each row does alone."""
+    pytest.importorskip("transformers")
+    from sketchwalk.integrations import hf
+    from test_hf_integration import (
+        NEW_TOKENS,
+        PROMPT_LEN,
+        left_pad,
+        make_pair,
+        prompts,
+        sparse_config,
+    )
+
+    _, model = make_pair("llama")
+    cfg = sparse_config(decode_kblocks_frac=0.5, layer_keep_scale=(1, 0.2, 1.6, 0.4))
+    base = prompts(2, PROMPT_LEN)
+    pads = [0, 130]
+    kw = dict(max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
+
+    def decode_density(config, ids, mask=None):
+        hf.configure(model, config)
+        with torch.no_grad():
+            model.generate(ids, attention_mask=mask, **kw)
+        return hf.last_density(model, "decode")
+
+    batched = decode_density(cfg, *left_pad(base, pads))
+    alone = [decode_density(cfg, base[row : row + 1, pad:]) for row, pad in enumerate(pads)]
+    unscaled = decode_density(dataclasses.replace(cfg, layer_keep_scale=()), *left_pad(base, pads))
+    for layer in (1, 2, 3):
+        want = sum(a[layer] for a in alone) / 2
+        assert batched[layer] == pytest.approx(want, rel=1e-6), layer
+        assert abs(unscaled[layer] - want) > 0.01, layer  # the scale acts here
+
+
+def test_bad_layer_index_and_band_weights_refused(sw):
+    cfg = sw.SketchWalkConfig(layer_keep_scale=(1, 2))
+    with pytest.raises(ValueError, match="layer_idx"):
+        cfg.layer_keep_frac(0.2, -1)
+    budget = sw.layer_budget
+    for bad in ("12", (1, True), (1, "2"), [None]):
+        with pytest.raises(ValueError, match="weights"):
+            budget.keep_scale_by_band(cfg, 28, bad)
+    # 26 sparse layers in bands of ceil(26 / 8) = 4 make 7 bands: an 8th weight has no band.
+    with pytest.raises(ValueError, match="7 bands"):
+        budget.keep_scale_by_band(cfg, 28, (1,) * 7 + (5,))
+    with pytest.raises(ValueError, match="bands"):
+        budget.keep_scale_by_band(cfg, 4, (1, 1, 1))  # 2 sparse layers
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_kv_group_prefill_keeps_the_scaled_fraction(sw, device):
+    """prefill_selection "kv_group": each group selects what the float64 per-group reference
+    selects at kblocks_frac * scale (layer 1 scaled 2.5 after layer 0 at 1, the walk carried)."""
+    from test_kv_group_selection import group_reference
+
+    cfg = sw.SketchWalkConfig(
+        dense_layers=0, kblocks_frac=0.15, prefill_selection="kv_group", layer_keep_scale=(1, 2.5)
+    )
+    signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
+    for seed in range(8):
+        layers = _layers(2, 1000, device, 20 + seed, hq=6, hkv=2)
+        refs, walks, margin = [], None, float("inf")
+        for li, (q, k, v) in enumerate(layers):
+            scaled = dataclasses.replace(cfg, kblocks_frac=cfg.layer_keep_frac(0.15, li))
+            idx, cnt, walks, m = group_reference(scaled, q, k, v, signs, coords, walks)
+            refs.append((idx, cnt))
+            margin = min(margin, m)
+        if margin > MIN_MARGIN:
+            break
+    assert margin > MIN_MARGIN, f"could not draw tie-free inputs (margin {margin})"
+    state = sw.SketchWalkState(cfg)
+    counts = []
+    for li, ((q, k, _), (idx, cnt)) in enumerate(zip(layers, refs)):
+        got_idx, got_cnt, _, _ = sw.attention.select_prefill_blocks(q, k, li, state)
+        assert_same_index(got_idx, got_cnt, idx, cnt)
+        counts.append(int(got_cnt.sum()))
+    assert counts[1] > counts[0]
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_walk_decode_keeps_the_scaled_fraction(sw, device):
+    """The authors' walk decode (paper preset: one split for both phases) in a layer scaled 0.3:
+    its decode step keeps what the float64 reference keeps at 0.125 * 0.3."""
+    cfg = sw.SketchWalkConfig.paper(dense_layers=0, layer_keep_scale=(0.3,))
+    signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
+    ((q, k, v),) = _layers(1, 1201, device, seed=5)
+    state = sw.SketchWalkState(cfg)
+    sw.sketchwalk_attention(q[:, :, :1200], k[:, :, :1200], v[:, :, :1200], 0, state)
+    sw.sketchwalk_attention(q[:, :, 1200:], k, v, 0, state)
+
+    def reference_density(keep_frac):
+        ref_cfg = dataclasses.replace(cfg, kblocks_frac=keep_frac, layer_keep_scale=())
+        pre = R.layer_prefill(
+            q[:, :, :1200], k[:, :, :1200], v[:, :, :1200], ref_cfg, signs, coords
+        )
+        window = torch.cat(
+            [pre["window"], R.hadamard_sketch(q[:, :, 1200:], signs, coords, 1)], dim=2
+        )[:, :, -cfg.query_window :]
+        step = R.layer_decode_step(
+            q[:, :, 1200:], k, v, window, pre["transition"], ref_cfg, signs, coords
+        )
+        kept = step["keep"].sum(-1).double()
+        last = 1201 - (R.ceil_div(1201, B) - 1) * B
+        return float(((kept - 1) * B + last).mean() / 1201)
+
+    want = reference_density(0.125 * 0.3)
+    assert state.last_density[0] == pytest.approx(want, rel=0.05)
+    assert reference_density(0.125) > want + 0.03  # the unscaled density is out of reach

@@ -166,3 +166,33 @@ def test_ragged_rows_walk_with_their_own_sequences_product(monkeypatch):
         assert same <= 3e-7 < other, f"sequence {b}: {same:.2e} vs {other:.2e}"
         want.append(out)
     torch.testing.assert_close(got, packed(want), atol=1e-5, rtol=1e-5)
+
+
+def test_mixed_rows_walk_against_float64_and_free_the_carried_walk(monkeypatch):
+    """walk_from_rows with rows of both products and a carried W(l-1): each row within its
+    product's error of the float64 walk (float32: 1e-6, bf16x3: 1e-4, and the bf16x3 rows
+    farther than 1e-6: the products really differ), and W(l-1) let go once split into the
+    groups' copies, each freed by its group's walk: at most 6.5 rows x N x N float32 buffers at
+    the peak with A and W(l-1) made inside the measured call (CPU; holding the copies through the
+    walks measured 8.25)."""
+    monkeypatch.setattr(
+        sw.attention,
+        "walk_matmul_for",
+        lambda matmul, blocks, is_cuda: "bf16x3" if blocks >= 10 else "fp32",
+    )
+    rows, n = 4, 256
+    gen = torch.Generator().manual_seed(8)
+    base = row_stochastic(rows, n, "cpu", gen)
+    w_prev = row_stochastic(rows, n, "cpu", gen)
+    blocks = [5, n, n, n]  # row 0 float32, rows 1-3 bf16x3
+    cfg = sw.SketchWalkConfig()
+
+    def run():
+        return sw.attention.walk_from_rows(base.clone(), w_prev.clone(), cfg, blocks)
+
+    walk, peak = peak_allocated(run)
+    want = R.walk_blocks(base.double(), base.double(), w_prev.double(), 3, 0.25)
+    errors = [max_relative_error(walk[r : r + 1], want[r : r + 1]) for r in range(rows)]
+    assert errors[0] < 1e-6 and all(1e-6 < e < 1e-4 for e in errors[1:]), errors
+    buffers = peak / (rows * n * n * 4)
+    assert buffers <= 6.5 + 0.1, f"peaked at {buffers:.2f} rows x N x N buffers"

@@ -343,25 +343,28 @@ def walk_from_rows(
     transition: torch.Tensor, init: torch.Tensor | None, cfg, row_blocks: list[int]
 ) -> torch.Tensor:
     """walk_from on rows padded to a common N (a ragged step): row r's product is the one its own
-    row_blocks[r] key blocks pick (walk_matmul "auto"), so a sequence walks as it would alone
-    whatever it is batched with. Rows that pick alike walk in one call; a step that mixes both
-    walks each group on its gathered rows (a copy of A and init for each group)."""
+    row_blocks[r] key blocks pick (walk_matmul "auto"), so a sequence walks with the product it
+    would use alone (equal up to float32 rounding: padding changes the summation order). Rows
+    that pick alike walk in one call, which frees init after its first step (the caller passes
+    its only reference). A step that mixes both gathers each group's rows of A and init (copies)
+    and lets go of init once split; each group's copy of init is freed by its own walk."""
     picks = [walk_matmul_for(cfg.walk_matmul, n, transition.is_cuda) for n in row_blocks]
     held = [init]  # popped into walk_from, which then holds the only reference (and frees it)
     del init
     if len(set(picks)) <= 1:
         return walk_from(transition, held.pop(), cfg, max(row_blocks, default=None))
-    groups = []
+    groups, parts = [], []
     for pick in sorted(set(picks)):
         rows = [r for r, p in enumerate(picks) if p == pick]
         ids = torch.tensor(rows, device=transition.device)
-        part = None if held[0] is None else held[0].index_select(0, ids)
-        groups.append((ids, max(row_blocks[r] for r in rows), part))
+        groups.append((ids, max(row_blocks[r] for r in rows)))
+        parts.append(None if held[0] is None else held[0].index_select(0, ids))
     held.clear()
-    walk = torch.empty_like(transition)
-    while groups:
-        ids, blocks, part = groups.pop(0)
-        walk[ids] = walk_from(transition.index_select(0, ids), part, cfg, blocks)
+    walk = None
+    for ids, blocks in groups:
+        part = walk_from(transition.index_select(0, ids), parts.pop(0), cfg, blocks)
+        walk = torch.empty_like(transition) if walk is None else walk
+        walk.index_copy_(0, ids, part)
         del part
     return walk
 
@@ -640,12 +643,10 @@ def keys4_layer_state(k: torch.Tensor, cache_capacity: int | None = None) -> Lay
     return LayerKeys4State(codes=codes, scales=scales, seq_lens=seq_lens, num_keys=num_keys)
 
 
-def select_keys4_blocks(
-    q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg, layer_idx: int | None = None
-):
+def select_keys4_blocks(q, layer: LayerKeys4State, seq_lens: torch.Tensor, cfg, layer_idx: int):
     """docs/spec.md section 7 steps 1-3 on the layer's 4-bit keys: (block_index, num_selected) with
-    index_heads = num_kv_heads, at layer layer_idx's keep fraction (cfg.layer_keep_scale) when
-    given. Lengths come from seq_lens on the device (no sync)."""
+    index_heads = num_kv_heads, at layer layer_idx's keep fraction (cfg.layer_keep_scale).
+    Lengths come from seq_lens on the device (no sync)."""
     # The CUDA scorer runs on tensor cores in 16-bit: a float32 query is scored in bfloat16.
     q_score = q.to(torch.bfloat16) if q.is_cuda and q.dtype == torch.float32 else q
     mass = ops.score_blocks_keys4(q_score, layer.codes, layer.scales, seq_lens, None, False)

@@ -227,7 +227,11 @@ class SketchWalkConfig:
         """A phase's keep fraction in layer layer_idx: min(1, keep_frac * layer_keep_scale[i])
         (keep_frac itself past the tuple, or for layer_idx None)."""
         scale = self.layer_keep_scale
-        if layer_idx is None or layer_idx >= len(scale):
+        if layer_idx is None:
+            return keep_frac
+        if layer_idx < 0:
+            raise ValueError(f"layer_idx must be >= 0, got {layer_idx}")
+        if layer_idx >= len(scale):
             return keep_frac
         return min(1.0, keep_frac * scale[layer_idx])
 

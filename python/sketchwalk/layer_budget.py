@@ -15,8 +15,10 @@ from .config import SketchWalkConfig
 
 
 def sparse_layer_bands(cfg: SketchWalkConfig, num_layers: int, bands: int) -> list[list[int]]:
-    """The layers of a num_layers model past cfg.dense_layers, cut into `bands` contiguous bands
-    of ceil(count / bands) layers (the last may be shorter; fewer bands when count < bands)."""
+    """The layers of a num_layers model past cfg.dense_layers, cut into contiguous bands of
+    ceil(count / bands) layers, the last one shorter where count is not a multiple. That sizing
+    may give fewer than `bands` bands (26 layers in 8: six of 4 layers and one of 2; and any
+    count < bands): keep_scale_by_band refuses weights it cannot place."""
     if num_layers < 1 or bands < 1:
         raise ValueError(f"num_layers and bands must be >= 1, got {num_layers} and {bands}")
     sparse = list(range(min(cfg.dense_layers, num_layers), num_layers))
@@ -30,10 +32,24 @@ def keep_scale_by_band(
     """layer_keep_scale for a num_layers model: band j of sparse_layer_bands(cfg, num_layers,
     len(weights)) weighted by weights[j], normalized so the mean over the sparse layers
     (cfg.is_dense_layer false) is 1; dense layers get 1.0 (unused)."""
-    if not weights or any(not 0.0 <= w < float("inf") for w in weights):
-        raise ValueError(f"weights must be finite and >= 0, one per band, got {weights!r}")
+    if (
+        not isinstance(weights, (tuple, list))
+        or not weights
+        or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and 0.0 <= w < float("inf")
+            for w in weights
+        )
+    ):
+        raise ValueError(f"weights must be finite numbers >= 0, one per band, got {weights!r}")
+    bands = sparse_layer_bands(cfg, num_layers, len(weights))
+    if len(bands) != len(weights):
+        raise ValueError(
+            f"weights: {len(weights)} given, but the {sum(map(len, bands))} sparse layers past "
+            f"dense_layers={cfg.dense_layers} make {len(bands)} bands of "
+            f"{len(bands[0]) if bands else 0} (sparse_layer_bands)"
+        )
     raw = [1.0] * num_layers
-    for band, weight in zip(sparse_layer_bands(cfg, num_layers, len(weights)), weights):
+    for band, weight in zip(bands, weights):
         for layer in band:
             raw[layer] = float(weight)
     sparse = [i for i in range(num_layers) if not cfg.is_dense_layer(i)]

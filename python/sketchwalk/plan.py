@@ -4,7 +4,8 @@ SketchWalkConfig holds fractions; the selection ops take token counts and fracti
 one phase (prefill, or a decode step of the keys4 or walk scorer). SelectionArgs is the one
 place that resolves them, so the layer (attention.py), the benchmarks and the evaluation pass the
 same arguments for the same phase (two benchmarks once timed their decode rows with the prefill
-knobs: issue 20). Built once per phase and length, never per layer: it holds plain numbers.
+knobs: issue 20). It holds plain numbers: built per phase and length (StepPlan: once per step),
+and per layer only where config.layer_keep_scale changes the keep fraction (at_layer).
 """
 
 from __future__ import annotations

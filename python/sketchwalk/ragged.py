@@ -248,8 +248,16 @@ def select_varlen_blocks(
     del q_blocks, k_blocks
     walk = transition
     if "prefill" in plan.phases():  # the call holds the only reference to the carried walk
-        # Each row walks with the product its own sequence's length picks (walk_matmul "auto").
-        blocks = [-(-s.num_keys // b) for s in plan.sequences]
+        # Each row walks with the product its own sequence's length picks (walk_matmul "auto");
+        # rows that do not walk (chunks, decodes: their walk is dropped below) take a walking
+        # row's, so that they never split the step into two groups.
+        walking = [
+            -(-s.num_keys // b) for s, p in zip(plan.sequences, plan.phases()) if p == "prefill"
+        ]
+        blocks = [
+            -(-s.num_keys // b) if p == "prefill" else walking[0]
+            for s, p in zip(plan.sequences, plan.phases())
+        ]
         blocks = [nb for nb in blocks for _ in range(transition.shape[0] // num_seqs)]
         walk = walk_from_rows(
             transition, _take_carried_walk(plan, layer_idx, transition.shape), cfg, blocks

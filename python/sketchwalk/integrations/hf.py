@@ -293,7 +293,7 @@ def _padded_decode(pkg, query, key, value, layer_idx: int, rt: "_Runtime") -> to
     layer.ensure_capacity(num_keys - min(rt.pads))  # the longest row after this step
     layer.seq_lens.add_(1)  # every row gains its new key (on the device: no sync)
     pkg.ops.quantize_keys4_(layer.codes, layer.scales, key[:, :, -1:], layer.seq_lens, False)
-    index, count = pkg.attention.select_keys4_blocks(query, layer, layer.seq_lens, cfg)
+    index, count = pkg.attention.select_keys4_blocks(query, layer, layer.seq_lens, cfg, layer_idx)
     out, _ = pkg.ops.sparse_decode(
         query, key, value, index, count, None, False, layer.seq_lens, None, rt.pad_starts
     )
