@@ -320,3 +320,14 @@ def test_walk_decode_keeps_the_scaled_fraction(sw, device):
     want = reference_density(0.125 * 0.3)
     assert state.last_density[0] == pytest.approx(want, rel=0.05)
     assert reference_density(0.125) > want + 0.03  # the unscaled density is out of reach
+
+
+def test_hf_configure_refuses_a_scale_longer_than_the_model(sw):
+    pytest.importorskip("transformers")
+    from sketchwalk.integrations import hf
+    from test_hf_integration import make_pair, sparse_config
+
+    _, model = make_pair("llama")  # 4 layers
+    hf.configure(model, sparse_config(layer_keep_scale=(1, 1, 1, 2)))
+    with pytest.raises(ValueError, match="layer_keep_scale has 5 entries"):
+        hf.configure(model, sparse_config(layer_keep_scale=(1, 1, 1, 2, 2)))

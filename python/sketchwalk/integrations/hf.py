@@ -571,6 +571,12 @@ def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = 
     if overrides:
         cfg = dataclasses.replace(cfg, **overrides)
     _check_model_supported(model)
+    layers = getattr(text_config(model), "num_hidden_layers", None)
+    if layers is not None and len(cfg.layer_keep_scale) > layers:
+        raise ValueError(
+            f"sketchwalk: layer_keep_scale has {len(cfg.layer_keep_scale)} entries for a model "
+            f"of {layers} layers (one per layer: sketchwalk.layer_budget.keep_scale_by_band)"
+        )
     configs = _attention_configs(model)
     for c in configs:
         setattr(c, CONFIG_ATTR, dataclasses.asdict(cfg))
