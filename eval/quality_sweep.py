@@ -437,6 +437,29 @@ def methods(args) -> list[Method]:
     return out
 
 
+def extra_methods(args) -> list[Method]:
+    """--add-method NAME=JSON (repeatable): a method of its own, JSON either its SketchWalkConfig
+    knobs or {"kind": ..., "knobs": {...}, "scorer": ..., "scorer_args": {...}} (kind
+    "sketchwalk" by default; "oracle" ranks by the exact block mass), in group "extra"."""
+    out = []
+    for spec in getattr(args, "add_method", None) or []:
+        name, sep, raw = spec.partition("=")
+        try:
+            fields = json.loads(raw) if sep else None
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"--add-method {spec!r}: {err}") from None
+        if not name.strip() or not isinstance(fields, dict):
+            raise SystemExit(f"--add-method {spec!r}: expected NAME=<a JSON object>")
+        if not {"kind", "knobs"} & set(fields):  # plain knobs
+            fields = {"knobs": fields}
+        fields.setdefault("knobs", {})
+        unknown = set(fields) - {"kind", "knobs", "scorer", "scorer_args"}
+        if unknown:
+            raise SystemExit(f"--add-method {spec!r}: unknown fields {sorted(unknown)}")
+        out.append(Method(name.strip(), fields.pop("kind", "sketchwalk"), group="extra", **fields))
+    return out
+
+
 def band_methods(args, num_layers: int) -> list[Method]:
     """--layer-bands: the per-layer ablation of --band-base, and --band-budget: its per-layer
     budgets (eval/layer_bands.py), after the --methods ones."""
@@ -895,7 +918,7 @@ def run(args) -> dict:
     tasks = ruler_tasks(args.tasks)
     samples = {t: ruler_samples(t, args.samples, args.length, model_dir, args.seed) for t in tasks}
     windows = ppl_windows(tok, args.ppl_length, args.ppl_windows)
-    meths = methods(args) + band_methods(args, model.config.num_hidden_layers)
+    meths = methods(args) + extra_methods(args) + band_methods(args, model.config.num_hidden_layers)
     total = len(meths) * (sum(len(s) for s in samples.values()) + len(windows))
     n_layers = model.config.num_hidden_layers
     result = dict(
@@ -1162,6 +1185,14 @@ def main() -> None:
         "--append",
         action="store_true",
         help="merge into the existing result file (methods re-run are replaced)",
+    )
+    parser.add_argument(
+        "--add-method",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a method of its own (repeatable): JSON is its SketchWalkConfig knobs, or "
+        '{"kind": "oracle", "knobs": {...}} (eval/quality_sweep.py extra_methods)',
     )
     layer_bands.add_band_arguments(parser, "sketchwalk (defaults)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -388,3 +388,27 @@ def test_band_budget_methods_keep_the_base_average():
     (sweep,) = qs.band_methods(args, num_layers=28)
     assert sweep.name == "sketchwalk ~20%_budget1-1-1-3" and sweep.kind == "sketchwalk"
     assert sweep.knobs["kblocks_frac"] == 0.06 and len(sweep.knobs["layer_keep_scale"]) == 28
+
+
+def test_quality_sweep_add_method_parses_knobs_and_kinds():
+    """quality_sweep --add-method NAME=JSON: plain knobs (kind sketchwalk), or kind + knobs (the
+    oracle in some layers only); malformed specs are refused naming the option."""
+    import argparse
+
+    from eval import quality_sweep as qs
+
+    sr4 = {"prefill_scorer": "sampled_rows", "prefill_score_rows": 4, "prefill_scorer_layers": [26]}
+    oracle = {"kind": "oracle", "knobs": {"kblocks_frac": 0.06, "prefill_scorer_layers": [27]}}
+    specs = [f"sr4 last={json.dumps(sr4)}", f"oracle last={json.dumps(oracle)}"]
+    first, second = qs.extra_methods(argparse.Namespace(add_method=specs))
+    assert (first.name, first.kind, first.group) == ("sr4 last", "sketchwalk", "extra")
+    cfg = qs.method_config(first)
+    assert (
+        cfg.prefill_scorer_at(26) == "sampled_rows" and cfg.prefill_scorer_at(25) == "sketch_walk"
+    )
+    assert second.kind == "oracle"
+    cfg = qs.method_config(second)
+    assert cfg.prefill_scorer_at(27) != "sketch_walk" and cfg.prefill_scorer_at(26) == "sketch_walk"
+    for bad in ("noequals", "x=[1]", "x={bad json", 'x={"kind": "oracle", "oops": 1}'):
+        with pytest.raises(SystemExit, match="add-method"):
+            qs.extra_methods(argparse.Namespace(add_method=[bad]))

@@ -209,7 +209,8 @@ def select_prefill_blocks(
     FlexAttention) can reuse the selection.
     """
     cfg = state.config
-    if cfg.prefill_scorer != "sketch_walk":  # a registered scorer (scorers.py): scores only
+    if cfg.prefill_scorer_at(layer_idx) != "sketch_walk":  # a registered scorer: scores only
+        state.take_carried_walk(layer_idx, -1)  # no walk here: the last layer's is let go
         block_index, num_selected = _select_prefill(
             _registered_scores(q, k, layer_idx, state),
             q.shape[2],
@@ -424,7 +425,7 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     b = cfg.block_size
     num_tokens = q.shape[2]
     state.layers.pop(layer_idx, None)  # a prefill restarts the layer: its old decode state goes now
-    if cfg.prefill_scorer != "sketch_walk":
+    if cfg.prefill_scorer_at(layer_idx) != "sketch_walk":
         block_index, num_selected, _, _ = select_prefill_blocks(q, k, layer_idx, state)
         out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
         state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)
@@ -472,7 +473,8 @@ def select_chunk_blocks(q, k, layer_idx: int, state: SketchWalkState):
     """The selection of a prefill chunk (docs/spec.md section 10): block scores of the chunk's
     query blocks against every key block, no walk (none is carried to or from the layer), the
     prefill rules with the chunk's own query positions. Returns (block_index, num_selected)."""
-    if state.config.prefill_scorer != "sketch_walk":
+    if state.config.prefill_scorer_at(layer_idx) != "sketch_walk":
+        state.take_carried_walk(layer_idx, -1)
         scores = _registered_scores(q, k, layer_idx, state)
         return _select_prefill(scores, q.shape[2], k.shape[1], state.config, k.shape[2], layer_idx)
     transition, k_blocks = _block_scores(q, k, state)

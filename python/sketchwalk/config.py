@@ -115,6 +115,13 @@ class SketchWalkConfig:
     heads) and needs decode_scorer "keys4" (the walk decode keeps one layer-wide matrix). Not yet
     measured on real models against "layer"."""
 
+    prefill_scorer_layers: tuple[int, ...] = ()
+    """The layers prefill_scorer ranks when it is not "sketch_walk"; empty (default): every
+    sparse layer. The other sparse layers rank by the sketch + walk, so a costlier scorer can be
+    spent where the ranking loses most (e.g. the last layers) while the walk carries through the
+    rest; a sketch layer after a scorer layer starts its walk afresh (docs/spec.md section 3).
+    Read through ``prefill_scorer_at``."""
+
     layer_keep_scale: tuple[float, ...] = ()
     """Per-layer multiplier of the keep fractions (kblocks_frac in a prefill or chunk, the decode
     steps' kblocks_frac in decode): layer i keeps min(1, frac * layer_keep_scale[i]) of its
@@ -177,6 +184,19 @@ class SketchWalkConfig:
             raise ValueError(f"dense_layer_ids must be a tuple of layer indices >= 0, got {ids!r}")
         # A sorted tuple (a list from JSON stays hashable and compares equal).
         object.__setattr__(self, "dense_layer_ids", tuple(sorted(set(ids))))
+        ids = self.prefill_scorer_layers
+        if not isinstance(ids, (tuple, list, set, frozenset)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids
+        ):
+            raise ValueError(
+                f"prefill_scorer_layers must be a tuple of layer indices >= 0, got {ids!r}"
+            )
+        object.__setattr__(self, "prefill_scorer_layers", tuple(sorted(set(ids))))
+        if self.prefill_scorer_layers and self.prefill_scorer == "sketch_walk":
+            raise ValueError(
+                "prefill_scorer_layers names the layers of a prefill_scorer other than "
+                "'sketch_walk'; prefill_scorer is 'sketch_walk'"
+            )
         scale = self.layer_keep_scale
         if not isinstance(scale, (tuple, list)) or not all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and 0.0 <= x < math.inf
@@ -222,6 +242,12 @@ class SketchWalkConfig:
     def is_dense_layer(self, layer_idx: int) -> bool:
         """Whether layer ``layer_idx`` runs dense attention (dense_layers, dense_layer_ids)."""
         return layer_idx < self.dense_layers or layer_idx in self.dense_layer_ids
+
+    def prefill_scorer_at(self, layer_idx: int) -> str:
+        """The prefill scorer of layer layer_idx: prefill_scorer in the layers of
+        prefill_scorer_layers (every layer when it is empty), else "sketch_walk"."""
+        ids = self.prefill_scorer_layers
+        return self.prefill_scorer if not ids or layer_idx in ids else "sketch_walk"
 
     def layer_keep_frac(self, keep_frac: float, layer_idx: int | None) -> float:
         """A phase's keep fraction in layer layer_idx: min(1, keep_frac * layer_keep_scale[i])

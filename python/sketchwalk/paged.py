@@ -127,7 +127,9 @@ def _select_and_append(q, k, k_pages, layer_idx: int, plan: StepPlan, codes, sca
     b_size = cfg.block_size
     # Without chunks every selected sequence's keys are its new tokens, packed like q: one
     # batched selection (ragged.select_varlen_blocks); a chunk's keys are gathered from its pages.
-    batched = cfg.prefill_scorer == "sketch_walk" and "chunk" not in plan.phases()
+    batched = cfg.prefill_scorer_at(layer_idx) == "sketch_walk" and "chunk" not in plan.phases()
+    if not batched:
+        plan.carried_walk = None  # no batched walk here to carry to the next layer
     rows = []
     index = count = None
     for b, seq in enumerate(plan.sequences):

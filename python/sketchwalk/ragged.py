@@ -184,7 +184,9 @@ def _select_ragged(q, k, layer_idx: int, states: list[SketchWalkState], plan: St
     (select_varlen_blocks) for the sketch-and-walk scorer, else each sequence on its own rows (a
     strided [1, heads, tokens, D] view of the packed tokens). Also sets each state's keys4
     decode state, density and heads, as the single-sequence prefill does."""
-    batched = plan.config.prefill_scorer == "sketch_walk"
+    batched = plan.config.prefill_scorer_at(layer_idx) == "sketch_walk"
+    if not batched:
+        plan.carried_walk = None  # a scorer layer carries no walk to the next layer
     if batched:
         # Any state of the plan's config gives the sketch's random draw.
         index, count = select_varlen_blocks(q, k, plan.cu_seqlens_k, layer_idx, plan, states[0])
