@@ -183,7 +183,23 @@ METHODS = {
 
 
 def parse_extra_method(spec: str) -> Method:
-    """NAME:KEY=VAL[,KEY=VAL...][:dense_decode] (values parsed as JSON, else strings)."""
+    """NAME:KEY=VAL[,KEY=VAL...][:dense_decode] (values parsed as JSON, else strings), or
+    NAME={JSON} for knobs whose values hold commas (e.g. prefill_scorer_layers: [23, 24]), or
+    NAME={"knobs": {...}, "oracle": true, "sparse_decode": false} for the other fields."""
+    name, sep, raw = spec.partition("=")
+    if sep and raw.lstrip().startswith("{") and ":" not in name:
+        try:
+            fields = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"--add-method {spec!r}: {err}") from None
+        if not isinstance(fields, dict):
+            raise SystemExit(f"--add-method {spec!r}: expected NAME=<a JSON object>")
+        if "knobs" not in fields:
+            fields = {"knobs": fields}
+        unknown = set(fields) - {"knobs", "sparse_decode", "oracle", "scorer", "scorer_args"}
+        if unknown:
+            raise SystemExit(f"--add-method {spec!r}: unknown fields {sorted(unknown)}")
+        return Method(name.strip(), **fields)
     parts = spec.split(":")
     knobs = {}
     for item in filter(None, (parts[1] if len(parts) > 1 else "").split(",")):
@@ -798,8 +814,9 @@ def main() -> None:
         "--add-method",
         action="append",
         default=[],
-        metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode]",
-        help="an extra method with its own knobs (repeatable)",
+        metavar="NAME:KEY=VAL[,KEY=VAL...][:dense_decode] | NAME={JSON}",
+        help="an extra method with its own knobs (repeatable); NAME={JSON} for knobs holding "
+        'commas, or {"knobs": {...}, "oracle": true} (parse_extra_method)',
     )
     add_band_arguments(parser, "default")
     parser.add_argument(

@@ -412,3 +412,20 @@ def test_quality_sweep_add_method_parses_knobs_and_kinds():
     for bad in ("noequals", "x=[1]", "x={bad json", 'x={"kind": "oracle", "oops": 1}'):
         with pytest.raises(SystemExit, match="add-method"):
             qs.extra_methods(argparse.Namespace(add_method=[bad]))
+
+
+def test_decode_quality_add_method_takes_json_knobs():
+    """decode_quality --add-method NAME={JSON}: knobs whose values hold commas (layer lists),
+    or the method's other fields (the oracle in the last layers); the KEY=VAL form unchanged."""
+    last = {"prefill_scorer": "sampled_rows", "prefill_scorer_layers": [26, 27]}
+    got = dq.parse_extra_method(f"sr_last={json.dumps(last)}")
+    assert got.name == "sr_last" and got.knobs == last and not got.oracle
+    assert dq.build_config(got).prefill_scorer_at(27) == "sampled_rows"
+    spec = {"knobs": {"kblocks_frac": 0.06, "prefill_scorer_layers": [27]}, "oracle": True}
+    got = dq.parse_extra_method(f"oracle_last={json.dumps(spec)}")
+    assert got.oracle and dq.build_config(got).prefill_scorer_at(26) == "sketch_walk"
+    old = dq.parse_extra_method("win2:kblocks_frac=0.05,window_frac=0.02:dense_decode")
+    assert old.knobs == {"kblocks_frac": 0.05, "window_frac": 0.02} and not old.sparse_decode
+    for bad in ("x={oops", "x={}x", 'x={"knobs": {}, "what": 1}'):
+        with pytest.raises(SystemExit, match="add-method"):
+            dq.parse_extra_method(bad)
