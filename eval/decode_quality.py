@@ -62,6 +62,7 @@ from eval.layer_bands import (
     band_budget_methods,
     layer_band_methods,
     picked_bands,
+    signal_budget_methods,
 )
 from eval.ruler_report import weighted
 from examples import assets, demo
@@ -483,12 +484,13 @@ def run(args) -> dict:
                 flush=True,
             )
 
-    if args.layer_bands or args.band_budget:  # the per-layer methods of --band-base
+    if args.layer_bands or args.band_budget or args.signal_budget:  # per-layer methods
         base = extra.get(args.band_base) or METHODS.get(args.band_base)
         if base is None or base.knobs is None:
             raise SystemExit(f"--band-base {args.band_base!r}: not a Sketch&Walk method")
         num_layers = model.config.num_hidden_layers
         per_layer = band_budget_methods(base, num_layers, args.band_budget)
+        per_layer += signal_budget_methods(base, num_layers, args.signal_budget)
         if args.layer_bands:
             bands = layer_band_methods(base, num_layers, args.layer_bands)
             per_layer = picked_bands(bands, args.band_index) + per_layer

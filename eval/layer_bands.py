@@ -6,6 +6,8 @@ of eval/decode_quality.py (RULER) and eval/quality_sweep.py (perplexity): any da
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import sketchwalk
 
@@ -31,6 +33,13 @@ def add_band_arguments(parser, base_default: str) -> None:
         default="",
         help="per-layer budgets at --band-base's average: ';'-separated band weights, e.g. "
         "'1,1,1,2;1,0.5,1,2' (band_budget_methods)",
+    )
+    parser.add_argument(
+        "--signal-budget",
+        default="",
+        help="per-layer budgets from a measured signal at --band-base's average: ';'-separated "
+        "FILE:KEY:POWER, FILE an eval/layer_recall.py JSON, KEY one of its per-layer values "
+        "(entropy), e.g. 'eval/results/layer_recall_x.json:entropy:1' (signal_budget_methods)",
     )
     parser.add_argument(
         "--band-base",
@@ -99,6 +108,34 @@ def band_budget_methods(base, num_layers: int, spec: str) -> list:
             dataclasses.replace(
                 base,
                 name=f"{base.name}_budget{tag}",
+                knobs={**knobs, "layer_keep_scale": [round(x, 6) for x in scale]},
+            )
+        )
+    return out
+
+
+def signal_budget_methods(base, num_layers: int, spec: str) -> list:
+    """Per-layer budgets from a measured per-layer signal at `base`'s average: for each
+    ';'-separated FILE:KEY:POWER of `spec`, `base` with layer_keep_scale =
+    sketchwalk.layer_budget.keep_scale_from_signal(layers[i][KEY] of the eval/layer_recall.py
+    JSON FILE, POWER), named "<base>_<KEY>^<POWER>". "" gives none."""
+    knobs = base.knobs or {}
+    cfg = sketchwalk.SketchWalkConfig(**knobs)
+    out = []
+    for item in (x.strip() for x in spec.split(";") if x.strip()):
+        path, key, power = (item.rsplit(":", 2) + ["", ""])[:3]
+        try:
+            layers = json.loads(Path(path).read_text())["layers"]
+            signal = {int(i): float(rec[key]) for i, rec in layers.items() if key in rec}
+            scale = sketchwalk.layer_budget.keep_scale_from_signal(
+                cfg, num_layers, signal, float(power)
+            )
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise SystemExit(f"--signal-budget {item!r}: {type(err).__name__}: {err}") from None
+        out.append(
+            dataclasses.replace(
+                base,
+                name=f"{base.name}_{key}^{power}",
                 knobs={**knobs, "layer_keep_scale": [round(x, 6) for x in scale]},
             )
         )

@@ -463,7 +463,7 @@ def extra_methods(args) -> list[Method]:
 def band_methods(args, num_layers: int) -> list[Method]:
     """--layer-bands: the per-layer ablation of --band-base, and --band-budget: its per-layer
     budgets (eval/layer_bands.py), after the --methods ones."""
-    if not getattr(args, "layer_bands", 0) and not getattr(args, "band_budget", ""):
+    if not any(getattr(args, a, "") for a in ("layer_bands", "band_budget", "signal_budget")):
         return []
     base = next(
         (m for m in methods(argparse.Namespace(methods="")) if m.name == args.band_base), None
@@ -471,6 +471,9 @@ def band_methods(args, num_layers: int) -> list[Method]:
     if base is None or base.kind != "sketchwalk":
         raise SystemExit(f"--band-base {args.band_base!r}: not a sketchwalk method of this sweep")
     budgets = layer_bands.band_budget_methods(base, num_layers, getattr(args, "band_budget", ""))
+    budgets += layer_bands.signal_budget_methods(
+        base, num_layers, getattr(args, "signal_budget", "")
+    )
     if not getattr(args, "layer_bands", 0):
         return budgets
     bands = layer_bands.layer_band_methods(base, num_layers, args.layer_bands)

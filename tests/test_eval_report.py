@@ -429,3 +429,28 @@ def test_decode_quality_add_method_takes_json_knobs():
     for bad in ("x={oops", "x={}x", 'x={"knobs": {}, "what": 1}'):
         with pytest.raises(SystemExit, match="add-method"):
             dq.parse_extra_method(bad)
+
+
+def test_signal_budget_methods_read_a_layer_recall_file(tmp_path):
+    """--signal-budget FILE:KEY:POWER: the base's knobs with layer_keep_scale from the file's
+    per-layer values (keep_scale_from_signal); a missing file or key is refused, naming the
+    option."""
+    import sketchwalk
+    from eval.layer_bands import signal_budget_methods
+
+    layers = {str(i): {"entropy": 0.1 * i, "recall": 0.5} for i in range(2, 6)}
+    path = tmp_path / "recall.json"
+    path.write_text(json.dumps({"layers": layers}))
+    base = dq.METHODS["p20_dec20"]
+    (got,) = signal_budget_methods(base, 6, f"{path}:entropy:2")
+    assert got.name == "p20_dec20_entropy^2"
+    cfg = dq.build_config(got)
+    want = sketchwalk.layer_budget.keep_scale_from_signal(
+        cfg, 6, {i: 0.1 * i for i in range(2, 6)}, 2
+    )
+    assert cfg.layer_keep_scale == pytest.approx(want, abs=1e-6)
+    assert cfg.kblocks_frac == base.knobs["kblocks_frac"]
+    assert signal_budget_methods(base, 6, "") == []
+    for bad in (f"{tmp_path}/none.json:entropy:1", f"{path}:spread:1", f"{path}:entropy:x"):
+        with pytest.raises(SystemExit, match="signal-budget"):
+            signal_budget_methods(base, 6, bad)

@@ -331,3 +331,24 @@ def test_hf_configure_refuses_a_scale_longer_than_the_model(sw):
     hf.configure(model, sparse_config(layer_keep_scale=(1, 1, 1, 2)))
     with pytest.raises(ValueError, match="layer_keep_scale has 5 entries"):
         hf.configure(model, sparse_config(layer_keep_scale=(1, 1, 1, 2, 2)))
+
+
+def test_keep_scale_from_signal_keeps_the_average(sw):
+    budget = sw.layer_budget
+    cfg = sw.SketchWalkConfig(dense_layer_ids=(4,))  # sparse: 2, 3, 5
+    signal = {2: 0.2, 3: 0.4, 4: 9.0, 5: 0.6, 0: 5.0}
+    scale = budget.keep_scale_from_signal(cfg, 6, signal)
+    assert scale[:2] == (1.0, 1.0) and scale[4] == 1.0
+    assert [scale[i] for i in (2, 3, 5)] == pytest.approx([0.5, 1.0, 1.5])
+    squared = budget.keep_scale_from_signal(cfg, 6, signal, power=2)
+    assert [squared[i] for i in (2, 3, 5)] == pytest.approx(
+        [3 * 0.04 / 0.56, 3 * 0.16 / 0.56, 3 * 0.36 / 0.56]
+    )
+    assert budget.keep_scale_from_signal(cfg, 6, signal, power=0)[2] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no value for sparse layers \\[5\\]"):
+        budget.keep_scale_from_signal(cfg, 6, {2: 1.0, 3: 1.0})
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="signal"):
+            budget.keep_scale_from_signal(cfg, 6, {**signal, 3: bad})
+    with pytest.raises(ValueError, match="power"):
+        budget.keep_scale_from_signal(cfg, 6, signal, power=float("nan"))

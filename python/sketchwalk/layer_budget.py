@@ -4,12 +4,15 @@ A model's sparse layers are cut into contiguous bands; each band gets a weight, 
 become per-layer multipliers of the keep fraction whose mean over the sparse layers is 1, so the
 kept candidates add up to the uniform rule's (up to layers whose scaled fraction clips at 1, and
 the window / sink / dense rows, which the scale leaves alone). The same bands serve the
-ablations that located the loss (eval/layer_bands.py).
+ablations that located the loss (eval/layer_bands.py). Or the multipliers follow a per-layer
+signal measured once (keep_scale_from_signal), e.g. the walk's entropy per layer
+(eval/layer_recall.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from .config import SketchWalkConfig
 
@@ -65,3 +68,26 @@ def with_band_budget(
 ) -> SketchWalkConfig:
     """cfg with layer_keep_scale = keep_scale_by_band(cfg, num_layers, weights)."""
     return dataclasses.replace(cfg, layer_keep_scale=keep_scale_by_band(cfg, num_layers, weights))
+
+
+def keep_scale_from_signal(
+    cfg: SketchWalkConfig, num_layers: int, signal: dict[int, float], power: float = 1.0
+) -> tuple[float, ...]:
+    """layer_keep_scale for a num_layers model from a per-layer signal (e.g. the normalized
+    entropy of each layer's walk over one calibration prompt: flat walks rank worst, issue 21):
+    sparse layer i gets signal[i] ** power, normalized so the mean over the sparse layers is 1;
+    dense layers get 1.0 (unused). Every sparse layer needs a finite signal > 0."""
+    if not (
+        isinstance(power, (int, float)) and not isinstance(power, bool) and math.isfinite(power)
+    ):
+        raise ValueError(f"power must be a finite number, got {power!r}")
+    sparse = [i for i in range(num_layers) if not cfg.is_dense_layer(i)]
+    missing = [i for i in sparse if i not in signal]
+    if missing:
+        raise ValueError(f"signal: no value for sparse layers {missing}")
+    bad = {i: signal[i] for i in sparse if not (0.0 < float(signal[i]) < math.inf)}
+    if bad:
+        raise ValueError(f"signal must be finite and > 0 in every sparse layer, got {bad}")
+    raw = {i: float(signal[i]) ** power for i in sparse}
+    norm = len(sparse) / sum(raw.values())
+    return tuple(raw[i] * norm if i in raw else 1.0 for i in range(num_layers))
