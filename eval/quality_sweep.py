@@ -960,7 +960,7 @@ def run(args) -> dict:
                 else None
             ),
             config=(
-                dataclasses.asdict(sketchwalk.SketchWalkConfig(**method.knobs))
+                dataclasses.asdict(method_config(method))
                 if method.kind not in ("dense", "granularity")
                 else None
             ),
