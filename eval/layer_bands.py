@@ -39,7 +39,8 @@ def add_band_arguments(parser, base_default: str) -> None:
         default="",
         help="per-layer budgets from a measured signal at --band-base's average: ';'-separated "
         "FILE:KEY:POWER, FILE an eval/layer_recall.py JSON, KEY one of its per-layer values "
-        "(entropy), e.g. 'eval/results/layer_recall_x.json:entropy:1' (signal_budget_methods)",
+        "(entropy), or miss (1 - recall), e.g. 'eval/results/layer_recall_x.json:miss:1' "
+        "(signal_budget_methods)",
     )
     parser.add_argument(
         "--band-base",
@@ -118,7 +119,9 @@ def signal_budget_methods(base, num_layers: int, spec: str) -> list:
     """Per-layer budgets from a measured per-layer signal at `base`'s average: for each
     ';'-separated FILE:KEY:POWER of `spec`, `base` with layer_keep_scale =
     sketchwalk.layer_budget.keep_scale_from_signal(layers[i][KEY] of the eval/layer_recall.py
-    JSON FILE, POWER), named "<base>_<KEY>^<POWER>". "" gives none."""
+    JSON FILE, POWER), named "<base>_<KEY>^<POWER>"; KEY "miss" is 1 - recall (the share of
+    the exact attention mass the layer's selection drops: a signal that needs one dense pass).
+    "" gives none."""
     knobs = base.knobs or {}
     cfg = sketchwalk.SketchWalkConfig(**knobs)
     out = []
@@ -126,7 +129,11 @@ def signal_budget_methods(base, num_layers: int, spec: str) -> list:
         path, key, power = (item.rsplit(":", 2) + ["", ""])[:3]
         try:
             layers = json.loads(Path(path).read_text())["layers"]
-            signal = {int(i): float(rec[key]) for i, rec in layers.items() if key in rec}
+            signal = {
+                int(i): 1.0 - float(rec["recall"]) if key == "miss" else float(rec[key])
+                for i, rec in layers.items()
+                if key in rec or (key == "miss" and "recall" in rec)
+            }
             scale = sketchwalk.layer_budget.keep_scale_from_signal(
                 cfg, num_layers, signal, float(power)
             )

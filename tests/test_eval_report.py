@@ -450,6 +450,16 @@ def test_signal_budget_methods_read_a_layer_recall_file(tmp_path):
     )
     assert cfg.layer_keep_scale == pytest.approx(want, abs=1e-6)
     assert cfg.kblocks_frac == base.knobs["kblocks_frac"]
+    # KEY "miss": 1 - recall (here 0.6 - 0.1 i: the lower the recall, the more budget).
+    for i in range(2, 6):
+        layers[str(i)]["recall"] = 0.4 + 0.1 * i
+    path.write_text(json.dumps({"layers": layers}))
+    (miss,) = signal_budget_methods(base, 6, f"{path}:miss:1")
+    want = sketchwalk.layer_budget.keep_scale_from_signal(
+        cfg, 6, {i: 0.6 - 0.1 * i for i in range(2, 6)}, 1
+    )
+    assert miss.name == "p20_dec20_miss^1"
+    assert dq.build_config(miss).layer_keep_scale == pytest.approx(want, abs=1e-6)
     assert signal_budget_methods(base, 6, "") == []
     for bad in (f"{tmp_path}/none.json:entropy:1", f"{path}:spread:1", f"{path}:entropy:x"):
         with pytest.raises(SystemExit, match="signal-budget"):
