@@ -105,13 +105,7 @@ def band_budget_methods(base, num_layers: int, spec: str) -> list:
         except ValueError as err:
             raise SystemExit(f"--band-budget {item!r}: {err}") from None
         tag = "-".join(w.strip() for w in item.split(","))
-        out.append(
-            dataclasses.replace(
-                base,
-                name=f"{base.name}_budget{tag}",
-                knobs={**knobs, "layer_keep_scale": [round(x, 6) for x in scale]},
-            )
-        )
+        out.append(_with_scale(base, f"budget{tag}", scale))
     return out
 
 
@@ -139,11 +133,11 @@ def signal_budget_methods(base, num_layers: int, spec: str) -> list:
             )
         except (OSError, KeyError, ValueError, TypeError) as err:
             raise SystemExit(f"--signal-budget {item!r}: {type(err).__name__}: {err}") from None
-        out.append(
-            dataclasses.replace(
-                base,
-                name=f"{base.name}_{key}^{power}",
-                knobs={**knobs, "layer_keep_scale": [round(x, 6) for x in scale]},
-            )
-        )
+        out.append(_with_scale(base, f"{key}^{power}", scale))
     return out
+
+
+def _with_scale(base, suffix: str, scale: tuple[float, ...]):
+    """`base` named "<base>_<suffix>" with layer_keep_scale = scale (6 decimals, for JSON)."""
+    knobs = {**(base.knobs or {}), "layer_keep_scale": [round(x, 6) for x in scale]}
+    return dataclasses.replace(base, name=f"{base.name}_{suffix}", knobs=knobs)

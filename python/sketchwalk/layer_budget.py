@@ -51,16 +51,12 @@ def keep_scale_by_band(
             f"dense_layers={cfg.dense_layers} make {len(bands)} bands of "
             f"{len(bands[0]) if bands else 0} (sparse_layer_bands)"
         )
-    raw = [1.0] * num_layers
-    for band, weight in zip(bands, weights):
-        for layer in band:
-            raw[layer] = float(weight)
-    sparse = [i for i in range(num_layers) if not cfg.is_dense_layer(i)]
-    total = sum(raw[i] for i in sparse)
-    if not sparse or total <= 0.0:
+    weight_of = {layer: float(w) for band, w in zip(bands, weights) for layer in band}
+    sparse = _sparse_layers(cfg, num_layers)
+    raw = {i: weight_of.get(i, 1.0) for i in sparse}
+    if not sparse or sum(raw.values()) <= 0.0:
         raise ValueError(f"weights {weights!r} leave no budget to the sparse layers")
-    norm = len(sparse) / total
-    return tuple(raw[i] * norm if i in sparse else 1.0 for i in range(num_layers))
+    return _mean_one(raw, num_layers)
 
 
 def with_band_budget(
@@ -81,13 +77,22 @@ def keep_scale_from_signal(
         isinstance(power, (int, float)) and not isinstance(power, bool) and math.isfinite(power)
     ):
         raise ValueError(f"power must be a finite number, got {power!r}")
-    sparse = [i for i in range(num_layers) if not cfg.is_dense_layer(i)]
+    sparse = _sparse_layers(cfg, num_layers)
     missing = [i for i in sparse if i not in signal]
     if missing:
         raise ValueError(f"signal: no value for sparse layers {missing}")
     bad = {i: signal[i] for i in sparse if not (0.0 < float(signal[i]) < math.inf)}
     if bad:
         raise ValueError(f"signal must be finite and > 0 in every sparse layer, got {bad}")
-    raw = {i: float(signal[i]) ** power for i in sparse}
-    norm = len(sparse) / sum(raw.values())
+    return _mean_one({i: float(signal[i]) ** power for i in sparse}, num_layers)
+
+
+def _sparse_layers(cfg: SketchWalkConfig, num_layers: int) -> list[int]:
+    return [i for i in range(num_layers) if not cfg.is_dense_layer(i)]
+
+
+def _mean_one(raw: dict[int, float], num_layers: int) -> tuple[float, ...]:
+    """A num_layers layer_keep_scale: the sparse layers' raw weights (keys of raw, sum > 0)
+    scaled to mean 1, every other layer 1.0 (unused)."""
+    norm = len(raw) / sum(raw.values())
     return tuple(raw[i] * norm if i in raw else 1.0 for i in range(num_layers))

@@ -253,14 +253,10 @@ def select_varlen_blocks(
         # Each row walks with the product its own sequence's length picks (walk_matmul "auto");
         # rows that do not walk (chunks, decodes: their walk is dropped below) take a walking
         # row's, so that they never split the step into two groups.
-        walking = [
-            -(-s.num_keys // b) for s, p in zip(plan.sequences, plan.phases()) if p == "prefill"
-        ]
-        blocks = [
-            -(-s.num_keys // b) if p == "prefill" else walking[0]
-            for s, p in zip(plan.sequences, plan.phases())
-        ]
-        blocks = [nb for nb in blocks for _ in range(transition.shape[0] // num_seqs)]
+        own = [-(-s.num_keys // b) if s.phase == "prefill" else None for s in plan.sequences]
+        walking = next(nb for nb in own if nb is not None)
+        rows_per_seq = transition.shape[0] // num_seqs
+        blocks = [walking if nb is None else nb for nb in own for _ in range(rows_per_seq)]
         walk = walk_from_rows(
             transition, _take_carried_walk(plan, layer_idx, transition.shape), cfg, blocks
         )
