@@ -212,11 +212,12 @@ def test_paged_refusals(sw):
 
 
 @pytest.mark.gpu
-def test_paged_step_no_sync_and_graph(sw):
+@pytest.mark.parametrize("knobs", [{}, {"layer_keep_scale": (1, 1, 0.3, 2)}])
+def test_paged_step_no_sync_and_graph(sw, knobs):
     """Over a paged cache, a prefill step (a chunk and a new prompt) and a decode step of every
     sequence run with no host synchronization once the plan is built, and the decode step of
-    all layers replays from a CUDA graph."""
-    cfg = sw.SketchWalkConfig()
+    all layers replays from a CUDA graph; also with per-layer keep fractions."""
+    cfg = sw.SketchWalkConfig(**knobs)
     dt = torch.bfloat16
     cache = PagedCache(64, 16, 3, "cuda", dt)
     keys4 = sw.PagedKeys4Cache(64, HKV, D, "cuda")
