@@ -12,6 +12,7 @@ import torch  # noqa: F401  (must be imported before the extension: it resolves 
 
 from . import (  # noqa: F401  (limits: the kernels' sizes)
     _C,  # noqa: F401  (loads the library; registers torch.ops.sketchwalk.*)
+    calibration,
     layer_budget,
     limits,
     ops,

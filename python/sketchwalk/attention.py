@@ -97,6 +97,10 @@ def _sparse_layer(q, k, v, layer_idx: int, state: SketchWalkState, seq_lens) -> 
     )
 
 
+# calibration.record_walk_entropy's recorder while it runs, else None: called with (layer_idx,
+# walk [rows, N, N], num_selected) by every sketch + walk prefill layer.
+prefill_walk_observer = None
+
 MAX_LAYERS = 1 << 16  # a bound on layer_idx far above any model's depth
 LAYOUTS = ("HND", "NHD")  # dims of q / k / v: heads before tokens, or tokens before heads
 # A bound on the head count far above any model's (128 query heads is the largest we know of):
@@ -439,6 +443,8 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     block_index, num_selected = _select_prefill(
         walk, num_tokens, k_blocks.shape[1], cfg, layer_idx=layer_idx
     )
+    if prefill_walk_observer is not None:
+        prefill_walk_observer(layer_idx, walk, num_selected)
     del walk, k_blocks
     out = ops.sparse_prefill(q, k, v, block_index, num_selected, validate=False)[0]
     state.record_prefill_selection(layer_idx, block_index, num_selected, num_tokens, b)

@@ -591,6 +591,43 @@ def configure(model, config=None, *, enable: bool = True, sparse_decode: bool = 
     return cfg
 
 
+def calibrate_layer_budget(model, input_ids: torch.Tensor, power: float | None = None):
+    """Per-layer budgets for this model from one calibration prompt (docs/spec.md section 12):
+    one prefill of input_ids ([batch, tokens], no padding; a few thousand tokens of the kind of
+    text the model will serve) under the configured knobs with a uniform budget records each
+    sparse layer's walk entropy (sketchwalk.calibration); the model is then configured with
+    layer_keep_scale proportional to entropy ** power (default
+    calibration.DEFAULT_ENTROPY_POWER) at the same average, and that config is returned. Save
+    it (dataclasses.asdict) to skip the calibration next time. Needs the sketch + walk scorer in
+    every sparse layer, and a prompt long enough for the selection to drop blocks."""
+    pkg = _package()
+    calibration = pkg.calibration
+    power = calibration.DEFAULT_ENTROPY_POWER if power is None else power
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise ValueError(
+            "input_ids must be a [batch, tokens] tensor of token ids, got "
+            f"{getattr(input_ids, 'shape', type(input_ids).__name__)}"
+        )
+    cfg = get_config(model)
+    sparse_decode = getattr(model.config, SPARSE_DECODE_ATTR, True)
+    num_layers = text_config(model).num_hidden_layers
+    configure(model, dataclasses.replace(cfg, layer_keep_scale=()), sparse_decode=sparse_decode)
+    try:
+        with torch.no_grad(), calibration.record_walk_entropy() as entropy:
+            model(input_ids=input_ids, use_cache=False)
+    finally:
+        configure(model, cfg, sparse_decode=sparse_decode)
+        reset(model)
+    if not entropy.per_layer():
+        raise ValueError(
+            f"calibrate_layer_budget: a prompt of {input_ids.shape[1]} tokens left no layer a "
+            "block to drop (or no layer ran the sketch + walk); give a longer prompt"
+        )
+    budget = calibration.with_walk_entropy_budget(cfg, num_layers, entropy, power)
+    configure(model, budget, sparse_decode=sparse_decode)
+    return budget
+
+
 def text_config(model):
     """The config of the model's text decoder (the model's own for a text-only model)."""
     mc = model.config
