@@ -7,7 +7,8 @@ For each sparse layer of one prefill of real text this records:
   heads, eval/quality_sweep.exact_block_mass) that lies in the key blocks the selection kept;
   the mean over the rows the selection thinned (rows that keep every causal block are left out);
 - entropy: per query block, the entropy of the walk's scores (the selection's own input) over
-  the causal key blocks, normalized by log(blocks); near 1 a flat ranking, near 0 a peaked one;
+  the causal key blocks, normalized by log(blocks); near 1 a flat ranking, near 0 a peaked one
+  (sketchwalk.calibration.causal_walk_entropy, what the library's calibration records);
 - density: the kept share of the layer's causal area, as the package counts it.
 
     python -m eval.layer_recall --model qwen2.5-coder-1.5b --ppl-length 8192 --ppl-windows 1 \\
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 from pathlib import Path
 from unittest import mock
 
@@ -31,7 +31,7 @@ import sketchwalk
 from bench.python.commit import git_commit
 from eval import quality_sweep as eq
 from examples import assets
-from sketchwalk import attention
+from sketchwalk import attention, calibration
 from sketchwalk.integrations import hf
 
 
@@ -44,18 +44,6 @@ def block_recall(
     kept = torch.arange(width, device=block_index.device)[None, :] < num_selected[:, None].long()
     cols = block_index.long().clamp_min(0)
     return (mass.gather(1, cols) * kept).sum(-1)
-
-
-def causal_entropy(scores: torch.Tensor) -> torch.Tensor:
-    """[Nq] entropy of each row of scores [Nq, Nk] over its causal blocks 0..i (a prefill: the
-    diagonal is block i), normalized to [0, 1] by log(i + 1); 0 for the first row."""
-    nq = scores.shape[0]
-    causal = torch.arange(scores.shape[1])[None, :] <= torch.arange(nq)[:, None]
-    p = scores.double().clamp_min(0) * causal
-    p = p / p.sum(-1, keepdim=True).clamp_min(1e-300)
-    h = -(p * p.clamp_min(1e-300).log()).sum(-1)
-    norm = torch.tensor([math.log(i + 1) if i else 1.0 for i in range(nq)], dtype=torch.float64)
-    return (h / norm).float()
 
 
 class LayerRecall:
@@ -101,13 +89,13 @@ class LayerRecall:
         index, count = block_index[0, 0], num_selected[0, 0]
         recall = block_recall(mass, index, count).cpu()
         thinned = (count.cpu() < torch.arange(1, count.numel() + 1)).float()
-        entropy = causal_entropy(walk[0].float().cpu())
         nq = count.numel()
         area = nq * (nq + 1) / 2
         rec = self.rows.setdefault(layer_idx, {"recall": [], "entropy": [], "density": []})
         if thinned.sum() > 0:
             rec["recall"].append(float((recall * thinned).sum() / thinned.sum()))
-            rec["entropy"].append(float((entropy * thinned).sum() / thinned.sum()))
+            total, rows = calibration.causal_walk_entropy(walk[:1], count[None])
+            rec["entropy"].append(total / rows)
         rec["density"].append(float(count.sum()) / area)
 
     def table(self) -> dict[int, dict[str, float]]:

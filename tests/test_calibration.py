@@ -48,6 +48,11 @@ def test_causal_walk_entropy_matches_the_loop(sw, device, n):
     flat = torch.ones(1, n, n, device=device)  # a flat row has entropy 1
     s, c = sw.calibration.causal_walk_entropy(flat, torch.ones(1, n, device=device))
     assert c == n - 1 and s == pytest.approx(n - 1, rel=1e-12)
+    peaked = torch.zeros(1, n, n, device=device)  # all mass on block 0: entropy 0
+    peaked[0, :, 0] = 1.0
+    peaked[0, 0, -1] = 5.0  # past the diagonal (n > 1): never counted
+    s, c = sw.calibration.causal_walk_entropy(peaked, torch.ones(1, n, device=device))
+    assert c == n - 1 and s == pytest.approx(0.0, abs=1e-12)
 
 
 def test_causal_walk_entropy_refuses_bad_shapes(sw):

@@ -24,17 +24,6 @@ def test_block_recall_sums_the_kept_blocks_mass_only(lr):
     torch.testing.assert_close(lr.block_recall(mass, index, count)[2], torch.tensor(0.8))
 
 
-def test_causal_entropy_is_one_when_flat_and_zero_when_peaked(lr):
-    flat = torch.ones(4, 4)
-    torch.testing.assert_close(lr.causal_entropy(flat)[1:], torch.ones(3))
-    peaked = torch.zeros(4, 4)
-    peaked[:, 0] = 1.0
-    peaked[0, 3] = 5.0  # past the diagonal: not a causal block, never counted
-    torch.testing.assert_close(lr.causal_entropy(peaked), torch.zeros(4))
-    two = torch.tensor([[1.0, 0, 0], [1.0, 1.0, 0], [1.0, 0, 1.0]])
-    assert math.isclose(float(lr.causal_entropy(two)[2]), math.log(2) / math.log(3), rel_tol=1e-6)
-
-
 def _qkv(tokens, hq=4, hkv=2, d=64):
     g = torch.Generator().manual_seed(tokens)
     return [
