@@ -39,9 +39,12 @@ def test_knob_validated(sw):
 
 
 def _layers(tokens, device, count=4, seed=0):
+    """float32 on the CPU; bfloat16 on CUDA, where the sampled-row kernel runs on tensor cores
+    (it refuses float32)."""
     g = torch.Generator().manual_seed(seed)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
     return [
-        [(torch.randn(1, h, tokens, 64, generator=g) * s).to(device) for h, s in sc]
+        [(torch.randn(1, h, tokens, 64, generator=g) * s).to(device, dtype) for h, s in sc]
         for sc in [((4, 3.0), (2, 3.0), (2, 1.0))] * count
     ]
 
