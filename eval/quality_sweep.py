@@ -439,8 +439,9 @@ def methods(args) -> list[Method]:
 
 def extra_methods(args) -> list[Method]:
     """--add-method NAME=JSON (repeatable): a method of its own, JSON either its SketchWalkConfig
-    knobs or {"kind": ..., "knobs": {...}, "scorer": ..., "scorer_args": {...}} (kind
-    "sketchwalk" by default; "oracle" ranks by the exact block mass), in group "extra"."""
+    knobs or {"kind": ..., "knobs": {...}, "scorer": ..., "scorer_args": {...}, "walk": bool}
+    (kind "sketchwalk" by default; "oracle" ranks by the exact block mass; "scores" by a SCORERS
+    entry, walked when "walk"), in group "extra"."""
     out = []
     for spec in getattr(args, "add_method", None) or []:
         name, sep, raw = spec.partition("=")
@@ -453,7 +454,7 @@ def extra_methods(args) -> list[Method]:
         if not {"kind", "knobs"} & set(fields):  # plain knobs
             fields = {"knobs": fields}
         fields.setdefault("knobs", {})
-        unknown = set(fields) - {"kind", "knobs", "scorer", "scorer_args"}
+        unknown = set(fields) - {"kind", "knobs", "scorer", "scorer_args", "walk"}
         if unknown:
             raise SystemExit(f"--add-method {spec!r}: unknown fields {sorted(unknown)}")
         out.append(Method(name.strip(), fields.pop("kind", "sketchwalk"), group="extra", **fields))
@@ -577,6 +578,32 @@ def sketch_scores(q, k, block_size: int, factor: float = 1.0, config=None) -> to
     )
 
 
+def sketch_subrow_scores(
+    q, k, block_size: int, q_rows: int = 16, factor: float = 1.0, config=None
+) -> torch.Tensor:
+    """The paper's A with finer queries: each query block split into sub-blocks of `q_rows`
+    rows, each pooled and sketched (ops.hadamard_sketch at block size q_rows), scored against
+    the key-block sketches by ops.score_blocks (softmax over key blocks per head at the logit
+    scale m^1.5 / (100 n) times `factor`, summed over heads, rows normalized); a query block's
+    row is the sum of its sub-blocks' rows, normalized. q_rows = block_size is sketch_scores.
+    Costs block_size / q_rows times the sketch's block scores (about 1 / (q_rows * block_size)
+    of a dense QK^T): far less than sampled_rows_mass's rows / block_size."""
+    if q_rows < 1 or block_size % q_rows:
+        raise ValueError(f"q_rows must divide block_size {block_size}, got {q_rows}")
+    cfg = config if config is not None else sketchwalk.SketchWalkConfig()
+    d = q.shape[3]
+    signs, coords = sketchwalk.ops.sketch_transform(d, cfg.sketch_dim, cfg.seed, q.device)
+    qs = sketchwalk.ops.hadamard_sketch(q, signs, coords, q_rows)  # [B, Hq, ceil(T / q_rows), m]
+    ks = sketchwalk.ops.hadamard_sketch(k, signs, coords, block_size)
+    sub = sketchwalk.ops.score_blocks(
+        qs, ks, factor * sketchwalk.ops.logit_scale(cfg.sketch_dim, d)
+    )  # [B, sub-rows, Nk]
+    nq, per = -(-q.shape[2] // block_size), block_size // q_rows
+    sub = F.pad(sub, (0, 0, 0, nq * per - sub.shape[1]))  # a short last block: zero rows
+    out = sub.view(sub.shape[0], nq, per, sub.shape[2]).sum(dim=2)
+    return out / out.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
 def sketch_scores_causal(q, k, block_size: int, factor: float = 1.0, config=None) -> torch.Tensor:
     """sketch_scores with the per-head softmax over the causal key blocks j <= i only (the
     paper's runs over all key blocks), in Python: the sketched logits, masked, softmax, summed
@@ -641,6 +668,7 @@ SCORERS = {
     "sampled_rows": sampled_rows_mass,
     "sketch": sketch_scores,
     "sketch_causal": sketch_scores_causal,
+    "sketch_subrows": sketch_subrow_scores,
 }
 
 

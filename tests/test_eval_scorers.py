@@ -74,3 +74,31 @@ def test_key_bound_matches_its_float64_definition(tq, tk, rows):
             want[0, i] += torch.softmax(bound / 32**0.5, dim=-1).sum(0)
     want /= want.sum(-1, keepdim=True)
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("tq,q_rows", [(65, 16), (200, 32), (1, 16), (128, 64)])
+def test_sketch_subrows_match_their_float64_definition(tq, q_rows):
+    # Per sub-block of q_rows queries: its mean query, Hadamard-sketched (tests/reference.py),
+    # a softmax over every key block's sketched mean key at the paper's scale per head, summed
+    # over heads; a query block's row is its sub-blocks' rows summed, normalized.
+    import reference as R
+    import sketchwalk
+
+    q, k = _qk(tq, tq, seed=tq + q_rows, d=64)
+    got = eq.sketch_subrow_scores(q, k, 64, q_rows=q_rows)
+    cfg = sketchwalk.SketchWalkConfig()
+    signs, coords = sketchwalk.ops.sketch_transform(64, cfg.sketch_dim, cfg.seed)
+    c = R.logit_scale(coords.numel(), 64)
+    sub = R.score_blocks(
+        R.hadamard_sketch(q, signs, coords, q_rows), R.hadamard_sketch(k, signs, coords, 64), c
+    )[0]
+    nq = -(-tq // 64)
+    want = torch.zeros(1, nq, sub.shape[1], dtype=torch.float64)
+    for r in range(sub.shape[0]):
+        want[0, r * q_rows // 64] += sub[r]
+    want /= want.sum(-1, keepdim=True)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-4)
+    if q_rows == 64:
+        torch.testing.assert_close(got, eq.sketch_scores(q, k, 64), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="q_rows must divide"):
+        eq.sketch_subrow_scores(q, k, 64, q_rows=24)
