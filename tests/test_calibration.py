@@ -11,6 +11,7 @@ import torch
 
 import reference as R
 from conftest import device_params
+from utils import random_layers
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +63,6 @@ def test_causal_walk_entropy_refuses_bad_shapes(sw):
         sw.calibration.causal_walk_entropy(torch.rand(2, 4, 4), torch.ones(2, 5))
 
 
-def _layers(num_layers, tokens, device, seed, hq=4, hkv=2, d=64):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        [(torch.randn(1, h, tokens, d, generator=g) * s).to(device) for h, s in sc]
-        for sc in [((hq, 3.0), (hkv, 3.0), (hkv, 1.0))] * num_layers
-    ]
-
-
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tokens", [1000, 65])
 def test_recorded_entropy_is_the_reference_walks(sw, device, tokens):
@@ -77,7 +70,7 @@ def test_recorded_entropy_is_the_reference_walks(sw, device, tokens):
     float64 entropy of the reference walk over the rows the reference selection thinned."""
     cfg = sw.SketchWalkConfig(dense_layers=1, kblocks_frac=0.2, window_frac=0.01)
     signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
-    layers = _layers(4, tokens, device, seed=3)
+    layers = random_layers(4, tokens, device, seed=3)
     state = sw.SketchWalkState(cfg)
     with sw.calibration.record_walk_entropy() as rec:
         for li, (q, k, v) in enumerate(layers):
@@ -100,7 +93,7 @@ def test_recorded_entropy_is_the_reference_walks(sw, device, tokens):
 
 def test_kv_group_records_every_group(sw):
     cfg = sw.SketchWalkConfig(dense_layers=0, kblocks_frac=0.2, prefill_selection="kv_group")
-    ((q, k, v),) = _layers(1, 700, "cpu", seed=4, hq=6, hkv=3)
+    ((q, k, v),) = random_layers(1, 700, "cpu", seed=4, hq=6, hkv=3)
     with sw.calibration.record_walk_entropy() as rec:
         sw.sketchwalk_attention(q, k, v, 0, sw.SketchWalkState(cfg))
     assert list(rec.per_layer()) == [0]

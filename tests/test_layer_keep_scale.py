@@ -13,7 +13,7 @@ from conftest import device_params
 from test_kv_group_selection import assert_same_index
 from test_pipeline import MIN_MARGIN, _margin
 from tolerances import assert_within_torch_error
-from utils import B, torch_masked_baseline
+from utils import B, random_layers, torch_masked_baseline
 
 
 @pytest.fixture
@@ -62,14 +62,6 @@ def test_keep_scale_by_band_keeps_the_average(sw):
             budget.keep_scale_by_band(cfg, 28, bad)
 
 
-def _layers(num_layers, tokens, device, seed, hq=4, hkv=2, d=64):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        [(torch.randn(1, h, tokens, d, generator=g) * s).to(device) for h, s in sc]
-        for sc in [((hq, 3.0), (hkv, 3.0), (hkv, 1.0))] * num_layers
-    ]
-
-
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tokens", [1000, 65])
 def test_prefill_layers_keep_their_scaled_fraction(sw, device, tokens):
@@ -80,7 +72,7 @@ def test_prefill_layers_keep_their_scaled_fraction(sw, device, tokens):
     )
     signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
     for seed in range(8):  # inputs whose reference selection is not within noise of a tie
-        layers = _layers(3, tokens, device, seed)
+        layers = random_layers(3, tokens, device, seed)
         refs, prev, margin = [], None, float("inf")
         for li, (q, k, v) in enumerate(layers):
             frac = cfg.layer_keep_frac(cfg.kblocks_frac, li)
@@ -113,7 +105,7 @@ def test_chunk_and_keys4_decode_keep_their_scaled_fraction(sw, device):
     references select at the scaled fractions (prefill's kblocks_frac, the decode steps')."""
     cfg = sw.SketchWalkConfig(dense_layers=0, kblocks_frac=0.4, layer_keep_scale=(1, 1, 1, 0.3))
     signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
-    ((q, k, v),) = _layers(1, 1501, device, seed=11)
+    ((q, k, v),) = random_layers(1, 1501, device, seed=11)
     state = sw.SketchWalkState(cfg)
     sw.sketchwalk_attention(q[:, :, :900], k[:, :, :900], v[:, :, :900], 3, state)
     got_idx, got_cnt = sw.attention.select_chunk_blocks(q[:, :, 900:1500], k[:, :, :1500], 3, state)
@@ -272,7 +264,7 @@ def test_kv_group_prefill_keeps_the_scaled_fraction(sw, device):
     )
     signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
     for seed in range(8):
-        layers = _layers(2, 1000, device, 20 + seed, hq=6, hkv=2)
+        layers = random_layers(2, 1000, device, 20 + seed, hq=6, hkv=2)
         refs, walks, margin = [], None, float("inf")
         for li, (q, k, v) in enumerate(layers):
             scaled = dataclasses.replace(cfg, kblocks_frac=cfg.layer_keep_frac(0.15, li))
@@ -297,7 +289,7 @@ def test_walk_decode_keeps_the_scaled_fraction(sw, device):
     its decode step keeps what the float64 reference keeps at 0.125 * 0.3."""
     cfg = sw.SketchWalkConfig.paper(dense_layers=0, layer_keep_scale=(0.3,))
     signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
-    ((q, k, v),) = _layers(1, 1201, device, seed=5)
+    ((q, k, v),) = random_layers(1, 1201, device, seed=5)
     state = sw.SketchWalkState(cfg)
     sw.sketchwalk_attention(q[:, :, :1200], k[:, :, :1200], v[:, :, :1200], 0, state)
     sw.sketchwalk_attention(q[:, :, 1200:], k, v, 0, state)

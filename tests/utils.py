@@ -161,3 +161,13 @@ def tiny_llama(device="cpu", dtype=torch.float32, **config):
     )
     cfg = transformers.LlamaConfig(**{**fields, **config})
     return transformers.LlamaForCausalLM(cfg).to(device, dtype).eval()
+
+
+def random_layers(num_layers, tokens, device, seed, hq=4, hkv=2, d=64):
+    """num_layers [(q, k, v)] of batch 1 (q [1, hq, tokens, d], k and v [1, hkv, tokens, d];
+    q and k scaled by 3 for peaked attention), drawn from `seed` on the CPU, moved to device."""
+    g = torch.Generator().manual_seed(seed)
+    return [
+        [(torch.randn(1, h, tokens, d, generator=g) * s).to(device) for h, s in sc]
+        for sc in [((hq, 3.0), (hkv, 3.0), (hkv, 1.0))] * num_layers
+    ]
