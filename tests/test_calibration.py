@@ -121,7 +121,7 @@ def test_budget_follows_entropy_to_the_power(sw):
     assert out.layer_keep_scale[:2] == (1.0, 1.0)
     assert out.layer_keep_scale[2:] == pytest.approx([x / mean for x in raw], rel=1e-12)
     assert dataclasses.replace(out, layer_keep_scale=()) == cfg
-    with pytest.raises(ValueError, match="no value for sparse layers"):
+    with pytest.raises(ValueError, match=r"no walk entropy for sparse layers \[4\]"):
         sw.calibration.with_walk_entropy_budget(cfg, 5, {2: 0.5, 3: 0.5})
     with pytest.raises(ValueError, match="non-finite"):
         sw.calibration.with_walk_entropy_budget(cfg, 5, {2: 0.5, 3: 0.5, 4: float("nan")})
@@ -151,3 +151,11 @@ def test_hf_calibration_configures_the_budget(sw):
     assert hf.get_config(model).layer_keep_scale == ()  # the refused call changed nothing
     with pytest.raises(ValueError, match="input_ids must be"):
         hf.calibrate_layer_budget(model, ids[0])
+    # A layer of a registered scorer has no walk: refused by name, the config left as it was.
+    rows = dataclasses.replace(
+        hf.get_config(model), prefill_scorer="sampled_rows", prefill_scorer_layers=(2,)
+    )
+    hf.configure(model, rows)
+    with pytest.raises(ValueError, match=r"no walk entropy for sparse layers \[2\]"):
+        hf.calibrate_layer_budget(model, ids)
+    assert hf.get_config(model) == rows

@@ -102,5 +102,12 @@ def with_walk_entropy_budget(
     signal = entropy.per_layer() if isinstance(entropy, WalkEntropy) else dict(entropy)
     if not all(math.isfinite(v) for v in signal.values()):
         raise ValueError(f"entropy: non-finite values {signal}")
+    missing = [i for i in range(num_layers) if not cfg.is_dense_layer(i) and i not in signal]
+    if missing:
+        raise ValueError(
+            f"entropy: no walk entropy for sparse layers {missing} (a layer of a registered "
+            "prefill scorer has no walk; a prompt too short for the selection to drop a block "
+            "records none)"
+        )
     scale = keep_scale_from_signal(cfg, num_layers, signal, power)
     return dataclasses.replace(cfg, layer_keep_scale=scale)
