@@ -12,12 +12,13 @@ them dense costs the same density, and the three compare at equal cost.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from unittest import mock
 
 import torch
 
-from sketchwalk import attention
+from sketchwalk import attention, paged, ragged
 
 EQUAL_AREA_SPANS = {
     "early": (0.0, math.sqrt(1 / 3)),
@@ -53,9 +54,12 @@ def densify_rows(
 
 def dense_query_span(lo: float, hi: float):
     """A context manager within which every prefill selection of the package keeps the query
-    blocks in [lo, hi) of its prompt dense (attention._select_prefill wrapped, restored on
-    exit)."""
+    blocks in [lo, hi) of its prompt dense, on both selection paths: the single-sequence one
+    (attention._select_prefill) and the batched ragged one (ragged.select_varlen_blocks), which
+    the transformers integration takes for every prefill (a left-padded batch is a ragged step).
+    Both are wrapped and restored on exit."""
     select = attention._select_prefill
+    select_varlen = ragged.select_varlen_blocks
 
     def with_dense_span(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
         block_index, num_selected = select(
@@ -66,4 +70,24 @@ def dense_query_span(lo: float, hi: float):
         rows = span_blocks(num_selected.shape[-1], lo, hi)
         return densify_rows(block_index, num_selected, rows)
 
-    return mock.patch.object(attention, "_select_prefill", with_dense_span)
+    def varlen_with_dense_span(q, k, cu_seqlens_k, layer_idx, plan, state):
+        index, count = select_varlen(q, k, cu_seqlens_k, layer_idx, plan, state)
+        # index [num_seqs, heads, plan.num_q_blocks, N]: each sequence's rows from its own
+        # first block, padded past its own query blocks.
+        for b, seq in enumerate(plan.sequences):
+            if seq.phase == "decode":
+                continue
+            if seq.phase != "prefill" or seq.num_queries != seq.num_keys:
+                raise NotImplementedError("dense_query_span: a chunk after a cached prefix")
+            num_q_blocks = -(-seq.num_queries // plan.config.block_size)
+            rows = span_blocks(num_q_blocks, lo, hi)
+            index[b], count[b] = densify_rows(index[b], count[b], rows)
+        return index, count
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(attention, "_select_prefill", with_dense_span))
+    for module in (ragged, paged):  # paged.py holds its own reference to the function
+        stack.enter_context(
+            mock.patch.object(module, "select_varlen_blocks", varlen_with_dense_span)
+        )
+    return stack

@@ -83,3 +83,45 @@ def test_prefill_rows_of_the_span_are_dense_and_the_rest_unchanged(ps, device, t
     with_span = state.last_density[2]
     sw.sketchwalk_attention(q, k, v, 2, state)
     assert with_span > state.last_density[2]
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_the_span_applies_to_a_ragged_step_as_to_each_sequence_alone(ps, device):
+    """The transformers integration selects every prefill through the batched ragged path
+    (ragged.select_varlen_blocks): the span must densify each sequence's own rows there too,
+    equal to the single-sequence path, and so dense against the float64 reference."""
+    import sketchwalk as sw
+
+    cfg = sw.SketchWalkConfig(window_frac=0.0, kblocks_frac=0.05, dense_last_q_blocks=0)
+    lens = [1000, 700, 65]
+    seqs = [_qkv(t, device) for t in lens]
+    lo, hi = ps.EQUAL_AREA_SPANS["early"]
+    alone_states = [sw.SketchWalkState(cfg) for _ in lens]
+    states = [sw.SketchWalkState(cfg) for _ in lens]
+    plain_states = [sw.SketchWalkState(cfg) for _ in lens]
+
+    def packed(i):
+        return torch.cat([s[i][0].transpose(0, 1) for s in seqs])  # [total, heads, D]
+
+    def ragged(states_):
+        out = sw.sketchwalk_attention_varlen(
+            packed(0), packed(1), packed(2), 2, states_, sw.StepPlan(cfg, lens, lens, device)
+        )
+        return out.split(lens)
+
+    plain = ragged(plain_states)
+    with ps.dense_query_span(lo, hi):
+        got = ragged(states)
+        alone = [sw.sketchwalk_attention(q, k, v, 2, s) for (q, k, v), s in zip(seqs, alone_states)]
+    for t, (q, k, v), g, a, p in zip(lens, seqs, got, alone, plain):
+        g = g.transpose(0, 1)[None].double()  # [1, heads, t, D]
+        torch.testing.assert_close(g, a.double(), atol=1e-5, rtol=1e-5)
+        rows = ps.span_blocks(-(-t // 64), lo, hi)
+        span = slice(rows.start * 64, min(rows.stop * 64, t))
+        want = R.dense_causal_attention(q.double(), k.double(), v.double())
+        torch.testing.assert_close(g[:, :, span], want[:, :, span], atol=1e-4, rtol=1e-4)
+        if t > 64 * 4:  # the knobs drop blocks in the span without the wrap: the check can fail
+            p = p.transpose(0, 1)[None].double()
+            assert not torch.allclose(p[:, :, span], want[:, :, span], atol=1e-3)
+    for t, s, p in zip(lens, states, plain_states):  # 65 tokens: both keep every block
+        assert s.last_density[2] > p.last_density[2] if t > 64 * 4 else s.last_density[2] == 1.0
