@@ -163,6 +163,18 @@ def paired(
     return statistics.fmean(diffs), se, n
 
 
+def split_pair(spec: str, names: set[str]) -> tuple[str, str]:
+    """'A-B' as (A, B), split at the '-' that leaves two method names of the results (a name
+    may hold '-' itself, e.g. exact_l2-8); else at the first '-' (paired() then names what is
+    missing)."""
+    cuts = [i for i, ch in enumerate(spec) if ch == "-"]
+    for i in cuts:
+        if spec[:i] in names and spec[i + 1 :] in names:
+            return spec[:i], spec[i + 1 :]
+    a, _, b = spec.partition("-")
+    return a, b
+
+
 def pairs_markdown(result: dict, pairs: list[tuple[str, str]]) -> str:
     lines = [
         "Paired differences (same samples; points, ± standard error over samples):",
@@ -382,7 +394,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     (out.parent / (out.name + ".json")).write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(result, ppl)
-    pairs = [tuple(p.split("-", 1)) for p in args.pairs.split(",") if p]
+    names = {m["name"] for m in result["methods"]}
+    pairs = [split_pair(p, names) for p in args.pairs.split(",") if p]
     if pairs:
         text += "\n\n" + pairs_markdown(result, pairs)
     (out.parent / (out.name + ".md")).write_text(text + "\n")

@@ -43,3 +43,20 @@ def test_coarsened_layout_density_is_the_token_level_fraction(n, p):
     assert torch.equal(
         keep128.sum(-1).float(), torch.minimum(budget, torch.arange(1, n2 + 1).float())
     )
+
+
+def test_short_kernel_name_keeps_the_kernels_own_name():
+    """The selection's kernels live in an anonymous namespace, whose "(" once cut every name to
+    "" and summed them into one row (the 8K selection profile of 2026-12-07)."""
+    short = bench.short_kernel_name
+    assert (
+        short("void sketchwalk::(anonymous namespace)::hadamard_sketch_kernel<float, 128, 8>(P)")
+        == "hadamard_sketch_kernel"
+    )
+    assert short("sketchwalk::(anonymous namespace)::score_row_stats_kernel(float*)") == (
+        "score_row_stats_kernel"
+    )
+    assert short("Memcpy DtoD (Device -> Device)") == "Memcpy DtoD "
+    assert short("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize32x32x8_stage3") == (
+        "sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_ti"
+    )

@@ -212,6 +212,14 @@ def test_paired_differences_match_by_sample_and_name_unknown_methods():
         report.paired(result, "a", "d")
 
 
+def test_pairs_split_at_the_dash_between_two_method_names():
+    names = {"default", "exact_l2-8", "p20-x", "p20"}
+    assert report.split_pair("exact_l2-8-default", names) == ("exact_l2-8", "default")
+    assert report.split_pair("default-exact_l2-8", names) == ("default", "exact_l2-8")
+    assert report.split_pair("p20-x-p20", names) == ("p20-x", "p20")
+    assert report.split_pair("a-b", names) == ("a", "b")  # unknown: paired() names them
+
+
 def test_merge_refuses_mixed_models(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_run([], [4096], ["a"])))

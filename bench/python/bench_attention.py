@@ -497,6 +497,13 @@ def bench_decode(
     torch.cuda.empty_cache()
 
 
+def short_kernel_name(key: str) -> str:
+    """A profiler kernel name without its return type, namespaces, template and call arguments,
+    at most 40 characters: "void ns::(anonymous namespace)::kern<T, 4>(P)" -> "kern"."""
+    name = key.replace("(anonymous namespace)::", "").replace("void ", "")
+    return name.split("<")[0].split("(")[0].split("::")[-1][:40]
+
+
 def kernel_times_us(fn, calls: int = 10) -> dict[str, float]:
     """Mean GPU time per call of each kernel fn launches (torch.profiler), in microseconds."""
     from torch.profiler import ProfilerActivity, profile
@@ -511,7 +518,7 @@ def kernel_times_us(fn, calls: int = 10) -> dict[str, float]:
     for evt in prof.key_averages():
         t = getattr(evt, "self_device_time_total", None) or getattr(evt, "self_cuda_time_total", 0)
         if evt.device_type == torch.autograd.DeviceType.CUDA and t > 0:
-            name = evt.key.split("<")[0].split("(")[0].replace("void ", "").split("::")[-1][:40]
+            name = short_kernel_name(evt.key)
             times[name] = round(times.get(name, 0.0) + t / calls, 1)
     return times
 
