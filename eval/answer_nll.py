@@ -1,0 +1,190 @@
+"""RULER's answers scored by likelihood instead of generation: a cheap, low-variance stand-in
+for a RULER ablation where a GPU is not at hand (issue 21).
+
+For each RULER sample, the chat prompt eval/decode_quality.py sends followed by the reference
+answer (" " + the references joined by ", "), in one forward pass; per method, the mean negative
+log-likelihood of the answer's tokens and the share of them that are the model's argmax (teacher
+forced). The answer's rows fall in the prefill's dense last query blocks (dense_last_q_blocks),
+so what a method changes is what the prompt's sparse rows left in the cache: the prefill's
+damage, which is where RULER's losses are (a dense decode changes nothing there: bench/RESULTS.md).
+Methods are eval/decode_quality.py's (the per-phase spans, --add-method's per-band oracles).
+Paired over samples against dense and the default.
+
+    python -m eval.answer_nll --model qwen2.5-coder-0.5b --task niah_multivalue --length 8192 \\
+        --samples 0-9 --methods dense,default,default_dense_early,default_dense_middle,\\
+default_dense_late --out eval/results/answer_nll_qwen2.5-coder-0.5b_8k_cpu
+
+Writes <out>.json and <out>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from bench.python.commit import git_commit
+from eval import decode_quality as dq
+from eval import phase_span
+from eval import quality_sweep as eq
+from examples import assets
+from sketchwalk.integrations import hf
+
+
+def answer_text(outputs: list[str]) -> str:
+    """The reference answer as the model would write it after RULER's answer prefix."""
+    return " " + ", ".join(outputs)
+
+
+def answer_scores(model, ids: torch.Tensor, num_answer: int) -> tuple[float, float]:
+    """(mean NLL in nats, argmax accuracy) of the last num_answer tokens of ids [1, T], each
+    predicted from the tokens before it."""
+    logits = model(input_ids=ids, use_cache=False, logits_to_keep=num_answer + 1).logits
+    pred = logits[0, :-1].float()  # predicts the last num_answer tokens
+    target = ids[0, -num_answer:]
+    nll = torch.nn.functional.cross_entropy(pred, target, reduction="mean")
+    acc = (pred.argmax(-1) == target).float().mean()
+    return float(nll), float(acc)
+
+
+def parse_samples(spec: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]."""
+    out = []
+    for part in spec.split(","):
+        lo, sep, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    return out
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of a - b and its standard error over the pairs."""
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / len(d)
+    if len(d) < 2:
+        return mean, float("nan")
+    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+    return mean, math.sqrt(var / len(d))
+
+
+def run(args) -> dict:
+    model, tok = assets.load_model(args.model, attn_implementation="sdpa", device=args.device)
+    model.eval()
+    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    extra = {m.name: m for m in map(dq.parse_extra_method, args.add_method)}
+    methods = []
+    for name in wanted + [n for n in extra if n not in wanted]:
+        method = extra.get(name) or dq.METHODS.get(name)
+        if method is None:
+            raise SystemExit(f"unknown method {name!r}; known: {sorted(dq.METHODS)}")
+        methods.append((method, dq.build_config(method)))
+    samples = eq.ruler_samples(
+        args.task, args.num_samples, args.length, dq.tokenizer_dir(tok, args.model), args.seed
+    )
+    records = {m.name: dict(knobs=m.knobs, nll=[], acc=[], density=[]) for m, _ in methods}
+    picked = parse_samples(args.samples)
+    start = time.perf_counter()
+    for i in picked:
+        sample = samples[i]
+        prompt = eq.chat_prompt(tok, sample["input"])
+        p_ids = tok(prompt, add_special_tokens=False).input_ids
+        a_ids = tok(prompt + answer_text(sample["outputs"]), add_special_tokens=False).input_ids
+        if a_ids[: len(p_ids)] != p_ids:  # the answer must not merge with the prompt's tail
+            raise ValueError(f"sample {i}: the answer's tokens change the prompt's tokens")
+        ids = torch.tensor([a_ids], device=args.device)
+        num_answer = len(a_ids) - len(p_ids)
+        for method, cfg in methods:
+            dq.use_method(model, method, cfg)
+            with contextlib.ExitStack() as span, torch.no_grad():
+                if method.dense_q_span:
+                    lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
+                    span.enter_context(phase_span.dense_query_span(*lo_hi))
+                nll, acc = answer_scores(model, ids, num_answer)
+            rec = records[method.name]
+            rec["nll"].append(nll)
+            rec["acc"].append(acc)
+            if cfg is not None:
+                per_layer = hf.last_density(model, "prefill")
+                rec["density"].append(dq.sparse_layer_mean(per_layer, cfg))
+            print(
+                f"sample {i} ({ids.shape[1]} tokens, {num_answer} answer) {method.name}: "
+                f"nll {nll:.4f} acc {acc:.3f}",
+                flush=True,
+            )
+    return dict(
+        model=args.model,
+        task=args.task,
+        length=args.length,
+        seed=args.seed,
+        samples=picked,
+        device=dq.device_name(args.device),
+        torch=torch.__version__,
+        commit=git_commit(),
+        seconds=time.perf_counter() - start,
+        methods=records,
+    )
+
+
+def markdown(result: dict) -> str:
+    ms = result["methods"]
+    lines = [
+        f"# RULER answers by likelihood: {result['model']}, {result['task']} at {result['length']}",
+        "",
+        f"{result['device']}, torch {result['torch']}, commit {result['commit']}; samples "
+        f"{result['samples']} (seed {result['seed']}). NLL: mean negative log-likelihood of the "
+        "reference answer's tokens (nats), teacher forced after the prompt; acc: the share of "
+        "them that are the argmax. Differences paired over samples, +- one standard error. "
+        "Density: the prefill's kept share of the causal area, mean over the sparse layers.",
+        "",
+        "| method | prefill density | NLL | acc | NLL vs dense | NLL vs default |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def vs(name, base):
+        if base not in ms or name == base:
+            return ""
+        mean, se = paired(ms[name]["nll"], ms[base]["nll"])
+        return f"{mean:+.4f} +- {se:.4f}"
+
+    for name, rec in ms.items():
+        dens = rec["density"]
+        d = f"{100 * sum(dens) / len(dens):.1f}%" if dens else "100%"
+        nll = sum(rec["nll"]) / len(rec["nll"])
+        acc = sum(rec["acc"]) / len(rec["acc"])
+        lines.append(
+            f"| {name} | {d} | {nll:.4f} | {100 * acc:.1f}% | {vs(name, 'dense')} | "
+            f"{vs(name, 'default')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m eval.answer_nll", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b", choices=sorted(assets.MODELS))
+    parser.add_argument("--task", default="niah_multivalue")
+    parser.add_argument("--length", type=int, default=8192)
+    parser.add_argument("--num-samples", type=int, default=20, help="the RULER cache's size")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--samples", default="0-9", help="indices, e.g. 0-9 or 0,2,5")
+    parser.add_argument("--methods", default="dense,default")
+    parser.add_argument("--add-method", action="append", default=[], help="as decode_quality's")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", required=True, help="output stem (.json and .md added)")
+    args = parser.parse_args()
+    result = run(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / (out.name + ".json")).write_text(json.dumps(result, indent=1) + "\n")
+    text = markdown(result)
+    (out.parent / (out.name + ".md")).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
