@@ -29,8 +29,8 @@ import torch
 
 import sketchwalk
 from bench.python.commit import git_commit
+from eval import decode_quality as dq
 from eval import quality_sweep as eq
-from eval.decode_quality import tokenizer_dir
 from eval.layer_recall import LayerRecall, block_recall
 from examples import assets
 from sketchwalk.integrations import hf
@@ -114,10 +114,17 @@ def run(args) -> dict:
     knobs = json.loads(args.knobs)
     model, tok = assets.load_model(args.model, attn_implementation="sdpa", device=args.device)
     model.eval()
-    cfg = sketchwalk.SketchWalkConfig(**knobs)
+    if args.method:  # one of eval/decode_quality.py's (e.g. exact_default: the oracle ranking)
+        method = dq.METHODS[args.method]
+        if method.knobs is None or method.dense_q_span:
+            raise SystemExit(f"--method {args.method!r}: not a plain Sketch&Walk selection")
+        knobs = method.knobs
+        cfg = dq.build_config(method)
+    else:
+        cfg = sketchwalk.SketchWalkConfig(**knobs)
     hf.configure(model, cfg)
     samples = eq.ruler_samples(
-        args.task, args.num_samples, args.length, tokenizer_dir(tok, args.model), args.seed
+        args.task, args.num_samples, args.length, dq.tokenizer_dir(tok, args.model), args.seed
     )
     layers: dict[int, dict[str, list[float]]] = {}
     used = []
@@ -145,6 +152,7 @@ def run(args) -> dict:
         model=args.model,
         task=args.task,
         length=args.length,
+        method=args.method or None,
         knobs=knobs,
         samples=used,
         device=args.device,
@@ -163,7 +171,8 @@ def markdown(result: dict) -> str:
         f"# Recall of the exact attention mass by kind of query row: {result['model']}, RULER "
         f"{result['task']} at {result['length']}",
         "",
-        f"{result['device']}, torch {result['torch']}, commit {result['commit']}; knobs "
+        f"{result['device']}, torch {result['torch']}, commit {result['commit']}; "
+        f"{'method ' + result['method'] + ', ' if result.get('method') else ''}knobs "
         f"{result['knobs'] or 'the defaults'}; samples {[s['index'] for s in result['samples']]}. "
         "Recall: the share of a thinned query block's exact mass (summed over query heads) in "
         "its kept key blocks, mean over the blocks of each kind (needle: holding an answer's "
@@ -196,6 +205,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--samples", default="0", help="comma-separated sample indices")
     parser.add_argument("--knobs", default="{}", help="SketchWalkConfig keyword arguments (JSON)")
+    parser.add_argument(
+        "--method", default="", help="an eval/decode_quality.py method instead of --knobs"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True, help="output stem (.json and .md added)")
     args = parser.parse_args()
