@@ -7,7 +7,8 @@ log-likelihood of the answer's tokens and the share of them that are the model's
 forced). The answer's rows fall in the prefill's dense last query blocks (dense_last_q_blocks),
 so what a method changes is what the prompt's sparse rows left in the cache: the prefill's
 damage, which is where RULER's losses are (a dense decode changes nothing there: bench/RESULTS.md).
-Methods are eval/decode_quality.py's (the per-phase spans, --add-method's per-band oracles).
+Methods are eval/decode_quality.py's (the per-phase spans, --add-method's per-band oracles), and
+default_dense_needles: the defaults with the query blocks holding the answer's tokens dense.
 Paired over samples against dense and the default.
 
     python -m eval.answer_nll --model qwen2.5-coder-0.5b --task niah_multivalue --length 8192 \\
@@ -28,12 +29,19 @@ from pathlib import Path
 
 import torch
 
+import sketchwalk
 from bench.python.commit import git_commit
 from eval import decode_quality as dq
 from eval import phase_span
 from eval import quality_sweep as eq
+from eval.needle_rows import needle_blocks
 from examples import assets
 from sketchwalk.integrations import hf
+
+# A method of this module only: the defaults with the query blocks that hold an answer's tokens
+# (the needles, eval/needle_rows.needle_blocks) dense: do the needles' own rows carry the loss?
+DENSE_NEEDLES = "default_dense_needles"
+BLOCK_SIZE = sketchwalk.SketchWalkConfig().block_size  # the defaults' (every method's here)
 
 
 def answer_text(outputs: list[str]) -> str:
@@ -79,6 +87,8 @@ def run(args) -> dict:
     methods = []
     for name in wanted + [n for n in extra if n not in wanted]:
         method = extra.get(name) or dq.METHODS.get(name)
+        if name == DENSE_NEEDLES:  # the defaults with each sample's needle blocks dense
+            method = dq.Method(DENSE_NEEDLES, {})
         if method is None:
             raise SystemExit(f"unknown method {name!r}; known: {sorted(dq.METHODS)}")
         methods.append((method, dq.build_config(method)))
@@ -87,6 +97,13 @@ def run(args) -> dict:
     )
     records = {m.name: dict(knobs=m.knobs, nll=[], acc=[], density=[]) for m, _ in methods}
     picked = parse_samples(args.samples)
+    done: set[str] = set()
+    if args.append:  # keep the file's methods (same samples), run only the new ones
+        old = json.loads(Path(args.out + ".json").read_text())
+        if old["samples"] != picked or old["task"] != args.task or old["model"] != args.model:
+            raise SystemExit(f"--append: {args.out}.json holds other samples, task or model")
+        done = set(old["methods"])
+        records = {**old["methods"], **{k: v for k, v in records.items() if k not in done}}
     start = time.perf_counter()
     for i in picked:
         sample = samples[i]
@@ -97,12 +114,19 @@ def run(args) -> dict:
             raise ValueError(f"sample {i}: the answer's tokens change the prompt's tokens")
         ids = torch.tensor([a_ids], device=args.device)
         num_answer = len(a_ids) - len(p_ids)
+        needles = sorted(
+            {b for bl in needle_blocks(tok, prompt, sample["outputs"], BLOCK_SIZE) for b in bl}
+        )
         for method, cfg in methods:
+            if method.name in done:
+                continue
             dq.use_method(model, method, cfg)
             with contextlib.ExitStack() as span, torch.no_grad():
                 if method.dense_q_span:
                     lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
                     span.enter_context(phase_span.dense_query_span(*lo_hi))
+                if method.name == DENSE_NEEDLES:
+                    span.enter_context(phase_span.dense_query_rows(lambda n: needles))
                 nll, acc = answer_scores(model, ids, num_answer)
             rec = records[method.name]
             rec["nll"].append(nll)
@@ -176,6 +200,9 @@ def main() -> None:
     parser.add_argument("--add-method", action="append", default=[], help="as decode_quality's")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", required=True, help="output stem (.json and .md added)")
+    parser.add_argument(
+        "--append", action="store_true", help="add methods to --out's file (same samples)"
+    )
     args = parser.parse_args()
     result = run(args)
     out = Path(args.out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterable
 from unittest import mock
 
 import torch
@@ -38,7 +39,7 @@ def span_blocks(num_q_blocks: int, lo: float, hi: float) -> range:
 
 
 def densify_rows(
-    block_index: torch.Tensor, num_selected: torch.Tensor, rows: range
+    block_index: torch.Tensor, num_selected: torch.Tensor, rows: Iterable[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A prefill block index (block_index [..., Nq, width] ascending and -1 padded,
     num_selected [..., Nq]) with the query blocks `rows` keeping every causal key block: query
@@ -54,23 +55,31 @@ def densify_rows(
 
 def dense_query_span(lo: float, hi: float):
     """A context manager within which every prefill selection of the package keeps the query
-    blocks in [lo, hi) of its prompt dense, on both selection paths: the single-sequence one
-    (attention._select_prefill) and the batched ragged one (ragged.select_varlen_blocks), which
-    the transformers integration takes for every prefill (a left-padded batch is a ragged step).
-    Both are wrapped and restored on exit."""
+    blocks in [lo, hi) of its prompt dense (dense_query_rows with span_blocks)."""
+    return dense_query_rows(lambda num_q_blocks: span_blocks(num_q_blocks, lo, hi))
+
+
+def dense_query_rows(rows_of):
+    """A context manager within which every prefill selection of the package keeps the query
+    blocks rows_of(num_q_blocks) of each prompt dense, on both selection paths: the
+    single-sequence one (attention._select_prefill) and the batched ragged one
+    (ragged.select_varlen_blocks), which the transformers integration takes for every batched,
+    left-padded prefill. Both are wrapped and restored on exit."""
     select = attention._select_prefill
     select_varlen = ragged.select_varlen_blocks
 
-    def with_dense_span(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
+    def rows_in(num_q_blocks: int) -> list[int]:
+        return [i for i in rows_of(num_q_blocks) if 0 <= i < num_q_blocks]
+
+    def with_dense_rows(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
         block_index, num_selected = select(
             walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx
         )
         if num_keys is not None and num_keys != num_tokens:
-            raise NotImplementedError("dense_query_span: a chunk after a cached prefix")
-        rows = span_blocks(num_selected.shape[-1], lo, hi)
-        return densify_rows(block_index, num_selected, rows)
+            raise NotImplementedError("dense_query_rows: a chunk after a cached prefix")
+        return densify_rows(block_index, num_selected, rows_in(num_selected.shape[-1]))
 
-    def varlen_with_dense_span(q, k, cu_seqlens_k, layer_idx, plan, state):
+    def varlen_with_dense_rows(q, k, cu_seqlens_k, layer_idx, plan, state):
         index, count = select_varlen(q, k, cu_seqlens_k, layer_idx, plan, state)
         # index [num_seqs, heads, plan.num_q_blocks, N]: each sequence's rows from its own
         # first block, padded past its own query blocks.
@@ -78,16 +87,15 @@ def dense_query_span(lo: float, hi: float):
             if seq.phase == "decode":
                 continue
             if seq.phase != "prefill" or seq.num_queries != seq.num_keys:
-                raise NotImplementedError("dense_query_span: a chunk after a cached prefix")
+                raise NotImplementedError("dense_query_rows: a chunk after a cached prefix")
             num_q_blocks = -(-seq.num_queries // plan.config.block_size)
-            rows = span_blocks(num_q_blocks, lo, hi)
-            index[b], count[b] = densify_rows(index[b], count[b], rows)
+            index[b], count[b] = densify_rows(index[b], count[b], rows_in(num_q_blocks))
         return index, count
 
     stack = contextlib.ExitStack()
-    stack.enter_context(mock.patch.object(attention, "_select_prefill", with_dense_span))
+    stack.enter_context(mock.patch.object(attention, "_select_prefill", with_dense_rows))
     for module in (ragged, paged):  # paged.py holds its own reference to the function
         stack.enter_context(
-            mock.patch.object(module, "select_varlen_blocks", varlen_with_dense_span)
+            mock.patch.object(module, "select_varlen_blocks", varlen_with_dense_rows)
         )
     return stack

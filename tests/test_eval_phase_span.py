@@ -125,3 +125,22 @@ def test_the_span_applies_to_a_ragged_step_as_to_each_sequence_alone(ps, device)
             assert not torch.allclose(p[:, :, span], want[:, :, span], atol=1e-3)
     for t, s, p in zip(lens, states, plain_states):  # 65 tokens: both keep every block
         assert s.last_density[2] > p.last_density[2] if t > 64 * 4 else s.last_density[2] == 1.0
+
+
+def test_dense_query_rows_takes_any_set_of_rows(ps):
+    """The needle rows of eval/answer_nll.py: blocks 3 and 9 dense, out-of-range rows ignored,
+    every other row the package's selection."""
+    import sketchwalk as sw
+
+    cfg = sw.SketchWalkConfig(window_frac=0.0, kblocks_frac=0.05, dense_last_q_blocks=0)
+    tokens = 700
+    q, k, v = _qkv(tokens, "cpu")
+    want = R.dense_causal_attention(q.double(), k.double(), v.double())
+    plain = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)).double()
+    with ps.dense_query_rows(lambda n: [3, 9, n + 4]):
+        got = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)).double()
+    rows = torch.zeros(tokens, dtype=torch.bool)
+    rows[3 * 64 : 4 * 64] = rows[9 * 64 : 10 * 64] = True
+    torch.testing.assert_close(got[:, :, rows], want[:, :, rows], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(plain[:, :, rows], want[:, :, rows], atol=1e-3)  # can fail
+    torch.testing.assert_close(got[:, :, ~rows], plain[:, :, ~rows], atol=1e-5, rtol=1e-5)
