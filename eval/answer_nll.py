@@ -126,7 +126,7 @@ def run(args) -> dict:
                     lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
                     span.enter_context(phase_span.dense_query_span(*lo_hi))
                 if method.name == DENSE_NEEDLES:
-                    span.enter_context(phase_span.dense_query_rows(lambda n: needles))
+                    span.enter_context(phase_span.dense_query_rows(lambda n, seq: needles))
                 nll, acc = answer_scores(model, ids, num_answer)
             rec = records[method.name]
             rec["nll"].append(nll)

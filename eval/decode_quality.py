@@ -96,6 +96,11 @@ class Method:
     # A span of eval/phase_span.py's EQUAL_AREA_SPANS whose prefill query rows stay dense (the
     # per-phase ablation): which rows' sparsity costs.
     dense_q_span: str = ""
+    # Keep the prefill query blocks that hold the sample's answers (its needles, found in the
+    # prompt by eval/needle_rows.needle_blocks) dense: do the needles' own rows carry the loss?
+    # For the niah tasks, whose answers stand verbatim in the prompt (values not found are
+    # skipped); the needle-depth test is left as the base method runs it.
+    dense_needle_rows: bool = False
 
 
 # The ~20% and ~10% knobs: the paper's split and the narrow one (eval/quality_sweep.py).
@@ -171,6 +176,9 @@ METHODS = {
         f"default_dense_{span}": Method(f"default_dense_{span}", {}, dense_q_span=span)
         for span in phase_span.EQUAL_AREA_SPANS
     },
+    # ... and the needles' own query blocks dense (a few blocks per sample: eval/answer_nll.py
+    # found them to carry the multivalue loss by answer likelihood).
+    "default_dense_needles": Method("default_dense_needles", {}, dense_needle_rows=True),
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
@@ -212,6 +220,15 @@ def parse_extra_method(spec: str) -> Method:
     return Method(
         parts[0], knobs, sparse_decode=not (len(parts) > 2 and parts[2] == "dense_decode")
     )
+
+
+def found_needle_blocks(tok, prompt: str, values: list[str]) -> list[int]:
+    """The query blocks of prompt's tokens that hold any of values (those found in it)."""
+    from eval.needle_rows import needle_blocks
+
+    found = [v for v in values if v in prompt]
+    block = sketchwalk.SketchWalkConfig().block_size
+    return sorted({b for bl in needle_blocks(tok, prompt, found, block) for b in bl})
 
 
 def build_config(method: Method):
@@ -565,6 +582,7 @@ def run(args) -> dict:
             sparse_decode=method.sparse_decode,
             oracle=method.oracle,
             dense_q_span=method.dense_q_span,
+            dense_needle_rows=method.dense_needle_rows,
             config=dataclasses.asdict(cfg) if cfg is not None else None,
             ruler={},
             ruler_mean={},
@@ -620,15 +638,25 @@ def run(args) -> dict:
                 need_all = eq.RULER_METRICS[eq.RULER_TASKS[task][0]] is eq.string_match_all
 
                 def ruler_part(part, task=task, need_all=need_all):
-                    outs = generate_batch(
-                        model,
-                        tok,
-                        [eq.chat_prompt(tok, it["input"]) for it in part],
-                        [it["outputs"] for it in part],
-                        task_new_tokens(task, args),
-                        stop_ids,
-                        need_all,
-                    )
+                    prompts = [eq.chat_prompt(tok, it["input"]) for it in part]
+                    with contextlib.ExitStack() as rows:
+                        if method.dense_needle_rows:  # row b of the batch: its own needles
+                            needles = [
+                                found_needle_blocks(tok, p, it["outputs"])
+                                for p, it in zip(prompts, part)
+                            ]
+                            rows.enter_context(
+                                phase_span.dense_query_rows(lambda n, seq: needles[seq])
+                            )
+                        outs = generate_batch(
+                            model,
+                            tok,
+                            prompts,
+                            [it["outputs"] for it in part],
+                            task_new_tokens(task, args),
+                            stop_ids,
+                            need_all,
+                        )
                     return outs, layer_densities(model, method, cfg)
 
                 for whole in chunks(items, batch):

@@ -56,20 +56,21 @@ def densify_rows(
 def dense_query_span(lo: float, hi: float):
     """A context manager within which every prefill selection of the package keeps the query
     blocks in [lo, hi) of its prompt dense (dense_query_rows with span_blocks)."""
-    return dense_query_rows(lambda num_q_blocks: span_blocks(num_q_blocks, lo, hi))
+    return dense_query_rows(lambda num_q_blocks, seq: span_blocks(num_q_blocks, lo, hi))
 
 
 def dense_query_rows(rows_of):
     """A context manager within which every prefill selection of the package keeps the query
-    blocks rows_of(num_q_blocks) of each prompt dense, on both selection paths: the
+    blocks rows_of(num_q_blocks, seq) of each prompt dense (seq: the sequence's index in a
+    ragged step, the batch row of a left-padded transformers batch; 0 alone), on both paths: the
     single-sequence one (attention._select_prefill) and the batched ragged one
     (ragged.select_varlen_blocks), which the transformers integration takes for every batched,
     left-padded prefill. Both are wrapped and restored on exit."""
     select = attention._select_prefill
     select_varlen = ragged.select_varlen_blocks
 
-    def rows_in(num_q_blocks: int) -> list[int]:
-        return [i for i in rows_of(num_q_blocks) if 0 <= i < num_q_blocks]
+    def rows_in(num_q_blocks: int, seq: int) -> list[int]:
+        return [i for i in rows_of(num_q_blocks, seq) if 0 <= i < num_q_blocks]
 
     def with_dense_rows(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
         block_index, num_selected = select(
@@ -77,7 +78,7 @@ def dense_query_rows(rows_of):
         )
         if num_keys is not None and num_keys != num_tokens:
             raise NotImplementedError("dense_query_rows: a chunk after a cached prefix")
-        return densify_rows(block_index, num_selected, rows_in(num_selected.shape[-1]))
+        return densify_rows(block_index, num_selected, rows_in(num_selected.shape[-1], 0))
 
     def varlen_with_dense_rows(q, k, cu_seqlens_k, layer_idx, plan, state):
         index, count = select_varlen(q, k, cu_seqlens_k, layer_idx, plan, state)
@@ -89,7 +90,7 @@ def dense_query_rows(rows_of):
             if seq.phase != "prefill" or seq.num_queries != seq.num_keys:
                 raise NotImplementedError("dense_query_rows: a chunk after a cached prefix")
             num_q_blocks = -(-seq.num_queries // plan.config.block_size)
-            index[b], count[b] = densify_rows(index[b], count[b], rows_in(num_q_blocks))
+            index[b], count[b] = densify_rows(index[b], count[b], rows_in(num_q_blocks, b))
         return index, count
 
     stack = contextlib.ExitStack()

@@ -137,10 +137,44 @@ def test_dense_query_rows_takes_any_set_of_rows(ps):
     q, k, v = _qkv(tokens, "cpu")
     want = R.dense_causal_attention(q.double(), k.double(), v.double())
     plain = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)).double()
-    with ps.dense_query_rows(lambda n: [3, 9, n + 4]):
+    with ps.dense_query_rows(lambda n, seq: [3, 9, n + 4]):
         got = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)).double()
     rows = torch.zeros(tokens, dtype=torch.bool)
     rows[3 * 64 : 4 * 64] = rows[9 * 64 : 10 * 64] = True
     torch.testing.assert_close(got[:, :, rows], want[:, :, rows], atol=1e-4, rtol=1e-4)
     assert not torch.allclose(plain[:, :, rows], want[:, :, rows], atol=1e-3)  # can fail
     torch.testing.assert_close(got[:, :, ~rows], plain[:, :, ~rows], atol=1e-5, rtol=1e-5)
+
+
+def test_dense_query_rows_per_sequence_of_a_ragged_step(ps):
+    """eval/decode_quality.py's default_dense_needles: row b of a batch keeps its own needle
+    blocks dense, equal to that sequence alone under the same rows."""
+    import sketchwalk as sw
+
+    cfg = sw.SketchWalkConfig(window_frac=0.0, kblocks_frac=0.05, dense_last_q_blocks=0)
+    lens = [700, 1000]
+    own = [[2, 6], [9]]
+    seqs = [_qkv(t, "cpu") for t in lens]
+
+    def packed(i):
+        return torch.cat([s[i][0].transpose(0, 1) for s in seqs])
+
+    states = [sw.SketchWalkState(cfg) for _ in lens]
+    with ps.dense_query_rows(lambda n, seq: own[seq]):
+        got = sw.sketchwalk_attention_varlen(
+            packed(0), packed(1), packed(2), 2, states, sw.StepPlan(cfg, lens, lens)
+        ).split(lens)
+    for b, ((q, k, v), g) in enumerate(zip(seqs, got)):
+        with ps.dense_query_rows(lambda n, seq, b=b: own[b]):
+            alone = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg))
+        g = g.transpose(0, 1)[None]
+        torch.testing.assert_close(g, alone, atol=1e-5, rtol=1e-5)
+        want = R.dense_causal_attention(q.double(), k.double(), v.double())
+        for i in own[b]:
+            rows = slice(64 * i, 64 * (i + 1))
+            torch.testing.assert_close(
+                g[:, :, rows].double(), want[:, :, rows], atol=1e-4, rtol=1e-4
+            )
+        other = own[1 - b][0]  # the other sequence's needle row is not dense here
+        rows = slice(64 * other, 64 * (other + 1))
+        assert not torch.allclose(g[:, :, rows].double(), want[:, :, rows], atol=1e-3)
