@@ -29,19 +29,13 @@ from pathlib import Path
 
 import torch
 
-import sketchwalk
 from bench.python.commit import git_commit
 from eval import decode_quality as dq
 from eval import phase_span
 from eval import quality_sweep as eq
-from eval.needle_rows import needle_blocks
+from eval.needle_rows import add_ruler_sample_arguments, parse_samples, ruler_task_samples
 from examples import assets
 from sketchwalk.integrations import hf
-
-# A method of this module only: the defaults with the query blocks that hold an answer's tokens
-# (the needles, eval/needle_rows.needle_blocks) dense: do the needles' own rows carry the loss?
-DENSE_NEEDLES = "default_dense_needles"
-BLOCK_SIZE = sketchwalk.SketchWalkConfig().block_size  # the defaults' (every method's here)
 
 
 def answer_text(outputs: list[str]) -> str:
@@ -58,15 +52,6 @@ def answer_scores(model, ids: torch.Tensor, num_answer: int) -> tuple[float, flo
     nll = torch.nn.functional.cross_entropy(pred, target, reduction="mean")
     acc = (pred.argmax(-1) == target).float().mean()
     return float(nll), float(acc)
-
-
-def parse_samples(spec: str) -> list[int]:
-    """'0-3,7' -> [0, 1, 2, 3, 7]."""
-    out = []
-    for part in spec.split(","):
-        lo, sep, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
-    return out
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -87,14 +72,10 @@ def run(args) -> dict:
     methods = []
     for name in wanted + [n for n in extra if n not in wanted]:
         method = extra.get(name) or dq.METHODS.get(name)
-        if name == DENSE_NEEDLES:  # the defaults with each sample's needle blocks dense
-            method = dq.Method(DENSE_NEEDLES, {})
         if method is None:
             raise SystemExit(f"unknown method {name!r}; known: {sorted(dq.METHODS)}")
         methods.append((method, dq.build_config(method)))
-    samples = eq.ruler_samples(
-        args.task, args.num_samples, args.length, dq.tokenizer_dir(tok, args.model), args.seed
-    )
+    samples = ruler_task_samples(args, tok)
     records = {m.name: dict(knobs=m.knobs, nll=[], acc=[], density=[]) for m, _ in methods}
     picked = parse_samples(args.samples)
     done: set[str] = set()
@@ -114,9 +95,6 @@ def run(args) -> dict:
             raise ValueError(f"sample {i}: the answer's tokens change the prompt's tokens")
         ids = torch.tensor([a_ids], device=args.device)
         num_answer = len(a_ids) - len(p_ids)
-        needles = sorted(
-            {b for bl in needle_blocks(tok, prompt, sample["outputs"], BLOCK_SIZE) for b in bl}
-        )
         for method, cfg in methods:
             if method.name in done:
                 continue
@@ -125,7 +103,8 @@ def run(args) -> dict:
                 if method.dense_q_span:
                     lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
                     span.enter_context(phase_span.dense_query_span(*lo_hi))
-                if method.name == DENSE_NEEDLES:
+                if method.dense_needle_rows:
+                    needles = dq.found_needle_blocks(tok, prompt, sample["outputs"])
                     span.enter_context(phase_span.dense_query_rows(lambda n, seq: needles))
                 nll, acc = answer_scores(model, ids, num_answer)
             rec = records[method.name]
@@ -190,27 +169,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m eval.answer_nll", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b", choices=sorted(assets.MODELS))
-    parser.add_argument("--task", default="niah_multivalue")
-    parser.add_argument("--length", type=int, default=8192)
-    parser.add_argument("--num-samples", type=int, default=20, help="the RULER cache's size")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--samples", default="0-9", help="indices, e.g. 0-9 or 0,2,5")
+    add_ruler_sample_arguments(parser, model="qwen2.5-coder-0.5b", samples="0-9")
     parser.add_argument("--methods", default="dense,default")
     parser.add_argument("--add-method", action="append", default=[], help="as decode_quality's")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", required=True, help="output stem (.json and .md added)")
     parser.add_argument(
         "--append", action="store_true", help="add methods to --out's file (same samples)"
     )
     args = parser.parse_args()
     result = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(result, indent=1) + "\n")
-    text = markdown(result)
-    (out.parent / (out.name + ".md")).write_text(text + "\n")
-    print(text)
+    eq.write_json_and_markdown(args.out, result, markdown(result))
 
 
 if __name__ == "__main__":

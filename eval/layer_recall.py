@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from pathlib import Path
 from unittest import mock
 
 import torch
@@ -86,7 +85,11 @@ class LayerRecall:
         if q.shape[0] != 1 or cfg.prefill_selection != "layer" or q.shape[2] != k.shape[2]:
             raise NotImplementedError("layer_recall: batch 1, prefill_selection 'layer', no cache")
         mass = eq.exact_block_mass(q, k, self.block_size)[0]
-        index, count = block_index[0, 0], num_selected[0, 0]
+        self._record_mass(layer_idx, mass, walk, block_index[0, 0], num_selected[0, 0])
+
+    def _record_mass(self, layer_idx: int, mass, walk, index, count) -> None:
+        """One layer's record from its exact block mass [Nq, Nk] and its selection (index
+        [Nq, width], count [Nq]): subclasses add what they read from the same mass."""
         recall = block_recall(mass, index, count).cpu()
         thinned = (count.cpu() < torch.arange(1, count.numel() + 1)).float()
         nq = count.numel()
@@ -159,12 +162,7 @@ def main() -> None:
         commit=git_commit(),
         layers=recorder.table(),
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_name(out.name + ".json").write_text(json.dumps(result, indent=1) + "\n")
-    text = markdown(result)
-    out.with_name(out.name + ".md").write_text(text + "\n")
-    print(text)
+    eq.write_json_and_markdown(args.out, result, markdown(result))
 
 
 if __name__ == "__main__":

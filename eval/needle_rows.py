@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 
@@ -36,6 +35,35 @@ from examples import assets
 from sketchwalk.integrations import hf
 
 KINDS = ("needle", "after", "before")
+
+
+def add_ruler_sample_arguments(parser, model: str, samples: str) -> None:
+    """The arguments of a CPU reading of RULER samples (this module, eval/answer_nll.py): the
+    model, the task and its cached sample set, the samples to read, the device, the output."""
+    parser.add_argument("--model", default=model, choices=sorted(assets.MODELS))
+    parser.add_argument("--task", default="niah_multivalue")
+    parser.add_argument("--length", type=int, default=8192)
+    parser.add_argument("--num-samples", type=int, default=20, help="the RULER cache's size")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--samples", default=samples, help="indices, e.g. 0-9 or 0,2,5")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", required=True, help="output stem (.json and .md added)")
+
+
+def ruler_task_samples(args, tok) -> list[dict]:
+    """The task's cached RULER samples (eval/quality_sweep.ruler_samples) for args' model."""
+    return eq.ruler_samples(
+        args.task, args.num_samples, args.length, dq.tokenizer_dir(tok, args.model), args.seed
+    )
+
+
+def parse_samples(spec: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]."""
+    out = []
+    for part in spec.split(","):
+        lo, sep, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    return out
 
 
 def needle_blocks(tok, prompt: str, values: list[str], block_size: int) -> list[list[int]]:
@@ -56,20 +84,18 @@ def needle_blocks(tok, prompt: str, values: list[str], block_size: int) -> list[
 
 
 class NeedleRecall(LayerRecall):
-    """LayerRecall's hooks, recording per layer the recall of each kind of query block and what
-    the needle blocks keep of their mass on the earlier needles."""
+    """LayerRecall's hooks and records, and per layer from the same exact mass the recall of each
+    kind of query block and what the needle blocks keep of their mass on the earlier needles.
+    `needles` (per answer value, its query blocks) may be set again between prefills."""
 
     def __init__(self, needles: list[list[int]], block_size: int = 64):
         super().__init__(block_size)
         self.needles = needles
         self.kinds: dict[int, dict[str, list[float]]] = {}
 
-    def _record(self, walk, block_index, num_selected, cfg) -> None:
-        layer_idx, q, k = self._layer
-        if q.shape[0] != 1 or cfg.prefill_selection != "layer" or q.shape[2] != k.shape[2]:
-            raise NotImplementedError("needle_rows: batch 1, prefill_selection 'layer', no cache")
-        mass = eq.exact_block_mass(q, k, self.block_size)[0].cpu()
-        index, count = block_index[0, 0].cpu(), num_selected[0, 0].cpu()
+    def _record_mass(self, layer_idx: int, mass, walk, index, count) -> None:
+        super()._record_mass(layer_idx, mass, walk, index, count)
+        mass, index, count = mass.cpu(), index.cpu(), count.cpu()
         recall = block_recall(mass, index, count)
         nq = count.numel()
         thinned = count < torch.arange(1, nq + 1)
@@ -99,7 +125,6 @@ class NeedleRecall(LayerRecall):
                 rec.setdefault("kept_of_earlier", []).append(
                     float((on * kept[b, earlier]).sum() / on.sum().clamp_min(1e-30))
                 )
-        super()._record(walk, block_index, num_selected, cfg)
 
     def kind_table(self) -> dict[int, dict[str, float | None]]:
         def mean(xs):
@@ -123,31 +148,19 @@ def run(args) -> dict:
     else:
         cfg = sketchwalk.SketchWalkConfig(**knobs)
     hf.configure(model, cfg)
-    samples = eq.ruler_samples(
-        args.task, args.num_samples, args.length, dq.tokenizer_dir(tok, args.model), args.seed
-    )
-    layers: dict[int, dict[str, list[float]]] = {}
+    samples = ruler_task_samples(args, tok)
+    watch = NeedleRecall([], cfg.block_size)  # the records of every sample, pooled
     used = []
-    for i in (int(x) for x in args.samples.split(",")):
+    for i in parse_samples(args.samples):
         sample = samples[i]
         prompt = eq.chat_prompt(tok, sample["input"])
-        needles = needle_blocks(tok, prompt, sample["outputs"], cfg.block_size)
+        watch.needles = needle_blocks(tok, prompt, sample["outputs"], cfg.block_size)
         ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(args.device)
-        watch = NeedleRecall(needles, cfg.block_size)
         with watch.watch(), torch.no_grad():
             model(input_ids=ids, use_cache=False)
-        for layer, row in watch.kinds.items():
-            into = layers.setdefault(layer, {})
-            for kind, xs in row.items():
-                into.setdefault(kind, []).extend(xs)
-        for layer, row in watch.rows.items():
-            layers.setdefault(layer, {}).setdefault("density", []).extend(row["density"])
-        used.append(dict(index=i, tokens=ids.shape[1], needle_blocks=needles))
-        print(f"sample {i}: {ids.shape[1]} tokens, needle blocks {needles}", flush=True)
-
-    def mean(xs):
-        return sum(xs) / len(xs) if xs else None
-
+        used.append(dict(index=i, tokens=ids.shape[1], needle_blocks=watch.needles))
+        print(f"sample {i}: {ids.shape[1]} tokens, needle blocks {watch.needles}", flush=True)
+    kinds, density = watch.kind_table(), watch.table()
     return dict(
         model=args.model,
         task=args.task,
@@ -159,9 +172,9 @@ def run(args) -> dict:
         torch=torch.__version__,
         commit=git_commit(),
         layers={
-            layer: {k: mean(v) for k, v in row.items()}
-            | {"needle_rows": len(row.get("needle", []))}
-            for layer, row in sorted(layers.items())
+            layer: kinds.get(layer, {})
+            | {"density": row["density"], "needle_rows": len(watch.kinds[layer].get("needle", []))}
+            for layer, row in density.items()
         },
     )
 
@@ -198,26 +211,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m eval.needle_rows", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--model", default="qwen2.5-coder-1.5b", choices=sorted(assets.MODELS))
-    parser.add_argument("--task", default="niah_multivalue")
-    parser.add_argument("--length", type=int, default=8192)
-    parser.add_argument("--num-samples", type=int, default=20, help="the RULER cache's size")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--samples", default="0", help="comma-separated sample indices")
+    add_ruler_sample_arguments(parser, model="qwen2.5-coder-1.5b", samples="0")
     parser.add_argument("--knobs", default="{}", help="SketchWalkConfig keyword arguments (JSON)")
     parser.add_argument(
         "--method", default="", help="an eval/decode_quality.py method instead of --knobs"
     )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", required=True, help="output stem (.json and .md added)")
     args = parser.parse_args()
     result = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.parent / (out.name + ".json")).write_text(json.dumps(result, indent=1) + "\n")
-    text = markdown(result)
-    (out.parent / (out.name + ".md")).write_text(text + "\n")
-    print(text)
+    eq.write_json_and_markdown(args.out, result, markdown(result))
 
 
 if __name__ == "__main__":

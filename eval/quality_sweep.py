@@ -1073,6 +1073,15 @@ def with_ext(stem: Path, ext: str) -> Path:
     return stem.parent / (stem.name + ext)
 
 
+def write_json_and_markdown(stem, result: dict, text: str) -> None:
+    """<stem>.json (the result) and <stem>.md (text), their folder made; prints text."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with_ext(stem, ".json").write_text(json.dumps(result, indent=1) + "\n")
+    with_ext(stem, ".md").write_text(text + "\n")
+    print(text)
+
+
 def write_outputs(result: dict, args) -> None:
     stem = output_stem(args)
     stem.parent.mkdir(parents=True, exist_ok=True)

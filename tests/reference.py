@@ -487,6 +487,23 @@ def dense_causal_attention(q, k, v, softmax_scale=None):
     )
 
 
+def causal_block_mass(q, k, block_size: int = 64):
+    """float64 [Nq, Nk] of a prefill of batch 1 (q [1, Hq, T, D], k [1, Hkv, T, D], GQA): per
+    query block, the causal softmax probabilities (scale 1/sqrt(D)) summed over the query heads,
+    the block's queries and each key block's keys, rows normalized to 1 (the eval tools' exact
+    block mass)."""
+    hq, tokens, d = q.shape[1], q.shape[2], q.shape[3]
+    kr = k.to(F64).repeat_interleave(hq // k.shape[1], dim=1)
+    logits = q.to(F64) @ kr.transpose(-1, -2) / math.sqrt(d)
+    mask = torch.ones(tokens, tokens, dtype=torch.bool, device=q.device).tril()
+    probs = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+    nb = ceil_div(tokens, block_size)
+    pad = nb * block_size - tokens
+    per_row = torch.nn.functional.pad(probs.sum(1)[0], (0, pad, 0, pad))
+    mass = per_row.view(nb, block_size, nb, block_size).sum((1, 3))
+    return mass / mass.sum(-1, keepdim=True)
+
+
 # ---------------------------------------------------------------------------------------
 # 6/7. Decode-state updates (functional: return the updated tensor)
 # ---------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+import reference as R
+
 
 @pytest.fixture
 def lr():
@@ -47,15 +49,8 @@ def test_recorded_recall_matches_the_reference_mass_of_the_kept_blocks(lr, token
     # The reference: float64 softmax probabilities summed per (query block, key block) over the
     # query heads, against the same selection (a fresh state selects the same blocks).
     index, count, _, _ = attention.select_prefill_blocks(q, k, 2, sw.SketchWalkState(cfg))
-    kr = k.double().repeat_interleave(2, dim=1)  # 4 query heads over 2 KV heads
-    logits = q.double() @ kr.transpose(-1, -2) / 8.0  # 1 / sqrt(head_dim 64)
-    mask = torch.ones(tokens, tokens, dtype=torch.bool).tril()
-    probs = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
-    nb = -(-tokens // 64)
-    pad = nb * 64 - tokens
-    per_row = torch.nn.functional.pad(probs.sum(1)[0], (0, pad, 0, pad)).view(nb, 64, nb, 64)
-    mass = per_row.sum((1, 3))
-    mass = mass / mass.sum(-1, keepdim=True)
+    mass = R.causal_block_mass(q, k)
+    nb = mass.shape[0]
     want = []
     for i in range(nb):
         n = int(count[0, 0, i])

@@ -5,7 +5,9 @@ mass on the earlier ones, against a recomputation from a float64 softmax."""
 import math
 
 import pytest
-import torch
+
+import reference as R
+from utils import random_layers
 
 
 @pytest.fixture
@@ -15,33 +17,13 @@ def nr():
     return needle_rows
 
 
-def _qkv(tokens, hq=4, hkv=2, d=64):
-    g = torch.Generator().manual_seed(tokens)
-    return [
-        torch.randn(1, h, tokens, d, generator=g) * s
-        for h, s in ((hq, 3.0), (hkv, 3.0), (hkv, 1.0))
-    ]
-
-
-def _reference_mass(q, k, tokens):
-    kr = k.double().repeat_interleave(2, dim=1)  # 4 query heads over 2 KV heads
-    logits = q.double() @ kr.transpose(-1, -2) / 8.0  # 1 / sqrt(head_dim 64)
-    mask = torch.ones(tokens, tokens, dtype=torch.bool).tril()
-    probs = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
-    nb = -(-tokens // 64)
-    pad = nb * 64 - tokens
-    per_row = torch.nn.functional.pad(probs.sum(1)[0], (0, pad, 0, pad)).view(nb, 64, nb, 64)
-    mass = per_row.sum((1, 3))
-    return mass / mass.sum(-1, keepdim=True)
-
-
 @pytest.mark.parametrize("tokens", [1000, 1300])
 def test_recall_by_kind_and_earlier_needles_match_the_reference(nr, tokens):
     import sketchwalk as sw
     from sketchwalk import attention
 
     cfg = sw.SketchWalkConfig(window_frac=0.0, kblocks_frac=0.05, dense_last_q_blocks=0)
-    q, k, v = _qkv(tokens)
+    q, k, v = random_layers(1, tokens, "cpu", tokens)[0]
     needles = [[4], [7, 8], [11]]
     recorder = nr.NeedleRecall(needles)
     with recorder.watch():
@@ -49,7 +31,7 @@ def test_recall_by_kind_and_earlier_needles_match_the_reference(nr, tokens):
     got = recorder.kind_table()[2]
     index, count, _, _ = attention.select_prefill_blocks(q, k, 2, sw.SketchWalkState(cfg))
     index, count = index[0, 0], count[0, 0]
-    mass = _reference_mass(q, k, tokens)
+    mass = R.causal_block_mass(q, k)
     nb = mass.shape[0]
 
     def kept(i):
