@@ -31,7 +31,6 @@ import torch
 
 from bench.python.commit import git_commit
 from eval import decode_quality as dq
-from eval import phase_span
 from eval import quality_sweep as eq
 from eval.needle_rows import add_ruler_sample_arguments, parse_samples, ruler_task_samples
 from examples import assets
@@ -100,12 +99,10 @@ def run(args) -> dict:
                 continue
             dq.use_method(model, method, cfg)
             with contextlib.ExitStack() as span, torch.no_grad():
-                if method.dense_q_span:
-                    lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
-                    span.enter_context(phase_span.dense_query_span(*lo_hi))
+                needles = None
                 if method.dense_needle_rows:
-                    needles = dq.found_needle_blocks(tok, prompt, sample["outputs"])
-                    span.enter_context(phase_span.dense_query_rows(lambda n, seq: needles))
+                    needles = [dq.found_needle_blocks(tok, prompt, sample["outputs"])]
+                dq.enter_dense_rows(span, method, cfg, needles)
                 nll, acc = answer_scores(model, ids, num_answer)
             rec = records[method.name]
             rec["nll"].append(nll)

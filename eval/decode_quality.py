@@ -101,6 +101,28 @@ class Method:
     # For the niah tasks, whose answers stand verbatim in the prompt (values not found are
     # skipped); the needle-depth test is left as the base method runs it.
     dense_needle_rows: bool = False
+    # Keep dense, per layer and per sequence, this fraction of the prefill query blocks whose
+    # queries are least like their block's mean (eval/phase_span.dense_heterogeneous_rows): a
+    # calibration-free guess at the needles' rows, at a density cost the run reports.
+    dense_het_frac: float = 0.0
+
+
+def enter_dense_rows(stack: contextlib.ExitStack, method: Method, cfg, needles=None) -> None:
+    """Enter on stack the method's dense prefill query rows, if it has any: its span of the
+    prompt, its heterogeneous blocks, and (given needles[seq], each batch row's needle blocks)
+    its needle rows."""
+    if method.dense_q_span:
+        stack.enter_context(
+            phase_span.dense_query_span(*phase_span.EQUAL_AREA_SPANS[method.dense_q_span])
+        )
+    if method.dense_het_frac:
+        stack.enter_context(
+            phase_span.dense_heterogeneous_rows(
+                method.dense_het_frac, cfg.dense_last_q_blocks, cfg.block_size
+            )
+        )
+    if method.dense_needle_rows and needles is not None:
+        stack.enter_context(phase_span.dense_query_rows(lambda n, seq: needles[seq]))
 
 
 # The ~20% and ~10% knobs: the paper's split and the narrow one (eval/quality_sweep.py).
@@ -179,6 +201,10 @@ METHODS = {
     # ... and the needles' own query blocks dense (a few blocks per sample: eval/answer_nll.py
     # found them to carry the multivalue loss by answer likelihood).
     "default_dense_needles": Method("default_dense_needles", {}, dense_needle_rows=True),
+    # ... and, without knowing the needles, the 3/32 of each layer's query blocks least like
+    # their block mean (12 blocks at 8K: on the CPU they recovered about half the needles' gain
+    # over as many random blocks).
+    "default_dense_het": Method("default_dense_het", {}, dense_het_frac=3 / 32),
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
@@ -194,7 +220,8 @@ METHODS = {
 def parse_extra_method(spec: str) -> Method:
     """NAME:KEY=VAL[,KEY=VAL...][:dense_decode] (values parsed as JSON, else strings), or
     NAME={JSON} for knobs whose values hold commas (e.g. prefill_scorer_layers: [23, 24]), or
-    NAME={"knobs": {...}, "oracle": true, "sparse_decode": false} for the other fields."""
+    NAME={"knobs": {...}, "oracle": true, "sparse_decode": false, "dense_het_frac": 0.1} for the
+    other fields of Method."""
     name, sep, raw = spec.partition("=")
     if sep and raw.lstrip().startswith("{") and ":" not in name:
         try:
@@ -205,7 +232,16 @@ def parse_extra_method(spec: str) -> Method:
             raise SystemExit(f"--add-method {spec!r}: expected NAME=<a JSON object>")
         if "knobs" not in fields:
             fields = {"knobs": fields}
-        unknown = set(fields) - {"knobs", "sparse_decode", "oracle", "scorer", "scorer_args"}
+        unknown = set(fields) - {
+            "knobs",
+            "sparse_decode",
+            "oracle",
+            "scorer",
+            "scorer_args",
+            "dense_q_span",
+            "dense_needle_rows",
+            "dense_het_frac",
+        }
         if unknown:
             raise SystemExit(f"--add-method {spec!r}: unknown fields {sorted(unknown)}")
         return Method(name.strip(), **fields)
@@ -583,6 +619,7 @@ def run(args) -> dict:
             oracle=method.oracle,
             dense_q_span=method.dense_q_span,
             dense_needle_rows=method.dense_needle_rows,
+            dense_het_frac=method.dense_het_frac,
             config=dataclasses.asdict(cfg) if cfg is not None else None,
             ruler={},
             ruler_mean={},
@@ -595,9 +632,7 @@ def run(args) -> dict:
         start = time.perf_counter()
         span = contextlib.ExitStack()  # the method's dense query span, if any, until it is done
         try:
-            if method.dense_q_span:
-                lo_hi = phase_span.EQUAL_AREA_SPANS[method.dense_q_span]
-                span.enter_context(phase_span.dense_query_span(*lo_hi))
+            enter_dense_rows(span, method, cfg)  # the span or the heterogeneous rows
             use_method(model, method, cfg)
             # Needles.
             bar.set_postfix_str(f"{method.name} | needles")

@@ -178,3 +178,96 @@ def test_dense_query_rows_per_sequence_of_a_ragged_step(ps):
         other = own[1 - b][0]  # the other sequence's needle row is not dense here
         rows = slice(64 * other, 64 * (other + 1))
         assert not torch.allclose(g[:, :, rows].double(), want[:, :, rows], atol=1e-3)
+
+
+def _heterogeneity_reference(queries, block=64):
+    """query_heterogeneity from its definition, in float64 and loops: per whole block, the mean
+    over heads and rows of ||q_t - m||^2 / ||m||^2 (m the block's mean query)."""
+    q = queries.double()
+    out = []
+    for i in range(q.shape[1] // block):
+        per_head = []
+        for h in range(q.shape[0]):
+            rows = q[h, i * block : (i + 1) * block]
+            m = rows.mean(0)
+            per_head.append(((rows - m) ** 2).sum(-1).mean() / (m**2).sum())
+        out.append(torch.stack(per_head).mean())
+    return torch.stack(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def _with_heterogeneous_blocks(queries, blocks, block=64):
+    """queries [heads, T, D] with the rows of each block in `blocks` split half +x / half -x
+    around a small common part (their mean is small against the rows): the most heterogeneous
+    blocks by far."""
+    q = queries.clone()
+    g = torch.Generator().manual_seed(7)
+    for i in blocks:
+        x = torch.randn(q.shape[0], 1, q.shape[2], generator=g).to(q) * 3.0
+        sign = torch.ones(block, 1).to(q)
+        sign[: block // 2] = -1.0
+        q[:, i * block : (i + 1) * block] = sign * x + 0.1 * x.flip(-1)
+    return q
+
+
+@pytest.mark.parametrize("tokens", [1, 63, 64, 65, 700])
+def test_query_heterogeneity_matches_its_float64_definition(ps, tokens):
+    q = torch.randn(3, tokens, 16, generator=torch.Generator().manual_seed(tokens)) + 0.5
+    got = ps.query_heterogeneity(q)
+    want = _heterogeneity_reference(q)
+    assert got.shape == (tokens // 64,)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-4)
+    same = q[:, :1].expand(3, tokens, 16)  # every row equal to its block's mean
+    assert torch.all(ps.query_heterogeneity(same) < 1e-6)
+
+
+def test_heterogeneous_blocks_finds_the_planted_blocks_among_the_candidates(ps):
+    q = torch.randn(2, 1000, 32, generator=torch.Generator().manual_seed(0)) + 1.0
+    planted = [0, 3, 9, 14]  # 16 blocks (the last partial): 0 and 14 are not candidates
+    q = _with_heterogeneous_blocks(q, planted)
+    assert ps.heterogeneous_blocks(q, 2, dense_last_q_blocks=2) == [3, 9]
+    assert ps.heterogeneous_blocks(q, 3, dense_last_q_blocks=0) == [3, 9, 14]
+    assert len(ps.heterogeneous_blocks(q, 100, dense_last_q_blocks=2)) == 13  # blocks 1..13
+    assert ps.heterogeneous_blocks(q, 0, dense_last_q_blocks=2) == []
+    assert ps.heterogeneous_blocks(q[:, :65], 3, dense_last_q_blocks=0) == []  # block 0 only
+    assert ps.heterogeneous_blocks(q[:, :1], 3, dense_last_q_blocks=0) == []
+    with pytest.raises(ValueError, match="frac"):
+        ps.dense_heterogeneous_rows(1.5, 0)
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_heterogeneous_rows_are_dense_alone_and_per_sequence_of_a_ragged_step(ps, device):
+    """default_dense_het: each sequence's own planted heterogeneous blocks dense (against the
+    float64 reference) on the single path and in a ragged step, the other rows the package's
+    selection."""
+    import sketchwalk as sw
+
+    cfg = sw.SketchWalkConfig(window_frac=0.0, kblocks_frac=0.05, dense_last_q_blocks=0)
+    lens = [700, 1000]
+    own = [[4, 7], [2, 12]]  # 11 and 16 query blocks: 2 of each is frac 2/11 and 2/16
+    seqs = []
+    for t, blocks in zip(lens, own):
+        q, k, v = _qkv(t, "cpu")
+        q = _with_heterogeneous_blocks(q[0], blocks)[None]
+        seqs.append([x.to(device) for x in (q, k, v)])
+    frac = 0.15  # round(0.15 * 11) = round(0.15 * 16) = 2
+
+    def packed(i):
+        return torch.cat([s[i][0].transpose(0, 1) for s in seqs])
+
+    states = [sw.SketchWalkState(cfg) for _ in lens]
+    with ps.dense_heterogeneous_rows(frac, cfg.dense_last_q_blocks):
+        got = sw.sketchwalk_attention_varlen(
+            packed(0), packed(1), packed(2), 2, states, sw.StepPlan(cfg, lens, lens, device)
+        ).split(lens)
+        alone = [sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)) for q, k, v in seqs]
+    for b, ((q, k, v), g, a) in enumerate(zip(seqs, got, alone)):
+        g = g.transpose(0, 1)[None].double()
+        torch.testing.assert_close(g, a.double(), atol=1e-5, rtol=1e-5)
+        want = R.dense_causal_attention(q.double(), k.double(), v.double())
+        plain = sw.sketchwalk_attention(q, k, v, 2, sw.SketchWalkState(cfg)).double()
+        dense = torch.zeros(lens[b], dtype=torch.bool)
+        for i in own[b]:
+            dense[64 * i : 64 * (i + 1)] = True
+        torch.testing.assert_close(g[:, :, dense], want[:, :, dense], atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(plain[:, :, dense], want[:, :, dense], atol=1e-3)  # can fail
+        torch.testing.assert_close(g[:, :, ~dense], plain[:, :, ~dense], atol=1e-5, rtol=1e-5)
