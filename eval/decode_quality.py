@@ -101,25 +101,14 @@ class Method:
     # For the niah tasks, whose answers stand verbatim in the prompt (values not found are
     # skipped); the needle-depth test is left as the base method runs it.
     dense_needle_rows: bool = False
-    # Keep dense, per layer and per sequence, this fraction of the prefill query blocks whose
-    # queries are least like their block's mean (eval/phase_span.dense_heterogeneous_rows): a
-    # calibration-free guess at the needles' rows, at a density cost the run reports.
-    dense_het_frac: float = 0.0
 
 
 def enter_dense_rows(stack: contextlib.ExitStack, method: Method, cfg, needles=None) -> None:
     """Enter on stack the method's dense prefill query rows, if it has any: its span of the
-    prompt, its heterogeneous blocks, and (given needles[seq], each batch row's needle blocks)
-    its needle rows."""
+    prompt, and (given needles[seq], each batch row's needle blocks) its needle rows."""
     if method.dense_q_span:
         stack.enter_context(
             phase_span.dense_query_span(*phase_span.EQUAL_AREA_SPANS[method.dense_q_span])
-        )
-    if method.dense_het_frac:
-        stack.enter_context(
-            phase_span.dense_heterogeneous_rows(
-                method.dense_het_frac, cfg.dense_last_q_blocks, cfg.block_size
-            )
         )
     if method.dense_needle_rows and needles is not None:
         stack.enter_context(phase_span.dense_query_rows(lambda n, seq: needles[seq]))
@@ -129,6 +118,9 @@ def enter_dense_rows(stack: contextlib.ExitStack, method: Method, cfg, needles=N
 P20, P10, NARROW20, NARROW10 = eq.P20, eq.P10, eq.NARROW20, eq.NARROW10
 # The ~20% prefill knobs with the default decode split (~20% decode density).
 P20_DEC20 = {k: v for k, v in P20.items() if not k.startswith("decode_")}
+# Dense rows by query spread (docs/spec.md section 13): the share of query blocks, and the
+# kblocks_frac that brings the defaults' density back with them (35% on Qwen-0.5B at 8K).
+SPREAD_FRAC, SPREAD_EQ_KBLOCKS = 3 / 32, 0.236
 # The package's sampled-row scorer at 2 rows (docs/spec.md section 11).
 SR2 = eq.SR2
 
@@ -201,10 +193,16 @@ METHODS = {
     # ... and the needles' own query blocks dense (a few blocks per sample: eval/answer_nll.py
     # found them to carry the multivalue loss by answer likelihood).
     "default_dense_needles": Method("default_dense_needles", {}, dense_needle_rows=True),
-    # ... and, without knowing the needles, the 3/32 of each layer's query blocks least like
-    # their block mean (12 blocks at 8K: on the CPU they recovered about half the needles' gain
-    # over as many random blocks).
-    "default_dense_het": Method("default_dense_het", {}, dense_het_frac=3 / 32),
+    # ... and, without knowing the needles, the package's dense rows by query spread
+    # (docs/spec.md section 13): 3/32 of each layer's query blocks (12 at 8K), on top of the
+    # defaults (+~5 points of density) and at the defaults' density (kblocks_frac 0.29 -> 0.236).
+    "default_spread": Method("default_spread", {"dense_spread_q_frac": SPREAD_FRAC}),
+    "spread_eq": Method(
+        "spread_eq", {"dense_spread_q_frac": SPREAD_FRAC, "kblocks_frac": SPREAD_EQ_KBLOCKS}
+    ),
+    # The defaults with kblocks_frac raised to default_spread's density: the same budget spread
+    # over every row.
+    "default_kb345": Method("default_kb345", {"kblocks_frac": 0.345}),
     # The exact block mass at the default budget: how much of the defaults' loss is the ranking.
     "exact_default": Method("exact_default", {}, scorer="exact_mass"),
     # The same rankings at ~10% (p10's knobs, keys4 decode), beside p10 and oracle10.
@@ -220,7 +218,7 @@ METHODS = {
 def parse_extra_method(spec: str) -> Method:
     """NAME:KEY=VAL[,KEY=VAL...][:dense_decode] (values parsed as JSON, else strings), or
     NAME={JSON} for knobs whose values hold commas (e.g. prefill_scorer_layers: [23, 24]), or
-    NAME={"knobs": {...}, "oracle": true, "sparse_decode": false, "dense_het_frac": 0.1} for the
+    NAME={"knobs": {...}, "oracle": true, "sparse_decode": false, "dense_q_span": "early"} for the
     other fields of Method."""
     name, sep, raw = spec.partition("=")
     if sep and raw.lstrip().startswith("{") and ":" not in name:
@@ -240,7 +238,6 @@ def parse_extra_method(spec: str) -> Method:
             "scorer_args",
             "dense_q_span",
             "dense_needle_rows",
-            "dense_het_frac",
         }
         if unknown:
             raise SystemExit(f"--add-method {spec!r}: unknown fields {sorted(unknown)}")
@@ -619,7 +616,6 @@ def run(args) -> dict:
             oracle=method.oracle,
             dense_q_span=method.dense_q_span,
             dense_needle_rows=method.dense_needle_rows,
-            dense_het_frac=method.dense_het_frac,
             config=dataclasses.asdict(cfg) if cfg is not None else None,
             ruler={},
             ruler_mean={},
@@ -632,7 +628,7 @@ def run(args) -> dict:
         start = time.perf_counter()
         span = contextlib.ExitStack()  # the method's dense query span, if any, until it is done
         try:
-            enter_dense_rows(span, method, cfg)  # the span or the heterogeneous rows
+            enter_dense_rows(span, method, cfg)  # the span, if any
             use_method(model, method, cfg)
             # Needles.
             bar.set_postfix_str(f"{method.name} | needles")

@@ -66,84 +66,22 @@ def dense_query_rows(rows_of):
     single-sequence one (attention._select_prefill) and the batched ragged one
     (ragged.select_varlen_blocks), which the transformers integration takes for every batched,
     left-padded prefill. Both are wrapped and restored on exit."""
-    return _dense_rows(lambda num_q_blocks, seq, queries: rows_of(num_q_blocks, seq))
-
-
-def dense_heterogeneous_rows(frac: float, dense_last_q_blocks: int, block_size: int = 64):
-    """A context manager within which every prefill selection keeps dense, per layer and per
-    sequence, the round(frac * num_q_blocks) query blocks whose queries differ most from their
-    block's mean (heterogeneous_blocks): a calibration-free guess at the rows the pooled sketch
-    ranks worst. The last dense_last_q_blocks blocks (dense already) and block 0 (one causal
-    block) are not candidates, so every chosen block adds density."""
-    if not 0.0 <= frac <= 1.0:
-        raise ValueError(f"dense_heterogeneous_rows: want 0 <= frac <= 1, got {frac}")
-
-    def rows(num_q_blocks: int, seq: int, queries: torch.Tensor | None) -> list[int]:
-        if queries is None:
-            raise NotImplementedError("dense_heterogeneous_rows: a selection without its queries")
-        count = round(frac * num_q_blocks)
-        return heterogeneous_blocks(queries, count, dense_last_q_blocks, block_size)
-
-    return _dense_rows(rows)
-
-
-def query_heterogeneity(queries: torch.Tensor, block_size: int = 64) -> torch.Tensor:
-    """het[i] of each whole query block i of queries [heads, T, D]: the mean over heads and the
-    block's rows t of ||q_t - m||^2 / ||m||^2, m the block's mean query (the sketch's pooled
-    query). 0 when every row equals the mean; large when the mean summarizes the rows badly. A
-    partial last block has no value (it is dense as a last block in every config)."""
-    heads, tokens, dim = queries.shape
-    whole = tokens // block_size
-    rows = queries[:, : whole * block_size].float().reshape(heads, whole, block_size, dim)
-    mean = rows.mean(2, keepdim=True)
-    spread = (rows - mean).pow(2).sum(-1).mean(2)
-    return (spread / mean.pow(2).sum(-1).squeeze(-1).clamp_min(1e-12)).mean(0)
-
-
-def heterogeneous_blocks(
-    queries: torch.Tensor, count: int, dense_last_q_blocks: int, block_size: int = 64
-) -> list[int]:
-    """The count query blocks of queries [heads, T, D] with the largest query_heterogeneity,
-    ascending, among blocks 1 .. num_q_blocks - dense_last_q_blocks - 1 (whole blocks only)."""
-    num_q_blocks = -(-queries.shape[1] // block_size)
-    het = query_heterogeneity(queries, block_size)
-    stop = min(het.shape[0], num_q_blocks - dense_last_q_blocks)
-    if count <= 0 or stop <= 1:
-        return []
-    top = het[1:stop].topk(min(count, stop - 1)).indices + 1
-    return sorted(top.tolist())
-
-
-def _dense_rows(rows_for):
-    """dense_query_rows with rows_for(num_q_blocks, seq, queries): queries [heads, T, D] the
-    sequence's prefill queries at the layer (as attention gets them: after the rotary
-    embedding), None for a selection made outside attention._prefill."""
     select = attention._select_prefill
     select_varlen = ragged.select_varlen_blocks
-    prefill = attention._prefill
-    layer_queries = {}  # the single path's q of the layer being selected ([batch, heads, T, D])
 
-    def rows_in(num_q_blocks: int, seq: int, queries: torch.Tensor) -> list[int]:
-        return [i for i in rows_for(num_q_blocks, seq, queries) if 0 <= i < num_q_blocks]
+    def rows_in(num_q_blocks: int, seq: int) -> list[int]:
+        return [i for i in rows_of(num_q_blocks, seq) if 0 <= i < num_q_blocks]
 
-    def prefill_keeping_queries(q, k, v, layer_idx, state):
-        layer_queries["q"] = q
-        try:
-            return prefill(q, k, v, layer_idx, state)
-        finally:
-            layer_queries.clear()
-
-    def with_dense_rows(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
+    def with_dense_rows(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None, q=None):
         block_index, num_selected = select(
-            walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx
+            walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx, q=q
         )
         if num_keys is not None and num_keys != num_tokens:
             raise NotImplementedError("dense_query_rows: a chunk after a cached prefix")
-        q = layer_queries.get("q")  # None: a selection outside _prefill (select_prefill_blocks)
         # block_index [batch, index_heads, Nq, N], one batch row per prompt.
         block_index, num_selected = block_index.clone(), num_selected.clone()
         for b in range(block_index.shape[0]):
-            rows = rows_in(num_selected.shape[-1], b, None if q is None else q[b])
+            rows = rows_in(num_selected.shape[-1], b)
             block_index[b], num_selected[b] = densify_rows(block_index[b], num_selected[b], rows)
         return block_index, num_selected
 
@@ -151,19 +89,16 @@ def _dense_rows(rows_for):
         index, count = select_varlen(q, k, cu_seqlens_k, layer_idx, plan, state)
         # index [num_seqs, heads, plan.num_q_blocks, N]: each sequence's rows from its own
         # first block, padded past its own query blocks.
-        starts = plan.cu_seqlens_q.tolist()
         for b, seq in enumerate(plan.sequences):
             if seq.phase == "decode":
                 continue
             if seq.phase != "prefill" or seq.num_queries != seq.num_keys:
                 raise NotImplementedError("dense_query_rows: a chunk after a cached prefix")
             num_q_blocks = -(-seq.num_queries // plan.config.block_size)
-            queries = q[starts[b] : starts[b + 1]].transpose(0, 1)
-            index[b], count[b] = densify_rows(index[b], count[b], rows_in(num_q_blocks, b, queries))
+            index[b], count[b] = densify_rows(index[b], count[b], rows_in(num_q_blocks, b))
         return index, count
 
     stack = contextlib.ExitStack()
-    stack.enter_context(mock.patch.object(attention, "_prefill", prefill_keeping_queries))
     stack.enter_context(mock.patch.object(attention, "_select_prefill", with_dense_rows))
     for module in (ragged, paged):  # paged.py holds its own reference to the function
         stack.enter_context(

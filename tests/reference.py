@@ -639,6 +639,15 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
         w,
         _cfg(config, "dense_last_q_blocks", 4),
     )
+    spread_frac = _cfg(config, "dense_spread_q_frac", 0.0)
+    if spread_frac > 0:  # section 13
+        keep = keep.clone()
+        for row, blocks in enumerate(
+            dense_spread_rows(q, spread_frac, _cfg(config, "dense_last_q_blocks", 4), b)
+        ):
+            for i in blocks:
+                keep[row, i, : i + 1] = True
+        idx, cnt = mask_to_block_index(keep)
     out, lse = sparse_attention(q, k, v, idx, cnt, block_size=b)
     wq = _cfg(config, "query_window", 32)
     window = hadamard_sketch(q[:, :, -wq:], signs, coords, 1)
@@ -654,6 +663,41 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
         key_blocks=ks,
         transition=a,
     )
+
+
+def query_spread(q, block_size: int = 64) -> torch.Tensor:
+    """docs/spec.md section 13: spread [batch, ceil(T / b)] float64 of q [batch, heads, T, D],
+    block i (the last one over its own rows): mean over heads of mean_t ||q_t - m||^2 /
+    ||m||^2, m the head's block mean; a zero mean gives inf."""
+    q = q.to(F64)
+    batch, heads, tokens, _ = q.shape
+    out = torch.zeros(batch, ceil_div(tokens, block_size), dtype=F64)
+    for bi in range(batch):
+        for i in range(out.shape[1]):
+            total = 0.0
+            for h in range(heads):
+                rows = q[bi, h, i * block_size : (i + 1) * block_size]
+                m = rows.mean(0)
+                norm = float((m * m).sum())
+                spread = float(((rows - m) ** 2).sum(-1).mean())
+                total += spread / norm if norm > 0 else math.inf
+            out[bi, i] = total / heads
+    return out
+
+
+def dense_spread_rows(q, frac: float, dense_last_q_blocks: int, block_size: int = 64):
+    """docs/spec.md section 13: per batch row of q [batch, heads, T, D], the sorted query blocks
+    kept dense: the round(frac * n) (Python's round, half to even) of largest query_spread among
+    blocks 1 .. n - dense_last_q_blocks - 1, n = ceil(T / b)."""
+    spread = query_spread(q, block_size)
+    n = spread.shape[1]
+    want = round(frac * n)
+    rows = []
+    for bi in range(spread.shape[0]):
+        candidates = list(range(1, max(1, n - dense_last_q_blocks)))
+        candidates.sort(key=lambda i: -float(spread[bi, i]))
+        rows.append(sorted(candidates[:want]))
+    return rows
 
 
 def layer_prefill_chunk(q, k, v, config, signs, coords):

@@ -432,8 +432,8 @@ def test_decode_quality_add_method_takes_json_knobs():
     spec = {"knobs": {"kblocks_frac": 0.06, "prefill_scorer_layers": [27]}, "oracle": True}
     got = dq.parse_extra_method(f"oracle_last={json.dumps(spec)}")
     assert got.oracle and dq.build_config(got).prefill_scorer_at(26) == "sketch_walk"
-    het = dq.parse_extra_method('het_lean={"knobs": {"kblocks_frac": 0.25}, "dense_het_frac": 0.1}')
-    assert het.dense_het_frac == 0.1 and het.knobs == {"kblocks_frac": 0.25}
+    late = dq.parse_extra_method('late={"knobs": {"kblocks_frac": 0.25}, "dense_q_span": "late"}')
+    assert late.dense_q_span == "late" and late.knobs == {"kblocks_frac": 0.25}
     old = dq.parse_extra_method("win2:kblocks_frac=0.05,window_frac=0.02:dense_decode")
     assert old.knobs == {"kblocks_frac": 0.05, "window_frac": 0.02} and not old.sparse_decode
     for bad in ("x={oops", "x={}x", 'x={"knobs": {}, "what": 1}'):

@@ -212,7 +212,9 @@ def test_paged_refusals(sw):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("knobs", [{}, {"layer_keep_scale": (1, 1, 0.3, 2)}])
+@pytest.mark.parametrize(
+    "knobs", [{}, {"layer_keep_scale": (1, 1, 0.3, 2)}, {"dense_spread_q_frac": 0.2}]
+)
 def test_paged_step_no_sync_and_graph(sw, knobs):
     """Over a paged cache, a prefill step (a chunk and a new prompt) and a decode step of every
     sequence run with no host synchronization once the plan is built, and the decode step of

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import ops, scorers
+from . import ops, query_spread, scorers
 from .config import WALK_BF16X3_MIN_BLOCKS
 from .plan import SelectionArgs
 from .state import (
@@ -221,11 +221,12 @@ def select_prefill_blocks(
             k.shape[1],
             cfg,
             layer_idx=layer_idx,
+            q=q,
         )
         return block_index, num_selected, None, None
     walk, transition, k_blocks = _score_and_walk(q, k, layer_idx, state)
     block_index, num_selected = _select_prefill(
-        walk, q.shape[2], k_blocks.shape[1], cfg, layer_idx=layer_idx
+        walk, q.shape[2], k_blocks.shape[1], cfg, layer_idx=layer_idx, q=q
     )
     return block_index, num_selected, transition, k_blocks
 
@@ -405,10 +406,12 @@ def _select_prefill(
     cfg,
     num_keys: int | None = None,
     layer_idx: int | None = None,
+    q: torch.Tensor | None = None,
 ):
     """select_blocks on the walk with the prefill's sink / window / dense-row rules (section 4)
     and layer layer_idx's keep fraction (cfg.layer_keep_scale); num_keys > num_tokens for a
-    chunk (section 10)."""
+    chunk (section 10). A prefill's queries q (not a chunk's) add the query-spread dense rows of
+    cfg.dense_spread_q_frac (section 13)."""
     num_keys = num_tokens if num_keys is None else num_keys
     args = SelectionArgs.prefill(cfg, num_keys, layer_idx)
     block_index, num_selected = ops.select_blocks(
@@ -418,6 +421,9 @@ def _select_prefill(
         batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads
         block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
         num_selected = num_selected.reshape(batch, num_kv_heads, num_selected.shape[-1])
+    if q is not None and cfg.dense_spread_q_frac > 0 and num_keys == num_tokens:
+        dense = query_spread.dense_prefill_rows(q, cfg)
+        block_index, num_selected = query_spread.densify(block_index, num_selected, dense)
     return block_index, num_selected
 
 
@@ -441,7 +447,7 @@ def _prefill(q, k, v, layer_idx: int, state: SketchWalkState) -> torch.Tensor:
     )
     del transition
     block_index, num_selected = _select_prefill(
-        walk, num_tokens, k_blocks.shape[1], cfg, layer_idx=layer_idx
+        walk, num_tokens, k_blocks.shape[1], cfg, layer_idx=layer_idx, q=q
     )
     if prefill_walk_observer is not None:
         prefill_walk_observer(layer_idx, walk, num_selected)

@@ -62,6 +62,12 @@ class SketchWalkConfig:
     before). Read through ``is_dense_layer``."""
     dense_last_q_blocks: int = 4
     """The last query blocks of a prefill keep every causal block."""
+    dense_spread_q_frac: float = 0.0
+    """Fraction of each prefill's query blocks that keep every causal block, chosen per layer
+    and per sequence as those whose queries are least like their block's mean (the query spread,
+    sketchwalk.query_spread, docs/spec.md section 13): the blocks the pooled sketch ranks for a
+    query none of their rows asks. 0 (default): none. Adds density (recorded with the rest);
+    lower kblocks_frac to spend the same. A prefill chunk (section 10) keeps its own rule."""
     seed: int = 0
     """Seed of the Hadamard sign flips and coordinate draw (shared by all layers and heads)."""
     decode_scorer: str = "keys4"
@@ -177,6 +183,10 @@ class SketchWalkConfig:
             raise ValueError(f"query_window must be >= 1, got {self.query_window}")
         if self.dense_layers < 0 or self.dense_last_q_blocks < 0:
             raise ValueError("dense_layers and dense_last_q_blocks must be >= 0")
+        if not 0.0 <= self.dense_spread_q_frac <= 1.0:
+            raise ValueError(
+                f"dense_spread_q_frac: want a fraction in [0, 1], got {self.dense_spread_q_frac}"
+            )
         ids = self.dense_layer_ids
         if not isinstance(ids, (tuple, list, set, frozenset)) or not all(
             isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from . import ops
+from . import ops, query_spread
 from .attention import (
     _sketch_setup,
     append_chunk_keys4,
@@ -272,6 +272,9 @@ def select_varlen_blocks(
     heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
     index = index.reshape(num_seqs, heads, *index.shape[2:])
     count = count.reshape(num_seqs, heads, count.shape[-1])
+    if cfg.dense_spread_q_frac > 0 and "prefill" in plan.phases():  # section 13
+        dense = query_spread.dense_varlen_rows(q, plan)
+        index, count = query_spread.densify(index, count, dense)
     if selected is not None:
         count = count * selected[:, None, None]
     return index, count

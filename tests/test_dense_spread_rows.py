@@ -1,0 +1,213 @@
+"""SketchWalkConfig.dense_spread_q_frac (docs/spec.md section 13): per layer and per prefill
+sequence, the query blocks of largest query spread keep every causal key block. The spread and
+the choice against their float64 references (tests/reference.py), the whole layer against the
+float64 layer reference with the knob, and the ragged and paged steps against each sequence
+alone."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params
+from test_kv_group_selection import assert_same_index
+from test_pipeline import MIN_MARGIN, _margin
+from tolerances import assert_within_torch_error
+from utils import B, random_layers, torch_masked_baseline
+
+
+@pytest.fixture
+def sw():
+    import sketchwalk
+
+    return sketchwalk
+
+
+def test_knob_validated(sw):
+    assert sw.SketchWalkConfig().dense_spread_q_frac == 0.0
+    assert sw.SketchWalkConfig.paper().dense_spread_q_frac == 0.0  # the authors' rule
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="dense_spread_q_frac"):
+            sw.SketchWalkConfig(dense_spread_q_frac=bad)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("tokens", [1, 63, 64, 65, 700])
+def test_block_query_spread_matches_float64(sw, device, dtype, tokens):
+    g = torch.Generator().manual_seed(tokens)
+    q = (torch.randn(2, 3, tokens, 32, generator=g) + 0.3).to(device, dtype)
+    got = sw.query_spread.block_query_spread(q, B)
+    want = R.query_spread(q.cpu(), B)  # of the same (rounded) values
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    torch.testing.assert_close(got.cpu().double(), want, atol=1e-4, rtol=1e-4)
+    same = q[:, :, :1].expand(2, 3, tokens, 32)  # every row its block's mean
+    assert torch.all(sw.query_spread.block_query_spread(same, B) < 1e-5)
+    zero = torch.zeros(1, 1, tokens, 8, device=device, dtype=dtype)  # a zero mean: not NaN
+    assert not torch.isnan(sw.query_spread.block_query_spread(zero, B)).any()
+
+
+def _spread_gap(q, frac, dense_last):
+    """The gap, relative to the spread, between the last chosen and the first unchosen
+    candidate of each row (inf with no unchosen candidate): the float32 spread must rank the
+    same."""
+    spread = R.query_spread(q.cpu(), B)
+    gap = float("inf")
+    n = spread.shape[1]
+    want = round(frac * n)
+    for row in spread:
+        values = sorted((float(row[i]) for i in range(1, max(1, n - dense_last))), reverse=True)
+        if 0 < want < len(values):
+            gap = min(gap, (values[want - 1] - values[want]) / values[want - 1])
+    return gap
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", [1, 65, 700, 1000])
+@pytest.mark.parametrize("frac,dense_last", [(0.1, 4), (0.25, 0), (0.5, 2), (1.0, 4)])
+def test_spread_dense_rows_match_the_reference(sw, device, tokens, frac, dense_last):
+    cfg = sw.SketchWalkConfig(dense_spread_q_frac=frac, dense_last_q_blocks=dense_last)
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        q = (torch.randn(2, 4, tokens, 64, generator=g) + 0.2).to(device)
+        if _spread_gap(q, frac, dense_last) > 1e-4:
+            break
+    dense = sw.query_spread.dense_prefill_rows(q, cfg)
+    want = R.dense_spread_rows(q.cpu(), frac, dense_last, B)
+    assert dense.shape == (2, R.ceil_div(tokens, B)) and dense.dtype == torch.bool
+    assert [torch.nonzero(row).flatten().tolist() for row in dense.cpu()] == want
+    if tokens == 1000 and frac == 1.0:  # every candidate: blocks 1 .. 11
+        assert want[0] == list(range(1, 12))
+
+
+def test_densify_keeps_every_causal_block_of_the_flagged_rows(sw):
+    index = torch.full((2, 2, 4, 5), -1, dtype=torch.int32)
+    index[..., 0] = 0  # every row keeps block 0 only
+    count = torch.ones(2, 2, 4, dtype=torch.int32)
+    dense = torch.tensor([[False, False, True, False], [False, True, False, True]])
+    got_index, got_count = sw.query_spread.densify(index, count, dense)
+    assert got_count[0, 1].tolist() == [1, 1, 3, 1] and got_count[1, 0].tolist() == [1, 2, 1, 4]
+    assert got_index[0, 0, 2].tolist() == [0, 1, 2, -1, -1]
+    assert got_index[1, 1, 3].tolist() == [0, 1, 2, 3, -1]
+    assert torch.equal(got_index[0, :, 3], index[0, :, 3])
+    assert index[0, 0, 2].tolist() == [0, -1, -1, -1, -1]  # the input is not written
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", [1000, 65])
+def test_prefill_layer_matches_the_float64_reference(sw, device, tokens):
+    """Two sparse layers, the walk carried: the selection equals the float64 layer reference's
+    with the spread rows, and the output is within float32 error of its output."""
+    cfg = sw.SketchWalkConfig(
+        dense_layers=0, kblocks_frac=0.1, window_frac=0.01, dense_spread_q_frac=0.2
+    )
+    signs, coords = sw.ops.sketch_transform(64, cfg.sketch_dim, seed=cfg.seed, device=device)
+    for seed in range(8):  # inputs whose reference selection is not within noise of a tie
+        layers = random_layers(2, tokens, device, seed)
+        refs, prev, margin = [], None, float("inf")
+        for q, k, v in layers:
+            r = R.layer_prefill(q, k, v, cfg, signs, coords, prev)
+            refs.append(r)
+            prev = r["W"]
+            w, s = cfg.window_tokens(tokens), cfg.sink_tokens(tokens)
+            margin = min(margin, _margin(r["W"].float(), tokens, tokens, 0.1, w, s))
+            margin = min(margin, _spread_gap(q, 0.2, cfg.dense_last_q_blocks) * 1e-3)
+        if margin > MIN_MARGIN:
+            break
+    assert margin > MIN_MARGIN, f"could not draw tie-free inputs (margin {margin})"
+    picker, runner = sw.SketchWalkState(cfg), sw.SketchWalkState(cfg)
+    plain = sw.SketchWalkState(dataclasses.replace(cfg, dense_spread_q_frac=0.0))
+    for li, ((q, k, v), r) in enumerate(zip(layers, refs)):
+        index, count, _, _ = sw.attention.select_prefill_blocks(q, k, li, picker)
+        assert_same_index(index, count, r["block_index"], r["num_selected"])
+        out = sw.sketchwalk_attention(q, k, v, li, runner)
+        base = torch_masked_baseline(q, k, v, r["block_index"], r["num_selected"], B)
+        assert_within_torch_error(out, r["out"], base, torch.float32, msg=f"layer {li}")
+        sw.sketchwalk_attention(q, k, v, li, plain)
+        if tokens > 64 * 8:  # 3 of 16 blocks dense: the knob adds density (the test can fail)
+            assert runner.last_density[li] > plain.last_density[li] + 0.05
+        else:  # 2 query blocks, none a candidate
+            assert runner.last_density[li] == plain.last_density[li]
+
+
+def test_ragged_and_paged_prefill_equal_each_sequence_alone(sw):
+    """A ragged prefill of three sequences and the same over a paged cache equal each sequence
+    run alone (whose selection the test above checks against the reference), in two layers;
+    then a decode step of all three, unchanged by the knob's presence."""
+    from test_paged_layer import PagedCache
+    from test_ragged_layer import packed, qkv
+
+    cfg = sw.SketchWalkConfig(kblocks_frac=0.1, dense_spread_q_frac=0.25)
+    lens = [300, 65, 1000]
+    qs, ks, vs = qkv([t + 1 for t in lens])
+    alone = [sw.SketchWalkState(cfg) for _ in lens]
+    ragged = [sw.SketchWalkState(cfg) for _ in lens]
+    plain = sw.SketchWalkState(dataclasses.replace(cfg, dense_spread_q_frac=0.0))
+    cache = PagedCache(64, 17, len(lens))
+    keys4 = sw.PagedKeys4Cache(64, ks[0].shape[1], ks[0].shape[3], "cpu")
+    for b, t in enumerate(lens):
+        cache.append(b, ks[b][0, :, :t].transpose(0, 1), vs[b][0, :, :t].transpose(0, 1))
+    plan = sw.StepPlan(cfg, lens, lens)
+    paged_plan = sw.StepPlan(cfg, lens, lens, page_table=cache.table)
+    for layer in (2, 3):
+        want = packed(
+            [
+                sw.sketchwalk_attention(q[:, :, :t], k[:, :, :t], v[:, :, :t], layer, s)
+                for q, k, v, t, s in zip(qs, ks, vs, lens, alone)
+            ]
+        )
+        args = [packed([x[:, :, :t] for x, t in zip(xs, lens)]) for xs in (qs, ks, vs)]
+        got = sw.sketchwalk_attention_varlen(*args, layer, ragged, plan)
+        assert torch.equal(got, want), f"ragged prefill, layer {layer}"
+        paged = sw.sketchwalk_attention_paged(
+            args[0], args[1], cache.k, cache.v, layer, paged_plan, keys4
+        )
+        torch.testing.assert_close(paged, want, atol=0, rtol=0, msg=f"paged prefill {layer}")
+        assert [s.last_density[layer] for s in ragged] == [s.last_density[layer] for s in alone]
+        t = lens[2]
+        sw.sketchwalk_attention(qs[2][:, :, :t], ks[2][:, :, :t], vs[2][:, :, :t], layer, plain)
+        assert alone[2].last_density[layer] > plain.last_density[layer]  # the knob acts
+    keys_now = [t + 1 for t in lens]
+    step = sw.StepPlan(cfg, [1] * 3, keys_now)
+    q_step = packed([q[:, :, t:] for q, t in zip(qs, lens)])
+    for layer in (2, 3):
+        want = packed(
+            [
+                sw.sketchwalk_attention(q[:, :, t:], k, v, layer, s)
+                for q, k, v, t, s in zip(qs, ks, vs, lens, alone)
+            ]
+        )
+        got = sw.sketchwalk_attention_varlen(q_step, packed(ks), packed(vs), layer, ragged, step)
+        assert torch.equal(got, want), f"ragged decode, layer {layer}"
+
+
+def test_varlen_rows_skip_chunks_and_decodes(sw):
+    """dense_varlen_rows: a prefill row of a mixed step gets the rows of that sequence alone, a
+    chunk's and a decode's rows none (their selections keep their own rules)."""
+    cfg = sw.SketchWalkConfig(dense_spread_q_frac=0.25)
+    g = torch.Generator().manual_seed(3)
+    lens_q, lens_k = [1, 700, 300], [400, 700, 900]  # decode, prefill, chunk
+    q = torch.randn(sum(lens_q), 4, 64, generator=g) + 0.2
+    plan = sw.StepPlan(cfg, lens_q, lens_k)
+    assert plan.phases() == ("decode", "prefill", "chunk")
+    dense = sw.query_spread.dense_varlen_rows(q, plan)
+    alone = sw.query_spread.dense_prefill_rows(q[1:701].transpose(0, 1)[None], cfg)
+    assert dense.shape == (3, plan.num_q_blocks)
+    assert not dense[0].any() and not dense[2].any()
+    assert torch.equal(dense[1, : alone.shape[1]], alone[0]) and alone.any()
+    assert not dense[1, alone.shape[1] :].any()
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_chunk_selection_ignores_the_knob(sw, device):
+    """A prefill chunk keeps section 10's rule: its selection with the knob equals the one
+    without."""
+    ((q, k, v),) = random_layers(1, 1300, device, seed=5)
+    picks = []
+    for frac in (0.0, 0.5):
+        cfg = sw.SketchWalkConfig(dense_layers=0, kblocks_frac=0.1, dense_spread_q_frac=frac)
+        state = sw.SketchWalkState(cfg)
+        sw.sketchwalk_attention(q[:, :, :700], k[:, :, :700], v[:, :, :700], 2, state)
+        picks.append(sw.attention.select_chunk_blocks(q[:, :, 700:], k, 2, state))
+    assert torch.equal(picks[0][0], picks[1][0]) and torch.equal(picks[0][1], picks[1][1])
