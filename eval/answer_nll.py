@@ -129,6 +129,43 @@ def run(args) -> dict:
     )
 
 
+def merge(results: list[dict], rename: dict[str, str]) -> dict:
+    """One result from runs of the same model, task and length on disjoint samples: the methods
+    every run has (after rename: old name -> new, for a run made under another name), their
+    lists concatenated in the runs' order; the provenance of each run kept."""
+    first = results[0]
+    for r in results[1:]:
+        if (r["model"], r["task"], r["length"], r["seed"]) != (
+            first["model"],
+            first["task"],
+            first["length"],
+            first["seed"],
+        ):
+            raise SystemExit("--merge: the runs differ in model, task, length or seed")
+    samples = [i for r in results for i in r["samples"]]
+    if len(set(samples)) != len(samples):
+        raise SystemExit("--merge: the runs share samples")
+    named = [{rename.get(k, k): v for k, v in r["methods"].items()} for r in results]
+    common = [m for m in named[0] if all(m in n for n in named[1:])]
+    methods = {
+        m: {
+            "knobs": named[0][m]["knobs"],
+            **{f: [x for n in named for x in n[m][f]] for f in ("nll", "acc", "density")},
+        }
+        for m in common
+    }
+    runs = [{k: r[k] for k in ("samples", "commit", "device", "torch")} for r in results]
+    return {
+        **{k: first[k] for k in ("model", "task", "length", "seed", "device", "torch")},
+        "samples": samples,
+        "commit": ", ".join(dict.fromkeys(r["commit"] for r in results)),
+        "seconds": sum(r["seconds"] for r in results),
+        "methods": methods,
+        "runs": runs,
+        "renamed": rename,
+    }
+
+
 def markdown(result: dict) -> str:
     ms = result["methods"]
     lines = [
@@ -140,6 +177,23 @@ def markdown(result: dict) -> str:
         "them that are the argmax. Differences paired over samples, +- one standard error. "
         "Density: the prefill's kept share of the causal area, mean over the sparse layers.",
         "",
+        *(
+            [
+                "Merged from runs: "
+                + "; ".join(f"samples {r['samples']} at {r['commit']}" for r in result["runs"])
+                + (
+                    " (methods renamed: "
+                    + ", ".join(f"{a} -> {b}" for a, b in result["renamed"].items())
+                    + ")"
+                    if result.get("renamed")
+                    else ""
+                )
+                + ".",
+                "",
+            ]
+            if result.get("runs")
+            else []
+        ),
         "| method | prefill density | NLL | acc | NLL vs dense | NLL vs default |",
         "|---|---|---|---|---|---|",
     ]
@@ -172,8 +226,18 @@ def main() -> None:
     parser.add_argument(
         "--append", action="store_true", help="add methods to --out's file (same samples)"
     )
+    parser.add_argument(
+        "--merge", nargs="+", help="no run: merge these result files (disjoint samples) into --out"
+    )
+    parser.add_argument(
+        "--rename", default="", help="with --merge: OLD=NEW[,OLD=NEW...] method names"
+    )
     args = parser.parse_args()
-    result = run(args)
+    if args.merge:
+        rename = dict(item.split("=", 1) for item in args.rename.split(",") if item)
+        result = merge([json.loads(Path(f).read_text()) for f in args.merge], rename)
+    else:
+        result = run(args)
     eq.write_json_and_markdown(args.out, result, markdown(result))
 
 

@@ -41,3 +41,34 @@ def test_parse_samples_and_paired(an):
     assert mean == pytest.approx(5 / 3)
     assert se == pytest.approx(math.sqrt(((2 / 3) ** 2 * 2 + (4 / 3) ** 2) / 2 / 3))
     assert an.answer_text(["12", "34"]) == " 12, 34"
+
+
+def test_merge_joins_disjoint_samples_of_the_common_methods(an):
+    def run(samples, commit, methods):
+        return dict(
+            model="m",
+            task="t",
+            length=8192,
+            seed=42,
+            samples=samples,
+            device="cpu",
+            torch="x",
+            commit=commit,
+            seconds=1.0,
+            methods={
+                name: dict(knobs={}, nll=[v] * len(samples), acc=[1.0] * len(samples), density=[])
+                for name, v in methods.items()
+            },
+        )
+
+    a = run([0, 1], "aaa", {"dense": 0.1, "old": 0.2, "only_a": 0.3})
+    b = run([5], "bbb", {"dense": 0.4, "new": 0.5})
+    got = an.merge([a, b], {"old": "new"})
+    assert got["samples"] == [0, 1, 5] and sorted(got["methods"]) == ["dense", "new"]
+    assert got["methods"]["new"]["nll"] == [0.2, 0.2, 0.5]
+    assert got["commit"] == "aaa, bbb" and got["renamed"] == {"old": "new"}
+    assert "old -> new" in an.markdown(got) and "samples [5] at bbb" in an.markdown(got)
+    with pytest.raises(SystemExit, match="share samples"):
+        an.merge([a, a], {})
+    with pytest.raises(SystemExit, match="differ"):
+        an.merge([a, {**b, "task": "u"}], {})
