@@ -78,11 +78,13 @@ def run(args) -> dict:
     records = {m.name: dict(knobs=m.knobs, nll=[], acc=[], density=[]) for m, _ in methods}
     picked = parse_samples(args.samples)
     done: set[str] = set()
+    old_commit = None
     if args.append:  # keep the file's methods (same samples), run only the new ones
         old = json.loads(Path(args.out + ".json").read_text())
         if old["samples"] != picked or old["task"] != args.task or old["model"] != args.model:
             raise SystemExit(f"--append: {args.out}.json holds other samples, task or model")
         done = set(old["methods"])
+        old_commit = old["commit"]
         records = {**old["methods"], **{k: v for k, v in records.items() if k not in done}}
     start = time.perf_counter()
     for i in picked:
@@ -123,7 +125,8 @@ def run(args) -> dict:
         samples=picked,
         device=dq.device_name(args.device),
         torch=torch.__version__,
-        commit=git_commit(),
+        # Appended rows keep the file's commit beside this run's.
+        commit=", ".join(dict.fromkeys(filter(None, [old_commit, git_commit()]))),
         seconds=time.perf_counter() - start,
         methods=records,
     )
