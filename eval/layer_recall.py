@@ -66,9 +66,11 @@ class LayerRecall:
             finally:
                 self._layer = None
 
-        def watched_select(walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None):
+        def watched_select(
+            walk, num_tokens, num_kv_heads, cfg, num_keys=None, layer_idx=None, q=None
+        ):
             block_index, num_selected = select(
-                walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx
+                walk, num_tokens, num_kv_heads, cfg, num_keys, layer_idx=layer_idx, q=q
             )
             if self._layer is not None:
                 self._record(walk, block_index, num_selected, cfg)
