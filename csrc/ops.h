@@ -25,10 +25,11 @@ at::Tensor score_blocks_cpu(const at::Tensor& q_sketch, const at::Tensor& k_sket
 std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
     double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
-    int64_t attend_sink_tokens, int64_t dense_last_q_blocks);
+    int64_t attend_sink_tokens, int64_t dense_last_q_blocks,
+    const std::optional<at::Tensor>& dense_rows);
 std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cpu(
     const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
-    int64_t dense_last_q_blocks, bool validate);
+    int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows);
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
@@ -80,10 +81,11 @@ at::Tensor score_blocks_cuda(const at::Tensor& q_sketch, const at::Tensor& k_ske
 std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
     double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
-    int64_t attend_sink_tokens, int64_t dense_last_q_blocks);
+    int64_t attend_sink_tokens, int64_t dense_last_q_blocks,
+    const std::optional<at::Tensor>& dense_rows);
 std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cuda(
     const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
-    int64_t dense_last_q_blocks, bool validate);
+    int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows);
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);

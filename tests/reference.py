@@ -196,6 +196,7 @@ def select_blocks(
     exclude_sink_tokens: int,
     attend_sink_tokens: int,
     dense_last_q_blocks: int,
+    dense_rows=None,
 ):
     """scores [batch, num_q_blocks, num_kv_blocks] (float32 in the op) -> (keep bool
     [batch, Nq, Nk], block_index int32 [batch, 1, Nq, Nk], num_selected int32 [batch, 1, Nq]).
@@ -206,7 +207,8 @@ def select_blocks(
       th = torch.quantile(float64(W[i, C]), 1 - keep_frac) (linear); NaN if C empty
       keep causal j with W[i, j] > th (strict: ties at th dropped; NaN keeps nothing)
       + j < ceil(attend_sink/b) (causal) + window blocks floor(max(0, q_lo-w+1)/b) .. lim
-      + every causal block when i >= Nq - dense_last_q_blocks.
+      + every causal block when i >= Nq - dense_last_q_blocks or dense_rows[batch, i]
+        (dense_rows: bool [batch, Nq], optional).
     Padding of block_index is -1; kept ids strictly increasing."""
     b = block_size
     w = window_tokens
@@ -221,20 +223,23 @@ def select_blocks(
     q_lo = torch.arange(nq, device=dev) * b + (num_keys - num_queries)
     win_lo = torch.clamp(q_lo - w + 1, min=0) // b
     window = j[None, :] >= win_lo[:, None]
-    dense = (torch.arange(nq, device=dev) >= nq - dense_last_q_blocks)[:, None]
-    keep = keep | ((sink | window | dense) & causal)[None]
+    dense = (torch.arange(nq, device=dev) >= nq - dense_last_q_blocks)[None, :, None]
+    if dense_rows is not None:
+        dense = dense | dense_rows.to(dev, torch.bool)[..., None]
+    keep = keep | (((sink | window) & causal)[None] | (dense & causal[None]))
     index, counts = mask_to_block_index(keep)
     return keep, index, counts
 
 
 def select_blocks_varlen(
-    scores, seq_args, block_size: int, keep_frac: float, dense_last_q_blocks: int
+    scores, seq_args, block_size: int, keep_frac: float, dense_last_q_blocks: int, dense_rows=None
 ):
     """scores [rows, Nq, Nk] padded, seq_args [rows, 5] = (num_queries, num_keys, window_tokens,
     exclude_sink_tokens, attend_sink_tokens) per row -> (block_index int32 [rows, 1, Nq, Nk],
     num_selected int32 [rows, 1, Nq]): row r's first ceil(nq / b) query blocks are
-    select_blocks of scores[r, :ceil(nq / b), :ceil(nk / b)] with its own arguments; its
-    other query blocks select nothing."""
+    select_blocks of scores[r, :ceil(nq / b), :ceil(nk / b)] with its own arguments (and
+    dense_rows[r, :ceil(nq / b)], bool [rows, Nq] optional); its other query blocks select
+    nothing."""
     rows, nq_max, nk_max = scores.shape
     index = torch.full((rows, 1, nq_max, nk_max), -1, dtype=torch.int32, device=scores.device)
     count = torch.zeros((rows, 1, nq_max), dtype=torch.int32, device=scores.device)
@@ -251,6 +256,7 @@ def select_blocks_varlen(
             exclude,
             attend,
             dense_last_q_blocks,
+            None if dense_rows is None else dense_rows[r : r + 1, :nq],
         )
         index[r, :, :nq, :nk] = idx[0]
         count[r, :, :nq] = cnt[0]

@@ -81,19 +81,6 @@ def test_spread_dense_rows_match_the_reference(sw, device, tokens, frac, dense_l
         assert want[0] == list(range(1, 12))
 
 
-def test_densify_keeps_every_causal_block_of_the_flagged_rows(sw):
-    index = torch.full((2, 2, 4, 5), -1, dtype=torch.int32)
-    index[..., 0] = 0  # every row keeps block 0 only
-    count = torch.ones(2, 2, 4, dtype=torch.int32)
-    dense = torch.tensor([[False, False, True, False], [False, True, False, True]])
-    got_index, got_count = sw.query_spread.densify(index, count, dense)
-    assert got_count[0, 1].tolist() == [1, 1, 3, 1] and got_count[1, 0].tolist() == [1, 2, 1, 4]
-    assert got_index[0, 0, 2].tolist() == [0, 1, 2, -1, -1]
-    assert got_index[1, 1, 3].tolist() == [0, 1, 2, 3, -1]
-    assert torch.equal(got_index[0, :, 3], index[0, :, 3])
-    assert index[0, 0, 2].tolist() == [0, -1, -1, -1, -1]  # the input is not written
-
-
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tokens", [1000, 65])
 def test_prefill_layer_matches_the_float64_reference(sw, device, tokens):

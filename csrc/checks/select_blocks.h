@@ -1,12 +1,14 @@
 // Argument checks of select_blocks (the block scores and the integer and fraction knobs of the
 // selection rule) and select_blocks_varlen (padded scores of a ragged batch and each row's
-// lengths and token knobs in seq_args; their values only with validate and no graph capture).
+// lengths and token knobs in seq_args; their values only with validate and no graph capture),
+// and of both ops' optional dense_rows flags.
 // Templates over the tensor type: the ATen ops (csrc/cpu/select_blocks.cpp,
 // csrc/cuda/select_blocks.cpp) and the stable-ABI ones (csrc/stable/select_blocks{,_cuda}.cpp)
 // run the same checks with the same messages.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "checks/keys4_cache.h"
@@ -14,6 +16,19 @@
 #include "tensor_checks.h"
 
 namespace sketchwalk {
+
+// dense_rows (optional): bool [rows, num_q_blocks] on scores' device, last dim contiguous; a
+// flagged query block keeps every causal key block (docs/ops.md op 4).
+template <typename T>
+void check_dense_rows(const std::optional<T>& dense_rows, const T& scores, const char* op) {
+  if (!dense_rows.has_value()) return;
+  using ScalarType = detail::scalar_type_of<T>;
+  const T& flags = *dense_rows;
+  check_tensor(flags, op, "dense_rows", 2, "[rows, num_q_blocks] bool", {ScalarType::Bool});
+  check_same_device(flags, scores, op, "dense_rows", "scores");
+  check_size(flags, op, "dense_rows", 0, scores.size(0), "rows of 'scores'");
+  check_size(flags, op, "dense_rows", 1, scores.size(1), "num_q_blocks of 'scores'");
+}
 
 template <typename T>
 void check_select_blocks_args(const T& scores, int64_t num_queries, int64_t num_keys,

@@ -2,13 +2,14 @@
 // and the stable-ABI ones (csrc/stable/select_blocks.cpp): for each (row, query-block) the
 // quantile threshold over the candidate blocks (float64, linear interpolation as torch.quantile),
 // the strict `> th` keep rule over causal blocks, then the attend-sink, window and dense-row rules
-// (docs/ops.md op 4; NaN among the candidates keeps nothing by the rule, cpu/quantile.h). Writes
+// (the last dense_last_q_blocks of a sequence and the rows flagged in dense_rows; docs/ops.md op 4; NaN among the candidates keeps nothing by the rule, cpu/quantile.h). Writes
 // ascending block ids; the caller pre-fills block_index with kBlockIndexPad and num_selected with
 // 0, which rows past a sequence's query blocks keep.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "cpu/quantile.h"
@@ -27,20 +28,28 @@ struct SelectBlocksCpuArgs {
   int64_t rows, nq, nk;
   int* block_index;   // [rows, 1, nq, nk] contiguous, pre-filled with kBlockIndexPad
   int* num_selected;  // [rows, 1, nq] contiguous, pre-filled with 0
+  const bool* dense_rows;  // [rows, nq] (row stride dense_rows_stride) or nullptr: none flagged
+  int64_t dense_rows_stride;
   int64_t block_size, dense_last_q_blocks;
   double keep_frac;
 };
 
+// dense_rows: checked (check_dense_rows), or empty.
 template <typename T>
 SelectBlocksCpuArgs select_blocks_cpu_args(const T& scores, const T& block_index,
                                            const T& num_selected, int64_t block_size,
-                                           double keep_frac, int64_t dense_last_q_blocks) {
+                                           double keep_frac, int64_t dense_last_q_blocks,
+                                           const std::optional<T>& dense_rows) {
   SelectBlocksCpuArgs a{};
   a.scores = scores.template const_data_ptr<float>();
   a.scores_row_stride = scores.stride(0), a.scores_qblock_stride = scores.stride(1);
   a.rows = scores.size(0), a.nq = scores.size(1), a.nk = scores.size(2);
   a.block_index = block_index.template mutable_data_ptr<int>();
   a.num_selected = num_selected.template mutable_data_ptr<int>();
+  if (dense_rows.has_value()) {
+    a.dense_rows = dense_rows->template const_data_ptr<bool>();
+    a.dense_rows_stride = dense_rows->stride(0);
+  }
   a.block_size = block_size;
   a.dense_last_q_blocks = dense_last_q_blocks;
   a.keep_frac = keep_frac;
@@ -77,7 +86,9 @@ void select_blocks_cpu_rows(const SelectBlocksCpuArgs& a, Rule rule, ParallelFor
         cand.push_back(static_cast<double>(row[j]));
       }
       const double th = cpu::candidate_threshold(cand, q);  // NaN: the rule keeps nothing
-      const bool dense_row = i >= seq_q_blocks - a.dense_last_q_blocks;
+      const bool dense_row =
+          i >= seq_q_blocks - a.dense_last_q_blocks ||
+          (a.dense_rows != nullptr && a.dense_rows[bb * a.dense_rows_stride + i]);
       int* dst = a.block_index + task * nk;
       int count = 0;
       for (int64_t j = 0; j <= lim; ++j) {

@@ -7,7 +7,8 @@
 // compacted by ballot (plus a cross-warp prefix) in ascending order, padded with -1.
 // Fixed-size output, no host synchronization: CUDA-graph capturable. select_blocks_varlen
 // (params.seq_args) reads each row's sequence lengths and window / sink tokens from the device;
-// rows past a sequence's query blocks select nothing. Kernel-only.
+// rows past a sequence's query blocks select nothing. params.dense_rows flags further rows that
+// keep their whole causal range (as the last dense_last_q_blocks do). Kernel-only.
 #include <cuda_runtime.h>
 
 
@@ -78,7 +79,9 @@ __global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWa
   const int sb = min(seq_kv_blocks, max(1, ceil_div(exclude_sink, b)));
   const int attend_sink_blocks = attend_sink > 0 ? ceil_div(attend_sink, b) : 0;
   const int window_lo = max(0, q_lo - w + 1) / b;
-  const bool dense_row = i >= seq_q_blocks - p.dense_last_q_blocks;
+  const bool dense_row =
+      i >= seq_q_blocks - p.dense_last_q_blocks ||
+      (p.dense_rows != nullptr && p.dense_rows[batch_idx * p.dense_rows_stride + i]);
 
   // Candidates: {j <= lim} - {j < sb} - {lim - wb + 1 <= j <= lim} = [sb, lim - wb].
   const int cand_lo = sb;

@@ -7,17 +7,20 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "cuda/launch.h"
 #include "cuda/launch_common.h"
 
 namespace sketchwalk {
 
-// block_index [rows, 1, nq, nk] and num_selected [rows, 1, nq] int32 contiguous; rows * nq > 0.
+// block_index [rows, 1, nq, nk] and num_selected [rows, 1, nq] int32 contiguous; rows * nq > 0;
+// dense_rows checked (check_dense_rows) or empty.
 template <typename T, typename SetRule>
 void launch_select_blocks(const char* op, const T& scores, const T& block_index,
                           const T& num_selected, int64_t block_size, double keep_frac,
-                          int64_t dense_last_q_blocks, SetRule set_rule, cudaStream_t stream) {
+                          int64_t dense_last_q_blocks, const std::optional<T>& dense_rows,
+                          SetRule set_rule, cudaStream_t stream) {
   SelectBlocksParams p{};
   p.scores = scores.template const_data_ptr<float>();
   copy_strides(scores, p.scores_batch_stride, p.scores_row_stride);
@@ -29,6 +32,10 @@ void launch_select_blocks(const char* op, const T& scores, const T& block_index,
   p.num_kv_blocks = static_cast<int>(scores.size(2));
   p.keep_frac = keep_frac;
   p.dense_last_q_blocks = static_cast<int>(dense_last_q_blocks);
+  if (dense_rows.has_value()) {
+    p.dense_rows = dense_rows->template const_data_ptr<bool>();
+    p.dense_rows_stride = dense_rows->stride(0);
+  }
   set_rule(p);
   check_launch(run_select_blocks(p, stream), op);
 }

@@ -23,7 +23,7 @@ using torch::stable::Tensor;
 template <typename SetRule>
 std::tuple<Tensor, Tensor> select(const char* op, const Tensor& scores, int64_t block_size,
                                   double keep_frac, int64_t dense_last_q_blocks,
-                                  SetRule set_rule) {
+                                  const std::optional<Tensor>& dense_rows, SetRule set_rule) {
   const torch::stable::accelerator::DeviceGuard guard(scores.get_device_index());
   const int64_t rows = scores.size(0), nq = scores.size(1), nk = scores.size(2);
   const int64_t index_shape[] = {rows, 1, nq, nk};
@@ -35,7 +35,7 @@ std::tuple<Tensor, Tensor> select(const char* op, const Tensor& scores, int64_t 
       torch::stable::empty(count_shape, ScalarType::Int, std::nullopt, scores.device());
   if (rows * nq == 0) return {block_index, num_selected};
   launch_select_blocks(op, scores, block_index, num_selected, block_size, keep_frac,
-                       dense_last_q_blocks, set_rule, current_cuda_stream(scores));
+                       dense_last_q_blocks, dense_rows, set_rule, current_cuda_stream(scores));
   return {block_index, num_selected};
 }
 
@@ -44,22 +44,27 @@ std::tuple<Tensor, Tensor> select_blocks_cuda(Tensor scores, int64_t num_queries
                                               double keep_frac, int64_t window_tokens,
                                               int64_t exclude_sink_tokens,
                                               int64_t attend_sink_tokens,
-                                              int64_t dense_last_q_blocks) {
+                                              int64_t dense_last_q_blocks,
+                                              std::optional<Tensor> dense_rows) {
   check_cuda(scores, "select_blocks", "scores");
   check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
                            exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks);
-  return select("select_blocks", scores, block_size, keep_frac, dense_last_q_blocks,
+  check_dense_rows(dense_rows, scores, "select_blocks");
+  return select("select_blocks", scores, block_size, keep_frac, dense_last_q_blocks, dense_rows,
                 select_blocks_rule(num_queries, num_keys, window_tokens, exclude_sink_tokens,
                                    attend_sink_tokens));
 }
 
 std::tuple<Tensor, Tensor> select_blocks_varlen_cuda(Tensor scores, Tensor seq_args,
                                                      int64_t block_size, double keep_frac,
-                                                     int64_t dense_last_q_blocks, bool validate) {
+                                                     int64_t dense_last_q_blocks, bool validate,
+                                                     std::optional<Tensor> dense_rows) {
   check_cuda(scores, "select_blocks_varlen", "scores");
   check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
                                   validate);
+  check_dense_rows(dense_rows, scores, "select_blocks_varlen");
   return select("select_blocks_varlen", scores, block_size, keep_frac, dense_last_q_blocks,
+                dense_rows,
                 select_blocks_varlen_rule(seq_args.const_data_ptr<int>()));
 }
 

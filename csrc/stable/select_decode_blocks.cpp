@@ -52,9 +52,10 @@ std::tuple<Tensor, Tensor> select_decode_blocks(
                                         torch::stable::unsqueeze(r, 1), a, no_init, degree,
                                         damping);
   const int64_t dense_last_q_blocks = 0;
+  const std::optional<Tensor> no_dense_rows;
   return call_op<Tensor, Tensor>("sketchwalk::select_blocks", "", walked, one, num_keys,
                                  block_size, keep_frac, window_tokens, exclude_sink_tokens,
-                                 attend_sink_tokens, dense_last_q_blocks);
+                                 attend_sink_tokens, dense_last_q_blocks, no_dense_rows);
 }
 
 }  // namespace

@@ -92,6 +92,10 @@ struct SelectBlocksParams {
   int exclude_sink_tokens;              // sink tokens removed from the candidate set
   int attend_sink_tokens;               // leading tokens every query attends
   int dense_last_q_blocks;              // trailing query blocks that keep every causal block
+  // bool [batch, num_q_blocks] (row stride dense_rows_stride): flagged query blocks keep every
+  // causal block too. nullptr: none flagged.
+  const bool* __restrict__ dense_rows;
+  int64_t dense_rows_stride;
   // select_blocks_varlen: int32 [batch, kSelectSeqArgs], each row's (num_queries, num_keys,
   // window_tokens, exclude_sink_tokens, attend_sink_tokens) in place of the scalars above
   // (num_q_blocks / num_kv_blocks are then the padded maxima; rows past a sequence's query

@@ -414,16 +414,18 @@ def _select_prefill(
     cfg.dense_spread_q_frac (section 13)."""
     num_keys = num_tokens if num_keys is None else num_keys
     args = SelectionArgs.prefill(cfg, num_keys, layer_idx)
+    dense = None
+    if q is not None and cfg.dense_spread_q_frac > 0 and num_keys == num_tokens:
+        # [B, Nq] -> one row per index head (walk's rows: batch-major, then KV head).
+        dense = query_spread.dense_prefill_rows(q, cfg)
+        dense = dense.repeat_interleave(walk.shape[0] // dense.shape[0], dim=0)
     block_index, num_selected = ops.select_blocks(
-        walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size)
+        walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size), dense
     )
     if cfg.prefill_selection == "kv_group":  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]:
         batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads
         block_index = block_index.reshape(batch, num_kv_heads, *block_index.shape[2:])
         num_selected = num_selected.reshape(batch, num_kv_heads, num_selected.shape[-1])
-    if q is not None and cfg.dense_spread_q_frac > 0 and num_keys == num_tokens:
-        dense = query_spread.dense_prefill_rows(q, cfg)
-        block_index, num_selected = query_spread.densify(block_index, num_selected, dense)
     return block_index, num_selected
 
 

@@ -264,10 +264,13 @@ def select_blocks(
     exclude_sink_tokens: int,
     attend_sink_tokens: int,
     dense_last_q_blocks: int,
+    dense_rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantile top-k + sink/window/dense-row rules -> the block index (docs/ops.md).
 
-    scores: [batch, num_q_blocks, num_kv_blocks] float32.
+    scores: [batch, num_q_blocks, num_kv_blocks] float32; dense_rows (optional): bool [batch,
+    num_q_blocks], flagged query blocks keep every causal key block (as the last
+    dense_last_q_blocks do).
     Returns (block_index [batch, 1, num_q_blocks, num_kv_blocks] int32, ascending, -1 padded;
     num_selected [batch, 1, num_q_blocks] int32).
     Equivalent to ``reference.select_blocks(...)`` (same arguments).
@@ -282,6 +285,22 @@ def select_blocks(
         exclude_sink_tokens,
         attend_sink_tokens,
         dense_last_q_blocks,
+        dense_rows,
+    )
+
+
+def _check_dense_rows(op: str, scores: torch.Tensor, dense_rows: torch.Tensor | None) -> None:
+    """The fake kernels' check of select_blocks(_varlen)'s dense_rows (csrc/checks/select_blocks.h
+    makes the real one): bool [rows, num_q_blocks] beside scores."""
+    if dense_rows is None:
+        return
+    _check_same_device(op, "scores", scores, dense_rows=dense_rows)
+    torch._check(
+        dense_rows.dtype == torch.bool and tuple(dense_rows.shape) == tuple(scores.shape[:2]),
+        lambda: (
+            f"sketchwalk.{op}: argument 'dense_rows' must be bool "
+            f"[rows={scores.shape[0]}, num_q_blocks={scores.shape[1]}]"
+        ),
     )
 
 
@@ -296,8 +315,10 @@ def _(
     exclude_sink_tokens,
     attend_sink_tokens,
     dense_last_q_blocks,
+    dense_rows=None,
 ):
     _check_rank("select_blocks", "scores", scores, 3)
+    _check_dense_rows("select_blocks", scores, dense_rows)
     b, nq, nk = scores.shape
     return (
         scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
@@ -312,6 +333,7 @@ def select_blocks_varlen(
     keep_frac: float,
     dense_last_q_blocks: int,
     validate: bool = True,
+    dense_rows: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """select_blocks over the padded scores of a ragged batch, each row with its own sequence.
 
@@ -320,19 +342,20 @@ def select_blocks_varlen(
     exclude_sink_tokens, attend_sink_tokens) (plan.StepPlan makes it from SelectionArgs).
     Returns (block_index [rows, 1, num_q_blocks, num_kv_blocks], num_selected [rows, 1,
     num_q_blocks]); row r's first ceil(num_queries / block_size) query blocks are select_blocks of
-    its own [:nq, :nk] scores, its other rows select nothing. Equivalent to
-    ``reference.select_blocks_varlen(...)``. ``validate=False`` skips the value checks of
-    seq_args (they read the device).
+    its own [:nq, :nk] scores (and dense_rows[r, :nq], bool [rows, num_q_blocks] optional), its
+    other rows select nothing. Equivalent to ``reference.select_blocks_varlen(...)``.
+    ``validate=False`` skips the value checks of seq_args (they read the device).
     """
     return _ops.select_blocks_varlen(
-        scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate
+        scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate, dense_rows
     )
 
 
 @torch.library.register_fake("sketchwalk::select_blocks_varlen")
-def _(scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate=True):
+def _(scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate=True, dense_rows=None):
     op = "select_blocks_varlen"
     _check_same_device(op, "scores", scores, seq_args=seq_args)
+    _check_dense_rows(op, scores, dense_rows)
     _check_rank(op, "scores", scores, 3)
     _check_rank(op, "seq_args", seq_args, 2)
     torch._check(

@@ -14,7 +14,8 @@ are not candidates, so each chosen block adds density, which the state records w
 
 Torch operations, no host synchronization (a ragged step loops over its sequences on the host,
 from the plan's host offsets). They read q twice (two reductions in float32); no float32 copy
-of q is made.
+of q is made. The flags go to the selection op (ops.select_blocks(_varlen)'s dense_rows), which
+keeps the flagged rows' causal blocks in the same launch.
 """
 
 from __future__ import annotations
@@ -72,24 +73,6 @@ def spread_dense_rows(
     want = torch.round(frac * nq.to(torch.float64)).to(torch.int64)
     take = (torch.arange(k, device=spread.device) < want) & (ranked.values > float("-inf"))
     return dense.scatter(1, ranked.indices, take)
-
-
-def densify(
-    block_index: torch.Tensor, num_selected: torch.Tensor, dense: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A prefill's selection with the query blocks flagged in dense [batch, Nq] keeping every
-    causal key block (a prefill without a cached prefix: query block i keeps key blocks
-    0..i). block_index [batch, index_heads, Nq, N] ascending, -1 padded; num_selected
-    [batch, index_heads, Nq]. New tensors; the inputs are not written."""
-    nq, width = block_index.shape[-2:]
-    keys = torch.arange(width, device=block_index.device, dtype=block_index.dtype)
-    rows = torch.arange(nq, device=block_index.device, dtype=block_index.dtype)
-    causal = torch.where(keys <= rows[:, None], keys, -1)  # [Nq, N]
-    flag = dense[:, None, :]  # [batch, 1, Nq], over the index heads
-    return (
-        torch.where(flag[..., None], causal, block_index),
-        torch.where(flag, rows + 1, num_selected),
-    )
 
 
 def dense_prefill_rows(q: torch.Tensor, cfg) -> torch.Tensor:

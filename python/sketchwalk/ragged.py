@@ -266,15 +266,15 @@ def select_varlen_blocks(
     else:
         plan.carried_walk = None
     keep = cfg.layer_keep_frac(cfg.kblocks_frac, layer_idx)
-    index, count = ops.select_blocks_varlen(
-        walk[:, : plan.num_q_blocks], seq_args, b, keep, cfg.dense_last_q_blocks, False
-    )
     heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
+    dense = None
+    if cfg.dense_spread_q_frac > 0 and "prefill" in plan.phases():  # section 13
+        dense = query_spread.dense_varlen_rows(q, plan).repeat_interleave(heads, dim=0)
+    index, count = ops.select_blocks_varlen(
+        walk[:, : plan.num_q_blocks], seq_args, b, keep, cfg.dense_last_q_blocks, False, dense
+    )
     index = index.reshape(num_seqs, heads, *index.shape[2:])
     count = count.reshape(num_seqs, heads, count.shape[-1])
-    if cfg.dense_spread_q_frac > 0 and "prefill" in plan.phases():  # section 13
-        dense = query_spread.dense_varlen_rows(q, plan)
-        index, count = query_spread.densify(index, count, dense)
     if selected is not None:
         count = count * selected[:, None, None]
     return index, count

@@ -1,0 +1,129 @@
+"""select_blocks' and select_blocks_varlen's dense_rows flags (docs/ops.md op 4): a flagged query
+block keeps every causal key block, the other rows their usual rule. Against the float64
+reference on fresh scores and flags, at odd sizes, with poisoned outputs; the flagged rows also
+against their definition directly (every causal block, ascending, -1 after); bad flags are
+refused by name; on CUDA without a host sync and in a CUDA graph."""
+
+import pytest
+import torch
+
+import reference as R
+from conftest import device_params
+from utils import (
+    assert_raises_naming,
+    capture_graph,
+    ops,
+    reuse_poisoned,
+    run_without_sync,
+    seq_args,
+)
+
+B = 64
+
+
+def _assert_flagged_rows_dense(index, count, flags, num_queries, num_keys):
+    """Each flagged row of index [rows, 1, nq, nk] keeps 0 .. its causal limit, nothing else."""
+    for r, i in torch.nonzero(flags.cpu()).tolist():
+        lim = R.causal_limit(i, num_queries[r], num_keys[r], B)
+        want = list(range(lim + 1))
+        assert count[r, 0, i].item() == len(want), (r, i)
+        row = index[r, 0, i].tolist()
+        assert row[: len(want)] == want and all(x == -1 for x in row[len(want) :]), (r, i)
+
+
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tq,tk", [(1, 1), (63, 63), (65, 65), (700, 700), (130, 900), (1, 65)])
+@pytest.mark.parametrize("dense_last", [0, 2])
+def test_select_blocks_dense_rows_match_reference(device, tq, tk, dense_last):
+    nq, nk = R.ceil_div(tq, B), R.ceil_div(tk, B)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        scores = torch.rand(3, nq, nk, generator=g).to(device)
+        flags = (torch.rand(3, nq, generator=g) < 0.3).to(device)
+        for keep in (0.0, 0.3, 1.0):
+            reuse_poisoned(3 * nq * nk * 4 * 2, device)
+            index, count = ops().select_blocks(
+                scores, tq, tk, B, keep, 70, 64, 1, dense_last, flags
+            )
+            _, exp_index, exp_count = R.select_blocks(
+                scores.cpu(), tq, tk, B, keep, 70, 64, 1, dense_last, flags.cpu()
+            )
+            assert torch.equal(count.cpu(), exp_count), (seed, keep)
+            assert torch.equal(index.cpu(), exp_index), (seed, keep)
+            _assert_flagged_rows_dense(index.cpu(), count.cpu(), flags, [tq] * 3, [tk] * 3)
+        # No flag set: the op without dense_rows, bitwise.
+        none = torch.zeros_like(flags)
+        got = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last, none)
+        base = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last)
+        assert torch.equal(got[0], base[0]) and torch.equal(got[1], base[1])
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_select_blocks_varlen_dense_rows_match_reference(device):
+    # A prefill, a chunk, a single block, a 1-token sequence; flags also past each sequence's
+    # query blocks (those rows must still select nothing).
+    lens_q, lens_k = [700, 130, 63, 1], [700, 900, 63, 65]
+    nq = max(R.ceil_div(t, B) for t in lens_q) + 1
+    nk = max(R.ceil_div(t, B) for t in lens_k)
+    args = seq_args(lens_q, lens_k, [70, 64, 1, 30], [64, 100, 0, 1], [70, 0, 5, 64], device)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        scores = torch.rand(len(lens_q), nq, nk, generator=g).to(device)
+        flags = (torch.rand(len(lens_q), nq, generator=g) < 0.4).to(device)
+        for keep in (0.0, 0.3):
+            reuse_poisoned(len(lens_q) * nq * nk * 4 * 2, device)
+            index, count = ops().select_blocks_varlen(scores, args, B, keep, 1, True, flags)
+            exp_index, exp_count = R.select_blocks_varlen(
+                scores.cpu(), args.cpu(), B, keep, 1, flags.cpu()
+            )
+            assert torch.equal(count.cpu(), exp_count), (seed, keep)
+            assert torch.equal(index.cpu(), exp_index), (seed, keep)
+            inside = flags.cpu().clone()
+            for r, t in enumerate(lens_q):
+                assert count[r, 0, R.ceil_div(t, B) :].eq(0).all()
+                inside[r, R.ceil_div(t, B) :] = False
+            _assert_flagged_rows_dense(index.cpu(), count.cpu(), inside, lens_q, lens_k)
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_dense_rows_errors_name_the_argument(device):
+    scores = torch.rand(2, 3, 4, device=device)
+    args = seq_args([150, 1], [200, 1], [1, 1], [0, 0], [0, 0], device)
+    good = torch.zeros(2, 3, dtype=torch.bool, device=device)
+    select = lambda flags: ops().select_blocks(scores, 150, 200, B, 0.5, 1, 0, 0, 0, flags)  # noqa: E731
+    varlen = lambda flags: ops().select_blocks_varlen(scores, args, B, 0.5, 0, True, flags)  # noqa: E731
+    select(good), varlen(good)
+    bad = [
+        good.to(torch.uint8),  # dtype
+        good[:1],  # rows
+        good[:, :2],  # num_q_blocks
+        good[None],  # rank
+        torch.zeros(3, 2, dtype=torch.bool, device=device).t(),  # last dim not contiguous
+    ]
+    if device == "cuda":
+        bad.append(good.cpu())
+    for flags in bad:
+        assert_raises_naming(lambda: select(flags), "dense_rows")
+        assert_raises_naming(lambda: varlen(flags), "dense_rows")
+
+
+@pytest.mark.gpu
+def test_select_blocks_varlen_dense_rows_no_sync_and_graph():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    dev, lens = "cuda", (300, 64, 1000)
+    nq = max(R.ceil_div(t, B) for t in lens)
+    scores = torch.rand(len(lens), nq, nq, device=dev)
+    flags = torch.rand(len(lens), nq, device=dev) < 0.3
+    args = seq_args(lens, lens, [64] * 3, [64] * 3, [64] * 3, dev)
+
+    def step():
+        return ops().select_blocks_varlen(scores, args, B, 0.3, 1, False, flags)
+
+    run_without_sync(step)
+    graph, (index, count) = capture_graph(step)
+    scores.copy_(torch.rand_like(scores))
+    flags.copy_(torch.rand(flags.shape, device=dev) < 0.3)
+    graph.replay()
+    exp_index, exp_count = R.select_blocks_varlen(scores.cpu(), args.cpu(), B, 0.3, 1, flags.cpu())
+    assert torch.equal(index.cpu(), exp_index) and torch.equal(count.cpu(), exp_count)
