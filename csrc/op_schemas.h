@@ -28,6 +28,11 @@ inline constexpr const char* kOpSchemas[] = {
   "select_blocks_varlen(Tensor scores, Tensor seq_args, int block_size, float keep_frac, "
       "int dense_last_q_blocks, bool validate=True, Tensor? dense_rows=None) "
       "-> (Tensor block_index, Tensor num_selected)",
+  // Per sequence row, its query blocks of largest query spread (docs/spec.md section 13) as
+  // dense_rows flags for select_blocks: q [B,H,T,D], or packed (B = 1) rows by cu_seqlens.
+  "query_spread_rows(Tensor q, int block_size, float frac, int dense_last_q_blocks, "
+      "Tensor? cu_seqlens=None, int max_blocks=-1, Tensor? seq_q_blocks=None, "
+      "bool validate=True) -> Tensor",
   // Block-sparse causal attention over the block index -> (out like q, lse [B,Hq,Tq] fp32).
   "sparse_prefill(Tensor q, Tensor k, Tensor v, Tensor block_index, Tensor num_selected, "
       "float? softmax_scale=None, bool validate=True) -> (Tensor out, Tensor lse)",

@@ -30,6 +30,10 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
 std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cpu(
     const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
     int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows);
+at::Tensor query_spread_rows_cpu(const at::Tensor& q, int64_t block_size, double frac,
+                                 int64_t dense_last_q_blocks,
+                                 const std::optional<at::Tensor>& cu_seqlens, int64_t max_blocks,
+                                 const std::optional<at::Tensor>& seq_q_blocks, bool validate);
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cpu(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);
@@ -86,6 +90,10 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
 std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cuda(
     const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
     int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows);
+at::Tensor query_spread_rows_cuda(const at::Tensor& q, int64_t block_size, double frac,
+                                  int64_t dense_last_q_blocks,
+                                  const std::optional<at::Tensor>& cu_seqlens, int64_t max_blocks,
+                                  const std::optional<at::Tensor>& seq_q_blocks, bool validate);
 std::tuple<at::Tensor, at::Tensor> sparse_prefill_cuda(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& block_index,
     const at::Tensor& num_selected, std::optional<double> softmax_scale, bool validate);

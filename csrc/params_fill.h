@@ -141,4 +141,30 @@ SparseAttentionParams fill_varlen_params(const VarlenAttentionShape& vs, const T
   return p;
 }
 
+// query_spread_rows' params from checked tensors (check_query_spread_rows_args gave the rows
+// and width): cu_seqlens and seq_q_blocks contiguous (or empty); spread float32 and dense_rows
+// bool, both contiguous [rows, width].
+template <typename T>
+QuerySpreadParams query_spread_params(const T& q, int64_t block_size, double frac,
+                                      int64_t dense_last_q_blocks, const std::optional<T>& cu,
+                                      const std::optional<T>& seq_q_blocks, int64_t rows,
+                                      int64_t width, const T& spread, const T& dense_rows) {
+  QuerySpreadParams p{};
+  p.q = q.const_data_ptr();
+  copy_strides(q, p.q_batch_stride, p.q_head_stride, p.q_token_stride);
+  p.cu_seqlens = cu.has_value() ? cu->template const_data_ptr<int>() : nullptr;
+  p.seq_q_blocks = seq_q_blocks.has_value() ? seq_q_blocks->template const_data_ptr<int>() : nullptr;
+  p.spread = spread.template mutable_data_ptr<float>();
+  p.dense_rows = dense_rows.template mutable_data_ptr<bool>();
+  p.rows = static_cast<int>(rows);
+  p.heads = static_cast<int>(q.size(1));
+  p.tokens = static_cast<int>(q.size(2));
+  p.head_dim = static_cast<int>(q.size(3));
+  p.block_size = static_cast<int>(block_size);
+  p.width = static_cast<int>(width);
+  p.dense_last_q_blocks = static_cast<int>(dense_last_q_blocks);
+  p.frac = frac;
+  return p;
+}
+
 }  // namespace sketchwalk

@@ -22,6 +22,7 @@ TORCH_LIBRARY_IMPL(sketchwalk, CPU, m) {
   m.impl("score_blocks", &sketchwalk::score_blocks_cpu);
   m.impl("select_blocks", &sketchwalk::select_blocks_cpu);
   m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cpu);
+  m.impl("query_spread_rows", &sketchwalk::query_spread_rows_cpu);
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cpu);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cpu);
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cpu);
@@ -43,6 +44,7 @@ TORCH_LIBRARY_IMPL(sketchwalk, CUDA, m) {
   m.impl("score_blocks", &sketchwalk::score_blocks_cuda);
   m.impl("select_blocks", &sketchwalk::select_blocks_cuda);
   m.impl("select_blocks_varlen", &sketchwalk::select_blocks_varlen_cuda);
+  m.impl("query_spread_rows", &sketchwalk::query_spread_rows_cuda);
   m.impl("update_block_matrix_", &sketchwalk::update_block_matrix_cuda);
   m.impl("quantize_keys4_", &sketchwalk::quantize_keys4_cuda);
   m.impl("score_blocks_keys4", &sketchwalk::score_blocks_keys4_cuda);

@@ -2,7 +2,7 @@
 sequence, the query blocks of largest query spread keep every causal key block. The spread and
 the choice against their float64 references (tests/reference.py), the whole layer against the
 float64 layer reference with the knob, and the ragged and paged steps against each sequence
-alone."""
+alone. The op itself (ops.query_spread_rows): tests/test_query_spread_rows.py."""
 
 import dataclasses
 
@@ -13,6 +13,7 @@ import reference as R
 from conftest import device_params
 from test_kv_group_selection import assert_same_index
 from test_pipeline import MIN_MARGIN, _margin
+from test_query_spread_rows import _gap as spread_gap
 from tolerances import assert_within_torch_error
 from utils import B, random_layers, torch_masked_baseline
 
@@ -33,55 +34,6 @@ def test_knob_validated(sw):
 
 
 @pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("tokens", [1, 63, 64, 65, 700])
-def test_block_query_spread_matches_float64(sw, device, dtype, tokens):
-    g = torch.Generator().manual_seed(tokens)
-    q = (torch.randn(2, 3, tokens, 32, generator=g) + 0.3).to(device, dtype)
-    got = sw.query_spread.block_query_spread(q, B)
-    want = R.query_spread(q.cpu(), B)  # of the same (rounded) values
-    assert got.dtype == torch.float32 and got.shape == want.shape
-    torch.testing.assert_close(got.cpu().double(), want, atol=1e-4, rtol=1e-4)
-    same = q[:, :, :1].expand(2, 3, tokens, 32)  # every row its block's mean
-    assert torch.all(sw.query_spread.block_query_spread(same, B) < 1e-5)
-    zero = torch.zeros(1, 1, tokens, 8, device=device, dtype=dtype)  # a zero mean: not NaN
-    assert not torch.isnan(sw.query_spread.block_query_spread(zero, B)).any()
-
-
-def _spread_gap(q, frac, dense_last):
-    """The gap, relative to the spread, between the last chosen and the first unchosen
-    candidate of each row (inf with no unchosen candidate): the float32 spread must rank the
-    same."""
-    spread = R.query_spread(q.cpu(), B)
-    gap = float("inf")
-    n = spread.shape[1]
-    want = round(frac * n)
-    for row in spread:
-        values = sorted((float(row[i]) for i in range(1, max(1, n - dense_last))), reverse=True)
-        if 0 < want < len(values):
-            gap = min(gap, (values[want - 1] - values[want]) / values[want - 1])
-    return gap
-
-
-@pytest.mark.parametrize("device", device_params())
-@pytest.mark.parametrize("tokens", [1, 65, 700, 1000])
-@pytest.mark.parametrize("frac,dense_last", [(0.1, 4), (0.25, 0), (0.5, 2), (1.0, 4)])
-def test_spread_dense_rows_match_the_reference(sw, device, tokens, frac, dense_last):
-    cfg = sw.SketchWalkConfig(dense_spread_q_frac=frac, dense_last_q_blocks=dense_last)
-    for seed in range(20):
-        g = torch.Generator().manual_seed(seed)
-        q = (torch.randn(2, 4, tokens, 64, generator=g) + 0.2).to(device)
-        if _spread_gap(q, frac, dense_last) > 1e-4:
-            break
-    dense = sw.query_spread.dense_prefill_rows(q, cfg)
-    want = R.dense_spread_rows(q.cpu(), frac, dense_last, B)
-    assert dense.shape == (2, R.ceil_div(tokens, B)) and dense.dtype == torch.bool
-    assert [torch.nonzero(row).flatten().tolist() for row in dense.cpu()] == want
-    if tokens == 1000 and frac == 1.0:  # every candidate: blocks 1 .. 11
-        assert want[0] == list(range(1, 12))
-
-
-@pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tokens", [1000, 65])
 def test_prefill_layer_matches_the_float64_reference(sw, device, tokens):
     """Two sparse layers, the walk carried: the selection equals the float64 layer reference's
@@ -99,7 +51,7 @@ def test_prefill_layer_matches_the_float64_reference(sw, device, tokens):
             prev = r["W"]
             w, s = cfg.window_tokens(tokens), cfg.sink_tokens(tokens)
             margin = min(margin, _margin(r["W"].float(), tokens, tokens, 0.1, w, s))
-            margin = min(margin, _spread_gap(q, 0.2, cfg.dense_last_q_blocks) * 1e-3)
+            margin = min(margin, spread_gap(q, 0.2, cfg.dense_last_q_blocks) * 1e-3)
         if margin > MIN_MARGIN:
             break
     assert margin > MIN_MARGIN, f"could not draw tie-free inputs (margin {margin})"

@@ -24,6 +24,10 @@ cudaError_t run_score_blocks(const ScoreBlocksParams& params, cudaStream_t strea
 // select_blocks.cu: warp-level quantile top-k + sink/window/dense-row rules -> block index.
 cudaError_t run_select_blocks(const SelectBlocksParams& params, cudaStream_t stream);
 
+// query_spread_rows.cu: each query block's spread over q, then per row the dense-row flags.
+cudaError_t run_query_spread_rows(const QuerySpreadParams& params, DType dtype,
+                                  cudaStream_t stream);
+
 // update_block_matrix.cu: decode-time row/column blend of the block transition matrix, in place.
 // transition [batch, n, n] with strides (batch_stride, row_stride, 1); r [batch, n] contiguous.
 cudaError_t run_update_block_matrix(float* transition, int64_t batch_stride, int64_t row_stride,

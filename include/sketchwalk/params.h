@@ -103,6 +103,23 @@ struct SelectBlocksParams {
   const int* __restrict__ seq_args;
 };
 
+// query_spread_rows: each sequence row's query blocks of largest spread as dense-row flags
+// (sketchwalk/query_spread.h has the rule).
+struct QuerySpreadParams {
+  const void* __restrict__ q;           // fp16 / bf16 / fp32 [batch, heads, tokens, head_dim]
+  int64_t q_batch_stride, q_head_stride, q_token_stride;  // elements; last dim contiguous
+  // int32 [rows + 1]: row r's tokens are q[0, :, cu_seqlens[r] : cu_seqlens[r + 1]]. nullptr:
+  // row r is batch row r, tokens [0, tokens).
+  const int* __restrict__ cu_seqlens;
+  // int32 [rows]: row r ranks its first min(seq_q_blocks[r], its own blocks) query blocks (0:
+  // none). nullptr: every row ranks all of its own blocks.
+  const int* __restrict__ seq_q_blocks;
+  float* __restrict__ spread;           // [rows, width] scratch (each row's own blocks written)
+  bool* __restrict__ dense_rows;        // [rows, width], the output
+  int rows, heads, tokens, head_dim, block_size, width, dense_last_q_blocks;
+  double frac;                          // fraction of the ranked blocks kept dense
+};
+
 // Columns of select_blocks_varlen's seq_args.
 constexpr int kSelectSeqArgs = 5;
 

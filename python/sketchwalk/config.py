@@ -67,9 +67,9 @@ class SketchWalkConfig:
     and per sequence as those whose queries are least like their block's mean (the query spread,
     sketchwalk.query_spread, docs/spec.md section 13): the blocks the pooled sketch ranks for a
     query none of their rows asks. 0 (default): none. Adds density (recorded with the rest);
-    lower kblocks_frac to spend the same. A prefill chunk (section 10) keeps its own rule. Built
-    from torch operations so far: at 8K tokens it costs more than the layer itself (section 13),
-    a knob for measuring quality until the sketch and selection kernels compute it."""
+    lower kblocks_frac to spend the same. A prefill chunk (section 10) keeps its own rule. The
+    rows come from ops.query_spread_rows and the selection op keeps them (dense_rows); opt-in
+    until their cost is measured on the GPU (section 13)."""
     seed: int = 0
     """Seed of the Hadamard sign flips and coordinate draw (shared by all layers and heads)."""
     decode_scorer: str = "keys4"

@@ -23,6 +23,7 @@ __all__ = [
     "walk_blocks",
     "select_blocks",
     "select_blocks_varlen",
+    "query_spread_rows",
     "sparse_prefill",
     "sparse_prefill_varlen",
     "sparse_decode",
@@ -367,6 +368,55 @@ def _(scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate=Tru
         scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
         scores.new_empty((b, 1, nq), dtype=torch.int32),
     )
+
+
+def query_spread_rows(
+    q: torch.Tensor,
+    block_size: int,
+    frac: float,
+    dense_last_q_blocks: int,
+    cu_seqlens: torch.Tensor | None = None,
+    max_blocks: int = -1,
+    seq_q_blocks: torch.Tensor | None = None,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Per sequence row, its query blocks of largest query spread as select_blocks' dense_rows
+    (docs/spec.md section 13, docs/ops.md op 4c).
+
+    q: [batch, heads, tokens, head_dim] float16 / bfloat16 / float32 (head_dim <= 256), row r =
+    batch row r; or, with cu_seqlens (int32 [rows + 1]), batch 1 and row r = tokens
+    cu_seqlens[r] : cu_seqlens[r + 1] of dim 2 (packed [total, heads, D] as
+    ``q.transpose(0, 1)[None]``), max_blocks then the output's width. seq_q_blocks (int32
+    [rows], optional): row r ranks its first seq_q_blocks[r] query blocks (0: none; default all
+    of its own). Row r keeps round(frac * n) of its n ranked blocks dense, those of largest
+    spread among blocks 1 .. n - dense_last_q_blocks - 1. Returns bool [rows, width]. No host
+    synchronization with ``validate=False`` (the values of cu_seqlens and seq_q_blocks are then
+    trusted). Equivalent to ``reference.dense_spread_rows(...)``.
+    """
+    return _ops.query_spread_rows(
+        q, block_size, frac, dense_last_q_blocks, cu_seqlens, max_blocks, seq_q_blocks, validate
+    )
+
+
+@torch.library.register_fake("sketchwalk::query_spread_rows")
+def _(
+    q,
+    block_size,
+    frac,
+    dense_last_q_blocks,
+    cu_seqlens=None,
+    max_blocks=-1,
+    seq_q_blocks=None,
+    validate=True,
+):
+    op = "query_spread_rows"
+    _check_rank(op, "q", q, 4)
+    _check_same_device(op, "q", q, cu_seqlens=cu_seqlens, seq_q_blocks=seq_q_blocks)
+    if cu_seqlens is not None:
+        rows, width = cu_seqlens.shape[0] - 1, max_blocks
+    else:
+        rows, width = q.shape[0], -(-q.shape[2] // block_size) if max_blocks == -1 else max_blocks
+    return q.new_empty((rows, width), dtype=torch.bool)
 
 
 # 5-6. attention
