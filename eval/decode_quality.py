@@ -433,16 +433,29 @@ def task_new_tokens(task: str, args) -> int:
     return args.max_new_tokens or eq.ruler_new_tokens(task)
 
 
+def out_of_gpu_memory(err: BaseException) -> bool:
+    """torch's OutOfMemoryError, or another runtime error from running out of GPU memory: a
+    kernel launch's (sketchwalk ops: "CUDA launch failed: out of memory"), torch's
+    AcceleratorError, cuBLAS's handle allocation. Fourteen processes on one H100 met all four
+    (2026-12-07); only the first was retried then."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        "out of memory" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text
+    )
+
+
 def halves_on_oom(run_part, part: list, on_split=None) -> list[tuple[list, object]]:
-    """[(part, run_part(part))]; where the GPU runs out of memory, the same for each half of the
-    part in turn (down to one sample, whose failure is raised). Concurrent processes share one
-    GPU (bench/gpu_eval.sh): a batch that fits alone can fail beside them, and the halves give
-    the same greedy answers up to the left padding's batch composition. on_split(len(part)) is
-    called before each split."""
+    """[(part, run_part(part))]; where the GPU runs out of memory (out_of_gpu_memory), the same
+    for each half of the part in turn (down to one sample, whose failure is raised). Concurrent
+    processes share one GPU (bench/gpu_eval.sh): a batch that fits alone can fail beside them,
+    and the halves give the same greedy answers up to the left padding's batch composition.
+    on_split(len(part)) is called before each split."""
     try:
         return [(part, run_part(part))]
-    except torch.OutOfMemoryError:
-        if len(part) <= 1:
+    except RuntimeError as err:  # torch.OutOfMemoryError is one
+        if not out_of_gpu_memory(err) or len(part) <= 1:
             raise
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -327,6 +327,27 @@ def test_batches_halved_after_running_out_of_gpu_memory():
     with pytest.raises(ValueError):  # only running out of memory splits a batch
         dq.halves_on_oom(other_error, [1, 2, 3], None)
 
+    def runtime_error(part):
+        raise RuntimeError("sketchwalk.score_blocks: argument 'q' must be finite")
+
+    with pytest.raises(RuntimeError, match="finite"):
+        dq.halves_on_oom(runtime_error, [1, 2, 3], None)
+    # A kernel launch or cuBLAS out of memory splits too, as torch's own error does.
+    for message in (
+        "sketchwalk.score_blocks: CUDA launch failed: out of memory",
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    ):
+        failed = []
+
+        def launch_oom(part):
+            if len(part) > 1:
+                failed.append(len(part))
+                raise RuntimeError(message)
+            return part
+
+        assert [p for p, _ in dq.halves_on_oom(launch_oom, [1, 2], None)] == [[1], [2]]
+        assert failed == [2]
+
 
 def test_every_decode_quality_method_builds():
     """Every method of eval/decode_quality.py builds its SketchWalkConfig here (a knob the
