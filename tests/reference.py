@@ -674,7 +674,7 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
 def query_spread(q, block_size: int = 64) -> torch.Tensor:
     """docs/spec.md section 13: spread [batch, ceil(T / b)] float64 of q [batch, heads, T, D],
     block i (the last one over its own rows): mean over heads of mean_t ||q_t - m||^2 /
-    ||m||^2, m the head's block mean; a zero mean gives inf."""
+    ||m||^2, m the head's block mean; a mean with ||m||^2 < 1e-30 gives inf (a NaN stays)."""
     q = q.to(F64)
     batch, heads, tokens, _ = q.shape
     out = torch.zeros(batch, ceil_div(tokens, block_size), dtype=F64)
@@ -686,7 +686,7 @@ def query_spread(q, block_size: int = 64) -> torch.Tensor:
                 m = rows.mean(0)
                 norm = float((m * m).sum())
                 spread = float(((rows - m) ** 2).sum(-1).mean())
-                total += spread / norm if norm > 0 else math.inf
+                total += spread / norm if not norm < 1e-30 else math.inf
             out[bi, i] = total / heads
     return out
 
@@ -694,14 +694,16 @@ def query_spread(q, block_size: int = 64) -> torch.Tensor:
 def dense_spread_rows(q, frac: float, dense_last_q_blocks: int, block_size: int = 64):
     """docs/spec.md section 13: per batch row of q [batch, heads, T, D], the sorted query blocks
     kept dense: the round(frac * n) (Python's round, half to even) of largest query_spread among
-    blocks 1 .. n - dense_last_q_blocks - 1, n = ceil(T / b)."""
+    blocks 1 .. n - dense_last_q_blocks - 1, n = ceil(T / b); NaN ranks as +inf, ties go to the
+    lower block."""
     spread = query_spread(q, block_size)
     n = spread.shape[1]
     want = round(frac * n)
     rows = []
     for bi in range(spread.shape[0]):
         candidates = list(range(1, max(1, n - dense_last_q_blocks)))
-        candidates.sort(key=lambda i: -float(spread[bi, i]))
+        key = [math.inf if math.isnan(float(s)) else float(s) for s in spread[bi]]
+        candidates.sort(key=lambda i: -key[i])  # stable: ties keep the lower block first
         rows.append(sorted(candidates[:want]))
     return rows
 

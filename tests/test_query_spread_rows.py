@@ -26,16 +26,20 @@ def _gap(q, frac, dense_last, num_blocks=None):
     return gap
 
 
-def _random_q(batch, heads, tokens, dim, dtype, device, seed, strided=False):
-    """Rows with block-varying scale (distinct spreads), rounded to dtype; strided: a [B, T, H, D]
-    tensor's transposed view, as attention layers make it."""
+def _random_q(batch, heads, tokens, dim, dtype, device, seed):
+    """[batch, heads, tokens, dim] rows with block-varying scale (distinct spreads), rounded to
+    dtype."""
     g = torch.Generator().manual_seed(seed)
-    shape = (batch, tokens, heads, dim) if strided else (batch, heads, tokens, dim)
-    q = torch.randn(shape, generator=g) + 0.3
+    shape = (batch, heads, tokens, dim)
     scale = torch.rand(batch, 1, tokens, 1, generator=g) * 3
-    q = q + torch.randn(shape, generator=g) * (scale.transpose(1, 2) if strided else scale)
-    q = q.to(device, dtype)
-    return q.transpose(1, 2) if strided else q
+    q = torch.randn(shape, generator=g) + 0.3 + torch.randn(shape, generator=g) * scale
+    return q.to(device, dtype)
+
+
+def _token_major(q):
+    """The same values laid out [batch, tokens, heads, D] and viewed [batch, heads, tokens, D],
+    as attention layers make q."""
+    return q.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def _rows(dense):
@@ -44,20 +48,28 @@ def _rows(dense):
 
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("tokens,dim", [(1, 64), (63, 32), (65, 100), (700, 128), (1000, 64)])
+@pytest.mark.parametrize(
+    "tokens,dim", [(1, 64), (63, 32), (65, 100), (130, 256), (700, 128), (1000, 160)]
+)
 @pytest.mark.parametrize("frac,dense_last", [(0.1, 4), (0.25, 0), (0.5, 2), (1.0, 4)])
 def test_matches_the_reference(device, dtype, tokens, dim, frac, dense_last):
     for seed in range(20):
-        q = _random_q(2, 3, tokens, dim, dtype, device, seed, strided=seed % 2 == 1)
+        q = _random_q(2, 3, tokens, dim, dtype, device, seed)
         if _gap(q, frac, dense_last) > 1e-4:
             break
-    dense = ops().query_spread_rows(q, B, frac, dense_last)
-    assert dense.shape == (2, R.ceil_div(tokens, B)) and dense.dtype == torch.bool
-    assert _rows(dense) == R.dense_spread_rows(q.cpu(), frac, dense_last, B)
+    want = R.dense_spread_rows(q.cpu(), frac, dense_last, B)
+    for layout in (q, _token_major(q)):
+        dense = ops().query_spread_rows(layout, B, frac, dense_last)
+        assert dense.shape == (2, R.ceil_div(tokens, B)) and dense.dtype == torch.bool
+        assert _rows(dense) == want
     if tokens == 1000 and frac == 1.0:  # every candidate: blocks 1 .. 11
-        assert _rows(dense)[0] == list(range(1, 12))
-    wider = ops().query_spread_rows(q, B, frac, dense_last, max_blocks=dense.shape[1] + 3)
-    assert torch.equal(wider[:, : dense.shape[1]], dense) and not wider[:, dense.shape[1] :].any()
+        assert want[0] == list(range(1, 12))
+    # Wider outputs: padding columns stay false; past 12288 blocks the CUDA choice reads the
+    # spreads from global memory instead of staging them.
+    for width in (dense.shape[1] + 3, 12289):
+        wider = ops().query_spread_rows(q, B, frac, dense_last, max_blocks=width)
+        assert torch.equal(wider[:, : dense.shape[1]], dense)
+        assert not wider[:, dense.shape[1] :].any()
 
 
 @pytest.mark.parametrize("device", device_params())
@@ -70,6 +82,8 @@ def test_planted_and_degenerate_blocks(device):
     nan = torch.ones(1, 1, 640, 64, device=device)
     nan[0, 0, 7 * B] = float("nan")  # NaN ranks first, as +inf
     assert _rows(ops().query_spread_rows(nan, B, 0.1, 0)) == [[7]]
+    assert R.dense_spread_rows(nan.cpu(), 0.1, 0, B) == [[7]]
+    assert R.dense_spread_rows(zero.cpu(), 0.3, 4, B) == [[1, 2, 3]]
     assert not ops().query_spread_rows(q, B, 0.0, 0).any()
     assert not ops().query_spread_rows(q[:, :, :65], B, 1.0, 1).any()  # 2 blocks: no candidate
     empty = ops().query_spread_rows(q[:, :, :0], B, 0.5, 0)
@@ -88,7 +102,8 @@ def test_packed_rows_equal_each_sequence_alone(device):
         ]
         if min(_gap(s, frac, dense_last, n) for s, n in zip(seqs, ranked) if n) > 1e-4:
             break
-    packed = torch.cat(seqs, dim=2)  # [1, heads, total, D], as q.transpose(0, 1)[None]
+    # Packed [total, heads, D] as the ragged path holds q, viewed [1, heads, total, D].
+    packed = torch.cat(seqs, dim=2)[0].transpose(0, 1).contiguous().transpose(0, 1)[None]
     n_ranked = torch.tensor(ranked, dtype=torch.int32, device=device)
     width = 18
     dense = ops().query_spread_rows(

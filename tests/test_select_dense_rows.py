@@ -39,7 +39,9 @@ def test_select_blocks_dense_rows_match_reference(device, tq, tk, dense_last):
     for seed in range(3):
         g = torch.Generator().manual_seed(seed)
         scores = torch.rand(3, nq, nk, generator=g).to(device)
-        flags = (torch.rand(3, nq, generator=g) < 0.3).to(device)
+        # Flags as a column slice of a wider tensor on odd seeds (row stride > num_q_blocks).
+        wide = (torch.rand(3, nq + 5, generator=g) < 0.3).to(device)
+        flags = wide[:, :nq] if seed % 2 else wide[:, :nq].contiguous()
         for keep in (0.0, 0.3, 1.0):
             reuse_poisoned(3 * nq * nk * 4 * 2, device)
             index, count = ops().select_blocks(
@@ -56,6 +58,20 @@ def test_select_blocks_dense_rows_match_reference(device, tq, tk, dense_last):
         got = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last, none)
         base = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last)
         assert torch.equal(got[0], base[0]) and torch.equal(got[1], base[1])
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_many_rows_dense_rows_match_reference(device):
+    # 120 x 11 query-block rows: the CUDA kernel's warp-per-row launch (rows >= 2 x SMs), where
+    # the tests above run its CTA-per-row one.
+    scores = torch.rand(120, 11, 11, device=device)
+    flags = torch.rand(120, 11, device=device) < 0.3
+    index, count = ops().select_blocks(scores, 700, 700, B, 0.3, 70, 64, 1, 2, flags)
+    _, exp_index, exp_count = R.select_blocks(
+        scores.cpu(), 700, 700, B, 0.3, 70, 64, 1, 2, flags.cpu()
+    )
+    assert torch.equal(count.cpu(), exp_count) and torch.equal(index.cpu(), exp_index)
+    _assert_flagged_rows_dense(index.cpu(), count.cpu(), flags, [700] * 120, [700] * 120)
 
 
 @pytest.mark.parametrize("device", device_params())

@@ -12,11 +12,15 @@
 
 namespace sketchwalk {
 
-// Row r's token range [*start, *start + *len).
-inline void spread_row_tokens(const QuerySpreadParams& p, int64_t r, int64_t* start,
-                              int64_t* len) {
-  *start = p.cu_seqlens != nullptr ? p.cu_seqlens[r] : 0;
+// Row r's token range [*start, *start + *len) and the query blocks it ranks (<= width), as the
+// CUDA kernel bounds them.
+inline void spread_row_extent(const QuerySpreadParams& p, int64_t r, int64_t* start,
+                              int64_t* len, int64_t* ranked) {
+  *start = p.cu_seqlens != nullptr ? std::clamp<int64_t>(p.cu_seqlens[r], 0, p.tokens) : 0;
   *len = p.cu_seqlens != nullptr ? p.cu_seqlens[r + 1] - *start : p.tokens;
+  *len = std::clamp<int64_t>(*len, 0, p.tokens - *start);
+  *ranked = std::min<int64_t>((*len + p.block_size - 1) / p.block_size, p.width);
+  if (p.seq_q_blocks != nullptr) *ranked = std::clamp<int64_t>(p.seq_q_blocks[r], 0, *ranked);
 }
 
 // Element type E: float, or a type with a float conversion (c10::Half / BFloat16, or the
@@ -27,10 +31,10 @@ void compute_query_spread_rows(const QuerySpreadParams& p, ParallelFor&& paralle
   parallel_for(int64_t{0}, int64_t{p.rows} * width, int64_t{8}, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t r = task / width, i = task % width;
-      int64_t start, len;
-      spread_row_tokens(p, r, &start, &len);
+      int64_t start, len, ranked;
+      spread_row_extent(p, r, &start, &len, &ranked);
+      if (i >= ranked) continue;  // a block the choice never reads
       const int64_t t0 = i * b;
-      if (t0 >= len) continue;  // past the row's blocks: never read
       const int64_t n = std::min(b, len - t0);
       const E* base = static_cast<const E*>(p.q) +
                       (p.cu_seqlens != nullptr ? 0 : r) * p.q_batch_stride +
@@ -55,10 +59,8 @@ void compute_query_spread_rows(const QuerySpreadParams& p, ParallelFor&& paralle
   });
   parallel_for(int64_t{0}, int64_t{p.rows}, int64_t{1}, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      int64_t start, len;
-      spread_row_tokens(p, r, &start, &len);
-      int64_t ranked = std::min<int64_t>((len + b - 1) / b, width);
-      if (p.seq_q_blocks != nullptr) ranked = std::clamp<int64_t>(p.seq_q_blocks[r], 0, ranked);
+      int64_t start, len, ranked;
+      spread_row_extent(p, r, &start, &len, &ranked);
       const int want = spread_rows_wanted(p.frac, static_cast<int>(ranked));
       const int64_t lo = 1, hi = ranked - p.dense_last_q_blocks;  // candidates [lo, hi)
       const float* s = p.spread + r * width;

@@ -80,15 +80,15 @@ void select_blocks_cpu_rows(const SelectBlocksCpuArgs& a, Rule rule, ParallelFor
                                              static_cast<int>(r.num_keys), static_cast<int>(b));
       const int64_t q_lo = r.num_keys - r.num_queries + i * b;
       const int64_t window_lo = std::max<int64_t>(0, (q_lo - w + 1) >= 0 ? (q_lo - w + 1) / b : 0);
+      const bool dense_row =
+          i >= seq_q_blocks - a.dense_last_q_blocks ||
+          (a.dense_rows != nullptr && a.dense_rows[bb * a.dense_rows_stride + i]);
       cand.clear();
-      for (int64_t j = 0; j <= lim; ++j) {
+      for (int64_t j = 0; j <= lim && !dense_row; ++j) {  // a dense row needs no threshold
         if (j < sb || j >= lim - wb + 1) continue;
         cand.push_back(static_cast<double>(row[j]));
       }
       const double th = cpu::candidate_threshold(cand, q);  // NaN: the rule keeps nothing
-      const bool dense_row =
-          i >= seq_q_blocks - a.dense_last_q_blocks ||
-          (a.dense_rows != nullptr && a.dense_rows[bb * a.dense_rows_stride + i]);
       int* dst = a.block_index + task * nk;
       int count = 0;
       for (int64_t j = 0; j <= lim; ++j) {

@@ -34,10 +34,14 @@ SW_DEVICE float warp_sum(float x) {
   return x;
 }
 
-// Row r's first token and token count.
-SW_DEVICE void row_tokens(const QuerySpreadParams& p, int r, int* start, int* len) {
-  *start = p.cu_seqlens != nullptr ? __ldg(p.cu_seqlens + r) : 0;
+// Row r's first token, its token count (within q's tokens: cu_seqlens unchecked under
+// validate=false cannot make a read past q) and the query blocks it ranks (<= width).
+SW_DEVICE void row_extent(const QuerySpreadParams& p, int r, int* start, int* len, int* ranked) {
+  *start = p.cu_seqlens != nullptr ? min(max(__ldg(p.cu_seqlens + r), 0), p.tokens) : 0;
   *len = p.cu_seqlens != nullptr ? __ldg(p.cu_seqlens + r + 1) - *start : p.tokens;
+  *len = max(0, min(*len, p.tokens - *start));
+  *ranked = min(ceil_div(*len, p.block_size), p.width);
+  if (p.seq_q_blocks != nullptr) *ranked = max(0, min(__ldg(p.seq_q_blocks + r), *ranked));
 }
 
 template <typename T>
@@ -48,10 +52,11 @@ __global__ void __launch_bounds__(kSpreadWarps * 32)
   __shared__ float norm_part[kSpreadWarps];
   const int i = blockIdx.x, r = blockIdx.y;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int start, len;
-  row_tokens(p, r, &start, &len);
+  int start, len, ranked;
+  row_extent(p, r, &start, &len, &ranked);
+  if (i >= ranked) return;  // a block the choice never reads (CTA-uniform)
+  // i < ranked <= ceil(len / b): t0 < len <= tokens fits an int.
   const int t0 = i * p.block_size;
-  if (t0 >= len) return;  // past the row's blocks: the choice never reads it (CTA-uniform)
   const int n = min(p.block_size, len - t0);
   const T* base = static_cast<const T*>(p.q) +
                   (p.cu_seqlens != nullptr ? 0 : static_cast<int64_t>(r) * p.q_batch_stride) +
@@ -110,10 +115,8 @@ template <bool kStaged>
 __global__ void __launch_bounds__(kChoiceThreads) spread_choice_kernel(const QuerySpreadParams p) {
   extern __shared__ float staged_keys[];
   const int r = blockIdx.x;
-  int start, len;
-  row_tokens(p, r, &start, &len);
-  int ranked = min(ceil_div(len, p.block_size), p.width);
-  if (p.seq_q_blocks != nullptr) ranked = max(0, min(__ldg(p.seq_q_blocks + r), ranked));
+  int start, len, ranked;
+  row_extent(p, r, &start, &len, &ranked);
   const int want = spread_rows_wanted(p.frac, ranked);
   const int lo = 1, hi = ranked - p.dense_last_q_blocks;  // candidates [lo, hi)
   const float* spread = p.spread + static_cast<int64_t>(r) * p.width;

@@ -1,5 +1,5 @@
 // THE query-spread rule (docs/spec.md section 13), one definition for the CPU kernel
-// (csrc/cpu/query_spread_rows.h) and the CUDA one (csrc/cuda/query_spread_rows.cu). Torch-free.
+// (csrc/cpu/query_spread_rows_kernel.h) and the CUDA one (csrc/cuda/query_spread_rows.cu). Torch-free.
 //
 //   spread of a query block (its rows t, query heads h):
 //     mean_h  max(mean_t ||q_t||^2 - ||m_h||^2, 0) / ||m_h||^2   (+inf when ||m_h||^2 ~ 0)

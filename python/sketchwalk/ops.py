@@ -303,6 +303,10 @@ def _check_dense_rows(op: str, scores: torch.Tensor, dense_rows: torch.Tensor | 
             f"[rows={scores.shape[0]}, num_q_blocks={scores.shape[1]}]"
         ),
     )
+    torch._check(
+        dense_rows.shape[1] <= 1 or dense_rows.stride(1) == 1,
+        lambda: f"sketchwalk.{op}: argument 'dense_rows' must have a contiguous last dimension",
+    )
 
 
 @torch.library.register_fake("sketchwalk::select_blocks")
@@ -413,6 +417,13 @@ def _(
     _check_rank(op, "q", q, 4)
     _check_same_device(op, "q", q, cu_seqlens=cu_seqlens, seq_q_blocks=seq_q_blocks)
     if cu_seqlens is not None:
+        torch._check(
+            max_blocks >= 0,
+            lambda: (
+                f"sketchwalk.{op}: argument 'max_blocks' must be given (>= 0) with "
+                f"cu_seqlens, got {max_blocks}"
+            ),
+        )
         rows, width = cu_seqlens.shape[0] - 1, max_blocks
     else:
         rows, width = q.shape[0], -(-q.shape[2] // block_size) if max_blocks == -1 else max_blocks
