@@ -34,7 +34,7 @@ template <typename T>
 void check_select_blocks_args(const T& scores, int64_t num_queries, int64_t num_keys,
                               int64_t block_size, double keep_frac, int64_t window_tokens,
                               int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
-                              int64_t dense_last_q_blocks) {
+                              int64_t dense_last_q_blocks, const std::optional<T>& dense_rows) {
   using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_blocks";
   check_tensor(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]",
@@ -60,12 +60,13 @@ void check_select_blocks_args(const T& scores, int64_t num_queries, int64_t num_
                attend_sink_tokens);
   SW_CHECK_ARG(dense_last_q_blocks >= 0, op, "dense_last_q_blocks", "must be >= 0, got ",
                dense_last_q_blocks);
+  check_dense_rows(dense_rows, scores, op);
 }
 
 template <typename T>
 void check_select_blocks_varlen_args(const T& scores, const T& seq_args, int64_t block_size,
                                      double keep_frac, int64_t dense_last_q_blocks,
-                                     bool validate) {
+                                     bool validate, const std::optional<T>& dense_rows) {
   using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_blocks_varlen";
   check_tensor(scores, op, "scores", 3, "[rows, num_q_blocks, num_kv_blocks] (padded)",
@@ -82,6 +83,7 @@ void check_select_blocks_varlen_args(const T& scores, const T& seq_args, int64_t
   check_int32(dense_last_q_blocks, op, "dense_last_q_blocks", 0);
   SW_CHECK_ARG(keep_frac >= 0.0 && keep_frac <= 1.0, op, "keep_frac", "must lie in [0, 1], got ",
                keep_frac);
+  check_dense_rows(dense_rows, scores, op);
   if (!read_values(tensor_world{}, validate, scores) || seq_args.size(0) == 0) return;
   const std::vector<int32_t> a = host_int32(tensor_world{}, seq_args);  // row-major [rows, 5]
   for (int64_t r = 0; r < seq_args.size(0); ++r) {

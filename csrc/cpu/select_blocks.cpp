@@ -43,8 +43,8 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
     int64_t attend_sink_tokens, int64_t dense_last_q_blocks,
     const std::optional<at::Tensor>& dense_rows) {
   check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
-                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks);
-  check_dense_rows(dense_rows, scores, "select_blocks");
+                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks,
+                           dense_rows);
   const SeqRule rule{num_queries, num_keys, window_tokens, exclude_sink_tokens,
                      attend_sink_tokens};
   return select_rows(scores, block_size, keep_frac, dense_last_q_blocks, dense_rows,
@@ -56,8 +56,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cpu(
     int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows) {
   (void)validate;  // always validated on the CPU
   check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
-                                  true);
-  check_dense_rows(dense_rows, scores, "select_blocks_varlen");
+                                  true, dense_rows);
   const int* a = seq_args.data_ptr<int>();  // contiguous [rows, kSelectSeqArgs] (checked)
   const auto rule = [&](int64_t r) {
     const int* row = a + r * kSelectSeqArgs;

@@ -34,16 +34,6 @@ SW_DEVICE float warp_sum(float x) {
   return x;
 }
 
-// Row r's first token, its token count (within q's tokens: cu_seqlens unchecked under
-// validate=false cannot make a read past q) and the query blocks it ranks (<= width).
-SW_DEVICE void row_extent(const QuerySpreadParams& p, int r, int* start, int* len, int* ranked) {
-  *start = p.cu_seqlens != nullptr ? min(max(__ldg(p.cu_seqlens + r), 0), p.tokens) : 0;
-  *len = p.cu_seqlens != nullptr ? __ldg(p.cu_seqlens + r + 1) - *start : p.tokens;
-  *len = max(0, min(*len, p.tokens - *start));
-  *ranked = min(ceil_div(*len, p.block_size), p.width);
-  if (p.seq_q_blocks != nullptr) *ranked = max(0, min(__ldg(p.seq_q_blocks + r), *ranked));
-}
-
 template <typename T>
 __global__ void __launch_bounds__(kSpreadWarps * 32)
     query_spread_kernel(const QuerySpreadParams p) {
@@ -52,15 +42,14 @@ __global__ void __launch_bounds__(kSpreadWarps * 32)
   __shared__ float norm_part[kSpreadWarps];
   const int i = blockIdx.x, r = blockIdx.y;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int start, len, ranked;
-  row_extent(p, r, &start, &len, &ranked);
-  if (i >= ranked) return;  // a block the choice never reads (CTA-uniform)
+  const SpreadRowExtent row = spread_row_extent(p, r);
+  if (i >= row.ranked) return;  // a block the choice never reads (CTA-uniform)
   // i < ranked <= ceil(len / b): t0 < len <= tokens fits an int.
   const int t0 = i * p.block_size;
-  const int n = min(p.block_size, len - t0);
+  const int n = min(p.block_size, static_cast<int>(row.len) - t0);
   const T* base = static_cast<const T*>(p.q) +
                   (p.cu_seqlens != nullptr ? 0 : static_cast<int64_t>(r) * p.q_batch_stride) +
-                  static_cast<int64_t>(start + t0) * p.q_token_stride;
+                  (row.start + t0) * p.q_token_stride;
   float total = 0.f;  // thread 0's sum over heads
   for (int h = 0; h < p.heads; ++h) {
     const T* head = base + static_cast<int64_t>(h) * p.q_head_stride;
@@ -115,10 +104,9 @@ template <bool kStaged>
 __global__ void __launch_bounds__(kChoiceThreads) spread_choice_kernel(const QuerySpreadParams p) {
   extern __shared__ float staged_keys[];
   const int r = blockIdx.x;
-  int start, len, ranked;
-  row_extent(p, r, &start, &len, &ranked);
+  const int ranked = static_cast<int>(spread_row_extent(p, r).ranked);
   const int want = spread_rows_wanted(p.frac, ranked);
-  const int lo = 1, hi = ranked - p.dense_last_q_blocks;  // candidates [lo, hi)
+  const int lo = 1, hi = ranked - p.dense_last_q_blocks;  // the candidates staged
   const float* spread = p.spread + static_cast<int64_t>(r) * p.width;
   if constexpr (kStaged) {
     for (int j = lo + threadIdx.x; j < hi; j += kChoiceThreads) {
@@ -131,14 +119,7 @@ __global__ void __launch_bounds__(kChoiceThreads) spread_choice_kernel(const Que
   };
   bool* out = p.dense_rows + static_cast<int64_t>(r) * p.width;
   for (int i = threadIdx.x; i < p.width; i += kChoiceThreads) {
-    bool dense = false;
-    if (i >= lo && i < hi && want > 0) {
-      const float ki = key(i);
-      int rank = 0;
-      for (int j = lo; j < hi && rank < want; ++j) rank += spread_ranks_before(key(j), j, ki, i);
-      dense = rank < want;
-    }
-    out[i] = dense;
+    out[i] = spread_block_dense(key, i, ranked, p.dense_last_q_blocks, want);
   }
 }
 

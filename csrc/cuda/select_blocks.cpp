@@ -41,8 +41,8 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
     const std::optional<at::Tensor>& dense_rows) {
   check_cuda(scores, "select_blocks", "scores");
   check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
-                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks);
-  check_dense_rows(dense_rows, scores, "select_blocks");
+                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks,
+                           dense_rows);
   return select("select_blocks", scores, block_size, keep_frac, dense_last_q_blocks, dense_rows,
                 select_blocks_rule(num_queries, num_keys, window_tokens, exclude_sink_tokens,
                                    attend_sink_tokens));
@@ -53,8 +53,7 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cuda(
     int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows) {
   check_cuda(scores, "select_blocks_varlen", "scores");
   check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
-                                  validate);
-  check_dense_rows(dense_rows, scores, "select_blocks_varlen");
+                                  validate, dense_rows);
   return select("select_blocks_varlen", scores, block_size, keep_frac, dense_last_q_blocks,
                 dense_rows,
                 select_blocks_varlen_rule(seq_args.data_ptr<int>()));

@@ -48,8 +48,8 @@ std::tuple<Tensor, Tensor> select_blocks_cpu(Tensor scores, int64_t num_queries,
                                              int64_t dense_last_q_blocks,
                                              std::optional<Tensor> dense_rows) {
   check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
-                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks);
-  check_dense_rows(dense_rows, scores, "select_blocks");
+                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks,
+                           dense_rows);
   const SeqRule rule{num_queries, num_keys, window_tokens, exclude_sink_tokens,
                      attend_sink_tokens};
   return select_rows(scores, block_size, keep_frac, dense_last_q_blocks, dense_rows,
@@ -62,8 +62,7 @@ std::tuple<Tensor, Tensor> select_blocks_varlen_cpu(Tensor scores, Tensor seq_ar
                                                     std::optional<Tensor> dense_rows) {
   (void)validate;  // always validated on the CPU
   check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
-                                  true);
-  check_dense_rows(dense_rows, scores, "select_blocks_varlen");
+                                  true, dense_rows);
   const int* a = seq_args.const_data_ptr<int>();  // contiguous [rows, kSelectSeqArgs] (checked)
   const auto rule = [&](int64_t r) {
     const int* row = a + r * kSelectSeqArgs;

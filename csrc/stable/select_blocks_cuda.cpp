@@ -48,8 +48,8 @@ std::tuple<Tensor, Tensor> select_blocks_cuda(Tensor scores, int64_t num_queries
                                               std::optional<Tensor> dense_rows) {
   check_cuda(scores, "select_blocks", "scores");
   check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
-                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks);
-  check_dense_rows(dense_rows, scores, "select_blocks");
+                           exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks,
+                           dense_rows);
   return select("select_blocks", scores, block_size, keep_frac, dense_last_q_blocks, dense_rows,
                 select_blocks_rule(num_queries, num_keys, window_tokens, exclude_sink_tokens,
                                    attend_sink_tokens));
@@ -61,8 +61,7 @@ std::tuple<Tensor, Tensor> select_blocks_varlen_cuda(Tensor scores, Tensor seq_a
                                                      std::optional<Tensor> dense_rows) {
   check_cuda(scores, "select_blocks_varlen", "scores");
   check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
-                                  validate);
-  check_dense_rows(dense_rows, scores, "select_blocks_varlen");
+                                  validate, dense_rows);
   return select("select_blocks_varlen", scores, block_size, keep_frac, dense_last_q_blocks,
                 dense_rows,
                 select_blocks_varlen_rule(seq_args.const_data_ptr<int>()));

@@ -11,8 +11,10 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "sketchwalk/common.h"
+#include "sketchwalk/params.h"
 
 namespace sketchwalk {
 
@@ -49,6 +51,42 @@ SW_HOST_DEVICE float spread_rank_key(float spread) {
 // Whether block a (key ka) ranks before block b (key kb): larger first, then the lower id.
 SW_HOST_DEVICE bool spread_ranks_before(float ka, int a, float kb, int b) {
   return ka > kb || (ka == kb && a < b);
+}
+
+// Row r of a query_spread_rows call: its first token, its token count (within q's tokens, so
+// unchecked cu_seqlens cannot make a read past q) and the query blocks it ranks (<= width).
+struct SpreadRowExtent {
+  int64_t start, len, ranked;
+};
+
+SW_HOST_DEVICE SpreadRowExtent spread_row_extent(const QuerySpreadParams& p, int64_t r) {
+  SpreadRowExtent e{0, p.tokens, 0};
+  if (p.cu_seqlens != nullptr) {
+    e.start = p.cu_seqlens[r] < 0 ? 0 : (p.cu_seqlens[r] > p.tokens ? p.tokens : p.cu_seqlens[r]);
+    e.len = p.cu_seqlens[r + 1] - e.start;
+    e.len = e.len < 0 ? 0 : (e.len > p.tokens - e.start ? p.tokens - e.start : e.len);
+  }
+  e.ranked = (e.len + p.block_size - 1) / p.block_size;
+  if (e.ranked > p.width) e.ranked = p.width;
+  if (p.seq_q_blocks != nullptr) {
+    const int64_t n = p.seq_q_blocks[r];
+    e.ranked = n < 0 ? 0 : (n < e.ranked ? n : e.ranked);
+  }
+  return e;
+}
+
+// Whether block i of a row ranking `ranked` blocks is dense: a candidate (1 .. ranked -
+// dense_last_q_blocks - 1) with fewer than `want` candidates ranking before it. key(j): block
+// j's spread_rank_key; the count stops at `want`.
+template <typename Key>
+SW_HOST_DEVICE bool spread_block_dense(const Key& key, int i, int ranked, int dense_last_q_blocks,
+                                       int want) {
+  const int lo = 1, hi = ranked - dense_last_q_blocks;  // candidates [lo, hi)
+  if (i < lo || i >= hi || want <= 0) return false;
+  const float ki = key(i);
+  int rank = 0;
+  for (int j = lo; j < hi && rank < want; ++j) rank += spread_ranks_before(key(j), j, ki, i);
+  return rank < want;
 }
 
 }  // namespace sketchwalk

@@ -395,7 +395,8 @@ def query_spread_rows(
     of its own). Row r keeps round(frac * n) of its n ranked blocks dense, those of largest
     spread among blocks 1 .. n - dense_last_q_blocks - 1. Returns bool [rows, width]. No host
     synchronization with ``validate=False`` (the values of cu_seqlens and seq_q_blocks are then
-    trusted). Equivalent to ``reference.dense_spread_rows(...)``.
+    not checked, only clamped to q's tokens and each row's blocks). Equivalent to
+    ``reference.dense_spread_rows(...)``.
     """
     return _ops.query_spread_rows(
         q, block_size, frac, dense_last_q_blocks, cu_seqlens, max_blocks, seq_q_blocks, validate

@@ -272,13 +272,14 @@ class StepPlan:
 
     def selection_args(
         self,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """The batched selection's per-sequence arguments on the device (ragged.py):
         (num_kv_blocks int32 [num_seqs]; seq_args int32 [num_seqs, 5], ops.select_blocks_varlen's
         (num_queries, num_keys, window_tokens, exclude_sink_tokens, attend_sink_tokens) from each
         sequence's prefill SelectionArgs; walked bool [num_seqs], True for a prefill, or None when
         every sequence is one; selected int32 [num_seqs], 1 for a prefill or chunk, or None when
-        none decodes). Made once, with the plan."""
+        none decodes; prefill_q_blocks int32 [num_seqs], a prefill's query blocks and 0 for a
+        chunk or decode, ops.query_spread_rows' seq_q_blocks). Made once, with the plan."""
         if self._selection is None:
             b = self.config.block_size
             args = [
@@ -293,7 +294,11 @@ class StepPlan:
             ]
             phases = self.phases()
             host = torch.tensor(
-                [[-(-s.num_keys // b)] + a for s, a in zip(self.sequences, args)], dtype=torch.int32
+                [
+                    [-(-s.num_keys // b), *a, -(-s.num_queries // b) if s.phase == "prefill" else 0]
+                    for s, a in zip(self.sequences, args)
+                ],
+                dtype=torch.int32,
             )
             dev = _to_device(host, self.device)
             walked = None
@@ -304,7 +309,13 @@ class StepPlan:
                 selected = _to_device(
                     torch.tensor([p != "decode" for p in phases], dtype=torch.int32), self.device
                 )
-            self._selection = (dev[:, 0].contiguous(), dev[:, 1:].contiguous(), walked, selected)
+            self._selection = (
+                dev[:, 0].contiguous(),
+                dev[:, 1:6].contiguous(),
+                walked,
+                selected,
+                dev[:, 6].contiguous(),
+            )
         return self._selection
 
     def empty_index(self, heads: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

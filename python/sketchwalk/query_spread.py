@@ -37,11 +37,7 @@ def dense_varlen_rows(q: torch.Tensor, plan) -> torch.Tensor:
     D]: each prefill sequence's own blocks; chunks and decodes keep none (a chunk's rows have a
     cached prefix: section 10's rule stands)."""
     cfg = plan.config
-    # Each row's ranked block count from the plan's device arguments (no copy from the host in
-    # the step): a prefill has as many queries as keys, the others rank none.
-    _, seq_args, _, _ = plan.selection_args()
-    num_queries, num_keys = seq_args[:, 0], seq_args[:, 1]
-    ranked = torch.where(num_queries == num_keys, -(-num_queries // cfg.block_size), 0)
+    prefill_q_blocks = plan.selection_args()[4]  # made with the plan: no host copy in the step
     return ops.query_spread_rows(
         q.transpose(0, 1)[None],
         cfg.block_size,
@@ -49,6 +45,6 @@ def dense_varlen_rows(q: torch.Tensor, plan) -> torch.Tensor:
         cfg.dense_last_q_blocks,
         plan.cu_seqlens_q,
         plan.num_q_blocks,
-        ranked.to(torch.int32),
+        prefill_q_blocks,
         validate=False,
     )

@@ -234,7 +234,7 @@ def select_varlen_blocks(
     cfg = plan.config
     b, n = cfg.block_size, plan.num_kv_blocks
     num_seqs, num_q_heads, num_kv_heads = plan.num_seqs, q.shape[1], k.shape[1]
-    num_kv_blocks, seq_args, walked, selected = plan.selection_args()
+    num_kv_blocks, seq_args, walked, selected, _ = plan.selection_args()
     signs, coords, c = _sketch_setup(state, q.shape[2], q.device)
     # Query blocks padded to N too: A is square for the walk (a prefill has Tq = Tk).
     q_blocks = ops.hadamard_sketch_varlen(q, signs, coords, b, plan.cu_seqlens_q, n, False)
