@@ -19,15 +19,17 @@ inline constexpr const char* kOpSchemas[] = {
   // Damped walk: state = (1-damping)*base + damping*state@transition, `degree` times.
   "walk_blocks(Tensor base, Tensor transition, Tensor? init, int degree, float damping) -> Tensor",
   // Quantile top-k + sink/window/dense-row rules -> (block_index [B,1,Nq,Nk] int32, num_selected [B,1,Nq] int32).
-  // dense_rows [B,Nq] bool (optional): flagged query blocks keep every causal block.
+  // dense_rows [B,Nq] bool (optional): flagged query blocks keep every causal block; with
+  // dense_rows_in_budget their sequence's other rows keep less to pay for them.
   "select_blocks(Tensor scores, int num_queries, int num_keys, int block_size, float keep_frac, "
       "int window_tokens, int exclude_sink_tokens, int attend_sink_tokens, int dense_last_q_blocks, "
-      "Tensor? dense_rows=None) -> (Tensor block_index, Tensor num_selected)",
+      "Tensor? dense_rows=None, bool dense_rows_in_budget=False) "
+      "-> (Tensor block_index, Tensor num_selected)",
   // The same over padded scores of a ragged batch; seq_args [B,5] int32 holds each row's
   // (num_queries, num_keys, window_tokens, exclude_sink_tokens, attend_sink_tokens).
   "select_blocks_varlen(Tensor scores, Tensor seq_args, int block_size, float keep_frac, "
-      "int dense_last_q_blocks, bool validate=True, Tensor? dense_rows=None) "
-      "-> (Tensor block_index, Tensor num_selected)",
+      "int dense_last_q_blocks, bool validate=True, Tensor? dense_rows=None, "
+      "bool dense_rows_in_budget=False) -> (Tensor block_index, Tensor num_selected)",
   // Per sequence row, its query blocks of largest query spread (docs/spec.md section 13) as
   // dense_rows flags for select_blocks: q [B,H,T,D], or packed (B = 1) rows by cu_seqlens.
   "query_spread_rows(Tensor q, int block_size, float frac, int dense_last_q_blocks, "

@@ -26,10 +26,11 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cpu(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
     double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
     int64_t attend_sink_tokens, int64_t dense_last_q_blocks,
-    const std::optional<at::Tensor>& dense_rows);
+    const std::optional<at::Tensor>& dense_rows, bool dense_rows_in_budget);
 std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cpu(
     const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
-    int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows);
+    int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows,
+    bool dense_rows_in_budget);
 at::Tensor query_spread_rows_cpu(const at::Tensor& q, int64_t block_size, double frac,
                                  int64_t dense_last_q_blocks,
                                  const std::optional<at::Tensor>& cu_seqlens, int64_t max_blocks,
@@ -86,10 +87,11 @@ std::tuple<at::Tensor, at::Tensor> select_blocks_cuda(
     const at::Tensor& scores, int64_t num_queries, int64_t num_keys, int64_t block_size,
     double keep_frac, int64_t window_tokens, int64_t exclude_sink_tokens,
     int64_t attend_sink_tokens, int64_t dense_last_q_blocks,
-    const std::optional<at::Tensor>& dense_rows);
+    const std::optional<at::Tensor>& dense_rows, bool dense_rows_in_budget);
 std::tuple<at::Tensor, at::Tensor> select_blocks_varlen_cuda(
     const at::Tensor& scores, const at::Tensor& seq_args, int64_t block_size, double keep_frac,
-    int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows);
+    int64_t dense_last_q_blocks, bool validate, const std::optional<at::Tensor>& dense_rows,
+    bool dense_rows_in_budget);
 at::Tensor query_spread_rows_cuda(const at::Tensor& q, int64_t block_size, double frac,
                                   int64_t dense_last_q_blocks,
                                   const std::optional<at::Tensor>& cu_seqlens, int64_t max_blocks,

@@ -196,10 +196,21 @@ METHODS = {
     # ... and, without knowing the needles, the package's dense rows by query spread
     # (docs/spec.md section 13): 3/32 of each layer's query blocks (12 at 8K), on top of the
     # defaults (+~5 points of density) and at the defaults' density (kblocks_frac 0.29 -> 0.236).
-    "default_spread": Method("default_spread", {"dense_spread_q_frac": SPREAD_FRAC}),
-    "spread_eq": Method(
-        "spread_eq", {"dense_spread_q_frac": SPREAD_FRAC, "kblocks_frac": SPREAD_EQ_KBLOCKS}
+    # (Both add the rows' blocks to the density, as before dense_spread_in_budget existed.)
+    "default_spread": Method(
+        "default_spread", {"dense_spread_q_frac": SPREAD_FRAC, "dense_spread_in_budget": False}
     ),
+    "spread_eq": Method(
+        "spread_eq",
+        {
+            "dense_spread_q_frac": SPREAD_FRAC,
+            "kblocks_frac": SPREAD_EQ_KBLOCKS,
+            "dense_spread_in_budget": False,
+        },
+    ),
+    # ... and in the defaults' own budget: the other rows of each sequence pay for the spread
+    # rows (dense_spread_in_budget, the default), at the default kblocks_frac.
+    "spread_budget": Method("spread_budget", {"dense_spread_q_frac": SPREAD_FRAC}),
     # The defaults with kblocks_frac raised to default_spread's density: the same budget spread
     # over every row.
     "default_kb345": Method("default_kb345", {"kblocks_frac": 0.345}),

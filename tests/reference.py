@@ -160,22 +160,55 @@ def walk_blocks(base, transition, init, degree: int, damping: float) -> torch.Te
 def _row_thresholds(
     s64, num_queries, num_keys, block_size, keep_frac, window_tokens, exclude_sink_tokens
 ):
-    """th [batch, Nq] float64: the (1 - keep_frac) linear quantile of each row's candidates
+    """th [batch, Nq] float64: the (1 - keep) linear quantile of each row's candidates
     C = [sb, lim - wb] (a contiguous range once the sink and window blocks are removed);
-    NaN when C is empty."""
+    NaN when C is empty. keep_frac: a float, or one per batch row (a sequence of floats)."""
     batch, nq, nk = s64.shape
     b = block_size
     wb = max(1, ceil_div(window_tokens, b))
     sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
+    keeps = [keep_frac] * batch if isinstance(keep_frac, float | int) else list(keep_frac)
     th = torch.full((batch, nq), float("nan"), dtype=F64, device=s64.device)
     for i in range(nq):
         lim = causal_limit(i, num_queries, num_keys, b)
         lo, hi = sb, lim - wb  # inclusive
         if hi >= lo:
-            th[:, i] = torch.quantile(
-                s64[:, i, lo : hi + 1], 1.0 - keep_frac, dim=-1, interpolation="linear"
-            )
+            for r, keep in enumerate(keeps):
+                th[r, i] = torch.quantile(
+                    s64[r, i, lo : hi + 1], 1.0 - keep, dim=-1, interpolation="linear"
+                )
     return th
+
+
+def budgeted_keep_frac(
+    keep_frac,
+    flags,
+    num_queries,
+    num_keys,
+    block_size,
+    window_tokens,
+    exclude_sink_tokens,
+    dense_last_q_blocks,
+) -> float:
+    """docs/spec.md section 13 (select_blocks' dense_rows_in_budget): the keep fraction of one
+    sequence's unflagged rows when its flagged rows (flags: bools over its query blocks) pay for
+    their extra blocks: over rows i < Nq - dense_last_q_blocks with C_i = |[sb, lim_i - wb]|
+    candidates, F = sum of the flagged C_i, U = of the others,
+    keep' = max(0, keep - (1 - keep) * (F / U)); keep when F or U is 0."""
+    b = block_size
+    nq, nk = ceil_div(num_queries, b), ceil_div(num_keys, b)
+    wb = max(1, ceil_div(window_tokens, b))
+    sb = min(nk, max(1, ceil_div(exclude_sink_tokens, b)))
+    flagged = unflagged = 0
+    for i in range(nq - dense_last_q_blocks):
+        c = max(0, causal_limit(i, num_queries, num_keys, b) - wb - sb + 1)
+        if bool(flags[i]):
+            flagged += c
+        else:
+            unflagged += c
+    if flagged == 0 or unflagged == 0:
+        return keep_frac
+    return max(0.0, keep_frac - (1.0 - keep_frac) * (flagged / unflagged))
 
 
 def _causal_block_mask(num_q_blocks, num_kv_blocks, num_queries, num_keys, block_size, device):
@@ -197,6 +230,7 @@ def select_blocks(
     attend_sink_tokens: int,
     dense_last_q_blocks: int,
     dense_rows=None,
+    dense_rows_in_budget: bool = False,
 ):
     """scores [batch, num_q_blocks, num_kv_blocks] (float32 in the op) -> (keep bool
     [batch, Nq, Nk], block_index int32 [batch, 1, Nq, Nk], num_selected int32 [batch, 1, Nq]).
@@ -209,6 +243,7 @@ def select_blocks(
       + j < ceil(attend_sink/b) (causal) + window blocks floor(max(0, q_lo-w+1)/b) .. lim
       + every causal block when i >= Nq - dense_last_q_blocks or dense_rows[batch, i]
         (dense_rows: bool [batch, Nq], optional).
+    With dense_rows_in_budget each batch row's keep_frac is budgeted_keep_frac of its flags.
     Padding of block_index is -1; kept ids strictly increasing."""
     b = block_size
     w = window_tokens
@@ -216,7 +251,22 @@ def select_blocks(
     batch, nq, nk = s64.shape
     dev = scores.device
     causal, lims = _causal_block_mask(nq, nk, num_queries, num_keys, b, dev)
-    th = _row_thresholds(s64, num_queries, num_keys, b, keep_frac, w, exclude_sink_tokens)
+    keeps = keep_frac
+    if dense_rows is not None and dense_rows_in_budget:
+        keeps = [
+            budgeted_keep_frac(
+                keep_frac,
+                dense_rows[r].tolist(),
+                num_queries,
+                num_keys,
+                b,
+                w,
+                exclude_sink_tokens,
+                dense_last_q_blocks,
+            )
+            for r in range(batch)
+        ]
+    th = _row_thresholds(s64, num_queries, num_keys, b, keeps, w, exclude_sink_tokens)
     keep = (s64 > th[..., None]) & causal  # NaN threshold compares False
     j = torch.arange(nk, device=dev)
     sink = j[None, :] < ceil_div(attend_sink_tokens, b)
@@ -232,14 +282,20 @@ def select_blocks(
 
 
 def select_blocks_varlen(
-    scores, seq_args, block_size: int, keep_frac: float, dense_last_q_blocks: int, dense_rows=None
+    scores,
+    seq_args,
+    block_size: int,
+    keep_frac: float,
+    dense_last_q_blocks: int,
+    dense_rows=None,
+    dense_rows_in_budget: bool = False,
 ):
     """scores [rows, Nq, Nk] padded, seq_args [rows, 5] = (num_queries, num_keys, window_tokens,
     exclude_sink_tokens, attend_sink_tokens) per row -> (block_index int32 [rows, 1, Nq, Nk],
     num_selected int32 [rows, 1, Nq]): row r's first ceil(nq / b) query blocks are
     select_blocks of scores[r, :ceil(nq / b), :ceil(nk / b)] with its own arguments (and
-    dense_rows[r, :ceil(nq / b)], bool [rows, Nq] optional); its other query blocks select
-    nothing."""
+    dense_rows[r, :ceil(nq / b)], bool [rows, Nq] optional, and dense_rows_in_budget); its
+    other query blocks select nothing."""
     rows, nq_max, nk_max = scores.shape
     index = torch.full((rows, 1, nq_max, nk_max), -1, dtype=torch.int32, device=scores.device)
     count = torch.zeros((rows, 1, nq_max), dtype=torch.int32, device=scores.device)
@@ -257,6 +313,7 @@ def select_blocks_varlen(
             attend,
             dense_last_q_blocks,
             None if dense_rows is None else dense_rows[r : r + 1, :nq],
+            dense_rows_in_budget,
         )
         index[r, :, :nq, :nk] = idx[0]
         count[r, :, :nq] = cnt[0]
@@ -634,26 +691,24 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
     init = walk_prev if walk_prev is not None and walk_prev.shape == a.shape else None
     w_mat = walk_blocks(a, a, init, _cfg(config, "degree", 3), _cfg(config, "damping", 0.25))
     w = window_tokens(config, tk)
-    keep, idx, cnt = select_blocks(
-        w_mat.float(),
-        tq,
-        tk,
-        b,
-        _cfg(config, "kblocks_frac", 0.125),
-        w,
-        sink_tokens(config, tk),
-        w,
-        _cfg(config, "dense_last_q_blocks", 4),
-    )
+    dense_last = _cfg(config, "dense_last_q_blocks", 4)
     spread_frac = _cfg(config, "dense_spread_q_frac", 0.0)
-    if spread_frac > 0:  # section 13
-        keep = keep.clone()
-        for row, blocks in enumerate(
-            dense_spread_rows(q, spread_frac, _cfg(config, "dense_last_q_blocks", 4), b)
-        ):
-            for i in blocks:
-                keep[row, i, : i + 1] = True
-        idx, cnt = mask_to_block_index(keep)
+    flags = None
+    if spread_frac > 0:  # section 13: each row's spread blocks keep every causal block
+        flags = torch.zeros(q.shape[0], ceil_div(tq, b), dtype=torch.bool)
+        for row, blocks in enumerate(dense_spread_rows(q, spread_frac, dense_last, b)):
+            flags[row, blocks] = True
+    kblocks = _cfg(config, "kblocks_frac", 0.125)
+    in_budget = _cfg(config, "dense_spread_in_budget", True)
+    sink = sink_tokens(config, tk)
+    keep, idx, cnt = select_blocks(
+        w_mat.float(), tq, tk, b, kblocks, w, sink, w, dense_last, flags, in_budget
+    )
+    keep_fracs = [kblocks] * q.shape[0]  # each batch row's quantile keep fraction
+    if flags is not None and in_budget:
+        keep_fracs = [
+            budgeted_keep_frac(kblocks, f.tolist(), tq, tk, b, w, sink, dense_last) for f in flags
+        ]
     out, lse = sparse_attention(q, k, v, idx, cnt, block_size=b)
     wq = _cfg(config, "query_window", 32)
     window = hadamard_sketch(q[:, :, -wq:], signs, coords, 1)
@@ -663,6 +718,7 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
         A=a,
         W=w_mat,
         keep=keep,
+        keep_fracs=keep_fracs,
         block_index=idx,
         num_selected=cnt,
         window=window,

@@ -1,8 +1,10 @@
 """select_blocks' and select_blocks_varlen's dense_rows flags (docs/ops.md op 4): a flagged query
-block keeps every causal key block, the other rows their usual rule. Against the float64
+block keeps every causal key block, the other rows their usual rule, or with dense_rows_in_budget
+a keep fraction lowered to pay for the flagged rows (docs/spec.md section 13). Against the float64
 reference on fresh scores and flags, at odd sizes, with poisoned outputs; the flagged rows also
-against their definition directly (every causal block, ascending, -1 after); bad flags are
-refused by name; on CUDA without a host sync and in a CUDA graph."""
+against their definition directly (every causal block, ascending, -1 after), the budget against
+its aim (about as many kept candidates as without flags); bad flags are refused by name; on CUDA
+without a host sync and in a CUDA graph."""
 
 import pytest
 import torch
@@ -34,7 +36,8 @@ def _assert_flagged_rows_dense(index, count, flags, num_queries, num_keys):
 @pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("tq,tk", [(1, 1), (63, 63), (65, 65), (700, 700), (130, 900), (1, 65)])
 @pytest.mark.parametrize("dense_last", [0, 2])
-def test_select_blocks_dense_rows_match_reference(device, tq, tk, dense_last):
+@pytest.mark.parametrize("in_budget", [False, True])
+def test_select_blocks_dense_rows_match_reference(device, tq, tk, dense_last, in_budget):
     nq, nk = R.ceil_div(tq, B), R.ceil_div(tk, B)
     for seed in range(3):
         g = torch.Generator().manual_seed(seed)
@@ -45,37 +48,39 @@ def test_select_blocks_dense_rows_match_reference(device, tq, tk, dense_last):
         for keep in (0.0, 0.3, 1.0):
             reuse_poisoned(3 * nq * nk * 4 * 2, device)
             index, count = ops().select_blocks(
-                scores, tq, tk, B, keep, 70, 64, 1, dense_last, flags
+                scores, tq, tk, B, keep, 70, 64, 1, dense_last, flags, in_budget
             )
             _, exp_index, exp_count = R.select_blocks(
-                scores.cpu(), tq, tk, B, keep, 70, 64, 1, dense_last, flags.cpu()
+                scores.cpu(), tq, tk, B, keep, 70, 64, 1, dense_last, flags.cpu(), in_budget
             )
             assert torch.equal(count.cpu(), exp_count), (seed, keep)
             assert torch.equal(index.cpu(), exp_index), (seed, keep)
             _assert_flagged_rows_dense(index.cpu(), count.cpu(), flags, [tq] * 3, [tk] * 3)
         # No flag set: the op without dense_rows, bitwise.
         none = torch.zeros_like(flags)
-        got = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last, none)
+        got = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last, none, in_budget)
         base = ops().select_blocks(scores, tq, tk, B, 0.3, 70, 64, 1, dense_last)
         assert torch.equal(got[0], base[0]) and torch.equal(got[1], base[1])
 
 
 @pytest.mark.parametrize("device", device_params())
-def test_many_rows_dense_rows_match_reference(device):
+@pytest.mark.parametrize("in_budget", [False, True])
+def test_many_rows_dense_rows_match_reference(device, in_budget):
     # 120 x 11 query-block rows: the CUDA kernel's warp-per-row launch (rows >= 2 x SMs), where
     # the tests above run its CTA-per-row one.
     scores = torch.rand(120, 11, 11, device=device)
     flags = torch.rand(120, 11, device=device) < 0.3
-    index, count = ops().select_blocks(scores, 700, 700, B, 0.3, 70, 64, 1, 2, flags)
+    index, count = ops().select_blocks(scores, 700, 700, B, 0.3, 70, 64, 1, 2, flags, in_budget)
     _, exp_index, exp_count = R.select_blocks(
-        scores.cpu(), 700, 700, B, 0.3, 70, 64, 1, 2, flags.cpu()
+        scores.cpu(), 700, 700, B, 0.3, 70, 64, 1, 2, flags.cpu(), in_budget
     )
     assert torch.equal(count.cpu(), exp_count) and torch.equal(index.cpu(), exp_index)
     _assert_flagged_rows_dense(index.cpu(), count.cpu(), flags, [700] * 120, [700] * 120)
 
 
 @pytest.mark.parametrize("device", device_params())
-def test_select_blocks_varlen_dense_rows_match_reference(device):
+@pytest.mark.parametrize("in_budget", [False, True])
+def test_select_blocks_varlen_dense_rows_match_reference(device, in_budget):
     # A prefill, a chunk, a single block, a 1-token sequence; flags also past each sequence's
     # query blocks (those rows must still select nothing).
     lens_q, lens_k = [700, 130, 63, 1], [700, 900, 63, 65]
@@ -88,9 +93,11 @@ def test_select_blocks_varlen_dense_rows_match_reference(device):
         flags = (torch.rand(len(lens_q), nq, generator=g) < 0.4).to(device)
         for keep in (0.0, 0.3):
             reuse_poisoned(len(lens_q) * nq * nk * 4 * 2, device)
-            index, count = ops().select_blocks_varlen(scores, args, B, keep, 1, True, flags)
+            index, count = ops().select_blocks_varlen(
+                scores, args, B, keep, 1, True, flags, in_budget
+            )
             exp_index, exp_count = R.select_blocks_varlen(
-                scores.cpu(), args.cpu(), B, keep, 1, flags.cpu()
+                scores.cpu(), args.cpu(), B, keep, 1, flags.cpu(), in_budget
             )
             assert torch.equal(count.cpu(), exp_count), (seed, keep)
             assert torch.equal(index.cpu(), exp_index), (seed, keep)
@@ -123,8 +130,44 @@ def test_dense_rows_errors_name_the_argument(device):
         assert_raises_naming(lambda: varlen(flags), "dense_rows")
 
 
+@pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("tokens", [2000, 8192])
+def test_dense_rows_in_budget_keeps_the_candidate_count(device, tokens):
+    # The budget's aim, on the op itself: with 3/32 of the rows flagged, the kept candidate blocks
+    # (outside window, sink and the flagged and trailing dense rows) plus the flagged rows'
+    # candidates stay within a block a row of the unflagged count; without the budget they grow by
+    # the flagged rows' (1 - keep) share. Also the float64 reference, row for row.
+    nq = R.ceil_div(tokens, B)
+    g = torch.Generator().manual_seed(tokens)
+    scores = torch.rand(2, nq, nq, generator=g).to(device)
+    flags = torch.zeros(2, nq, dtype=torch.bool)
+    flags[0, torch.randperm(nq - 5, generator=g)[: round(3 / 32 * nq)] + 1] = True  # anywhere
+    flags[1, nq - 4 - round(3 / 32 * nq) : nq - 4] = True  # the longest rows
+    flags = flags.to(device)
+    w, dense_last, keep = 64, 4, 0.29
+    args = (scores, tokens, tokens, B, keep, w, w, w, dense_last)
+
+    def candidates_kept(count):
+        # Per row: kept - window block(s) - sink block (w = 64: one each, two from row 1 on).
+        rows = count[:, 0, : nq - dense_last].long().cpu()
+        fixed = torch.tensor([1] + [2] * (nq - dense_last - 1))
+        return (rows - fixed).sum(dim=1)
+
+    plain = candidates_kept(ops().select_blocks(*args)[1])
+    added = candidates_kept(ops().select_blocks(*args, flags)[1])
+    budget = candidates_kept(ops().select_blocks(*args, flags, True)[1])
+    _, _, exp = R.select_blocks(
+        *[a.cpu() if torch.is_tensor(a) else a for a in args], flags.cpu(), True
+    )
+    assert torch.equal(candidates_kept(exp), budget)
+    for r in range(2):
+        assert added[r] > plain[r] + 0.5 * (1 - keep) * round(3 / 32 * nq) * nq / 4
+        assert abs(int(budget[r]) - int(plain[r])) <= nq, (r, budget, plain)
+
+
 @pytest.mark.gpu
-def test_select_blocks_varlen_dense_rows_no_sync_and_graph():
+@pytest.mark.parametrize("in_budget", [False, True])
+def test_select_blocks_varlen_dense_rows_no_sync_and_graph(in_budget):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     dev, lens = "cuda", (300, 64, 1000)
@@ -134,12 +177,14 @@ def test_select_blocks_varlen_dense_rows_no_sync_and_graph():
     args = seq_args(lens, lens, [64] * 3, [64] * 3, [64] * 3, dev)
 
     def step():
-        return ops().select_blocks_varlen(scores, args, B, 0.3, 1, False, flags)
+        return ops().select_blocks_varlen(scores, args, B, 0.3, 1, False, flags, in_budget)
 
     run_without_sync(step)
     graph, (index, count) = capture_graph(step)
     scores.copy_(torch.rand_like(scores))
     flags.copy_(torch.rand(flags.shape, device=dev) < 0.3)
     graph.replay()
-    exp_index, exp_count = R.select_blocks_varlen(scores.cpu(), args.cpu(), B, 0.3, 1, flags.cpu())
+    exp_index, exp_count = R.select_blocks_varlen(
+        scores.cpu(), args.cpu(), B, 0.3, 1, flags.cpu(), in_budget
+    )
     assert torch.equal(index.cpu(), exp_index) and torch.equal(count.cpu(), exp_count)

@@ -34,13 +34,17 @@ from sketchwalk.density import prefill_density
 LAYER = 2  # the first sparse layer under the default dense_layers=2
 # (label, SketchWalkConfig knobs): the default ranking, its walk from bfloat16 halves
 # (walk_matmul "bf16x3"), with 3/32 of the query blocks dense by query spread (docs/spec.md
-# section 13: the spread's cost in the selection, the dense rows' in the layer) alone and at
-# the defaults' density, and the sampled rows at 1, 2 and 4 rows.
+# section 13: the spread's cost in the selection, the dense rows' in the layer) paid for by the
+# other rows (dense_spread_in_budget) and by a lower kblocks_frac set by hand, and the sampled
+# rows at 1, 2 and 4 rows.
 SCORERS = (
     ("sketch_walk", {}),
     ("sketch_walk, walk bf16x3", {"walk_matmul": "bf16x3"}),
-    ("sketch_walk, spread rows", {"dense_spread_q_frac": 3 / 32}),
-    ("sketch_walk, spread rows eq", {"dense_spread_q_frac": 3 / 32, "kblocks_frac": 0.236}),
+    ("sketch_walk, spread rows in budget", {"dense_spread_q_frac": 3 / 32}),
+    (
+        "sketch_walk, spread rows eq",
+        {"dense_spread_q_frac": 3 / 32, "kblocks_frac": 0.236, "dense_spread_in_budget": False},
+    ),
     *(
         (f"sampled_rows x{r}", {"prefill_scorer": "sampled_rows", "prefill_score_rows": r})
         for r in (1, 2, 4)

@@ -1,7 +1,7 @@
 // Argument checks of select_blocks (the block scores and the integer and fraction knobs of the
 // selection rule) and select_blocks_varlen (padded scores of a ragged batch and each row's
 // lengths and token knobs in seq_args; their values only with validate and no graph capture),
-// and of both ops' optional dense_rows flags.
+// and of both ops' optional dense_rows flags (and dense_rows_in_budget's size bound).
 // Templates over the tensor type: the ATen ops (csrc/cpu/select_blocks.cpp,
 // csrc/cuda/select_blocks.cpp) and the stable-ABI ones (csrc/stable/select_blocks{,_cuda}.cpp)
 // run the same checks with the same messages.
@@ -18,9 +18,12 @@
 namespace sketchwalk {
 
 // dense_rows (optional): bool [rows, num_q_blocks] on scores' device, last dim contiguous; a
-// flagged query block keeps every causal key block (docs/ops.md op 4).
+// flagged query block keeps every causal key block (docs/ops.md op 4). With
+// dense_rows_in_budget the kernels sum a sequence's candidate counts in int32: at most
+// num_q_blocks x num_kv_blocks.
 template <typename T>
-void check_dense_rows(const std::optional<T>& dense_rows, const T& scores, const char* op) {
+void check_dense_rows(const std::optional<T>& dense_rows, bool dense_rows_in_budget,
+                      const T& scores, const char* op) {
   if (!dense_rows.has_value()) return;
   using ScalarType = detail::scalar_type_of<T>;
   const T& flags = *dense_rows;
@@ -28,13 +31,17 @@ void check_dense_rows(const std::optional<T>& dense_rows, const T& scores, const
   check_same_device(flags, scores, op, "dense_rows", "scores");
   check_size(flags, op, "dense_rows", 0, scores.size(0), "rows of 'scores'");
   check_size(flags, op, "dense_rows", 1, scores.size(1), "num_q_blocks of 'scores'");
+  SW_CHECK_ARG(!dense_rows_in_budget || scores.size(1) * scores.size(2) <= INT32_MAX, op,
+               "dense_rows_in_budget", "needs num_q_blocks x num_kv_blocks <= 2^31 - 1, got ",
+               scores.size(1), " x ", scores.size(2));
 }
 
 template <typename T>
 void check_select_blocks_args(const T& scores, int64_t num_queries, int64_t num_keys,
                               int64_t block_size, double keep_frac, int64_t window_tokens,
                               int64_t exclude_sink_tokens, int64_t attend_sink_tokens,
-                              int64_t dense_last_q_blocks, const std::optional<T>& dense_rows) {
+                              int64_t dense_last_q_blocks, const std::optional<T>& dense_rows,
+                              bool dense_rows_in_budget) {
   using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_blocks";
   check_tensor(scores, op, "scores", 3, "[batch, num_q_blocks, num_kv_blocks]",
@@ -60,13 +67,14 @@ void check_select_blocks_args(const T& scores, int64_t num_queries, int64_t num_
                attend_sink_tokens);
   SW_CHECK_ARG(dense_last_q_blocks >= 0, op, "dense_last_q_blocks", "must be >= 0, got ",
                dense_last_q_blocks);
-  check_dense_rows(dense_rows, scores, op);
+  check_dense_rows(dense_rows, dense_rows_in_budget, scores, op);
 }
 
 template <typename T>
 void check_select_blocks_varlen_args(const T& scores, const T& seq_args, int64_t block_size,
                                      double keep_frac, int64_t dense_last_q_blocks,
-                                     bool validate, const std::optional<T>& dense_rows) {
+                                     bool validate, const std::optional<T>& dense_rows,
+                                     bool dense_rows_in_budget) {
   using ScalarType = detail::scalar_type_of<T>;
   constexpr const char* op = "select_blocks_varlen";
   check_tensor(scores, op, "scores", 3, "[rows, num_q_blocks, num_kv_blocks] (padded)",
@@ -83,7 +91,7 @@ void check_select_blocks_varlen_args(const T& scores, const T& seq_args, int64_t
   check_int32(dense_last_q_blocks, op, "dense_last_q_blocks", 0);
   SW_CHECK_ARG(keep_frac >= 0.0 && keep_frac <= 1.0, op, "keep_frac", "must lie in [0, 1], got ",
                keep_frac);
-  check_dense_rows(dense_rows, scores, op);
+  check_dense_rows(dense_rows, dense_rows_in_budget, scores, op);
   if (!read_values(tensor_world{}, validate, scores) || seq_args.size(0) == 0) return;
   const std::vector<int32_t> a = host_int32(tensor_world{}, seq_args);  // row-major [rows, 5]
   for (int64_t r = 0; r < seq_args.size(0); ++r) {

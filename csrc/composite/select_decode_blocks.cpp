@@ -51,7 +51,7 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
   static const auto select =
       find_op<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t, int64_t, int64_t,
                                                  double, int64_t, int64_t, int64_t, int64_t,
-                                                 const std::optional<at::Tensor>&)>(
+                                                 const std::optional<at::Tensor>&, bool)>(
           "sketchwalk::select_blocks");
 
   const int64_t n = check_select_decode_blocks_args(
@@ -75,7 +75,7 @@ std::tuple<at::Tensor, at::Tensor> select_decode_blocks_(
   update_matrix.call(a, r, num_keys, block_size);
   const auto walked = walk.call(r.unsqueeze(1), a, std::nullopt, degree, damping);
   return select.call(walked, 1, num_keys, block_size, keep_frac, window_tokens,
-                     exclude_sink_tokens, attend_sink_tokens, 0, std::nullopt);
+                     exclude_sink_tokens, attend_sink_tokens, 0, std::nullopt, false);
 }
 
 }  // namespace sketchwalk

@@ -2,7 +2,9 @@
 // and the stable-ABI ones (csrc/stable/select_blocks.cpp): for each (row, query-block) the
 // quantile threshold over the candidate blocks (float64, linear interpolation as torch.quantile),
 // the strict `> th` keep rule over causal blocks, then the attend-sink, window and dense-row rules
-// (the last dense_last_q_blocks of a sequence and the rows flagged in dense_rows; docs/ops.md op 4; NaN among the candidates keeps nothing by the rule, cpu/quantile.h). Writes
+// (the last dense_last_q_blocks of a sequence and the rows flagged in dense_rows, which with
+// dense_rows_in_budget the sequence's other rows pay for: sketchwalk/dense_rows_budget.h;
+// docs/ops.md op 4; NaN among the candidates keeps nothing by the rule, cpu/quantile.h). Writes
 // ascending block ids; the caller pre-fills block_index with kBlockIndexPad and num_selected with
 // 0, which rows past a sequence's query blocks keep.
 #pragma once
@@ -14,6 +16,7 @@
 
 #include "cpu/quantile.h"
 #include "sketchwalk/block_index.h"
+#include "sketchwalk/dense_rows_budget.h"
 
 namespace sketchwalk {
 
@@ -30,6 +33,7 @@ struct SelectBlocksCpuArgs {
   int* num_selected;  // [rows, 1, nq] contiguous, pre-filled with 0
   const bool* dense_rows;  // [rows, nq] (row stride dense_rows_stride) or nullptr: none flagged
   int64_t dense_rows_stride;
+  bool dense_rows_in_budget;  // the flagged rows' extra blocks come out of the other rows' keep
   int64_t block_size, dense_last_q_blocks;
   double keep_frac;
 };
@@ -39,7 +43,8 @@ template <typename T>
 SelectBlocksCpuArgs select_blocks_cpu_args(const T& scores, const T& block_index,
                                            const T& num_selected, int64_t block_size,
                                            double keep_frac, int64_t dense_last_q_blocks,
-                                           const std::optional<T>& dense_rows) {
+                                           const std::optional<T>& dense_rows,
+                                           bool dense_rows_in_budget) {
   SelectBlocksCpuArgs a{};
   a.scores = scores.template const_data_ptr<float>();
   a.scores_row_stride = scores.stride(0), a.scores_qblock_stride = scores.stride(1);
@@ -49,6 +54,7 @@ SelectBlocksCpuArgs select_blocks_cpu_args(const T& scores, const T& block_index
   if (dense_rows.has_value()) {
     a.dense_rows = dense_rows->template const_data_ptr<bool>();
     a.dense_rows_stride = dense_rows->stride(0);
+    a.dense_rows_in_budget = dense_rows_in_budget;
   }
   a.block_size = block_size;
   a.dense_last_q_blocks = dense_last_q_blocks;
@@ -61,7 +67,23 @@ SelectBlocksCpuArgs select_blocks_cpu_args(const T& scores, const T& block_index
 template <typename Rule, typename ParallelFor>
 void select_blocks_cpu_rows(const SelectBlocksCpuArgs& a, Rule rule, ParallelFor&& parallel_for) {
   const int64_t b = a.block_size, nq = a.nq, nk = a.nk;
-  const double q = 1.0 - a.keep_frac;
+  // Each sequence's quantile level 1 - keep (its budgeted keep with dense_rows_in_budget).
+  std::vector<double> level(static_cast<size_t>(a.rows), 1.0 - a.keep_frac);
+  for (int64_t bb = 0; a.dense_rows_in_budget && a.dense_rows != nullptr && bb < a.rows; ++bb) {
+    const SeqRule r = rule(bb);
+    const int64_t seq_q_blocks = (r.num_queries + b - 1) / b;
+    const int64_t wb = std::max<int64_t>(1, (r.window_tokens + b - 1) / b);
+    const int64_t sb = std::min<int64_t>((r.num_keys + b - 1) / b,
+                                         std::max<int64_t>(1, (r.exclude_sink_tokens + b - 1) / b));
+    int64_t flagged = 0, unflagged = 0;
+    for (int64_t i = 0; i < seq_q_blocks - a.dense_last_q_blocks; ++i) {
+      const int64_t c = select_candidate_count(
+          static_cast<int>(i), static_cast<int>(r.num_queries), static_cast<int>(r.num_keys),
+          static_cast<int>(b), static_cast<int>(wb), static_cast<int>(sb));
+      (a.dense_rows[bb * a.dense_rows_stride + i] ? flagged : unflagged) += c;
+    }
+    level[bb] = 1.0 - budgeted_keep_frac(a.keep_frac, flagged, unflagged);
+  }
   parallel_for(int64_t{0}, a.rows * nq, int64_t{16}, [&](int64_t begin, int64_t end) {
     std::vector<double> cand;
     for (int64_t task = begin; task < end; ++task) {
@@ -88,7 +110,7 @@ void select_blocks_cpu_rows(const SelectBlocksCpuArgs& a, Rule rule, ParallelFor
         if (j < sb || j >= lim - wb + 1) continue;
         cand.push_back(static_cast<double>(row[j]));
       }
-      const double th = cpu::candidate_threshold(cand, q);  // NaN: the rule keeps nothing
+      const double th = cpu::candidate_threshold(cand, level[bb]);  // NaN: keeps nothing
       int* dst = a.block_index + task * nk;
       int count = 0;
       for (int64_t j = 0; j <= lim; ++j) {

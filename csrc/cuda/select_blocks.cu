@@ -8,13 +8,16 @@
 // Fixed-size output, no host synchronization: CUDA-graph capturable. select_blocks_varlen
 // (params.seq_args) reads each row's sequence lengths and window / sink tokens from the device;
 // rows past a sequence's query blocks select nothing. params.dense_rows flags further rows that
-// keep their whole causal range (as the last dense_last_q_blocks do). Kernel-only.
+// keep their whole causal range (as the last dense_last_q_blocks do); with
+// params.dense_rows_in_budget the other rows of their sequence keep less to pay for them
+// (sketchwalk/dense_rows_budget.h). Kernel-only.
 #include <cuda_runtime.h>
 
 
 #include "launch.h"
 #include "sketchwalk/block_index.h"
 #include "sketchwalk/common.h"
+#include "sketchwalk/dense_rows_budget.h"
 #include "sketchwalk/params.h"
 #include "sketchwalk/topk.cuh"
 
@@ -79,9 +82,23 @@ __global__ void __launch_bounds__(kRowWarps == 1 ? kRowsPerWarpCta * 32 : kRowWa
   const int sb = min(seq_kv_blocks, max(1, ceil_div(exclude_sink, b)));
   const int attend_sink_blocks = attend_sink > 0 ? ceil_div(attend_sink, b) : 0;
   const int window_lo = max(0, q_lo - w + 1) / b;
-  const bool dense_row =
-      i >= seq_q_blocks - p.dense_last_q_blocks ||
-      (p.dense_rows != nullptr && p.dense_rows[batch_idx * p.dense_rows_stride + i]);
+  const bool* seq_flags =
+      p.dense_rows != nullptr ? p.dense_rows + batch_idx * p.dense_rows_stride : nullptr;
+  const bool dense_row = i >= seq_q_blocks - p.dense_last_q_blocks ||
+                         (seq_flags != nullptr && seq_flags[i]);
+  if (p.dense_rows_in_budget && seq_flags != nullptr && !dense_row) {
+    // The sequence's flagged rows pay from this row's keep fraction: every row of the sequence
+    // sums the same candidate counts (O(seq_q_blocks) per row; the check bounds them by int32).
+    int flagged = 0, unflagged = 0;
+    for (int r = g.tid; r < seq_q_blocks - p.dense_last_q_blocks; r += Group::kThreads) {
+      const int c = static_cast<int>(
+          select_candidate_count(r, num_queries, num_keys, b, wb, sb));
+      (seq_flags[r] ? flagged : unflagged) += c;
+    }
+    flagged = g.sum(flagged);
+    unflagged = g.sum(unflagged);
+    quantile_q = 1.0 - budgeted_keep_frac(p.keep_frac, flagged, unflagged);
+  }
 
   // Candidates: {j <= lim} - {j < sb} - {lim - wb + 1 <= j <= lim} = [sb, lim - wb].
   const int cand_lo = sb;

@@ -20,7 +20,7 @@ template <typename T, typename SetRule>
 void launch_select_blocks(const char* op, const T& scores, const T& block_index,
                           const T& num_selected, int64_t block_size, double keep_frac,
                           int64_t dense_last_q_blocks, const std::optional<T>& dense_rows,
-                          SetRule set_rule, cudaStream_t stream) {
+                          bool dense_rows_in_budget, SetRule set_rule, cudaStream_t stream) {
   SelectBlocksParams p{};
   p.scores = scores.template const_data_ptr<float>();
   copy_strides(scores, p.scores_batch_stride, p.scores_row_stride);
@@ -35,6 +35,7 @@ void launch_select_blocks(const char* op, const T& scores, const T& block_index,
   if (dense_rows.has_value()) {
     p.dense_rows = dense_rows->template const_data_ptr<bool>();
     p.dense_rows_stride = dense_rows->stride(0);
+    p.dense_rows_in_budget = dense_rows_in_budget;
   }
   set_rule(p);
   check_launch(run_select_blocks(p, stream), op);

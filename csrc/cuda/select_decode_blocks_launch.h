@@ -118,8 +118,9 @@ std::tuple<T, T> launch_select_decode_blocks(
   const T num_selected = empty_of(w, q, {batch, 1, 1}, ScalarType::Int);
   if (batch == 0) return {block_index, num_selected};
   launch_select_blocks("select_blocks", walked, block_index, num_selected, block_size, keep_frac,
-                       0, std::optional<T>{}, select_blocks_rule(1, num_keys, window_tokens, exclude_sink_tokens,
-                                             attend_sink_tokens),
+                       0, std::optional<T>{}, false,
+                       select_blocks_rule(1, num_keys, window_tokens, exclude_sink_tokens,
+                                          attend_sink_tokens),
                        stream);
   return {block_index, num_selected};
 }

@@ -23,7 +23,8 @@ using torch::stable::Tensor;
 template <typename SetRule>
 std::tuple<Tensor, Tensor> select(const char* op, const Tensor& scores, int64_t block_size,
                                   double keep_frac, int64_t dense_last_q_blocks,
-                                  const std::optional<Tensor>& dense_rows, SetRule set_rule) {
+                                  const std::optional<Tensor>& dense_rows,
+                                  bool dense_rows_in_budget, SetRule set_rule) {
   const torch::stable::accelerator::DeviceGuard guard(scores.get_device_index());
   const int64_t rows = scores.size(0), nq = scores.size(1), nk = scores.size(2);
   const int64_t index_shape[] = {rows, 1, nq, nk};
@@ -35,7 +36,8 @@ std::tuple<Tensor, Tensor> select(const char* op, const Tensor& scores, int64_t 
       torch::stable::empty(count_shape, ScalarType::Int, std::nullopt, scores.device());
   if (rows * nq == 0) return {block_index, num_selected};
   launch_select_blocks(op, scores, block_index, num_selected, block_size, keep_frac,
-                       dense_last_q_blocks, dense_rows, set_rule, current_cuda_stream(scores));
+                       dense_last_q_blocks, dense_rows, dense_rows_in_budget, set_rule,
+                       current_cuda_stream(scores));
   return {block_index, num_selected};
 }
 
@@ -45,12 +47,14 @@ std::tuple<Tensor, Tensor> select_blocks_cuda(Tensor scores, int64_t num_queries
                                               int64_t exclude_sink_tokens,
                                               int64_t attend_sink_tokens,
                                               int64_t dense_last_q_blocks,
-                                              std::optional<Tensor> dense_rows) {
+                                              std::optional<Tensor> dense_rows,
+                                              bool dense_rows_in_budget) {
   check_cuda(scores, "select_blocks", "scores");
   check_select_blocks_args(scores, num_queries, num_keys, block_size, keep_frac, window_tokens,
                            exclude_sink_tokens, attend_sink_tokens, dense_last_q_blocks,
-                           dense_rows);
+                           dense_rows, dense_rows_in_budget);
   return select("select_blocks", scores, block_size, keep_frac, dense_last_q_blocks, dense_rows,
+                dense_rows_in_budget,
                 select_blocks_rule(num_queries, num_keys, window_tokens, exclude_sink_tokens,
                                    attend_sink_tokens));
 }
@@ -58,12 +62,13 @@ std::tuple<Tensor, Tensor> select_blocks_cuda(Tensor scores, int64_t num_queries
 std::tuple<Tensor, Tensor> select_blocks_varlen_cuda(Tensor scores, Tensor seq_args,
                                                      int64_t block_size, double keep_frac,
                                                      int64_t dense_last_q_blocks, bool validate,
-                                                     std::optional<Tensor> dense_rows) {
+                                                     std::optional<Tensor> dense_rows,
+                                                     bool dense_rows_in_budget) {
   check_cuda(scores, "select_blocks_varlen", "scores");
   check_select_blocks_varlen_args(scores, seq_args, block_size, keep_frac, dense_last_q_blocks,
-                                  validate, dense_rows);
+                                  validate, dense_rows, dense_rows_in_budget);
   return select("select_blocks_varlen", scores, block_size, keep_frac, dense_last_q_blocks,
-                dense_rows,
+                dense_rows, dense_rows_in_budget,
                 select_blocks_varlen_rule(seq_args.const_data_ptr<int>()));
 }
 

@@ -55,7 +55,8 @@ std::tuple<Tensor, Tensor> select_decode_blocks(
   const std::optional<Tensor> no_dense_rows;
   return call_op<Tensor, Tensor>("sketchwalk::select_blocks", "", walked, one, num_keys,
                                  block_size, keep_frac, window_tokens, exclude_sink_tokens,
-                                 attend_sink_tokens, dense_last_q_blocks, no_dense_rows);
+                                 attend_sink_tokens, dense_last_q_blocks, no_dense_rows,
+                                 false);
 }
 
 }  // namespace

@@ -96,6 +96,9 @@ struct SelectBlocksParams {
   // causal block too. nullptr: none flagged.
   const bool* __restrict__ dense_rows;
   int64_t dense_rows_stride;
+  // The flagged rows' extra blocks come out of the keep fraction of their sequence's other rows
+  // (sketchwalk/dense_rows_budget.h). false: they add to it.
+  bool dense_rows_in_budget;
   // select_blocks_varlen: int32 [batch, kSelectSeqArgs], each row's (num_queries, num_keys,
   // window_tokens, exclude_sink_tokens, attend_sink_tokens) in place of the scalars above
   // (num_q_blocks / num_kv_blocks are then the padded maxima; rows past a sequence's query

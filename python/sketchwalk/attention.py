@@ -420,7 +420,10 @@ def _select_prefill(
         heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
         dense = query_spread.dense_prefill_rows(q, cfg).repeat_interleave(heads, dim=0)
     block_index, num_selected = ops.select_blocks(
-        walk, *args.select_blocks_args(num_tokens, num_keys, cfg.block_size), dense
+        walk,
+        *args.select_blocks_args(num_tokens, num_keys, cfg.block_size),
+        dense,
+        cfg.dense_spread_in_budget,
     )
     if cfg.prefill_selection == "kv_group":  # [B * Hkv, 1, Nq, width] -> [B, Hkv, Nq, width]:
         batch = walk.shape[0] // num_kv_heads  # index_heads = num_kv_heads

@@ -66,10 +66,15 @@ class SketchWalkConfig:
     """Fraction of each prefill's query blocks that keep every causal block, chosen per layer
     and per sequence as those whose queries are least like their block's mean (the query spread,
     sketchwalk.query_spread, docs/spec.md section 13): the blocks the pooled sketch ranks for a
-    query none of their rows asks. 0 (default): none. Adds density (recorded with the rest);
-    lower kblocks_frac to spend the same. A prefill chunk (section 10) keeps its own rule. The
-    rows come from ops.query_spread_rows and the selection op keeps them (dense_rows); opt-in
-    until their cost is measured on the GPU (section 13)."""
+    query none of their rows asks. 0 (default): none. A prefill chunk (section 10) keeps its own
+    rule. The rows come from ops.query_spread_rows and the selection op keeps them (dense_rows).
+    """
+    dense_spread_in_budget: bool = True
+    """The spread rows' extra blocks come out of the keep fraction of the same sequence's other
+    rows (select_blocks' dense_rows_in_budget, docs/spec.md section 13), so kblocks_frac spends
+    about the same blocks with or without them, on every model. False: they add to it (the
+    spread_eq / default_spread measurements of bench/RESULTS.md, which lowered kblocks_frac by
+    hand)."""
     seed: int = 0
     """Seed of the Hadamard sign flips and coordinate draw (shared by all layers and heads)."""
     decode_scorer: str = "keys4"

@@ -266,12 +266,14 @@ def select_blocks(
     attend_sink_tokens: int,
     dense_last_q_blocks: int,
     dense_rows: torch.Tensor | None = None,
+    dense_rows_in_budget: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantile top-k + sink/window/dense-row rules -> the block index (docs/ops.md).
 
     scores: [batch, num_q_blocks, num_kv_blocks] float32; dense_rows (optional): bool [batch,
     num_q_blocks], flagged query blocks keep every causal key block (as the last
-    dense_last_q_blocks do).
+    dense_last_q_blocks do); with dense_rows_in_budget the other rows of their batch row keep
+    less of their candidates to pay for them (docs/spec.md section 13).
     Returns (block_index [batch, 1, num_q_blocks, num_kv_blocks] int32, ascending, -1 padded;
     num_selected [batch, 1, num_q_blocks] int32).
     Equivalent to ``reference.select_blocks(...)`` (same arguments).
@@ -287,6 +289,7 @@ def select_blocks(
         attend_sink_tokens,
         dense_last_q_blocks,
         dense_rows,
+        dense_rows_in_budget,
     )
 
 
@@ -321,6 +324,7 @@ def _(
     attend_sink_tokens,
     dense_last_q_blocks,
     dense_rows=None,
+    dense_rows_in_budget=False,
 ):
     _check_rank("select_blocks", "scores", scores, 3)
     _check_dense_rows("select_blocks", scores, dense_rows)
@@ -339,6 +343,7 @@ def select_blocks_varlen(
     dense_last_q_blocks: int,
     validate: bool = True,
     dense_rows: torch.Tensor | None = None,
+    dense_rows_in_budget: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """select_blocks over the padded scores of a ragged batch, each row with its own sequence.
 
@@ -347,17 +352,34 @@ def select_blocks_varlen(
     exclude_sink_tokens, attend_sink_tokens) (plan.StepPlan makes it from SelectionArgs).
     Returns (block_index [rows, 1, num_q_blocks, num_kv_blocks], num_selected [rows, 1,
     num_q_blocks]); row r's first ceil(num_queries / block_size) query blocks are select_blocks of
-    its own [:nq, :nk] scores (and dense_rows[r, :nq], bool [rows, num_q_blocks] optional), its
-    other rows select nothing. Equivalent to ``reference.select_blocks_varlen(...)``.
+    its own [:nq, :nk] scores (and dense_rows[r, :nq], bool [rows, num_q_blocks] optional, and
+    dense_rows_in_budget), its other rows select nothing. Equivalent to
+    ``reference.select_blocks_varlen(...)``.
     ``validate=False`` skips the value checks of seq_args (they read the device).
     """
     return _ops.select_blocks_varlen(
-        scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate, dense_rows
+        scores,
+        seq_args,
+        block_size,
+        keep_frac,
+        dense_last_q_blocks,
+        validate,
+        dense_rows,
+        dense_rows_in_budget,
     )
 
 
 @torch.library.register_fake("sketchwalk::select_blocks_varlen")
-def _(scores, seq_args, block_size, keep_frac, dense_last_q_blocks, validate=True, dense_rows=None):
+def _(
+    scores,
+    seq_args,
+    block_size,
+    keep_frac,
+    dense_last_q_blocks,
+    validate=True,
+    dense_rows=None,
+    dense_rows_in_budget=False,
+):
     op = "select_blocks_varlen"
     _check_same_device(op, "scores", scores, seq_args=seq_args)
     _check_dense_rows(op, scores, dense_rows)

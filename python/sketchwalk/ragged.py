@@ -271,7 +271,14 @@ def select_varlen_blocks(
     if cfg.dense_spread_q_frac > 0 and "prefill" in plan.phases():  # section 13
         dense = query_spread.dense_varlen_rows(q, plan).repeat_interleave(heads, dim=0)
     index, count = ops.select_blocks_varlen(
-        walk[:, : plan.num_q_blocks], seq_args, b, keep, cfg.dense_last_q_blocks, False, dense
+        walk[:, : plan.num_q_blocks],
+        seq_args,
+        b,
+        keep,
+        cfg.dense_last_q_blocks,
+        False,
+        dense,
+        cfg.dense_spread_in_budget,
     )
     index = index.reshape(num_seqs, heads, *index.shape[2:])
     count = count.reshape(num_seqs, heads, count.shape[-1])
