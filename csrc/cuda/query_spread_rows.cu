@@ -1,16 +1,12 @@
 // query_spread_rows op, CUDA (the rule: sketchwalk/query_spread.h). Two launches, no host
 // synchronization (CUDA-graph capturable):
-//  1. spread: one 256-thread CTA per (query block, row) on grid (width, rows); warp w takes heads
-//     w, w + 8, ... and sums all the block's rows of each (lane l owns columns l, l + 32, ... of
-//     head_dim: coalesced along the row; 4 rows' loads in flight) into per-lane column sums and
-//     a squared-norm sum, reduced in the warp to the head's term; the CTA adds the warps' terms
-//     in a fixed order (deterministic). Float32 accumulation; q is read once. The first version
-//     (a head at a time over 4 warps, three barriers per head) took 0.40 ms at 8K tokens with 32
-//     heads on an H100: too few loads in flight for 128 CTAs.
-//  2. choice: one 256-thread CTA per (256 blocks, row), a thread per block. A candidate's rank
-//     is the count of candidates ranking before it (O(n) compares over the row's spreads staged
-//     in shared memory, stopped once the rank reaches the wanted count); 2048 blocks (128K
-//     tokens) are 8 CTAs of 4M compares in all (one CTA per row took 0.76 ms there).
+//  1. spread: one 128-thread CTA per (query block, row) on grid (width, rows). Per head, each
+//     warp sums a quarter of the block's rows (lane l owns columns l, l + 32, ... of head_dim:
+//     coalesced along the row) into per-lane column sums and a squared-norm sum; the CTA then
+//     reduces the columns to the mean's squared norm. Float32 accumulation; q is read once.
+//  2. choice: one 256-thread CTA per row. A candidate's rank is the count of candidates ranking
+//     before it (O(n^2) compares over the row's spreads staged in shared memory, stopped once
+//     the rank reaches the wanted count): 2048 blocks (128K tokens) is 4M compares per row.
 // Kernel-only.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -25,10 +21,7 @@
 namespace sketchwalk {
 namespace {
 
-// Spread: a warp per head (heads h, h + 8, ... of the block), so a CTA reads 8 heads' rows at
-// once with no barrier between heads.
-constexpr int kSpreadWarps = 8;
-constexpr int kSpreadRowUnroll = 4;
+constexpr int kSpreadWarps = 4;
 constexpr int kColsPerLane = kMaxSpreadHeadDim / 32;
 constexpr int kChoiceThreads = 256;
 // Spreads staged per row in the choice kernel (48 KiB, the default dynamic shared memory):
@@ -44,25 +37,25 @@ SW_DEVICE float warp_sum(float x) {
 template <typename T>
 __global__ void __launch_bounds__(kSpreadWarps * 32)
     query_spread_kernel(const QuerySpreadParams p) {
-  __shared__ float warp_total[kSpreadWarps];
+  __shared__ float col_sum[kSpreadWarps][kMaxSpreadHeadDim];
+  __shared__ float sq_sum[kSpreadWarps];
+  __shared__ float norm_part[kSpreadWarps];
   const int i = blockIdx.x, r = blockIdx.y;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const SpreadRowExtent extent = spread_row_extent(p, r);
-  if (i >= extent.ranked) return;  // a block the choice never reads (CTA-uniform)
+  const SpreadRowExtent row = spread_row_extent(p, r);
+  if (i >= row.ranked) return;  // a block the choice never reads (CTA-uniform)
   // i < ranked <= ceil(len / b): t0 < len <= tokens fits an int.
   const int t0 = i * p.block_size;
-  const int n = min(p.block_size, static_cast<int>(extent.len) - t0);
+  const int n = min(p.block_size, static_cast<int>(row.len) - t0);
   const T* base = static_cast<const T*>(p.q) +
                   (p.cu_seqlens != nullptr ? 0 : static_cast<int64_t>(r) * p.q_batch_stride) +
-                  (extent.start + t0) * p.q_token_stride;
-  float total = 0.f;  // lane 0: this warp's heads' terms, in head order
-  for (int h = warp; h < p.heads; h += kSpreadWarps) {
+                  (row.start + t0) * p.q_token_stride;
+  float total = 0.f;  // thread 0's sum over heads
+  for (int h = 0; h < p.heads; ++h) {
     const T* head = base + static_cast<int64_t>(h) * p.q_head_stride;
     float col[kColsPerLane] = {};
     float sq = 0.f;
-    // kSpreadRowUnroll rows' loads in flight per lane: the kernel is bound by q's read.
-#pragma unroll kSpreadRowUnroll
-    for (int t = 0; t < n; ++t) {
+    for (int t = warp; t < n; t += kSpreadWarps) {
       const T* row = head + static_cast<int64_t>(t) * p.q_token_stride;
 #pragma unroll
       for (int c = 0; c < kColsPerLane; ++c) {
@@ -75,30 +68,42 @@ __global__ void __launch_bounds__(kSpreadWarps * 32)
         }
       }
     }
-    float mean_norm = 0.f;  // this lane's columns of ||m_h||^2
 #pragma unroll
     for (int c = 0; c < kColsPerLane; ++c) {
-      const float m = col[c] / static_cast<float>(n);
-      if (lane + 32 * c < p.head_dim) mean_norm += m * m;
+      const int d = lane + 32 * c;
+      if (d < p.head_dim) col_sum[warp][d] = col[c];
     }
-    mean_norm = warp_sum(mean_norm);
     sq = warp_sum(sq);
-    total += head_spread(sq / static_cast<float>(n), mean_norm);
-  }
-  if (lane == 0) warp_total[warp] = total;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float sum = 0.f;
+    if (lane == 0) sq_sum[warp] = sq;
+    __syncthreads();
+    float part = 0.f;  // this thread's columns of ||mean||^2
+    for (int d = threadIdx.x; d < p.head_dim; d += kSpreadWarps * 32) {
+      float s = 0.f;
 #pragma unroll
-    for (int w = 0; w < kSpreadWarps; ++w) sum += warp_total[w];
-    p.spread[static_cast<int64_t>(r) * p.width + i] = sum / static_cast<float>(p.heads);
+      for (int w = 0; w < kSpreadWarps; ++w) s += col_sum[w][d];
+      const float m = s / static_cast<float>(n);
+      part += m * m;
+    }
+    part = warp_sum(part);
+    if (lane == 0) norm_part[warp] = part;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float mean_norm = 0.f, mean_sq = 0.f;
+#pragma unroll
+      for (int w = 0; w < kSpreadWarps; ++w) mean_norm += norm_part[w], mean_sq += sq_sum[w];
+      total += head_spread(mean_sq / static_cast<float>(n), mean_norm);
+    }
+    __syncthreads();  // the shared sums are the next head's
+  }
+  if (threadIdx.x == 0) {
+    p.spread[static_cast<int64_t>(r) * p.width + i] = total / static_cast<float>(p.heads);
   }
 }
 
 template <bool kStaged>
 __global__ void __launch_bounds__(kChoiceThreads) spread_choice_kernel(const QuerySpreadParams p) {
   extern __shared__ float staged_keys[];
-  const int r = blockIdx.y;
+  const int r = blockIdx.x;
   const int ranked = static_cast<int>(spread_row_extent(p, r).ranked);
   const int want = spread_rows_wanted(p.frac, ranked);
   const int lo = 1, hi = ranked - p.dense_last_q_blocks;  // the candidates staged
@@ -112,10 +117,9 @@ __global__ void __launch_bounds__(kChoiceThreads) spread_choice_kernel(const Que
   const auto key = [&](int j) {
     return kStaged ? staged_keys[j - lo] : spread_rank_key(spread[j]);
   };
-  const int i = blockIdx.x * kChoiceThreads + threadIdx.x;  // this thread's block
-  if (i < p.width) {
-    p.dense_rows[static_cast<int64_t>(r) * p.width + i] =
-        spread_block_dense(key, i, ranked, p.dense_last_q_blocks, want);
+  bool* out = p.dense_rows + static_cast<int64_t>(r) * p.width;
+  for (int i = threadIdx.x; i < p.width; i += kChoiceThreads) {
+    out[i] = spread_block_dense(key, i, ranked, p.dense_last_q_blocks, want);
   }
 }
 
@@ -125,12 +129,11 @@ cudaError_t launch(const QuerySpreadParams& p, cudaStream_t stream) {
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   // The widest row's candidates bound the staging (every row has at most width blocks).
-  const dim3 choice_grid(ceil_div(p.width, kChoiceThreads), p.rows);
   if (p.width <= kMaxStagedSpreads) {
-    spread_choice_kernel<true><<<choice_grid, kChoiceThreads,
-                                 sizeof(float) * static_cast<size_t>(p.width), stream>>>(p);
+    spread_choice_kernel<true>
+        <<<p.rows, kChoiceThreads, sizeof(float) * static_cast<size_t>(p.width), stream>>>(p);
   } else {
-    spread_choice_kernel<false><<<choice_grid, kChoiceThreads, 0, stream>>>(p);
+    spread_choice_kernel<false><<<p.rows, kChoiceThreads, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }
