@@ -76,12 +76,6 @@ def time_scorer_op(q, k, rows: int, cta_blocks: int) -> float:
             os.environ[name] = old
 
 
-def largest_kernels_us(fn, top: int = 8) -> dict[str, float]:
-    """The `top` largest of bench_attention.kernel_times_us(fn): GPU microseconds per fn() call
-    by kernel."""
-    return dict(sorted(kernel_times_us(fn).items(), key=lambda kv: -kv[1])[:top])
-
-
 def bench_length(
     num_tokens: int,
     hq: int,
@@ -117,6 +111,14 @@ def bench_length(
         density = float(prefill_density(block_index, num_selected, num_tokens, 64))
         t_select = bench_ms(lambda: select_prefill_blocks(q, k, LAYER, state))
         t_layer = bench_ms(lambda: sketchwalk.sketchwalk_attention(q, k, v, LAYER, state))
+        # Kernel time alone (the profiler's sum over the kernels of one call): what a CUDA graph
+        # would take, free of the host's launch speed, which made the wall-clock share 19.5% on
+        # one H100 host and 28.9% on another at 8K.
+        select_kernels = kernel_times_us(lambda: select_prefill_blocks(q, k, LAYER, state))
+        layer_kernels = kernel_times_us(
+            lambda: sketchwalk.sketchwalk_attention(q, k, v, LAYER, state)
+        )
+        gpu_select, gpu_layer = sum(select_kernels.values()), sum(layer_kernels.values())
         row = dict(
             base,
             scorer=label,
@@ -124,10 +126,11 @@ def bench_length(
             selection_ms=t_select,
             layer_ms=t_layer,
             selection_share=t_select / t_layer,
+            selection_gpu_us=gpu_select,
+            layer_gpu_us=gpu_layer,
+            selection_gpu_share=gpu_select / gpu_layer,
             layer_vs_dense=t_dense / t_layer,
-            selection_kernels_us=largest_kernels_us(
-                lambda: select_prefill_blocks(q, k, LAYER, state)
-            ),
+            selection_kernels_us=dict(sorted(select_kernels.items(), key=lambda kv: -kv[1])[:8]),
         )
         if rows is not None:
             t_op = time_scorer_op(q, k, rows, 0)
@@ -149,17 +152,26 @@ def write_markdown(env: dict, rows: list[dict], path: str) -> None:
         "# Prefill scorers in their layer (bench/python/bench_prefill_scorers.py)",
         "",
         f"{env.get('device')}, torch {env.get('torch')}, commit {env.get('commit')}. "
-        "Default knobs; times are medians of CUDA-event timings; share = selection / whole layer.",
+        "Default knobs; times are medians of CUDA-event timings; share = selection / whole layer; "
+        "GPU share = the same by the kernels' own time (torch.profiler, the sum over one call's "
+        "kernels: free of the host's launch speed).",
         "",
         "| tokens | heads q/kv | scorer | density | selection ms | layer ms | share | "
+        "selection / layer kernel us | GPU share | "
         "dense / layer | scorer op ms | scorer TFLOP/s | op ms at n blocks per CTA |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['tokens']} | {r['q_heads']}/{r['kv_heads']} | {r['scorer']} | "
             f"{f(r.get('density'), '.3f')} | {f(r.get('selection_ms'), '.3f')} | "
             f"{f(r['layer_ms'], '.3f')} | {f(r.get('selection_share'), '.1%')} | "
+            + (
+                f"{r['selection_gpu_us']:.0f} / {r['layer_gpu_us']:.0f}"
+                if "selection_gpu_us" in r
+                else ""
+            )
+            + f" | {f(r.get('selection_gpu_share'), '.1%')} | "
             f"{f(r.get('layer_vs_dense'), '.2f')} | {f(r.get('scorer_op_ms'), '.3f')} | "
             f"{f(r.get('scorer_tflops'), '.0f')} | "
             + ", ".join(f"{n}: {t:.3f}" for n, t in r.get("scorer_op_ms_by_cta_blocks", {}).items())
