@@ -109,6 +109,63 @@ def test_select_blocks_varlen_dense_rows_match_reference(device, in_budget):
 
 
 @pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("block", [16, 48, 64])
+@pytest.mark.parametrize("rows", [5, 300])
+def test_varlen_budget_at_intermediate_keeps(device, block, rows):
+    # Few flags (10%) and keep 0.5, so most rows of every sequence rank at a keep' strictly
+    # between 0 and keep (the test checks that it does); 300 rows run the CUDA kernel's
+    # warp-per-row launch, 5 its CTA-per-row one; block sizes other than 64.
+    g = torch.Generator().manual_seed(rows * block)
+    lens_q = [int(x) for x in torch.randint(1, 40 * block, (rows,), generator=g)]
+    lens_k = [t + int(x) for t, x in zip(lens_q, torch.randint(0, 3 * block, (rows,), generator=g))]
+    nq = max(R.ceil_div(t, block) for t in lens_q)
+    nk = max(R.ceil_div(t, block) for t in lens_k)
+    windows = [int(x) for x in torch.randint(1, 2 * block, (rows,), generator=g)]
+    sinks = [int(x) for x in torch.randint(0, 2 * block, (rows,), generator=g)]
+    args = seq_args(lens_q, lens_k, windows, sinks, windows, device)
+    scores = torch.rand(rows, nq, nk, generator=g).to(device)
+    flags = (torch.rand(rows, nq, generator=g) < 0.1).to(device)
+    dense_last = 1
+    intermediate = 0
+    for r in range(rows):
+        nqr = R.ceil_div(lens_q[r], block)
+        kr = R.budgeted_keep_frac(
+            0.5,
+            flags[r, :nqr].tolist(),
+            lens_q[r],
+            lens_k[r],
+            block,
+            windows[r],
+            sinks[r],
+            dense_last,
+        )
+        intermediate += 0.0 < kr < 0.5
+    assert intermediate >= rows // 3, intermediate
+    reuse_poisoned(rows * nq * nk * 4 * 2, device)
+    index, count = ops().select_blocks_varlen(
+        scores, args, block, 0.5, dense_last, True, flags, True
+    )
+    exp_index, exp_count = R.select_blocks_varlen(
+        scores.cpu(), args.cpu(), block, 0.5, dense_last, flags.cpu(), True
+    )
+    assert torch.equal(count.cpu(), exp_count)
+    assert torch.equal(index.cpu(), exp_index)
+
+
+@pytest.mark.parametrize("device", device_params())
+def test_dense_rows_in_budget_refuses_sums_past_int32(device):
+    # 46341 x 46341 blocks (> 2^31 - 1) by a stride-0 expand: no memory, the check only.
+    scores = torch.zeros(1, 1, 46341, device=device).expand(1, 46341, 46341)
+    flags = torch.zeros(1, 46341, dtype=torch.bool, device=device)
+    assert_raises_naming(
+        lambda: ops().select_blocks(
+            scores, 46341 * 64, 46341 * 64, B, 0.5, 64, 0, 64, 0, flags, True
+        ),
+        "dense_rows_in_budget",
+    )
+
+
+@pytest.mark.parametrize("device", device_params())
 def test_dense_rows_errors_name_the_argument(device):
     scores = torch.rand(2, 3, 4, device=device)
     args = seq_args([150, 1], [200, 1], [1, 1], [0, 0], [0, 0], device)

@@ -17,13 +17,20 @@ inline double candidate_threshold(std::vector<double>& values, double q) {
     if (std::isnan(v)) return std::numeric_limits<double>::quiet_NaN();
   }
   std::sort(values.begin(), values.end());
-  const double pos = q * static_cast<double>(values.size() - 1);
+  // volatile: each product rounded on its own, never fused into an fma by a compiler that
+  // contracts (an FMA target), so thresholds match the reference bit for bit.
+  const volatile double pos = q * static_cast<double>(values.size() - 1);
   const size_t lo = static_cast<size_t>(std::floor(pos));
   const size_t hi = std::min(lo + 1, values.size() - 1);
   const double weight = pos - static_cast<double>(lo);
   // torch.lerp's two-sided form, so thresholds match the reference bit for bit.
   const double a = values[lo], b = values[hi];
-  return weight < 0.5 ? a + weight * (b - a) : b - (b - a) * (1.0 - weight);
+  if (weight < 0.5) {
+    const volatile double step = weight * (b - a);
+    return a + step;
+  }
+  const volatile double step = (b - a) * (1.0 - weight);
+  return b - step;
 }
 
 }  // namespace sketchwalk::cpu

@@ -16,6 +16,8 @@
 //   Tk - Tq + t, so causal_limit(i) is the key block of the row's last query.
 #pragma once
 
+#include <cstdint>
+
 #include "sketchwalk/common.h"
 
 namespace sketchwalk {
@@ -25,11 +27,13 @@ constexpr int kBlockIndexPad = -1;  // value of unused slots
 constexpr int kIndexBlockSize = 64;
 
 // Key block holding the last query of query block `q_block_idx`.
+// (int64 inside: q_block_idx * block_size + block_size - 1 passes int32 for num_queries near
+// 2^31 with a large block_size.)
 SW_HOST_DEVICE int causal_limit_block(int q_block_idx, int num_queries, int num_keys,
                                       int block_size) {
-  const int last_query = q_block_idx * block_size + block_size - 1;
-  const int last_q = last_query < num_queries - 1 ? last_query : num_queries - 1;
-  return (num_keys - num_queries + last_q) / block_size;
+  const int64_t last_query = static_cast<int64_t>(q_block_idx) * block_size + block_size - 1;
+  const int64_t last_q = last_query < num_queries - 1 ? last_query : num_queries - 1;
+  return static_cast<int>((static_cast<int64_t>(num_keys) - num_queries + last_q) / block_size);
 }
 
 // Key position of query t (queries end at the last key).

@@ -10,7 +10,8 @@
 //     keep' = max(0, keep - (1 - keep) * (F / U))        (keep when U == 0 or F == 0)
 //
 // of their candidates, so the expected count of kept candidate blocks stays that of the plain
-// rule (the window, sink and trailing dense rows are not candidates and do not move). Every
+// rule (the window, sink and trailing dense rows are not candidates and do not move), unless
+// keep' reaches 0: then the rest of the debt is added to the density. Every
 // operation is one correctly rounded IEEE double operation, written so no compiler contracts
 // them (an FMA would round once, not twice), so the kernels match the reference bit for bit.
 #pragma once
@@ -27,8 +28,8 @@ namespace sketchwalk {
 SW_HOST_DEVICE int64_t select_candidate_count(int q_block_idx, int num_queries, int num_keys,
                                               int block_size, int window_blocks,
                                               int sink_blocks) {
-  const int lim = causal_limit_block(q_block_idx, num_queries, num_keys, block_size);
-  const int count = lim - window_blocks - sink_blocks + 1;
+  const int64_t lim = causal_limit_block(q_block_idx, num_queries, num_keys, block_size);
+  const int64_t count = lim - window_blocks - sink_blocks + 1;  // int64: wb near 2^31
   return count > 0 ? count : 0;
 }
 

@@ -269,12 +269,15 @@ SW_DEVICE uint32_t select_next_key(const KeyAt& key_at, int n, int k, uint32_t k
 /// at floor(pos) and ceil(pos) with weight pos - floor(pos).
 template <typename KeyAt, typename Group>
 SW_DEVICE double quantile_linear(const KeyAt& key_at, int n, double q, const Group& g) {
-  const double pos = q * static_cast<double>(n - 1);
+  // Explicit roundings (no fma): the level q is any float64 (1 - keep' of
+  // sketchwalk/dense_rows_budget.h too), so a fused pos or weight could move a threshold that
+  // sits exactly on an order statistic.
+  const double pos = __dmul_rn(q, static_cast<double>(n - 1));
   int below = static_cast<int>(pos);  // pos >= 0: truncation is floor, as torch's toType(kLong)
   below = below < 0 ? 0 : (below > n - 1 ? n - 1 : below);
   int above = static_cast<int>(ceil(pos));
   above = above < below ? below : (above > n - 1 ? n - 1 : above);
-  const double weight = pos - static_cast<double>(below);
+  const double weight = __dsub_rn(pos, static_cast<double>(below));
   const uint32_t key_below = select_kth_key(key_at, n, below, g);
   const uint32_t key_above =
       above == below ? key_below : select_next_key(key_at, n, below, key_below, g);

@@ -72,7 +72,9 @@ class SketchWalkConfig:
     dense_spread_in_budget: bool = True
     """The spread rows' extra blocks come out of the keep fraction of the same sequence's other
     rows (select_blocks' dense_rows_in_budget, docs/spec.md section 13), so kblocks_frac spends
-    about the same blocks with or without them, on every model. False: they add to it (the
+    about the same blocks with or without them, on every model, while the others can pay (their
+    keep fraction stops at 0: a small kblocks_frac or layer scale adds the rest). False: they
+    add to it (the
     spread_eq / default_spread measurements of bench/RESULTS.md, which lowered kblocks_frac by
     hand)."""
     seed: int = 0

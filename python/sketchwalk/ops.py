@@ -293,11 +293,21 @@ def select_blocks(
     )
 
 
-def _check_dense_rows(op: str, scores: torch.Tensor, dense_rows: torch.Tensor | None) -> None:
+def _check_dense_rows(
+    op: str, scores: torch.Tensor, dense_rows: torch.Tensor | None, in_budget: bool
+) -> None:
     """The fake kernels' check of select_blocks(_varlen)'s dense_rows (csrc/checks/select_blocks.h
-    makes the real one): bool [rows, num_q_blocks] beside scores."""
+    makes the real one): bool [rows, num_q_blocks] beside scores; with dense_rows_in_budget,
+    num_q_blocks x num_kv_blocks within int32."""
     if dense_rows is None:
         return
+    torch._check(
+        not in_budget or scores.shape[1] * scores.shape[2] <= 2**31 - 1,
+        lambda: (
+            f"sketchwalk.{op}: argument 'dense_rows_in_budget' needs num_q_blocks x "
+            f"num_kv_blocks <= 2^31 - 1, got {scores.shape[1]} x {scores.shape[2]}"
+        ),
+    )
     _check_same_device(op, "scores", scores, dense_rows=dense_rows)
     torch._check(
         dense_rows.dtype == torch.bool and tuple(dense_rows.shape) == tuple(scores.shape[:2]),
@@ -327,7 +337,7 @@ def _(
     dense_rows_in_budget=False,
 ):
     _check_rank("select_blocks", "scores", scores, 3)
-    _check_dense_rows("select_blocks", scores, dense_rows)
+    _check_dense_rows("select_blocks", scores, dense_rows, dense_rows_in_budget)
     b, nq, nk = scores.shape
     return (
         scores.new_empty((b, 1, nq, nk), dtype=torch.int32),
@@ -382,7 +392,7 @@ def _(
 ):
     op = "select_blocks_varlen"
     _check_same_device(op, "scores", scores, seq_args=seq_args)
-    _check_dense_rows(op, scores, dense_rows)
+    _check_dense_rows(op, scores, dense_rows, dense_rows_in_budget)
     _check_rank(op, "scores", scores, 3)
     _check_rank(op, "seq_args", seq_args, 2)
     torch._check(
