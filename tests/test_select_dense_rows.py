@@ -153,6 +153,37 @@ def test_varlen_budget_at_intermediate_keeps(device, block, rows):
 
 
 @pytest.mark.parametrize("device", device_params())
+def test_dense_rows_budget_rounds_as_the_reference(device):
+    # Block size 1, 12 tokens, window 1, sink 1: row i has C_i = i - 1 candidates; rows 5 and 8
+    # flagged (F = 11, U = 44). keep' = 0.8 - (1 - 0.8) * (F / U) puts row 6's quantile position
+    # exactly on an order statistic (1.0), where the other rounding order,
+    # 0.8 - ((1 - 0.8) * F) / U, puts it an ulp below; with row 6's candidates 1e6 apart the
+    # threshold then falls below the second one, which the strict > rule keeps: the kernels
+    # must round each step as the reference does (include/sketchwalk/dense_rows_budget.h).
+    tokens, keep, flagged = 12, 0.8, (5, 8)
+    cands = [max(0, i - 1) for i in range(tokens)]
+    f = sum(cands[i] for i in flagged)
+    u = sum(cands) - f
+    ours, other = keep - (1.0 - keep) * (f / u), keep - ((1.0 - keep) * f) / u
+    assert (1.0 - ours) * (cands[6] - 1) == 1.0 != (1.0 - other) * (cands[6] - 1)  # the premise
+    flags = torch.zeros(1, tokens, dtype=torch.bool)
+    flags[0, list(flagged)] = True
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        scores = torch.rand(1, tokens, tokens, generator=g)
+        scores[0, 6, 0] = -1.0  # block 0 (not a candidate) below any threshold
+        scores[0, 6, 1:6] = 1e6 * torch.randperm(5, generator=g).float()
+        args = (tokens, tokens, 1, keep, 1, 1, 0, 0)
+        _, exp_index, exp_count = R.select_blocks(scores, *args, flags, True)
+        th_other = R._row_thresholds(scores.double(), tokens, tokens, 1, [other], 1, 1)
+        row = scores[0, 6, :7].double()
+        kept_other = int((row[:6] > th_other[0, 6]).sum()) + 1  # causal blocks + the window's
+        assert kept_other == int(exp_count[0, 0, 6]) + 1  # the premise: the orders differ
+        index, count = ops().select_blocks(scores.to(device), *args, flags.to(device), True)
+        assert torch.equal(count.cpu(), exp_count) and torch.equal(index.cpu(), exp_index)
+
+
+@pytest.mark.parametrize("device", device_params())
 def test_dense_rows_in_budget_refuses_sums_past_int32(device):
     # 46341 x 46341 blocks (> 2^31 - 1) by a stride-0 expand: no memory, the check only.
     scores = torch.zeros(1, 1, 46341, device=device).expand(1, 46341, 46341)
