@@ -1,7 +1,9 @@
 // nvbench: select_blocks (warp quantile top-k + sink/window/dense-row rules -> block index)
 // on random row-stochastic-like scores [1, N, N] with the prefill config defaults
 // (keep 12.5 %, window 5 %, sinks 2.5 % of the tokens, 4 dense last rows). Bytes = the causal
-// triangle of scores read + the full-width block index and counts written.
+// triangle of scores read + the full-width block index and counts written. DenseRows 1: every
+// eleventh row flagged dense (~3/32, the query-spread rows' share) and paid from the others'
+// budget (dense_rows_in_budget: each ranking row also scans the flags, docs/ops.md op 4).
 #include "bench_utils.cuh"
 #include "launch.h"
 
@@ -37,6 +39,15 @@ void select_blocks(nvbench::state& state) {
   p.exclude_sink_tokens = std::max(1, static_cast<int>(0.025 * tokens));
   p.attend_sink_tokens = window;  // as python/sketchwalk/attention.py passes it
   p.dense_last_q_blocks = 4;
+  DeviceBuffer<uint8_t> flags(n);  // bool-sized 0/1 flags
+  if (state.get_int64("DenseRows") != 0) {
+    std::vector<uint8_t> host(n, 0);
+    for (int i = 1; i < n; i += 11) host[i] = 1;
+    flags.copy_from_host(host);
+    p.dense_rows = reinterpret_cast<const bool*>(flags.get());
+    p.dense_rows_stride = n;
+    p.dense_rows_in_budget = true;
+  }
   check_cuda(run_select_blocks(p, nullptr), "run_select_blocks");
   check_cuda(cudaDeviceSynchronize(), "run_select_blocks sync");
 
@@ -53,6 +64,7 @@ void select_blocks(nvbench::state& state) {
 // N = 128, 512, 2048 blocks: 8K, 32K, 128K tokens at block_size 64.
 NVBENCH_BENCH(select_blocks)
     .set_name("select_blocks")
-    .add_int64_power_of_two_axis("NumBlocks", {7, 9, 11});
+    .add_int64_power_of_two_axis("NumBlocks", {7, 9, 11})
+    .add_int64_axis("DenseRows", {0, 1});
 
 }  // namespace sketchwalk::bench
