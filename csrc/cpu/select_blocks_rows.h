@@ -25,6 +25,19 @@ struct SeqRule {
   int64_t num_queries, num_keys, window_tokens, exclude_sink_tokens, attend_sink_tokens;
 };
 
+// A SeqRule in blocks of b: its query blocks, window blocks wb and excluded sink blocks sb (the
+// candidates of row i are [sb, lim_i - wb]); one derivation for the budget's pre-pass and the
+// rows.
+struct SeqBlocks {
+  int64_t q_blocks, wb, sb;
+};
+
+inline SeqBlocks seq_blocks(const SeqRule& r, int64_t b) {
+  const int64_t kv_blocks = (r.num_keys + b - 1) / b;
+  return {(r.num_queries + b - 1) / b, std::max<int64_t>(1, (r.window_tokens + b - 1) / b),
+          std::min<int64_t>(kv_blocks, std::max<int64_t>(1, (r.exclude_sink_tokens + b - 1) / b))};
+}
+
 struct SelectBlocksCpuArgs {
   const float* scores;  // [rows, nq, nk], last dim contiguous
   int64_t scores_row_stride, scores_qblock_stride;
@@ -71,15 +84,12 @@ void select_blocks_cpu_rows(const SelectBlocksCpuArgs& a, Rule rule, ParallelFor
   std::vector<double> level(static_cast<size_t>(a.rows), 1.0 - a.keep_frac);
   for (int64_t bb = 0; a.dense_rows_in_budget && a.dense_rows != nullptr && bb < a.rows; ++bb) {
     const SeqRule r = rule(bb);
-    const int64_t seq_q_blocks = (r.num_queries + b - 1) / b;
-    const int64_t wb = std::max<int64_t>(1, (r.window_tokens + b - 1) / b);
-    const int64_t sb = std::min<int64_t>((r.num_keys + b - 1) / b,
-                                         std::max<int64_t>(1, (r.exclude_sink_tokens + b - 1) / b));
+    const SeqBlocks s = seq_blocks(r, b);
     int64_t flagged = 0, unflagged = 0;
-    for (int64_t i = 0; i < seq_q_blocks - a.dense_last_q_blocks; ++i) {
+    for (int64_t i = 0; i < s.q_blocks - a.dense_last_q_blocks; ++i) {
       const int64_t c = select_candidate_count(
           static_cast<int>(i), static_cast<int>(r.num_queries), static_cast<int>(r.num_keys),
-          static_cast<int>(b), static_cast<int>(wb), static_cast<int>(sb));
+          static_cast<int>(b), static_cast<int>(s.wb), static_cast<int>(s.sb));
       (a.dense_rows[bb * a.dense_rows_stride + i] ? flagged : unflagged) += c;
     }
     level[bb] = 1.0 - budgeted_keep_frac(a.keep_frac, flagged, unflagged);
@@ -89,13 +99,10 @@ void select_blocks_cpu_rows(const SelectBlocksCpuArgs& a, Rule rule, ParallelFor
     for (int64_t task = begin; task < end; ++task) {
       const int64_t bb = task / nq, i = task % nq;
       const SeqRule r = rule(bb);
-      const int64_t seq_q_blocks = (r.num_queries + b - 1) / b;
-      const int64_t seq_kv_blocks = (r.num_keys + b - 1) / b;
+      const SeqBlocks sq = seq_blocks(r, b);
+      const int64_t seq_q_blocks = sq.q_blocks, wb = sq.wb, sb = sq.sb;
       if (i >= seq_q_blocks) continue;  // stays empty
       const int64_t w = r.window_tokens;
-      const int64_t wb = std::max<int64_t>(1, (w + b - 1) / b);
-      const int64_t sb = std::min<int64_t>(
-          seq_kv_blocks, std::max<int64_t>(1, (r.exclude_sink_tokens + b - 1) / b));
       const int64_t attend_sink_blocks = (r.attend_sink_tokens + b - 1) / b;
       const float* row = a.scores + bb * a.scores_row_stride + i * a.scores_qblock_stride;
       const int64_t lim = causal_limit_block(static_cast<int>(i), static_cast<int>(r.num_queries),
