@@ -211,6 +211,8 @@ METHODS = {
     # ... and in the defaults' own budget: the other rows of each sequence pay for the spread
     # rows (dense_spread_in_budget, the default), at the default kblocks_frac.
     "spread_budget": Method("spread_budget", {"dense_spread_q_frac": SPREAD_FRAC}),
+    # ... and without them, whatever the package's default (the baseline of spread_budget).
+    "default_nospread": Method("default_nospread", {"dense_spread_q_frac": 0.0}),
     # The defaults with kblocks_frac raised to default_spread's density: the same budget spread
     # over every row.
     "default_kb345": Method("default_kb345", {"kblocks_frac": 0.345}),

@@ -676,8 +676,10 @@ def decode_knob(config, name: str, default: float) -> float:
     return _cfg(config, name, default) if value is None else value
 
 
-def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
-    """One sparse layer's prefill (Tq == Tk) per docs/spec.md sections 1-5.
+def layer_prefill(q, k, v, config, signs, coords, walk_prev=None, spread_q=None):
+    """One sparse layer's prefill (Tq == Tk) per docs/spec.md sections 1-5 (and 13: spread_q,
+    default q, are the queries whose spread picks the dense rows; a KV group's selection takes
+    every query head's, not only its own group's).
     Returns dict: out [B,Hq,T,D] float64, A, W (walk), keep, block_index, num_selected, and
     the decode state: window [B,Hq,Wq,m] (token sketches of the last query_window queries,
     oldest first), key_blocks [B,Hkv,Nb,m], transition (= A)."""
@@ -696,7 +698,8 @@ def layer_prefill(q, k, v, config, signs, coords, walk_prev=None):
     flags = None
     if spread_frac > 0:  # section 13: each row's spread blocks keep every causal block
         flags = torch.zeros(q.shape[0], ceil_div(tq, b), dtype=torch.bool)
-        for row, blocks in enumerate(dense_spread_rows(q, spread_frac, dense_last, b)):
+        spread_q = q if spread_q is None else spread_q
+        for row, blocks in enumerate(dense_spread_rows(spread_q, spread_frac, dense_last, b)):
             flags[row, blocks] = True
     kblocks = _cfg(config, "kblocks_frac", 0.125)
     in_budget = _cfg(config, "dense_spread_in_budget", True)

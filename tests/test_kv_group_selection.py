@@ -11,6 +11,7 @@ import torch
 import reference as R
 from conftest import device_params
 from test_pipeline import MIN_MARGIN, _margin
+from test_query_spread_rows import _gap as spread_gap
 from tolerances import assert_within_torch_error
 from utils import (
     B,  # the one block-size constant
@@ -34,17 +35,19 @@ def group_reference(cfg, q, k, v, signs, coords, walks_prev):
             signs,
             coords,
             prev,
+            spread_q=q,  # the dense rows by query spread come from every head (section 13)
         )
         idx.append(r["block_index"])
         cnt.append(r["num_selected"])
         walks.append(r["W"])
         t = q.shape[2]
+        keeps = r["keep_fracs"]  # kblocks_frac, or less where the spread rows take their share
         margin = min(
-            margin,
-            _margin(
-                r["W"].float(), t, t, cfg.kblocks_frac, cfg.window_tokens(t), cfg.sink_tokens(t)
-            ),
+            margin, _margin(r["W"].float(), t, t, keeps, cfg.window_tokens(t), cfg.sink_tokens(t))
         )
+    if cfg.dense_spread_q_frac > 0:  # the rows' choice not within float32 noise of a tie
+        gap = spread_gap(q, cfg.dense_spread_q_frac, cfg.dense_last_q_blocks)
+        margin = min(margin, gap * 1e-3)
     width = max(i.shape[-1] for i in idx)
     idx = [torch.nn.functional.pad(i, (0, width - i.shape[-1]), value=-1) for i in idx]
     return torch.cat(idx, dim=1), torch.cat(cnt, dim=1), walks, margin
