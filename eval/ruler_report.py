@@ -303,44 +303,102 @@ def ppl_markdown(ppl: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict, ppl: dict | None, path: Path) -> None:
-    import matplotlib
+# The second panel's task set: RULER's hard half (eval/quality_sweep.py's "half2"), where most
+# of issue 21's ablations ran alone.
+HARD_HALF = (
+    "niah_multivalue",
+    "niah_multiquery",
+    "vt",
+    "cwe",
+    "fwe",
+    "qa_1",
+    "qa_2",
+)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    panels = 2 if ppl else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.6), squeeze=False)
-    ax = axes[0][0]
-    markers = "osD^v<>pPX*h"
-    dense = next((m for m in result["methods"] if m["config"] is None), None)
-    for i, m in enumerate(result["methods"]):
-        if m is dense or dense is None:
+def task_mean(m: dict, tasks, length) -> float | None:
+    """Method m's mean score over tasks at length, None unless it ran all of them."""
+    scores = [m["ruler"].get(f"{t}@{length}") for t in tasks]
+    return None if any(s is None for s in scores) else sum(scores) / len(scores)
+
+
+def _quality_panel(ax, result: dict, dense: dict, tasks, styles: dict, title: str) -> None:
+    """RULER mean over tasks minus dense's on the same tasks, against the prefill density: one
+    point per length, one line per method (styles: name -> (color, marker))."""
+    for m in result["methods"]:
+        if m is dense:
             continue
         xs, ys, tags = [], [], []
         for L in result["lengths"]:
-            mean, d = m["ruler_mean"].get(str(L)), m["density"].get(str(L), {})
-            ref = dense["ruler_mean"].get(str(L))
+            mean, ref = task_mean(m, tasks, L), task_mean(dense, tasks, L)
+            d = m["density"].get(str(L), {})
             if mean is not None and ref is not None and d.get("prefill") is not None:
                 xs.append(100 * d["prefill"])
                 ys.append(mean - ref)
                 tags.append(f"{L // 1024}K" if L % 1024 == 0 else str(L))
         if xs:
-            ax.plot(xs, ys, marker=markers[i % len(markers)], linestyle=":", label=m["name"])
+            color, marker = styles[m["name"]]
+            ax.plot(xs, ys, marker=marker, color=color, linestyle=":", label=m["name"])
             for x, y, tag in zip(xs, ys, tags):  # which length each point is
                 ax.annotate(tag, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axhline(-1, color="grey", linewidth=0.6, linestyle="--")  # the issue's target
     ax.set_xlabel("prefill density, sparse layers (%)")
     ax.set_ylabel("RULER mean minus dense's (points)")
-    ax.set_title(
-        f"{result['model']}: RULER, one point per length "
-        f"({', '.join(str(L) for L in result['lengths'])}), prefill and decode sparse",
-        fontsize=9,
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
+def plot(result: dict, ppl: dict | None, path: Path) -> None:
+    """All tasks (lengths where a method ran every task), the hard half when some method ran
+    it alone, and perplexity when given: one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dense = next((m for m in result["methods"] if m["config"] is None), None)
+    hard = [t for t in HARD_HALF if t in result["tasks"]]
+    with_hard = (
+        dense is not None
+        and len(hard) == len(HARD_HALF)
+        and any(
+            task_mean(m, hard, L) is not None and str(L) not in m["ruler_mean"]
+            for m in result["methods"]
+            for L in result["lengths"]
+        )
     )
-    ax.legend(fontsize=7)
+    panels = 1 + with_hard + bool(ppl)
+    fig, axes = plt.subplots(1, panels, figsize=(8 * panels, 4.6), squeeze=False)
+    # One (color, marker) per method, the same in every panel: 10 colors, the marker moved on by
+    # one more every 10 methods, so no two of the first 120 look alike.
+    markers, colors = "osD^v<>pPX*h", plt.get_cmap("tab10").colors
+    styles = {
+        m["name"]: (colors[i % 10], markers[(i + i // 10) % len(markers)])
+        for i, m in enumerate(result["methods"])
+    }
+    lengths = ", ".join(str(L) for L in result["lengths"])
+    if dense is not None:
+        _quality_panel(
+            axes[0][0],
+            result,
+            dense,
+            result["tasks"],
+            styles,
+            f"{result['model']}: RULER ({len(result['tasks'])} tasks), one point per length "
+            f"({lengths}), prefill and decode sparse",
+        )
+    if with_hard:
+        _quality_panel(
+            axes[0][1],
+            result,
+            dense,
+            hard,
+            styles,
+            f"{result['model']}: RULER's hard half ({len(hard)} tasks), one point per length",
+        )
     if ppl:
-        ax = axes[0][1]
+        ax = axes[0][panels - 1]
         base = next(m for m in ppl["methods"] if m["kind"] == "dense")["perplexity"]
         for m in ppl["methods"]:
             if m["kind"] == "dense":
