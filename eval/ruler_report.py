@@ -346,7 +346,8 @@ def _quality_panel(ax, result: dict, dense: dict, tasks, styles: dict, title: st
     ax.set_xlabel("prefill density, sparse layers (%)")
     ax.set_ylabel("RULER mean minus dense's (points)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if any(not line.get_label().startswith("_") for line in ax.get_lines()):
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
 
 def plot(result: dict, ppl: dict | None, path: Path) -> None:

@@ -186,6 +186,40 @@ def test_merge_joins_methods_and_lengths_and_means_only_complete_lengths(tmp_pat
     assert p20["density_per_layer"]["8192"]["rows"] == 40
 
 
+def test_task_mean_needs_every_task_and_the_plot_adds_a_hard_half_panel(tmp_path, monkeypatch):
+    """task_mean averages the tasks asked for only where all ran; the plot's hard-half panel
+    appears when a method ran the hard half alone, and then holds that method's line."""
+    half2 = list(report.HARD_HALF)
+    every = ["niah_single_1", *half2]
+    dense_scores = {f"{t}@8192": 90.0 for t in every}
+    spread_scores = {f"{t}@8192": 80.0 + i for i, t in enumerate(half2)}
+    files = []
+    for name, config, scores, tasks in (
+        ("dense", None, dense_scores, every),
+        ("spread", {}, spread_scores, half2),
+    ):
+        files.append(tmp_path / f"{name}.json")
+        density = {"8192": {"prefill": 1.0 if config is None else 0.35, "decode": 1.0}}
+        files[-1].write_text(json.dumps(_run([_rec(name, config, scores, density)], [8192], tasks)))
+    merged = report.merge(files)
+    dense, spread = merged["methods"]
+    assert report.task_mean(spread, half2, 8192) == pytest.approx(83.0)
+    assert report.task_mean(spread, every, 8192) is None  # niah_single_1 not run
+    assert report.task_mean(dense, half2, 4096) is None  # no such length
+    assert spread["ruler_mean"] == {}  # not every task: no point in the 13-task panel
+    plt = pytest.importorskip("matplotlib.pyplot")  # (eval's own dependency, not the package's)
+    shown = {}
+    monkeypatch.setattr(plt, "close", lambda fig: shown.update(axes=fig.axes))
+    report.plot(merged, None, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").exists()
+    labels = [[line.get_label() for line in ax.get_lines()] for ax in shown["axes"]]
+    assert len(labels) == 2 and "spread" not in labels[0] and "spread" in labels[1]
+    ys = next(
+        line.get_ydata() for line in shown["axes"][1].get_lines() if line.get_label() == "spread"
+    )
+    assert list(ys) == [pytest.approx(83.0 - 90.0)]
+
+
 def test_paired_differences_match_by_sample_and_name_unknown_methods():
     def method(name, scores):  # scores per key: one per sample index
         return dict(name=name, answers={k: [{"score": x} for x in v] for k, v in scores.items()})
