@@ -29,15 +29,20 @@ void compute_query_spread_rows(const QuerySpreadParams& p, ParallelFor&& paralle
                       (row.start + t0) * p.q_token_stride;
       double total = 0.0;
       for (int64_t h = 0; h < p.heads; ++h) {
+        // Row by row (contiguous along head_dim), the column sums in a local array (head_dim <=
+        // kMaxSpreadHeadDim: checks/query_spread_rows.h rejects more, validate or not).
+        double col[kMaxSpreadHeadDim] = {};
         double sq = 0.0, mean_norm = 0.0;
-        for (int64_t d = 0; d < p.head_dim; ++d) {
-          double col = 0.0;
-          for (int64_t t = 0; t < n; ++t) {
-            const double x = static_cast<float>(base[h * p.q_head_stride + t * p.q_token_stride + d]);
-            col += x;
+        for (int64_t t = 0; t < n; ++t) {
+          const E* x_row = base + h * p.q_head_stride + t * p.q_token_stride;
+          for (int64_t d = 0; d < p.head_dim; ++d) {
+            const double x = static_cast<float>(x_row[d]);
+            col[d] += x;
             sq += x * x;
           }
-          const double m = col / static_cast<double>(n);
+        }
+        for (int64_t d = 0; d < p.head_dim; ++d) {
+          const double m = col[d] / static_cast<double>(n);
           mean_norm += m * m;
         }
         total += head_spread(sq / static_cast<double>(n), mean_norm);
