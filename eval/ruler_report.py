@@ -303,8 +303,9 @@ def ppl_markdown(ppl: dict) -> str:
     return "\n".join(lines)
 
 
-# The second panel's task set: RULER's hard half (eval/quality_sweep.py's "half2"), where most
-# of issue 21's ablations ran alone.
+# The second panel's task set: RULER's hard half, where most of issue 21's ablations ran alone.
+# eval/quality_sweep.py's "half2" (this module does not import it: it needs no torch);
+# tests/test_eval_report.py checks the two agree.
 HARD_HALF = (
     "niah_multivalue",
     "niah_multiquery",

@@ -190,6 +190,8 @@ def test_task_mean_needs_every_task_and_the_plot_adds_a_hard_half_panel(tmp_path
     """task_mean averages the tasks asked for only where all ran; the plot's hard-half panel
     appears when a method ran the hard half alone, and then holds that method's line."""
     half2 = list(report.HARD_HALF)
+    # ruler_report stays free of torch: its copy of the hard half must be quality_sweep's half2.
+    assert half2 == dq.eq.RULER_TASK_SETS["half2"]
     every = ["niah_single_1", *half2]
     dense_scores = {f"{t}@8192": 90.0 for t in every}
     spread_scores = {f"{t}@8192": 80.0 + i for i, t in enumerate(half2)}
