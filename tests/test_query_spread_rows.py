@@ -73,6 +73,21 @@ def test_matches_the_reference(device, dtype, tokens, dim, frac, dense_last):
 
 
 @pytest.mark.parametrize("device", device_params())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("heads,tokens,dim", [(11, 700, 128), (33, 400, 64), (8, 400, 32)])
+def test_many_heads_match_the_reference(device, dtype, heads, tokens, dim):
+    """More heads than a CTA has warps (the CUDA kernel's warp w takes heads w, w + 8, ...), a
+    count that is no multiple of 8, and exactly 8."""
+    for seed in range(20):
+        q = _random_q(2, heads, tokens, dim, dtype, device, seed)
+        if _gap(q, 0.25, 2) > 1e-4:
+            break
+    want = R.dense_spread_rows(q.cpu(), 0.25, 2, B)
+    assert any(want)  # the case picks rows
+    assert _rows(ops().query_spread_rows(q, B, 0.25, 2)) == want
+
+
+@pytest.mark.parametrize("device", device_params())
 def test_planted_and_degenerate_blocks(device):
     q = torch.ones(1, 2, 640, 64, device=device)  # every row its block's mean: spread 0
     q[0, :, 5 * B : 5 * B + 8] *= -3  # block 5's rows point two ways
