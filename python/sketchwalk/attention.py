@@ -416,10 +416,8 @@ def _select_prefill(
     args = SelectionArgs.prefill(cfg, num_keys, layer_idx)
     dense = None
     if q is not None and cfg.dense_spread_q_frac > 0 and num_keys == num_tokens:
-        # [B, Nq] -> one row per index head (walk's rows: batch-major, then KV head).
-        dense = query_spread.dense_prefill_rows(q, cfg)
-        if cfg.prefill_selection == "kv_group" and num_kv_heads > 1:  # (no copy for one head)
-            dense = dense.repeat_interleave(num_kv_heads, dim=0)
+        heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
+        dense = query_spread.per_index_head(query_spread.dense_prefill_rows(q, cfg), heads)
     block_index, num_selected = ops.select_blocks(
         walk,
         *args.select_blocks_args(num_tokens, num_keys, cfg.block_size),

@@ -48,3 +48,9 @@ def dense_varlen_rows(q: torch.Tensor, plan) -> torch.Tensor:
         prefill_q_blocks,
         validate=False,
     )
+
+
+def per_index_head(dense: torch.Tensor, index_heads: int) -> torch.Tensor:
+    """dense [rows, Nq] as the selection's rows: each row repeated for its index heads
+    (batch-major, then KV head, as the walk's rows); the same tensor, no copy, for one."""
+    return dense if index_heads == 1 else dense.repeat_interleave(index_heads, dim=0)

@@ -269,9 +269,7 @@ def select_varlen_blocks(
     heads = num_kv_heads if cfg.prefill_selection == "kv_group" else 1
     dense = None
     if cfg.dense_spread_q_frac > 0 and "prefill" in plan.phases():  # section 13
-        dense = query_spread.dense_varlen_rows(q, plan)
-        if heads > 1:  # one row per index head (no copy for one)
-            dense = dense.repeat_interleave(heads, dim=0)
+        dense = query_spread.per_index_head(query_spread.dense_varlen_rows(q, plan), heads)
     index, count = ops.select_blocks_varlen(
         walk[:, : plan.num_q_blocks],
         seq_args,
